@@ -1,0 +1,68 @@
+package v1alpha1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Defaults the CRD applies through its schema, repeated here for manifests
+// that never passed through an API server (`userve serve --config` by hand).
+// TestDefaultsMatchCRD keeps the two in step.
+const (
+	DefaultMinAppLimit    = 20
+	DefaultMinAppMaxLimit = 1000
+	DefaultPlusLimit      = 20
+	DefaultPlusMaxLimit   = 50
+	DefaultTokenTTL       = time.Hour
+	DefaultRefreshTTL     = 14 * 24 * time.Hour
+	DefaultCodeTTL        = 5 * time.Minute
+	DefaultSMTPPort       = 587
+)
+
+// SetDefaults fills in every unset field the CRD schema would default.
+func SetDefaults(us *UserService) {
+	s := &us.Spec
+	if s.DeletionPolicy == "" {
+		s.DeletionPolicy = DeletionPolicyRetain
+	}
+	m := &s.API.MinApp
+	m.Enabled = defaultBool(m.Enabled, true)
+	m.DefaultLimit = defaultInt32(m.DefaultLimit, DefaultMinAppLimit)
+	m.MaxLimit = defaultInt32(m.MaxLimit, DefaultMinAppMaxLimit)
+	p := &s.API.Plus
+	p.Enabled = defaultBool(p.Enabled, true)
+	p.DefaultLimit = defaultInt32(p.DefaultLimit, DefaultPlusLimit)
+	p.MaxLimit = defaultInt32(p.MaxLimit, DefaultPlusMaxLimit)
+	p.TokenTTL = defaultDuration(p.TokenTTL, DefaultTokenTTL)
+	p.RefreshTTL = defaultDuration(p.RefreshTTL, DefaultRefreshTTL)
+	v := &s.Verification
+	v.CodeTTL = defaultDuration(v.CodeTTL, DefaultCodeTTL)
+	if v.Mail != nil && v.Mail.SMTP != nil {
+		v.Mail.SMTP.Port = defaultInt32(v.Mail.SMTP.Port, DefaultSMTPPort)
+	}
+}
+
+// Enabled reports a defaulted *bool.
+func Enabled(b *bool) bool { return b == nil || *b }
+
+func defaultBool(b *bool, def bool) *bool {
+	if b == nil {
+		return &def
+	}
+	return b
+}
+
+func defaultInt32(v, def int32) int32 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func defaultDuration(d *metav1.Duration, def time.Duration) *metav1.Duration {
+	if d == nil || d.Duration == 0 {
+		return &metav1.Duration{Duration: def}
+	}
+	return d
+}

@@ -1,0 +1,441 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// UserServiceSpec declares one tenant's user service.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.replicas) && has(self.autoscaling))",message="spec.replicas and spec.autoscaling are mutually exclusive: remove replicas while autoscaling is on"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.mongo) || !has(oldSelf.mongo.database) || (has(self.mongo) && has(self.mongo.database) && self.mongo.database == oldSelf.mongo.database)",message="spec.mongo.database is immutable once set"
+type UserServiceSpec struct {
+	// Replicas of the tenant server. Unset means 1, or the autoscaler's
+	// choice when autoscaling is on (the two may not be set together).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Image of the tenant server; defaults to the operator's --server-image.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Suspend scales the tenant to zero pods and keeps its data.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// Mongo says where the tenant's database lives.
+	// +kubebuilder:default={}
+	// +optional
+	Mongo MongoSpec `json:"mongo,omitempty"`
+
+	// DeletionPolicy says what happens to the tenant database when the
+	// UserService is deleted: Retain keeps it, Delete drops it.
+	// +kubebuilder:validation:Enum=Retain;Delete
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// API configures the two REST dialects.
+	// +kubebuilder:default={}
+	// +optional
+	API APISpec `json:"api,omitempty"`
+
+	// AdminTokensSecretRef names a Secret key holding the management API's
+	// bearer tokens, comma-separated. Unset: the operator generates one token
+	// into the tenant's credentials Secret and keeps it.
+	// +optional
+	AdminTokensSecretRef *SecretKeyRef `json:"adminTokensSecretRef,omitempty"`
+
+	// Profile declares the tenant's custom profile fields.
+	// +optional
+	Profile ProfileSpec `json:"profile,omitempty"`
+
+	// Verification configures one-time codes and how they are delivered.
+	// +kubebuilder:default={}
+	// +optional
+	Verification VerificationSpec `json:"verification,omitempty"`
+
+	// Ingress exposes the tenant on a host name.
+	// +optional
+	Ingress *IngressSpec `json:"ingress,omitempty"`
+
+	// Autoscaling adds a HorizontalPodAutoscaler on CPU.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// Resources of the tenant server container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// PodTemplate holds scheduling settings copied into the tenant pods.
+	// +optional
+	PodTemplate PodTemplateSpec `json:"podTemplate,omitempty"`
+
+	// NetworkPolicy restricts ingress to the tenant pods to their HTTP port.
+	// +optional
+	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
+
+	// PodDisruptionBudget adds a PDB for the tenant pods.
+	// +optional
+	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+}
+
+// DeletionPolicy is Retain or Delete.
+type DeletionPolicy string
+
+const (
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// SecretKeyRef names one key of a Secret in the UserService's namespace.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// MongoSpec locates the tenant database.
+type MongoSpec struct {
+	// URISecretRef names the Secret key holding the MongoDB URI. Unset: the
+	// operator's --default-mongo-uri-secret.
+	// +optional
+	URISecretRef *SecretKeyRef `json:"uriSecretRef,omitempty"`
+
+	// Database name. Unset: "<namespace>_<name>". Immutable once set.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Database string `json:"database,omitempty"`
+}
+
+// APISpec configures the dialects.
+type APISpec struct {
+	// MinApp is the management dialect (MinApp's user module).
+	// +kubebuilder:default={}
+	// +optional
+	MinApp MinAppAPISpec `json:"minapp,omitempty"`
+
+	// Plus is the end-user dialect (ThinkSNS Plus v2 users).
+	// +kubebuilder:default={}
+	// +optional
+	Plus PlusAPISpec `json:"plus,omitempty"`
+}
+
+// MinAppAPISpec configures the management dialect.
+// +kubebuilder:validation:XValidation:rule="self.defaultLimit <= self.maxLimit",message="api.minapp.defaultLimit must not exceed maxLimit"
+type MinAppAPISpec struct {
+	// Enabled serves the management routes.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// DefaultLimit is the page size when a list names no limit.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=20
+	// +optional
+	DefaultLimit int32 `json:"defaultLimit,omitempty"`
+	// MaxLimit clamps the page size.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=1000
+	// +optional
+	MaxLimit int32 `json:"maxLimit,omitempty"`
+}
+
+// PlusAPISpec configures the end-user dialect.
+// +kubebuilder:validation:XValidation:rule="self.defaultLimit <= self.maxLimit",message="api.plus.defaultLimit must not exceed maxLimit"
+type PlusAPISpec struct {
+	// Enabled serves the /api/v2 routes.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+	// DefaultLimit is the page size when a list names no limit.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=50
+	// +kubebuilder:default=20
+	// +optional
+	DefaultLimit int32 `json:"defaultLimit,omitempty"`
+	// MaxLimit is the largest page a list accepts.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=50
+	// +kubebuilder:default=50
+	// +optional
+	MaxLimit int32 `json:"maxLimit,omitempty"`
+	// TokenTTL is the lifetime of an access token.
+	// +kubebuilder:default="1h"
+	// +optional
+	TokenTTL *metav1.Duration `json:"tokenTTL,omitempty"`
+	// RefreshTTL is how long after issue a token may still be refreshed.
+	// +kubebuilder:default="336h"
+	// +optional
+	RefreshTTL *metav1.Duration `json:"refreshTTL,omitempty"`
+}
+
+// ProfileSpec declares custom profile fields.
+type ProfileSpec struct {
+	// CustomFields are the tenant's own profile fields, served at the top
+	// level of the management profile object.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:XValidation:rule="self.all(f, self.exists_one(g, g.name == f.name))",message="profile.customFields names must be unique"
+	// +optional
+	CustomFields []CustomField `json:"customFields,omitempty"`
+}
+
+// CustomFieldType is the JSON type a custom field holds.
+// +kubebuilder:validation:Enum=string;integer;number;boolean;array;object;date
+type CustomFieldType string
+
+const (
+	FieldString  CustomFieldType = "string"
+	FieldInteger CustomFieldType = "integer"
+	FieldNumber  CustomFieldType = "number"
+	FieldBoolean CustomFieldType = "boolean"
+	FieldArray   CustomFieldType = "array"
+	FieldObject  CustomFieldType = "object"
+	// FieldDate holds an RFC 3339 timestamp string.
+	FieldDate CustomFieldType = "date"
+)
+
+// BuiltinProfileFields are the management profile's own keys; no custom
+// field may take one of these names. Keep in step with the CEL rule below.
+var BuiltinProfileFields = []string{
+	"id", "user_id", "nickname", "avatar", "gender", "city", "province", "country",
+	"language", "openid", "unionid", "user_group", "created_at", "updated_at",
+}
+
+// CustomField is one custom profile field.
+type CustomField struct {
+	// Name of the field: lower case letters, digits and underscores,
+	// starting with a letter, and not a built-in profile field.
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9_]*$`
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="!(self in ['id','user_id','nickname','avatar','gender','city','province','country','language','openid','unionid','user_group','created_at','updated_at'])",message="custom field name collides with a built-in profile field"
+	Name string `json:"name"`
+	// Type of the field's values.
+	Type CustomFieldType `json:"type"`
+	// MaxLength bounds a string's length in characters, or an array's items.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxLength *int32 `json:"maxLength,omitempty"`
+	// Required fields must be given when a user is created.
+	// +optional
+	Required bool `json:"required,omitempty"`
+}
+
+// VerificationSpec configures one-time codes.
+type VerificationSpec struct {
+	// CodeTTL is how long a code stays valid.
+	// +kubebuilder:default="5m"
+	// +optional
+	CodeTTL *metav1.Duration `json:"codeTTL,omitempty"`
+	// SMS delivers codes for phone numbers. Unset: codes are logged.
+	// +optional
+	SMS *SMSSpec `json:"sms,omitempty"`
+	// Mail delivers codes for e-mail addresses. Unset: codes are logged.
+	// +optional
+	Mail *MailSpec `json:"mail,omitempty"`
+}
+
+// SMSSpec delivers phone codes.
+type SMSSpec struct {
+	// Webhook receives a JSON POST per code, signed with HMAC-SHA256.
+	Webhook *WebhookSpec `json:"webhook,omitempty"`
+}
+
+// WebhookSpec is an HTTP endpoint that relays codes.
+type WebhookSpec struct {
+	// URL to POST to.
+	// +kubebuilder:validation:Pattern=`^https?://`
+	// +kubebuilder:validation:MaxLength=2048
+	URL string `json:"url"`
+	// SecretRef names the HMAC key; its value reaches the server as
+	// USERVE_WEBHOOK_SECRET.
+	// +optional
+	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
+}
+
+// MailSpec delivers e-mail codes.
+type MailSpec struct {
+	// SMTP server to send through.
+	SMTP *SMTPSpec `json:"smtp,omitempty"`
+}
+
+// SMTPSpec is a mail relay.
+type SMTPSpec struct {
+	// Host of the SMTP server.
+	// +kubebuilder:validation:MinLength=1
+	Host string `json:"host"`
+	// Port of the SMTP server.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default=587
+	// +optional
+	Port int32 `json:"port,omitempty"`
+	// From is the sender address.
+	// +kubebuilder:validation:MinLength=3
+	From string `json:"from"`
+	// Username for SMTP AUTH; unset sends without authentication.
+	// +optional
+	Username string `json:"username,omitempty"`
+	// PasswordSecretRef names the SMTP password; its value reaches the server
+	// as USERVE_SMTP_PASSWORD.
+	// +optional
+	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
+}
+
+// IngressSpec exposes the tenant.
+type IngressSpec struct {
+	// Host name routed to the tenant.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+	// ClassName of the ingress controller.
+	// +optional
+	ClassName *string `json:"className,omitempty"`
+	// TLSSecretName turns on TLS with this certificate Secret.
+	// +optional
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+}
+
+// AutoscalingSpec configures a HorizontalPodAutoscaler.
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must not exceed maxReplicas"
+type AutoscalingSpec struct {
+	// MinReplicas is the autoscaler's floor.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:default=1
+	// +optional
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+	// MaxReplicas is the autoscaler's ceiling.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	MaxReplicas int32 `json:"maxReplicas"`
+	// TargetCPUUtilizationPercentage is the average CPU use to aim for.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=80
+	// +optional
+	TargetCPUUtilizationPercentage *int32 `json:"targetCPUUtilizationPercentage,omitempty"`
+}
+
+// PodTemplateSpec holds the scheduling settings of tenant pods.
+type PodTemplateSpec struct {
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// +optional
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+}
+
+// NetworkPolicySpec switches the tenant NetworkPolicy.
+type NetworkPolicySpec struct {
+	// Enabled adds a NetworkPolicy admitting only the HTTP port.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+}
+
+// PodDisruptionBudgetSpec configures a PDB.
+type PodDisruptionBudgetSpec struct {
+	// MinAvailable pods during voluntary disruptions.
+	// +kubebuilder:default=1
+	// +optional
+	MinAvailable *intstr.IntOrString `json:"minAvailable,omitempty"`
+}
+
+// UserServiceStatus is what the operator observed.
+type UserServiceStatus struct {
+	// Phase summarizes the conditions: Pending, Ready, Degraded, Suspended
+	// or Deleting.
+	// +optional
+	Phase string `json:"phase,omitempty"`
+	// Conditions: Ready, Progressing, Degraded and DatabaseReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ObservedGeneration is the generation last reconciled successfully.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Replicas is the number of tenant pods.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// ReadyReplicas is the number of ready tenant pods.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// Selector of the tenant pods, for the scale subresource.
+	// +optional
+	Selector string `json:"selector,omitempty"`
+	// Endpoint is the tenant's base URL inside the cluster (or its ingress).
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+	// Database is the MongoDB database name in use.
+	// +optional
+	Database string `json:"database,omitempty"`
+	// CredentialsSecret names the Secret holding admin tokens and JWT key.
+	// +optional
+	CredentialsSecret string `json:"credentialsSecret,omitempty"`
+}
+
+// Phases.
+const (
+	PhasePending   = "Pending"
+	PhaseReady     = "Ready"
+	PhaseDegraded  = "Degraded"
+	PhaseSuspended = "Suspended"
+	PhaseDeleting  = "Deleting"
+)
+
+// Condition types.
+const (
+	ConditionReady         = "Ready"
+	ConditionProgressing   = "Progressing"
+	ConditionDegraded      = "Degraded"
+	ConditionDatabaseReady = "DatabaseReady"
+)
+
+// UserService is one tenant's user service.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.replicas,selectorpath=.status.selector
+// +kubebuilder:resource:shortName=usvc,categories=userve
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type UserService struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec UserServiceSpec `json:"spec,omitempty"`
+	// +optional
+	Status UserServiceStatus `json:"status,omitempty"`
+}
+
+// UserServiceList is a list of UserServices.
+//
+// +kubebuilder:object:root=true
+type UserServiceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []UserService `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&UserService{}, &UserServiceList{})
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Builds the named tools into a per-version cache outside the clone and links
+# them into bin/. A tool whose cache entry exists is only re-linked, so a fresh
+# clone on a warm machine pays nothing and only a new machine builds cold.
+#
+#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb controller-gen helm]
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tools="$root/hack/tools"
+bin="$root/bin"
+cache=${USERVE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/userve/tools}
+
+CONTROLLER_GEN_VERSION=v0.23.0
+HELM_VERSION=v3.22.0
+
+mkdir -p "$bin" "$cache"
+export CGO_ENABLED=0 GOFLAGS=-trimpath
+
+say() { printf '[tools] %s\n' "$*" >&2; }
+
+# key names a build by what goes into it: the Go toolchain plus the given text
+# (a version, or the hash of a tools module's sources).
+key() { printf '%s %s' "$(go env GOVERSION)" "$*" | sha256sum | cut -c1-16; }
+
+module_hash() { (cd "$tools/$1" && cat go.mod go.sum ./*.go 2>/dev/null | sha256sum | cut -c1-16); }
+
+# link NAME DIR: point bin/NAME at DIR/NAME, reporting only a change.
+link() {
+	local name=$1 dir=$2
+	if [ "$(readlink "$bin/$name" 2>/dev/null)" != "$dir/$name" ]; then
+		ln -sfn "$dir/$name" "$bin/$name"
+		say "$name -> bin/$name"
+	fi
+}
+
+# build NAME KEY CMD...: run CMD with $out set to a fresh cache dir unless the
+# entry is already there; then link it.
+build() {
+	local name=$1 k=$2; shift 2
+	local dir="$cache/$name-$k"
+	if [ ! -x "$dir/$name" ]; then
+		local started=$SECONDS
+		say "building $name (cold build; this can take minutes)..."
+		rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+		out="$dir.tmp" "$@"
+		rm -rf "$dir" && mv "$dir.tmp" "$dir"
+		say "built $name in $((SECONDS - started))s"
+	fi
+	link "$name" "$dir"
+}
+
+kube_version() { (cd "$tools/kubernetes" && go list -m -f '{{.Version}}' k8s.io/kubernetes); }
+
+build_kube() { # $1: the cmd under k8s.io/kubernetes
+	local v minor
+	v=$(kube_version)
+	minor=$(echo "$v" | cut -d. -f2)
+	(cd "$tools/kubernetes" && go build -ldflags "-s -w \
+		-X k8s.io/component-base/version.gitVersion=$v \
+		-X k8s.io/component-base/version.gitMajor=1 \
+		-X k8s.io/component-base/version.gitMinor=$minor \
+		-X k8s.io/component-base/version.gitTreeState=clean" \
+		-o "$out/$1" "k8s.io/kubernetes/cmd/$1")
+}
+
+build_module() { # $1: a tools module whose main package is its root
+	(cd "$tools/$1" && go build -ldflags "-s -w" -o "$out/$1" .)
+}
+
+go_install() { # $1: package@version
+	GOBIN="$out" go install -ldflags "-s -w" "$1"
+}
+
+install_tool() {
+	case $1 in
+	kube-apiserver | kubectl) build "$1" "$(key "$1" "$(module_hash kubernetes)")" build_kube "$1" ;;
+	etcd | ferretdb) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
+	controller-gen) build "$1" "$(key "$1" $CONTROLLER_GEN_VERSION)" go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" ;;
+	helm) build "$1" "$(key "$1" $HELM_VERSION)" go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
+	*) say "unknown tool: $1" && exit 2 ;;
+	esac
+}
+
+for t in "${@:-etcd ferretdb controller-gen kube-apiserver kubectl helm}"; do
+	for name in $t; do install_tool "$name"; done
+done

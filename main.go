@@ -1,0 +1,57 @@
+// Command userve is both the operator and the tenant server, in one binary and
+// one image:
+//
+//	userve operator   the manager that reconciles UserServices
+//	userve serve      one tenant's user service
+//	userve dev        the local sandbox (make dev)
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// Set with -ldflags "-X main.version=...".
+var version = "dev"
+
+var commands = []struct {
+	name, summary string
+	run           func(args []string) int
+}{
+	{"operator", "run the manager that reconciles UserServices", runOperator},
+	{"serve", "serve one tenant's user API", runServe},
+	{"dev", "run the local sandbox: control plane, operator, FerretDB and tenants", runDev},
+}
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if len(args) == 0 {
+		usage(os.Stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		usage(os.Stdout)
+		return 0
+	case "version", "--version":
+		fmt.Println(version)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(args[1:])
+		}
+	}
+	fmt.Fprintf(os.Stderr, "userve: unknown command %q\n", args[0])
+	usage(os.Stderr)
+	return 2
+}
+
+func usage(w *os.File) {
+	fmt.Fprintln(w, "usage: userve <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'userve <command> --help' for a command's flags.")
+}
