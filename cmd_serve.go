@@ -1,19 +1,86 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server"
+	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/store"
 )
 
+// runServe is `userve serve`: one tenant's server.
 func runServe(args []string) int {
+	return serve(args, os.Getenv, os.Stderr)
+}
+
+// serve parses flags and configuration and runs the server until SIGTERM
+// or SIGINT. A configuration problem is one line on stderr and exit code 1.
+func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("userve serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "UserService manifest (YAML or JSON) to serve")
+	listen := fs.String("listen", ":8080", "address to listen on")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: userve serve --config FILE [--listen ADDR]\n\nenvironment: %s (required), %s, %s, %s, %s, %s\n\nflags:\n",
+			config.EnvMongoURI, config.EnvMongoDatabase, config.EnvAdminTokens, config.EnvJWTKey,
+			config.EnvWebhookSecret, config.EnvSMTPPassword)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	fmt.Fprintln(os.Stderr, "userve serve: not built yet")
-	return 1
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "userve serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "userve serve: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	cfg, err := config.Load(*configPath, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "userve serve: %v\n", err)
+		return 1
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})).
+		With("tenant", cfg.Issuer)
+	slog.SetDefault(log)
+
+	var customIndexed []string
+	for _, f := range cfg.Spec().Profile.CustomFields {
+		if f.Type != v1alpha1.FieldObject {
+			customIndexed = append(customIndexed, f.Name)
+		}
+	}
+	// Connect is lazy: the server starts, answers /healthz and fails /readyz
+	// until MongoDB is reachable and the indexes exist.
+	st, err := store.Connect(cfg.MongoURI, cfg.Database,
+		store.WithLogger(log), store.WithCustomFieldIndexes(customIndexed...))
+	if err != nil {
+		fmt.Fprintf(stderr, "userve serve: %v\n", err)
+		return 1
+	}
+	defer func() { _ = st.Close(context.Background()) }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := server.New(cfg, st, server.Options{Logger: log}).Run(ctx, *listen); err != nil {
+		fmt.Fprintf(stderr, "userve serve: %v\n", err)
+		return 1
+	}
+	return 0
 }

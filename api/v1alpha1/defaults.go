@@ -4,6 +4,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Defaults the CRD applies through its schema, repeated here for manifests
@@ -18,6 +19,10 @@ const (
 	DefaultRefreshTTL     = 14 * 24 * time.Hour
 	DefaultCodeTTL        = 5 * time.Minute
 	DefaultSMTPPort       = 587
+
+	DefaultAutoscalingMinReplicas = 1
+	DefaultTargetCPUUtilization   = 80
+	DefaultPDBMinAvailable        = 1
 )
 
 // SetDefaults fills in every unset field the CRD schema would default.
@@ -41,7 +46,21 @@ func SetDefaults(us *UserService) {
 	if v.Mail != nil && v.Mail.SMTP != nil {
 		v.Mail.SMTP.Port = defaultInt32(v.Mail.SMTP.Port, DefaultSMTPPort)
 	}
+	if a := s.Autoscaling; a != nil {
+		if a.MinReplicas == nil {
+			a.MinReplicas = ptrTo(int32(DefaultAutoscalingMinReplicas))
+		}
+		if a.TargetCPUUtilizationPercentage == nil {
+			a.TargetCPUUtilizationPercentage = ptrTo(int32(DefaultTargetCPUUtilization))
+		}
+	}
+	if pdb := s.PodDisruptionBudget; pdb != nil && pdb.MinAvailable == nil {
+		v := intstr.FromInt32(DefaultPDBMinAvailable)
+		pdb.MinAvailable = &v
+	}
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 // Enabled reports a defaulted *bool.
 func Enabled(b *bool) bool { return b == nil || *b }

@@ -6,13 +6,16 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// UserServiceSpec declares one tenant's user service.
+// UserServiceSpec declares one tenant's user service. The tenant server reads
+// api, profile and verification; everything else tells the operator how to run
+// it.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.replicas) && has(self.autoscaling))",message="spec.replicas and spec.autoscaling are mutually exclusive: remove replicas while autoscaling is on"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.mongo) || !has(oldSelf.mongo.database) || (has(self.mongo) && has(self.mongo.database) && self.mongo.database == oldSelf.mongo.database)",message="spec.mongo.database is immutable once set"
 type UserServiceSpec struct {
 	// Replicas of the tenant server. Unset means 1, or the autoscaler's
 	// choice when autoscaling is on (the two may not be set together).
+	// `kubectl scale usvc/NAME --replicas=N` sets this field.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	// +optional
@@ -23,7 +26,8 @@ type UserServiceSpec struct {
 	// +optional
 	Image string `json:"image,omitempty"`
 
-	// Suspend scales the tenant to zero pods and keeps its data.
+	// Suspend scales the tenant to zero pods (and removes its autoscaler);
+	// its database, Service and credentials are kept.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
@@ -46,7 +50,8 @@ type UserServiceSpec struct {
 
 	// AdminTokensSecretRef names a Secret key holding the management API's
 	// bearer tokens, comma-separated. Unset: the operator generates one token
-	// into the tenant's credentials Secret and keeps it.
+	// into the tenant's credentials Secret (status.credentialsSecret, key
+	// admin-tokens) and keeps it.
 	// +optional
 	AdminTokensSecretRef *SecretKeyRef `json:"adminTokensSecretRef,omitempty"`
 
@@ -59,11 +64,14 @@ type UserServiceSpec struct {
 	// +optional
 	Verification VerificationSpec `json:"verification,omitempty"`
 
-	// Ingress exposes the tenant on a host name.
+	// Ingress exposes the tenant on a host name; status.endpoint then shows
+	// its URL. Unset: no Ingress, the tenant is reachable in the cluster only.
 	// +optional
 	Ingress *IngressSpec `json:"ingress,omitempty"`
 
-	// Autoscaling adds a HorizontalPodAutoscaler on CPU.
+	// Autoscaling adds a HorizontalPodAutoscaler on CPU. While it is set the
+	// operator leaves the Deployment's replicas to the autoscaler, and
+	// spec.replicas must be unset.
 	// +optional
 	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
 
@@ -79,7 +87,7 @@ type UserServiceSpec struct {
 	// +optional
 	NetworkPolicy NetworkPolicySpec `json:"networkPolicy,omitempty"`
 
-	// PodDisruptionBudget adds a PDB for the tenant pods.
+	// PodDisruptionBudget adds a PodDisruptionBudget for the tenant pods.
 	// +optional
 	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
 }
@@ -111,7 +119,9 @@ type MongoSpec struct {
 	// +optional
 	URISecretRef *SecretKeyRef `json:"uriSecretRef,omitempty"`
 
-	// Database name. Unset: "<namespace>_<name>". Immutable once set.
+	// Database name. Unset: "<namespace>_<name>" (which must then fit in 63
+	// characters). Immutable once set: the operator never moves a tenant to
+	// another database.
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	// +kubebuilder:validation:MaxLength=63
 	// +optional
@@ -214,9 +224,12 @@ var BuiltinProfileFields = []string{
 }
 
 // CustomField is one custom profile field.
+// +kubebuilder:validation:XValidation:rule="!has(self.maxLength) || self.type == 'string' || self.type == 'array'",message="maxLength applies only to string and array custom fields"
 type CustomField struct {
 	// Name of the field: lower case letters, digits and underscores,
-	// starting with a letter, and not a built-in profile field.
+	// starting with a letter, and not a built-in profile field (id, user_id,
+	// nickname, avatar, gender, city, province, country, language, openid,
+	// unionid, user_group, created_at, updated_at).
 	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9_]*$`
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="!(self in ['id','user_id','nickname','avatar','gender','city','province','country','language','openid','unionid','user_group','created_at','updated_at'])",message="custom field name collides with a built-in profile field"
@@ -295,14 +308,17 @@ type SMTPSpec struct {
 
 // IngressSpec exposes the tenant.
 type IngressSpec struct {
-	// Host name routed to the tenant.
+	// Host name routed to the tenant, for example users.example.com.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Host string `json:"host"`
 	// ClassName of the ingress controller.
 	// +optional
 	ClassName *string `json:"className,omitempty"`
-	// TLSSecretName turns on TLS with this certificate Secret.
+	// TLSSecretName turns on TLS with this certificate Secret (in the
+	// UserService's namespace); the endpoint becomes https://HOST.
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	TLSSecretName string `json:"tlsSecretName,omitempty"`
 }
@@ -329,21 +345,30 @@ type AutoscalingSpec struct {
 
 // PodTemplateSpec holds the scheduling settings of tenant pods.
 type PodTemplateSpec struct {
+	// NodeSelector of the tenant pods.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// Tolerations of the tenant pods.
 	// +optional
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// Affinity of the tenant pods.
 	// +optional
 	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// TopologySpreadConstraints of the tenant pods. Their labelSelector may
+	// match the pods' labels app.kubernetes.io/name=userve-server and
+	// app.kubernetes.io/instance=NAME.
 	// +optional
 	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// PriorityClassName of the tenant pods.
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	PriorityClassName string `json:"priorityClassName,omitempty"`
 }
 
 // NetworkPolicySpec switches the tenant NetworkPolicy.
 type NetworkPolicySpec struct {
-	// Enabled adds a NetworkPolicy admitting only the HTTP port.
+	// Enabled adds a NetworkPolicy that admits traffic to the tenant pods on
+	// their HTTP port (8080) only.
 	// +optional
 	Enabled bool `json:"enabled,omitempty"`
 }
@@ -360,17 +385,22 @@ type PodDisruptionBudgetSpec struct {
 type UserServiceStatus struct {
 	// Phase summarizes the conditions: Pending, Ready, Degraded, Suspended
 	// or Deleting.
+	// +kubebuilder:validation:Enum=Pending;Ready;Degraded;Suspended;Deleting
 	// +optional
 	Phase string `json:"phase,omitempty"`
-	// Conditions: Ready, Progressing, Degraded and DatabaseReady.
+	// Conditions, following kstatus: Ready (normal-true: the tenant serves
+	// its current spec), Progressing and Degraded (abnormal-true: a rollout is
+	// under way; the operator cannot converge, see the reason), and
+	// DatabaseReady (the operator reached the tenant's MongoDB).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// ObservedGeneration is the generation last reconciled successfully.
+	// ObservedGeneration is the generation whose desired objects were last
+	// applied successfully.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// Replicas is the number of tenant pods.
+	// Replicas is the number of tenant pods (the scale subresource's status).
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
 	// ReadyReplicas is the number of ready tenant pods.
@@ -385,7 +415,8 @@ type UserServiceStatus struct {
 	// Database is the MongoDB database name in use.
 	// +optional
 	Database string `json:"database,omitempty"`
-	// CredentialsSecret names the Secret holding admin tokens and JWT key.
+	// CredentialsSecret names the Secret holding the generated admin tokens
+	// (key admin-tokens) and the JWT signing key (key jwt-key).
 	// +optional
 	CredentialsSecret string `json:"credentialsSecret,omitempty"`
 }
@@ -407,7 +438,10 @@ const (
 	ConditionDatabaseReady = "DatabaseReady"
 )
 
-// UserService is one tenant's user service.
+// UserService is one tenant's user service: a Deployment of `userve serve`
+// with its Service and configuration, backed by the tenant's own MongoDB
+// database. Its name must be a DNS label because it names the tenant's
+// Service.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -417,10 +451,14 @@ const (
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.endpoint`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`,priority=1
+// +kubebuilder:printcolumn:name="Database",type=string,JSONPath=`.status.database`,priority=1
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (lower case letters, digits and '-', starting with a letter, at most 63 characters): it names the tenant's Service"
 type UserService struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// +kubebuilder:default={}
 	// +optional
 	Spec UserServiceSpec `json:"spec,omitempty"`
 	// +optional

@@ -1,0 +1,312 @@
+// Package apibench is the tenant API part of `make bench`: it starts a store
+// (or uses USERVE_BENCH_MONGO_URI), runs bin/userve serve against it as a
+// subprocess, seeds 100,000 users, and drives every endpoint at several
+// concurrencies over loopback HTTP, next to the same store work issued
+// directly through the Go driver (the ceiling).
+package apibench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/crypto/bcrypt"
+
+	"userve.dev/userve/bench/internal/load"
+	"userve.dev/userve/bench/internal/pgferret"
+	"userve.dev/userve/bench/internal/procmon"
+	"userve.dev/userve/bench/internal/report"
+	"userve.dev/userve/bench/internal/seed"
+	"userve.dev/userve/bench/internal/stats"
+	"userve.dev/userve/server/store"
+)
+
+// Config of the API part.
+type Config struct {
+	UserveBin     string
+	FerretBin     string
+	MongoURI      string // a MongoDB to use instead of starting PostgreSQL + FerretDB
+	LogDir        string
+	Profiles      int
+	Groups        int
+	LoginUsers    int
+	Concurrencies []int
+	Duration      time.Duration
+	Warmup        time.Duration
+	MaxRequests   int64
+	IdleWait      time.Duration
+	Endpoints     map[string]bool // run only these (by name); empty: all
+	Logf          func(format string, args ...any)
+}
+
+// Run runs the whole part. A failed endpoint is reported in its cells; only
+// a failure to set the stage (store, server, seed) is an error.
+func Run(ctx context.Context, cfg Config) (*report.API, error) {
+	logf := cfg.Logf
+	res := &report.API{Profiles: cfg.Profiles, Groups: cfg.Groups, LoginUsers: cfg.LoginUsers,
+		CellSeconds: cfg.Duration.Seconds(), IdleAfterSecs: cfg.IdleWait.Seconds()}
+
+	uri := cfg.MongoURI
+	var ferretPid int
+	if uri == "" {
+		logf("starting PostgreSQL 15 and FerretDB (postgresql handler)")
+		st, err := pgferret.Start(ctx, cfg.FerretBin, cfg.LogDir)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		defer st.Stop()
+		uri, ferretPid = st.URI, st.FerretPid()
+		res.Store = "FerretDB 1.24 (postgresql handler) over a temporary PostgreSQL 15 cluster, loopback"
+	} else {
+		res.Store = "MongoDB at USERVE_BENCH_MONGO_URI"
+	}
+	database := fmt.Sprintf("userve_bench_%d", time.Now().Unix())
+
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetAppName("userve-bench"))
+	if err != nil {
+		return nil, err
+	}
+	defer client.Disconnect(context.Background())
+	db := client.Database(database)
+	defer func() {
+		// The PostgreSQL cluster goes away anyway; a real MongoDB keeps nothing.
+		dropCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_ = db.Drop(dropCtx)
+	}()
+
+	configPath, err := writeManifest(cfg.LogDir)
+	if err != nil {
+		return nil, err
+	}
+	logf("starting bin/userve serve (database %s)", database)
+	srv, err := startServer(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-serve.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	res.ServerStartSec = stats.Round(srv.started.Seconds(), 2)
+
+	// Every login user shares one hash at the library's default cost, the
+	// cost the server hashes with.
+	hash, err := bcrypt.GenerateFromPassword([]byte(seed.LoginPassword), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	gen := seed.New(seed.Config{Profiles: cfg.Profiles, Groups: cfg.Groups, LoginUsers: cfg.LoginUsers,
+		Seed: 20250101, PasswordHash: string(hash)})
+	logf("seeding %d profiles, %d groups through the driver", cfg.Profiles, cfg.Groups)
+	t0 := time.Now()
+	lastLog := time.Now()
+	if err := gen.Insert(ctx, db, 4, func(done int) {
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			logf("  %d profiles", done)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	wallets, err := seedWallets(ctx, db, gen, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res.Wallets = wallets
+	res.SeedSeconds = stats.Round(time.Since(t0).Seconds(), 1)
+	logf("seeded in %.1f s", res.SeedSeconds)
+
+	tg := &target{
+		base: srv.base, db: db, profiles: int64(cfg.Profiles), logins: int64(cfg.LoginUsers),
+		runID: strconv.FormatInt(time.Now().UnixNano(), 36),
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: time.Minute,
+		}},
+	}
+	for id := int64(cfg.LoginUsers) + 1; id <= int64(cfg.Profiles) && len(tg.usernames) < 5000; id++ {
+		if name := gen.Profile(id).Username; name != "" {
+			tg.usernames = append(tg.usernames, name)
+		}
+	}
+	if err := checkShape(ctx, tg, gen); err != nil {
+		return nil, fmt.Errorf("the seeded documents do not read back as seeded (store shape changed?): %w", err)
+	}
+
+	logf("idle RSS: a fresh tenant process, %v after /readyz", cfg.IdleWait)
+	if rss, err := idleRSS(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-idle.log"), cfg.IdleWait); err != nil {
+		logf("idle RSS: %v", err)
+	} else {
+		res.IdleRSSMiB = stats.Round(rss, 1)
+	}
+
+	for _, ep := range tg.endpoints() {
+		if len(cfg.Endpoints) > 0 && !cfg.Endpoints[ep.name] {
+			continue
+		}
+		preflightErr := preflight(ctx, tg, ep)
+		for _, conc := range cfg.Concurrencies {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			cell := report.Cell{Endpoint: ep.name, Request: ep.request, DriverQuery: ep.driverQuery, Concurrency: conc}
+			if preflightErr != nil {
+				cell.Error = preflightErr.Error()
+				res.Cells = append(res.Cells, cell)
+				continue
+			}
+			runCell(ctx, cfg, &cell, ep, srv.proc.Pid(), ferretPid)
+			logf("  %-26s c=%-2d server %7.0f req/s p50 %6.2f ms p99 %7.2f ms cpu %.3f ms/req | driver %7.0f req/s | ratio %.2f %s",
+				ep.name, conc, cell.Server.RPS, cell.Server.P50ms, cell.Server.P99ms, cell.CPUmsPerReq,
+				driverRPS(cell), cell.Ratio, cell.Error)
+			res.Cells = append(res.Cells, cell)
+		}
+	}
+	return res, nil
+}
+
+func driverRPS(c report.Cell) float64 {
+	if c.Driver == nil {
+		return 0
+	}
+	return c.Driver.RPS
+}
+
+// runCell measures ep through the server, then directly, at one concurrency.
+func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, serverPid, ferretPid int) {
+	lc := load.Config{Concurrency: cell.Concurrency, Duration: cfg.Duration, Warmup: cfg.Warmup, MaxRequests: cfg.MaxRequests}
+	_ = procmon.ResetPeak(serverPid) // per-cell peak; without permission the peak is since start
+	before, err := procmon.Read(serverPid)
+	if err != nil {
+		cell.Error = "server gone: " + err.Error()
+		return
+	}
+	var fBefore procmon.Usage
+	if ferretPid != 0 {
+		fBefore, _ = procmon.Read(ferretPid)
+	}
+	// Warm-up requests count in the server's CPU too, so CPU is read around
+	// the measured phase only: warm up first, then sample, then measure.
+	if lc.Warmup > 0 {
+		load.Run(ctx, load.Config{Concurrency: lc.Concurrency, Duration: lc.Warmup}, ep.server)
+		before, _ = procmon.Read(serverPid)
+		if ferretPid != 0 {
+			fBefore, _ = procmon.Read(ferretPid)
+		}
+		lc.Warmup = 0
+	}
+	r := load.Run(ctx, lc, ep.server)
+	after, err := procmon.Read(serverPid)
+	if err != nil {
+		cell.Error = "server gone: " + err.Error()
+		return
+	}
+	cell.Server = r.Summary()
+	issued := float64(len(r.Latencies)) + float64(r.Errors)
+	if issued > 0 {
+		cell.CPUmsPerReq = stats.Round(float64(after.CPU-before.CPU)/float64(time.Millisecond)/issued, 3)
+		if ferretPid != 0 {
+			if fAfter, err := procmon.Read(ferretPid); err == nil {
+				cell.StoreCPUmsPerReq = stats.Round(float64(fAfter.CPU-fBefore.CPU)/float64(time.Millisecond)/issued, 3)
+			}
+		}
+	}
+	cell.PeakRSSMiB = stats.Round(procmon.MiB(after.HWMKiB), 1)
+	if r.ErrorRate() > 0.01 {
+		cell.Error = fmt.Sprintf("%.1f%% of requests failed: %v", 100*r.ErrorRate(), r.FirstErr)
+	}
+	if ep.driver == nil {
+		return
+	}
+	d := load.Run(ctx, load.Config{Concurrency: cell.Concurrency, Duration: cfg.Duration, Warmup: cfg.Warmup, MaxRequests: cfg.MaxRequests}, ep.driver)
+	ds := d.Summary()
+	cell.Driver = &ds
+	cell.Ratio = stats.Ratio(cell.Server.RPS, ds.RPS)
+	if d.ErrorRate() > 0.01 && cell.Error == "" {
+		cell.Error = fmt.Sprintf("driver: %.1f%% failed: %v", 100*d.ErrorRate(), d.FirstErr)
+	}
+}
+
+// preflight sends one request of the endpoint and checks the answer, so a
+// missing route fails fast with its message instead of a cell of errors.
+func preflight(ctx context.Context, t *target, ep endpoint) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := ep.server(ctx, 0, 1); err != nil {
+		return fmt.Errorf("preflight: %w", err)
+	}
+	if ep.driver != nil {
+		if err := ep.driver(ctx, 0, 1); err != nil {
+			return fmt.Errorf("preflight (driver): %w", err)
+		}
+	}
+	return nil
+}
+
+// checkShape reads seeded users back through the API and compares them with
+// the generator, and checks the list filter matches what the driver counts.
+func checkShape(ctx context.Context, t *target, gen *seed.Gen) error {
+	for _, id := range []int64{1, 4242, t.profiles} {
+		body, err := t.fetch(ctx, http.MethodGet, fmt.Sprintf("/userve/v2.0/miniapp/user_profile/%d/", id), nil, "Bearer "+adminToken, http.StatusOK, true)
+		if err != nil {
+			return err
+		}
+		var got struct {
+			UserID   int64  `json:"user_id"`
+			Nickname string `json:"nickname"`
+			OpenID   string `json:"openid"`
+			Gender   int64  `json:"gender"`
+			Created  int64  `json:"created_at"`
+			Level    *int64 `json:"level"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil {
+			return fmt.Errorf("detail %d: %w: %s", id, err, body)
+		}
+		want := gen.Profile(id)
+		if got.UserID != id || got.Nickname != want.Nickname || got.OpenID != want.OpenID ||
+			got.Gender != want.Gender || got.Created != want.Created.Unix() || got.Level == nil || *got.Level != want.Custom["level"] {
+			return fmt.Errorf("detail %d reads %s; seeded nickname=%q openid=%q gender=%d created_at=%d level=%v",
+				id, body, want.Nickname, want.OpenID, want.Gender, want.Created.Unix(), want.Custom["level"])
+		}
+	}
+	body, err := t.fetch(ctx, http.MethodGet, "/userve/v2.0/miniapp/user_profile/?"+listV20Query, nil, "Bearer "+adminToken, http.StatusOK, true)
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Meta struct {
+			TotalCount int64 `json:"total_count"`
+		} `json:"meta"`
+		Objects []json.RawMessage `json:"objects"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	n, err := t.db.Collection(store.ColProfiles).CountDocuments(ctx, bson.D{
+		{Key: store.FieldNickname, Value: bson.D{{Key: "$regex", Value: "Tom"}}},
+		{Key: store.FieldGender, Value: int64(1)},
+		{Key: store.FieldCreatedAt, Value: bson.D{{Key: "$gt", Value: time.Unix(listCreatedGT, 0)}}},
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 || list.Meta.TotalCount != n || len(list.Objects) != min(int(n), pageLimit) {
+		return fmt.Errorf("list total_count %d with %d objects; the driver counts %d", list.Meta.TotalCount, len(list.Objects), n)
+	}
+	return nil
+}
+
+var errNoWallets = errors.New("no wallets")
+
+// seedWallets is filled in once the wallet store lands (issue 4).
+func seedWallets(ctx context.Context, db *mongo.Database, gen *seed.Gen, cfg Config) (int, error) {
+	_ = errNoWallets
+	_ = os.Getpid
+	return 0, nil
+}

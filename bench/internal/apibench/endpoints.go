@@ -1,0 +1,233 @@
+package apibench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"userve.dev/userve/bench/internal/load"
+	"userve.dev/userve/bench/internal/report"
+	"userve.dev/userve/bench/internal/seed"
+	"userve.dev/userve/server/store"
+)
+
+// endpoint is one row of the table: the request through the server and the
+// same store work issued directly through the driver (the ceiling).
+type endpoint struct {
+	name        string
+	request     string
+	driverQuery string
+	server      load.Op
+	driver      load.Op
+}
+
+// The seed's list filters (MinApp's v2.0 example): nickname contains "Tom",
+// male, signed up after 2017-01-01, newest first.
+const (
+	listV20Query   = "nickname__contains=Tom&gender=1&created_at__gt=1483228800&order_by=-created_at"
+	listCreatedGT  = 1483228800
+	whereJSON      = `{"$and":[{"gender":{"$eq":2}},{"level":{"$gte":3}}]}`
+	pageLimit      = 20
+	walletAccount  = "wallet"
+	creditMaxCents = 100
+)
+
+// target is what the endpoints act on.
+type target struct {
+	base      string
+	http      *http.Client
+	db        *mongo.Database
+	profiles  int64
+	logins    int64
+	usernames []string // app users with a name, for GET /api/v2/users/{name}
+	runID     string   // makes idempotency keys unique across runs on one store
+}
+
+func (t *target) endpoints() []endpoint {
+	profiles := t.db.Collection(store.ColProfiles)
+	listFilter := bson.D{{Key: "$and", Value: bson.A{
+		bson.D{{Key: store.FieldNickname, Value: bson.D{{Key: "$regex", Value: "Tom"}}}},
+		bson.D{{Key: store.FieldGender, Value: bson.D{{Key: "$eq", Value: int64(1)}}}},
+		bson.D{{Key: store.FieldCreatedAt, Value: bson.D{{Key: "$gt", Value: time.Unix(listCreatedGT, 0).UTC()}}}},
+	}}}
+	newestFirst := bson.D{{Key: store.FieldCreatedAt, Value: -1}, {Key: store.FieldID, Value: -1}}
+	whereFilter := bson.D{{Key: "$and", Value: bson.A{
+		bson.D{{Key: store.FieldGender, Value: bson.D{{Key: "$eq", Value: int64(2)}}}},
+		bson.D{{Key: store.CustomFieldPath("level"), Value: bson.D{{Key: "$gte", Value: int64(3)}}}},
+	}}}
+	whereQuery := "where=" + url.QueryEscape(whereJSON) + "&order_by=-created_at&limit=" + strconv.Itoa(pageLimit)
+
+	return []endpoint{
+		{
+			name:        report.EndpointListV20,
+			request:     "GET /userve/v2.0/miniapp/user_profile/?" + listV20Query,
+			driverQuery: "find(profiles, $and[nickname $regex Tom, gender 1, created_at $gt 2017-01-01]).sort(-created_at,-_id).limit(21) + countDocuments(same)",
+			server: func(ctx context.Context, _ int, _ int64) error {
+				return t.admin(ctx, http.MethodGet, "/userve/v2.0/miniapp/user_profile/?"+listV20Query, nil, http.StatusOK)
+			},
+			driver: func(ctx context.Context, _ int, _ int64) error {
+				if err := findAll(ctx, profiles, listFilter, options.Find().SetSort(newestFirst).SetLimit(pageLimit+1)); err != nil {
+					return err
+				}
+				_, err := profiles.CountDocuments(ctx, listFilter)
+				return err
+			},
+		},
+		{
+			name:        report.EndpointListV22,
+			request:     "GET /userve/v2.2/miniapp/user_profile/?where=" + whereJSON + "&order_by=-created_at&limit=20",
+			driverQuery: "find(profiles, $and[gender $eq 2, custom.level $gte 3]).sort(-created_at,-_id).limit(21)",
+			server: func(ctx context.Context, _ int, _ int64) error {
+				return t.admin(ctx, http.MethodGet, "/userve/v2.2/miniapp/user_profile/?"+whereQuery, nil, http.StatusOK)
+			},
+			driver: func(ctx context.Context, _ int, _ int64) error {
+				return findAll(ctx, profiles, whereFilter, options.Find().SetSort(newestFirst).SetLimit(pageLimit+1))
+			},
+		},
+		{
+			name:        report.EndpointDetail,
+			request:     "GET /userve/v2.0/miniapp/user_profile/{random id}/",
+			driverQuery: "findOne(profiles, {_id: id})",
+			server: func(ctx context.Context, _ int, seq int64) error {
+				return t.admin(ctx, http.MethodGet, fmt.Sprintf("/userve/v2.0/miniapp/user_profile/%d/", t.userID(seq)), nil, http.StatusOK)
+			},
+			driver: func(ctx context.Context, _ int, seq int64) error {
+				_, err := profiles.FindOne(ctx, bson.D{{Key: store.FieldID, Value: t.userID(seq)}}).Raw()
+				return err
+			},
+		},
+		{
+			name:        report.EndpointPut,
+			request:     `PUT /userve/v2.0/miniapp/user_profile/{random id}/ {"level": n}`,
+			driverQuery: "findOneAndUpdate(profiles, {_id: id}, $set{custom.level, updated_at}, returnDocument: after)",
+			server: func(ctx context.Context, _ int, seq int64) error {
+				body := []byte(fmt.Sprintf(`{"level":%d}`, seq%11))
+				return t.admin(ctx, http.MethodPut, fmt.Sprintf("/userve/v2.0/miniapp/user_profile/%d/", t.userID(seq)), body, http.StatusOK)
+			},
+			driver: func(ctx context.Context, _ int, seq int64) error {
+				update := bson.D{{Key: "$set", Value: bson.D{
+					{Key: store.FieldUpdatedAt, Value: time.Now().UTC().Truncate(time.Second)},
+					{Key: store.CustomFieldPath("level"), Value: seq % 11},
+				}}}
+				_, err := profiles.FindOneAndUpdate(ctx, bson.D{{Key: store.FieldID, Value: t.userID(seq)}}, update,
+					options.FindOneAndUpdate().SetReturnDocument(options.After)).Raw()
+				return err
+			},
+		},
+		{
+			name:        report.EndpointUserName,
+			request:     "GET /api/v2/users/{random username}",
+			driverQuery: "findOne(profiles, {username: name})",
+			server: func(ctx context.Context, _ int, seq int64) error {
+				return t.do(ctx, http.MethodGet, "/api/v2/users/"+url.PathEscape(t.username(seq)), nil, "", http.StatusOK)
+			},
+			driver: func(ctx context.Context, _ int, seq int64) error {
+				_, err := profiles.FindOne(ctx, bson.D{{Key: store.FieldUsername, Value: t.username(seq)}}).Raw()
+				return err
+			},
+		},
+		{
+			name:        report.EndpointLogin,
+			request:     `POST /api/v2/auth/login {"login": name, "password": …} (bcrypt)`,
+			driverQuery: "findOne(profiles, {username: name}) (the password check is not a store query)",
+			server: func(ctx context.Context, _ int, seq int64) error {
+				body, _ := json.Marshal(map[string]string{"login": seed.LoginUsername(t.loginID(seq)), "password": seed.LoginPassword})
+				return t.do(ctx, http.MethodPost, "/api/v2/auth/login", body, "", http.StatusOK)
+			},
+			driver: func(ctx context.Context, _ int, seq int64) error {
+				_, err := profiles.FindOne(ctx, bson.D{{Key: store.FieldUsername, Value: seed.LoginUsername(t.loginID(seq))}}).Raw()
+				return err
+			},
+		},
+		t.creditEndpoint(),
+	}
+}
+
+// creditBody is one idempotent wallet credit.
+func (t *target) creditBody(seq int64) []byte {
+	body, _ := json.Marshal(map[string]any{
+		"user_id": t.userID(seq), "account": walletAccount, "amount": 1 + seq%creditMaxCents,
+		"title": "bench credit", "idempotency_key": fmt.Sprintf("bench-%s-%d", t.runID, seq),
+	})
+	return body
+}
+
+// userID spreads requests over every user (a multiplicative hash of seq).
+func (t *target) userID(seq int64) int64 { return 1 + int64(mix(uint64(seq))%uint64(t.profiles)) }
+
+func (t *target) loginID(seq int64) int64 { return 1 + int64(mix(uint64(seq))%uint64(t.logins)) }
+
+func (t *target) username(seq int64) string {
+	return t.usernames[mix(uint64(seq))%uint64(len(t.usernames))]
+}
+
+// mix is splitmix64's finalizer: consecutive seqs land far apart.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+func (t *target) admin(ctx context.Context, method, path string, body []byte, want int) error {
+	return t.do(ctx, method, path, body, "Bearer "+adminToken, want)
+}
+
+// do sends one request and drains the answer; another status than want is
+// an error quoting the body.
+func (t *target) do(ctx context.Context, method, path string, body []byte, auth string, want int) error {
+	_, err := t.fetch(ctx, method, path, body, auth, want, false)
+	return err
+}
+
+func (t *target) fetch(ctx context.Context, method, path string, body []byte, auth string, want int, keep bool) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := t.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		return nil, fmt.Errorf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, msg)
+	}
+	if keep {
+		return io.ReadAll(resp.Body)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return nil, err
+}
+
+func findAll(ctx context.Context, col *mongo.Collection, filter bson.D, opts *options.FindOptionsBuilder) error {
+	cur, err := col.Find(ctx, filter, opts)
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+	}
+	return cur.Err()
+}

@@ -1,0 +1,96 @@
+package procmon
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name with spaces and a ')' must not shift the fields.
+	stat := []byte("4242 (user ve) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 130 0 0 20 0 9 0 100 0 0")
+	got, err := ParseStatCPU(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3800 * time.Millisecond; got != want { // (250+130) ticks at 100 Hz
+		t.Errorf("cpu = %v, want %v", got, want)
+	}
+	if _, err := ParseStatCPU([]byte("4242 (x) S 1 2")); err == nil {
+		t.Error("short stat must fail")
+	}
+	if _, err := ParseStatCPU([]byte("garbage")); err == nil {
+		t.Error("stat without a name must fail")
+	}
+}
+
+func TestParseStatusMemory(t *testing.T) {
+	status := []byte("Name:\tuserve\nVmPeak:\t  900000 kB\nVmHWM:\t   22000 kB\nVmRSS:\t   20480 kB\nThreads:\t7\n")
+	rss, hwm, err := ParseStatusMemory(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss != 20480 || hwm != 22000 {
+		t.Errorf("rss=%d hwm=%d", rss, hwm)
+	}
+	if MiB(rss) != 20 {
+		t.Errorf("MiB = %v", MiB(rss))
+	}
+	// A zombie's status has no memory lines.
+	if _, _, err := ParseStatusMemory([]byte("Name:\tx\nState:\tZ (zombie)\n")); err == nil {
+		t.Error("status without memory must fail")
+	}
+}
+
+func TestReadOwnProcess(t *testing.T) {
+	u, err := Read(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.RSSKiB == 0 || u.HWMKiB < u.RSSKiB {
+		t.Errorf("implausible memory: %+v", u)
+	}
+}
+
+func TestStartStopKillsTheGroup(t *testing.T) {
+	dir := t.TempDir()
+	// The shell starts a grandchild; stopping must take both.
+	p, err := Start("sleeper", exec.Command("sh", "-c", "sleep 60 & echo $! > "+dir+"/child; wait"), dir+"/log", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var child []byte
+	for i := 0; i < 100 && len(child) == 0; i++ {
+		time.Sleep(20 * time.Millisecond)
+		child, _ = os.ReadFile(dir + "/child")
+	}
+	if len(child) == 0 {
+		t.Fatal("grandchild never started")
+	}
+	p.Stop(syscall.SIGTERM, 2*time.Second)
+	if exited, _ := p.Exited(); !exited {
+		t.Fatal("process still running after Stop")
+	}
+	pid := strings.TrimSpace(string(child))
+	// Allow the kernel a moment to reap; a zombie counts as gone.
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err := os.ReadFile("/proc/" + pid + "/stat"); err != nil || containsState(st, 'Z') {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("grandchild %s survived Stop", pid)
+}
+
+func containsState(stat []byte, state byte) bool {
+	for i := len(stat) - 1; i > 0; i-- {
+		if stat[i] == ')' {
+			return i+2 < len(stat) && stat[i+2] == state
+		}
+	}
+	return false
+}

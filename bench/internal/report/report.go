@@ -1,0 +1,275 @@
+// Package report holds the benchmark's results, judges them against the
+// targets and renders them as JSON (latest.json) and Markdown (latest.md).
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"userve.dev/userve/bench/internal/stats"
+)
+
+// Results of one `make bench` run.
+type Results struct {
+	StartedAt string    `json:"started_at"`
+	Seconds   float64   `json:"seconds"`
+	Host      Host      `json:"host"`
+	API       *API      `json:"api,omitempty"`
+	Operator  *Operator `json:"operator,omitempty"`
+	Targets   []Target  `json:"targets"`
+	Notes     []string  `json:"notes,omitempty"`
+	Errors    []string  `json:"errors,omitempty"` // parts that could not run
+	Profiles  []Profile `json:"profiles,omitempty"`
+}
+
+// Host describes the machine, because every figure depends on it.
+type Host struct {
+	CPUs      int    `json:"cpus"`
+	GoVersion string `json:"go_version"`
+	Kernel    string `json:"kernel,omitempty"`
+	Binary    string `json:"userve_binary"`
+}
+
+// API is the tenant API part.
+type API struct {
+	Store          string  `json:"store"` // e.g. "FerretDB 1.24 + PostgreSQL 15 (temp cluster)"
+	Profiles       int     `json:"profiles"`
+	Groups         int     `json:"groups"`
+	Wallets        int     `json:"wallets"`
+	LoginUsers     int     `json:"login_users"`
+	SeedSeconds    float64 `json:"seed_seconds"`
+	CellSeconds    float64 `json:"cell_seconds"`
+	IdleRSSMiB     float64 `json:"idle_rss_mib"`
+	IdleAfterSecs  float64 `json:"idle_after_seconds"`
+	ServerStartSec float64 `json:"server_start_seconds"` // until /readyz answered 200
+	Cells          []Cell  `json:"cells"`
+}
+
+// Cell is one endpoint at one concurrency, through the server and directly.
+type Cell struct {
+	Endpoint    string         `json:"endpoint"`
+	Request     string         `json:"request"`      // what the server is sent
+	DriverQuery string         `json:"driver_query"` // what the ceiling sends the store
+	Concurrency int            `json:"concurrency"`
+	Server      stats.Summary  `json:"server"`
+	Driver      *stats.Summary `json:"driver,omitempty"`
+	// Ratio is server req/s over driver req/s.
+	Ratio            float64 `json:"ratio"`
+	CPUmsPerReq      float64 `json:"server_cpu_ms_per_req"`
+	PeakRSSMiB       float64 `json:"server_peak_rss_mib"`
+	StoreCPUmsPerReq float64 `json:"store_cpu_ms_per_req,omitempty"` // FerretDB's, when the harness started it
+	Error            string  `json:"error,omitempty"`
+}
+
+// Operator is the operator-at-scale part.
+type Operator struct {
+	Tenants                 int            `json:"tenants"`
+	MaxConcurrentReconciles int            `json:"max_concurrent_reconciles"`
+	ExtraFlags              []string       `json:"extra_flags,omitempty"`
+	CreateSeconds           float64        `json:"create_seconds"`    // the harness's creates
+	AllReadySeconds         float64        `json:"all_ready_seconds"` // from the first create
+	Ready                   int            `json:"ready"`             // tenants Ready at the end
+	CPUSeconds              float64        `json:"cpu_seconds"`
+	CPUmsPerTenant          float64        `json:"cpu_ms_per_tenant"`
+	PeakRSSMiB              float64        `json:"peak_rss_mib"`
+	RequestsPerTenant       float64        `json:"requests_per_tenant"`
+	WritesPerTenant         float64        `json:"writes_per_tenant"`
+	ReadsPerTenant          float64        `json:"reads_per_tenant"`
+	CreationRequests        map[string]int `json:"creation_requests_by_verb_resource"`
+	ClientRequests          map[string]int `json:"operator_client_requests,omitempty"` // rest_client_requests_total by method
+	Resync                  *Resync        `json:"resync,omitempty"`
+	Error                   string         `json:"error,omitempty"`
+}
+
+// Resync is the no-change restart of the operator.
+type Resync struct {
+	Method         string         `json:"method"`
+	SettleSeconds  float64        `json:"settle_seconds"`
+	Writes         int            `json:"writes"`
+	Reads          int            `json:"reads"`
+	ByVerbResource map[string]int `json:"by_verb_resource"`
+	PeakRSSMiB     float64        `json:"peak_rss_mib"`
+	CPUSeconds     float64        `json:"cpu_seconds"`
+}
+
+// Target is one goal of the issue and whether this run met it.
+type Target struct {
+	Name  string `json:"name"`
+	Goal  string `json:"goal"`
+	Value string `json:"value"`
+	Met   bool   `json:"met"`
+	// Measured is false when the part did not run: then Met means nothing.
+	Measured bool `json:"measured"`
+}
+
+// Profile is a pprof taken during a run, summarized.
+type Profile struct {
+	What string   `json:"what"`
+	File string   `json:"file"`
+	Top  []string `json:"top"`
+}
+
+// Write stores latest.json and latest.md in dir.
+func Write(dir string, r *Results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, "latest.json"), append(data, '\n')); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, "latest.md"), []byte(Markdown(r)))
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Markdown renders the results as the tables of README-bench.
+func Markdown(r *Results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# userve benchmark — %s\n\n", r.StartedAt)
+	fmt.Fprintf(&b, "%d CPUs, %s, %s; run took %.0f s.\n\n", r.Host.CPUs, r.Host.GoVersion, r.Host.Kernel, r.Seconds)
+	if len(r.Targets) > 0 {
+		b.WriteString("## Targets\n\n| target | goal | this run | |\n| --- | --- | --- | --- |\n")
+		for _, t := range r.Targets {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, t.Goal, t.Value, verdict(t))
+		}
+		b.WriteString("\n")
+	}
+	if a := r.API; a != nil {
+		b.WriteString("## Tenant API\n\n")
+		fmt.Fprintf(&b, "Store: %s. Data: %d profiles, %d groups, %d wallets, %d login users (seeded in %.1f s). "+
+			"Each cell runs %.0f s after a warm-up. Idle tenant process: %.1f MiB RSS after %.0f s.\n\n",
+			a.Store, a.Profiles, a.Groups, a.Wallets, a.LoginUsers, a.SeedSeconds, a.CellSeconds, a.IdleRSSMiB, a.IdleAfterSecs)
+		b.WriteString("| endpoint | conc | server req/s | p50 ms | p99 ms | CPU ms/req | peak RSS MiB | driver req/s | driver p50 ms | ratio |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, c := range a.Cells {
+			if c.Error != "" {
+				fmt.Fprintf(&b, "| %s | %d | error: %s | | | | | | | |\n", c.Endpoint, c.Concurrency, oneLine(c.Error))
+				continue
+			}
+			driverRPS, driverP50, ratio := "–", "–", "–"
+			if c.Driver != nil {
+				driverRPS = fmt.Sprintf("%.0f", c.Driver.RPS)
+				driverP50 = fmt.Sprintf("%.2f", c.Driver.P50ms)
+				ratio = fmt.Sprintf("%.2f", c.Ratio)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %.3f | %.1f | %s | %s | %s |\n",
+				c.Endpoint, c.Concurrency, c.Server.RPS, c.Server.P50ms, c.Server.P99ms,
+				c.CPUmsPerReq, c.PeakRSSMiB, driverRPS, driverP50, ratio)
+		}
+		b.WriteString("\nRequests per cell (server / driver) and what each sends:\n\n")
+		seen := map[string]bool{}
+		for _, c := range a.Cells {
+			if seen[c.Endpoint] {
+				continue
+			}
+			seen[c.Endpoint] = true
+			fmt.Fprintf(&b, "- **%s**: `%s` — driver: `%s`\n", c.Endpoint, c.Request, c.DriverQuery)
+		}
+		b.WriteString("\n")
+	}
+	if o := r.Operator; o != nil {
+		b.WriteString("## Operator\n\n")
+		if o.Error != "" {
+			fmt.Fprintf(&b, "Error: %s\n\n", oneLine(o.Error))
+		}
+		fmt.Fprintf(&b, "| tenants | max-concurrent-reconciles | created in s | all Ready in s | Ready | operator CPU s | CPU ms/tenant | peak RSS MiB | API req/tenant | writes/tenant | reads/tenant |\n")
+		b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		fmt.Fprintf(&b, "| %d | %d | %.1f | %.1f | %d | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f |\n\n",
+			o.Tenants, o.MaxConcurrentReconciles, o.CreateSeconds, o.AllReadySeconds, o.Ready, o.CPUSeconds,
+			o.CPUmsPerTenant, o.PeakRSSMiB, o.RequestsPerTenant, o.WritesPerTenant, o.ReadsPerTenant)
+		if len(o.CreationRequests) > 0 {
+			b.WriteString("API requests during creation, by verb and resource (operator's share, harness's own requests subtracted):\n\n")
+			b.WriteString(counts(o.CreationRequests, o.Tenants))
+		}
+		if s := o.Resync; s != nil {
+			fmt.Fprintf(&b, "No-change resync (%s): settled in %.1f s, %d writes, %d reads, operator CPU %.1f s, peak RSS %.1f MiB.\n\n",
+				s.Method, s.SettleSeconds, s.Writes, s.Reads, s.CPUSeconds, s.PeakRSSMiB)
+			if len(s.ByVerbResource) > 0 {
+				b.WriteString(counts(s.ByVerbResource, 0))
+			}
+		}
+	}
+	if len(r.Profiles) > 0 {
+		b.WriteString("## Profiles\n\n")
+		for _, p := range r.Profiles {
+			fmt.Fprintf(&b, "%s (`%s`):\n\n```\n%s\n```\n\n", p.What, p.File, strings.Join(p.Top, "\n"))
+		}
+	}
+	if len(r.Errors) > 0 {
+		b.WriteString("## Errors\n\n")
+		for _, e := range r.Errors {
+			fmt.Fprintf(&b, "- %s\n", oneLine(e))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("## Notes\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	return b.String()
+}
+
+func verdict(t Target) string {
+	switch {
+	case !t.Measured:
+		return "not measured"
+	case t.Met:
+		return "**met**"
+	}
+	return "**MISSED**"
+}
+
+// counts renders a verb/resource breakdown, with per-tenant figures when
+// tenants > 0.
+func counts(m map[string]int, tenants int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	var b strings.Builder
+	if tenants > 0 {
+		b.WriteString("| verb resource | requests | per tenant |\n| --- | ---: | ---: |\n")
+	} else {
+		b.WriteString("| verb resource | requests |\n| --- | ---: |\n")
+	}
+	for _, k := range keys {
+		if tenants > 0 {
+			fmt.Fprintf(&b, "| %s | %d | %.2f |\n", k, m[k], float64(m[k])/float64(tenants))
+		} else {
+			fmt.Fprintf(&b, "| %s | %d |\n", k, m[k])
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	s = strings.ReplaceAll(s, "|", "\\|")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}

@@ -1,0 +1,120 @@
+package report
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"userve.dev/userve/bench/internal/stats"
+)
+
+func sampleResults() *Results {
+	cell := func(ep string, conc int, server, driver, cpu float64) Cell {
+		return Cell{Endpoint: ep, Request: "GET /x", DriverQuery: "find", Concurrency: conc,
+			Server: stats.Summary{RPS: server, P50ms: 1.5, P99ms: 4}, Driver: &stats.Summary{RPS: driver, P50ms: 1.2},
+			Ratio: stats.Ratio(server, driver), CPUmsPerReq: cpu, PeakRSSMiB: 30}
+	}
+	return &Results{
+		StartedAt: "2025-01-01T00:00:00Z", Host: Host{CPUs: 2, GoVersion: "go1.26"},
+		API: &API{Store: "FerretDB", Profiles: 100000, IdleRSSMiB: 18.5, Cells: []Cell{
+			cell(EndpointDetail, 1, 900, 1000, 0.25),
+			cell(EndpointDetail, 8, 1800, 2000, 0.28),
+			cell(EndpointListV20, 1, 80, 100, 0.9),
+			cell(EndpointListV22, 1, 95, 100, 0.7),
+			{Endpoint: EndpointLogin, Concurrency: 1, Error: "status 500 | boom\nline two"},
+		}},
+		Operator: &Operator{Tenants: 1000, Ready: 1000, AllReadySeconds: 42, CreateSeconds: 10, PeakRSSMiB: 90,
+			CreationRequests: map[string]int{"APPLY deployments": 1000, "PUT userservices/status": 2000},
+			Resync:           &Resync{Method: "restart", Writes: 3, ByVerbResource: map[string]int{"APPLY configmaps": 3}, PeakRSSMiB: 160}},
+	}
+}
+
+func find(ts []Target, name string) Target {
+	for _, t := range ts {
+		if t.Name == name {
+			return t
+		}
+	}
+	return Target{Name: "missing: " + name}
+}
+
+func TestJudge(t *testing.T) {
+	ts := Judge(sampleResults())
+	for name, want := range map[string]bool{
+		"detail throughput vs driver":          true,  // 0.90 and 0.90
+		"list v2.0 throughput vs driver":       false, // 0.80
+		"list v2.2 where throughput vs driver": true,  // 0.95
+		"detail server CPU per request":        true,  // 0.25, 0.28
+		"idle tenant RSS":                      true,
+		"operator: 1,000 tenants Ready":        true,
+		"operator: writes on no-change resync": false,
+		"operator peak RSS":                    false, // the resync's 160 counts
+	} {
+		got := find(ts, name)
+		if !got.Measured {
+			t.Errorf("%s: not measured (%+v)", name, got)
+			continue
+		}
+		if got.Met != want {
+			t.Errorf("%s: met=%v, want %v (value %q)", name, got.Met, want, got.Value)
+		}
+	}
+}
+
+func TestJudgeWithoutParts(t *testing.T) {
+	for _, tg := range Judge(&Results{}) {
+		if tg.Measured || tg.Met {
+			t.Errorf("%s judged without data: %+v", tg.Name, tg)
+		}
+	}
+}
+
+func TestJudgeOperatorNotAllReady(t *testing.T) {
+	ts := Judge(&Results{Operator: &Operator{Tenants: 1000, Ready: 400, CreateSeconds: 12, AllReadySeconds: 120}})
+	got := find(ts, "operator: 1,000 tenants Ready")
+	if !got.Measured || got.Met || !strings.Contains(got.Value, "400 of 1000") {
+		t.Errorf("partial readiness: %+v", got)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	r := sampleResults()
+	r.Targets = Judge(r)
+	md := Markdown(r)
+	for _, want := range []string{
+		"| detail | 1 | 900 | 1.50 | 4.00 | 0.250 | 30.0 | 1000 | 1.20 | 0.90 |",
+		"| list v2.0 throughput vs driver | ≥ 0.85 of driver req/s at every concurrency | 0.80 (c=1) | **MISSED** |",
+		"| idle tenant RSS | < 25 MiB | 18.5 MiB | **met** |",
+		"error: status 500 \\| boom line two", // one line, pipes escaped
+		"| APPLY deployments | 1000 | 1.00 |",
+		"No-change resync (restart)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q\n%s", want, md)
+		}
+	}
+}
+
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	r := sampleResults()
+	if err := Write(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "latest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.API.Cells[0].Server.RPS != 900 || back.Operator.Resync.Writes != 3 {
+		t.Errorf("round trip lost data: %+v", back.API.Cells[0])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "latest.md")); err != nil {
+		t.Error(err)
+	}
+}

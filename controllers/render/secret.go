@@ -1,0 +1,127 @@
+package render
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"userve.dev/userve/api/v1alpha1"
+)
+
+// SecretLocation is a Secret key anywhere in the cluster: the operator's
+// --default-mongo-uri-secret NAMESPACE/NAME/KEY.
+type SecretLocation struct {
+	Namespace, Name, Key string
+}
+
+func (l SecretLocation) String() string { return l.Namespace + "/" + l.Name + "/" + l.Key }
+
+// SecretSources says which Secret key each secret environment variable of
+// the tenant server reads. All Secrets are in the tenant's namespace.
+type SecretSources struct {
+	MongoURI    corev1.SecretKeySelector
+	AdminTokens corev1.SecretKeySelector
+	JWTKey      corev1.SecretKeySelector
+	// Optional: only when the spec configures the delivery.
+	WebhookSecret *corev1.SecretKeySelector
+	SMTPPassword  *corev1.SecretKeySelector
+
+	// CopyDefaultMongoURI is set when the MongoDB URI comes from the
+	// operator's default Secret in another namespace: pods cannot read that
+	// one, so the operator copies its value into the credentials Secret.
+	CopyDefaultMongoURI bool
+}
+
+// ErrNoMongoURI means the tenant names no MongoDB URI and the operator has no
+// default.
+var ErrNoMongoURI = errors.New("no MongoDB URI: set spec.mongo.uriSecretRef or start the operator with --default-mongo-uri-secret")
+
+// Sources resolves where the tenant's secrets come from. defaultMongo is the
+// operator's --default-mongo-uri-secret, nil when unset.
+func Sources(us *v1alpha1.UserService, defaultMongo *SecretLocation) (SecretSources, error) {
+	creds := CredentialsSecretName(us)
+	src := SecretSources{
+		AdminTokens: selector(creds, KeyAdminTokens),
+		JWTKey:      selector(creds, KeyJWTKey),
+	}
+	switch ref := us.Spec.Mongo.URISecretRef; {
+	case ref != nil:
+		src.MongoURI = selector(ref.Name, ref.Key)
+	case defaultMongo == nil:
+		return SecretSources{}, ErrNoMongoURI
+	case defaultMongo.Namespace == us.Namespace:
+		src.MongoURI = selector(defaultMongo.Name, defaultMongo.Key)
+	default:
+		src.MongoURI = selector(creds, KeyMongoURI)
+		src.CopyDefaultMongoURI = true
+	}
+	if ref := us.Spec.AdminTokensSecretRef; ref != nil {
+		src.AdminTokens = selector(ref.Name, ref.Key)
+	}
+	if sms := us.Spec.Verification.SMS; sms != nil && sms.Webhook != nil && sms.Webhook.SecretRef != nil {
+		s := selector(sms.Webhook.SecretRef.Name, sms.Webhook.SecretRef.Key)
+		src.WebhookSecret = &s
+	}
+	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil && mail.SMTP.PasswordSecretRef != nil {
+		s := selector(mail.SMTP.PasswordSecretRef.Name, mail.SMTP.PasswordSecretRef.Key)
+		src.SMTPPassword = &s
+	}
+	return src, nil
+}
+
+func selector(name, key string) corev1.SecretKeySelector {
+	return corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}
+}
+
+// CredentialsSecret is the tenant's generated credentials: the JWT signing
+// key, the admin tokens unless spec.adminTokensSecretRef names the tenant's
+// own, and the copied MongoDB URI when mongoURI is not nil. Values already in
+// existing (the Secret as it is) are kept; missing ones are generated from
+// random (crypto/rand.Reader in production). Nothing is ever regenerated,
+// since tokens and keys handed out must keep working.
+func CredentialsSecret(us *v1alpha1.UserService, existing map[string][]byte, mongoURI []byte, random io.Reader) (*corev1.Secret, error) {
+	data := map[string][]byte{}
+	keep := func(key string) error {
+		if v := existing[key]; len(v) > 0 {
+			data[key] = v
+			return nil
+		}
+		v, err := randomToken(random)
+		if err != nil {
+			return fmt.Errorf("generate %s: %w", key, err)
+		}
+		data[key] = v
+		return nil
+	}
+	if err := keep(KeyJWTKey); err != nil {
+		return nil, err
+	}
+	if us.Spec.AdminTokensSecretRef == nil {
+		if err := keep(KeyAdminTokens); err != nil {
+			return nil, err
+		}
+	}
+	if mongoURI != nil {
+		data[KeyMongoURI] = mongoURI
+	}
+	return &corev1.Secret{
+		ObjectMeta: objectMeta(us, CredentialsSecretName(us)),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}, nil
+}
+
+// randomToken is 32 random bytes (256 bits) in hex: safe in a comma list,
+// an environment variable and an Authorization header.
+func randomToken(random io.Reader) ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := io.ReadFull(random, b); err != nil {
+		return nil, err
+	}
+	out := make([]byte, hex.EncodedLen(len(b)))
+	hex.Encode(out, b)
+	return out, nil
+}

@@ -1,0 +1,140 @@
+package render
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"userve.dev/userve/api/v1alpha1"
+)
+
+func TestSourcesUseTheCredentialsSecretByDefault(t *testing.T) {
+	us := tenant(func(u *v1alpha1.UserService) { u.Spec.Mongo.URISecretRef = &v1alpha1.SecretKeyRef{Name: "mongo", Key: "uri"} })
+	src, err := Sources(us, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(what string, got corev1.SecretKeySelector, name, key string) {
+		t.Helper()
+		if got.Name != name || got.Key != key {
+			t.Errorf("%s from %s/%s, want %s/%s", what, got.Name, got.Key, name, key)
+		}
+	}
+	want("mongo URI", src.MongoURI, "mongo", "uri")
+	want("admin tokens", src.AdminTokens, "acme-credentials", KeyAdminTokens)
+	want("JWT key", src.JWTKey, "acme-credentials", KeyJWTKey)
+	if src.WebhookSecret != nil || src.SMTPPassword != nil || src.CopyDefaultMongoURI {
+		t.Errorf("unconfigured sources set: %+v", src)
+	}
+}
+
+func TestSourcesFollowTheSpecRefs(t *testing.T) {
+	us := tenant(func(u *v1alpha1.UserService) {
+		u.Spec.Mongo.URISecretRef = &v1alpha1.SecretKeyRef{Name: "mongo", Key: "uri"}
+		u.Spec.AdminTokensSecretRef = &v1alpha1.SecretKeyRef{Name: "tokens", Key: "list"}
+		u.Spec.Verification.SMS = &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{URL: "https://x", SecretRef: &v1alpha1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
+		u.Spec.Verification.Mail = &v1alpha1.MailSpec{SMTP: &v1alpha1.SMTPSpec{Host: "h", From: "a@b", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "smtp", Key: "pw"}}}
+	})
+	src, err := Sources(us, &SecretLocation{Namespace: "ops", Name: "default-mongo", Key: "uri"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.MongoURI.Name != "mongo" || src.CopyDefaultMongoURI {
+		t.Errorf("spec.mongo.uriSecretRef must win over the default: %+v", src.MongoURI)
+	}
+	if src.AdminTokens.Name != "tokens" || src.AdminTokens.Key != "list" {
+		t.Errorf("admin tokens from %+v, want tokens/list", src.AdminTokens)
+	}
+	if src.WebhookSecret == nil || src.WebhookSecret.Name != "hook" || src.SMTPPassword == nil || src.SMTPPassword.Key != "pw" {
+		t.Errorf("delivery secrets = %+v / %+v", src.WebhookSecret, src.SMTPPassword)
+	}
+}
+
+func TestSourcesWithTheDefaultMongoURI(t *testing.T) {
+	us := tenant()
+	if _, err := Sources(us, nil); !errors.Is(err, ErrNoMongoURI) {
+		t.Errorf("no URI anywhere: err = %v, want ErrNoMongoURI", err)
+	}
+	same, err := Sources(us, &SecretLocation{Namespace: "shop", Name: "mongo", Key: "uri"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same.MongoURI.Name != "mongo" || same.MongoURI.Key != "uri" || same.CopyDefaultMongoURI {
+		t.Errorf("default in the tenant's namespace must be referenced directly: %+v", same)
+	}
+	other, err := Sources(us, &SecretLocation{Namespace: "ops", Name: "mongo", Key: "uri"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.MongoURI.Name != "acme-credentials" || other.MongoURI.Key != KeyMongoURI || !other.CopyDefaultMongoURI {
+		t.Errorf("default in another namespace must be copied into the credentials Secret: %+v", other)
+	}
+}
+
+func TestCredentialsSecretGeneratesMissingValues(t *testing.T) {
+	us := tenant()
+	s, err := CredentialsSecret(us, nil, nil, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertOwned(t, us, s, "acme-credentials")
+	for _, key := range []string{KeyAdminTokens, KeyJWTKey} {
+		if len(s.Data[key]) != 64 {
+			t.Errorf("%s = %q, want 64 hex characters (256 bits)", key, s.Data[key])
+		}
+	}
+	if bytes.Equal(s.Data[KeyAdminTokens], s.Data[KeyJWTKey]) {
+		t.Error("admin token and JWT key are the same value")
+	}
+	if _, ok := s.Data[KeyMongoURI]; ok {
+		t.Error("mongo-uri present without a URI to copy")
+	}
+	again, _ := CredentialsSecret(us, nil, nil, rand.Reader)
+	if bytes.Equal(again.Data[KeyJWTKey], s.Data[KeyJWTKey]) {
+		t.Error("two fresh secrets share a JWT key")
+	}
+}
+
+func TestCredentialsSecretKeepsExistingValues(t *testing.T) {
+	existing := map[string][]byte{KeyAdminTokens: []byte("tok"), KeyJWTKey: []byte("key"), "stray": []byte("x")}
+	// A reader that fails proves nothing is generated.
+	s, err := CredentialsSecret(tenant(), existing, nil, failingReader{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Data[KeyAdminTokens]) != "tok" || string(s.Data[KeyJWTKey]) != "key" {
+		t.Errorf("existing values not kept: %q", s.Data)
+	}
+	if _, ok := s.Data["stray"]; ok {
+		t.Error("keys the operator does not own must not be re-applied")
+	}
+}
+
+func TestCredentialsSecretWithOwnAdminTokensAndCopiedURI(t *testing.T) {
+	us := tenant(func(u *v1alpha1.UserService) { u.Spec.AdminTokensSecretRef = &v1alpha1.SecretKeyRef{Name: "tokens", Key: "t"} })
+	s, err := CredentialsSecret(us, map[string][]byte{KeyAdminTokens: []byte("old"), KeyJWTKey: []byte("key")}, []byte("mongodb://db/"), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Data[KeyAdminTokens]; ok {
+		t.Error("admin tokens kept although spec.adminTokensSecretRef replaces them")
+	}
+	if string(s.Data[KeyMongoURI]) != "mongodb://db/" || string(s.Data[KeyJWTKey]) != "key" {
+		t.Errorf("data = %q", s.Data)
+	}
+}
+
+func TestCredentialsSecretReportsRandomnessFailure(t *testing.T) {
+	_, err := CredentialsSecret(tenant(), nil, nil, failingReader{})
+	if err == nil || !strings.Contains(err.Error(), "generate") {
+		t.Fatalf("err = %v, want a generate error", err)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }

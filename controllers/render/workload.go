@@ -1,0 +1,178 @@
+package render
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"userve.dev/userve/api/v1alpha1"
+)
+
+// serverUID is the image's non-root user (distroless "nonroot").
+const serverUID = 65532
+
+// ServiceAccount is the identity of the tenant pods. It has no permissions
+// and no API token: the server never calls the Kubernetes API.
+func ServiceAccount(us *v1alpha1.UserService) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{
+		ObjectMeta:                   objectMeta(us, us.Name),
+		AutomountServiceAccountToken: ptrTo(false),
+	}
+}
+
+// DeploymentParams is what the Deployment needs beyond the spec.
+type DeploymentParams struct {
+	// Image is spec.image, or the operator's --server-image.
+	Image    string
+	Database string
+	Secrets  SecretSources
+	// ConfigHash is ConfigHash of the rendered config and the secret values.
+	ConfigHash string
+}
+
+// Replicas the Deployment asks for: none while the autoscaler decides, zero
+// while suspended, else spec.replicas (default 1).
+func Replicas(us *v1alpha1.UserService) *int32 {
+	switch {
+	case us.Spec.Suspend:
+		return ptrTo(int32(0))
+	case us.Spec.Autoscaling != nil:
+		return nil
+	case us.Spec.Replicas != nil:
+		return ptrTo(*us.Spec.Replicas)
+	default:
+		return ptrTo(int32(1))
+	}
+}
+
+// Deployment runs `userve serve` for the tenant: non-root, read-only root
+// file system, no capabilities, RuntimeDefault seccomp, no API token, probes
+// on /readyz and /healthz, config from the ConfigMap and secrets from
+// Secrets. The pod template carries the config hash, so config and secret
+// changes roll the pods.
+func Deployment(us *v1alpha1.UserService, p DeploymentParams) *appsv1.Deployment {
+	podLabels := Labels(us)
+	pt := us.Spec.PodTemplate
+	return &appsv1.Deployment{
+		ObjectMeta: objectMeta(us, us.Name),
+		Spec: appsv1.DeploymentSpec{
+			Replicas:             Replicas(us),
+			Selector:             &metav1.LabelSelector{MatchLabels: SelectorLabels(us)},
+			RevisionHistoryLimit: ptrTo(int32(3)),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels: podLabels,
+					Annotations: map[string]string{
+						AnnotationConfigHash:                     p.ConfigHash,
+						"kubectl.kubernetes.io/default-container": ContainerName,
+					},
+				},
+				Spec: corev1.PodSpec{
+					ServiceAccountName:           us.Name,
+					AutomountServiceAccountToken: ptrTo(false),
+					EnableServiceLinks:           ptrTo(false),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptrTo(true),
+						RunAsUser:      ptrTo(int64(serverUID)),
+						RunAsGroup:     ptrTo(int64(serverUID)),
+						FSGroup:        ptrTo(int64(serverUID)),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers:                []corev1.Container{serverContainer(us, p)},
+					Volumes:                   volumes(us),
+					NodeSelector:              pt.NodeSelector,
+					Tolerations:               pt.Tolerations,
+					Affinity:                  pt.Affinity,
+					TopologySpreadConstraints: pt.TopologySpreadConstraints,
+					PriorityClassName:         pt.PriorityClassName,
+				},
+			},
+		},
+	}
+}
+
+func serverContainer(us *v1alpha1.UserService, p DeploymentParams) corev1.Container {
+	probe := func(path string, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: path, Port: intstr.FromString(PortName), Scheme: corev1.URISchemeHTTP,
+			}},
+			PeriodSeconds:    period,
+			TimeoutSeconds:   2,
+			FailureThreshold: failures,
+		}
+	}
+	return corev1.Container{
+		Name:  ContainerName,
+		Image: p.Image,
+		Args:  []string{"serve", "--config", ConfigPath, "--listen", ":8080"},
+		Ports: []corev1.ContainerPort{{Name: PortName, ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
+		Env:   env(p),
+		// Readiness follows the store, liveness only the process: a MongoDB
+		// outage takes pods out of the Service without restarting them.
+		ReadinessProbe: probe("/readyz", 5, 3),
+		LivenessProbe:  probe("/healthz", 10, 3),
+		StartupProbe:   probe("/healthz", 2, 30),
+		Resources:      *us.Spec.Resources.DeepCopy(),
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "config", MountPath: ConfigDir, ReadOnly: true},
+			{Name: "tmp", MountPath: "/tmp"},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptrTo(true),
+			AllowPrivilegeEscalation: ptrTo(false),
+			ReadOnlyRootFilesystem:   ptrTo(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+}
+
+func env(p DeploymentParams) []corev1.EnvVar {
+	fromSecret := func(name string, s corev1.SecretKeySelector) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &s}}
+	}
+	e := []corev1.EnvVar{
+		fromSecret(EnvMongoURI, p.Secrets.MongoURI),
+		{Name: EnvMongoDatabase, Value: p.Database},
+		fromSecret(EnvAdminTokens, p.Secrets.AdminTokens),
+		fromSecret(EnvJWTKey, p.Secrets.JWTKey),
+	}
+	if p.Secrets.WebhookSecret != nil {
+		e = append(e, fromSecret(EnvWebhookSecret, *p.Secrets.WebhookSecret))
+	}
+	if p.Secrets.SMTPPassword != nil {
+		e = append(e, fromSecret(EnvSMTPPassword, *p.Secrets.SMTPPassword))
+	}
+	return e
+}
+
+func volumes(us *v1alpha1.UserService) []corev1.Volume {
+	return []corev1.Volume{
+		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(us)},
+			Items:                []corev1.KeyToPath{{Key: ConfigKey, Path: ConfigKey}},
+		}}},
+		// The root file system is read-only; the server may still want a
+		// scratch directory.
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+			SizeLimit: ptrTo(resourceQuantity("64Mi")),
+		}}},
+	}
+}
+
+// Service is the tenant's in-cluster endpoint, port 8080 named http.
+func Service(us *v1alpha1.UserService) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: objectMeta(us, us.Name),
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: SelectorLabels(us),
+			Ports: []corev1.ServicePort{{
+				Name: PortName, Port: Port, TargetPort: intstr.FromString(PortName), Protocol: corev1.ProtocolTCP,
+			}},
+		},
+	}
+}

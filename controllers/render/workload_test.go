@@ -1,0 +1,196 @@
+package render
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"userve.dev/userve/api/v1alpha1"
+)
+
+func TestServiceAccountHasNoToken(t *testing.T) {
+	us := tenant()
+	sa := ServiceAccount(us)
+	assertOwned(t, us, sa, "acme")
+	if sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+		t.Error("service account must not automount a token")
+	}
+}
+
+func params(us *v1alpha1.UserService) DeploymentParams {
+	src, err := Sources(us, &SecretLocation{Namespace: "ops", Name: "mongo", Key: "uri"})
+	if err != nil {
+		panic(err)
+	}
+	return DeploymentParams{Image: "example.com/userve:1", Database: "shop_acme", Secrets: src, ConfigHash: "h1"}
+}
+
+func TestDeploymentRunsTheServerWithTheContract(t *testing.T) {
+	us := tenant()
+	d := Deployment(us, params(us))
+	assertOwned(t, us, d, "acme")
+	pod := d.Spec.Template
+	if !labels.SelectorFromSet(d.Spec.Selector.MatchLabels).Matches(labels.Set(pod.Labels)) {
+		t.Fatalf("selector %v does not match the pod labels %v", d.Spec.Selector.MatchLabels, pod.Labels)
+	}
+	if pod.Annotations[AnnotationConfigHash] != "h1" {
+		t.Errorf("config hash annotation = %q", pod.Annotations[AnnotationConfigHash])
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("containers = %d", len(pod.Spec.Containers))
+	}
+	c := pod.Spec.Containers[0]
+	if c.Image != "example.com/userve:1" {
+		t.Errorf("image = %q", c.Image)
+	}
+	if want := []string{"serve", "--config", "/etc/userve/userservice.yaml", "--listen", ":8080"}; !slices.Equal(c.Args, want) {
+		t.Errorf("args = %q, want %q", c.Args, want)
+	}
+	if len(c.Ports) != 1 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != 8080 {
+		t.Errorf("ports = %+v", c.Ports)
+	}
+	for path, p := range map[string]*corev1.Probe{"/readyz": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || p.HTTPGet.Port.StrVal != "http" {
+			t.Errorf("probe on %s = %+v", path, p)
+		}
+	}
+	// The config volume mounts the ConfigMap's key where --config points.
+	var mounted bool
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == ConfigDir && m.ReadOnly {
+			for _, v := range pod.Spec.Volumes {
+				if v.Name == m.Name && v.ConfigMap != nil && v.ConfigMap.Name == "acme-config" && v.ConfigMap.Items[0].Key == ConfigKey {
+					mounted = true
+				}
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("the ConfigMap is not mounted read-only at %s: %+v / %+v", ConfigDir, c.VolumeMounts, pod.Spec.Volumes)
+	}
+	if pod.Spec.ServiceAccountName != "acme" {
+		t.Errorf("service account = %q", pod.Spec.ServiceAccountName)
+	}
+}
+
+func TestDeploymentIsLockedDown(t *testing.T) {
+	us := tenant()
+	pod := Deployment(us, params(us)).Spec.Template.Spec
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Error("pods must not mount an API token")
+	}
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod security context = %+v", psc)
+	}
+	sc := pod.Containers[0].SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
+		t.Errorf("container security context = %+v", sc)
+	}
+}
+
+func TestDeploymentEnvironment(t *testing.T) {
+	us := tenant(func(u *v1alpha1.UserService) {
+		u.Spec.Verification.SMS = &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{URL: "https://x", SecretRef: &v1alpha1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
+	})
+	env := map[string]corev1.EnvVar{}
+	for _, e := range Deployment(us, params(us)).Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e
+	}
+	ref := func(name string) string {
+		e, ok := env[name]
+		if !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+			t.Errorf("%s is not read from a Secret: %+v", name, e)
+			return ""
+		}
+		return e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+	}
+	if got := ref(EnvMongoURI); got != "acme-credentials/mongo-uri" {
+		t.Errorf("%s from %s", EnvMongoURI, got)
+	}
+	if got := ref(EnvAdminTokens); got != "acme-credentials/admin-tokens" {
+		t.Errorf("%s from %s", EnvAdminTokens, got)
+	}
+	if got := ref(EnvJWTKey); got != "acme-credentials/jwt-key" {
+		t.Errorf("%s from %s", EnvJWTKey, got)
+	}
+	if got := ref(EnvWebhookSecret); got != "hook/hmac" {
+		t.Errorf("%s from %s", EnvWebhookSecret, got)
+	}
+	if env[EnvMongoDatabase].Value != "shop_acme" {
+		t.Errorf("%s = %q", EnvMongoDatabase, env[EnvMongoDatabase].Value)
+	}
+	if _, ok := env[EnvSMTPPassword]; ok {
+		t.Errorf("%s set without SMTP configured", EnvSMTPPassword)
+	}
+}
+
+func TestDeploymentReplicas(t *testing.T) {
+	five := int32(5)
+	cases := []struct {
+		name string
+		spec func(*v1alpha1.UserService)
+		want *int32
+	}{
+		{"default", func(*v1alpha1.UserService) {}, ptrTo(int32(1))},
+		{"spec.replicas", func(u *v1alpha1.UserService) { u.Spec.Replicas = &five }, &five},
+		{"autoscaling leaves replicas to the HPA", func(u *v1alpha1.UserService) {
+			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 3}
+		}, nil},
+		{"suspend", func(u *v1alpha1.UserService) { u.Spec.Replicas = &five; u.Spec.Suspend = true }, ptrTo(int32(0))},
+		{"suspend with autoscaling", func(u *v1alpha1.UserService) {
+			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 3}
+			u.Spec.Suspend = true
+		}, ptrTo(int32(0))},
+	}
+	for _, c := range cases {
+		us := tenant(c.spec)
+		got := Deployment(us, params(us)).Spec.Replicas
+		if (got == nil) != (c.want == nil) || (got != nil && *got != *c.want) {
+			t.Errorf("%s: replicas = %v, want %v", c.name, deref(got), deref(c.want))
+		}
+	}
+}
+
+func deref(p *int32) any {
+	if p == nil {
+		return "unset"
+	}
+	return *p
+}
+
+func TestDeploymentCarriesResourcesAndScheduling(t *testing.T) {
+	us := tenant(func(u *v1alpha1.UserService) {
+		u.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}
+		u.Spec.PodTemplate = v1alpha1.PodTemplateSpec{
+			NodeSelector:      map[string]string{"pool": "users"},
+			Tolerations:       []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}},
+			PriorityClassName: "tenant",
+		}
+	})
+	pod := Deployment(us, params(us)).Spec.Template.Spec
+	if got := pod.Containers[0].Resources.Limits[corev1.ResourceMemory]; got.String() != "256Mi" {
+		t.Errorf("memory limit = %s", got.String())
+	}
+	if pod.NodeSelector["pool"] != "users" || len(pod.Tolerations) != 1 || pod.PriorityClassName != "tenant" {
+		t.Errorf("scheduling not copied: %+v %+v %q", pod.NodeSelector, pod.Tolerations, pod.PriorityClassName)
+	}
+}
+
+func TestServiceExposesPort8080(t *testing.T) {
+	us := tenant()
+	s := Service(us)
+	assertOwned(t, us, s, "acme")
+	if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 8080 || s.Spec.Ports[0].TargetPort.StrVal != "http" || s.Spec.Ports[0].Name != "http" {
+		t.Errorf("ports = %+v", s.Spec.Ports)
+	}
+	if !labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(Deployment(us, params(us)).Spec.Template.Labels)) {
+		t.Error("the Service does not select the tenant's pods")
+	}
+}

@@ -1,0 +1,607 @@
+// Package runtime is the sandbox's stand-in for the kubelet and the
+// Deployment controller: it watches Deployments owned by UserServices and
+// runs each replica of their pod template as a local process (the local
+// userve binary in place of the image, the same args, env, ConfigMaps and
+// Secrets), writes their readiness back into the Deployment status, restarts
+// processes that die and rolls them when the template or replica count
+// changes. Each tenant gets a stable local URL that spreads requests over its
+// ready replicas, as a Service would.
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/sandbox/proc"
+)
+
+// URLAnnotation on a tenant Deployment holds its local URL, for kubectl:
+//
+//	kubectl get deploy acme -o jsonpath='{.metadata.annotations.userve\.dev/local-url}'
+const URLAnnotation = "userve.dev/local-url"
+
+// Options configure a Runtime.
+type Options struct {
+	// Dir holds one directory per replica: Dir/<namespace>/<deployment>-<i>.
+	Dir string
+	// Executable replaces every container image; default os.Executable().
+	Executable string
+	// Host is the loopback address processes and URLs listen on; default 127.0.0.1.
+	Host string
+	// Ports keeps each tenant URL's port across runs; nil picks new ports.
+	Ports *proc.PortBook
+	// Logf receives one line per process event (start, exit, problem).
+	Logf func(format string, args ...any)
+	// OnUpdate is called after a tenant's local state changed.
+	OnUpdate func(Tenant)
+}
+
+// Tenant is the local state of one UserService's Deployment.
+type Tenant struct {
+	Namespace   string
+	Name        string // the Deployment
+	UserService string
+	URL         string
+	Desired     int32
+	Replicas    int32 // running processes, terminating ones excluded
+	Updated     int32 // of those, running the current template
+	Ready       int32
+	// Problem says why replicas cannot be started, if they cannot.
+	Problem string
+	Pods    []PodStatus
+}
+
+// RolledOut reports whether every wanted replica runs the current template and is ready.
+func (t Tenant) RolledOut() bool {
+	return t.Problem == "" && t.Replicas == t.Desired && t.Updated == t.Desired && t.Ready == t.Desired
+}
+
+// PodStatus describes one local replica.
+type PodStatus = replicaInfo
+
+// Runtime runs tenant Deployments as local processes.
+type Runtime struct {
+	opts   Options
+	client client.Client
+	lookup Lookup
+	events chan event.GenericEvent
+
+	mu          sync.Mutex
+	closed      bool
+	deployments map[types.NamespacedName]*deployment
+	stopping    sync.WaitGroup
+}
+
+type deployment struct {
+	key         types.NamespacedName
+	owner       string
+	front       *frontend
+	replicas    []*replica
+	terminating map[int]*replica
+	hash        string // current pod template
+	desired     int32
+	problem     string
+	reported    *Tenant
+}
+
+// New makes a Runtime; SetupWithManager wires it in.
+func New(opts Options) (*Runtime, error) {
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the userve binary: %w", err)
+		}
+		opts.Executable = exe
+	}
+	if opts.Dir == "" {
+		return nil, fmt.Errorf("runtime: Options.Dir is required")
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	return &Runtime{
+		opts:        opts,
+		events:      make(chan event.GenericEvent, 1024),
+		deployments: map[types.NamespacedName]*deployment{},
+	}, nil
+}
+
+// SetupWithManager registers the runtime's controller and its shutdown with
+// mgr. ConfigMaps and Secrets are read uncached, so the manager's cache holds
+// only Deployments.
+func (r *Runtime) SetupWithManager(mgr ctrl.Manager) error {
+	r.client = mgr.GetClient()
+	r.lookup = readerLookup{mgr.GetAPIReader()}
+	if err := mgr.Add(r); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("local-runtime").
+		For(&appsv1.Deployment{}, builder.WithPredicates(ownedByUserService)).
+		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
+		Complete(r)
+}
+
+// Start waits for the manager to stop, then stops every process (Runnable).
+func (r *Runtime) Start(ctx context.Context) error {
+	<-ctx.Done()
+	r.Shutdown()
+	return nil
+}
+
+// NeedLeaderElection: processes run wherever the sandbox runs.
+func (r *Runtime) NeedLeaderElection() bool { return false }
+
+// Shutdown stops every process and URL and refuses to start new ones.
+func (r *Runtime) Shutdown() {
+	r.mu.Lock()
+	r.closed = true
+	var all []*replica
+	var fronts []*frontend
+	for _, d := range r.deployments {
+		all = append(all, d.replicas...)
+		for _, t := range d.terminating {
+			all = append(all, t)
+		}
+		d.replicas = nil
+		if d.front != nil {
+			fronts = append(fronts, d.front)
+		}
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, rep := range all {
+		wg.Go(rep.stop)
+	}
+	wg.Wait()
+	r.stopping.Wait()
+	for _, f := range fronts {
+		f.close()
+	}
+}
+
+// Tenants is a snapshot of every tenant the runtime runs.
+func (r *Runtime) Tenants() []Tenant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Tenant
+	for _, d := range r.deployments {
+		out = append(out, r.snapshotLocked(d))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name
+	})
+	return out
+}
+
+var ownedByUserService = predicate.Funcs{
+	CreateFunc:  func(e event.CreateEvent) bool { return userServiceOwner(e.Object) != "" },
+	DeleteFunc:  func(e event.DeleteEvent) bool { return userServiceOwner(e.Object) != "" },
+	GenericFunc: func(e event.GenericEvent) bool { return userServiceOwner(e.Object) != "" },
+	// Losing the owner reference must stop the processes too.
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return userServiceOwner(e.ObjectOld) != "" || userServiceOwner(e.ObjectNew) != ""
+	},
+}
+
+// userServiceOwner is the name of the UserService owning obj, or "".
+func userServiceOwner(obj metav1.Object) string {
+	for _, ref := range obj.GetOwnerReferences() {
+		gv, err := schema.ParseGroupVersion(ref.APIVersion)
+		if err == nil && gv.Group == v1alpha1.GroupVersion.Group && ref.Kind == "UserService" {
+			return ref.Name
+		}
+	}
+	return ""
+}
+
+// trigger asks for a reconcile of key; never blocks (a full queue already
+// holds a pending reconcile).
+func (r *Runtime) trigger(key types.NamespacedName) {
+	obj := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	select {
+	case r.events <- event.GenericEvent{Object: obj}:
+	default:
+	}
+}
+
+// Reconcile converges one Deployment's local processes and writes its status.
+func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	key := req.NamespacedName
+	var d appsv1.Deployment
+	if err := r.client.Get(ctx, key, &d); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.remove(key)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	owner := userServiceOwner(&d)
+	if owner == "" || d.DeletionTimestamp != nil {
+		r.remove(key)
+		return reconcile.Result{}, nil
+	}
+	dep, err := r.ensure(key, owner)
+	if err != nil || dep == nil {
+		return reconcile.Result{}, err
+	}
+
+	desired := int32(1)
+	if d.Spec.Replicas != nil {
+		desired = *d.Spec.Replicas
+	}
+	hash := TemplateHash(&d.Spec.Template)
+	toStart := r.scale(dep, hash, int(desired))
+
+	var problem string
+	for _, index := range toStart {
+		if err := r.startReplica(ctx, dep, &d, hash, index); err != nil {
+			problem = err.Error()
+			break
+		}
+	}
+	r.mu.Lock()
+	if problem != dep.problem && problem != "" {
+		r.opts.Logf("%s/%s: cannot start a replica: %s", key.Namespace, key.Name, problem)
+	}
+	dep.problem = problem
+	t := r.snapshotLocked(dep)
+	r.mu.Unlock()
+
+	if err := r.writeStatus(ctx, &d, t, hash); err != nil {
+		return reconcile.Result{}, err
+	}
+	r.report(dep, t)
+	if problem != "" {
+		// The missing Secret or ConfigMap may appear: look again soon.
+		return reconcile.Result{RequeueAfter: 3 * time.Second}, nil
+	}
+	return reconcile.Result{}, nil
+}
+
+func (r *Runtime) report(dep *deployment, t Tenant) {
+	r.mu.Lock()
+	changed := dep.reported == nil || !equality.Semantic.DeepEqual(*dep.reported, t)
+	dep.reported = &t
+	r.mu.Unlock()
+	if changed && r.opts.OnUpdate != nil {
+		r.opts.OnUpdate(t)
+	}
+}
+
+// ensure returns key's state, creating it and its URL on first sight; nil
+// after Shutdown.
+func (r *Runtime) ensure(key types.NamespacedName, owner string) (*deployment, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, nil
+	}
+	if d, ok := r.deployments[key]; ok {
+		d.owner = owner
+		return d, nil
+	}
+	d := &deployment{key: key, owner: owner, terminating: map[int]*replica{}}
+	port := 0
+	if r.opts.Ports != nil {
+		p, err := r.opts.Ports.Port("tenant:" + key.String())
+		if err != nil {
+			return nil, err
+		}
+		port = p
+	}
+	front, err := newFrontend(r.opts.Host, port, func() []string { return r.backends(d) })
+	if err != nil {
+		return nil, fmt.Errorf("tenant URL for %s: %w", key, err)
+	}
+	d.front = front
+	r.deployments[key] = d
+	return d, nil
+}
+
+func (r *Runtime) backends(d *deployment) []string {
+	r.mu.Lock()
+	reps := append([]*replica(nil), d.replicas...)
+	r.mu.Unlock()
+	var out []string
+	for _, rep := range reps {
+		if addr, ready := rep.backend(); ready {
+			out = append(out, addr)
+		}
+	}
+	return out
+}
+
+// remove stops everything of a Deployment that is gone or no longer a tenant's.
+func (r *Runtime) remove(key types.NamespacedName) {
+	r.mu.Lock()
+	d, ok := r.deployments[key]
+	if ok {
+		delete(r.deployments, key)
+		for _, rep := range d.replicas {
+			r.terminateLocked(d, rep)
+		}
+		d.replicas = nil
+	}
+	r.mu.Unlock()
+	if ok {
+		r.opts.Logf("%s: removed", key)
+		go d.front.close()
+	}
+}
+
+// scale decides, Deployment-controller style (surge 1, unavailable 0), which
+// replicas to stop now and which indices to start: unready replicas of an
+// old template go at once, ready old ones only while enough others are
+// ready; a new replica starts while fewer than desired run the current
+// template and at most desired+1 run in total.
+func (r *Runtime) scale(d *deployment, hash string, desired int) []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d.hash, d.desired = hash, int32(desired)
+	var current, old []*replica
+	ready := 0
+	for _, rep := range d.replicas {
+		if rep.hash == hash {
+			current = append(current, rep)
+		} else {
+			old = append(old, rep)
+		}
+		if rep.isReady() {
+			ready++
+		}
+	}
+	var keepOld []*replica
+	for _, rep := range old {
+		switch {
+		case !rep.isReady():
+			r.terminateLocked(d, rep)
+		case ready-1 >= desired:
+			r.terminateLocked(d, rep)
+			ready--
+		default:
+			keepOld = append(keepOld, rep)
+		}
+	}
+	if len(current) > desired {
+		// Unready first, then the highest index, like a ReplicaSet scaling down.
+		sort.SliceStable(current, func(i, j int) bool {
+			ri, rj := current[i].isReady(), current[j].isReady()
+			if ri != rj {
+				return !ri
+			}
+			return current[i].index > current[j].index
+		})
+		for _, rep := range current[:len(current)-desired] {
+			r.terminateLocked(d, rep)
+		}
+		current = current[len(current)-desired:]
+	}
+	d.replicas = append(append([]*replica(nil), current...), keepOld...)
+
+	var start []int
+	used := map[int]bool{}
+	for _, rep := range d.replicas {
+		used[rep.index] = true
+	}
+	for i := range d.terminating {
+		used[i] = true
+	}
+	n := len(current)
+	for n < desired && n+len(keepOld) < desired+1 {
+		i := 0
+		for used[i] {
+			i++
+		}
+		used[i] = true
+		start = append(start, i)
+		n++
+	}
+	return start
+}
+
+// terminateLocked moves rep out of the running set and stops it in the
+// background; its index stays taken until it is gone.
+func (r *Runtime) terminateLocked(d *deployment, rep *replica) {
+	d.terminating[rep.index] = rep
+	r.stopping.Go(func() {
+		rep.stop()
+		r.opts.Logf("%s: stopped", rep.name)
+		r.mu.Lock()
+		if d.terminating[rep.index] == rep {
+			delete(d.terminating, rep.index)
+		}
+		r.mu.Unlock()
+		r.trigger(d.key)
+	})
+}
+
+func (r *Runtime) startReplica(ctx context.Context, d *deployment, dep *appsv1.Deployment, hash string, index int) error {
+	name := dep.Name + "-" + strconv.Itoa(index)
+	port, err := proc.FreePort(r.opts.Host)
+	if err != nil {
+		return err
+	}
+	pod := Pod{
+		Namespace: dep.Namespace,
+		Name:      name,
+		Dir:       filepath.Join(r.opts.Dir, dep.Namespace, name),
+		Host:      r.opts.Host,
+		Port:      port,
+	}
+	launch, err := Render(ctx, r.lookup, dep, pod, r.opts.Executable)
+	if err != nil {
+		return err
+	}
+	key := d.key
+	rep := &replica{
+		name:   dep.Namespace + "/" + name,
+		index:  index,
+		hash:   hash,
+		dir:    pod.Dir,
+		host:   pod.Host,
+		port:   pod.Port,
+		launch: launch,
+		logf:   r.opts.Logf,
+		notify: func() { r.trigger(key) },
+		stopCh: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.deployments[key] != d {
+		return nil // shut down or removed meanwhile
+	}
+	d.replicas = append(d.replicas, rep)
+	go rep.supervise()
+	return nil
+}
+
+func (r *Runtime) snapshotLocked(d *deployment) Tenant {
+	t := Tenant{
+		Namespace:   d.key.Namespace,
+		Name:        d.key.Name,
+		UserService: d.owner,
+		Desired:     d.desired,
+		Problem:     d.problem,
+	}
+	if d.front != nil {
+		t.URL = d.front.url
+	}
+	for _, rep := range d.replicas {
+		info := rep.info()
+		t.Pods = append(t.Pods, info)
+		t.Replicas++
+		if info.Ready {
+			t.Ready++
+		}
+		if info.Hash == d.hash {
+			t.Updated++
+		}
+	}
+	sort.Slice(t.Pods, func(i, j int) bool { return t.Pods[i].Name < t.Pods[j].Name })
+	return t
+}
+
+// writeStatus records the local replicas in the Deployment's status, as the
+// Deployment controller would, when anything changed.
+func (r *Runtime) writeStatus(ctx context.Context, d *appsv1.Deployment, t Tenant, hash string) error {
+	updated := int32(0)
+	for _, p := range t.Pods {
+		if p.Hash == hash {
+			updated++
+		}
+	}
+	want := d.Status.DeepCopy()
+	want.ObservedGeneration = d.Generation
+	want.Replicas = t.Replicas
+	want.UpdatedReplicas = updated
+	want.ReadyReplicas = t.Ready
+	want.AvailableReplicas = t.Ready
+	want.UnavailableReplicas = max(0, t.Desired-t.Ready)
+	now := metav1.Now()
+
+	availMsg := fmt.Sprintf("%d of %d replicas ready", t.Ready, t.Desired)
+	if t.Ready >= t.Desired {
+		setCondition(want, appsv1.DeploymentAvailable, corev1.ConditionTrue, "MinimumReplicasAvailable", availMsg, now)
+	} else {
+		setCondition(want, appsv1.DeploymentAvailable, corev1.ConditionFalse, "MinimumReplicasUnavailable", availMsg, now)
+	}
+	switch {
+	case t.Problem != "":
+		setCondition(want, appsv1.DeploymentProgressing, corev1.ConditionTrue, "ReplicaSetUpdated",
+			"local replicas cannot start: "+t.Problem, now)
+	case updated == t.Desired && t.Replicas == t.Desired && t.Ready == t.Desired:
+		setCondition(want, appsv1.DeploymentProgressing, corev1.ConditionTrue, "NewReplicaSetAvailable",
+			"local replicas of template "+hash+" are available", now)
+	default:
+		setCondition(want, appsv1.DeploymentProgressing, corev1.ConditionTrue, "ReplicaSetUpdated",
+			fmt.Sprintf("rolling local replicas to template %s: %d updated, %d ready of %d", hash, updated, t.Ready, t.Desired), now)
+	}
+
+	if !equality.Semantic.DeepEqual(&d.Status, want) {
+		base := d.DeepCopy()
+		d.Status = *want
+		if err := r.client.Status().Patch(ctx, d, client.MergeFrom(base)); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("write status of %s/%s: %w", d.Namespace, d.Name, err)
+		}
+	}
+	if t.URL != "" && d.Annotations[URLAnnotation] != t.URL {
+		base := d.DeepCopy()
+		if d.Annotations == nil {
+			d.Annotations = map[string]string{}
+		}
+		d.Annotations[URLAnnotation] = t.URL
+		if err := r.client.Patch(ctx, d, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("annotate %s/%s: %w", d.Namespace, d.Name, err)
+		}
+	}
+	return nil
+}
+
+// setCondition sets a Deployment condition, keeping its transition time when
+// the status stays and its update time when nothing changes.
+func setCondition(s *appsv1.DeploymentStatus, typ appsv1.DeploymentConditionType, status corev1.ConditionStatus, reason, msg string, now metav1.Time) {
+	for i := range s.Conditions {
+		c := &s.Conditions[i]
+		if c.Type != typ {
+			continue
+		}
+		if c.Status == status && c.Reason == reason && c.Message == msg {
+			return
+		}
+		if c.Status != status {
+			c.LastTransitionTime = now
+		}
+		c.Status, c.Reason, c.Message, c.LastUpdateTime = status, reason, msg, now
+		return
+	}
+	s.Conditions = append(s.Conditions, appsv1.DeploymentCondition{
+		Type: typ, Status: status, Reason: reason, Message: msg,
+		LastUpdateTime: now, LastTransitionTime: now,
+	})
+}
+
+// readerLookup reads Secrets and ConfigMaps straight from the API server.
+type readerLookup struct{ client.Reader }
+
+func (l readerLookup) Secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	var s corev1.Secret
+	err := l.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s)
+	return &s, err
+}
+
+func (l readerLookup) ConfigMap(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
+	var cm corev1.ConfigMap
+	err := l.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &cm)
+	return &cm, err
+}

@@ -1,0 +1,173 @@
+// Package auth issues and verifies the end-user dialect's access tokens
+// (JWT, HS256 only) and hashes passwords.
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MinKeyBytes is the shortest signing key accepted: HS256 keys shorter than
+// the hash output make brute-forcing a captured token cheaper.
+const MinKeyBytes = 16
+
+// Errors of Verify and VerifyForRefresh. They are deliberately coarse: a
+// client learns only that its token is no good.
+var (
+	ErrInvalidToken = errors.New("token is invalid")
+	ErrExpiredToken = errors.New("token has expired")
+)
+
+// Claims are what a token carries. Epoch is the user's token_epoch when the
+// token was issued: a password change bumps the stored epoch, and every
+// token carrying an older one is dead.
+type Claims struct {
+	UserID    int64
+	ID        string // jti, the handle revocation uses
+	Epoch     int64
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// RefreshDeadline is the last moment the token may be exchanged for a new one.
+func (c Claims) RefreshDeadline(refreshTTL time.Duration) time.Time {
+	return c.IssuedAt.Add(refreshTTL)
+}
+
+// Issuer signs and checks tokens for one tenant.
+type Issuer struct {
+	key        []byte
+	issuer     string
+	TTL        time.Duration
+	RefreshTTL time.Duration
+	now        func() time.Time
+}
+
+// NewIssuer makes an issuer for tenant iss ("<namespace>/<name>").
+func NewIssuer(key []byte, iss string, ttl, refreshTTL time.Duration) (*Issuer, error) {
+	if len(key) < MinKeyBytes {
+		return nil, fmt.Errorf("JWT key must be at least %d bytes, got %d", MinKeyBytes, len(key))
+	}
+	if iss == "" {
+		return nil, errors.New("JWT issuer must not be empty")
+	}
+	if ttl <= 0 || refreshTTL <= 0 {
+		return nil, errors.New("token TTLs must be positive")
+	}
+	if refreshTTL < ttl {
+		refreshTTL = ttl
+	}
+	k := make([]byte, len(key))
+	copy(k, key)
+	return &Issuer{key: k, issuer: iss, TTL: ttl, RefreshTTL: refreshTTL, now: time.Now}, nil
+}
+
+// SetClock replaces the clock (tests).
+func (is *Issuer) SetClock(now func() time.Time) { is.now = now }
+
+type wireClaims struct {
+	Epoch int64 `json:"epoch"`
+	jwt.RegisteredClaims
+}
+
+// Issue signs a new token for the user.
+func (is *Issuer) Issue(userID, epoch int64) (string, Claims, error) {
+	now := is.now().Truncate(time.Second)
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", Claims{}, err
+	}
+	c := Claims{
+		UserID:    userID,
+		ID:        base64.RawURLEncoding.EncodeToString(raw[:]),
+		Epoch:     epoch,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(is.TTL),
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, wireClaims{
+		Epoch: epoch,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    is.issuer,
+			Subject:   strconv.FormatInt(userID, 10),
+			ID:        c.ID,
+			IssuedAt:  jwt.NewNumericDate(c.IssuedAt),
+			ExpiresAt: jwt.NewNumericDate(c.ExpiresAt),
+		},
+	})
+	s, err := tok.SignedString(is.key)
+	if err != nil {
+		return "", Claims{}, err
+	}
+	return s, c, nil
+}
+
+// Verify checks signature (HS256 with this tenant's key only), issuer and
+// expiry. It does not know about revocation or epochs: the caller checks
+// those against the store.
+func (is *Issuer) Verify(token string) (Claims, error) {
+	c, err := is.parse(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if !is.now().Before(c.ExpiresAt) {
+		return Claims{}, ErrExpiredToken
+	}
+	return c, nil
+}
+
+// VerifyForRefresh accepts an expired token as long as its refresh deadline
+// (issued-at plus the refresh TTL) has not passed.
+func (is *Issuer) VerifyForRefresh(token string) (Claims, error) {
+	c, err := is.parse(token)
+	if err != nil {
+		return Claims{}, err
+	}
+	if !is.now().Before(c.RefreshDeadline(is.RefreshTTL)) {
+		return Claims{}, ErrExpiredToken
+	}
+	return c, nil
+}
+
+func (is *Issuer) parse(token string) (Claims, error) {
+	if len(token) > 4096 {
+		return Claims{}, ErrInvalidToken
+	}
+	var wc wireClaims
+	// Time claims are checked by the callers against our clock, so that
+	// refresh can accept an expired token; everything else is strict.
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(is.issuer),
+		jwt.WithoutClaimsValidation(),
+	)
+	_, err := p.ParseWithClaims(token, &wc, func(t *jwt.Token) (any, error) {
+		if t.Method != jwt.SigningMethodHS256 {
+			return nil, ErrInvalidToken
+		}
+		return is.key, nil
+	})
+	if err != nil {
+		return Claims{}, ErrInvalidToken
+	}
+	// WithoutClaimsValidation also skips the issuer check: do it here.
+	if wc.Issuer != is.issuer || wc.ID == "" || wc.ExpiresAt == nil || wc.IssuedAt == nil {
+		return Claims{}, ErrInvalidToken
+	}
+	uid, err := strconv.ParseInt(wc.Subject, 10, 64)
+	if err != nil || uid <= 0 {
+		return Claims{}, ErrInvalidToken
+	}
+	return Claims{
+		UserID:    uid,
+		ID:        wc.ID,
+		Epoch:     wc.Epoch,
+		IssuedAt:  wc.IssuedAt.Time,
+		ExpiresAt: wc.ExpiresAt.Time,
+	}, nil
+}

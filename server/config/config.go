@@ -1,0 +1,242 @@
+// Package config loads what `userve serve` needs: the tenant's UserService
+// manifest (YAML or JSON, the same file one would kubectl apply) and the
+// environment holding the store location and secrets.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"userve.dev/userve/api/v1alpha1"
+)
+
+// Environment variables read by Load.
+const (
+	EnvMongoURI      = "USERVE_MONGO_URI"
+	EnvMongoDatabase = "USERVE_MONGO_DATABASE"
+	EnvAdminTokens   = "USERVE_ADMIN_TOKENS"
+	EnvJWTKey        = "USERVE_JWT_KEY"
+	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
+	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
+)
+
+// MinJWTKeyLength is the shortest accepted HMAC key, in bytes (256 bits).
+const MinJWTKeyLength = 32
+
+// Config is one tenant server's configuration.
+type Config struct {
+	// Service is the manifest with every default applied.
+	Service *v1alpha1.UserService
+
+	MongoURI      string
+	Database      string
+	AdminTokens   []string // management bearer tokens
+	JWTKey        []byte   // end-user token signing key
+	WebhookSecret string   // HMAC key of the SMS webhook
+	SMTPPassword  string
+	// Issuer is the JWT iss: "<namespace>/<name>".
+	Issuer string
+}
+
+// Spec is a shortcut to the defaulted spec.
+func (c *Config) Spec() *v1alpha1.UserServiceSpec { return &c.Service.Spec }
+
+// CustomField looks a declared custom profile field up by name.
+func (c *Config) CustomField(name string) (v1alpha1.CustomField, bool) {
+	for _, f := range c.Service.Spec.Profile.CustomFields {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return v1alpha1.CustomField{}, false
+}
+
+// Load reads the manifest at path and the environment through getenv.
+// Errors are one line naming the problem.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	if path == "" {
+		return nil, errors.New("--config is required: the path of a UserService manifest (YAML or JSON)")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, unwrapPathError(err))
+	}
+	us, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return FromManifest(us, getenv)
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ParseManifest decodes a UserService strictly (unknown fields are errors),
+// checks it as the CRD would, and applies the defaults.
+func ParseManifest(data []byte) (*v1alpha1.UserService, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("empty file; expected a UserService manifest")
+	}
+	jsonData, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("not valid YAML or JSON: %s", oneLine(err.Error()))
+	}
+	if bytes.Equal(bytes.TrimSpace(jsonData), []byte("null")) {
+		return nil, errors.New("empty document; expected a UserService manifest")
+	}
+	dec := json.NewDecoder(bytes.NewReader(jsonData))
+	dec.DisallowUnknownFields()
+	var us v1alpha1.UserService
+	if err := dec.Decode(&us); err != nil {
+		return nil, fmt.Errorf("decoding UserService: %s", oneLine(strings.TrimPrefix(err.Error(), "json: ")))
+	}
+	if dec.More() {
+		return nil, errors.New("more than one document; expected exactly one UserService")
+	}
+	wantAPI := v1alpha1.GroupVersion.String()
+	if us.APIVersion != wantAPI || us.Kind != "UserService" {
+		return nil, fmt.Errorf("apiVersion/kind is %q/%q, want %q/%q", us.APIVersion, us.Kind, wantAPI, "UserService")
+	}
+	if us.Name == "" {
+		return nil, errors.New("metadata.name is required")
+	}
+	if err := validateSpec(&us.Spec); err != nil {
+		return nil, err
+	}
+	v1alpha1.SetDefaults(&us)
+	if err := validateLimits(&us.Spec); err != nil {
+		return nil, err
+	}
+	return &us, nil
+}
+
+var (
+	customFieldPattern  = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	databaseNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+)
+
+// validateSpec repeats the CRD's rules that the server depends on, since a
+// manifest given to `userve serve` by hand never met the API server.
+func validateSpec(s *v1alpha1.UserServiceSpec) error {
+	if d := s.Mongo.Database; d != "" && (!databaseNamePattern.MatchString(d) || len(d) > 63) {
+		return fmt.Errorf("spec.mongo.database %q: must be 1-63 letters, digits, '_' or '-'", d)
+	}
+	fields := s.Profile.CustomFields
+	if len(fields) > 64 {
+		return fmt.Errorf("spec.profile.customFields: %d fields, at most 64", len(fields))
+	}
+	seen := map[string]bool{}
+	for i, f := range fields {
+		at := fmt.Sprintf("spec.profile.customFields[%d]", i)
+		switch {
+		case !customFieldPattern.MatchString(f.Name) || len(f.Name) > 64:
+			return fmt.Errorf("%s.name %q: must be lower case letters, digits and '_', starting with a letter, at most 64", at, f.Name)
+		case slices.Contains(v1alpha1.BuiltinProfileFields, f.Name):
+			return fmt.Errorf("%s.name %q collides with a built-in profile field", at, f.Name)
+		case seen[f.Name]:
+			return fmt.Errorf("%s.name %q is declared twice", at, f.Name)
+		}
+		seen[f.Name] = true
+		switch f.Type {
+		case v1alpha1.FieldString, v1alpha1.FieldInteger, v1alpha1.FieldNumber, v1alpha1.FieldBoolean,
+			v1alpha1.FieldArray, v1alpha1.FieldObject, v1alpha1.FieldDate:
+		default:
+			return fmt.Errorf("%s.type %q: must be one of string, integer, number, boolean, array, object, date", at, f.Type)
+		}
+		if f.MaxLength != nil {
+			if *f.MaxLength < 1 {
+				return fmt.Errorf("%s.maxLength must be at least 1", at)
+			}
+			if f.Type != v1alpha1.FieldString && f.Type != v1alpha1.FieldArray {
+				return fmt.Errorf("%s.maxLength applies to string and array fields, not %s", at, f.Type)
+			}
+		}
+	}
+	return nil
+}
+
+func validateLimits(s *v1alpha1.UserServiceSpec) error {
+	m, p := s.API.MinApp, s.API.Plus
+	switch {
+	case m.DefaultLimit < 1 || m.DefaultLimit > 1000 || m.MaxLimit < 1 || m.MaxLimit > 1000:
+		return errors.New("spec.api.minapp: defaultLimit and maxLimit must be within 1..1000")
+	case m.DefaultLimit > m.MaxLimit:
+		return errors.New("spec.api.minapp.defaultLimit must not exceed maxLimit")
+	case p.DefaultLimit < 1 || p.DefaultLimit > 50 || p.MaxLimit < 1 || p.MaxLimit > 50:
+		return errors.New("spec.api.plus: defaultLimit and maxLimit must be within 1..50")
+	case p.DefaultLimit > p.MaxLimit:
+		return errors.New("spec.api.plus.defaultLimit must not exceed maxLimit")
+	case p.TokenTTL.Duration < 0 || p.RefreshTTL.Duration < 0 || s.Verification.CodeTTL.Duration < 0:
+		return errors.New("spec: tokenTTL, refreshTTL and codeTTL must not be negative")
+	}
+	return nil
+}
+
+// FromManifest completes a parsed manifest with the environment.
+func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config, error) {
+	ns := us.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	c := &Config{
+		Service:       us,
+		MongoURI:      strings.TrimSpace(getenv(EnvMongoURI)),
+		Database:      strings.TrimSpace(getenv(EnvMongoDatabase)),
+		JWTKey:        []byte(getenv(EnvJWTKey)),
+		WebhookSecret: getenv(EnvWebhookSecret),
+		SMTPPassword:  getenv(EnvSMTPPassword),
+		Issuer:        ns + "/" + us.Name,
+	}
+	if c.MongoURI == "" {
+		return nil, fmt.Errorf("%s is required (e.g. mongodb://127.0.0.1:27017/)", EnvMongoURI)
+	}
+	if !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
+		return nil, fmt.Errorf("%s must start with mongodb:// or mongodb+srv://", EnvMongoURI)
+	}
+	if c.Database == "" {
+		c.Database = us.Spec.Mongo.Database
+	}
+	if c.Database == "" {
+		c.Database = ns + "_" + us.Name
+	}
+	if !databaseNamePattern.MatchString(c.Database) || len(c.Database) > 63 {
+		return nil, fmt.Errorf("database name %q: must be 1-63 letters, digits, '_' or '-' (set %s or spec.mongo.database)", c.Database, EnvMongoDatabase)
+	}
+	for _, t := range strings.Split(getenv(EnvAdminTokens), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.AdminTokens = append(c.AdminTokens, t)
+		}
+	}
+	spec := &us.Spec
+	if v1alpha1.Enabled(spec.API.MinApp.Enabled) && len(c.AdminTokens) == 0 {
+		return nil, fmt.Errorf("%s is empty but the management API (spec.api.minapp) is enabled", EnvAdminTokens)
+	}
+	if v1alpha1.Enabled(spec.API.Plus.Enabled) && len(c.JWTKey) < MinJWTKeyLength {
+		if len(c.JWTKey) == 0 {
+			return nil, fmt.Errorf("%s is required while the end-user API (spec.api.plus) is enabled", EnvJWTKey)
+		}
+		return nil, fmt.Errorf("%s must be at least %d bytes", EnvJWTKey, MinJWTKeyLength)
+	}
+	if sms := spec.Verification.SMS; sms != nil && sms.Webhook != nil && sms.Webhook.SecretRef != nil && c.WebhookSecret == "" {
+		return nil, fmt.Errorf("%s is required: spec.verification.sms.webhook.secretRef is set", EnvWebhookSecret)
+	}
+	if m := spec.Verification.Mail; m != nil && m.SMTP != nil && m.SMTP.PasswordSecretRef != nil && c.SMTPPassword == "" {
+		return nil, fmt.Errorf("%s is required: spec.verification.mail.smtp.passwordSecretRef is set", EnvSMTPPassword)
+	}
+	return c, nil
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,125 @@
+// Package httpx holds HTTP helpers both dialects share: strict JSON bodies
+// with precise messages, JSON responses, and the request body limit.
+package httpx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// MaxBody is the largest request body accepted.
+const MaxBody = 1 << 20
+
+// BodyError is a client mistake in a request body; its message names the
+// problem and is safe to show.
+type BodyError struct{ Msg string }
+
+func (e *BodyError) Error() string { return e.Msg }
+
+// ReadBody reads the whole body within MaxBody.
+func ReadBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > MaxBody {
+		return nil, &BodyError{Msg: fmt.Sprintf("request body exceeds %d bytes (1 MiB)", MaxBody)}
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &BodyError{Msg: fmt.Sprintf("request body exceeds %d bytes (1 MiB)", MaxBody)}
+		}
+		return nil, &BodyError{Msg: "reading request body: " + err.Error()}
+	}
+	if len(data) > MaxBody {
+		return nil, &BodyError{Msg: fmt.Sprintf("request body exceeds %d bytes (1 MiB)", MaxBody)}
+	}
+	return data, nil
+}
+
+// DecodeJSON decodes the request body into v strictly: one JSON value, no
+// unknown fields, right types.
+func DecodeJSON(r *http.Request, v any) error {
+	data, err := ReadBody(r)
+	if err != nil {
+		return err
+	}
+	return Unmarshal(data, v)
+}
+
+// Unmarshal is DecodeJSON over bytes. Numbers decoded into interface values
+// stay json.Number, so integers keep their precision.
+func Unmarshal(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return &BodyError{Msg: "request body is empty; a JSON body is required"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return &BodyError{Msg: describeJSONError(err)}
+	}
+	if dec.More() {
+		return &BodyError{Msg: "request body has data after the JSON value"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &BodyError{Msg: "request body has data after the JSON value"}
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("request body is not valid JSON: %s at byte %d", syn.Error(), syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q must be %s, not %s", typ.Field, jsonTypeName(typ.Type.Kind().String()), typ.Value)
+		}
+		return fmt.Sprintf("request body must be %s, not %s", jsonTypeName(typ.Type.Kind().String()), typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "request body is not valid JSON: unexpected end of input"
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return "unknown field " + f
+	}
+	return "request body: " + strings.TrimPrefix(msg, "json: ")
+}
+
+// jsonTypeName turns a Go kind into the JSON type a client sent or must send.
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "struct", "map":
+		return "a JSON object"
+	case "slice", "array":
+		return "a JSON array"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	}
+	return kind
+}
+
+// WriteJSON writes v with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types get here; failing them is a bug.
+		http.Error(w, `{"status":"error","error_msg":"internal error: encoding response"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}

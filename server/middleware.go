@@ -1,0 +1,228 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"userve.dev/userve/server/httpx"
+)
+
+// RequestTimeout bounds a whole request; store operations have shorter
+// bounds of their own, so an outage answers 503 well before this.
+const RequestTimeout = 15 * time.Second
+
+// routeKey carries a *routeInfo from observe to the router, which fills in
+// the matched route template (metrics must not be labelled by raw paths).
+type routeKey struct{}
+
+type routeInfo struct{ template string }
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe records metrics and writes one access log line per request.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.now()
+		info := &routeInfo{}
+		sw := &statusWriter{ResponseWriter: w}
+		s.metrics.inFlight.Inc()
+		defer s.metrics.inFlight.Dec()
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, info)))
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		elapsed := s.now().Sub(start)
+		route := info.template
+		if route == "" {
+			route = "unmatched"
+		}
+		code := strconv.Itoa(sw.status)
+		s.metrics.requests.WithLabelValues(r.Method, route, code).Inc()
+		s.metrics.latency.WithLabelValues(r.Method, route, code).Observe(elapsed.Seconds())
+		level := slog.LevelInfo
+		if sw.status >= 500 {
+			level = slog.LevelWarn
+		}
+		// The query string is left out: it carries openids and nicknames.
+		s.log.LogAttrs(r.Context(), level, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.String("route", route),
+			slog.Int("status", sw.status),
+			slog.Int("bytes", sw.bytes),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.String("remote", r.RemoteAddr),
+			slog.String("user_agent", r.UserAgent()),
+		)
+	})
+}
+
+// recordRoute runs inside the router (mux middleware) where the matched
+// route is known.
+func recordRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info, ok := r.Context().Value(routeKey{}).(*routeInfo); ok {
+			if route := mux.CurrentRoute(r); route != nil {
+				info.template, _ = route.GetPathTemplate()
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a handler panic into a 500 in the dialect's shape and
+// logs the stack; a bug must not take the process down.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			s.writeError(w, r, http.StatusInternalServerError, "internal error")
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody caps request bodies at 1 MiB and bounds the request's time.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > httpx.MaxBody {
+			s.writeError(w, r, http.StatusBadRequest, fmt.Sprintf("request body exceeds %d bytes (1 MiB)", httpx.MaxBody))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, httpx.MaxBody)
+		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// requireAdmin admits requests bearing one of the tenant's admin tokens.
+// Every token is compared in constant time, and all of them are compared,
+// so timing tells nothing about which one nearly matched.
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearerToken(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="userve"`)
+			s.writeError(w, r, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <admin token>")
+			return
+		}
+		match := 0
+		for _, t := range s.adminTokens {
+			match |= subtle.ConstantTimeCompare([]byte(token), t)
+		}
+		if match != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="userve", error="invalid_token"`)
+			s.writeError(w, r, http.StatusUnauthorized, "invalid admin token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// requireStore answers 503 until the store's indexes exist: without the
+// unique indexes, writes could create duplicates.
+func (s *Server) requireStore(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.store.Ready() {
+			w.Header().Set("Retry-After", "2")
+			s.writeError(w, r, http.StatusServiceUnavailable, "user store not ready yet, try again")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeError answers in the shape of the dialect the path belongs to.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if isEndUserPath(r.URL.Path) {
+		httpx.WriteJSON(w, status, map[string]string{"message": msg})
+		return
+	}
+	httpx.WriteJSON(w, status, map[string]string{"status": "error", "error_msg": msg})
+}
+
+// isEndUserPath tells the ThinkSNS-style dialect's paths from the rest.
+func isEndUserPath(path string) bool { return strings.HasPrefix(path, "/api/") }
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, http.StatusNotFound, "no such route: "+r.URL.Path)
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is ready when the store answers a ping and its indexes exist.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if !s.store.Ready() {
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "error", "error_msg": "user store indexes not created yet"})
+		return
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		msg := "user store unreachable"
+		if !errors.Is(err, context.DeadlineExceeded) {
+			s.log.Warn("readiness check failed", "error", err)
+		}
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "error", "error_msg": msg})
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

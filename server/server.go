@@ -1,0 +1,127 @@
+// Package server is one tenant's HTTP server: the management dialect
+// (server/minapp), the end-user dialect (server/plus) and the operational
+// endpoints, over one store (server/store). routes.go lists every route.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/minapp"
+	"userve.dev/userve/server/store"
+)
+
+// ShutdownTimeout is how long in-flight requests get to finish on SIGTERM;
+// below Kubernetes' default 30 s grace period.
+const ShutdownTimeout = 25 * time.Second
+
+// Server holds one tenant server's dependencies.
+type Server struct {
+	cfg     *config.Config
+	store   *store.Store
+	log     *slog.Logger
+	metrics *metrics
+	now     func() time.Time
+
+	adminTokens [][]byte
+
+	minapp *minapp.Handler
+
+	handler http.Handler
+}
+
+// Options are the optional dependencies of New.
+type Options struct {
+	Logger *slog.Logger     // default: slog.Default()
+	Now    func() time.Time // default: time.Now
+}
+
+// New builds the server over an opened (or connected) store.
+func New(cfg *config.Config, st *store.Store, opts Options) *Server {
+	s := &Server{cfg: cfg, store: st, log: opts.Logger, now: opts.Now, metrics: newMetrics()}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	for _, t := range cfg.AdminTokens {
+		s.adminTokens = append(s.adminTokens, []byte(t))
+	}
+	s.minapp = minapp.New(st, cfg, s.log)
+	s.handler = s.observe(s.recoverPanics(s.limitBody(s.routes())))
+	return s
+}
+
+// Handler is the whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves on addr until ctx ends, then shuts down gracefully, letting
+// in-flight requests finish. It also creates the store's indexes in the
+// background when they are not there yet, retrying while MongoDB is away,
+// so the process starts (and answers /healthz) without a store.
+func (s *Server) Run(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      RequestTimeout + 15*time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	go s.ensureIndexes(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "database", s.store.Database())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing in-flight requests", "timeout", ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// ensureIndexes retries store.EnsureIndexes with backoff until it succeeds.
+func (s *Server) ensureIndexes(ctx context.Context) {
+	delay := 500 * time.Millisecond
+	for !s.store.Ready() {
+		err := s.store.EnsureIndexes(ctx)
+		if err == nil {
+			s.log.Info("store indexes ready")
+			return
+		}
+		s.log.Warn("creating store indexes failed; retrying", "error", err, "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 15*time.Second)
+	}
+}

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// ColCodes holds one-time verification codes: one document per target
+// ("email:ann@example.com", "phone:+8613800000000"), the latest code sent.
+// Only an HMAC of the code is stored. Expiry is checked in code: FerretDB
+// has no TTL indexes, so old documents are swept by the writers instead.
+const ColCodes = "codes"
+
+// Code errors.
+var (
+	// ErrCodeInvalid covers wrong, expired, used-up and never-sent codes
+	// alike: a caller learns nothing about which.
+	ErrCodeInvalid = errors.New("verification code is wrong or has expired")
+)
+
+// TooSoonError refuses a resend within the resend interval.
+type TooSoonError struct{ Wait time.Duration }
+
+func (e *TooSoonError) Error() string {
+	return fmt.Sprintf("a code was sent to this target recently; retry in %d seconds", e.Seconds())
+}
+
+// Seconds is the wait rounded up to whole seconds, at least 1.
+func (e *TooSoonError) Seconds() int64 {
+	s := int64((e.Wait + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+type codeDoc struct {
+	Target    string    `bson:"_id"`
+	Hash      string    `bson:"hash"`
+	Purpose   string    `bson:"purpose"`
+	SentAt    time.Time `bson:"sent_at"`
+	ExpiresAt time.Time `bson:"expires_at"`
+	Attempts  int64     `bson:"attempts"`
+	Used      bool      `bson:"used"`
+}
+
+func init() {
+	RegisterIndexes(IndexSpec{Collection: ColCodes, Name: "expires_at", Keys: bson.D{{Key: "expires_at", Value: 1}}})
+}
+
+// CodeTarget is the key of a code: channel and normalized address.
+func CodeTarget(kind, address string) string { return kind + ":" + address }
+
+// IssueCode records a freshly generated code (its hash) for target, unless
+// one was sent less than resendAfter ago: then *TooSoonError. The check and
+// the write are one atomic upsert, so replicas racing on one target let
+// exactly one code through.
+func (s *Store) IssueCode(ctx context.Context, target, hash, purpose string, ttl, resendAfter time.Duration) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	now := s.Now()
+	_, err := s.col(ColCodes).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: target}, {Key: "sent_at", Value: bson.D{{Key: "$lte", Value: now.Add(-resendAfter)}}}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "hash", Value: hash}, {Key: "purpose", Value: purpose}, {Key: "sent_at", Value: now},
+			{Key: "expires_at", Value: now.Add(ttl)}, {Key: "attempts", Value: int64(0)}, {Key: "used", Value: false},
+		}}},
+		options.UpdateOne().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		// The document exists and was sent too recently.
+		var d codeDoc
+		if err := s.col(ColCodes).FindOne(ctx, bson.D{{Key: "_id", Value: target}}).Decode(&d); err != nil {
+			return classify(err)
+		}
+		return &TooSoonError{Wait: d.SentAt.Add(resendAfter).Sub(now)}
+	}
+	if err != nil {
+		return classify(err)
+	}
+	s.maybeSweep(ctx, ColCodes, "expires_at")
+	return nil
+}
+
+// WithdrawCode forgets a code that could not be delivered, so the user may
+// ask again at once. Only the code with this hash goes.
+func (s *Store) WithdrawCode(ctx context.Context, target, hash string) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.col(ColCodes).DeleteOne(ctx, bson.D{{Key: "_id", Value: target}, {Key: "hash", Value: hash}})
+	return classify(err)
+}
+
+// ConsumeCode accepts the code with this hash once: it must be unused,
+// unexpired and have fewer than maxAttempts wrong tries behind it. A wrong
+// code counts a try. The accept is one conditional write, so a code cannot
+// be used twice even by racing replicas.
+func (s *Store) ConsumeCode(ctx context.Context, target, hash string, maxAttempts int64) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	now := s.Now()
+	res, err := s.col(ColCodes).UpdateOne(ctx, bson.D{
+		{Key: "_id", Value: target}, {Key: "hash", Value: hash}, {Key: "used", Value: false},
+		{Key: "attempts", Value: bson.D{{Key: "$lt", Value: maxAttempts}}},
+		{Key: "expires_at", Value: bson.D{{Key: "$gt", Value: now}}},
+	}, bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: true}}}})
+	if err != nil {
+		return classify(err)
+	}
+	if res.MatchedCount == 1 {
+		return nil
+	}
+	_, err = s.col(ColCodes).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: target}, {Key: "used", Value: false}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "attempts", Value: int64(1)}}}})
+	if err != nil {
+		return classify(err)
+	}
+	return ErrCodeInvalid
+}
+
+// maybeSweep deletes expired documents now and then (about one write in
+// fifty), standing in for the TTL index FerretDB lacks. Best effort.
+func (s *Store) maybeSweep(ctx context.Context, collection, field string) {
+	if rand.IntN(50) != 0 {
+		return
+	}
+	_, err := s.col(collection).DeleteMany(ctx, bson.D{{Key: field, Value: bson.D{{Key: "$lt", Value: s.Now()}}}})
+	if err != nil {
+		s.log.Debug("sweep failed", "collection", collection, "error", err)
+	}
+}

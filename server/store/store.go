@@ -1,0 +1,313 @@
+// Package store is the tenant's user store in MongoDB. It is the only package
+// of the server that speaks to MongoDB: handlers call its methods and map its
+// three errors (ErrNotFound, ErrConflict, ErrUnavailable) to HTTP statuses.
+//
+// Everything here must work on real MongoDB and on FerretDB v1.24 (the test
+// store): no multi-document transactions, no TTL or partial indexes, no
+// collation.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+)
+
+// Collection names. Issue 4 adds its own next to its code.
+const (
+	ColProfiles = "profiles"
+	ColGroups   = "groups"
+	ColCounters = "counters"
+)
+
+// Errors handlers map to statuses: 404, 400 and 503.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrConflict    = errors.New("already taken")
+	ErrUnavailable = errors.New("user store unavailable")
+)
+
+// ConflictError is a unique-index violation. Field is the document field
+// (e.g. "openid", "email"); errors.Is(err, ErrConflict) holds.
+type ConflictError struct{ Field string }
+
+func (e *ConflictError) Error() string {
+	if e.Field == "" {
+		return "a unique value is already taken"
+	}
+	return e.Field + " is already taken"
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Timeouts that bound how long a request waits while MongoDB is away: server
+// selection fails after ServerSelectionTimeout, and every operation is cut at
+// OpTimeout even when the caller's context has no deadline.
+const (
+	DefaultServerSelectionTimeout = 2 * time.Second
+	DefaultOpTimeout              = 5 * time.Second
+)
+
+// Store is one tenant's database.
+type Store struct {
+	client *mongo.Client
+	db     *mongo.Database
+	log    *slog.Logger
+
+	opTimeout    time.Duration
+	customFields []string // custom profile fields that get an index
+
+	indexed atomic.Bool // every index exists: unique constraints hold
+
+	// now is the clock; times are stored at second precision because both
+	// dialects show seconds and filters compare unix seconds.
+	now func() time.Time
+}
+
+// Option adjusts Open and Connect.
+type Option func(*Store)
+
+// WithCustomFieldIndexes indexes these custom profile fields (custom.<name>)
+// so that filters and sorts on them are served by an index.
+func WithCustomFieldIndexes(names ...string) Option {
+	return func(s *Store) { s.customFields = append(s.customFields, names...) }
+}
+
+// WithLogger logs index problems and background retries.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// WithOpTimeout bounds each operation.
+func WithOpTimeout(d time.Duration) Option { return func(s *Store) { s.opTimeout = d } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// Open connects and ensures every index before returning.
+func Open(ctx context.Context, uri, database string, opts ...Option) (*Store, error) {
+	s, err := Connect(uri, database, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.EnsureIndexes(ctx); err != nil {
+		_ = s.Close(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect prepares a client without talking to MongoDB yet (the driver
+// connects lazily and reconnects by itself). Call EnsureIndexes before
+// serving writes; Ready reports whether it has succeeded.
+func Connect(uri, database string, opts ...Option) (*Store, error) {
+	if database == "" {
+		return nil, errors.New("store: empty database name")
+	}
+	s := &Store{log: slog.Default(), opTimeout: DefaultOpTimeout, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	co := options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(DefaultServerSelectionTimeout).
+		SetConnectTimeout(DefaultServerSelectionTimeout).
+		SetAppName("userve")
+	if err := co.Validate(); err != nil {
+		return nil, fmt.Errorf("store: MongoDB URI: %w", err)
+	}
+	client, err := mongo.Connect(co)
+	if err != nil {
+		return nil, fmt.Errorf("store: MongoDB URI: %w", err)
+	}
+	s.client = client
+	s.db = client.Database(database)
+	return s, nil
+}
+
+// Database is the tenant database's name.
+func (s *Store) Database() string { return s.db.Name() }
+
+// Ready reports whether EnsureIndexes has succeeded.
+func (s *Store) Ready() bool { return s.indexed.Load() }
+
+// Ping checks that MongoDB answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	return classify(s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err())
+}
+
+// Close disconnects.
+func (s *Store) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
+
+// DropDatabase removes the tenant's database with all its data.
+func (s *Store) DropDatabase(ctx context.Context) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	return classify(s.db.Drop(ctx))
+}
+
+// Now is the store's clock at second precision, UTC.
+func (s *Store) Now() time.Time { return s.now().UTC().Truncate(time.Second) }
+
+// opContext bounds one store operation.
+func (s *Store) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opTimeout)
+}
+
+func (s *Store) col(name string) *mongo.Collection { return s.db.Collection(name) }
+
+// ---- indexes --------------------------------------------------------------
+
+// IndexSpec is one index of one collection. Every file of this package
+// registers its collections' indexes from init with RegisterIndexes, so
+// EnsureIndexes creates all of them.
+type IndexSpec struct {
+	Collection string
+	Name       string // stable name; unique indexes are looked up by it on conflicts
+	Keys       bson.D // e.g. {{"created_at", 1}, {"_id", 1}}
+	Unique     bool   // unique indexes are also sparse: absent values do not collide
+	Field      string // for unique indexes: the field reported in ConflictError
+	Optional   bool   // failure to create it is logged, not fatal (e.g. index count limits)
+}
+
+var (
+	indexMu    sync.Mutex
+	indexSpecs []IndexSpec
+)
+
+// RegisterIndexes adds index specs; call it from init.
+func RegisterIndexes(specs ...IndexSpec) {
+	indexMu.Lock()
+	defer indexMu.Unlock()
+	indexSpecs = append(indexSpecs, specs...)
+}
+
+func registeredIndexes() []IndexSpec {
+	indexMu.Lock()
+	defer indexMu.Unlock()
+	return append([]IndexSpec(nil), indexSpecs...)
+}
+
+// uniqueFieldByIndex maps unique index names to their field, for conflicts.
+func uniqueFieldByIndex() map[string]string {
+	m := map[string]string{}
+	for _, sp := range registeredIndexes() {
+		if sp.Unique {
+			m[sp.Name] = sp.Field
+		}
+	}
+	return m
+}
+
+// EnsureIndexes creates every registered index and the custom-field indexes.
+// Creating an existing identical index is a no-op, so replicas starting at
+// once are safe.
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	specs := registeredIndexes()
+	for _, name := range s.customFields {
+		specs = append(specs, IndexSpec{
+			Collection: ColProfiles, Name: "custom_" + name,
+			Keys: bson.D{{Key: "custom." + name, Value: 1}, {Key: "_id", Value: 1}}, Optional: true,
+		})
+	}
+	for _, sp := range specs {
+		if err := s.createIndex(ctx, sp); err != nil {
+			if sp.Optional && !errors.Is(err, ErrUnavailable) {
+				s.log.Warn("optional index not created", "collection", sp.Collection, "index", sp.Name, "error", err)
+				continue
+			}
+			return fmt.Errorf("store: index %s.%s: %w", sp.Collection, sp.Name, err)
+		}
+	}
+	s.indexed.Store(true)
+	return nil
+}
+
+func (s *Store) createIndex(ctx context.Context, sp IndexSpec) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	o := options.Index().SetName(sp.Name)
+	if sp.Unique {
+		o.SetUnique(true).SetSparse(true)
+	}
+	_, err := s.col(sp.Collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: sp.Keys, Options: o})
+	return classify(err)
+}
+
+// ---- sequences ------------------------------------------------------------
+
+// NextID is the next value of a per-tenant sequence ("profiles", "groups",
+// ...), starting at 1. Ids are never reused; a failed insert leaves a gap.
+func (s *Store) NextID(ctx context.Context, sequence string) (int64, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	opts := options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)
+	var doc struct {
+		Seq int64 `bson:"seq"`
+	}
+	// Two first calls may both try to insert the counter; the loser gets a
+	// duplicate key and simply increments the now existing one.
+	for attempt := 0; ; attempt++ {
+		err := s.col(ColCounters).FindOneAndUpdate(ctx,
+			bson.D{{Key: "_id", Value: sequence}},
+			bson.D{{Key: "$inc", Value: bson.D{{Key: "seq", Value: int64(1)}}}},
+			opts).Decode(&doc)
+		if err == nil {
+			return doc.Seq, nil
+		}
+		if mongo.IsDuplicateKeyError(err) && attempt < 3 {
+			continue
+		}
+		return 0, classify(err)
+	}
+}
+
+// ---- errors ---------------------------------------------------------------
+
+// classify maps driver errors to the package's errors; other errors pass
+// through wrapped (they are bugs or server-side faults: 500).
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return ErrNotFound
+	case mongo.IsDuplicateKeyError(err):
+		return conflictFrom(err)
+	case isUnavailable(err):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return fmt.Errorf("store: %w", err)
+}
+
+func isUnavailable(err error) bool {
+	var sse topology.ServerSelectionError
+	var ce topology.ConnectionError
+	return mongo.IsTimeout(err) || mongo.IsNetworkError(err) ||
+		errors.As(err, &sse) || errors.As(err, &ce) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, mongo.ErrClientDisconnected)
+}
+
+// conflictFrom names the field of a duplicate key error from the index name
+// in the server's message ("... index: openid_unique dup key: ...").
+func conflictFrom(err error) error {
+	msg := err.Error()
+	for name, field := range uniqueFieldByIndex() {
+		if strings.Contains(msg, "index: "+name+" ") || strings.Contains(msg, "index: "+name+"\"") ||
+			strings.HasSuffix(msg, "index: "+name) {
+			return &ConflictError{Field: field}
+		}
+	}
+	return &ConflictError{}
+}
