@@ -1,19 +1,110 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"userve.dev/userve/controllers"
 )
+
+// defaultServerImage is the image of this very build: one image serves both
+// roles.
+func defaultServerImage() string { return "ghcr.io/userve/userve:" + version }
 
 func runOperator(args []string) int {
 	fs := flag.NewFlagSet("userve operator", flag.ContinueOnError)
+	var (
+		o                controllers.Options
+		defaultMongo     string
+		watchNamespaces  string
+		kubeconfig       string
+		logLevel         string
+		databaseTimeout  time.Duration
+		resync, retrying time.Duration
+	)
+	fs.StringVar(&o.ServerImage, "server-image", defaultServerImage(), "tenant server image when a UserService sets no spec.image")
+	fs.StringVar(&defaultMongo, "default-mongo-uri-secret", "", "NAMESPACE/NAME/KEY of the Secret holding the MongoDB URI of tenants without spec.mongo.uriSecretRef")
+	fs.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces to reconcile (empty: all)")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "tenants reconciled at once")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader, so that several replicas can run")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: $POD_NAMESPACE)")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0: off)")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (0: off)")
+	fs.DurationVar(&resync, "resync-interval", 5*time.Minute, "how often a converged tenant is re-checked (database, referenced Secrets)")
+	fs.DurationVar(&retrying, "retry-interval", 30*time.Second, "how often a tenant waiting for a Secret or its database is re-checked")
+	fs.DurationVar(&databaseTimeout, "database-timeout", 5*time.Second, "timeout of each MongoDB ping and drop")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
 		}
 		return 2
 	}
-	fmt.Fprintln(os.Stderr, "userve operator: not built yet")
-	return 1
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "userve operator: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(os.Stderr, "userve operator: "+format+"\n", a...)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fail("--log-level: %v", err)
+	}
+	if defaultMongo != "" {
+		loc, err := controllers.ParseSecretLocation(defaultMongo)
+		if err != nil {
+			return fail("--default-mongo-uri-secret: %v", err)
+		}
+		o.DefaultMongoURISecret = loc
+	}
+	namespaces, err := controllers.ParseNamespaces(watchNamespaces)
+	if err != nil {
+		return fail("--watch-namespaces: %v", err)
+	}
+	o.WatchNamespaces = namespaces
+	if o.ServerImage == "" {
+		return fail("--server-image must not be empty")
+	}
+	o.ResyncInterval, o.RetryInterval, o.DatabaseTimeout = resync, retrying, databaseTimeout
+
+	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctrl.SetLogger(log)
+	klog.SetLogger(log)
+
+	cfg, err := kubeConfig(kubeconfig)
+	if err != nil {
+		return fail("kubeconfig: %v", err)
+	}
+	mgr, pool, err := controllers.NewManager(cfg, o)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer pool.Close(context.Background())
+	log.Info("starting", "version", version, "serverImage", o.ServerImage, "watchNamespaces", o.WatchNamespaces,
+		"defaultMongoURISecret", defaultMongo, "leaderElection", o.LeaderElection)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		fmt.Fprintf(os.Stderr, "userve operator: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func kubeConfig(path string) (*rest.Config, error) {
+	if path != "" {
+		return clientcmd.BuildConfigFromFlags("", path)
+	}
+	return ctrl.GetConfig()
 }

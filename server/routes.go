@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server/plus"
 )
 
 // routes lists every route of the server.
@@ -61,11 +62,62 @@ func (s *Server) minappRoutes(r *mux.Router) {
 	r.HandleFunc("/v1/user-group/{id}/", h.UpdateGroup).Methods(put)
 	r.HandleFunc("/v1/user-group/{id}/", h.DeleteGroup).Methods(del)
 	r.HandleFunc("/v1/miniapp/group/membership/", h.PatchMembership).Methods(patch)
+
+	// Wallet administration (issue 4; handlers in minapp/wallet.go).
+	r.HandleFunc("/v1/wallet/transactions/", h.CreateWalletTransaction).Methods(post)
+	r.HandleFunc("/v1/wallet/transactions/", h.ListWalletTransactions).Methods(get)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.
+// Routes wrapped in h.Authed need a valid token; h.MaybeAuthed routes take
+// one if sent (for following/follower).
 //
 // end-user dialect (server/plus): owned by issue 4
 func (s *Server) plusRoutes(r *mux.Router) {
-	_ = r
+	h, err := plus.New(s.store, s.cfg, s.log, s.plusOptions)
+	if err != nil {
+		// config.Load refuses such a configuration; a Server built by hand
+		// with one answers 503 on every end-user route instead of crashing.
+		s.log.Error("end-user API disabled: bad configuration", "error", err)
+		r.PathPrefix("/api/v2/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, http.StatusServiceUnavailable, "end-user API is misconfigured")
+		})
+		return
+	}
+	s.plus = h
+	v2 := r.PathPrefix("/api/v2").Subrouter()
+	v2.Use(s.requireStore)
+	get, put, post, del, patch := http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch
+
+	// Verification codes, registration, tokens.
+	v2.HandleFunc("/verifycodes/register", h.SendRegisterCode).Methods(post)
+	v2.HandleFunc("/verifycodes", h.SendCode).Methods(post)
+	v2.HandleFunc("/users", h.Register).Methods(post)
+	v2.HandleFunc("/auth/login", h.Login).Methods(post)
+	v2.HandleFunc("/auth/refresh", h.Refresh).Methods(post)
+	v2.HandleFunc("/auth/logout", h.Authed(h.Logout)).Methods(post)
+	v2.HandleFunc("/user/retrieve-password", h.RetrievePassword).Methods(put)
+
+	// Users.
+	v2.HandleFunc("/users", h.MaybeAuthed(h.ListUsers)).Methods(get)
+	v2.HandleFunc("/users/{user}", h.MaybeAuthed(h.GetUser)).Methods(get)
+	v2.HandleFunc("/users/{user}/followings", h.MaybeAuthed(h.UserFollowings)).Methods(get)
+	v2.HandleFunc("/users/{user}/followers", h.MaybeAuthed(h.UserFollowers)).Methods(get)
+
+	// The caller.
+	v2.HandleFunc("/user", h.Authed(h.Me)).Methods(get)
+	v2.HandleFunc("/user", h.Authed(h.UpdateMe)).Methods(patch)
+	v2.HandleFunc("/user", h.Authed(h.UpdateContact)).Methods(put)
+	v2.HandleFunc("/user/password", h.Authed(h.ChangePassword)).Methods(put)
+	v2.HandleFunc("/user/phone", h.Authed(h.UnbindPhone)).Methods(del)
+	v2.HandleFunc("/user/email", h.Authed(h.UnbindEmail)).Methods(del)
+	v2.HandleFunc("/user/followings", h.Authed(h.MyFollowings)).Methods(get)
+	v2.HandleFunc("/user/followers", h.Authed(h.MyFollowers)).Methods(get)
+	v2.HandleFunc("/user/followings/{user}", h.Authed(h.Follow)).Methods(put)
+	v2.HandleFunc("/user/followings/{user}", h.Authed(h.Unfollow)).Methods(del)
+
+	// Wallets.
+	v2.HandleFunc("/plus-pay/orders", h.Authed(h.WalletOrders)).Methods(get)
+	v2.HandleFunc("/currency/orders", h.Authed(h.CurrencyOrders)).Methods(get)
+	v2.HandleFunc("/plus-pay/transfer", h.Authed(h.Transfer)).Methods(post)
 }

@@ -13,6 +13,7 @@ import (
 
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/minapp"
+	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
 )
 
@@ -32,6 +33,9 @@ type Server struct {
 
 	minapp *minapp.Handler
 
+	plus        *plus.Handler // nil while the end-user dialect is off
+	plusOptions plus.Options
+
 	handler http.Handler
 }
 
@@ -39,11 +43,12 @@ type Server struct {
 type Options struct {
 	Logger *slog.Logger     // default: slog.Default()
 	Now    func() time.Time // default: time.Now
+	Plus   plus.Options     // end-user dialect knobs (bcrypt cost, code delivery)
 }
 
 // New builds the server over an opened (or connected) store.
 func New(cfg *config.Config, st *store.Store, opts Options) *Server {
-	s := &Server{cfg: cfg, store: st, log: opts.Logger, now: opts.Now, metrics: newMetrics()}
+	s := &Server{cfg: cfg, store: st, log: opts.Logger, now: opts.Now, metrics: newMetrics(), plusOptions: opts.Plus}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

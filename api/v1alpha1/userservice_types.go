@@ -100,7 +100,9 @@ const (
 	DeletionPolicyDelete DeletionPolicy = "Delete"
 )
 
-// SecretKeyRef names one key of a Secret in the UserService's namespace.
+// SecretKeyRef names one key of a Secret in the UserService's namespace. The
+// operator labels such a Secret miniapp.userve.dev/watched=true so that a new
+// value reaches the tenant's pods at once (they are rolled).
 type SecretKeyRef struct {
 	// Name of the Secret.
 	// +kubebuilder:validation:MinLength=1
@@ -142,7 +144,7 @@ type APISpec struct {
 }
 
 // MinAppAPISpec configures the management dialect.
-// +kubebuilder:validation:XValidation:rule="self.defaultLimit <= self.maxLimit",message="api.minapp.defaultLimit must not exceed maxLimit"
+// +kubebuilder:validation:XValidation:rule="!has(self.defaultLimit) || !has(self.maxLimit) || self.defaultLimit <= self.maxLimit",message="api.minapp.defaultLimit must not exceed maxLimit"
 type MinAppAPISpec struct {
 	// Enabled serves the management routes.
 	// +kubebuilder:default=true
@@ -163,7 +165,7 @@ type MinAppAPISpec struct {
 }
 
 // PlusAPISpec configures the end-user dialect.
-// +kubebuilder:validation:XValidation:rule="self.defaultLimit <= self.maxLimit",message="api.plus.defaultLimit must not exceed maxLimit"
+// +kubebuilder:validation:XValidation:rule="!has(self.defaultLimit) || !has(self.maxLimit) || self.defaultLimit <= self.maxLimit",message="api.plus.defaultLimit must not exceed maxLimit"
 type PlusAPISpec struct {
 	// Enabled serves the /api/v2 routes.
 	// +kubebuilder:default=true

@@ -31,6 +31,11 @@ const (
 	LabelPartOf    = "app.kubernetes.io/part-of"
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 
+	// LabelWatched marks the Secrets the operator's cache holds: its own
+	// credentials Secrets and the tenants' Secrets it reads, which it labels
+	// so that a changed value rolls the pods at once.
+	LabelWatched = "miniapp.userve.dev/watched"
+
 	// AnnotationConfigHash on the pod template changes whenever the rendered
 	// config or a secret value the pods read changes, which rolls the pods.
 	AnnotationConfigHash = "userve.dev/config-hash"

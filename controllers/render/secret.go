@@ -107,8 +107,10 @@ func CredentialsSecret(us *v1alpha1.UserService, existing map[string][]byte, mon
 	if mongoURI != nil {
 		data[KeyMongoURI] = mongoURI
 	}
+	meta := objectMeta(us, CredentialsSecretName(us))
+	meta.Labels[LabelWatched] = "true"
 	return &corev1.Secret{
-		ObjectMeta: objectMeta(us, CredentialsSecretName(us)),
+		ObjectMeta: meta,
 		Type:       corev1.SecretTypeOpaque,
 		Data:       data,
 	}, nil

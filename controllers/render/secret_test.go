@@ -82,6 +82,9 @@ func TestCredentialsSecretGeneratesMissingValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertOwned(t, us, s, "acme-credentials")
+	if s.Labels[LabelWatched] != "true" {
+		t.Errorf("credentials Secret lacks %s: the operator's Secret cache would not hold it", LabelWatched)
+	}
 	for _, key := range []string{KeyAdminTokens, KeyJWTKey} {
 		if len(s.Data[key]) != 64 {
 			t.Errorf("%s = %q, want 64 hex characters (256 bits)", key, s.Data[key])

@@ -20,8 +20,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -72,6 +72,9 @@ type Tenant struct {
 	// Problem says why replicas cannot be started, if they cannot.
 	Problem string
 	Pods    []PodStatus
+	// Removed: the Deployment is gone (or no longer a tenant's); its
+	// processes are stopping and its URL is closed.
+	Removed bool
 }
 
 // RolledOut reports whether every wanted replica runs the current template and is ready.
@@ -351,8 +354,10 @@ func (r *Runtime) remove(key types.NamespacedName) {
 	}
 	r.mu.Unlock()
 	if ok {
-		r.opts.Logf("%s: removed", key)
 		go d.front.close()
+		if r.opts.OnUpdate != nil {
+			r.opts.OnUpdate(Tenant{Namespace: key.Namespace, Name: key.Name, UserService: d.owner, Removed: true})
+		}
 	}
 }
 

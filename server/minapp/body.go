@@ -168,7 +168,7 @@ func (s Schema) CustomUpdate(body map[string]any) (set map[string]any, unset []s
 	for _, key := range sortedKeys(body) {
 		v := body[key]
 		if isBuiltin(key) {
-			problems = append(problems, fmt.Sprintf("%s is a built-in field; only custom fields can be updated", key))
+			problems = append(problems, fmt.Sprintf("%s is a built-in field: PUT updates custom fields only", key))
 			continue
 		}
 		f, ok := s.fields[key]

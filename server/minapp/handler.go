@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/gorilla/mux"
@@ -104,4 +105,15 @@ func pathID(w http.ResponseWriter, r *http.Request, name, what string) (int64, b
 		return 0, false
 	}
 	return id, true
+}
+
+// query parses the query string strictly: url.Values drops malformed pairs
+// (such as ';' separators) silently, which would widen a filter.
+func query(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "malformed query string: "+err.Error())
+		return nil, false
+	}
+	return q, true
 }

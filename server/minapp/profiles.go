@@ -12,7 +12,11 @@ import (
 // ListProfilesV20 is GET /v2.0/miniapp/user_profile/ with the seed's query
 // parameters.
 func (h *Handler) ListProfilesV20(w http.ResponseWriter, r *http.Request) {
-	q, err := ParseListV20(r.URL.Query(), h.limits)
+	values, ok := query(w, r)
+	if !ok {
+		return
+	}
+	q, err := ParseListV20(values, h.limits)
 	if err != nil {
 		badRequest(w, err)
 		return
@@ -22,7 +26,11 @@ func (h *Handler) ListProfilesV20(w http.ResponseWriter, r *http.Request) {
 
 // ListProfilesV22 is GET /v2.2/miniapp/user_profile/?where=...
 func (h *Handler) ListProfilesV22(w http.ResponseWriter, r *http.Request) {
-	q, err := ParseListV22(r.URL.Query(), h.limits, h.schema)
+	values, ok := query(w, r)
+	if !ok {
+		return
+	}
+	q, err := ParseListV22(values, h.limits, h.schema)
 	if err != nil {
 		badRequest(w, err)
 		return

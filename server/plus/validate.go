@@ -58,9 +58,9 @@ func nameProblem(name string) string {
 
 func isASCIILetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
 
-// Phone numbers: an optional '+' and 7..15 digits, not starting with 0
-// (E.164 length; mainland mobile numbers such as 18364758373 fit).
-var phonePattern = regexp.MustCompile(`^\+?[1-9][0-9]{6,14}$`)
+// Phone numbers: an optional '+' and 5..20 digits, the same rule as the management
+// dialect's _phone, so both dialects find the same users.
+var phonePattern = regexp.MustCompile(`^\+?[0-9]{5,20}$`)
 
 func looksLikePhone(s string) bool { return phonePattern.MatchString(s) }
 

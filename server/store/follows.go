@@ -12,10 +12,11 @@ import (
 
 // ColFollows holds one document per follow edge, _id "<follower>:<followee>".
 // The _id makes a follow unique without a second index, so following twice
-// inserts nothing, and the profiles' followers_count/followings_count move
-// only when an edge is really inserted or deleted: they stay exact under
-// retries and races. (A crash between the edge write and the counter $inc
-// would leave them off by one; RecountFollows repairs a user.)
+// inserts nothing and unfollowing a stranger deletes nothing. Followers and
+// followings counts are counted from these edges when shown (FollowCounts),
+// never kept as $inc counters: FerretDB loses concurrent $inc updates, and a
+// crash between an edge write and a counter write would skew one forever.
+// Counting is served by the follower/followee indexes.
 const ColFollows = "follows"
 
 func init() {
@@ -51,7 +52,7 @@ func (s *Store) Follow(ctx context.Context, follower, followee int64) (changed b
 	if err != nil {
 		return false, classify(err)
 	}
-	return true, s.bumpFollowCounters(ctx, follower, followee, 1)
+	return true, nil
 }
 
 // Unfollow ends the follow; changed is false when there was none, and then
@@ -63,20 +64,40 @@ func (s *Store) Unfollow(ctx context.Context, follower, followee int64) (changed
 	if err != nil {
 		return false, classify(err)
 	}
-	if res.DeletedCount == 0 {
-		return false, nil
-	}
-	return true, s.bumpFollowCounters(ctx, follower, followee, -1)
+	return res.DeletedCount > 0, nil
 }
 
-func (s *Store) bumpFollowCounters(ctx context.Context, follower, followee, by int64) error {
-	if _, err := s.col(ColProfiles).UpdateOne(ctx, bson.D{{Key: FieldID, Value: follower}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: FieldFollowingsCount, Value: by}}}}); err != nil {
-		return classify(err)
+// FollowCounts counts followers and followings of each of users.
+func (s *Store) FollowCounts(ctx context.Context, users []int64) (followers, followings map[int64]int64, err error) {
+	followers, followings = map[int64]int64{}, map[int64]int64{}
+	if len(users) == 0 {
+		return followers, followings, nil
 	}
-	_, err := s.col(ColProfiles).UpdateOne(ctx, bson.D{{Key: FieldID, Value: followee}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: FieldFollowersCount, Value: by}}}})
-	return classify(err)
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	for _, side := range []struct {
+		field string
+		into  map[int64]int64
+	}{{"followee", followers}, {"follower", followings}} {
+		cur, err := s.col(ColFollows).Aggregate(ctx, mongo.Pipeline{
+			{{Key: "$match", Value: bson.D{{Key: side.field, Value: bson.D{{Key: "$in", Value: users}}}}}},
+			{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$" + side.field}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+		})
+		if err != nil {
+			return nil, nil, classify(err)
+		}
+		var rows []struct {
+			ID int64 `bson:"_id"`
+			N  int64 `bson:"n"`
+		}
+		if err := cur.All(ctx, &rows); err != nil {
+			return nil, nil, classify(err)
+		}
+		for _, r := range rows {
+			side.into[r.ID] = r.N
+		}
+	}
+	return followers, followings, nil
 }
 
 // FollowRelations tells, for each of others, whether viewer follows it
@@ -145,49 +166,12 @@ func (s *Store) followList(ctx context.Context, by, want string, user, limit, of
 	return ids, nil
 }
 
-// RecountFollows sets a user's two counters from the edges themselves.
-func (s *Store) RecountFollows(ctx context.Context, user int64) error {
+// deleteFollows removes a deleted user's edges in both directions.
+func deleteFollows(ctx context.Context, s *Store, user int64) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	followers, err := s.col(ColFollows).CountDocuments(ctx, bson.D{{Key: "followee", Value: user}})
-	if err != nil {
-		return classify(err)
-	}
-	followings, err := s.col(ColFollows).CountDocuments(ctx, bson.D{{Key: "follower", Value: user}})
-	if err != nil {
-		return classify(err)
-	}
-	_, err = s.col(ColProfiles).UpdateOne(ctx, bson.D{{Key: FieldID, Value: user}}, bson.D{{Key: "$set", Value: bson.D{
-		{Key: FieldFollowersCount, Value: followers}, {Key: FieldFollowingsCount, Value: followings},
+	_, err := s.col(ColFollows).DeleteMany(ctx, bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "follower", Value: user}}, bson.D{{Key: "followee", Value: user}},
 	}}})
 	return classify(err)
-}
-
-// deleteFollows removes a deleted user's edges one by one, moving the other
-// side's counter only for an edge this call really deleted: repeating it
-// after a crash does not count twice.
-func deleteFollows(ctx context.Context, s *Store, user int64) error {
-	for _, by := range []string{"follower", "followee"} {
-		for {
-			ids, err := s.followList(ctx, by, map[string]string{"follower": "followee", "followee": "follower"}[by], user, 200, 0)
-			if err != nil {
-				return err
-			}
-			if len(ids) == 0 {
-				break
-			}
-			for _, other := range ids {
-				var err error
-				if by == "follower" {
-					_, err = s.Unfollow(ctx, user, other)
-				} else {
-					_, err = s.Unfollow(ctx, other, user)
-				}
-				if err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }

@@ -29,15 +29,12 @@ func init() {
 
 // CreateGroup inserts g with the next group id.
 func (s *Store) CreateGroup(ctx context.Context, g *Group) error {
-	id, err := s.NextID(ctx, ColGroups)
-	if err != nil {
-		return err
-	}
-	g.ID, g.Created = id, s.Now()
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	_, err = s.col(ColGroups).InsertOne(ctx, g)
-	return classify(err)
+	g.Created = s.Now()
+	_, err := s.InsertWithNextID(ctx, ColGroups, ColGroups, func(id int64) any {
+		g.ID = id
+		return g
+	})
+	return err
 }
 
 // GetGroup is one group with its member count, or ErrNotFound.

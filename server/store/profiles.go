@@ -112,13 +112,6 @@ func init() {
 // CreateProfile inserts p. A zero p.ID takes the next user id; zero times
 // take the store clock. A taken unique value is a *ConflictError.
 func (s *Store) CreateProfile(ctx context.Context, p *Profile) error {
-	if p.ID == 0 {
-		id, err := s.NextID(ctx, ColProfiles)
-		if err != nil {
-			return err
-		}
-		p.ID = id
-	}
 	now := s.Now()
 	if p.Created.IsZero() {
 		p.Created = now
@@ -129,17 +122,19 @@ func (s *Store) CreateProfile(ctx context.Context, p *Profile) error {
 	if p.Groups == nil {
 		p.Groups = []int64{}
 	}
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	_, err := s.col(ColProfiles).InsertOne(ctx, p)
-	if err == nil {
-		return nil
+	var err error
+	if p.ID == 0 {
+		_, err = s.InsertWithNextID(ctx, ColProfiles, ColProfiles, func(id int64) any {
+			p.ID = id
+			return p
+		})
+	} else {
+		err = s.insert(ctx, ColProfiles, p)
 	}
-	err = classify(err)
 	var ce *ConflictError
 	if errors.As(err, &ce) && ce.Field == "" {
-		// The server's message named no index we know: find the field by
-		// looking the unique values up.
+		// The server's message named no index we know (FerretDB names
+		// none): find the field by looking the unique values up.
 		ce.Field = s.takenField(ctx, p)
 	}
 	return err
@@ -153,8 +148,8 @@ func (s *Store) takenField(ctx context.Context, p *Profile) string {
 		if kv.value == "" {
 			continue
 		}
-		n, err := s.col(ColProfiles).CountDocuments(ctx, bson.D{{Key: kv.field, Value: kv.value}, {Key: FieldID, Value: bson.D{{Key: "$ne", Value: p.ID}}}})
-		if err == nil && n > 0 {
+		taken, err := s.exists(ctx, ColProfiles, bson.D{{Key: kv.field, Value: kv.value}, {Key: FieldID, Value: bson.D{{Key: "$ne", Value: p.ID}}}})
+		if err == nil && taken {
 			return kv.field
 		}
 	}

@@ -247,7 +247,9 @@ func (s *Store) createIndex(ctx context.Context, sp IndexSpec) error {
 // ---- sequences ------------------------------------------------------------
 
 // NextID is the next value of a per-tenant sequence ("profiles", "groups",
-// ...), starting at 1. Ids are never reused; a failed insert leaves a gap.
+// ...), starting at 1. On MongoDB it is atomic. FerretDB v1.24 loses
+// concurrent updates, so two callers may get the same value there: insert
+// through InsertWithNextID, which the unique _id makes safe on both.
 func (s *Store) NextID(ctx context.Context, sequence string) (int64, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
@@ -270,6 +272,51 @@ func (s *Store) NextID(ctx context.Context, sequence string) (int64, error) {
 		}
 		return 0, classify(err)
 	}
+}
+
+// maxIDAttempts bounds InsertWithNextID's retries on id collisions.
+const maxIDAttempts = 50
+
+// InsertWithNextID inserts build(id) into collection, id being the next
+// value of sequence and the document's _id. When that _id is already taken
+// (a lost counter update on FerretDB) it takes another id; any other unique
+// violation is returned as a *ConflictError. It returns the id used.
+func (s *Store) InsertWithNextID(ctx context.Context, collection, sequence string, build func(id int64) any) (int64, error) {
+	for attempt := 0; attempt < maxIDAttempts; attempt++ {
+		id, err := s.NextID(ctx, sequence)
+		if err != nil {
+			return 0, err
+		}
+		err = s.insert(ctx, collection, build(id))
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return 0, err
+		}
+		taken, cerr := s.exists(ctx, collection, bson.D{{Key: "_id", Value: id}})
+		if cerr != nil {
+			return 0, cerr
+		}
+		if !taken {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("store: no free id in %s after %d attempts", sequence, maxIDAttempts)
+}
+
+func (s *Store) insert(ctx context.Context, collection string, doc any) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.col(collection).InsertOne(ctx, doc)
+	return classify(err)
+}
+
+func (s *Store) exists(ctx context.Context, collection string, filter bson.D) (bool, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	n, err := s.col(collection).CountDocuments(ctx, filter, options.Count().SetLimit(1))
+	return n > 0, classify(err)
 }
 
 // ---- errors ---------------------------------------------------------------

@@ -1,28 +1,41 @@
 package store
 
-// Wallets and the ledger, correct without multi-document transactions.
+// Wallets and the ledger, correct without multi-document transactions and
+// without trusting conditional updates to be atomic.
+//
+// FerretDB v1.24 (the test store) applies an update as read, modify, write
+// with no isolation: 64 concurrent {$inc: {n: 1}} leave n far below 64, and
+// a filter such as {balance: {$gte: 10}} is checked against a stale read.
+// The one write it does make atomic is an insert under a unique index
+// (including _id). So every balance change here is an insert that can only
+// succeed once, and MongoDB gives the same guarantees.
 //
 // # Documents
 //
-// A user's balances live in one `wallets` document (_id = user id):
-// `wallet`, `new_wallet` and `currency` (integers), income/expense totals per
-// account, and `applied`: the markers of ledger steps whose effect is already
-// in the balances. Every movement of money is one `ledger` entry (_id =
-// sequential id) with a unique `idempotency_key`, a `state`, and a lease
-// (`lease_owner`, `lease_until`) saying who may drive it forward.
+// `wallets` holds versions of each user's wallet: _id "<user>:<seq>", the
+// three balances (`wallet`, `new_wallet`, `currency`), income/expense totals,
+// and `step`, the ledger step that produced the version. The current wallet
+// is the version with the highest seq; version 0 (all zero) opens it.
+// `ledger` holds one entry per movement (_id = sequential id) with a unique
+// `idempotency_key` and a `state`.
 //
-// # One step = one atomic single-document update
+// # One step = one insert
 //
-// Each balance change is a single conditional update of one wallet:
+// To move delta on a user's account for step "<entry>:<d|c|r|a>", read the
+// latest version n, compute the balances, and insert version n+1 carrying
+// the step. Two unique keys decide every race:
 //
-//	filter {_id: user, applied: {$ne: marker}, <account>: {$gte: -delta}}
-//	update {$inc: {<account>: delta, ...totals}, $push: {applied: marker}}
+//   - _id "<user>:<n+1>": two writers who read the same version cannot both
+//     append; the loser re-reads and retries, so no update is ever lost and a
+//     balance is checked against the version it replaces (never negative);
+//   - `step` (unique index): a step is applied at most once, forever. A
+//     retry, a second replica or a stalled process finding the step already
+//     recorded takes it as done.
 //
-// MongoDB applies a single-document update atomically, so the balance can
-// never go below zero (the filter refuses), and a step can never be applied
-// twice (its marker is pushed in the same write that moves the money; a
-// repeat does not match). After a crash, "did this step happen?" is answered
-// by looking for its marker in the wallet.
+// A debit the balance cannot cover is recorded as a *void* version (same
+// balances, the step's name, void=true). The void and the debit compete for
+// the same unique step, so "refused" and "applied" can never both happen,
+// whoever decides and however late.
 //
 // # States
 //
@@ -30,33 +43,30 @@ package store
 //	transfer (user to user):            pending -> debited -> completed
 //	                                                       -> refunded
 //
-// A transfer first debits the sender (marker "<id>:d"), records `debited`,
-// then credits the receiver ("<id>:c") and records `completed`. If the
-// receiver's wallet is gone by then (user deleted), the sender is credited
-// back ("<id>:r") and the entry ends `refunded`. A debit the balance cannot
-// cover, or an adjust for a user without a wallet, changes nothing: the
-// pending entry is deleted and the caller gets ErrInsufficientFunds (the
-// same key may be tried again later). Finally the markers are pulled from
-// the wallets and the entry is marked `clean`.
+// A transfer debits the sender (step "<id>:d"), records `debited`, credits
+// the receiver ("<id>:c") and records `completed`. If the receiver's wallet
+// is gone by then (user deleted) the sender gets the amount back ("<id>:r")
+// and the entry ends `refunded`. A refused first step (void) deletes the
+// pending entry: nothing moved, and the caller gets ErrInsufficientFunds.
 //
 // # Exactly once per key, and recovery
 //
-// The unique index on idempotency_key makes the entry the single claim on a
-// key: a retry finds the existing entry and returns it, driving it to its end
-// first if needed. Only the lease holder works on an entry. A request holds
-// the lease from the insert; it does all its steps within processBudget,
-// well inside the lease, and every store operation is cut at the store's op
-// timeout, so no write of a dead or stalled holder can land after its lease
-// has run out. Whoever finds an unfinished entry with an expired lease (a
-// retry with the same key, RecoverLedger at startup, or GetWallet lazily
-// before showing a balance) claims the lease with one conditional update and
-// continues from the recorded state, using the markers to skip steps that had
-// already happened: a transfer stopped after its debit is completed, never
-// debited twice, never lost.
+// The unique idempotency_key makes the entry the single claim on a key: a
+// retry finds it and answers with it, finishing it first if needed. An entry
+// left `pending` or `debited` by a crash is finished by whoever finds it with
+// its lease expired: a retry with the same key, RecoverLedger (the first
+// requests after a start, then at most once a minute per replica) and
+// GetWallet / the order lists (the reader's own entries, before reading).
+// Finishing re-runs the steps from the recorded state; the unique steps make
+// the re-run skip what had happened, so a transfer stopped after its debit is
+// completed, never debited twice and never lost. The lease (lease_owner,
+// lease_until) only keeps replicas from doing the same work at once;
+// correctness does not depend on it or on any clock.
 //
-// The invariant tests check: per user and account, balance = sum of
-// completed adjusts + completed incoming transfers - completed outgoing
-// transfers, and no balance is ever negative.
+// Invariants the tests check after concurrent storms and crashes: per user
+// and account, balance = completed adjusts + completed incoming transfers -
+// completed outgoing transfers; no version has a negative balance; no step
+// appears twice.
 
 import (
 	"context"
@@ -64,6 +74,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -121,26 +132,32 @@ var (
 	ErrBalanceLimit        = fmt.Errorf("balance would exceed %d", MaxBalance)
 	ErrIdempotencyMismatch = errors.New("idempotency key was already used for a different request")
 	ErrInProgress          = errors.New("a request with this idempotency key is still being processed; retry shortly")
-	errLeaseLost           = errors.New("ledger lease lost")
+	ErrWalletBusy          = errors.New("wallet is too busy; retry shortly")
 )
 
-// LedgerLease is how long a holder may work on an entry before others may
-// take over; processBudget is how long a holder actually tries.
+// LedgerLease is how long one actor works on an entry before others may
+// take over; processBudget is how long an actor tries.
 var (
 	LedgerLease   = 60 * time.Second
 	processBudget = 30 * time.Second
+	// SettleWait is how long a retry waits for a live holder to finish
+	// before answering ErrInProgress.
+	SettleWait = 5 * time.Second
 )
 
-// Wallet is a user's balances.
+// Wallet is a user's current balances (one version of the wallet).
 type Wallet struct {
-	UserID    int64     `bson:"_id"`
+	ID        string    `bson:"_id"` // "<user>:<seq>"
+	UserID    int64     `bson:"user_id"`
+	Seq       int64     `bson:"seq"`
 	Wallet    int64     `bson:"wallet"`
 	NewWallet int64     `bson:"new_wallet"`
 	Currency  int64     `bson:"currency"`
 	Totals    Totals    `bson:"totals"`
-	Applied   []string  `bson:"applied"`
-	Created   time.Time `bson:"created_at"`
-	Updated   time.Time `bson:"updated_at"`
+	Step      string    `bson:"step,omitempty"` // the ledger step that made this version
+	Void      bool      `bson:"void,omitempty"` // the step was refused; nothing moved
+	Created   time.Time `bson:"created_at"`     // when the wallet was opened
+	Updated   time.Time `bson:"updated_at"`     // when this version was written
 }
 
 // Totals are income and expenses per account.
@@ -166,6 +183,38 @@ func (w *Wallet) Balance(a Account) int64 {
 	return 0
 }
 
+func (w *Wallet) add(a Account, delta int64) {
+	switch a {
+	case AccountWallet:
+		w.Wallet += delta
+	case AccountNewWallet:
+		w.NewWallet += delta
+	case AccountCurrency:
+		w.Currency += delta
+	}
+}
+
+func (t *Totals) add(a Account, income bool, delta int64) {
+	switch {
+	case a == AccountWallet && income:
+		t.WalletIncome += delta
+	case a == AccountWallet:
+		t.WalletExpenses += delta
+	case a == AccountNewWallet && income:
+		t.NewWalletIncome += delta
+	case a == AccountNewWallet:
+		t.NewWalletExpenses += delta
+	case a == AccountCurrency && income:
+		t.CurrencyIncome += delta
+	case a == AccountCurrency:
+		t.CurrencyExpenses += delta
+	}
+}
+
+func walletVersionID(user, seq int64) string {
+	return strconv.FormatInt(user, 10) + ":" + strconv.FormatInt(seq, 10)
+}
+
 // LedgerEntry is one movement of money.
 type LedgerEntry struct {
 	ID          int64     `bson:"_id"`
@@ -179,7 +228,6 @@ type LedgerEntry struct {
 	Amount      int64     `bson:"amount"` // adjust: signed; transfer: > 0
 	Title       string    `bson:"title"`
 	State       string    `bson:"state"`
-	Clean       bool      `bson:"clean"`
 	LeaseOwner  string    `bson:"lease_owner"`
 	LeaseUntil  time.Time `bson:"lease_until"`
 	Created     time.Time `bson:"created_at"`
@@ -204,11 +252,15 @@ func (e *LedgerEntry) DeltaFor(user int64) int64 {
 	return 0
 }
 
+var unfinished = bson.A{StatePending, StateDebited}
+
 func init() {
 	RegisterIndexes(
+		IndexSpec{Collection: ColWallets, Name: "step_unique", Keys: bson.D{{Key: "step", Value: 1}}, Unique: true, Field: "step"},
+		IndexSpec{Collection: ColWallets, Name: "user_seq", Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "seq", Value: -1}}},
 		IndexSpec{Collection: ColLedger, Name: "idempotency_key_unique", Keys: bson.D{{Key: "idempotency_key", Value: 1}}, Unique: true, Field: "idempotency_key"},
 		IndexSpec{Collection: ColLedger, Name: "parties_account_id", Keys: bson.D{{Key: "parties", Value: 1}, {Key: "account", Value: 1}, {Key: "_id", Value: -1}}},
-		IndexSpec{Collection: ColLedger, Name: "unclean_parties", Keys: bson.D{{Key: "clean", Value: 1}, {Key: "parties", Value: 1}, {Key: "lease_until", Value: 1}}},
+		IndexSpec{Collection: ColLedger, Name: "state_parties", Keys: bson.D{{Key: "state", Value: 1}, {Key: "parties", Value: 1}, {Key: "lease_until", Value: 1}}},
 		IndexSpec{Collection: ColLedger, Name: "account_id", Keys: bson.D{{Key: "account", Value: 1}, {Key: "_id", Value: -1}}},
 	)
 	RegisterUserCleanup(deleteWallet)
@@ -236,19 +288,14 @@ func fault(stage string) error {
 	return nil
 }
 
-// EnsureWallet creates the user's wallet with zero balances if missing.
+// EnsureWallet opens the user's wallet (version 0, all zero) if needed.
 func (s *Store) EnsureWallet(ctx context.Context, user int64) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	now := s.Now()
-	_, err := s.col(ColWallets).UpdateOne(ctx, bson.D{{Key: "_id", Value: user}},
-		bson.D{{Key: "$setOnInsert", Value: bson.D{
-			{Key: "wallet", Value: int64(0)}, {Key: "new_wallet", Value: int64(0)}, {Key: "currency", Value: int64(0)},
-			{Key: "totals", Value: Totals{}}, {Key: "applied", Value: bson.A{}},
-			{Key: "created_at", Value: now}, {Key: "updated_at", Value: now},
-		}}}, options.UpdateOne().SetUpsert(true))
+	_, err := s.col(ColWallets).InsertOne(ctx, Wallet{ID: walletVersionID(user, 0), UserID: user, Created: now, Updated: now})
 	if mongo.IsDuplicateKeyError(err) {
-		return nil // created concurrently
+		return nil // already open
 	}
 	return classify(err)
 }
@@ -259,22 +306,40 @@ func (s *Store) GetWallet(ctx context.Context, user int64) (*Wallet, error) {
 	if _, err := s.RecoverLedger(ctx, user); err != nil {
 		return nil, err
 	}
-	return s.readWallet(ctx, user)
+	w, err := s.latestWallet(ctx, user)
+	if errors.Is(err, ErrNotFound) {
+		return &Wallet{UserID: user}, nil
+	}
+	return w, err
 }
 
-func (s *Store) readWallet(ctx context.Context, user int64) (*Wallet, error) {
+func (s *Store) latestWallet(ctx context.Context, user int64) (*Wallet, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var w Wallet
-	err := s.col(ColWallets).FindOne(ctx, bson.D{{Key: "_id", Value: user}}).Decode(&w)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return &Wallet{UserID: user, Applied: []string{}}, nil
-	}
+	err := s.col(ColWallets).FindOne(ctx, bson.D{{Key: "user_id", Value: user}},
+		options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}})).Decode(&w)
 	if err != nil {
 		return nil, classify(err)
 	}
 	w.Created, w.Updated = w.Created.UTC(), w.Updated.UTC()
 	return &w, nil
+}
+
+// WalletVersions lists every version of a user's wallet, oldest first (for
+// audits and the invariant tests).
+func (s *Store) WalletVersions(ctx context.Context, user int64) ([]*Wallet, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	cur, err := s.col(ColWallets).Find(ctx, bson.D{{Key: "user_id", Value: user}}, options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var out []*Wallet
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
 }
 
 // AdjustRequest credits (Amount > 0) or debits (Amount < 0) one account.
@@ -355,7 +420,8 @@ func (s *Store) Transfer(ctx context.Context, r TransferRequest) (*LedgerEntry, 
 // submit claims e's key and drives it, or settles the entry already holding
 // the key.
 func (s *Store) submit(ctx context.Context, e *LedgerEntry, prepare func(context.Context) error) (*LedgerEntry, bool, error) {
-	for attempt := 0; attempt < 5; attempt++ {
+	prepared := false
+	for attempt := 0; attempt < 20; attempt++ {
 		existing, err := s.entryByKey(ctx, e.Key)
 		switch {
 		case err == nil:
@@ -370,10 +436,11 @@ func (s *Store) submit(ctx context.Context, e *LedgerEntry, prepare func(context
 		case !errors.Is(err, ErrNotFound):
 			return nil, false, err
 		}
-		if attempt == 0 {
+		if !prepared {
 			if err := prepare(ctx); err != nil {
 				return nil, false, err
 			}
+			prepared = true
 		}
 		id, err := s.NextID(ctx, ColLedger)
 		if err != nil {
@@ -382,16 +449,19 @@ func (s *Store) submit(ctx context.Context, e *LedgerEntry, prepare func(context
 		now := s.Now()
 		owner := randomToken()
 		n := *e
-		n.ID, n.State, n.Clean = id, StatePending, false
+		n.ID, n.State = id, StatePending
 		n.LeaseOwner, n.LeaseUntil = owner, now.Add(LedgerLease)
 		n.Created, n.Updated = now, now
 		if err := s.insertEntry(ctx, &n); err != nil {
 			if errors.Is(err, ErrConflict) {
-				continue // someone else claimed the key first
+				// The key was claimed meanwhile (found next time round), or
+				// the id was handed out twice (the counter is no atomic
+				// $inc on FerretDB): either way, look again.
+				continue
 			}
 			return nil, false, err
 		}
-		out, err := s.process(ctx, &n, owner)
+		out, err := s.process(ctx, &n)
 		return out, true, err
 	}
 	return nil, false, ErrInProgress
@@ -428,25 +498,22 @@ func (e *LedgerEntry) normalize() {
 	e.Created, e.Updated, e.LeaseUntil = e.Created.UTC(), e.Updated.UTC(), e.LeaseUntil.UTC()
 }
 
-// settle returns a final entry, finishing it when its holder has gone and
-// waiting a little while a live holder is at work.
+// settle returns a final entry: finished by this call when its lease has run
+// out, or by its live holder while this call waits a little.
 func (s *Store) settle(ctx context.Context, e *LedgerEntry) (*LedgerEntry, error) {
 	wait := 20 * time.Millisecond
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(SettleWait)
 	for {
 		if e.Final() {
-			if !e.Clean {
-				s.cleanMarkers(ctx, e)
-			}
 			return e, nil
 		}
 		if !e.LeaseUntil.After(s.Now()) {
-			claimed, owner, err := s.claim(ctx, e.ID)
+			claimed, err := s.claim(ctx, e.ID)
 			if err != nil {
 				return nil, err
 			}
 			if claimed != nil {
-				return s.process(ctx, claimed, owner)
+				return s.process(ctx, claimed)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -466,32 +533,32 @@ func (s *Store) settle(ctx context.Context, e *LedgerEntry) (*LedgerEntry, error
 	}
 }
 
-// claim takes the lease of an unfinished entry whose lease has run out.
-func (s *Store) claim(ctx context.Context, id int64) (*LedgerEntry, string, error) {
+// claim takes the lease of an unfinished entry whose lease has run out. On
+// FerretDB two replicas may both win; the unique steps make that harmless.
+func (s *Store) claim(ctx context.Context, id int64) (*LedgerEntry, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	now := s.Now()
-	owner := randomToken()
 	var e LedgerEntry
 	err := s.col(ColLedger).FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "clean", Value: false}, {Key: "lease_until", Value: bson.D{{Key: "$lte", Value: now}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "lease_owner", Value: owner}, {Key: "lease_until", Value: now.Add(LedgerLease)}}}},
+		bson.D{{Key: "_id", Value: id}, {Key: "state", Value: bson.D{{Key: "$in", Value: unfinished}}},
+			{Key: "lease_until", Value: bson.D{{Key: "$lte", Value: now}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "lease_owner", Value: randomToken()}, {Key: "lease_until", Value: now.Add(LedgerLease)}}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&e)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, "", nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, "", classify(err)
+		return nil, classify(err)
 	}
 	e.normalize()
-	return &e, owner, nil
+	return &e, nil
 }
 
 // RecoverLedger finishes every unfinished entry of user (0: of everybody)
-// whose lease has run out, and returns how many it finished. Run at startup
-// and before showing a balance.
+// whose lease has run out, and returns how many it finished.
 func (s *Store) RecoverLedger(ctx context.Context, user int64) (int, error) {
-	filter := bson.D{{Key: "clean", Value: false}}
+	filter := bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: unfinished}}}}
 	if user != 0 {
 		filter = append(filter, bson.E{Key: "parties", Value: user})
 	}
@@ -512,14 +579,14 @@ func (s *Store) RecoverLedger(ctx context.Context, user int64) (int, error) {
 	}
 	n := 0
 	for _, d := range ids {
-		e, owner, err := s.claim(ctx, d.ID)
+		e, err := s.claim(ctx, d.ID)
 		if err != nil {
 			return n, err
 		}
 		if e == nil {
 			continue // someone else got there first
 		}
-		if _, err := s.process(ctx, e, owner); err != nil &&
+		if _, err := s.process(ctx, e); err != nil &&
 			!errors.Is(err, ErrInsufficientFunds) && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrBalanceLimit) {
 			return n, err
 		}
@@ -528,123 +595,146 @@ func (s *Store) RecoverLedger(ctx context.Context, user int64) (int, error) {
 	return n, nil
 }
 
-// stepResult is what one conditional wallet write found.
+// stepResult is how a step ended.
 type stepResult int
 
 const (
-	stepApplied      stepResult = iota // this call or an earlier one moved the money
-	stepInsufficient                   // a debit the balance cannot cover
-	stepOverLimit                      // a credit past MaxBalance
-	stepNoWallet                       // the wallet does not exist
+	stepApplied      stepResult = iota // the money moved (now or earlier)
+	stepInsufficient                   // refused: the balance cannot cover a debit
+	stepOverLimit                      // refused: a credit past MaxBalance
+	stepNoWallet                       // the user has no wallet (deleted)
 )
 
-func marker(id int64, step string) string { return strconv.FormatInt(id, 10) + ":" + step }
+func stepName(id int64, step string) string { return strconv.FormatInt(id, 10) + ":" + step }
 
-// applyStep moves delta on user's account once for marker; total names the
-// income or expense total that moves by totalDelta alongside.
-func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta int64, marker, total string, totalDelta int64, limit bool) (stepResult, error) {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	filter := bson.D{{Key: "_id", Value: user}, {Key: "applied", Value: bson.D{{Key: "$ne", Value: marker}}}}
-	if delta < 0 {
-		filter = append(filter, bson.E{Key: string(acct), Value: bson.D{{Key: "$gte", Value: -delta}}})
-	} else if limit {
-		filter = append(filter, bson.E{Key: string(acct), Value: bson.D{{Key: "$lte", Value: MaxBalance - delta}}})
-	}
-	res, err := s.col(ColWallets).UpdateOne(ctx, filter, bson.D{
-		{Key: "$inc", Value: bson.D{{Key: string(acct), Value: delta}, {Key: "totals." + total, Value: totalDelta}}},
-		{Key: "$push", Value: bson.D{{Key: "applied", Value: marker}}},
-		{Key: "$set", Value: bson.D{{Key: "updated_at", Value: s.Now()}}},
-	})
-	if err != nil {
-		return 0, classify(err)
-	}
-	if res.MatchedCount == 1 {
-		return stepApplied, nil
-	}
-	// Not matched: find out why.
-	var w Wallet
-	err = s.col(ColWallets).FindOne(ctx, bson.D{{Key: "_id", Value: user}}).Decode(&w)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return stepNoWallet, nil
-	}
-	if err != nil {
-		return 0, classify(err)
-	}
-	for _, m := range w.Applied {
-		if m == marker {
-			return stepApplied, nil
+// applyStep moves delta on user's account once for step by appending a
+// wallet version (see the file comment). limit refuses credits past
+// MaxBalance.
+func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta int64, step string, income bool, totalDelta int64, limit bool) (stepResult, error) {
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if attempt >= 200 {
+			return 0, ErrWalletBusy
+		}
+		if done, ok, err := s.stepOutcome(ctx, step); err != nil || ok {
+			return done, err
+		}
+		cur, err := s.latestWallet(ctx, user)
+		if errors.Is(err, ErrNotFound) {
+			return stepNoWallet, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		next := *cur
+		next.Seq, next.ID, next.Step, next.Void, next.Updated = cur.Seq+1, walletVersionID(user, cur.Seq+1), step, false, s.Now()
+		result := stepApplied
+		switch {
+		case delta < 0 && cur.Balance(acct)+delta < 0:
+			result, next.Void = stepInsufficient, true
+		case delta > 0 && limit && cur.Balance(acct)+delta > MaxBalance:
+			result, next.Void = stepOverLimit, true
+		default:
+			next.add(acct, delta)
+			next.Totals.add(acct, income, totalDelta)
+		}
+		ictx, cancel := s.opContext(ctx)
+		_, err = s.col(ColWallets).InsertOne(ictx, next)
+		cancel()
+		if err == nil {
+			return result, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return 0, classify(err)
+		}
+		// Someone appended first (same seq) or took this step: look again,
+		// after a short random pause when the wallet is busy.
+		if attempt > 2 {
+			time.Sleep(time.Duration(mrand.Int64N(int64(time.Millisecond) * int64(min(attempt, 20)))))
 		}
 	}
-	if delta < 0 {
-		return stepInsufficient, nil
-	}
-	return stepOverLimit, nil
 }
 
-func totalsFor(acct Account, income bool) string {
-	if income {
-		return string(acct) + "_income"
+// stepOutcome reports how an already recorded step ended (ok false: not
+// recorded yet).
+func (s *Store) stepOutcome(ctx context.Context, step string) (stepResult, bool, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	var v Wallet
+	err := s.col(ColWallets).FindOne(ctx, bson.D{{Key: "step", Value: step}}).Decode(&v)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, false, nil
 	}
-	return string(acct) + "_expenses"
+	if err != nil {
+		return 0, false, classify(err)
+	}
+	if v.Void {
+		return stepInsufficient, true, nil
+	}
+	return stepApplied, true, nil
 }
 
-// process drives an entry whose lease owner holds to a final state.
-func (s *Store) process(parent context.Context, e *LedgerEntry, owner string) (*LedgerEntry, error) {
+// process drives e to a final state from wherever it stands.
+func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, error) {
 	ctx, cancel := context.WithTimeout(parent, processBudget)
 	defer cancel()
 	if e.Kind == KindAdjust && e.State == StatePending {
-		total, totalDelta := totalsFor(e.Account, e.Amount > 0), e.Amount
+		income, total := e.Amount > 0, e.Amount
 		if e.Amount < 0 {
-			totalDelta = -e.Amount
+			total = -e.Amount
 		}
-		r, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, marker(e.ID, "a"), total, totalDelta, true)
+		r, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e.ID, "a"), income, total, true)
 		if err != nil {
 			return nil, err
 		}
 		switch r {
 		case stepInsufficient:
-			return nil, s.dropEntry(ctx, e, owner, ErrInsufficientFunds)
+			if e.Amount > 0 {
+				return nil, s.dropEntry(ctx, e, ErrBalanceLimit)
+			}
+			return nil, s.dropEntry(ctx, e, ErrInsufficientFunds)
 		case stepOverLimit:
-			return nil, s.dropEntry(ctx, e, owner, ErrBalanceLimit)
+			return nil, s.dropEntry(ctx, e, ErrBalanceLimit)
 		case stepNoWallet:
-			return nil, s.dropEntry(ctx, e, owner, ErrNotFound)
+			return nil, s.dropEntry(ctx, e, ErrNotFound)
 		}
 		if err := fault("adjusted"); err != nil {
 			return nil, err
 		}
-		if err := s.setState(ctx, e, owner, StateCompleted); err != nil {
+		if err := s.setState(ctx, e, StateCompleted); err != nil {
 			return nil, err
 		}
 	}
 	if e.Kind == KindTransfer && e.State == StatePending {
-		r, err := s.applyStep(ctx, e.UserID, e.Account, -e.Amount, marker(e.ID, "d"), totalsFor(e.Account, false), e.Amount, false)
+		r, err := s.applyStep(ctx, e.UserID, e.Account, -e.Amount, stepName(e.ID, "d"), false, e.Amount, false)
 		if err != nil {
 			return nil, err
 		}
 		switch r {
 		case stepInsufficient:
-			return nil, s.dropEntry(ctx, e, owner, ErrInsufficientFunds)
+			return nil, s.dropEntry(ctx, e, ErrInsufficientFunds)
 		case stepNoWallet:
-			return nil, s.dropEntry(ctx, e, owner, ErrNotFound)
+			return nil, s.dropEntry(ctx, e, ErrNotFound)
 		}
 		if err := fault("debited"); err != nil {
 			return nil, err
 		}
-		if err := s.setState(ctx, e, owner, StateDebited); err != nil {
+		if err := s.setState(ctx, e, StateDebited); err != nil {
 			return nil, err
 		}
 	}
 	if e.Kind == KindTransfer && e.State == StateDebited {
-		r, err := s.applyStep(ctx, e.To, e.Account, e.Amount, marker(e.ID, "c"), totalsFor(e.Account, true), e.Amount, false)
+		r, err := s.applyStep(ctx, e.To, e.Account, e.Amount, stepName(e.ID, "c"), true, e.Amount, false)
 		if err != nil {
 			return nil, err
 		}
 		next := StateCompleted
 		if r == stepNoWallet {
-			// The receiver is gone: give the money back. If the sender is
-			// gone too, there is nobody left to hold it.
-			if _, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, marker(e.ID, "r"), totalsFor(e.Account, false), -e.Amount, false); err != nil {
+			// The receiver is gone: give the money back (as a smaller
+			// expense). If the sender is gone too, nobody is left to hold it.
+			if _, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e.ID, "r"), false, -e.Amount, false); err != nil {
 				return nil, err
 			}
 			if err := fault("refunded"); err != nil {
@@ -654,63 +744,37 @@ func (s *Store) process(parent context.Context, e *LedgerEntry, owner string) (*
 		} else if err := fault("credited"); err != nil {
 			return nil, err
 		}
-		if err := s.setState(ctx, e, owner, next); err != nil {
+		if err := s.setState(ctx, e, next); err != nil {
 			return nil, err
 		}
-	}
-	if e.Final() && !e.Clean {
-		s.cleanMarkers(ctx, e)
 	}
 	return e, nil
 }
 
-// setState moves e to next if owner still holds its lease.
-func (s *Store) setState(ctx context.Context, e *LedgerEntry, owner, next string) error {
+// setState records e's progress. States only move forward, and every actor
+// moves them the same way (the steps decide), so a lost race costs nothing.
+func (s *Store) setState(ctx context.Context, e *LedgerEntry, next string) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	now := s.Now()
-	res, err := s.col(ColLedger).UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: e.ID}, {Key: "state", Value: e.State}, {Key: "lease_owner", Value: owner}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: next}, {Key: "updated_at", Value: now}}}})
-	if err != nil {
+	if _, err := s.col(ColLedger).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: e.ID}, {Key: "state", Value: bson.D{{Key: "$in", Value: unfinished}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: next}, {Key: "updated_at", Value: now}}}}); err != nil {
 		return classify(err)
-	}
-	if res.MatchedCount == 0 {
-		return errLeaseLost
 	}
 	e.State, e.Updated = next, now
 	return nil
 }
 
-// dropEntry deletes a pending entry whose first step was refused (nothing
-// moved), returning cause.
-func (s *Store) dropEntry(ctx context.Context, e *LedgerEntry, owner string, cause error) error {
+// dropEntry deletes a pending entry whose first step was refused (recorded
+// as void, so it can never be applied later), returning cause.
+func (s *Store) dropEntry(ctx context.Context, e *LedgerEntry, cause error) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	_, err := s.col(ColLedger).DeleteOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "state", Value: StatePending}, {Key: "lease_owner", Value: owner}})
-	if err != nil {
+	if _, err := s.col(ColLedger).DeleteOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "state", Value: StatePending}}); err != nil {
 		return classify(err)
 	}
 	return cause
-}
-
-// cleanMarkers pulls a final entry's markers from the wallets and marks it
-// clean. Best effort: a failure leaves it for the next recovery.
-func (s *Store) cleanMarkers(ctx context.Context, e *LedgerEntry) {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	markers := bson.A{marker(e.ID, "a"), marker(e.ID, "d"), marker(e.ID, "c"), marker(e.ID, "r")}
-	if _, err := s.col(ColWallets).UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: e.Parties}}}},
-		bson.D{{Key: "$pull", Value: bson.D{{Key: "applied", Value: bson.D{{Key: "$in", Value: markers}}}}}}); err != nil {
-		s.log.Warn("ledger: pulling markers failed; recovery retries", "entry", e.ID, "error", err)
-		return
-	}
-	if _, err := s.col(ColLedger).UpdateOne(ctx, bson.D{{Key: "_id", Value: e.ID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "clean", Value: true}}}}); err != nil {
-		s.log.Warn("ledger: marking entry clean failed; recovery retries", "entry", e.ID, "error", err)
-		return
-	}
-	e.Clean = true
 }
 
 // LedgerQuery is one page of ledger entries, newest first.
@@ -774,12 +838,12 @@ func (s *Store) ListLedger(ctx context.Context, q LedgerQuery) ([]*LedgerEntry, 
 	return out, total, nil
 }
 
-// deleteWallet removes a deleted user's wallet. Ledger entries stay as
-// history; an unfinished transfer to the user is refunded by recovery.
+// deleteWallet removes a deleted user's wallet versions. Ledger entries stay
+// as history; an unfinished transfer to the user is refunded by recovery.
 func deleteWallet(ctx context.Context, s *Store, user int64) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	_, err := s.col(ColWallets).DeleteOne(ctx, bson.D{{Key: "_id", Value: user}})
+	_, err := s.col(ColWallets).DeleteMany(ctx, bson.D{{Key: "user_id", Value: user}})
 	return classify(err)
 }
 

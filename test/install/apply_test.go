@@ -161,6 +161,13 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "life", Name: "minimal"}, us); err != nil {
 		t.Errorf("the tenant did not survive the uninstall: %v", err)
 	}
+
+	// The same release installed again adopts the kept CRD.
+	helm(t, "install", "life", chartDir(t), "--namespace", "life")
+	helm(t, "uninstall", "life", "--namespace", "life", "--wait", "--timeout", "60s")
+	if err := env.Client.Get(ctx, types.NamespacedName{Name: crdName}, crd); err != nil {
+		t.Fatalf("the CRD is gone after the second uninstall: %v", err)
+	}
 }
 
 // config/default installs the operator the chart installs with default values.

@@ -21,12 +21,33 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"userve.dev/userve/test/kubefixture"
+	"userve.dev/userve/test/mongofixture"
 	"userve.dev/userve/test/testbin"
 )
 
 var env *kubefixture.Env
 
-func TestMain(m *testing.M) { os.Exit(kubefixture.Run(m, &env)) }
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+// runTests starts the control plane, runs the tests (with the MongoDB
+// fixture, which stops its server afterwards) and cleans up.
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "userve-install-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	e, err := kubefixture.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kubefixture:", err)
+		return 1
+	}
+	defer e.Stop()
+	env = e
+	return mongofixture.Run(m)
+}
 
 const (
 	crdName      = "userservices.miniapp.userve.dev"

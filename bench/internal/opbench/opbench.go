@@ -1,0 +1,498 @@
+// Package opbench is the operator part of `make bench`: a real control plane
+// (etcd + kube-apiserver via envtest, CRDs from config/crd/bases), the
+// operator as a subprocess (bin/userve operator), 1,000 UserServices, and a
+// loop that plays the Deployment controller. It measures the time until all
+// are Ready at their current generation, the operator's CPU and peak RSS, the
+// API requests per tenant, and the writes of a no-change resync (an operator
+// restart, which reconciles every tenant again).
+package opbench
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/bench/internal/procmon"
+	"userve.dev/userve/bench/internal/report"
+	"userve.dev/userve/bench/internal/stats"
+	"userve.dev/userve/test/kubefixture"
+)
+
+// Config of the operator part.
+type Config struct {
+	UserveBin               string
+	FerretBin               string
+	LogDir                  string
+	Tenants                 int
+	MaxConcurrentReconciles int
+	ExtraFlags              []string
+	CreateWorkers           int
+	ReadyTimeout            time.Duration
+	SettleTimeout           time.Duration
+	Logf                    func(format string, args ...any)
+}
+
+const (
+	namespace      = "userve-bench"
+	mongoSecret    = "bench-mongo"
+	mongoSecretKey = "uri"
+	// quiet is how long the operator must send no request to count as settled.
+	quiet = 3 * time.Second
+)
+
+// Run runs the part. Figures gathered before a failure are returned with it.
+func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
+	logf := cfg.Logf
+	res := &report.Operator{Tenants: cfg.Tenants, MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ExtraFlags: cfg.ExtraFlags}
+
+	// The operator pings each tenant's MongoDB for DatabaseReady: one
+	// FerretDB (SQLite) serves all tenants, as one shared MongoDB would.
+	mongoURI, stopMongo, err := startFerretSQLite(ctx, cfg.FerretBin, cfg.LogDir)
+	if err != nil {
+		return nil, err
+	}
+	defer stopMongo()
+
+	logf("starting etcd + kube-apiserver (envtest) with the CRDs")
+	env, err := kubefixture.Start()
+	if err != nil {
+		return nil, fmt.Errorf("control plane: %w", err)
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			logf("stopping the control plane: %v", err)
+		}
+	}()
+
+	ours := NewCounter()
+	rc := rest.CopyConfig(env.Config)
+	rc.QPS, rc.Burst = -1, 0 // the harness must not be the bottleneck
+	rc.WrapTransport = ours.Wrap
+	cl, err := client.New(rc, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		return nil, err
+	}
+	httpc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return nil, err
+	}
+	scrape := func() (Counts, error) { return scrapeAPIServer(ctx, httpc, rc.Host) }
+
+	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+		return nil, err
+	}
+	if err := cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: mongoSecret, Namespace: namespace},
+		StringData: map[string]string{mongoSecretKey: mongoURI}}); err != nil {
+		return nil, err
+	}
+
+	c, err := cache.New(rc, cache.Options{Scheme: env.Scheme, DefaultNamespaces: map[string]cache.Config{namespace: {}}})
+	if err != nil {
+		return nil, err
+	}
+	cacheCtx, stopCache := context.WithCancel(ctx)
+	defer stopCache()
+	loop, err := startReadyLoop(cacheCtx, c, cl, 8)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.GetInformer(cacheCtx, &v1alpha1.UserService{}); err != nil {
+		return nil, err
+	}
+	go func() { _ = c.Start(cacheCtx) }()
+	if !c.WaitForCacheSync(cacheCtx) {
+		return nil, errors.New("the bench's cache did not sync")
+	}
+
+	op, err := startOperator(ctx, cfg, env.Kubeconfig, "operator.log")
+	if err != nil {
+		return nil, err
+	}
+	defer op.stop()
+
+	m0, err := scrape()
+	if err != nil {
+		return nil, err
+	}
+	h0 := ours.Snapshot()
+	c0 := op.clientRequests()
+
+	// Create the tenants from several workers, like a GitOps sync would.
+	logf("creating %d UserServices (max-concurrent-reconciles=%d)", cfg.Tenants, cfg.MaxConcurrentReconciles)
+	start := time.Now()
+	if err := createTenants(ctx, cl, cfg.Tenants, cfg.CreateWorkers); err != nil {
+		return res, err
+	}
+	res.CreateSeconds = stats.Round(time.Since(start).Seconds(), 2)
+	logf("created in %.1f s; waiting for all to be Ready", res.CreateSeconds)
+
+	ready, readyAt := waitAllReady(ctx, c, cfg.Tenants, start, cfg.ReadyTimeout, logf)
+	res.Ready = ready
+	res.AllReadySeconds = stats.Round(readyAt.Sub(start).Seconds(), 2)
+	if ready < cfg.Tenants {
+		res.Error = fmt.Sprintf("only %d of %d tenants Ready after %v (see %s)", ready, cfg.Tenants, cfg.ReadyTimeout, op.proc.LogPath)
+		logf("%s", res.Error)
+	} else {
+		logf("all %d Ready after %.1f s", ready, res.AllReadySeconds)
+	}
+	op.settle(ctx, cfg.SettleTimeout)
+
+	m1, err := scrape()
+	if err != nil {
+		return res, err
+	}
+	h1 := ours.Snapshot()
+	if u, err := procmon.Read(op.proc.Pid()); err == nil {
+		res.CPUSeconds = stats.Round(u.CPU.Seconds(), 2)
+		res.CPUmsPerTenant = stats.Round(float64(u.CPU.Milliseconds())/float64(cfg.Tenants), 2)
+		res.PeakRSSMiB = stats.Round(procmon.MiB(u.HWMKiB), 1)
+	}
+	creation := m1.Diff(m0).Sub(h1.Diff(h0))
+	res.CreationRequests = creation
+	res.RequestsPerTenant = stats.Round(float64(creation.Total())/float64(cfg.Tenants), 2)
+	res.WritesPerTenant = stats.Round(float64(creation.Writes())/float64(cfg.Tenants), 2)
+	res.ReadsPerTenant = stats.Round(float64(creation.Reads())/float64(cfg.Tenants), 2)
+	if c1 := op.clientRequests(); c1 != nil && c0 != nil {
+		res.ClientRequests = map[string]int{}
+		for method, v := range c1 {
+			if d := int(v - c0[method]); d > 0 {
+				res.ClientRequests[method] = d
+			}
+		}
+	}
+	logf("creation: %.1f API requests per tenant (%.1f writes, %.1f reads) by the operator; CPU %.1f s, peak RSS %.1f MiB",
+		res.RequestsPerTenant, res.WritesPerTenant, res.ReadsPerTenant, res.CPUSeconds, res.PeakRSSMiB)
+
+	// The no-change resync: a restarted operator reconciles every tenant
+	// from scratch with nothing to change.
+	logf("resync: restarting the operator with nothing changed")
+	op.stop()
+	loopBefore := loop.count()
+	m2, err := scrape()
+	if err != nil {
+		return res, err
+	}
+	h2 := ours.Snapshot()
+	t0 := time.Now()
+	op2, err := startOperator(ctx, cfg, env.Kubeconfig, "operator-resync.log")
+	if err != nil {
+		return res, err
+	}
+	defer op2.stop()
+	op2.waitReconciled(ctx, cfg.Tenants, cfg.SettleTimeout)
+	op2.settle(ctx, cfg.SettleTimeout)
+	settled := time.Since(t0)
+	m3, err := scrape()
+	if err != nil {
+		return res, err
+	}
+	h3 := ours.Snapshot()
+	// Leases are the API server's own heartbeat (the operator runs without
+	// leader election), so they are left out.
+	resync := m3.Diff(m2).Sub(h3.Diff(h2)).Without("coordination.k8s.io/leases")
+	res.Resync = &report.Resync{
+		Method:         "operator restart (every tenant reconciled again), API server's lease heartbeats excluded",
+		SettleSeconds:  stats.Round(settled.Seconds(), 1),
+		Writes:         resync.Writes(),
+		Reads:          resync.Reads(),
+		ByVerbResource: resync,
+	}
+	if u, err := procmon.Read(op2.proc.Pid()); err == nil {
+		res.Resync.CPUSeconds = stats.Round(u.CPU.Seconds(), 2)
+		res.Resync.PeakRSSMiB = stats.Round(procmon.MiB(u.HWMKiB), 1)
+	}
+	if n := loop.count() - loopBefore; n > 0 {
+		logf("resync: the operator changed %d Deployments so that they needed marking ready again", n)
+	}
+	logf("resync: %d writes, %d reads in %.1f s", res.Resync.Writes, res.Resync.Reads, res.Resync.SettleSeconds)
+	return res, nil
+}
+
+func (l *readyLoop) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.updates
+}
+
+func createTenants(ctx context.Context, cl client.Client, n, workers int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) || ctx.Err() != nil {
+					return
+				}
+				us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("t%04d", i), Namespace: namespace}}
+				if err := cl.Create(ctx, us); err != nil {
+					errs <- fmt.Errorf("create %s: %w", us.Name, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// isTenantReady: the Ready condition is True and the status speaks of the
+// current generation.
+func isTenantReady(us *v1alpha1.UserService) bool {
+	if us.Status.ObservedGeneration != us.Generation {
+		return false
+	}
+	c := meta.FindStatusCondition(us.Status.Conditions, "Ready")
+	return c != nil && c.Status == metav1.ConditionTrue && (c.ObservedGeneration == 0 || c.ObservedGeneration == us.Generation)
+}
+
+// waitAllReady polls the bench's cache (no API requests) until every tenant
+// is ready or the timeout passes; it returns how many were and when the last
+// one became so.
+func waitAllReady(ctx context.Context, c cache.Cache, n int, start time.Time, timeout time.Duration, logf func(string, ...any)) (int, time.Time) {
+	deadline := start.Add(timeout)
+	lastLog := time.Now()
+	for {
+		var list v1alpha1.UserServiceList
+		ready := 0
+		if err := c.List(ctx, &list, client.InNamespace(namespace)); err == nil {
+			for i := range list.Items {
+				if isTenantReady(&list.Items[i]) {
+					ready++
+				}
+			}
+		}
+		now := time.Now()
+		if ready >= n || now.After(deadline) || ctx.Err() != nil {
+			return ready, now
+		}
+		if now.Sub(lastLog) > 10*time.Second {
+			lastLog = now
+			logf("  %d of %d Ready after %.0f s", ready, n, now.Sub(start).Seconds())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func scrapeAPIServer(ctx context.Context, c *http.Client, host string) (Counts, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, host+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("API server /metrics: %s", resp.Status)
+	}
+	return ParseRequestTotals(string(body))
+}
+
+// ---- the operator process ---------------------------------------------------
+
+type operator struct {
+	proc       *procmon.Process
+	metricsURL string
+	healthURL  string
+	http       *http.Client
+}
+
+func startOperator(ctx context.Context, cfg Config, kubeconfig, logName string) (*operator, error) {
+	mPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	hPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"operator",
+		"--server-image=userve:bench",
+		"--default-mongo-uri-secret=" + namespace + "/" + mongoSecret + "/" + mongoSecretKey,
+		"--max-concurrent-reconciles=" + strconv.Itoa(cfg.MaxConcurrentReconciles),
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(mPort),
+		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(hPort),
+		"--leader-elect=false",
+	}
+	args = append(args, cfg.ExtraFlags...)
+	cmd := exec.Command(cfg.UserveBin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	p, err := procmon.Start("userve operator", cmd, filepath.Join(cfg.LogDir, logName), syscall.SIGKILL)
+	if err != nil {
+		return nil, err
+	}
+	o := &operator{proc: p,
+		metricsURL: "http://127.0.0.1:" + strconv.Itoa(mPort) + "/metrics",
+		healthURL:  "http://127.0.0.1:" + strconv.Itoa(hPort) + "/readyz",
+		http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the operator's self-signed metrics cert, loopback only
+		}}}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if exited, err := p.Exited(); exited {
+			return nil, fmt.Errorf("userve operator exited at start (%v): %s", err, p.Tail(3000))
+		}
+		if resp, err := o.http.Get(o.healthURL); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return o, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			o.stop()
+			return nil, fmt.Errorf("userve operator not ready on %s within 60 s: %s", o.healthURL, p.Tail(3000))
+		}
+		select {
+		case <-ctx.Done():
+			o.stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (o *operator) stop() { o.proc.Stop(syscall.SIGTERM, 15*time.Second) }
+
+// metrics is the operator's Prometheus text, trying plain HTTP and then
+// HTTPS (controller-runtime's secure metrics serving); "" when neither works.
+func (o *operator) metrics() string {
+	for _, u := range []string{o.metricsURL, "https" + o.metricsURL[len("http"):]} {
+		resp, err := o.http.Get(u)
+		if err != nil {
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK {
+			return string(body)
+		}
+	}
+	return ""
+}
+
+// clientRequests is the operator's own count of API requests by HTTP
+// method (client-go's rest_client_requests_total), nil without metrics.
+func (o *operator) clientRequests() map[string]float64 {
+	text := o.metrics()
+	if text == "" {
+		return nil
+	}
+	return ParseCounter(text, "rest_client_requests_total", "method")
+}
+
+func totalOf(m map[string]float64) float64 {
+	t := 0.0
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+// waitReconciled waits until the operator has reconciled at least n objects
+// (controller_runtime_reconcile_total over its controllers), bounded.
+func (o *operator) waitReconciled(ctx context.Context, n int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		text := o.metrics()
+		if text == "" {
+			return // no metrics: settle() alone decides
+		}
+		if totalOf(ParseCounter(text, "controller_runtime_reconcile_total", "controller")) >= float64(n) {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// settle waits until the operator has sent no API request for `quiet`
+// (by its own metrics), or a fixed pause without metrics, bounded.
+func (o *operator) settle(ctx context.Context, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	last := -1.0
+	since := time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		m := o.clientRequests()
+		if m == nil {
+			time.Sleep(quiet)
+			return
+		}
+		if t := totalOf(m); t != last {
+			last, since = t, time.Now()
+		} else if time.Since(since) >= quiet {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// ---- helpers -------------------------------------------------------------------
+
+func startFerretSQLite(ctx context.Context, bin, logDir string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "userve-bench-ferret-")
+	if err != nil {
+		return "", nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin, "--listen-addr", addr, "--handler", "sqlite", "--sqlite-url", "file:"+dir+"/", "--log-level", "error")
+	p, err := procmon.Start("ferretdb (sqlite)", cmd, filepath.Join(logDir, "ferretdb-operator.log"), syscall.SIGKILL)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	stop := func() { p.Stop(syscall.SIGTERM, 5*time.Second); os.RemoveAll(dir) }
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return "mongodb://" + addr + "/", stop, nil
+		}
+		if exited, _ := p.Exited(); exited || time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return "", nil, fmt.Errorf("ferretdb (sqlite) did not start: %s", p.Tail(2000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

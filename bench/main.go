@@ -1,0 +1,184 @@
+// Command bench is `make bench`: it measures the tenant API (bin/userve serve
+// over FerretDB + PostgreSQL, or USERVE_BENCH_MONGO_URI) and the operator at
+// 1,000 tenants (bin/userve operator against etcd + kube-apiserver), and
+// writes bench/results/latest.json and latest.md.
+//
+//	go run ./bench                       # everything (~8 minutes on 2 cores)
+//	go run ./bench -only api -duration 3s
+//	go run ./bench -only operator -tenants 200
+//
+// Every process it starts runs in its own process group with a
+// parent-death signal; Ctrl-C stops them all before exiting.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"userve.dev/userve/bench/internal/apibench"
+	"userve.dev/userve/bench/internal/opbench"
+	"userve.dev/userve/bench/internal/procmon"
+	"userve.dev/userve/bench/internal/report"
+	"userve.dev/userve/test/testbin"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	only := flag.String("only", "all", "which part: all, api or operator")
+	duration := flag.Duration("duration", 5*time.Second, "measured time per load cell")
+	warmup := flag.Duration("warmup", time.Second, "warm-up per load cell")
+	concurrencies := flag.String("concurrency", "1,8,32", "concurrencies of the API load, comma-separated")
+	maxRequests := flag.Int64("max-requests", 200000, "request budget per load cell")
+	profiles := flag.Int("profiles", 100000, "profiles to seed")
+	groups := flag.Int("groups", 50, "groups to seed")
+	logins := flag.Int("login-users", 200, "users with a password, for login")
+	endpoints := flag.String("endpoints", "", "API endpoints to run (comma-separated names as in the table); empty: all")
+	idle := flag.Duration("idle-wait", 5*time.Second, "how long the idle tenant process sits before its RSS is read")
+	tenants := flag.Int("tenants", 1000, "UserServices for the operator part")
+	mcr := flag.Int("max-concurrent-reconciles", 16, "the operator's --max-concurrent-reconciles")
+	opFlags := flag.String("operator-flags", "", "extra flags for `userve operator`, space-separated")
+	readyTimeout := flag.Duration("ready-timeout", 180*time.Second, "give up waiting for all tenants Ready after this")
+	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
+	flag.Parse()
+
+	root, err := testbin.Root()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if *out == "" {
+		*out = filepath.Join(root, "bench", "results")
+	}
+	concs, err := parseConcurrencies(*concurrencies)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -concurrency:", err)
+		return 2
+	}
+	if *only != "all" && *only != "api" && *only != "operator" {
+		fmt.Fprintln(os.Stderr, "bench: -only must be all, api or operator")
+		return 2
+	}
+	logDir, err := os.MkdirTemp("", "userve-bench-logs-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	logf := func(format string, args ...any) {
+		fmt.Printf("%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+
+	// Ctrl-C cancels the run; the parts' deferred stops end their processes.
+	// A second Ctrl-C kills whatever is left at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		logf("interrupted: stopping everything the bench started")
+		cancel()
+		<-sigs
+		procmon.StopAll(0)
+		os.Exit(130)
+	}()
+	defer procmon.StopAll(5 * time.Second)
+
+	userve, err := testbin.Path("userve")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: build it with `make build`:", err)
+		return 1
+	}
+	ferret, err := testbin.Path("ferretdb")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+
+	started := time.Now()
+	res := &report.Results{StartedAt: started.UTC().Format(time.RFC3339), Host: host(userve)}
+	res.Notes = append(res.Notes, "logs of every process: "+logDir)
+
+	if *only == "all" || *only == "api" {
+		api, err := apibench.Run(ctx, apibench.Config{
+			UserveBin: userve, FerretBin: ferret, MongoURI: os.Getenv("USERVE_BENCH_MONGO_URI"), LogDir: logDir,
+			Profiles: *profiles, Groups: *groups, LoginUsers: *logins, Concurrencies: concs,
+			Duration: *duration, Warmup: *warmup, MaxRequests: *maxRequests, IdleWait: *idle,
+			Endpoints: nameSet(*endpoints), Logf: logf,
+		})
+		res.API = api
+		if err != nil {
+			res.Errors = append(res.Errors, "api: "+err.Error())
+			logf("api part failed: %v", err)
+		}
+	}
+	if (*only == "all" || *only == "operator") && ctx.Err() == nil {
+		op, err := opbench.Run(ctx, opbench.Config{
+			UserveBin: userve, FerretBin: ferret, LogDir: logDir, Tenants: *tenants,
+			MaxConcurrentReconciles: *mcr, ExtraFlags: strings.Fields(*opFlags), CreateWorkers: 16,
+			ReadyTimeout: *readyTimeout, SettleTimeout: 90 * time.Second, Logf: logf,
+		})
+		res.Operator = op
+		if err != nil {
+			res.Errors = append(res.Errors, "operator: "+err.Error())
+			logf("operator part failed: %v", err)
+		}
+	}
+	res.Seconds = time.Since(started).Round(time.Second).Seconds()
+	res.Targets = report.Judge(res)
+	if ctx.Err() != nil {
+		logf("interrupted: results not written")
+		return 130
+	}
+	if err := report.Write(*out, res); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	fmt.Println()
+	fmt.Print(report.Markdown(res))
+	logf("wrote %s and %s", filepath.Join(*out, "latest.json"), filepath.Join(*out, "latest.md"))
+	if len(res.Errors) > 0 {
+		return 1
+	}
+	return 0
+}
+
+func parseConcurrencies(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func nameSet(s string) map[string]bool {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		m[strings.TrimSpace(f)] = true
+	}
+	return m
+}
+
+func host(userve string) report.Host {
+	h := report.Host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Binary: userve}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		h.Kernel = "Linux " + strings.TrimSpace(string(data))
+	}
+	return h
+}

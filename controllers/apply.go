@@ -1,0 +1,240 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+)
+
+// FieldOwner is the operator's server-side apply field manager.
+const FieldOwner = "userve-operator"
+
+// annotationApplied holds a digest of what the operator last applied to an
+// object. With it the operator tells "the spec asks for something else" (the
+// digest differs, also when a field was dropped) from "someone edited the
+// object" (a value it applies differs), and applies only then: a reconcile
+// with nothing to change makes no write.
+const annotationApplied = "userve.dev/applied"
+
+type applyOutcome int
+
+const (
+	unchanged applyOutcome = iota
+	created
+	updated
+)
+
+// applier applies desired objects with server-side apply under one field
+// owner, reading the current state from the manager's cache.
+type applier struct {
+	client client.Client
+	scheme *runtime.Scheme
+}
+
+// apply makes the cluster hold desired, a typed object from the render
+// package. Afterwards desired is the object as the cluster has it: the API
+// server's answer on a write, else the cached object.
+func (a applier) apply(ctx context.Context, desired client.Object) (applyOutcome, error) {
+	gvk, err := apiutil.GVKForObject(desired, a.scheme)
+	if err != nil {
+		return unchanged, err
+	}
+	want, err := applyContent(desired)
+	if err != nil {
+		return unchanged, err
+	}
+	digest := digestOf(want)
+	setAnnotation(want, annotationApplied, digest)
+
+	outcome := created
+	current := desired.DeepCopyObject().(client.Object)
+	switch err := a.client.Get(ctx, client.ObjectKeyFromObject(desired), current); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return unchanged, err
+	default:
+		outcome = updated
+		if current.GetAnnotations()[annotationApplied] == digest {
+			have, err := toMap(current)
+			if err != nil {
+				return unchanged, err
+			}
+			if covers(have, want) {
+				// Hand the caller the object as it is (with its status).
+				reflect.ValueOf(desired).Elem().Set(reflect.ValueOf(current).Elem())
+				return unchanged, nil
+			}
+		}
+	}
+
+	u := &unstructured.Unstructured{Object: want}
+	u.SetGroupVersionKind(gvk)
+	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return unchanged, fmt.Errorf("apply %s %s: %w", gvk.Kind, desired.GetName(), err)
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, desired); err != nil {
+		return unchanged, err
+	}
+	return outcome, nil
+}
+
+// remove deletes the object named like obj if the tenant controls it; it
+// reports whether it deleted anything.
+func (a applier) remove(ctx context.Context, obj client.Object, owner client.Object) (bool, error) {
+	switch err := a.client.Get(ctx, client.ObjectKeyFromObject(obj), obj); {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	if !isControlledBy(obj, owner) {
+		return false, nil
+	}
+	uid := obj.GetUID()
+	if err := a.client.Delete(ctx, obj, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
+		return false, err
+	}
+	return true, nil
+}
+
+func isControlledBy(obj, owner client.Object) bool {
+	for _, ref := range obj.GetOwnerReferences() {
+		if ref.Controller != nil && *ref.Controller && ref.UID == owner.GetUID() {
+			return true
+		}
+	}
+	return false
+}
+
+// applyContent is the apply request body for a typed object: its JSON form
+// without status, type meta (set from the scheme) and nulls.
+func applyContent(obj client.Object) (map[string]any, error) {
+	m, err := toMap(obj)
+	if err != nil {
+		return nil, err
+	}
+	delete(m, "status")
+	delete(m, "apiVersion")
+	delete(m, "kind")
+	return pruneNulls(m).(map[string]any), nil
+}
+
+func toMap(obj any) (map[string]any, error) {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(data, &m)
+}
+
+func pruneNulls(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, item := range v {
+			if item == nil {
+				delete(v, k)
+				continue
+			}
+			v[k] = pruneNulls(item)
+		}
+	case []any:
+		for i := range v {
+			v[i] = pruneNulls(v[i])
+		}
+	}
+	return v
+}
+
+func digestOf(m map[string]any) string {
+	data, _ := json.Marshal(m) // maps marshal with sorted keys
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16])
+}
+
+func setAnnotation(m map[string]any, key, value string) {
+	meta, _ := m["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		m["metadata"] = meta
+	}
+	ann, _ := meta["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+		meta["annotations"] = ann
+	}
+	ann[key] = value
+}
+
+// covers reports whether have holds every value of want. Lists must match
+// item by item; maps may hold more keys (the API server's defaults). A zero
+// value in want matches a missing one in have, since the server omits
+// empty fields.
+func covers(have, want any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		h, ok := have.(map[string]any)
+		if !ok {
+			return have == nil && isZero(w)
+		}
+		for k, wv := range w {
+			hv, ok := h[k]
+			if !ok {
+				if isZero(wv) {
+					continue
+				}
+				return false
+			}
+			if !covers(hv, wv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		h, ok := have.([]any)
+		if !ok {
+			return have == nil && len(w) == 0
+		}
+		if len(h) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !covers(h[i], w[i]) {
+				return false
+			}
+		}
+		return true
+	default:
+		if have == nil {
+			return isZero(want)
+		}
+		return reflect.DeepEqual(have, want)
+	}
+}
+
+func isZero(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !v
+	case float64:
+		return v == 0
+	case string:
+		return v == ""
+	case map[string]any:
+		return len(v) == 0
+	case []any:
+		return len(v) == 0
+	}
+	return false
+}

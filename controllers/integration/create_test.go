@@ -1,0 +1,219 @@
+package integration_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/yaml"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers"
+	"userve.dev/userve/controllers/render"
+	"userve.dev/userve/controllers/tenantdb"
+	"userve.dev/userve/test/mongofixture"
+)
+
+func TestCreateRendersTheTenant(t *testing.T) {
+	us := newTenant(t, func(u *v1alpha1.UserService) {
+		u.Spec.Profile.CustomFields = []v1alpha1.CustomField{{Name: "level", Type: v1alpha1.FieldInteger}}
+	})
+	ns := us.Namespace
+
+	// Every object, owned by the tenant and labelled for the cache.
+	sa, cm, creds, svc, d := &corev1.ServiceAccount{}, &corev1.ConfigMap{}, &corev1.Secret{}, &corev1.Service{}, &appsv1.Deployment{}
+	for _, o := range []struct {
+		name string
+		obj  client.Object
+	}{{"acme", sa}, {"acme-config", cm}, {"acme-credentials", creds}, {"acme", svc}, {"acme", d}} {
+		name, obj := o.name, o.obj
+		eventually(t, fmt.Sprintf("%T %s exists", obj, name), func() error { return get(t, obj, ns, name) })
+		refs := obj.GetOwnerReferences()
+		if len(refs) != 1 || refs[0].Kind != "UserService" || refs[0].Name != "acme" || refs[0].Controller == nil || !*refs[0].Controller {
+			t.Errorf("%T %s: owner references %+v", obj, name, refs)
+		}
+		if obj.GetLabels()[render.LabelManagedBy] != render.ManagedBy {
+			t.Errorf("%T %s: labels %v", obj, name, obj.GetLabels())
+		}
+	}
+
+	// The ConfigMap holds the manifest the server reads.
+	var manifest v1alpha1.UserService
+	if err := yaml.UnmarshalStrict([]byte(cm.Data[render.ConfigKey]), &manifest); err != nil {
+		t.Fatalf("config is not a UserService manifest: %v", err)
+	}
+	if manifest.Name != "acme" || manifest.Namespace != ns || len(manifest.Spec.Profile.CustomFields) != 1 {
+		t.Errorf("manifest = %+v", manifest)
+	}
+
+	// Credentials were generated; the default URI from another namespace
+	// was copied in.
+	if len(creds.Data[render.KeyAdminTokens]) != 64 || len(creds.Data[render.KeyJWTKey]) != 64 {
+		t.Errorf("credentials = %q", creds.Data)
+	}
+	if string(creds.Data[render.KeyMongoURI]) != mongofixture.URI(t) {
+		t.Errorf("mongo-uri = %q, want the default Secret's value", creds.Data[render.KeyMongoURI])
+	}
+
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != serverImage || *d.Spec.Replicas != 1 || podHash(d) == "" {
+		t.Errorf("deployment: image %q replicas %d hash %q", c.Image, *d.Spec.Replicas, podHash(d))
+	}
+
+	// Status before any pod is ready: converged, not ready.
+	got := waitCondition(t, us, v1alpha1.ConditionProgressing, metav1.ConditionTrue, "")
+	if got.Status.ObservedGeneration != got.Generation || got.Status.Phase != v1alpha1.PhasePending {
+		t.Errorf("status = %+v", got.Status)
+	}
+	if !slices.Contains(got.Finalizers, controllers.Finalizer) {
+		t.Errorf("finalizers = %v", got.Finalizers)
+	}
+	if c := condition(got, v1alpha1.ConditionDatabaseReady); c.Status != metav1.ConditionTrue {
+		t.Errorf("DatabaseReady = %+v", c)
+	}
+	if got.Status.Database != ns+"_acme" || got.Status.Endpoint != "http://acme."+ns+".svc:8080" || got.Status.CredentialsSecret != "acme-credentials" {
+		t.Errorf("database %q endpoint %q credentials %q", got.Status.Database, got.Status.Endpoint, got.Status.CredentialsSecret)
+	}
+
+	// The pods come up: Ready.
+	markAvailable(t, us)
+	got = waitCondition(t, us, v1alpha1.ConditionReady, metav1.ConditionTrue, "Available")
+	if got.Status.Phase != v1alpha1.PhaseReady || got.Status.Replicas != 1 || got.Status.ReadyReplicas != 1 {
+		t.Errorf("status = %+v", got.Status)
+	}
+	if c := condition(got, v1alpha1.ConditionDegraded); c.Status != metav1.ConditionFalse {
+		t.Errorf("Degraded = %+v", c)
+	}
+	for _, kind := range []string{"ServiceAccount", "ConfigMap", "Secret", "Service", "Deployment"} {
+		waitEvent(t, us, "Created", "Created "+kind)
+	}
+}
+
+// TestConvergedTenantCostsNoWrites runs the reconciler on a converged tenant
+// through a client that counts writes: there must be none, and no event.
+func TestConvergedTenantCostsNoWrites(t *testing.T) {
+	us := newTenant(t, func(u *v1alpha1.UserService) {
+		u.Spec.Ingress = &v1alpha1.IngressSpec{Host: "acme.example.com"}
+		u.Spec.NetworkPolicy.Enabled = true
+		u.Spec.PodDisruptionBudget = &v1alpha1.PodDisruptionBudgetSpec{}
+	})
+	markAvailable(t, us)
+	before := waitCondition(t, us, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
+
+	counting := &writeCounter{Client: mgr.GetClient()}
+	events := &eventCounter{EventRecorder: mgr.GetEventRecorder("userve-operator-test")}
+	r := &controllers.UserServiceReconciler{
+		Client: counting, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: events,
+		Databases: tenantdb.New(time.Second), ServerImage: serverImage, DefaultMongoURISecret: defaultMongo,
+		Random: rand.Reader, ResyncInterval: time.Minute, RetryInterval: time.Second,
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(us)}
+	// The cache may still be catching up with the operator's last writes.
+	eventually(t, "a reconcile without writes", func() error {
+		counting.writes.Store(0)
+		if _, err := r.Reconcile(context.Background(), req); err != nil {
+			return err
+		}
+		if n := counting.writes.Load(); n > 0 {
+			return fmt.Errorf("%d writes", n)
+		}
+		return nil
+	})
+	counting.writes.Store(0)
+	events.n.Store(0)
+	for range 3 {
+		res, err := r.Reconcile(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RequeueAfter != time.Minute {
+			t.Errorf("a converged tenant requeues after %v, want the resync interval", res.RequeueAfter)
+		}
+	}
+	if n := counting.writes.Load(); n != 0 {
+		t.Errorf("converged reconciles made %d writes: %v", n, counting.log)
+	}
+	if n := events.n.Load(); n != 0 {
+		t.Errorf("converged reconciles emitted %d events", n)
+	}
+	if after := tenant(t, us); after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("the UserService changed: resourceVersion %s -> %s", before.ResourceVersion, after.ResourceVersion)
+	}
+}
+
+// writeCounter counts every write a client makes.
+type writeCounter struct {
+	client.Client
+	writes atomic.Int64
+	log    []string
+}
+
+func (w *writeCounter) count(verb string, obj any) {
+	w.writes.Add(1)
+	w.log = append(w.log, fmt.Sprintf("%s %T", verb, obj))
+}
+
+func (w *writeCounter) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	w.count("create", obj)
+	return w.Client.Create(ctx, obj, opts...)
+}
+
+func (w *writeCounter) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	w.count("update", obj)
+	return w.Client.Update(ctx, obj, opts...)
+}
+
+func (w *writeCounter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	w.count("patch", obj)
+	return w.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (w *writeCounter) Delete(ctx context.Context, obj client.Object, opts ...client.DeleteOption) error {
+	w.count("delete", obj)
+	return w.Client.Delete(ctx, obj, opts...)
+}
+
+func (w *writeCounter) Apply(ctx context.Context, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+	w.count("apply", obj)
+	return w.Client.Apply(ctx, obj, opts...)
+}
+
+func (w *writeCounter) Status() client.SubResourceWriter {
+	return &statusCounter{SubResourceWriter: w.Client.Status(), w: w}
+}
+
+type statusCounter struct {
+	client.SubResourceWriter
+	w *writeCounter
+}
+
+func (s *statusCounter) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	s.w.count("status update", obj)
+	return s.SubResourceWriter.Update(ctx, obj, opts...)
+}
+
+func (s *statusCounter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	s.w.count("status patch", obj)
+	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+}
+
+type eventCounter struct {
+	recorder.EventRecorder
+	n atomic.Int64
+}
+
+func (e *eventCounter) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
+	e.n.Add(1)
+	e.EventRecorder.Eventf(regarding, related, eventtype, reason, action, note, args...)
+}

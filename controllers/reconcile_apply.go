@@ -1,0 +1,338 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers/render"
+)
+
+// failure is a reconcile that could not converge, with the condition reason
+// that names why.
+type failure struct {
+	Reason string
+	Err    error
+	// UserError failures wait for the user (a missing Secret, a spec to
+	// fix); others are retried with backoff.
+	UserError bool
+}
+
+func (f *failure) Error() string { return f.Err.Error() }
+func (f *failure) Unwrap() error { return f.Err }
+
+func userError(reason string, err error) *failure { return &failure{Reason: reason, Err: err, UserError: true} }
+
+// Condition reasons of failures.
+const (
+	ReasonInvalidDatabase       = "InvalidDatabase"
+	ReasonDatabaseChangeRefused = "DatabaseChangeRefused"
+	ReasonMongoURIMissing       = "MongoURIMissing"
+	ReasonSecretNotFound        = "SecretNotFound"
+	ReasonApplyFailed           = "ApplyFailed"
+	ReasonCredentialsFailed     = "CredentialsFailed"
+)
+
+// inputs is everything the objects are rendered from besides the spec.
+type inputs struct {
+	database string
+	sources  render.SecretSources
+	// mongoURI is the URI's value: copied into the credentials Secret when
+	// it comes from another namespace, and used to ping the database.
+	mongoURI []byte
+	// credentials is the data of the credentials Secret as it exists.
+	credentials map[string][]byte
+	// secretValues are the values of the pods' secret environment variables
+	// read from the tenant's own Secrets, by variable name.
+	secretValues map[string][]byte
+}
+
+// reconcileNormal converges a live tenant: it reads what the objects are
+// rendered from, applies them, pings the database and sets status.
+func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha1.UserService) (ctrl.Result, error) {
+	obs := observed{}
+	in, fail := r.loadInputs(ctx, us)
+	if in.mongoURI != nil {
+		obs.databaseChecked = true
+		obs.databaseErr = r.Databases.Ping(ctx, string(in.mongoURI))
+	}
+	obs.database = in.database
+	if fail == nil {
+		obs.deployment, fail = r.applyObjects(ctx, us, in)
+	}
+	obs.failure = fail
+	setStatus(us, obs)
+
+	switch {
+	case fail != nil:
+		r.event(us, nil, corev1.EventTypeWarning, fail.Reason, "Reconcile", "%s", fail.Error())
+		if fail.UserError {
+			return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
+		}
+		return ctrl.Result{}, fail
+	case obs.databaseErr != nil:
+		r.event(us, nil, corev1.EventTypeWarning, ReasonDatabaseUnreachable, "Ping", "%s", obs.databaseErr.Error())
+		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.ResyncInterval}, nil
+}
+
+// loadInputs resolves the database and reads the Secrets the tenant's pods
+// will read. It returns what it got so far with any failure, so that status
+// can still report the database.
+func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.UserService) (inputs, *failure) {
+	var in inputs
+	db, err := render.DatabaseName(us)
+	if err != nil {
+		return in, userError(ReasonInvalidDatabase, err)
+	}
+	if us.Status.Database != "" && us.Status.Database != db {
+		// The CEL rule keeps a set database name, but a first-time
+		// spec.mongo.database could still point the tenant at another,
+		// empty database.
+		return in, userError(ReasonDatabaseChangeRefused, fmt.Errorf(
+			"spec.mongo.database %q differs from the database in use, %q: the operator never moves a tenant to another database; set it back to %q",
+			db, us.Status.Database, us.Status.Database))
+	}
+	in.database = db
+
+	if in.sources, err = render.Sources(us, r.DefaultMongoURISecret); err != nil {
+		return in, userError(ReasonMongoURIMissing, err)
+	}
+	if in.mongoURI, err = r.mongoURI(ctx, us); err != nil {
+		return in, asFailure(err)
+	}
+
+	in.secretValues = map[string][]byte{render.EnvMongoURI: in.mongoURI}
+	optional := map[string]*v1alpha1.SecretKeyRef{render.EnvAdminTokens: us.Spec.AdminTokensSecretRef}
+	if sms := us.Spec.Verification.SMS; sms != nil && sms.Webhook != nil {
+		optional[render.EnvWebhookSecret] = sms.Webhook.SecretRef
+	}
+	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil {
+		optional[render.EnvSMTPPassword] = mail.SMTP.PasswordSecretRef
+	}
+	for env, ref := range optional {
+		if ref == nil {
+			continue
+		}
+		v, err := r.secretValue(ctx, us.Namespace, ref.Name, ref.Key)
+		if err != nil {
+			return in, asFailure(err)
+		}
+		in.secretValues[env] = v
+	}
+
+	if in.credentials, err = r.existingCredentials(ctx, us); err != nil {
+		return in, &failure{Reason: ReasonCredentialsFailed, Err: err}
+	}
+	return in, nil
+}
+
+// mongoURI reads the tenant's MongoDB URI: spec.mongo.uriSecretRef, else
+// the operator's default.
+func (r *UserServiceReconciler) mongoURI(ctx context.Context, us *v1alpha1.UserService) ([]byte, error) {
+	if ref := us.Spec.Mongo.URISecretRef; ref != nil {
+		return r.secretValue(ctx, us.Namespace, ref.Name, ref.Key)
+	}
+	if d := r.DefaultMongoURISecret; d != nil {
+		return r.secretValue(ctx, d.Namespace, d.Name, d.Key)
+	}
+	return nil, userError(ReasonMongoURIMissing, render.ErrNoMongoURI)
+}
+
+// secretValue reads one key of a Secret the operator does not own, from the
+// API server: such Secrets are not in the operator's cache.
+func (r *UserServiceReconciler) secretValue(ctx context.Context, namespace, name, key string) ([]byte, error) {
+	var s corev1.Secret
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, userError(ReasonSecretNotFound, fmt.Errorf("secret %s/%s not found", namespace, name))
+	case err != nil:
+		return nil, fmt.Errorf("read secret %s/%s: %w", namespace, name, err)
+	}
+	v, ok := s.Data[key]
+	if !ok || len(v) == 0 {
+		return nil, userError(ReasonSecretNotFound, fmt.Errorf("secret %s/%s has no key %q", namespace, name, key))
+	}
+	if s.Labels[render.LabelWatched] != "true" {
+		// Once labelled, the Secret is in the operator's cache and a new
+		// value triggers a reconcile: the config hash changes and the pods
+		// roll. One write, the first time only.
+		patch := []byte(`{"metadata":{"labels":{"` + render.LabelWatched + `":"true"}}}`)
+		if err := r.Client.Patch(ctx, &s, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldOwner)); err != nil {
+			return nil, fmt.Errorf("label secret %s/%s: %w", namespace, name, err)
+		}
+	}
+	return v, nil
+}
+
+// existingCredentials is the credentials Secret's data, nil when it does not
+// exist. A miss in the cache is confirmed with the API server before new
+// credentials are generated: a cache that lags behind must never cause
+// tokens already handed out to be replaced.
+func (r *UserServiceReconciler) existingCredentials(ctx context.Context, us *v1alpha1.UserService) (map[string][]byte, error) {
+	key := types.NamespacedName{Namespace: us.Namespace, Name: render.CredentialsSecretName(us)}
+	var s corev1.Secret
+	err := r.Client.Get(ctx, key, &s)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, &s)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return s.Data, nil
+}
+
+func asFailure(err error) *failure {
+	var f *failure
+	if errors.As(err, &f) {
+		return f
+	}
+	return &failure{Reason: ReasonSecretNotFound, Err: err}
+}
+
+// applyObjects renders the tenant's objects and applies those that differ
+// from the cluster, removing the optional ones the spec turned off. It
+// returns the Deployment as the API server has it.
+func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.UserService, in inputs) (*appsv1.Deployment, *failure) {
+	var copied []byte
+	if in.sources.CopyDefaultMongoURI {
+		copied = in.mongoURI
+	}
+	creds, err := render.CredentialsSecret(us, in.credentials, copied, r.Random)
+	if err != nil {
+		return nil, &failure{Reason: ReasonCredentialsFailed, Err: err}
+	}
+	config, err := render.ServerConfig(us, in.database)
+	if err != nil {
+		return nil, &failure{Reason: ReasonApplyFailed, Err: err}
+	}
+	secrets := map[string][]byte{render.EnvJWTKey: creds.Data[render.KeyJWTKey]}
+	if us.Spec.AdminTokensSecretRef == nil {
+		secrets[render.EnvAdminTokens] = creds.Data[render.KeyAdminTokens]
+	}
+	for env, v := range in.secretValues {
+		secrets[env] = v
+	}
+	image := us.Spec.Image
+	if image == "" {
+		image = r.ServerImage
+	}
+	deployment := render.Deployment(us, render.DeploymentParams{
+		Image:      image,
+		Database:   in.database,
+		Secrets:    in.sources,
+		ConfigHash: render.ConfigHash(config, secrets),
+	})
+
+	// Order matters on creation: what the pods mount and read comes first.
+	required := []client.Object{
+		render.ServiceAccount(us),
+		render.ConfigMap(us, config),
+		creds,
+		render.Service(us),
+		deployment,
+	}
+	a := applier{client: r.Client, scheme: r.Scheme}
+	for _, obj := range required {
+		if err := r.applyOne(ctx, a, us, obj); err != nil {
+			return nil, err
+		}
+	}
+	optional := []struct {
+		desired client.Object // nil: the spec turned it off
+		empty   client.Object
+	}{
+		{nilIfNil(render.Ingress(us)), &networkingv1.Ingress{}},
+		{nilIfNil(render.HorizontalPodAutoscaler(us)), &autoscalingv2.HorizontalPodAutoscaler{}},
+		{nilIfNil(render.PodDisruptionBudget(us)), &policyv1.PodDisruptionBudget{}},
+		{nilIfNil(render.NetworkPolicy(us)), &networkingv1.NetworkPolicy{}},
+	}
+	for _, o := range optional {
+		if o.desired != nil {
+			if err := r.applyOne(ctx, a, us, o.desired); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		o.empty.SetNamespace(us.Namespace)
+		o.empty.SetName(us.Name)
+		removed, err := a.remove(ctx, o.empty, us)
+		if err != nil {
+			return nil, r.applyFailed(us, o.empty, "delete", err)
+		}
+		if removed {
+			r.event(us, o.empty, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s %s: the spec no longer asks for it", kindOf(r, o.empty), us.Name)
+		}
+	}
+	return deployment, nil
+}
+
+func (r *UserServiceReconciler) applyOne(ctx context.Context, a applier, us *v1alpha1.UserService, obj client.Object) *failure {
+	outcome, err := a.apply(ctx, obj)
+	if err != nil {
+		return r.applyFailed(us, obj, "apply", err)
+	}
+	switch outcome {
+	case created:
+		r.event(us, obj, corev1.EventTypeNormal, "Created", "Apply", "Created %s %s", kindOf(r, obj), obj.GetName())
+	case updated:
+		r.event(us, obj, corev1.EventTypeNormal, "Updated", "Apply", "Updated %s %s", kindOf(r, obj), obj.GetName())
+	}
+	return nil
+}
+
+func (r *UserServiceReconciler) applyFailed(us *v1alpha1.UserService, obj client.Object, verb string, err error) *failure {
+	f := &failure{Reason: ReasonApplyFailed, Err: fmt.Errorf("%s %s %s: %w", verb, kindOf(r, obj), obj.GetName(), err)}
+	// An API server refusing the object (bad image name, invalid host, a
+	// quota) needs a spec change, not a retry storm.
+	f.UserError = apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
+	return f
+}
+
+// event records an event about the tenant. related is the object acted on:
+// events about different objects must not fold into one series.
+func (r *UserServiceReconciler) event(us *v1alpha1.UserService, related client.Object, eventType, reason, action, note string, args ...any) {
+	if r.Recorder == nil {
+		return
+	}
+	if related == nil {
+		r.Recorder.Eventf(us, nil, eventType, reason, action, note, args...)
+		return
+	}
+	r.Recorder.Eventf(us, related, eventType, reason, action, note, args...)
+}
+
+// nilIfNil turns a typed nil from an optional builder into an untyped nil.
+func nilIfNil[T any, PT interface {
+	*T
+	client.Object
+}](obj PT) client.Object {
+	if obj == nil {
+		return nil
+	}
+	return obj
+}
+
+func kindOf(r *UserServiceReconciler, obj client.Object) string {
+	gvks, _, err := r.Scheme.ObjectKinds(obj)
+	if err != nil || len(gvks) == 0 {
+		return fmt.Sprintf("%T", obj)
+	}
+	return gvks[0].Kind
+}

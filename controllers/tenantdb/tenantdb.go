@@ -1,0 +1,126 @@
+// Package tenantdb is the operator's only reach into tenant databases: a ping
+// for the DatabaseReady condition and a drop for deletionPolicy Delete. It
+// keeps one client per MongoDB URI, since many tenants usually share one
+// server and every reconcile pings.
+package tenantdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+)
+
+// DefaultTimeout bounds each ping and drop, so an unreachable server costs a
+// reconcile worker seconds, not minutes.
+const DefaultTimeout = 5 * time.Second
+
+// idle is how long an unused client is kept.
+const idle = 15 * time.Minute
+
+// Pool holds MongoDB clients by URI. The zero value is not usable; call New.
+type Pool struct {
+	mu      sync.Mutex
+	clients map[string]*entry
+	timeout time.Duration
+	now     func() time.Time
+}
+
+type entry struct {
+	client   *mongo.Client
+	lastUsed time.Time
+}
+
+// New is an empty pool whose calls give up after timeout (0: DefaultTimeout).
+func New(timeout time.Duration) *Pool {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Pool{clients: map[string]*entry{}, timeout: timeout, now: time.Now}
+}
+
+// Ping checks that the server at uri answers.
+func (p *Pool) Ping(ctx context.Context, uri string) error {
+	c, err := p.client(uri)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	if err := c.Ping(ctx, readpref.Primary()); err != nil {
+		return fmt.Errorf("ping MongoDB: %w", err)
+	}
+	return nil
+}
+
+// DropDatabase drops the named database, which is not an error when it does
+// not exist.
+func (p *Pool) DropDatabase(ctx context.Context, uri, database string) error {
+	if database == "" {
+		return errors.New("drop database: empty name")
+	}
+	c, err := p.client(uri)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	if err := c.Database(database).Drop(ctx); err != nil {
+		return fmt.Errorf("drop database %s: %w", database, err)
+	}
+	return nil
+}
+
+// Close disconnects every client.
+func (p *Pool) Close(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for uri, e := range p.clients {
+		_ = e.client.Disconnect(ctx)
+		delete(p.clients, uri)
+	}
+}
+
+func (p *Pool) client(uri string) (*mongo.Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	p.evictIdle(now)
+	if e, ok := p.clients[uri]; ok {
+		e.lastUsed = now
+		return e.client, nil
+	}
+	// Connect does not dial: it validates the URI and starts monitoring.
+	c, err := mongo.Connect(options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(p.timeout).
+		SetConnectTimeout(p.timeout).
+		SetMaxPoolSize(4).
+		SetAppName("userve-operator"))
+	if err != nil {
+		// The driver's error may quote the URI, password included.
+		return nil, errors.New("invalid MongoDB URI")
+	}
+	p.clients[uri] = &entry{client: c, lastUsed: now}
+	return c, nil
+}
+
+func (p *Pool) evictIdle(now time.Time) {
+	for uri, e := range p.clients {
+		if now.Sub(e.lastUsed) > idle {
+			go e.client.Disconnect(context.Background())
+			delete(p.clients, uri)
+		}
+	}
+}
+
+// Len is the number of clients held, for tests.
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.clients)
+}

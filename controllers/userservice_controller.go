@@ -1,0 +1,229 @@
+// Package controllers holds the UserService reconciler and the manager that
+// runs it. The reconciler is split by concern: this file loads the object and
+// dispatches, reconcile_apply.go converges the tenant's objects,
+// reconcile_status.go turns what it saw into status, and reconcile_delete.go
+// handles the finalizer. The objects themselves are built by the pure
+// functions of package render.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers/render"
+	"userve.dev/userve/controllers/tenantdb"
+)
+
+// Finalizer keeps a deleted UserService until its database has been dealt
+// with according to spec.deletionPolicy.
+const Finalizer = "miniapp.userve.dev/database"
+
+// ControllerName names the controller in logs, metrics and events.
+const ControllerName = "userservice"
+
+// The operator's permissions, least privilege: it never updates or deletes
+// the core objects it applies (the garbage collector removes them with the
+// tenant), and deletes only the optional objects a spec can turn off.
+//
+// +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/status,verbs=get;patch
+// +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps;serviceaccounts;services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// UserServiceReconciler converges one UserService at a time.
+type UserServiceReconciler struct {
+	// Client reads from the manager's cache, which holds UserServices and
+	// the operator's own objects only.
+	Client client.Client
+	// APIReader reads what the cache does not hold: the tenant's own Secrets
+	// (MongoDB URI, admin tokens, delivery secrets) and the default MongoDB
+	// URI Secret.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  recorder.EventRecorder
+	Databases *tenantdb.Pool
+
+	// ServerImage is the tenant image when spec.image is empty.
+	ServerImage string
+	// DefaultMongoURISecret is used when spec.mongo.uriSecretRef is empty.
+	DefaultMongoURISecret *render.SecretLocation
+	// Random generates credentials (crypto/rand.Reader).
+	Random io.Reader
+	// ResyncInterval re-checks a converged tenant: its database and the
+	// Secrets it references, which the operator does not watch.
+	ResyncInterval time.Duration
+	// RetryInterval re-checks a tenant waiting for something the operator
+	// does not watch: a missing Secret, an unreachable database.
+	RetryInterval time.Duration
+}
+
+// Reconcile loads the UserService, converges it or finishes its deletion,
+// and patches its status once, at the end, only if it changed.
+func (r *UserServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	us := &v1alpha1.UserService{}
+	if err := r.Client.Get(ctx, req.NamespacedName, us); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := us.Status.DeepCopy()
+	defer func() {
+		if err := r.patchStatus(ctx, us, before); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	if !us.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, us)
+	}
+	if !controllerutil.ContainsFinalizer(us, Finalizer) {
+		patch := client.MergeFromWithOptions(us.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(us, Finalizer)
+		if err := r.Client.Patch(ctx, us, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return r.reconcileNormal(ctx, us)
+}
+
+// patchStatus writes status if the reconcile changed it: a reconcile that
+// finds everything in place makes no write at all.
+func (r *UserServiceReconciler) patchStatus(ctx context.Context, us *v1alpha1.UserService, before *v1alpha1.UserServiceStatus) error {
+	if equalStatus(*before, us.Status) {
+		return nil
+	}
+	base := us.DeepCopy()
+	base.Status = *before
+	err := r.Client.Status().Patch(ctx, us, client.MergeFrom(base))
+	if apierrors.IsNotFound(err) {
+		// The finalizer went and the object with it.
+		return nil
+	}
+	return err
+}
+
+func equalStatus(a, b v1alpha1.UserServiceStatus) bool { return equality.Semantic.DeepEqual(a, b) }
+
+// indexSecrets indexes UserServices by the Secrets they read, as
+// "namespace/name".
+const indexSecrets = "userve.secrets"
+
+// SetupWithManager registers the controller: UserServices, every kind the
+// operator owns (so that an edited or deleted object is put back), and the
+// Secrets tenants read (so that a changed value rolls their pods).
+func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts controller.Options) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.UserService{}, indexSecrets, func(obj client.Object) []string {
+		return r.secretsRead(obj.(*v1alpha1.UserService))
+	}); err != nil {
+		return err
+	}
+	if opts.RateLimiter == nil {
+		// Failures back off from 1s to 5 minutes: no hot loop against an
+		// unreachable database, and a fixed Secret is noticed soon enough.
+		opts.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		For(&v1alpha1.UserService{}, builder.WithPredicates(specOrMetadataChanged())).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Secret{}).
+		Owns(&corev1.Service{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&networkingv1.Ingress{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.tenantsReading)).
+		WithOptions(opts).
+		Complete(r)
+}
+
+// secretsRead are the Secrets, other than its own, whose values a tenant's
+// pods read, as "namespace/name".
+func (r *UserServiceReconciler) secretsRead(us *v1alpha1.UserService) []string {
+	var out []string
+	add := func(ref *v1alpha1.SecretKeyRef) {
+		if ref != nil {
+			out = append(out, us.Namespace+"/"+ref.Name)
+		}
+	}
+	add(us.Spec.Mongo.URISecretRef)
+	if us.Spec.Mongo.URISecretRef == nil && r.DefaultMongoURISecret != nil {
+		out = append(out, r.DefaultMongoURISecret.Namespace+"/"+r.DefaultMongoURISecret.Name)
+	}
+	add(us.Spec.AdminTokensSecretRef)
+	if sms := us.Spec.Verification.SMS; sms != nil && sms.Webhook != nil {
+		add(sms.Webhook.SecretRef)
+	}
+	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil {
+		add(mail.SMTP.PasswordSecretRef)
+	}
+	return out
+}
+
+// tenantsReading maps a Secret to the tenants that read it.
+func (r *UserServiceReconciler) tenantsReading(ctx context.Context, secret client.Object) []reconcile.Request {
+	var list v1alpha1.UserServiceList
+	key := secret.GetNamespace() + "/" + secret.GetName()
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexSecrets: key}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "list the tenants reading a Secret", "secret", key)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, us := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&us)})
+	}
+	return reqs
+}
+
+// specOrMetadataChanged ignores the operator's own status writes, so that a
+// status change never triggers another reconcile by itself.
+func specOrMetadataChanged() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.LabelChangedPredicate{},
+		predicate.AnnotationChangedPredicate{},
+		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld, e.ObjectNew
+			return !o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
+				!equality.Semantic.DeepEqual(o.GetFinalizers(), n.GetFinalizers())
+		}},
+	)
+}
+
+// objectsOwned lists one empty object of every kind the operator applies,
+// for the manager's cache configuration.
+func objectsOwned() []client.Object {
+	return []client.Object{
+		&corev1.ServiceAccount{}, &corev1.ConfigMap{}, &corev1.Secret{}, &corev1.Service{},
+		&appsv1.Deployment{}, &networkingv1.Ingress{}, &autoscalingv2.HorizontalPodAutoscaler{},
+		&policyv1.PodDisruptionBudget{}, &networkingv1.NetworkPolicy{},
+	}
+}

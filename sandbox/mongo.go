@@ -1,0 +1,117 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"userve.dev/userve/sandbox/proc"
+)
+
+// ferretDB is bin/ferretdb over SQLite in the state directory, restarted
+// if it dies, so tenants keep a MongoDB while the sandbox runs.
+type ferretDB struct {
+	uri    string
+	addr   string
+	cmd    func() *exec.Cmd
+	log    *os.File
+	logf   func(string, ...any)
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startFerretDB(cfg *Config, ports *proc.PortBook, logf func(string, ...any)) (*ferretDB, error) {
+	port, err := ports.Port("ferretdb")
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	data := filepath.Join(cfg.StateDir, "ferretdb")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, err
+	}
+	log, err := openLog(filepath.Join(cfg.StateDir, "ferretdb.log"))
+	if err != nil {
+		return nil, err
+	}
+	f := &ferretDB{
+		uri:  "mongodb://" + addr + "/",
+		addr: addr,
+		log:  log,
+		logf: logf,
+		done: make(chan struct{}),
+		cmd: func() *exec.Cmd {
+			cmd := exec.Command(filepath.Join(cfg.BinDir, "ferretdb"),
+				"--listen-addr", addr, "--handler", "sqlite", "--sqlite-url", "file:"+data+"/")
+			cmd.Stdout, cmd.Stderr = log, log
+			return cmd
+		},
+	}
+	p, err := f.startOnce()
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	go f.supervise(ctx, p)
+	return f, nil
+}
+
+// startOnce starts the process and waits until it accepts connections.
+func (f *ferretDB) startOnce() (*proc.Process, error) {
+	p, err := proc.Start(f.cmd())
+	if err != nil {
+		return nil, fmt.Errorf("start ferretdb: %w", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if p.Exited() {
+			return nil, fmt.Errorf("ferretdb exited at start (%s); see %s", p.Describe(), f.log.Name())
+		}
+		if c, err := net.DialTimeout("tcp", f.addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return p, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.Stop(5 * time.Second)
+	return nil, fmt.Errorf("ferretdb did not listen on %s within 60s; see %s", f.addr, f.log.Name())
+}
+
+func (f *ferretDB) supervise(ctx context.Context, p *proc.Process) {
+	defer close(f.done)
+	for {
+		select {
+		case <-ctx.Done():
+			p.Stop(10 * time.Second)
+			return
+		case <-p.Done():
+		}
+		f.logf("FerretDB exited (%s); restarting (log: %s)", p.Describe(), f.log.Name())
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			next, err := f.startOnce()
+			if err == nil {
+				p = next
+				break
+			}
+			f.logf("FerretDB: %v", err)
+		}
+	}
+}
+
+func (f *ferretDB) stop() {
+	f.cancel()
+	<-f.done
+	f.log.Close()
+}

@@ -1,0 +1,221 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"userve.dev/userve/sandbox/runtime"
+)
+
+// EnvAdminTokens is the server's admin tokens variable; the reporter reads
+// a tenant's token from the Secret key the Deployment feeds into it.
+const EnvAdminTokens = "USERVE_ADMIN_TOKENS"
+
+// printer serializes lines to the terminal.
+type printer struct {
+	mu  sync.Mutex
+	out io.Writer
+}
+
+func (p *printer) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format, args...)
+}
+
+// eventf prints a timestamped event line.
+func (p *printer) eventf(format string, args ...any) {
+	p.printf("%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// TenantFile is the JSON written to <state>/tenants.json for scripts.
+type TenantFile struct {
+	Tenants []TenantEntry `json:"tenants"`
+}
+
+// TenantEntry is one tenant's local access.
+type TenantEntry struct {
+	Namespace   string     `json:"namespace"`
+	UserService string     `json:"userService"`
+	URL         string     `json:"url"`
+	AdminToken  string     `json:"adminToken,omitempty"`
+	Desired     int32      `json:"desired"`
+	Ready       int32      `json:"ready"`
+	Pods        []PodEntry `json:"pods"`
+}
+
+// PodEntry is one local replica.
+type PodEntry struct {
+	Name     string `json:"name"`
+	Pid      int    `json:"pid,omitempty"`
+	Port     int    `json:"port"`
+	Ready    bool   `json:"ready"`
+	Restarts int32  `json:"restarts"`
+	Log      string `json:"log"`
+}
+
+// reporter tells the developer about tenants as they come and go: the first
+// time a tenant is ready it prints its URL, admin token and a curl line.
+type reporter struct {
+	p        *printer
+	reader   client.Reader
+	stateDir string
+	podsDir  string
+
+	mu      sync.Mutex
+	state   map[string]string // "ns/name" -> ready|progressing|suspended
+	shown   map[string]string // "ns/name" -> URL+token last printed in full
+	entries map[string]TenantEntry
+}
+
+func newReporter(p *printer, reader client.Reader, stateDir string) *reporter {
+	return &reporter{
+		p: p, reader: reader, stateDir: stateDir, podsDir: filepath.Join(stateDir, "pods"),
+		state: map[string]string{}, shown: map[string]string{}, entries: map[string]TenantEntry{},
+	}
+}
+
+// update is the runtime's OnUpdate.
+func (r *reporter) update(t runtime.Tenant) {
+	key := t.Namespace + "/" + t.Name
+	if t.Removed {
+		r.mu.Lock()
+		_, known := r.state[key]
+		delete(r.state, key)
+		delete(r.entries, key)
+		r.mu.Unlock()
+		if known {
+			r.p.eventf("tenant %s removed", key)
+		}
+		r.writeFile()
+		return
+	}
+	var token string
+	state := "progressing"
+	switch {
+	case t.Desired == 0 && t.Replicas == 0:
+		state = "suspended"
+	case t.RolledOut():
+		state = "ready"
+		token = r.adminToken(t)
+	}
+
+	r.mu.Lock()
+	prev := r.state[key]
+	r.state[key] = state
+	entry := TenantEntry{Namespace: t.Namespace, UserService: t.UserService, URL: t.URL,
+		AdminToken: token, Desired: t.Desired, Ready: t.Ready}
+	if token == "" {
+		entry.AdminToken = r.entries[key].AdminToken
+	}
+	for _, p := range t.Pods {
+		entry.Pods = append(entry.Pods, PodEntry{Name: p.Name, Pid: p.Pid, Port: p.Port, Ready: p.Ready,
+			Restarts: p.Restarts, Log: filepath.Join(r.podsDir, p.Name, "log")})
+	}
+	r.entries[key] = entry
+	fullBlock := state == "ready" && r.shown[key] != t.URL+" "+token
+	if fullBlock {
+		r.shown[key] = t.URL + " " + token
+	}
+	r.mu.Unlock()
+	r.writeFile()
+
+	switch {
+	case fullBlock:
+		r.printReady(key, t, token)
+	case state == prev:
+	case state == "ready":
+		r.p.eventf("tenant %s ready: %d/%d replicas at %s", key, t.Ready, t.Desired, t.URL)
+	case state == "suspended":
+		r.p.eventf("tenant %s scaled to zero (suspended); %s answers 503 until it is resumed", key, t.URL)
+	case state == "progressing" && prev != "":
+		r.p.eventf("tenant %s rolling: %d/%d replicas ready", key, t.Ready, t.Desired)
+	}
+}
+
+func (r *reporter) printReady(key string, t runtime.Tenant, token string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s tenant %s is ready (%d/%d replicas)\n", time.Now().Format("15:04:05"), key, t.Ready, t.Desired)
+	fmt.Fprintf(&b, "    URL:          %s\n", t.URL)
+	if token == "" {
+		fmt.Fprintf(&b, "    admin token:  (not found: see the tenant's credentials Secret)\n")
+		token = "<token>"
+	} else {
+		fmt.Fprintf(&b, "    admin token:  %s\n", token)
+	}
+	fmt.Fprintf(&b, "    management:   curl -H 'Authorization: Bearer %s' %s/userve/v2.0/miniapp/user_profile/\n", token, t.URL)
+	fmt.Fprintf(&b, "    end users:    curl %s/api/v2/users\n", t.URL)
+	fmt.Fprintf(&b, "    logs:         %s\n", filepath.Join(r.podsDir, t.Namespace, t.Name+"-*", "log"))
+	r.p.printf("%s", b.String())
+}
+
+// adminToken is the first admin token the tenant's pods get: the Secret key
+// behind USERVE_ADMIN_TOKENS in the Deployment.
+func (r *reporter) adminToken(t runtime.Tenant) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var d appsv1.Deployment
+	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: t.Name}, &d); err != nil {
+		return ""
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name != EnvAdminTokens {
+				continue
+			}
+			if e.Value != "" {
+				return firstToken(e.Value)
+			}
+			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+				continue
+			}
+			ref := e.ValueFrom.SecretKeyRef
+			var s corev1.Secret
+			if err := r.reader.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: ref.Name}, &s); err != nil {
+				return ""
+			}
+			return firstToken(string(s.Data[ref.Key]))
+		}
+	}
+	return ""
+}
+
+func firstToken(s string) string {
+	tok, _, _ := strings.Cut(s, ",")
+	return strings.TrimSpace(tok)
+}
+
+// writeFile writes <state>/tenants.json; a failure only costs scripts.
+func (r *reporter) writeFile() {
+	r.mu.Lock()
+	f := TenantFile{Tenants: []TenantEntry{}}
+	for _, e := range r.entries {
+		f.Tenants = append(f.Tenants, e)
+	}
+	r.mu.Unlock()
+	sort.Slice(f.Tenants, func(i, j int) bool {
+		a, b := f.Tenants[i], f.Tenants[j]
+		return a.Namespace+"/"+a.UserService < b.Namespace+"/"+b.UserService
+	})
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return
+	}
+	path := filepath.Join(r.stateDir, "tenants.json")
+	if err := os.WriteFile(path+".tmp", append(data, '\n'), 0o600); err == nil {
+		_ = os.Rename(path+".tmp", path)
+	}
+}

@@ -1,0 +1,207 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// FieldManager names the sandbox in managedFields.
+const FieldManager = "userve-dev"
+
+// readSamples reads every manifest in dir (*.yaml, *.yml, *.json; several
+// documents per file allowed), skipping kustomization files, in the order
+// they should be applied: namespaces, then Secrets and ConfigMaps, then the
+// rest (UserServices), each group by file name.
+func readSamples(dir string) ([]*unstructured.Unstructured, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for _, e := range entries {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		if e.IsDir() || (ext != ".yaml" && ext != ".yml" && ext != ".json") ||
+			strings.TrimSuffix(name, ext) == "kustomization" {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		docs, err := decodeManifests(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
+		}
+		objs = append(objs, docs...)
+	}
+	rank := func(o *unstructured.Unstructured) int {
+		switch o.GetKind() {
+		case "Namespace":
+			return 0
+		case "Secret", "ConfigMap":
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(objs, func(i, j int) bool { return rank(objs[i]) < rank(objs[j]) })
+	return objs, nil
+}
+
+// decodeManifests splits a YAML (or JSON) stream into objects; empty
+// documents are skipped, and a document without kind or name is an error.
+func decodeManifests(data []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var out []*unstructured.Unstructured
+	for i := 1; ; i++ {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		u := &unstructured.Unstructured{Object: m}
+		if u.GetAPIVersion() == "" || u.GetKind() == "" || u.GetName() == "" {
+			return nil, fmt.Errorf("document %d: apiVersion, kind and metadata.name are required", i)
+		}
+		out = append(out, u)
+	}
+}
+
+// localizeSecrets adapts sample Secrets to the sandbox: stringData becomes
+// data (server-side apply handles it better), and a MongoDB URI naming an
+// in-cluster host (*.svc, *.svc.cluster.local), which cannot be reached from
+// this machine, is replaced by the sandbox's MongoDB. It returns one note
+// per replaced URI.
+func localizeSecrets(objs []*unstructured.Unstructured, mongoURI string) ([]string, error) {
+	var notes []string
+	for _, o := range objs {
+		if o.GetKind() != "Secret" || o.GetAPIVersion() != "v1" {
+			continue
+		}
+		data, _, err := unstructured.NestedMap(o.Object, "data")
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: data: %w", o.GetName(), err)
+		}
+		if data == nil {
+			data = map[string]any{}
+		}
+		stringData, _, err := unstructured.NestedStringMap(o.Object, "stringData")
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: stringData: %w", o.GetName(), err)
+		}
+		for k, v := range stringData {
+			data[k] = base64.StdEncoding.EncodeToString([]byte(v))
+		}
+		unstructured.RemoveNestedField(o.Object, "stringData")
+		for _, k := range sortedKeys(data) {
+			s, ok := data[k].(string)
+			if !ok {
+				return nil, fmt.Errorf("secret %s: data.%s is not a string", o.GetName(), k)
+			}
+			raw, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return nil, fmt.Errorf("secret %s: data.%s is not base64: %w", o.GetName(), k, err)
+			}
+			if host, inCluster := inClusterMongoURI(string(raw)); inCluster {
+				data[k] = base64.StdEncoding.EncodeToString([]byte(mongoURI))
+				notes = append(notes, fmt.Sprintf("Secret %s key %s: %s is a cluster address; using the sandbox MongoDB instead",
+					o.GetName(), k, host))
+			}
+		}
+		if len(data) > 0 {
+			if err := unstructured.SetNestedMap(o.Object, data, "data"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return notes, nil
+}
+
+// inClusterMongoURI reports whether s is a MongoDB URI whose hosts are
+// cluster DNS names, and the host part.
+func inClusterMongoURI(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "mongodb://") && !strings.HasPrefix(s, "mongodb+srv://") {
+		return "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	for _, h := range strings.Split(u.Host, ",") {
+		name := strings.ToLower(h)
+		if i := strings.LastIndexByte(name, ':'); i >= 0 {
+			name = name[:i]
+		}
+		if strings.HasSuffix(name, ".svc") || strings.HasSuffix(name, ".svc.cluster.local") {
+			return u.Host, true
+		}
+	}
+	return "", false
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// applySamples applies objs with server-side apply (as `kubectl apply
+// --server-side --force-conflicts` would), into namespace "default" unless
+// they name one. It returns one line per object: "UserService default/acme created".
+func applySamples(ctx context.Context, c client.Client, objs []*unstructured.Unstructured) ([]string, error) {
+	var lines []string
+	for _, o := range objs {
+		namespaced, err := c.IsObjectNamespaced(o)
+		if err != nil {
+			return lines, fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+		if namespaced && o.GetNamespace() == "" {
+			o.SetNamespace("default")
+		}
+		id := o.GetName()
+		if namespaced {
+			id = o.GetNamespace() + "/" + id
+		}
+		existing := &unstructured.Unstructured{}
+		existing.SetGroupVersionKind(o.GroupVersionKind())
+		getErr := c.Get(ctx, client.ObjectKeyFromObject(o), existing)
+		if getErr != nil && !apierrors.IsNotFound(getErr) {
+			return lines, fmt.Errorf("%s %s: %w", o.GetKind(), id, getErr)
+		}
+		if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+			return lines, fmt.Errorf("apply %s %s: %w", o.GetKind(), id, err)
+		}
+		verb := "unchanged"
+		switch {
+		case apierrors.IsNotFound(getErr):
+			verb = "created"
+		case existing.GetResourceVersion() != o.GetResourceVersion():
+			verb = "configured"
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %s", o.GetKind(), id, verb))
+	}
+	return lines, nil
+}

@@ -1,0 +1,222 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server"
+	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/store"
+	"userve.dev/userve/test/mongofixture"
+)
+
+func TestMain(m *testing.M) { os.Exit(mongofixture.Run(m)) }
+
+const adminToken = "test-admin-token-0123456789"
+
+// env is one tenant server over a fresh database.
+type env struct {
+	t     *testing.T
+	srv   *httptest.Server
+	store *store.Store
+	clock *fakeClock
+}
+
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+// testSpec is a tenant with one custom field of every type.
+func testSpec() v1alpha1.UserServiceSpec {
+	maxLen := int32(5)
+	return v1alpha1.UserServiceSpec{
+		API: v1alpha1.APISpec{Plus: v1alpha1.PlusAPISpec{Enabled: new(false)}},
+		Profile: v1alpha1.ProfileSpec{CustomFields: []v1alpha1.CustomField{
+			{Name: "name", Type: v1alpha1.FieldString},
+			{Name: "motto", Type: v1alpha1.FieldString, MaxLength: &maxLen},
+			{Name: "age", Type: v1alpha1.FieldInteger},
+			{Name: "score", Type: v1alpha1.FieldNumber},
+			{Name: "vip", Type: v1alpha1.FieldBoolean},
+			{Name: "tags", Type: v1alpha1.FieldArray, MaxLength: &maxLen},
+			{Name: "prefs", Type: v1alpha1.FieldObject},
+			{Name: "birthday", Type: v1alpha1.FieldDate},
+		}},
+	}
+}
+
+func newEnv(t *testing.T) *env { return newEnvWith(t, testSpec(), mongofixture.URI(t), "") }
+
+// newEnvWith starts a server for spec on the MongoDB at uri (a fresh
+// database unless one is named).
+func newEnvWith(t *testing.T, spec v1alpha1.UserServiceSpec, uri, database string) *env {
+	t.Helper()
+	if database == "" {
+		database = mongofixture.NewDatabase(t).Name()
+	}
+	us := &v1alpha1.UserService{Spec: spec}
+	us.Name, us.Namespace = "acme", "tenants"
+	v1alpha1.SetDefaults(us)
+	cfg := &config.Config{Service: us, MongoURI: uri, Database: database,
+		AdminTokens: []string{"other-token", adminToken}, Issuer: "tenants/acme"}
+	clock := &fakeClock{now: time.Unix(1_600_000_000, 0)}
+	var names []string
+	for _, f := range spec.Profile.CustomFields {
+		names = append(names, f.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, uri, database, store.WithClock(clock.Now), store.WithCustomFieldIndexes(names...))
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	s := server.New(cfg, st, server.Options{Logger: log})
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, store: st, clock: clock}
+}
+
+// response is a decoded answer.
+type response struct {
+	status int
+	header http.Header
+	raw    []byte
+	body   map[string]any
+	list   []any
+}
+
+// do sends a request with the admin token; body may be a string (sent as
+// is), nil, or anything JSON-encodable.
+func (e *env) do(method, path string, body any) response {
+	e.t.Helper()
+	return e.doAuth(method, path, body, "Bearer "+adminToken)
+}
+
+func (e *env) doAuth(method, path string, body any, auth string) response {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	r := response{status: res.StatusCode, header: res.Header, raw: raw}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			e.t.Fatalf("%s %s: %d answer is not JSON: %s", method, path, res.StatusCode, raw)
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			r.body = x
+		case []any:
+			r.list = x
+		}
+	}
+	return r
+}
+
+// want fails unless the status matches.
+func (r response) want(t *testing.T, status int) response {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.raw)
+	}
+	return r
+}
+
+// wantError checks an error status, the error shape, and that the message
+// contains every fragment.
+func (r response) wantError(t *testing.T, status int, fragments ...string) {
+	t.Helper()
+	r.want(t, status)
+	if r.body["status"] != "error" {
+		t.Fatalf("error body lacks status=error: %s", r.raw)
+	}
+	msg, _ := r.body["error_msg"].(string)
+	for _, f := range fragments {
+		if !strings.Contains(msg, f) {
+			t.Fatalf("error_msg %q does not mention %q", msg, f)
+		}
+	}
+}
+
+// createUser creates a profile and returns its id.
+func (e *env) createUser(fields map[string]any) int64 {
+	e.t.Helper()
+	r := e.do("POST", "/userve/v2.0/miniapp/user_profile/", fields).want(e.t, http.StatusCreated)
+	return num(e.t, r.body["user_id"])
+}
+
+func num(t *testing.T, v any) int64 {
+	t.Helper()
+	n, ok := v.(json.Number)
+	if !ok {
+		t.Fatalf("%v (%T) is not a number", v, v)
+	}
+	i, err := n.Int64()
+	if err != nil {
+		t.Fatalf("%v is not an integer", v)
+	}
+	return i
+}
+
+// ids lists the user_id of each object of a list answer.
+func ids(t *testing.T, r response) []int64 {
+	t.Helper()
+	objs, ok := r.body["objects"].([]any)
+	if !ok {
+		t.Fatalf("no objects: %s", r.raw)
+	}
+	out := []int64{}
+	for _, o := range objs {
+		out = append(out, num(t, o.(map[string]any)["user_id"]))
+	}
+	return out
+}
+
+func meta(t *testing.T, r response) map[string]any {
+	t.Helper()
+	m, ok := r.body["meta"].(map[string]any)
+	if !ok {
+		t.Fatalf("no meta: %s", r.raw)
+	}
+	return m
+}

@@ -1,0 +1,641 @@
+package plus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify"
+)
+
+// contact is a phone number or an e-mail address a code goes to.
+type contact struct {
+	field string // store.FieldPhone or store.FieldEmail
+	value string // normalized
+}
+
+func (c contact) channel() verify.Channel {
+	if c.field == store.FieldPhone {
+		return verify.ChannelSMS
+	}
+	return verify.ChannelMail
+}
+
+func (c contact) target() string { return store.CodeTarget(c.field, c.value) }
+
+// readContact reads the phone or email field. want is "sms", "mail" or ""
+// (either, but exactly one of them).
+func readContact(f *form, want string) (contact, bool) {
+	phone, hasPhone := f.str("phone", false, 32)
+	email, hasEmail := f.str("email", false, 254)
+	switch want {
+	case "sms":
+		hasEmail = false
+		if !hasPhone {
+			f.add("phone", "phone is required when verifiable_type is sms")
+			return contact{}, false
+		}
+	case "mail":
+		hasPhone = false
+		if !hasEmail {
+			f.add("email", "email is required when verifiable_type is mail")
+			return contact{}, false
+		}
+	default:
+		if hasPhone && hasEmail {
+			f.add("phone", "send either phone or email, not both")
+			return contact{}, false
+		}
+		if !hasPhone && !hasEmail {
+			f.add("phone", "phone or email is required")
+			return contact{}, false
+		}
+	}
+	if hasPhone {
+		phone = strings.TrimSpace(phone)
+		if !looksLikePhone(phone) {
+			f.add("phone", "phone must be 5 to 20 digits, optionally after a '+'")
+			return contact{}, false
+		}
+		return contact{field: store.FieldPhone, value: phone}, true
+	}
+	e := normalizeEmail(email)
+	if e == "" {
+		f.add("email", "email is not a valid e-mail address")
+		return contact{}, false
+	}
+	return contact{field: store.FieldEmail, value: e}, true
+}
+
+// readVerifiableType reads "sms" or "mail" (absent: "").
+func readVerifiableType(f *form, required bool) string {
+	t, ok := f.str("verifiable_type", required, 8)
+	if !ok {
+		return ""
+	}
+	if t != "sms" && t != "mail" {
+		f.add("verifiable_type", "verifiable_type must be sms or mail")
+		return ""
+	}
+	return t
+}
+
+// readCode reads verifiable_code (string or number).
+func readCode(f *form) (string, bool) {
+	code, ok := f.str("verifiable_code", true, 16)
+	if !ok {
+		return "", false
+	}
+	code = strings.TrimSpace(code)
+	if len(code) < verify.MinDigits || len(code) > verify.MaxDigits || strings.Trim(code, "0123456789") != "" {
+		f.add("verifiable_code", "verifiable_code must be 4 to 6 digits")
+		return "", false
+	}
+	return code, true
+}
+
+// ---- verification codes ---------------------------------------------------
+
+// SendRegisterCode is POST /verifycodes/register: a code for a phone or
+// e-mail nobody uses yet.
+func (h *Handler) SendRegisterCode(w http.ResponseWriter, r *http.Request) {
+	h.sendCode(w, r, false)
+}
+
+// SendCode is POST /verifycodes: a code for an existing user's phone or
+// e-mail.
+func (h *Handler) SendCode(w http.ResponseWriter, r *http.Request) {
+	h.sendCode(w, r, true)
+}
+
+func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, mustExist bool) {
+	f, err := parseBody(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	c, _ := readContact(f, "")
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	_, err = h.store.FindProfileBy(ctx, c.field, c.value)
+	switch {
+	case err == nil && !mustExist:
+		h.fail(w, r, invalid(c.field, c.field+" is already taken"))
+		return
+	case errors.Is(err, store.ErrNotFound) && mustExist:
+		h.fail(w, r, invalid(c.field, "no user has this "+c.field))
+		return
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		h.fail(w, r, err)
+		return
+	}
+	win, admitted, err := h.store.HitRateLimit(ctx, "code:ip:"+clientIP(r), time.Hour, codesPerIPPerHour)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !admitted {
+		h.tooMany(w, r, win, "too many verification codes requested from this address")
+		return
+	}
+	code, err := verify.GenerateCode(codeDigits)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	hash := verify.HashCode(h.codeKey, c.target(), code)
+	purpose := "verify"
+	if !mustExist {
+		purpose = "register"
+	}
+	if err := h.store.IssueCode(ctx, c.target(), hash, purpose, h.codeTTL, resendInterval); err != nil {
+		var tooSoon *store.TooSoonError
+		if errors.As(err, &tooSoon) {
+			w.Header().Set("Retry-After", strconv.FormatInt(tooSoon.Seconds(), 10))
+			h.fail(w, r, newError(http.StatusForbidden,
+				fmt.Sprintf("a code was sent to this %s less than a minute ago; retry in %d seconds", c.field, tooSoon.Seconds())))
+			return
+		}
+		h.fail(w, r, err)
+		return
+	}
+	msg := verify.Message{Tenant: h.cfg.Issuer, Channel: c.channel(), To: c.value, Code: code, Purpose: purpose, TTL: h.codeTTL}
+	if err := h.sender.Send(ctx, msg); err != nil {
+		h.log.Warn("verification code delivery failed", "channel", string(c.channel()), "error", err)
+		// Let the user ask again at once rather than wait for a code that
+		// never comes.
+		if werr := h.store.WithdrawCode(context.WithoutCancel(ctx), c.target(), hash); werr != nil {
+			h.log.Warn("withdrawing undelivered code failed", "error", werr)
+		}
+		h.fail(w, r, newError(http.StatusServiceUnavailable, "the verification code could not be delivered; try again later"))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"message": "verification code sent"})
+}
+
+func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, win store.RateWindow, what string) {
+	secs := int64(win.RetryAfter(h.store.Now()).Round(time.Second) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	h.fail(w, r, newError(http.StatusTooManyRequests, fmt.Sprintf("%s; retry in %d seconds", what, secs)))
+}
+
+// consumeCode accepts code for c once, or is a 422 on verifiable_code.
+func (h *Handler) consumeCode(ctx context.Context, c contact, code string) error {
+	err := h.store.ConsumeCode(ctx, c.target(), verify.HashCode(h.codeKey, c.target(), code), maxCodeAttempts)
+	if errors.Is(err, store.ErrCodeInvalid) {
+		return invalid("verifiable_code", "verifiable_code is wrong or has expired")
+	}
+	return err
+}
+
+// ---- registration and tokens ------------------------------------------------
+
+// Register is POST /users.
+func (h *Handler) Register(w http.ResponseWriter, r *http.Request) {
+	f, err := parseBody(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	name, ok := f.str("name", true, 64)
+	if ok {
+		if p := nameProblem(name); p != "" {
+			f.add("name", p)
+		}
+	}
+	password, ok := f.str("password", true, 0)
+	if ok {
+		if p := passwordProblem(password); p != "" {
+			f.add("password", p)
+		}
+	}
+	vtype := readVerifiableType(f, false)
+	c, _ := readContact(f, vtype)
+	code, _ := readCode(f)
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if err := h.mustBeFree(ctx, store.FieldUsername, name, 0); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.mustBeFree(ctx, c.field, c.value, 0); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.consumeCode(ctx, c, code); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	hash, err := h.hasher.Hash(password)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	p := &store.Profile{Username: name, Nickname: name, PasswordHash: hash}
+	if c.field == store.FieldPhone {
+		p.Phone, p.PhoneVerified = c.value, true
+	} else {
+		p.Email, p.EmailVerified = c.value, true
+	}
+	if err := h.store.CreateProfile(ctx, p); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	token, err := h.issue(p)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"token": token, "ttl": h.minutes(h.tokens.TTL), "refresh_ttl": h.minutes(h.tokens.RefreshTTL),
+	})
+}
+
+// mustBeFree is a 422 when another user than self holds value.
+func (h *Handler) mustBeFree(ctx context.Context, field, value string, self int64) error {
+	p, err := h.store.FindProfileBy(ctx, field, value)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if p.ID == self {
+		return nil
+	}
+	return invalid(plusField(field), plusField(field)+" is already taken")
+}
+
+func (h *Handler) minutes(d time.Duration) int64 { return int64(d / time.Minute) }
+
+func (h *Handler) issue(p *store.Profile) (string, error) {
+	token, _, err := h.tokens.Issue(p.ID, p.TokenEpoch)
+	return token, err
+}
+
+func (h *Handler) writeToken(w http.ResponseWriter, p *store.Profile) {
+	token, err := h.issue(p)
+	if err != nil {
+		newError(http.StatusInternalServerError, "internal error").write(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": token, "token_type": "Bearer",
+		"expires_in": h.minutes(h.tokens.TTL), "refresh_ttl": h.minutes(h.tokens.RefreshTTL),
+	})
+}
+
+// Login is POST /auth/login: login (name, e-mail or phone) with password or
+// verifiable_code. Failures are counted per account and per client address
+// in MongoDB; past the limit the account or address waits for the window.
+func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
+	f, err := parseBody(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	login, _ := f.str("login", true, 254)
+	login = strings.TrimSpace(login)
+	password, hasPassword := f.str("password", false, 0)
+	var code string
+	hasCode := false
+	if !hasPassword {
+		if f.has("verifiable_code") {
+			code, hasCode = readCode(f)
+		} else {
+			f.add("password", "password or verifiable_code is required")
+		}
+	}
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	kind, ident := detectIdentity(login)
+	acctKey := "login-fail:acct:" + strings.ToLower(login)
+	ipKey := "login-fail:ip:" + clientIP(r)
+	for _, k := range []struct {
+		key   string
+		limit int64
+		what  string
+	}{{acctKey, loginFailuresAccount, "too many failed logins for this account"}, {ipKey, loginFailuresIP, "too many failed logins from this address"}} {
+		win, err := h.store.PeekRateLimit(ctx, k.key, loginFailureWindow)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if win.Count >= k.limit {
+			h.tooMany(w, r, win, k.what)
+			return
+		}
+	}
+
+	var p *store.Profile
+	switch kind {
+	case byEmail:
+		p, err = h.store.FindProfileBy(ctx, store.FieldEmail, ident)
+	case byPhone:
+		p, err = h.store.FindProfileBy(ctx, store.FieldPhone, ident)
+	case byName:
+		p, err = h.store.FindProfileBy(ctx, store.FieldUsername, ident)
+	default:
+		err = store.ErrNotFound
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, err)
+		return
+	}
+	ok := false
+	field := "password"
+	if hasPassword {
+		hash := ""
+		if p != nil {
+			hash = p.PasswordHash
+		}
+		ok = h.hasher.Check(hash, password) && p != nil
+	} else if hasCode {
+		field = "verifiable_code"
+		if p != nil && (kind == byEmail || kind == byPhone) {
+			c := contact{field: store.FieldEmail, value: ident}
+			if kind == byPhone {
+				c.field = store.FieldPhone
+			}
+			cerr := h.consumeCode(ctx, c, code)
+			var ae *apiError
+			if cerr != nil && !errors.As(cerr, &ae) {
+				h.fail(w, r, cerr)
+				return
+			}
+			ok = cerr == nil
+		}
+	}
+	if !ok {
+		for _, k := range []struct {
+			key   string
+			limit int64
+		}{{acctKey, loginFailuresAccount}, {ipKey, loginFailuresIP}} {
+			if _, _, err := h.store.HitRateLimit(ctx, k.key, loginFailureWindow, k.limit); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+		}
+		msg := "login or password is wrong"
+		if field == "verifiable_code" {
+			msg = "login or verifiable_code is wrong, or the code has expired"
+		}
+		h.fail(w, r, invalid(field, msg))
+		return
+	}
+	if err := h.store.ResetRateLimit(ctx, acctKey, loginFailureWindow); err != nil {
+		h.log.Warn("resetting login failures failed", "error", err)
+	}
+	h.writeToken(w, p)
+}
+
+// Refresh is POST /auth/refresh: the bearer token (expired or not, within
+// its refresh window) for a new one. The old token is revoked by the same
+// atomic insert that admits the refresh, so a token refreshes once.
+func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
+	hdr := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(hdr, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		h.fail(w, r, errUnauthenticated)
+		return
+	}
+	claims, err := h.tokens.VerifyForRefresh(strings.TrimSpace(token))
+	if err != nil {
+		h.fail(w, r, newError(http.StatusUnauthorized, "token is invalid or past its refresh window"))
+		return
+	}
+	c, err := h.checkLive(r.Context(), claims)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	first, err := h.store.RevokeToken(r.Context(), claims.ID, claims.RefreshDeadline(h.tokens.RefreshTTL))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !first {
+		h.fail(w, r, newError(http.StatusUnauthorized, "token has been revoked"))
+		return
+	}
+	h.writeToken(w, c.profile)
+}
+
+// Logout is POST /auth/logout: the token stops working on every replica.
+func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	if _, err := h.store.RevokeToken(r.Context(), c.claims.ID, c.claims.RefreshDeadline(h.tokens.RefreshTTL)); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "logged out"})
+}
+
+// ---- password and contacts --------------------------------------------------
+
+// ChangePassword is PUT /user/password.
+func (h *Handler) ChangePassword(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	f, err := parseBody(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	old, hasOld := f.str("old_password", c.profile.PasswordHash != "", 0)
+	password, ok := f.str("password", true, 0)
+	if ok {
+		if p := passwordProblem(password); p != "" {
+			f.add("password", p)
+		}
+	}
+	confirm, ok := f.str("password_confirmation", true, 0)
+	if ok && confirm != password {
+		f.add("password_confirmation", "password_confirmation does not match password")
+	}
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if c.profile.PasswordHash != "" {
+		if err := h.checkPassword(ctx, w, r, c.profile, "old_password", old, hasOld); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	if err := h.setPassword(ctx, c.profile.ID, password); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noContent(w)
+}
+
+// checkPassword verifies the caller's password, counting failures against
+// the same per-account limit as logins.
+func (h *Handler) checkPassword(ctx context.Context, w http.ResponseWriter, r *http.Request, p *store.Profile, field, password string, given bool) error {
+	key := "password-fail:user:" + strconv.FormatInt(p.ID, 10)
+	win, err := h.store.PeekRateLimit(ctx, key, loginFailureWindow)
+	if err != nil {
+		return err
+	}
+	if win.Count >= loginFailuresAccount {
+		secs := int64(win.RetryAfter(h.store.Now()) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		return newError(http.StatusTooManyRequests, fmt.Sprintf("too many wrong passwords; retry in %d seconds", secs))
+	}
+	if given && h.hasher.Check(p.PasswordHash, password) {
+		return nil
+	}
+	if _, _, err := h.store.HitRateLimit(ctx, key, loginFailureWindow, loginFailuresAccount); err != nil {
+		return err
+	}
+	return invalid(field, field+" is wrong")
+}
+
+func (h *Handler) setPassword(ctx context.Context, id int64, password string) error {
+	hash, err := h.hasher.Hash(password)
+	if err != nil {
+		return err
+	}
+	_, err = h.store.SetPasswordHash(ctx, id, hash)
+	return err
+}
+
+// RetrievePassword is PUT /user/retrieve-password: a new password by a code
+// sent to the account's phone or e-mail.
+func (h *Handler) RetrievePassword(w http.ResponseWriter, r *http.Request) {
+	f, err := parseBody(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	vtype := readVerifiableType(f, true)
+	var c contact
+	if vtype != "" {
+		c, _ = readContact(f, vtype)
+	}
+	code, _ := readCode(f)
+	password, ok := f.str("password", true, 0)
+	if ok {
+		if p := passwordProblem(password); p != "" {
+			f.add("password", p)
+		}
+	}
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	p, err := h.store.FindProfileBy(ctx, c.field, c.value)
+	if errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, invalid(c.field, "no user has this "+c.field))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.consumeCode(ctx, c, code); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.setPassword(ctx, p.ID, password); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noContent(w)
+}
+
+// UpdateContact is PUT /user: bind a new phone or e-mail, proven by a code
+// sent to it.
+func (h *Handler) UpdateContact(w http.ResponseWriter, r *http.Request) {
+	me := callerOf(r)
+	f, err := parseBody(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	c, _ := readContact(f, "")
+	code, _ := readCode(f)
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if err := h.mustBeFree(ctx, c.field, c.value, me.profile.ID); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.consumeCode(ctx, c, code); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if _, err := h.store.SetContact(ctx, me.profile.ID, c.field, c.value); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noContent(w)
+}
+
+// UnbindPhone is DELETE /user/phone.
+func (h *Handler) UnbindPhone(w http.ResponseWriter, r *http.Request) {
+	h.unbind(w, r, store.FieldPhone)
+}
+
+// UnbindEmail is DELETE /user/email.
+func (h *Handler) UnbindEmail(w http.ResponseWriter, r *http.Request) {
+	h.unbind(w, r, store.FieldEmail)
+}
+
+// unbind removes the phone or e-mail after checking the password and a
+// code sent to the bound value.
+func (h *Handler) unbind(w http.ResponseWriter, r *http.Request, field string) {
+	me := callerOf(r)
+	f, err := parseBody(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	password, hasPassword := f.str("password", true, 0)
+	code, _ := readCode(f)
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	bound := me.profile.Phone
+	if field == store.FieldEmail {
+		bound = me.profile.Email
+	}
+	if bound == "" {
+		h.fail(w, r, invalid(field, "no "+field+" is bound to this account"))
+		return
+	}
+	ctx := r.Context()
+	if err := h.checkPassword(ctx, w, r, me.profile, "password", password, hasPassword); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.consumeCode(ctx, contact{field: field, value: bound}, code); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if _, err := h.store.UnsetContact(ctx, me.profile.ID, field); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noContent(w)
+}

@@ -1,0 +1,342 @@
+// Package plus is the end-user dialect, compatible with ThinkSNS Plus API v2
+// users: verification codes, registration, login with JWTs, the user's own
+// profile, follows and wallets. Handlers turn HTTP into store calls; input
+// parsing and validation are plain functions (body.go, validate.go).
+//
+// Errors: 422 {"message","errors":{"field":["..."]}} for invalid input,
+// {"message"} otherwise; 401 for a protected route without a valid token.
+package plus
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server/auth"
+	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/httpx"
+	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify"
+)
+
+// Limits of this dialect. Where ThinkSNS says nothing these are our choices
+// (README-plus.md).
+const (
+	resendInterval       = 60 * time.Second // one code per target per minute
+	maxCodeAttempts      = 5                // wrong tries before a code dies
+	codeDigits           = 6
+	codesPerIPPerHour    = 30
+	loginFailureWindow   = 15 * time.Minute
+	loginFailuresAccount = 5  // per account and window
+	loginFailuresIP      = 50 // per client address and window
+	ledgerSweepEvery     = time.Minute
+)
+
+// Options are the optional dependencies of New.
+type Options struct {
+	// HashCost is the bcrypt cost; 0 means bcrypt's default (10).
+	HashCost int
+	// Now is the token clock; nil means time.Now.
+	Now func() time.Time
+	// Sender replaces the delivery configured in spec.verification.
+	Sender verify.Sender
+}
+
+// Handler serves the /api/v2 routes of one tenant.
+type Handler struct {
+	store   *store.Store
+	cfg     *config.Config
+	log     *slog.Logger
+	tokens  *auth.Issuer
+	hasher  *auth.Hasher
+	sender  verify.Sender
+	codeKey []byte
+	codeTTL time.Duration
+
+	defaultLimit, maxLimit int64
+
+	lastLedgerSweep atomic.Int64
+}
+
+// New builds the handlers. The configuration has been validated by
+// config.Load (a JWT key of at least 32 bytes while this dialect is on).
+func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*Handler, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	spec := cfg.Spec()
+	p := spec.API.Plus
+	ttl, refresh := v1alpha1.DefaultTokenTTL, v1alpha1.DefaultRefreshTTL
+	if p.TokenTTL != nil && p.TokenTTL.Duration > 0 {
+		ttl = p.TokenTTL.Duration
+	}
+	if p.RefreshTTL != nil && p.RefreshTTL.Duration > 0 {
+		refresh = p.RefreshTTL.Duration
+	}
+	tokens, err := auth.NewIssuer(cfg.JWTKey, cfg.Issuer, ttl, refresh)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Now != nil {
+		tokens.SetClock(opts.Now)
+	}
+	codeTTL := v1alpha1.DefaultCodeTTL
+	if c := spec.Verification.CodeTTL; c != nil && c.Duration > 0 {
+		codeTTL = c.Duration
+	}
+	h := &Handler{
+		store: st, cfg: cfg, log: log, tokens: tokens,
+		hasher:       auth.NewHasher(opts.HashCost),
+		sender:       opts.Sender,
+		codeKey:      deriveKey(cfg.JWTKey, "userve verification codes"),
+		codeTTL:      codeTTL,
+		defaultLimit: int64(max(p.DefaultLimit, 1)),
+		maxLimit:     int64(max(p.MaxLimit, 1)),
+	}
+	if h.defaultLimit > h.maxLimit {
+		h.defaultLimit = h.maxLimit
+	}
+	if h.sender == nil {
+		h.sender = senderFromConfig(cfg, log)
+	}
+	return h, nil
+}
+
+// deriveKey separates the code-hashing key from the signing key.
+func deriveKey(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// senderFromConfig delivers phone codes by webhook and e-mail codes by
+// SMTP when configured; the rest goes to the log.
+func senderFromConfig(cfg *config.Config, log *slog.Logger) verify.Sender {
+	v := cfg.Spec().Verification
+	r := verify.Router{Default: verify.LogSender{Logger: log}}
+	if v.SMS != nil && v.SMS.Webhook != nil && v.SMS.Webhook.URL != "" {
+		r.SMS = verify.WebhookSender{URL: v.SMS.Webhook.URL, Secret: []byte(cfg.WebhookSecret)}
+	}
+	if v.Mail != nil && v.Mail.SMTP != nil && v.Mail.SMTP.Host != "" {
+		m := v.Mail.SMTP
+		port := int(m.Port)
+		if port == 0 {
+			port = v1alpha1.DefaultSMTPPort
+		}
+		r.Mail = verify.SMTPSender{Host: m.Host, Port: port, From: m.From, Username: m.Username, Password: cfg.SMTPPassword}
+	}
+	return r
+}
+
+// ---- responses ------------------------------------------------------------
+
+// apiError is an error response: 422 with per-field errors, or a status
+// with a message.
+type apiError struct {
+	status  int
+	message string
+	fields  map[string][]string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func newError(status int, msg string) *apiError { return &apiError{status: status, message: msg} }
+
+// invalid is a 422 naming one field.
+func invalid(field, msg string) *apiError {
+	return &apiError{status: http.StatusUnprocessableEntity, message: msg, fields: map[string][]string{field: {msg}}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
+
+func (e *apiError) write(w http.ResponseWriter) {
+	if e.status == http.StatusUnprocessableEntity {
+		fields := e.fields
+		if fields == nil {
+			fields = map[string][]string{}
+		}
+		writeJSON(w, e.status, map[string]any{"message": e.message, "errors": fields})
+		return
+	}
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="userve"`)
+	}
+	writeJSON(w, e.status, map[string]string{"message": e.message})
+}
+
+// fail writes err: an *apiError as it is, store errors mapped to statuses,
+// anything else a logged 500.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	var ce *store.ConflictError
+	switch {
+	case errors.As(err, &ae):
+		ae.write(w)
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrWalletBusy):
+		w.Header().Set("Retry-After", "2")
+		newError(http.StatusServiceUnavailable, "user store unavailable, try again").write(w)
+	case errors.Is(err, store.ErrNotFound):
+		newError(http.StatusNotFound, "not found").write(w)
+	case errors.As(err, &ce):
+		field := plusField(ce.Field)
+		invalid(field, field+" is already taken").write(w)
+	default:
+		h.log.Error("end-user request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		newError(http.StatusInternalServerError, "internal error").write(w)
+	}
+}
+
+// plusField names a store field as this dialect does.
+func plusField(f string) string {
+	switch f {
+	case store.FieldUsername:
+		return "name"
+	case "":
+		return "value"
+	}
+	return f
+}
+
+func noContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }
+
+// ---- authentication -------------------------------------------------------
+
+type callerKey struct{}
+
+// caller is the authenticated user of a request.
+type caller struct {
+	profile *store.Profile
+	claims  auth.Claims
+}
+
+func callerOf(r *http.Request) *caller {
+	c, _ := r.Context().Value(callerKey{}).(*caller)
+	return c
+}
+
+var errUnauthenticated = newError(http.StatusUnauthorized, "Unauthenticated.")
+
+// authenticate checks the bearer token: signature, issuer and expiry, then
+// revocation and the user's token epoch in the store (shared by every
+// replica). No token at all is (nil, nil).
+func (h *Handler) authenticate(r *http.Request) (*caller, error) {
+	hdr := r.Header.Get("Authorization")
+	if hdr == "" {
+		return nil, nil
+	}
+	scheme, token, ok := strings.Cut(hdr, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return nil, newError(http.StatusUnauthorized, "Authorization must be: Bearer <token>")
+	}
+	claims, err := h.tokens.Verify(strings.TrimSpace(token))
+	if err != nil {
+		return nil, newError(http.StatusUnauthorized, "token is invalid or expired")
+	}
+	return h.checkLive(r.Context(), claims)
+}
+
+// checkLive rejects revoked tokens and tokens older than the user's last
+// password change.
+func (h *Handler) checkLive(ctx context.Context, claims auth.Claims) (*caller, error) {
+	revoked, err := h.store.TokenRevoked(ctx, claims.ID)
+	if err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, newError(http.StatusUnauthorized, "token has been revoked")
+	}
+	p, err := h.store.GetProfile(ctx, claims.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, newError(http.StatusUnauthorized, "token's user no longer exists")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p.TokenEpoch != claims.Epoch {
+		return nil, newError(http.StatusUnauthorized, "token was ended by a password change; log in again")
+	}
+	return &caller{profile: p, claims: claims}, nil
+}
+
+// Authed requires a valid token.
+func (h *Handler) Authed(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := h.authenticate(r)
+		if err == nil && c == nil {
+			err = errUnauthenticated
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.sweepLedger()
+		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	}
+}
+
+// MaybeAuthed admits anonymous requests; a token, if sent, must be valid.
+func (h *Handler) MaybeAuthed(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := h.authenticate(r)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if c != nil {
+			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+		}
+		next(w, r)
+	}
+}
+
+// clientIP is the peer address. X-Forwarded-For is not trusted: anyone can
+// send it, and a rate limit keyed by it could be dodged at will.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// sweepLedger finishes stalled wallet transfers of every user now and then
+// (at most once a minute per replica), in the background; reads of a
+// balance also finish the reader's own right away.
+func (h *Handler) sweepLedger() {
+	now := time.Now().UnixNano()
+	last := h.lastLedgerSweep.Load()
+	if now-last < int64(ledgerSweepEvery) || !h.lastLedgerSweep.CompareAndSwap(last, now) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if n, err := h.store.RecoverLedger(ctx, 0); err != nil {
+			h.log.Warn("ledger recovery failed; retried later", "error", err)
+		} else if n > 0 {
+			h.log.Info("ledger recovery finished stalled entries", "entries", n)
+		}
+	}()
+}
+
+// Background runs startup work: it finishes ledger entries a crashed
+// replica left behind. The server calls it once the store is ready; it is
+// also triggered lazily by requests.
+func (h *Handler) Background() { h.sweepLedger() }
+
+const timeLayout = "2006-01-02 15:04:05"
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeLayout)
+}
