@@ -37,7 +37,6 @@ func userError(reason string, err error) *failure { return &failure{Reason: reas
 // Condition reasons of failures.
 const (
 	ReasonInvalidDatabase       = "InvalidDatabase"
-	ReasonDatabaseChangeRefused = "DatabaseChangeRefused"
 	ReasonMongoURIMissing       = "MongoURIMissing"
 	ReasonSecretNotFound        = "SecretNotFound"
 	ReasonApplyFailed           = "ApplyFailed"
@@ -96,14 +95,6 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	db, err := render.DatabaseName(us)
 	if err != nil {
 		return in, userError(ReasonInvalidDatabase, err)
-	}
-	if us.Status.Database != "" && us.Status.Database != db {
-		// The CEL rule keeps a set database name, but a first-time
-		// spec.mongo.database could still point the tenant at another,
-		// empty database.
-		return in, userError(ReasonDatabaseChangeRefused, fmt.Errorf(
-			"spec.mongo.database %q differs from the database in use, %q: the operator never moves a tenant to another database; set it back to %q",
-			db, us.Status.Database, us.Status.Database))
 	}
 	in.database = db
 

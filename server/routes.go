@@ -26,7 +26,7 @@ func (s *Server) routes() http.Handler {
 	if v1alpha1.Enabled(spec.API.MinApp.Enabled) {
 		// /oserve/ serves every /userve/ path too.
 		for _, prefix := range []string{"/userve", "/oserve"} {
-			s.minappRoutes(r.PathPrefix(prefix).Subrouter())
+			s.minappRoutes(r, prefix)
 		}
 	}
 	if v1alpha1.Enabled(spec.API.Plus.Enabled) {
@@ -37,35 +37,41 @@ func (s *Server) routes() http.Handler {
 
 // minappRoutes is the management dialect (MinApp's user module), under one
 // prefix. Every route needs an admin token.
-func (s *Server) minappRoutes(r *mux.Router) {
-	r.Use(s.requireAdmin, s.requireStore)
+//
+// The routes are registered on the root router, not on a gorilla subrouter:
+// with subrouters, a wrong method on a path that several routes share
+// answers 404 instead of 405 (mux v1.8.1), so middleware wraps each handler.
+func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	h := s.minapp
+	route := func(method, path string, handler http.HandlerFunc) {
+		r.Handle(prefix+path, s.requireAdmin(s.requireStore(handler))).Methods(method)
+	}
 	get, put, post, del, patch := http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch
 
 	// Profiles, v2.0 (the seed) and v2.2 (where JSON).
-	r.HandleFunc("/v2.0/miniapp/user_profile/", h.ListProfilesV20).Methods(get)
-	r.HandleFunc("/v2.0/miniapp/user_profile/", h.CreateProfile).Methods(post)
-	r.HandleFunc("/v2.0/miniapp/user_profile/{user_id}/", h.GetProfile).Methods(get)
-	r.HandleFunc("/v2.0/miniapp/user_profile/{user_id}/", h.UpdateProfile).Methods(put)
-	r.HandleFunc("/v2.0/miniapp/user_profile/{user_id}/", h.DeleteProfile).Methods(del)
-	r.HandleFunc("/v2.2/miniapp/user_profile/", h.ListProfilesV22).Methods(get)
-	r.HandleFunc("/v2.2/miniapp/user_profile/", h.CreateProfile).Methods(post)
-	r.HandleFunc("/v2.2/miniapp/user_profile/{user_id}/", h.GetProfile).Methods(get)
-	r.HandleFunc("/v2.2/miniapp/user_profile/{user_id}/", h.UpdateProfile).Methods(put)
-	r.HandleFunc("/v2.2/miniapp/user_profile/{user_id}/", h.DeleteProfile).Methods(del)
+	route(get, "/v2.0/miniapp/user_profile/", h.ListProfilesV20)
+	route(post, "/v2.0/miniapp/user_profile/", h.CreateProfile)
+	route(get, "/v2.0/miniapp/user_profile/{user_id}/", h.GetProfile)
+	route(put, "/v2.0/miniapp/user_profile/{user_id}/", h.UpdateProfile)
+	route(del, "/v2.0/miniapp/user_profile/{user_id}/", h.DeleteProfile)
+	route(get, "/v2.2/miniapp/user_profile/", h.ListProfilesV22)
+	route(post, "/v2.2/miniapp/user_profile/", h.CreateProfile)
+	route(get, "/v2.2/miniapp/user_profile/{user_id}/", h.GetProfile)
+	route(put, "/v2.2/miniapp/user_profile/{user_id}/", h.UpdateProfile)
+	route(del, "/v2.2/miniapp/user_profile/{user_id}/", h.DeleteProfile)
 
 	// User groups and membership.
-	r.HandleFunc("/v1/user-group/", h.ListGroups).Methods(get)
-	r.HandleFunc("/v1/user-group/", h.CreateGroup).Methods(post)
-	r.HandleFunc("/v1/user-group/", h.DeleteGroups).Methods(del)
-	r.HandleFunc("/v1/user-group/{id}/", h.GetGroup).Methods(get)
-	r.HandleFunc("/v1/user-group/{id}/", h.UpdateGroup).Methods(put)
-	r.HandleFunc("/v1/user-group/{id}/", h.DeleteGroup).Methods(del)
-	r.HandleFunc("/v1/miniapp/group/membership/", h.PatchMembership).Methods(patch)
+	route(get, "/v1/user-group/", h.ListGroups)
+	route(post, "/v1/user-group/", h.CreateGroup)
+	route(del, "/v1/user-group/", h.DeleteGroups)
+	route(get, "/v1/user-group/{id}/", h.GetGroup)
+	route(put, "/v1/user-group/{id}/", h.UpdateGroup)
+	route(del, "/v1/user-group/{id}/", h.DeleteGroup)
+	route(patch, "/v1/miniapp/group/membership/", h.PatchMembership)
 
 	// Wallet administration (issue 4; handlers in minapp/wallet.go).
-	r.HandleFunc("/v1/wallet/transactions/", h.CreateWalletTransaction).Methods(post)
-	r.HandleFunc("/v1/wallet/transactions/", h.ListWalletTransactions).Methods(get)
+	route(post, "/v1/wallet/transactions/", h.CreateWalletTransaction)
+	route(get, "/v1/wallet/transactions/", h.ListWalletTransactions)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.

@@ -11,7 +11,6 @@ import (
 // it.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.replicas) && has(self.autoscaling))",message="spec.replicas and spec.autoscaling are mutually exclusive: remove replicas while autoscaling is on"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.mongo) || !has(oldSelf.mongo.database) || (has(self.mongo) && has(self.mongo.database) && self.mongo.database == oldSelf.mongo.database)",message="spec.mongo.database is immutable once set"
 type UserServiceSpec struct {
 	// Replicas of the tenant server. Unset means 1, or the autoscaler's
 	// choice when autoscaling is on (the two may not be set together).
@@ -115,6 +114,7 @@ type SecretKeyRef struct {
 }
 
 // MongoSpec locates the tenant database.
+// +kubebuilder:validation:XValidation:rule="has(self.database) == has(oldSelf.database) && (!has(self.database) || self.database == oldSelf.database)",message="spec.mongo.database is immutable: it can only be set when the UserService is created"
 type MongoSpec struct {
 	// URISecretRef names the Secret key holding the MongoDB URI. Unset: the
 	// operator's --default-mongo-uri-secret.
@@ -122,8 +122,8 @@ type MongoSpec struct {
 	URISecretRef *SecretKeyRef `json:"uriSecretRef,omitempty"`
 
 	// Database name. Unset: "<namespace>_<name>" (which must then fit in 63
-	// characters). Immutable once set: the operator never moves a tenant to
-	// another database.
+	// characters). Immutable: it can only be given when the UserService is
+	// created, so a tenant never moves to another (empty) database.
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	// +kubebuilder:validation:MaxLength=63
 	// +optional

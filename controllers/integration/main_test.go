@@ -309,3 +309,11 @@ func deleteTenant(t *testing.T, us *v1alpha1.UserService) {
 		return fmt.Errorf("still there (err %v)", err)
 	})
 }
+
+func deploymentObj() *appsv1.Deployment { return &appsv1.Deployment{} }
+
+// withFixtureURI creates a Secret holding the shared MongoDB's URI.
+func withFixtureURI(t *testing.T, ns, name, key string) {
+	t.Helper()
+	secret(t, ns, name, map[string]string{key: mongofixture.URI(t)})
+}

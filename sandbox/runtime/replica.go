@@ -43,6 +43,8 @@ type replica struct {
 	restarts int32
 	lastExit string
 
+	prepared bool // the pod directory was made afresh once
+
 	stopOnce sync.Once
 	stopCh   chan struct{}
 	done     chan struct{}
@@ -200,14 +202,20 @@ func quoteArgs(argv []string) string {
 	return s
 }
 
-// prepareDir writes the pod directory afresh: volume files as the template
-// says now (a restart sees current Secret contents, like a kubelet resync).
+// prepareDir writes the volume files. A new replica starts from empty
+// volumes (an earlier replica of the same name may have left some); a
+// restarted process keeps its emptyDirs, as a restarted container does.
 func (r *replica) prepareDir() error {
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(filepath.Join(r.dir, "volumes")); err != nil {
-		return err
+	if !r.prepared {
+		for _, d := range []string{"volumes", "tmp"} {
+			if err := os.RemoveAll(filepath.Join(r.dir, d)); err != nil {
+				return err
+			}
+		}
+		r.prepared = true
 	}
 	for _, d := range r.launch.Dirs {
 		if err := os.MkdirAll(filepath.Join(r.dir, d), 0o700); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -41,6 +43,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		os.Exit(fakeServer(os.Args[2:]))
 	}
+	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	os.Exit(kubefixture.Run(m, &env))
 }
 
@@ -451,23 +454,23 @@ func TestScalesUpAndDownToZero(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(h.dir, h.ns, "scale-0", "log")); err != nil {
 		t.Error(err)
 	}
-	if _, err := os.Stat(filepath.Join(h.dir, h.ns, "scale-0", "volumes")); !os.IsNotExist(err) {
-		t.Errorf("volumes left behind: %v", err)
-	}
+	h.eventually("materialized volumes removed", func() (bool, string) {
+		_, err := os.Stat(filepath.Join(h.dir, h.ns, "scale-0", "volumes"))
+		return os.IsNotExist(err), fmt.Sprint(err)
+	})
 }
 
 func TestUnreadyReplicaBlocksTheRolloutAndKeepsTheOldOne(t *testing.T) {
 	h := start(t)
-	readyFile := filepath.Join(t.TempDir(), "ready")
 	h.tenant("gate", 1)
 	h.rolledOut("gate", 1)
 	old := h.tenantState("gate").Pods[0]
 
-	// The new template's server is not ready until readyFile exists.
+	// The new template's server is not ready until /tmp/ready exists.
 	d := h.deployment("gate")
 	base := d.DeepCopy()
 	c := &d.Spec.Template.Spec.Containers[0]
-	c.Env = append(c.Env, corev1.EnvVar{Name: "FAKE_READY_FILE", Value: readyFile})
+	c.Env = append(c.Env, corev1.EnvVar{Name: "FAKE_READY_FILE", Value: "/tmp/ready"})
 	h.must(h.c.Patch(context.Background(), d, client.MergeFrom(base)))
 
 	h.eventually("a second, unready replica", func() (bool, string) {
@@ -479,7 +482,8 @@ func TestUnreadyReplicaBlocksTheRolloutAndKeepsTheOldOne(t *testing.T) {
 	if st.ReadyReplicas != 1 || st.UpdatedReplicas != 1 || st.Replicas != 2 || !processAlive(old.Pid) {
 		t.Fatalf("while the new replica is unready: %+v (old alive: %v)", st, processAlive(old.Pid))
 	}
-	h.must(os.WriteFile(readyFile, nil, 0o644))
+	// The container's /tmp is the pod's emptyDir, here in the pod directory.
+	h.must(os.WriteFile(filepath.Join(h.dir, h.ns, "gate-1", "volumes", "tmp", "ready"), nil, 0o644))
 	h.rolledOut("gate", 1)
 	h.eventually("old replica stopped", func() (bool, string) { return !processAlive(old.Pid), "" })
 }

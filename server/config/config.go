@@ -5,7 +5,6 @@ package config
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"userve.dev/userve/api/v1alpha1"
@@ -97,14 +97,19 @@ func ParseManifest(data []byte) (*v1alpha1.UserService, error) {
 	if bytes.Equal(bytes.TrimSpace(jsonData), []byte("null")) {
 		return nil, errors.New("empty document; expected a UserService manifest")
 	}
-	dec := json.NewDecoder(bytes.NewReader(jsonData))
-	dec.DisallowUnknownFields()
+	// Strict like the API server: unknown and duplicate fields are errors,
+	// named by their path (spec.api.minapp.maxLimt).
 	var us v1alpha1.UserService
-	if err := dec.Decode(&us); err != nil {
+	strictErrs, err := sigsjson.UnmarshalStrict(jsonData, &us, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
 		return nil, fmt.Errorf("decoding UserService: %s", oneLine(strings.TrimPrefix(err.Error(), "json: ")))
 	}
-	if dec.More() {
-		return nil, errors.New("more than one document; expected exactly one UserService")
+	if len(strictErrs) > 0 {
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = oneLine(strings.TrimPrefix(e.Error(), "json: "))
+		}
+		return nil, fmt.Errorf("decoding UserService: %s", strings.Join(msgs, "; "))
 	}
 	wantAPI := v1alpha1.GroupVersion.String()
 	if us.APIVersion != wantAPI || us.Kind != "UserService" {

@@ -20,7 +20,7 @@ import (
 func TestWalletsUnderConcurrency(t *testing.T) {
 	tn := newTenant(t)
 	replicas := []*replica{tn.replica(), tn.replica()}
-	const nUsers, workers, opsPerWorker = 8, 64, 5
+	const nUsers, workers, opsPerWorker = 16, 64, 2
 	users := make([]int64, nUsers)
 	tokens := make([]string, nUsers)
 	for i := range users {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -32,13 +31,16 @@ var (
 	binDir      string
 	buildBinary = sync.OnceValues(func() (string, error) {
 		out := filepath.Join(binDir, "userve")
-		cmd := exec.Command("go", "build", "-o", out, ".")
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
 		root, err := testbin.Root()
 		if err != nil {
 			return "", err
 		}
+		// The default build settings share the build cache with `go test`
+		// and the other packages' builds.
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("go build: %v\n%s", err, msg)
 		}
@@ -127,8 +129,8 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 
 type operator struct {
 	exited chan struct{} // closed when the process has ended
-	log   *syncBuffer
-	ports map[string]string // port name -> 127.0.0.1:port
+	log    *syncBuffer
+	ports  map[string]string // port name -> 127.0.0.1:port
 }
 
 // startOperator runs the Deployment's container locally: its args with the

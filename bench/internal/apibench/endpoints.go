@@ -95,6 +95,39 @@ func (t *target) endpoints() []endpoint {
 			},
 		},
 		{
+			name:        report.EndpointListOpenID,
+			request:     "GET /userve/v2.0/miniapp/user_profile/?openid={random user's}",
+			driverQuery: "find(profiles, {openid: x}).sort(_id).limit(21) + countDocuments(same)",
+			server: func(ctx context.Context, _ int, seq int64) error {
+				return t.admin(ctx, http.MethodGet, "/userve/v2.0/miniapp/user_profile/?openid="+url.QueryEscape(seed.OpenID(t.userID(seq))), nil, http.StatusOK)
+			},
+			driver: func(ctx context.Context, _ int, seq int64) error {
+				f := bson.D{{Key: store.FieldOpenID, Value: bson.D{{Key: "$eq", Value: seed.OpenID(t.userID(seq))}}}}
+				if err := findAll(ctx, profiles, f, options.Find().SetSort(bson.D{{Key: store.FieldID, Value: 1}}).SetLimit(pageLimit+1)); err != nil {
+					return err
+				}
+				_, err := profiles.CountDocuments(ctx, f)
+				return err
+			},
+		},
+		{
+			name:        report.EndpointWhereOpenID,
+			request:     `GET /userve/v2.2/miniapp/user_profile/?where={"openid":{"$eq": random user's}}&return_total_count=1`,
+			driverQuery: "find(profiles, {openid: {$eq: x}}).sort(_id).limit(21) + countDocuments(same)",
+			server: func(ctx context.Context, _ int, seq int64) error {
+				where := fmt.Sprintf(`{"openid":{"$eq":%q}}`, seed.OpenID(t.userID(seq)))
+				return t.admin(ctx, http.MethodGet, "/userve/v2.2/miniapp/user_profile/?return_total_count=1&where="+url.QueryEscape(where), nil, http.StatusOK)
+			},
+			driver: func(ctx context.Context, _ int, seq int64) error {
+				f := bson.D{{Key: store.FieldOpenID, Value: bson.D{{Key: "$eq", Value: seed.OpenID(t.userID(seq))}}}}
+				if err := findAll(ctx, profiles, f, options.Find().SetSort(bson.D{{Key: store.FieldID, Value: 1}}).SetLimit(pageLimit+1)); err != nil {
+					return err
+				}
+				_, err := profiles.CountDocuments(ctx, f)
+				return err
+			},
+		},
+		{
 			name:        report.EndpointDetail,
 			request:     "GET /userve/v2.0/miniapp/user_profile/{random id}/",
 			driverQuery: "findOne(profiles, {_id: id})",
@@ -212,13 +245,24 @@ func (t *target) fetch(ctx context.Context, method, path string, body []byte, au
 	defer resp.Body.Close()
 	if resp.StatusCode != want {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
-		return nil, fmt.Errorf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, msg)
+		return nil, &statusError{fmt.Sprintf("%s %s", method, path), resp.StatusCode, want, string(msg)}
 	}
 	if keep {
 		return io.ReadAll(resp.Body)
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	return nil, err
+}
+
+// statusError is an answer with an unexpected status.
+type statusError struct {
+	request   string
+	got, want int
+	body      string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s: status %d, want %d: %s", e.request, e.got, e.want, e.body)
 }
 
 func findAll(ctx context.Context, col *mongo.Collection, filter bson.D, opts *options.FindOptionsBuilder) error {

@@ -2,20 +2,96 @@ package apibench
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"userve.dev/userve/bench/internal/report"
+	"userve.dev/userve/server/store"
 )
 
 // creditEndpoint is the management API's idempotent wallet credit, each
-// request with a fresh idempotency key.
+// request with a fresh idempotency key. Its ceiling replays the store's
+// adjust (server/store/wallets.go) through the driver, one operation after
+// another as the store issues them.
 func (t *target) creditEndpoint() endpoint {
 	return endpoint{
-		name:        report.EndpointCredit,
-		request:     `POST /userve/v1/wallet/transactions/ {"user_id","account":"wallet","amount","title","idempotency_key": unique}`,
-		driverQuery: "(the wallet store has not landed: no driver ceiling yet)",
+		name:    report.EndpointCredit,
+		request: `POST /userve/v1/wallet/transactions/ {"user_id","account":"wallet","amount","title","idempotency_key": unique}`,
+		driverQuery: "the store's adjust, 9 operations: findOne ledger by key, findOne profile, insert wallet v0 (dup), " +
+			"findOneAndUpdate counters, insert ledger entry, findOne wallets by step, findOne latest wallet, insert wallet version, updateOne ledger state",
 		server: func(ctx context.Context, _ int, seq int64) error {
 			return t.admin(ctx, http.MethodPost, "/userve/v1/wallet/transactions/", t.creditBody(seq), http.StatusCreated)
 		},
+		driver: t.creditDirect,
 	}
+}
+
+func (t *target) creditDirect(ctx context.Context, _ int, seq int64) error {
+	user := t.userID(seq)
+	amount := 1 + seq%creditMaxCents
+	key := fmt.Sprintf("adjust:bench-direct-%s-%d", t.runID, seq)
+	ledger := t.db.Collection(store.ColLedger)
+	wallets := t.db.Collection(store.ColWallets)
+	now := time.Now().UTC().Truncate(time.Second)
+
+	if err := ledger.FindOne(ctx, bson.D{{Key: "idempotency_key", Value: key}}).Err(); !errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("ledger by key: %v", err)
+	}
+	if _, err := t.db.Collection(store.ColProfiles).FindOne(ctx, bson.D{{Key: store.FieldID, Value: user}}).Raw(); err != nil {
+		return err
+	}
+	uid := strconv.FormatInt(user, 10)
+	if _, err := wallets.InsertOne(ctx, store.Wallet{ID: uid + ":0", UserID: user, Created: now, Updated: now}); err != nil && !mongo.IsDuplicateKeyError(err) {
+		return err
+	}
+	var counter struct {
+		Seq int64 `bson:"seq"`
+	}
+	if err := t.db.Collection(store.ColCounters).FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: store.ColLedger}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "seq", Value: int64(1)}}}},
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&counter); err != nil {
+		return err
+	}
+	// The counter is shared with the server's credits; offsetting the
+	// direct entries' ids keeps the two from colliding on _id.
+	id := counter.Seq + 1_000_000_000
+	entry := store.LedgerEntry{ID: id, Key: key, Fingerprint: fmt.Sprintf("adjust|%d|wallet|%d", user, amount),
+		Kind: store.KindAdjust, Account: store.AccountWallet, UserID: user, Parties: []int64{user}, Amount: amount,
+		Title: "bench credit", State: store.StatePending, LeaseOwner: "bench", LeaseUntil: now.Add(time.Minute),
+		Created: now, Updated: now}
+	if _, err := ledger.InsertOne(ctx, entry); err != nil {
+		return err
+	}
+	step := strconv.FormatInt(id, 10) + ":a"
+	if err := wallets.FindOne(ctx, bson.D{{Key: "step", Value: step}}).Err(); !errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("wallet by step: %v", err)
+	}
+	for attempt := 0; ; attempt++ {
+		var cur store.Wallet
+		if err := wallets.FindOne(ctx, bson.D{{Key: "user_id", Value: user}},
+			options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}})).Decode(&cur); err != nil {
+			return err
+		}
+		next := cur
+		next.Seq, next.ID, next.Step, next.Updated = cur.Seq+1, uid+":"+strconv.FormatInt(cur.Seq+1, 10), step, now
+		next.Wallet += amount
+		next.Totals.WalletIncome += amount
+		_, err := wallets.InsertOne(ctx, next)
+		if err == nil {
+			break
+		}
+		if !mongo.IsDuplicateKeyError(err) || attempt > 20 {
+			return err
+		}
+	}
+	_, err := ledger.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{store.StatePending, store.StateDebited}}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: store.StateCompleted}, {Key: "updated_at", Value: now}}}})
+	return err
 }

@@ -61,7 +61,7 @@ func main() {
 	fmt.Println("table", table)
 	fmt.Println(psql(`EXPLAIN ANALYZE SELECT _jsonb FROM exp."` + table + `" WHERE _jsonb->'_id' @> '4242'`))
 	t = time.Now()
-	fmt.Println(psql(`CREATE INDEX bench_id_gin ON exp."` + table + `" USING gin ((_jsonb->'_id') jsonb_path_ops)`), time.Since(t))
+	fmt.Println(psql(`CREATE INDEX bench_id_gin ON exp."`+table+`" USING gin ((_jsonb->'_id') jsonb_path_ops)`), time.Since(t))
 	fmt.Println(psql(`EXPLAIN ANALYZE SELECT _jsonb FROM exp."` + table + `" WHERE _jsonb->'_id' @> '4242'`))
 	measure("findone _id x20 (gin)", func() {
 		for j := 0; j < 20; j++ {

@@ -24,6 +24,9 @@ type Config struct {
 	Duration    time.Duration // measured phase
 	MaxRequests int64         // budget for the measured phase; 0 means unbounded
 	Warmup      time.Duration // unmeasured phase before, same concurrency
+	// RequestTimeout bounds each request (0: 30 s), so that one slow
+	// request cannot hold a cell for long.
+	RequestTimeout time.Duration
 }
 
 // Result of one cell.
@@ -54,17 +57,19 @@ func Run(ctx context.Context, cfg Config, op Op) Result {
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 1
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
 	var seq atomic.Int64
 	if cfg.Warmup > 0 {
-		phase(ctx, cfg.Concurrency, time.Now().Add(cfg.Warmup), 0, &seq, op, false)
+		phase(ctx, cfg, time.Now().Add(cfg.Warmup), 0, &seq, op, false)
 	}
-	return phase(ctx, cfg.Concurrency, time.Now().Add(cfg.Duration), cfg.MaxRequests, &seq, op, true)
+	return phase(ctx, cfg, time.Now().Add(cfg.Duration), cfg.MaxRequests, &seq, op, true)
 }
 
-func phase(ctx context.Context, concurrency int, deadline time.Time, budget int64, seq *atomic.Int64,
+func phase(ctx context.Context, cfg Config, deadline time.Time, budget int64, seq *atomic.Int64,
 	op Op, measure bool) Result {
-	ctx, cancel := context.WithDeadline(ctx, deadline.Add(30*time.Second)) // bounds a hung request
-	defer cancel()
+	concurrency := cfg.Concurrency
 	var (
 		issued   atomic.Int64
 		errs     atomic.Int64
@@ -86,9 +91,11 @@ func phase(ctx context.Context, concurrency int, deadline time.Time, budget int6
 				if budget > 0 && issued.Add(1) > budget {
 					break
 				}
+				rctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
 				t0 := time.Now()
-				err := op(ctx, w, seq.Add(1))
+				err := op(rctx, w, seq.Add(1))
 				d := time.Since(t0)
+				cancel()
 				if err != nil {
 					errs.Add(1)
 					errOnce.Do(func() { firstErr = err })

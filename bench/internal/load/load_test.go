@@ -92,3 +92,18 @@ func TestRunHonoursCancel(t *testing.T) {
 		t.Errorf("cancel ignored: ran %v", time.Since(start))
 	}
 }
+
+func TestRunBoundsEachRequest(t *testing.T) {
+	start := time.Now()
+	r := Run(context.Background(), Config{Concurrency: 2, Duration: 10 * time.Millisecond, RequestTimeout: 50 * time.Millisecond},
+		func(ctx context.Context, _ int, _ int64) error {
+			<-ctx.Done() // a request that never answers
+			return ctx.Err()
+		})
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("a hung request held the cell for %v", time.Since(start))
+	}
+	if r.Errors != 2 || !errors.Is(r.FirstErr, context.DeadlineExceeded) {
+		t.Errorf("errors=%d first=%v", r.Errors, r.FirstErr)
+	}
+}

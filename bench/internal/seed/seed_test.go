@@ -137,3 +137,20 @@ func TestGroupsFormAShallowTree(t *testing.T) {
 		}
 	}
 }
+
+func TestWalletDocsKeepTheLedgerInvariant(t *testing.T) {
+	g := New(Config{Profiles: 100, Seed: 3})
+	v0, v1, e := g.walletDocs(10, 7)
+	if v0.Seq != 0 || v0.Wallet != 0 || v1.Seq != 1 || v0.UserID != 10 || v1.UserID != 10 {
+		t.Fatalf("versions: %+v %+v", v0, v1)
+	}
+	if v1.Wallet != e.Amount || v1.Totals.WalletIncome != e.Amount || e.State != "completed" {
+		t.Errorf("balance %d must equal the completed credit %d", v1.Wallet, e.Amount)
+	}
+	if v1.Step != "7:a" || e.ID != 7 || e.Key == "" {
+		t.Errorf("step %q for entry %d (key %q)", v1.Step, e.ID, e.Key)
+	}
+	if v0.ID != "10:0" || v1.ID != "10:1" {
+		t.Errorf("version ids %q %q", v0.ID, v1.ID)
+	}
+}

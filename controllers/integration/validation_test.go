@@ -1,0 +1,119 @@
+package integration_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"userve.dev/userve/api/v1alpha1"
+)
+
+// The API server itself refuses invalid UserServices, with the message of
+// the CRD's CEL rule (or schema) that failed.
+func TestInvalidUserServicesAreRejected(t *testing.T) {
+	ns := namespace(t)
+	three := int32(3)
+	five := int32(5)
+	cases := []struct {
+		name   string
+		objMod func(*v1alpha1.UserService)
+		want   string
+	}{
+		{"replicas with autoscaling", func(u *v1alpha1.UserService) {
+			u.Spec.Replicas = &three
+			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 4}
+		}, "spec.replicas and spec.autoscaling are mutually exclusive"},
+		{"duplicate custom fields", func(u *v1alpha1.UserService) {
+			u.Spec.Profile.CustomFields = []v1alpha1.CustomField{{Name: "level", Type: "integer"}, {Name: "level", Type: "string"}}
+		}, "profile.customFields names must be unique"},
+		{"custom field named like a built-in", func(u *v1alpha1.UserService) {
+			u.Spec.Profile.CustomFields = []v1alpha1.CustomField{{Name: "nickname", Type: "string"}}
+		}, "custom field name collides with a built-in profile field"},
+		{"maxLength on a boolean", func(u *v1alpha1.UserService) {
+			u.Spec.Profile.CustomFields = []v1alpha1.CustomField{{Name: "vip", Type: "boolean", MaxLength: &three}}
+		}, "maxLength applies only to string and array custom fields"},
+		{"custom field type", func(u *v1alpha1.UserService) {
+			u.Spec.Profile.CustomFields = []v1alpha1.CustomField{{Name: "vip", Type: "uuid"}}
+		}, `Unsupported value: "uuid"`},
+		{"minapp default above max", func(u *v1alpha1.UserService) {
+			u.Spec.API.MinApp = v1alpha1.MinAppAPISpec{DefaultLimit: 50, MaxLimit: 10}
+		}, "api.minapp.defaultLimit must not exceed maxLimit"},
+		{"plus default above max", func(u *v1alpha1.UserService) {
+			u.Spec.API.Plus.DefaultLimit, u.Spec.API.Plus.MaxLimit = 40, 30
+		}, "api.plus.defaultLimit must not exceed maxLimit"},
+		{"autoscaling min above max", func(u *v1alpha1.UserService) {
+			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MinReplicas: &five, MaxReplicas: 2}
+		}, "autoscaling.minReplicas must not exceed maxReplicas"},
+		{"name that cannot name a Service", func(u *v1alpha1.UserService) { u.Name = "acme.shop" },
+			"metadata.name must be a DNS label"},
+		{"deletion policy", func(u *v1alpha1.UserService) { u.Spec.DeletionPolicy = "Keep" }, `Unsupported value: "Keep"`},
+		{"database name", func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "a/b" }, "spec.mongo.database"},
+		{"ingress host", func(u *v1alpha1.UserService) { u.Spec.Ingress = &v1alpha1.IngressSpec{Host: "Bad Host"} }, "spec.ingress.host"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: "invalid", Namespace: ns}}
+			c.objMod(us)
+			err := k8s.Create(context.Background(), us)
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want Invalid mentioning %q", err, c.want)
+			}
+		})
+	}
+}
+
+// The database a tenant uses never changes: spec.mongo.database can be
+// given at creation only, so a tenant is never moved to an empty database.
+func TestDatabaseNameIsImmutable(t *testing.T) {
+	named := newTenant(t, func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "acme_users" })
+	defaulted := newTenant(t)
+	for name, c := range map[string]struct {
+		us  *v1alpha1.UserService
+		mod func(*v1alpha1.UserService)
+	}{
+		"changed": {named, func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "other" }},
+		"removed": {named, func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "" }},
+		"added":   {defaulted, func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "elsewhere" }},
+	} {
+		cur := tenant(t, c.us)
+		c.mod(cur)
+		err := k8s.Update(context.Background(), cur)
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.mongo.database is immutable: it can only be set when the UserService is created") {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	// Other changes still go through.
+	update(t, named, func(u *v1alpha1.UserService) { u.Spec.Suspend = true })
+	update(t, defaulted, func(u *v1alpha1.UserService) { u.Spec.Mongo.URISecretRef = &v1alpha1.SecretKeyRef{Name: "m", Key: "u"} })
+}
+
+func TestMissingSecretIsReportedUntilItAppears(t *testing.T) {
+	ns := namespace(t)
+	withDefaultMongo(t)
+	us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: ns}}
+	us.Spec.Mongo.URISecretRef = &v1alpha1.SecretKeyRef{Name: "mongo", Key: "uri"}
+	if err := k8s.Create(context.Background(), us); err != nil {
+		t.Fatal(err)
+	}
+	got := waitCondition(t, us, v1alpha1.ConditionDegraded, metav1.ConditionTrue, "SecretNotFound")
+	if c := condition(got, v1alpha1.ConditionReady); c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "secret "+ns+"/mongo not found") {
+		t.Errorf("Ready = %+v", c)
+	}
+	if got.Status.Phase != v1alpha1.PhaseDegraded || got.Status.ObservedGeneration != 0 {
+		t.Errorf("phase %s observedGeneration %d", got.Status.Phase, got.Status.ObservedGeneration)
+	}
+	waitEvent(t, us, "SecretNotFound", "mongo")
+	if err := get(t, deploymentObj(), ns, "acme"); err == nil {
+		t.Error("a Deployment was created without its MongoDB URI")
+	}
+
+	withFixtureURI(t, ns, "mongo", "uri")
+	got = waitCondition(t, us, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "")
+	if got.Status.ObservedGeneration != got.Generation {
+		t.Errorf("observedGeneration %d of %d", got.Status.ObservedGeneration, got.Generation)
+	}
+	deployment(t, us)
+}

@@ -1,0 +1,136 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodYAML = `apiVersion: miniapp.userve.dev/v1alpha1
+kind: UserService
+metadata:
+  name: acme
+  namespace: shop
+spec:
+  api:
+    minapp:
+      maxLimit: 500
+  profile:
+    customFields:
+      - name: name
+        type: string
+        maxLength: 32
+      - name: age
+        type: integer
+        required: true
+`
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+var goodEnv = map[string]string{
+	EnvMongoURI:    "mongodb://127.0.0.1:27017/",
+	EnvAdminTokens: " tok-a , ,tok-b ",
+	EnvJWTKey:      strings.Repeat("k", 32),
+}
+
+func write(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadYAMLAppliesDefaultsAndEnv(t *testing.T) {
+	c, err := Load(write(t, "us.yaml", goodYAML), env(goodEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Spec()
+	if s.API.MinApp.DefaultLimit != 20 || s.API.MinApp.MaxLimit != 500 || s.API.Plus.TokenTTL.Duration != time.Hour ||
+		s.Verification.CodeTTL.Duration != 5*time.Minute {
+		t.Errorf("defaults not applied: %+v", s.API)
+	}
+	if c.Database != "shop_acme" || c.Issuer != "shop/acme" || strings.Join(c.AdminTokens, "|") != "tok-a|tok-b" {
+		t.Errorf("config %+v", c)
+	}
+	if f, ok := c.CustomField("age"); !ok || !f.Required {
+		t.Errorf("custom field age: %+v", f)
+	}
+}
+
+func TestLoadJSONAndDatabaseChoice(t *testing.T) {
+	js := `{"apiVersion":"miniapp.userve.dev/v1alpha1","kind":"UserService","metadata":{"name":"acme"},
+		"spec":{"mongo":{"database":"from_spec"}}}`
+	c, err := Load(write(t, "us.json", js), env(goodEnv))
+	if err != nil || c.Database != "from_spec" || c.Issuer != "default/acme" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	e := map[string]string{EnvMongoDatabase: "from_env"}
+	for k, v := range goodEnv {
+		e[k] = v
+	}
+	c, err = Load(write(t, "us.json", js), env(e))
+	if err != nil || c.Database != "from_env" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	noNS := strings.Replace(goodYAML, "  namespace: shop\n", "", 1)
+	c, err = Load(write(t, "us.yaml", noNS), env(goodEnv))
+	if err != nil || c.Database != "default_acme" {
+		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+// TestLoadErrorsAreOneClearLine: every problem is one line naming it.
+func TestLoadErrorsAreOneClearLine(t *testing.T) {
+	plusOff := strings.Replace(goodYAML, "  api:\n", "  api:\n    plus:\n      enabled: false\n", 1)
+	minappOff := strings.Replace(goodYAML, "  api:\n", "  api:\n    minapp:\n      enabled: false\n", 1)
+	minappOff = strings.Replace(minappOff, "    minapp:\n      maxLimit: 500\n", "", 1)
+	cases := []struct {
+		name, file, want string
+		env              map[string]string
+	}{
+		{"unknown field", strings.Replace(goodYAML, "  api:", "  apii:", 1), `unknown field "spec.apii"`, goodEnv},
+		{"unknown nested field", strings.Replace(goodYAML, "type: integer", "type: integer\n        min: 3", 1), `unknown field "spec.profile.customFields[1].min"`, goodEnv},
+		{"bad yaml", "kind: [", "not valid YAML or JSON", goodEnv},
+		{"empty", "", "empty file", goodEnv},
+		{"wrong kind", strings.Replace(goodYAML, "kind: UserService", "kind: Deployment", 1), `apiVersion/kind is "miniapp.userve.dev/v1alpha1"/"Deployment"`, goodEnv},
+		{"no name", strings.Replace(goodYAML, "  name: acme\n", "", 1), "metadata.name is required", goodEnv},
+		{"wrong type", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: lots", 1), "spec.api.minapp.maxLimit", goodEnv},
+		{"bad field type", strings.Replace(goodYAML, "type: integer", "type: int", 1), `spec.profile.customFields[1].type "int"`, goodEnv},
+		{"builtin name", strings.Replace(goodYAML, "name: age", "name: nickname", 1), `"nickname" collides with a built-in`, goodEnv},
+		{"bad name", strings.Replace(goodYAML, "name: age", "name: Age", 1), `customFields[1].name "Age"`, goodEnv},
+		{"twice", strings.Replace(goodYAML, "name: age", "name: name", 1), `"name" is declared twice`, goodEnv},
+		{"maxLength on integer", strings.Replace(goodYAML, "required: true", "maxLength: 3", 1), "maxLength applies to string and array", goodEnv},
+		{"limits", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 5", 1), "defaultLimit must not exceed maxLimit", goodEnv},
+		{"no mongo uri", goodYAML, "USERVE_MONGO_URI is required", map[string]string{EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
+		{"bad mongo uri", goodYAML, "must start with mongodb://", map[string]string{EnvMongoURI: "http://x", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
+		{"no tokens", plusOff, "USERVE_ADMIN_TOKENS is empty", map[string]string{EnvMongoURI: "mongodb://x/"}},
+		{"no jwt key", minappOff, "USERVE_JWT_KEY is required", map[string]string{EnvMongoURI: "mongodb://x/"}},
+		{"short jwt key", minappOff, "USERVE_JWT_KEY must be at least 32 bytes", map[string]string{EnvMongoURI: "mongodb://x/", EnvJWTKey: "short"}},
+		{"bad database", goodYAML, `database name "a.b"`, map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32), EnvMongoDatabase: "a.b"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(write(t, "us.yaml", tc.file), env(tc.env))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q: want one line containing %q", msg, tc.want)
+			}
+		})
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), env(goodEnv)); err == nil ||
+		!strings.Contains(err.Error(), "missing.yaml: no such file or directory") {
+		t.Fatalf("missing file: %v", err)
+	}
+	if _, err := Load("", env(goodEnv)); err == nil || !strings.Contains(err.Error(), "--config is required") {
+		t.Fatalf("no path: %v", err)
+	}
+}

@@ -1,0 +1,248 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server"
+	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/store"
+	"userve.dev/userve/test/mongofixture"
+)
+
+func TestAuth(t *testing.T) {
+	e := newEnv(t)
+	paths := []string{v20, "/oserve/v2.2/miniapp/user_profile/", v20 + "1/", groupsPath, "/userve/v1/miniapp/group/membership/"}
+	methods := []string{"GET", "GET", "PUT", "POST", "PATCH"}
+	for i, p := range paths {
+		for _, auth := range []string{"", "Bearer", "Bearer ", "Basic " + adminToken, "Bearer wrong", "Bearer " + adminToken + "x", "Token " + adminToken} {
+			r := e.doAuth(methods[i], p, "{}", auth)
+			r.wantError(t, http.StatusUnauthorized)
+			if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s %s with %q: no WWW-Authenticate", methods[i], p, auth)
+			}
+		}
+	}
+	// Every configured token works; the scheme is case-insensitive.
+	e.doAuth("GET", v20, nil, "Bearer other-token").want(t, 200)
+	e.doAuth("GET", v20, nil, "bearer "+adminToken).want(t, 200)
+}
+
+func TestRouteErrorsAreJSON(t *testing.T) {
+	e := newEnv(t)
+	e.do("GET", "/userve/v2.0/miniapp/nope/", nil).wantError(t, http.StatusNotFound, "no such route")
+	e.do("GET", "/", nil).wantError(t, http.StatusNotFound)
+	for _, c := range []struct{ method, path string }{
+		{"PATCH", v20}, {"DELETE", v20}, {"POST", v20 + "1/"}, {"PATCH", groupsPath + "1/"},
+		{"GET", "/userve/v1/miniapp/group/membership/"}, {"POST", "/healthz"},
+	} {
+		e.do(c.method, c.path, nil).wantError(t, http.StatusMethodNotAllowed, "method "+c.method+" not allowed")
+	}
+}
+
+func TestBadBodies(t *testing.T) {
+	e := newEnv(t)
+	put := fmt.Sprintf("%s%d/", v20, e.createUser(map[string]any{}))
+	big := `{"name":"` + strings.Repeat("x", 1<<20) + `"}`
+	e.do("PUT", put, big).wantError(t, 400, "exceeds 1048576 bytes")
+	e.do("POST", v20, big).wantError(t, 400, "exceeds 1048576 bytes")
+	e.do("POST", groupsPath, big).wantError(t, 400, "exceeds 1048576 bytes")
+	e.do("PUT", put, "name=tom").wantError(t, 400, "not valid JSON")
+	e.do("PUT", put, "").wantError(t, 400, "body is empty")
+	e.do("PUT", put, `{"name":"a"} {"name":"b"}`).wantError(t, 400, "data after the JSON value")
+	e.do("PUT", put, `{"name":"a"`).wantError(t, 400, "not valid JSON")
+	e.do("POST", groupsPath, `{"name":["a"]}`).wantError(t, 400, `field "name" must be a string, not array`)
+	e.do("POST", groupsPath, `{"name":"a","extra":1}`).wantError(t, 400, `unknown field "extra"`)
+	e.do("PATCH", "/userve/v1/miniapp/group/membership/", `[{"op":"add","path":"/membership","users":[1.5],"groups":[1]}]`).
+		wantError(t, 400, `"users"`)
+
+	// A body over the limit without a Content-Length (chunked) is caught
+	// while reading.
+	req, _ := http.NewRequest("PUT", e.srv.URL+put, io.MultiReader(strings.NewReader(`{"name":"`), strings.NewReader(strings.Repeat("x", 2<<20)), strings.NewReader(`"}`)))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.ContentLength = -1
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 400 || !strings.Contains(string(raw), "exceeds") {
+		t.Fatalf("chunked big body: %d %s", res.StatusCode, raw)
+	}
+}
+
+func TestOperationalEndpointsAndMetrics(t *testing.T) {
+	e := newEnv(t)
+	r := e.doAuth("GET", "/healthz", nil, "").want(t, 200)
+	if r.body["status"] != "ok" {
+		t.Fatalf("healthz %s", r.raw)
+	}
+	e.doAuth("GET", "/readyz", nil, "").want(t, 200)
+	e.do("GET", v20+"?gender=1", nil).want(t, 200)
+	e.do("GET", v20+"?gender=7", nil).want(t, 400)
+	e.do("GET", v20+"5/", nil).want(t, 404)
+	e.do("GET", "/no/such/path", nil).want(t, 404)
+	res, err := e.srv.Client().Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`userve_http_requests_total{code="200",method="GET",route="/userve/v2.0/miniapp/user_profile/"} 1`,
+		`userve_http_requests_total{code="400",method="GET",route="/userve/v2.0/miniapp/user_profile/"} 1`,
+		`userve_http_requests_total{code="404",method="GET",route="/userve/v2.0/miniapp/user_profile/{user_id}/"} 1`,
+		`userve_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+		`userve_http_request_duration_seconds_bucket{code="200",method="GET",route="/readyz",le="+Inf"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// syncBuffer collects log output from the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServer runs Server.Serve on a loopback listener with a JSON log.
+func startServer(t *testing.T, uri, database string) (base string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	us := &v1alpha1.UserService{Spec: testSpec()}
+	us.Name = "acme"
+	v1alpha1.SetDefaults(us)
+	cfg := &config.Config{Service: us, MongoURI: uri, Database: database, AdminTokens: []string{adminToken}}
+	st, err := store.Connect(uri, database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	logs = &syncBuffer{}
+	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	stop = func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(server.ShutdownTimeout + 5*time.Second):
+			t.Fatal("Serve did not return after shutdown")
+			return nil
+		}
+	}
+	t.Cleanup(func() { cancel() })
+	return "http://" + ln.Addr().String(), logs, stop
+}
+
+// waitReady polls /readyz until it answers 200.
+func waitReady(t *testing.T, base string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready within %s", within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestAccessLogAndGracefulShutdown(t *testing.T) {
+	db := mongofixture.NewDatabase(t)
+	base, logs, stop := startServer(t, mongofixture.URI(t), db.Name())
+	waitReady(t, base, 30*time.Second)
+
+	// An in-flight request: headers sent, body still coming when the
+	// shutdown starts. It must still be answered.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"nickname":"late"}`
+	_, err = io.WriteString(conn, "POST /userve/v2.0/miniapp/user_profile/ HTTP/1.1\r\nHost: x\r\n"+
+		"Authorization: Bearer "+adminToken+"\r\nContent-Type: application/json\r\n"+
+		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body[:5])
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the server is now reading the body
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(300 * time.Millisecond) // shutdown has begun
+	if _, err := io.WriteString(conn, body[5:]); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request lost in shutdown: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("in-flight request: %d", res.StatusCode)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	// New connections are refused after shutdown.
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("server still accepting after shutdown")
+	}
+
+	// One JSON access log line per request, with route template and status.
+	var found bool
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+		if entry["msg"] == "request" && entry["method"] == "POST" {
+			found = entry["route"] == "/userve/v2.0/miniapp/user_profile/" && entry["status"] == float64(201) &&
+				entry["duration_ms"] != nil && entry["path"] == "/userve/v2.0/miniapp/user_profile/"
+		}
+	}
+	if !found {
+		t.Fatalf("no access log line for the POST:\n%s", logs.String())
+	}
+}
