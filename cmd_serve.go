@@ -19,12 +19,15 @@ import (
 
 // runServe is `userve serve`: one tenant's server.
 func runServe(args []string) int {
-	return serve(args, os.Getenv, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return serve(ctx, args, os.Getenv, os.Stdout, os.Stderr)
 }
 
-// serve parses flags and configuration and runs the server until SIGTERM
-// or SIGINT. A configuration problem is one line on stderr and exit code 1.
-func serve(args []string, getenv func(string) string, stderr io.Writer) int {
+// serve parses flags and configuration and runs the server until ctx ends
+// (SIGTERM or SIGINT), logging JSON to stdout. A configuration problem is
+// one line on stderr and exit code 1; bad flags exit 2.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("userve serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "UserService manifest (YAML or JSON) to serve")
@@ -56,7 +59,7 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 1
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})).
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})).
 		With("tenant", cfg.Issuer)
 	slog.SetDefault(log)
 
@@ -76,8 +79,6 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	defer func() { _ = st.Close(context.Background()) }()
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
 	if err := server.New(cfg, st, server.Options{Logger: log}).Run(ctx, *listen); err != nil {
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 1

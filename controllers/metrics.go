@@ -38,10 +38,10 @@ var (
 	registerTenants sync.Once
 )
 
-// registerTenantMetrics points the tenants metric at a manager's cache; a
-// later manager in the same process takes over.
+// registerTenantMetrics points the tenants metric at a manager's cache. The
+// first manager of a process keeps it (tests run more than one).
 func registerTenantMetrics(r client.Reader) {
-	tenants.reader.Store(&r)
+	tenants.reader.CompareAndSwap(nil, &r)
 	registerTenants.Do(func() { ctrlmetrics.Registry.MustRegister(tenants) })
 }
 

@@ -32,15 +32,17 @@ type failure struct {
 func (f *failure) Error() string { return f.Err.Error() }
 func (f *failure) Unwrap() error { return f.Err }
 
-func userError(reason string, err error) *failure { return &failure{Reason: reason, Err: err, UserError: true} }
+func userError(reason string, err error) *failure {
+	return &failure{Reason: reason, Err: err, UserError: true}
+}
 
 // Condition reasons of failures.
 const (
-	ReasonInvalidDatabase       = "InvalidDatabase"
-	ReasonMongoURIMissing       = "MongoURIMissing"
-	ReasonSecretNotFound        = "SecretNotFound"
-	ReasonApplyFailed           = "ApplyFailed"
-	ReasonCredentialsFailed     = "CredentialsFailed"
+	ReasonInvalidDatabase   = "InvalidDatabase"
+	ReasonMongoURIMissing   = "MongoURIMissing"
+	ReasonSecretNotFound    = "SecretNotFound"
+	ReasonApplyFailed       = "ApplyFailed"
+	ReasonCredentialsFailed = "CredentialsFailed"
 )
 
 // inputs is everything the objects are rendered from besides the spec.

@@ -14,9 +14,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/sandbox/runtime"
 )
 
@@ -218,4 +221,83 @@ func (r *reporter) writeFile() {
 	if err := os.WriteFile(path+".tmp", append(data, '\n'), 0o600); err == nil {
 		_ = os.Rename(path+".tmp", path)
 	}
+}
+
+// statusWatcher prints what the operator reports about a tenant that is not
+// getting anywhere: Degraded at once, Pending or Deleting once it has lasted
+// a few seconds (every new tenant is Pending briefly). Ready and Suspended
+// are told by the runtime's lines.
+type statusWatcher struct {
+	client client.Client
+	p      *printer
+
+	mu      sync.Mutex
+	printed map[types.NamespacedName]string // the last line printed
+}
+
+const stuckAfter = 10 * time.Second
+
+func (w *statusWatcher) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var us v1alpha1.UserService
+	if err := w.client.Get(ctx, req.NamespacedName, &us); err != nil {
+		w.mu.Lock()
+		delete(w.printed, req.NamespacedName)
+		w.mu.Unlock()
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	line, wait := statusLine(&us, time.Now())
+	if wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	w.mu.Lock()
+	changed := line != "" && w.printed[req.NamespacedName] != line
+	if line == "" {
+		delete(w.printed, req.NamespacedName)
+	} else {
+		w.printed[req.NamespacedName] = line
+	}
+	w.mu.Unlock()
+	if changed {
+		w.p.eventf("usvc %s/%s %s", us.Namespace, us.Name, line)
+	}
+	return reconcile.Result{}, nil
+}
+
+// statusLine is what to say about us now ("" for nothing), or how long to
+// wait before deciding.
+func statusLine(us *v1alpha1.UserService, now time.Time) (string, time.Duration) {
+	cond := func(typ string) *metav1.Condition {
+		for i := range us.Status.Conditions {
+			if us.Status.Conditions[i].Type == typ {
+				return &us.Status.Conditions[i]
+			}
+		}
+		return nil
+	}
+	switch us.Status.Phase {
+	case v1alpha1.PhaseDegraded:
+		if c := cond(v1alpha1.ConditionDegraded); c != nil {
+			return "is Degraded: " + c.Message, 0
+		}
+		return "is Degraded", 0
+	case v1alpha1.PhasePending, v1alpha1.PhaseDeleting, "":
+		ready := cond(v1alpha1.ConditionReady)
+		since := us.CreationTimestamp.Time
+		msg := "no status from the operator yet"
+		if ready != nil {
+			since, msg = ready.LastTransitionTime.Time, ready.Message
+		}
+		if us.DeletionTimestamp != nil {
+			since = us.DeletionTimestamp.Time
+		}
+		if wait := since.Add(stuckAfter).Sub(now); wait > 0 {
+			return "", wait
+		}
+		phase := us.Status.Phase
+		if phase == "" {
+			phase = "waiting"
+		}
+		return "is still " + phase + ": " + msg, 0
+	}
+	return "", 0
 }

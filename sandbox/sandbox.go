@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers"
 	"userve.dev/userve/controllers/render"
 	"userve.dev/userve/sandbox/proc"
@@ -369,6 +371,13 @@ func startRuntime(cfg *rest.Config, sc *Config, ports *proc.PortBook, p *printer
 		return nil, err
 	}
 	if err := (&runtime.GarbageCollector{Logf: p.eventf}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := (&runtime.Autoscaler{Logf: p.eventf}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	watcher := &statusWatcher{client: mgr.GetClient(), p: p, printed: map[types.NamespacedName]string{}}
+	if err := ctrl.NewControllerManagedBy(mgr).Named("status-reporter").For(&v1alpha1.UserService{}).Complete(watcher); err != nil {
 		return nil, err
 	}
 	return runManager(mgr, rt.Shutdown)

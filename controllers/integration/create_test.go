@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -103,11 +104,36 @@ func TestCreateRendersTheTenant(t *testing.T) {
 // TestConvergedTenantCostsNoWrites runs the reconciler on a converged tenant
 // through a client that counts writes: there must be none, and no event.
 func TestConvergedTenantCostsNoWrites(t *testing.T) {
-	us := newTenant(t, func(u *v1alpha1.UserService) {
-		u.Spec.Ingress = &v1alpha1.IngressSpec{Host: "acme.example.com"}
-		u.Spec.NetworkPolicy.Enabled = true
-		u.Spec.PodDisruptionBudget = &v1alpha1.PodDisruptionBudgetSpec{}
-	})
+	ns := namespace(t)
+	secret(t, ns, "smtp", map[string]string{"password": "pw"})
+	secret(t, ns, "tokens", map[string]string{"list": "a,b"})
+	us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: ns}}
+	// Every optional part, with values the API server normalizes
+	// ("0.5" CPU is stored as "500m"): none may cause a write each time.
+	us.Spec.Ingress = &v1alpha1.IngressSpec{Host: "acme.example.com", TLSSecretName: "tls"}
+	us.Spec.NetworkPolicy.Enabled = true
+	us.Spec.PodDisruptionBudget = &v1alpha1.PodDisruptionBudgetSpec{}
+	us.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 3}
+	us.Spec.AdminTokensSecretRef = &v1alpha1.SecretKeyRef{Name: "tokens", Key: "list"}
+	us.Spec.Verification.Mail = &v1alpha1.MailSpec{SMTP: &v1alpha1.SMTPSpec{
+		Host: "smtp.example.com", From: "no-reply@example.com", Username: "u",
+		PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "smtp", Key: "password"},
+	}}
+	us.Spec.Resources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0.5"), corev1.ResourceMemory: resource.MustParse("1000Mi")},
+	}
+	us.Spec.PodTemplate = v1alpha1.PodTemplateSpec{
+		NodeSelector: map[string]string{"pool": "users"},
+		Tolerations:  []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+		Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+			Weight: 10, PodAffinityTerm: corev1.PodAffinityTerm{TopologyKey: "kubernetes.io/hostname",
+				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{render.LabelInstance: "acme"}}},
+		}}}},
+	}
+	withDefaultMongo(t)
+	if err := k8s.Create(context.Background(), us); err != nil {
+		t.Fatal(err)
+	}
 	markAvailable(t, us)
 	before := waitCondition(t, us, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
 
@@ -216,4 +242,43 @@ type eventCounter struct {
 func (e *eventCounter) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
 	e.n.Add(1)
 	e.EventRecorder.Eventf(regarding, related, eventtype, reason, action, note, args...)
+}
+
+// Settings dropped from the spec are dropped from the objects: the operator
+// applies its whole intent each time, and server-side apply removes what it
+// no longer asks for.
+func TestRemovedSettingsAreRemoved(t *testing.T) {
+	ns := namespace(t)
+	secret(t, ns, "hook", map[string]string{"hmac": "k"})
+	withDefaultMongo(t)
+	us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: ns}}
+	us.Spec.Verification.SMS = &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{URL: "https://sms.example.com", SecretRef: &v1alpha1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
+	us.Spec.PodTemplate.NodeSelector = map[string]string{"pool": "users"}
+	us.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}
+	if err := k8s.Create(context.Background(), us); err != nil {
+		t.Fatal(err)
+	}
+	hasWebhookEnv := func(d *appsv1.Deployment) bool {
+		return slices.ContainsFunc(d.Spec.Template.Spec.Containers[0].Env, func(e corev1.EnvVar) bool { return e.Name == render.EnvWebhookSecret })
+	}
+	eventually(t, "the webhook secret reaches the pods", func() error {
+		if !hasWebhookEnv(deployment(t, us)) {
+			return fmt.Errorf("no %s", render.EnvWebhookSecret)
+		}
+		return nil
+	})
+
+	update(t, us, func(u *v1alpha1.UserService) {
+		u.Spec.Verification.SMS = nil
+		u.Spec.PodTemplate.NodeSelector = nil
+		u.Spec.Resources = corev1.ResourceRequirements{}
+	})
+	eventually(t, "the settings are gone from the Deployment", func() error {
+		d := deployment(t, us)
+		pod := d.Spec.Template.Spec
+		if hasWebhookEnv(d) || len(pod.NodeSelector) != 0 || len(pod.Containers[0].Resources.Limits) != 0 {
+			return fmt.Errorf("env %v nodeSelector %v limits %v", pod.Containers[0].Env, pod.NodeSelector, pod.Containers[0].Resources.Limits)
+		}
+		return nil
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,19 +22,23 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers"
 	"userve.dev/userve/controllers/render"
 	"userve.dev/userve/test/kubefixture"
 	"userve.dev/userve/test/mongofixture"
+	"userve.dev/userve/test/testbin"
 )
 
 const (
@@ -85,7 +90,14 @@ func run(m *testing.M) int {
 		}
 	}
 
-	m2, pool, err := controllers.NewManager(e.Config, controllers.Options{
+	// The operator runs with exactly the permissions of config/rbac: the
+	// generated ClusterRole and the leader election Role.
+	cfg, err := operatorIdentity(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rbac:", err)
+		return 1
+	}
+	m2, pool, err := controllers.NewManager(cfg, controllers.Options{
 		ServerImage:             serverImage,
 		DefaultMongoURISecret:   defaultMongo,
 		WatchNamespaces:         namespaces,
@@ -316,4 +328,64 @@ func deploymentObj() *appsv1.Deployment { return &appsv1.Deployment{} }
 func withFixtureURI(t *testing.T, ns, name, key string) {
 	t.Helper()
 	secret(t, ns, name, map[string]string{key: mongofixture.URI(t)})
+}
+
+// operatorUser is who the operator runs as in these tests.
+const operatorUser = "userve-operator-test"
+
+// operatorIdentity installs config/rbac's ClusterRole and leader election
+// Role for operatorUser and returns a config that impersonates it.
+func operatorIdentity(ctx context.Context) (*rest.Config, error) {
+	root, err := testbin.Root()
+	if err != nil {
+		return nil, err
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: operatorUser}}
+
+	var role rbacv1.ClusterRole
+	if err := readYAML(filepath.Join(root, "config", "rbac", "role.yaml"), &role); err != nil {
+		return nil, err
+	}
+	if err := k8s.Create(ctx, &role); err != nil {
+		return nil, err
+	}
+	if err := k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   subject,
+	}); err != nil {
+		return nil, err
+	}
+
+	var election rbacv1.Role
+	if err := readYAML(filepath.Join(root, "config", "rbac", "leader_election_role.yaml"), &election); err != nil {
+		return nil, err
+	}
+	if err := k8s.Create(ctx, &election); err != nil {
+		return nil, err
+	}
+	if err := k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: election.Name, Namespace: election.Namespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: election.Name},
+		Subjects:   subject,
+	}); err != nil {
+		return nil, err
+	}
+
+	return operatorIdentityConfig()
+}
+
+// operatorIdentityConfig impersonates operatorUser.
+func operatorIdentityConfig() (*rest.Config, error) {
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
+	return cfg, nil
+}
+
+func readYAML(path string, into any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return yaml.UnmarshalStrict(data, into)
 }

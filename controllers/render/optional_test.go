@@ -81,7 +81,9 @@ func TestPodDisruptionBudget(t *testing.T) {
 		t.Fatal("PDB without spec.podDisruptionBudget")
 	}
 	half := intstr.FromString("50%")
-	us := tenant(func(u *v1alpha1.UserService) { u.Spec.PodDisruptionBudget = &v1alpha1.PodDisruptionBudgetSpec{MinAvailable: &half} })
+	us := tenant(func(u *v1alpha1.UserService) {
+		u.Spec.PodDisruptionBudget = &v1alpha1.PodDisruptionBudgetSpec{MinAvailable: &half}
+	})
 	pdb := PodDisruptionBudget(us)
 	assertOwned(t, us, pdb, "acme")
 	if pdb.Spec.MinAvailable.String() != "50%" {

@@ -13,7 +13,9 @@ import (
 )
 
 func TestSourcesUseTheCredentialsSecretByDefault(t *testing.T) {
-	us := tenant(func(u *v1alpha1.UserService) { u.Spec.Mongo.URISecretRef = &v1alpha1.SecretKeyRef{Name: "mongo", Key: "uri"} })
+	us := tenant(func(u *v1alpha1.UserService) {
+		u.Spec.Mongo.URISecretRef = &v1alpha1.SecretKeyRef{Name: "mongo", Key: "uri"}
+	})
 	src, err := Sources(us, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +120,9 @@ func TestCredentialsSecretKeepsExistingValues(t *testing.T) {
 }
 
 func TestCredentialsSecretWithOwnAdminTokensAndCopiedURI(t *testing.T) {
-	us := tenant(func(u *v1alpha1.UserService) { u.Spec.AdminTokensSecretRef = &v1alpha1.SecretKeyRef{Name: "tokens", Key: "t"} })
+	us := tenant(func(u *v1alpha1.UserService) {
+		u.Spec.AdminTokensSecretRef = &v1alpha1.SecretKeyRef{Name: "tokens", Key: "t"}
+	})
 	s, err := CredentialsSecret(us, map[string][]byte{KeyAdminTokens: []byte("old"), KeyJWTKey: []byte("key")}, []byte("mongodb://db/"), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

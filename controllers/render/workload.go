@@ -64,7 +64,7 @@ func Deployment(us *v1alpha1.UserService, p DeploymentParams) *appsv1.Deployment
 				ObjectMeta: metav1.ObjectMeta{
 					Labels: podLabels,
 					Annotations: map[string]string{
-						AnnotationConfigHash:                     p.ConfigHash,
+						AnnotationConfigHash:                      p.ConfigHash,
 						"kubectl.kubernetes.io/default-container": ContainerName,
 					},
 				},

@@ -3,12 +3,14 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,7 +138,11 @@ func (r *replica) supervise() {
 			if time.Since(started) > stableRun {
 				backoff = minBackoff
 			}
-			r.logf("%s: exited (%s); restarting in %s (log: %s)", r.name, p.Describe(), backoff, r.logPath())
+			last := ""
+			if line := lastLine(r.logPath()); line != "" {
+				last = "; last log line: " + line
+			}
+			r.logf("%s: exited (%s); restarting in %s (log: %s)%s", r.name, p.Describe(), backoff, r.logPath(), last)
 		}
 		select {
 		case <-r.stopCh:
@@ -303,4 +309,29 @@ func (r *replica) probe(ctx context.Context, p *proc.Process) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// lastLine is the log's last non-empty line, shortened: why a process died
+// is usually there.
+func lastLine(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const tail = 4096
+	if st, err := f.Stat(); err == nil && st.Size() > tail {
+		_, _ = f.Seek(st.Size()-tail, 0)
+	}
+	buf := make([]byte, tail)
+	n, _ := io.ReadFull(f, buf)
+	lines := strings.Split(strings.TrimRight(string(buf[:n]), "\n"), "\n")
+	line := strings.TrimSpace(lines[len(lines)-1])
+	if strings.HasPrefix(line, "---- ") { // our own start marker: the process said nothing
+		return ""
+	}
+	if len(line) > 300 {
+		line = line[:300] + "..."
+	}
+	return line
 }

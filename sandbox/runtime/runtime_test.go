@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -135,6 +136,9 @@ func start(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	if err := (&GarbageCollector{Logf: t.Logf}).SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Autoscaler{Logf: t.Logf}).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	h.rt = rt
@@ -599,5 +603,55 @@ func TestShutdownStopsEveryProcess(t *testing.T) {
 	}
 	if _, err := http.Get(url); err == nil {
 		t.Error("tenant URL still answers after shutdown")
+	}
+}
+
+func TestAutoscalerKeepsReplicasWithinTheHPABounds(t *testing.T) {
+	h := start(t)
+	d := h.tenant("auto", 1)
+	ctx := context.Background()
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "auto", OwnerReferences: d.OwnerReferences},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "auto"},
+			MinReplicas:    ptr.To[int32](2),
+			MaxReplicas:    3,
+		},
+	}
+	h.must(h.c.Create(ctx, hpa))
+	h.rolledOut("auto", 2)
+	h.eventually("HPA status", func() (bool, string) {
+		var got autoscalingv2.HorizontalPodAutoscaler
+		h.must(h.c.Get(ctx, client.ObjectKeyFromObject(hpa), &got))
+		return got.Status.DesiredReplicas == 2 && got.Status.CurrentReplicas == 2, fmt.Sprintf("%+v", got.Status)
+	})
+
+	// Scaling the Deployment past the maximum is brought back.
+	d = h.deployment("auto")
+	base := d.DeepCopy()
+	d.Spec.Replicas = ptr.To[int32](5)
+	h.must(h.c.Patch(ctx, d, client.MergeFrom(base)))
+	h.eventually("replicas clamped to 3", func() (bool, string) {
+		r := h.deployment("auto").Spec.Replicas
+		return r != nil && *r == 3, fmt.Sprint(*r)
+	})
+	h.rolledOut("auto", 3)
+}
+
+func TestClampReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		current int32
+		min     *int32
+		max     int32
+		want    int32
+	}{
+		{1, ptr.To[int32](2), 10, 2},
+		{5, ptr.To[int32](2), 10, 5},
+		{12, ptr.To[int32](2), 10, 10},
+		{0, nil, 4, 1},
+	} {
+		if got := clampReplicas(tc.current, tc.min, tc.max); got != tc.want {
+			t.Errorf("clamp(%d, %v, %d) = %d, want %d", tc.current, tc.min, tc.max, got, tc.want)
+		}
 	}
 }

@@ -90,7 +90,10 @@ func ParseManifest(data []byte) (*v1alpha1.UserService, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("empty file; expected a UserService manifest")
 	}
-	jsonData, err := yaml.YAMLToJSON(data)
+	if multipleDocuments(data) {
+		return nil, errors.New("more than one YAML document; expected exactly one UserService")
+	}
+	jsonData, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return nil, fmt.Errorf("not valid YAML or JSON: %s", oneLine(err.Error()))
 	}
@@ -102,7 +105,7 @@ func ParseManifest(data []byte) (*v1alpha1.UserService, error) {
 	var us v1alpha1.UserService
 	strictErrs, err := sigsjson.UnmarshalStrict(jsonData, &us, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
 	if err != nil {
-		return nil, fmt.Errorf("decoding UserService: %s", oneLine(strings.TrimPrefix(err.Error(), "json: ")))
+		return nil, fmt.Errorf("decoding UserService: %s", describeDecodeError(err))
 	}
 	if len(strictErrs) > 0 {
 		msgs := make([]string, len(strictErrs))
@@ -242,6 +245,39 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 		return nil, fmt.Errorf("%s is required: spec.verification.mail.smtp.passwordSecretRef is set", EnvSMTPPassword)
 	}
 	return c, nil
+}
+
+var typeErrorPattern = regexp.MustCompile(`cannot unmarshal (\w+) into Go struct field \w+\.(\S+) of type (\S+)`)
+
+// describeDecodeError rewrites encoding/json's type errors into the
+// manifest's terms: "spec.api.minapp.maxLimit: got a string, want int32".
+func describeDecodeError(err error) string {
+	msg := oneLine(strings.TrimPrefix(err.Error(), "json: "))
+	if m := typeErrorPattern.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s: got a %s, want %s", m[2], m[1], m[3])
+	}
+	return msg
+}
+
+// multipleDocuments reports more than one YAML document with content.
+func multipleDocuments(data []byte) bool {
+	docs, content := 0, false
+	for _, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case t == "---" || strings.HasPrefix(t, "--- ") || t == "...":
+			if content {
+				docs++
+			}
+			content = false
+		case t != "" && !strings.HasPrefix(t, "#"):
+			content = true
+		}
+	}
+	if content {
+		docs++
+	}
+	return docs > 1
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -64,6 +64,12 @@ func TestLoadYAMLAppliesDefaultsAndEnv(t *testing.T) {
 	}
 }
 
+func TestLeadingDocumentSeparatorIsFine(t *testing.T) {
+	if _, err := Load(write(t, "us.yaml", "# tenant\n---\n"+goodYAML+"---\n"), env(goodEnv)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLoadJSONAndDatabaseChoice(t *testing.T) {
 	js := `{"apiVersion":"miniapp.userve.dev/v1alpha1","kind":"UserService","metadata":{"name":"acme"},
 		"spec":{"mongo":{"database":"from_spec"}}}`
@@ -101,7 +107,9 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"empty", "", "empty file", goodEnv},
 		{"wrong kind", strings.Replace(goodYAML, "kind: UserService", "kind: Deployment", 1), `apiVersion/kind is "miniapp.userve.dev/v1alpha1"/"Deployment"`, goodEnv},
 		{"no name", strings.Replace(goodYAML, "  name: acme\n", "", 1), "metadata.name is required", goodEnv},
-		{"wrong type", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: lots", 1), "spec.api.minapp.maxLimit", goodEnv},
+		{"wrong type", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: lots", 1), "spec.api.minapp.maxLimit: got a string, want int32", goodEnv},
+		{"two documents", goodYAML + "---\nkind: Other\n", "more than one YAML document", goodEnv},
+		{"duplicate field", strings.Replace(goodYAML, "  name: acme\n", "  name: acme\n  name: other\n", 1), "duplicate", goodEnv},
 		{"bad field type", strings.Replace(goodYAML, "type: integer", "type: int", 1), `spec.profile.customFields[1].type "int"`, goodEnv},
 		{"builtin name", strings.Replace(goodYAML, "name: age", "name: nickname", 1), `"nickname" collides with a built-in`, goodEnv},
 		{"bad name", strings.Replace(goodYAML, "name: age", "name: Age", 1), `customFields[1].name "Age"`, goodEnv},

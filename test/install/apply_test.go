@@ -120,7 +120,12 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 	// The fixture installed the CRD without Helm; start like a fresh cluster.
 	kubectl(t, nil, "delete", "crd", crdName, "--wait=true", "--timeout=60s")
 
-	helm(t, "install", "life", chartDir(t), "--namespace", "life", "--create-namespace")
+	notes := string(helm(t, "install", "life", chartDir(t), "--namespace", "life", "--create-namespace"))
+	for _, want := range []string{"Create a first tenant", "kind: UserService", "uriSecretRef", "helm test life -n life"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("NOTES lack %q:\n%s", want, notes)
+		}
+	}
 	kubectl(t, nil, "wait", "--for=condition=Established", "--timeout=30s", "crd/"+crdName)
 
 	crd := &unstructured.Unstructured{}
@@ -135,7 +140,25 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 	// A tenant, so that the uninstall below must leave it alone.
 	applyServerSide(t, mustRead(t, repoPath(t, "config", "samples", "miniapp_v1alpha1_userservice_minimal.yaml")), "--namespace", "life")
 
-	helm(t, "upgrade", "life", chartDir(t), "--namespace", "life", "--set", "replicaCount=2")
+	// Upgrade to two replicas, narrowed to one namespace, with a default
+	// MongoDB Secret: RBAC switches from the ClusterRole to a Role.
+	notes = string(helm(t, "upgrade", "life", chartDir(t), "--namespace", "life", "--set", "replicaCount=2",
+		"--set", "operator.watchNamespaces={life}", "--set", "defaultMongo.uri=mongodb://mongo.example:27017"))
+	for _, want := range []string{"It reconciles UserServices in: life.", "kubectl -n life wait usvc/acme --for=condition=Ready",
+		"Secret life/life-userve-mongo"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("NOTES after upgrade lack %q:\n%s", want, notes)
+		}
+	}
+	if strings.Contains(notes, "kubectl create namespace acme") {
+		t.Errorf("NOTES tell to create a namespace the operator does not watch:\n%s", notes)
+	}
+	if err := env.Client.Get(ctx, types.NamespacedName{Name: "life-userve-operator"}, &rbacv1.ClusterRole{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after narrowing to one namespace the operator ClusterRole remains: %v", err)
+	}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "life", Name: "life-userve-operator"}, &rbacv1.Role{}); err != nil {
+		t.Errorf("after narrowing to one namespace, no operator Role in it: %v", err)
+	}
 	d := &appsv1.Deployment{}
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "life", Name: "life-userve"}, d); err != nil {
 		t.Fatal(err)
@@ -151,8 +174,8 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "life", Name: "life-userve"}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the operator Deployment outlived the release: %v", err)
 	}
-	if err := env.Client.Get(ctx, types.NamespacedName{Name: "life-userve-operator"}, &rbacv1.ClusterRole{}); !apierrors.IsNotFound(err) {
-		t.Errorf("the operator ClusterRole outlived the release: %v", err)
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "life", Name: "life-userve-operator"}, &rbacv1.Role{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the operator Role outlived the release: %v", err)
 	}
 	if err := env.Client.Get(ctx, types.NamespacedName{Name: crdName}, crd); err != nil {
 		t.Fatalf("helm uninstall removed the CRD despite crds.keep: %v", err)

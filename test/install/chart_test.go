@@ -12,11 +12,24 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 )
 
 // chartAppVersion is Chart.yaml's appVersion, the default image tag.
 func chartAppVersion(t *testing.T) string {
+	t.Helper()
+	_, app := chartVersions(t)
+	return app
+}
+
+func chartVersion(t *testing.T) string {
+	t.Helper()
+	v, _ := chartVersions(t)
+	return v
+}
+
+func chartVersions(t *testing.T) (version, appVersion string) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(chartDir(t), "Chart.yaml"))
 	if err != nil {
@@ -24,21 +37,33 @@ func chartAppVersion(t *testing.T) string {
 	}
 	var chart struct {
 		APIVersion string `json:"apiVersion"`
+		Version    string `json:"version"`
 		AppVersion string `json:"appVersion"`
 	}
 	if err := yaml.Unmarshal(data, &chart); err != nil {
 		t.Fatal(err)
 	}
-	if chart.APIVersion != "v2" || chart.AppVersion == "" {
-		t.Fatalf("Chart.yaml: want apiVersion v2 and an appVersion, got %+v", chart)
+	if chart.APIVersion != "v2" || chart.Version == "" || chart.AppVersion == "" {
+		t.Fatalf("Chart.yaml: want apiVersion v2, a version and an appVersion, got %+v", chart)
 	}
-	return chart.AppVersion
+	return chart.Version, chart.AppVersion
 }
 
 func TestHelmLint(t *testing.T) {
 	helm(t, "lint", "--strict", chartDir(t))
 	helm(t, "lint", "--strict", chartDir(t), "-f", repoPath(t, "test", "install", "testdata", "custom-values.yaml"))
 	helm(t, "lint", "--strict", chartDir(t), "--set", "defaultMongo.existingSecret=shared-mongo,crds.enabled=false")
+}
+
+// The packaged chart carries the generated files its templates read.
+func TestHelmPackage(t *testing.T) {
+	dir := t.TempDir()
+	helm(t, "package", chartDir(t), "--destination", dir)
+	pkg := filepath.Join(dir, "userve-"+chartVersion(t)+".tgz")
+	objs := decode(t, helm(t, "template", "userve", pkg, "--namespace", "userve-system"))
+	if len(ofKind(objs, "CustomResourceDefinition")) == 0 || len(ofKind(objs, "ClusterRole")) == 0 {
+		t.Errorf("the packaged chart renders no CRD or ClusterRole: %v", names(objs))
+	}
 }
 
 func TestChartDefaults(t *testing.T) {
@@ -131,6 +156,9 @@ func TestChartDefaults(t *testing.T) {
 		t.Fatal("no helm test hook Pod")
 	}
 	assertRestricted(t, "helm test pod", &testPod.Spec)
+	if labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(testPod.Labels)) {
+		t.Errorf("the Service selects the test pod: %v", testPod.Labels)
+	}
 	if cmd := strings.Join(testPod.Spec.Containers[0].Command, " "); !strings.Contains(cmd, "http://userve.userve-system.svc:8081/healthz") {
 		t.Errorf("test pod command %q does not fetch the operator's /healthz", cmd)
 	}
@@ -223,8 +251,8 @@ func TestChartCustomValues(t *testing.T) {
 		t.Errorf("leader election Role missing or wrong: %+v", le)
 	}
 	if dm := roles["platform-system/platform-userve-default-mongo"]; dm == nil ||
-		!slices.Equal(dm.Rules[0].ResourceNames, []string{"platform-userve-mongo"}) || !slices.Equal(dm.Rules[0].Verbs, []string{"get"}) {
-		t.Errorf("default Mongo Role must read only that Secret: %+v", dm)
+		!slices.Equal(dm.Rules[0].ResourceNames, []string{"platform-userve-mongo"}) || !slices.Equal(dm.Rules[0].Verbs, []string{"get", "patch"}) {
+		t.Errorf("default Mongo Role must get and label only that Secret: %+v", dm)
 	}
 
 	secret := typed[corev1.Secret](t, one(t, objs, "Secret"))

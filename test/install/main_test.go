@@ -5,6 +5,7 @@
 package install
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 
 	"userve.dev/userve/test/kubefixture"
 	"userve.dev/userve/test/mongofixture"
@@ -128,19 +130,23 @@ func render(t *testing.T, release, namespace string, args ...string) []byte {
 	return helm(t, append([]string{"template", release, chartDir(t), "--namespace", namespace}, args...)...)
 }
 
-// decode splits a multi-document YAML stream into objects.
+// decode splits a multi-document YAML stream into objects, strictly: a
+// duplicated key (which kubectl and Helm silently resolve) fails the test.
 func decode(t *testing.T, data []byte) []*unstructured.Unstructured {
 	t.Helper()
 	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for {
-		var m map[string]any
-		err := dec.Decode(&m)
+		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return objs
 		}
 		if err != nil {
-			t.Fatalf("decode manifests: %v", err)
+			t.Fatalf("read manifests: %v", err)
+		}
+		var m map[string]any
+		if err := yaml.UnmarshalStrict(doc, &m); err != nil {
+			t.Fatalf("decode manifest: %v\n%s", err, doc)
 		}
 		if len(m) == 0 {
 			continue

@@ -26,6 +26,10 @@ import (
 	"userve.dev/userve/test/testbin"
 )
 
+// builtVersion is stamped into the test binary the way the Dockerfile and the
+// Makefile stamp releases.
+const builtVersion = "v0.0.0-install-test"
+
 // The operator binary, built once per test run from this tree.
 var (
 	binDir      string
@@ -33,7 +37,7 @@ var (
 		out := filepath.Join(binDir, "userve")
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
+		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", "-X main.version="+builtVersion, "-o", out, ".")
 		root, err := testbin.Root()
 		if err != nil {
 			return "", err
@@ -57,6 +61,7 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 	cases := []struct {
 		name, release, namespace, tenantNamespace string
 		values                                    []string
+		existingSecret                            string // created unlabelled before the install
 		leaderElection                            bool
 	}{
 		{
@@ -65,8 +70,9 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 		},
 		{
 			name: "watched-namespaces", release: "op-ns", namespace: "op-ns-system", tenantNamespace: "op-team-b",
-			values: []string{"--set-string", "defaultMongo.uri=" + uri,
+			values: []string{"--set", "defaultMongo.existingSecret=shared-mongo",
 				"--set", "replicaCount=2", "--set", "operator.watchNamespaces={op-team-a,op-team-b}"},
+			existingSecret: "shared-mongo",
 			leaderElection: true,
 		},
 	}
@@ -75,6 +81,9 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 			ctx := context.Background()
 			for _, ns := range []string{tc.namespace, tc.tenantNamespace, "op-team-a"} {
 				createNamespace(t, ns)
+			}
+			if tc.existingSecret != "" {
+				kubectl(t, nil, "create", "secret", "generic", tc.existingSecret, "--namespace", tc.namespace, "--from-literal=uri="+uri)
 			}
 			manifests := render(t, tc.release, tc.namespace, append(tc.values, "--set", "crds.enabled=false")...)
 			applyServerSide(t, manifests)
@@ -112,6 +121,16 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 				}
 				return nil
 			})
+			if tc.existingSecret != "" {
+				// Labelling it needs the chart's narrow patch grant.
+				s := &corev1.Secret{}
+				if err := env.Client.Get(ctx, types.NamespacedName{Namespace: tc.namespace, Name: tc.existingSecret}, s); err != nil {
+					t.Fatal(err)
+				}
+				if s.Labels["miniapp.userve.dev/watched"] != "true" {
+					t.Errorf("the operator did not label the default Secret: %v", s.Labels)
+				}
+			}
 			if tc.leaderElection {
 				op.waitFor(t, "the leader election Lease", func() error {
 					return env.Client.Get(ctx, types.NamespacedName{Namespace: tc.namespace, Name: "userve-operator.miniapp.userve.dev"}, &coordinationv1.Lease{})

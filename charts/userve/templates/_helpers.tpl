@@ -27,12 +27,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
 
-{{- define "userve.labels" -}}
+{{/* Labels of every object of the release, without a component. */}}
+{{- define "userve.commonLabels" -}}
 helm.sh/chart: {{ include "userve.chart" . }}
-{{ include "userve.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "userve.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: userve
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels of the operator's objects. */}}
+{{- define "userve.labels" -}}
+{{ include "userve.commonLabels" . }}
+app.kubernetes.io/component: operator
 {{- end }}
 
 {{- define "userve.serviceAccountName" -}}

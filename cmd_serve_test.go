@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"userve.dev/userve/test/mongofixture"
+)
+
+const serveManifest = `apiVersion: miniapp.userve.dev/v1alpha1
+kind: UserService
+metadata:
+  name: acme
+spec:
+  api:
+    plus:
+      enabled: false
+  profile:
+    customFields:
+      - name: name
+        type: string
+`
+
+func writeManifest(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "userservice.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// Bad or missing configuration: exit 1 with exactly one line naming the
+// problem, before anything listens.
+func TestServeBadConfigIsOneLine(t *testing.T) {
+	goodEnv := map[string]string{"USERVE_MONGO_URI": "mongodb://127.0.0.1:1/", "USERVE_ADMIN_TOKENS": "t"}
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no --config", nil, goodEnv, "--config is required"},
+		{"missing file", []string{"--config", "/nonexistent/us.yaml"}, goodEnv, "/nonexistent/us.yaml: no such file or directory"},
+		{"unknown field", []string{"--config", writeManifest(t, strings.Replace(serveManifest, "  api:", "  apis:", 1))}, goodEnv, `unknown field "spec.apis"`},
+		{"bad field type", []string{"--config", writeManifest(t, strings.Replace(serveManifest, "type: string", "type: text", 1))}, goodEnv, `customFields[0].type "text"`},
+		{"no mongo uri", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_ADMIN_TOKENS": "t"}, "USERVE_MONGO_URI is required"},
+		{"no admin tokens", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/"}, "USERVE_ADMIN_TOKENS is empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := serve(context.Background(), tc.args, envOf(tc.env), &stdout, &stderr)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1; stderr %q", code, stderr.String())
+			}
+			msg := stderr.String()
+			if strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n") || !strings.HasPrefix(msg, "userve serve: ") || !strings.Contains(msg, tc.want) {
+				t.Fatalf("stderr %q: want one line with %q", msg, tc.want)
+			}
+			if stdout.Len() != 0 {
+				t.Fatalf("stdout %q", stdout.String())
+			}
+		})
+	}
+	var stderr bytes.Buffer
+	if code := serve(context.Background(), []string{"--bogus"}, envOf(goodEnv), &bytes.Buffer{}, &stderr); code != 2 {
+		t.Fatalf("bad flag exited %d", code)
+	}
+	if code := serve(context.Background(), []string{"--help"}, envOf(goodEnv), &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
+		t.Fatalf("--help exited %d", code)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeRunsAndStops runs `userve serve` in-process against a private
+// FerretDB, serves the seed's list query, and exits 0 on cancellation.
+func TestServeRunsAndStops(t *testing.T) {
+	mongo := mongofixture.NewServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := map[string]string{"USERVE_MONGO_URI": mongo.URI, "USERVE_ADMIN_TOKENS": "secret-token", "USERVE_MONGO_DATABASE": "serve_test"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- serve(ctx, []string{"--config", writeManifest(t, serveManifest), "--listen", addr}, envOf(env), &stdout, &stderr)
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready; stderr %s stdout %s", stderr.String(), stdout.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("GET", base+"/userve/v2.0/miniapp/user_profile/?nickname__contains=Tom&gender=1&created_at__gt=1483228800&order_by=-created_at", nil)
+	req.Header.Set("Authorization", "Bearer secret-token")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("seed list query: %d", res.StatusCode)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d; stderr %s", code, stderr.String())
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	logs := stdout.String()
+	for _, want := range []string{`"msg":"serving"`, `"msg":"request"`, `"tenant":"default/acme"`, `"msg":"shutting down`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package controllers
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"userve.dev/userve/controllers/render"
+)
+
+func TestParseSecretLocation(t *testing.T) {
+	l, err := ParseSecretLocation("userve-system/mongo/uri")
+	if err != nil || *l != (render.SecretLocation{Namespace: "userve-system", Name: "mongo", Key: "uri"}) {
+		t.Fatalf("got %+v, %v", l, err)
+	}
+	for _, bad := range []string{"", "mongo/uri", "a/b/c/d", "/mongo/uri", "ns//uri", "ns/mongo/", "NS/mongo/uri", "ns/mongo/bad key"} {
+		if _, err := ParseSecretLocation(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestParseNamespaces(t *testing.T) {
+	got, err := ParseNamespaces(" a, b,,c ")
+	if err != nil || !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if got, err := ParseNamespaces(""); err != nil || got != nil {
+		t.Errorf("empty: %v, %v (want all namespaces)", got, err)
+	}
+	if _, err := ParseNamespaces("a,B_c"); err == nil {
+		t.Error("invalid namespace accepted")
+	}
+}
+
+func TestCacheOptionsNarrowTheCache(t *testing.T) {
+	all := CacheOptions(nil)
+	if all.DefaultNamespaces != nil {
+		t.Errorf("no --watch-namespaces must watch all namespaces: %v", all.DefaultNamespaces)
+	}
+	if all.DefaultTransform == nil {
+		t.Error("managedFields are not stripped")
+	}
+	some := CacheOptions([]string{"a", "b"})
+	if len(some.DefaultNamespaces) != 2 {
+		t.Errorf("namespaces = %v", some.DefaultNamespaces)
+	}
+	if len(some.ByObject) != len(objectsOwned()) {
+		t.Fatalf("%d kinds restricted, want every owned kind (%d)", len(some.ByObject), len(objectsOwned()))
+	}
+	mine := labels.Set{render.LabelManagedBy: render.ManagedBy}
+	for obj, by := range some.ByObject {
+		if _, ok := obj.(*corev1.Secret); ok {
+			if !by.Label.Matches(labels.Set{render.LabelWatched: "true"}) || by.Label.Matches(mine) {
+				t.Errorf("Secrets cached by %q, want the watched label only", by.Label)
+			}
+			continue
+		}
+		if by.Label == nil || !by.Label.Matches(mine) || by.Label.Matches(labels.Set{}) {
+			t.Errorf("%T cached by %v, want the managed-by label", obj, by.Label)
+		}
+	}
+}
