@@ -39,6 +39,7 @@ func userError(reason string, err error) *failure {
 // Condition reasons of failures.
 const (
 	ReasonInvalidDatabase   = "InvalidDatabase"
+	ReasonDatabaseInUse     = "DatabaseInUse"
 	ReasonMongoURIMissing   = "MongoURIMissing"
 	ReasonSecretNotFound    = "SecretNotFound"
 	ReasonApplyFailed       = "ApplyFailed"
@@ -98,6 +99,16 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	if err != nil {
 		return in, userError(ReasonInvalidDatabase, err)
 	}
+	owner, err := r.databaseClaimedBy(ctx, us, db)
+	if err != nil {
+		return in, &failure{Reason: ReasonApplyFailed, Err: err}
+	}
+	if owner != nil {
+		// Sharing a database would let one tenant's tokens read another's
+		// users, and a Delete policy drop them.
+		return in, userError(ReasonDatabaseInUse, fmt.Errorf(
+			"database %s is already used by UserService %s/%s: set another spec.mongo.database (at creation)", db, owner.Namespace, owner.Name))
+	}
 	in.database = db
 
 	if in.sources, err = render.Sources(us, r.DefaultMongoURISecret); err != nil {
@@ -130,6 +141,33 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 		return in, &failure{Reason: ReasonCredentialsFailed, Err: err}
 	}
 	return in, nil
+}
+
+// databaseClaimedBy is the other tenant that holds database db, if any: the
+// one that uses it already (status.database), else the older one.
+func (r *UserServiceReconciler) databaseClaimedBy(ctx context.Context, us *v1alpha1.UserService, db string) (*v1alpha1.UserService, error) {
+	var list v1alpha1.UserServiceList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexDatabase: db}); err != nil {
+		return nil, fmt.Errorf("list the tenants using database %s: %w", db, err)
+	}
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID != us.UID && claimsFirst(other, us, db) {
+			return other, nil
+		}
+	}
+	return nil, nil
+}
+
+func claimsFirst(a, b *v1alpha1.UserService, db string) bool {
+	aUses, bUses := a.Status.Database == db, b.Status.Database == db
+	if aUses != bUses {
+		return aUses
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
 }
 
 // mongoURI reads the tenant's MongoDB URI: spec.mongo.uriSecretRef, else

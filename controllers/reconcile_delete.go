@@ -10,7 +10,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"userve.dev/userve/api/v1alpha1"
-	"userve.dev/userve/controllers/render"
 )
 
 // ReasonDatabaseDropBlocked: the database cannot be dropped because its URI
@@ -48,7 +47,6 @@ func (r *UserServiceReconciler) reconcileDelete(ctx context.Context, us *v1alpha
 func (r *UserServiceReconciler) dropDatabase(ctx context.Context, us *v1alpha1.UserService) *failure {
 	database := databaseOf(us)
 	if database == "" {
-		// No valid database name was ever resolved, so no server ran.
 		return nil
 	}
 	uri, err := r.mongoURI(ctx, us)
@@ -64,15 +62,7 @@ func (r *UserServiceReconciler) dropDatabase(ctx context.Context, us *v1alpha1.U
 	return nil
 }
 
-// databaseOf is the database the tenant used: the one status reports, else
-// the one its spec names.
-func databaseOf(us *v1alpha1.UserService) string {
-	if us.Status.Database != "" {
-		return us.Status.Database
-	}
-	db, err := render.DatabaseName(us)
-	if err != nil {
-		return ""
-	}
-	return db
-}
+// databaseOf is the database the tenant used, as status reports it. A tenant
+// that never got its database (another tenant holds the name, or it never
+// converged) has none, and nothing is dropped for it.
+func databaseOf(us *v1alpha1.UserService) string { return us.Status.Database }

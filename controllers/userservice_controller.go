@@ -131,8 +131,11 @@ func (r *UserServiceReconciler) patchStatus(ctx context.Context, us *v1alpha1.Us
 func equalStatus(a, b v1alpha1.UserServiceStatus) bool { return equality.Semantic.DeepEqual(a, b) }
 
 // indexSecrets indexes UserServices by the Secrets they read, as
-// "namespace/name".
-const indexSecrets = "userve.secrets"
+// "namespace/name"; indexDatabase by the database they use.
+const (
+	indexSecrets  = "userve.secrets"
+	indexDatabase = "userve.database"
+)
 
 // SetupWithManager registers the controller: UserServices, every kind the
 // operator owns (so that an edited or deleted object is put back), and the
@@ -140,6 +143,14 @@ const indexSecrets = "userve.secrets"
 func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts controller.Options) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.UserService{}, indexSecrets, func(obj client.Object) []string {
 		return r.secretsRead(obj.(*v1alpha1.UserService))
+	}); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.UserService{}, indexDatabase, func(obj client.Object) []string {
+		if db, err := render.DatabaseName(obj.(*v1alpha1.UserService)); err == nil {
+			return []string{db}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}

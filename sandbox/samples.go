@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -198,10 +199,23 @@ func applySamples(ctx context.Context, c client.Client, objs []*unstructured.Uns
 		switch {
 		case apierrors.IsNotFound(getErr):
 			verb = "created"
-		case existing.GetResourceVersion() != o.GetResourceVersion():
+		case !sameContent(existing, o):
 			verb = "configured"
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %s", o.GetKind(), id, verb))
 	}
 	return lines, nil
+}
+
+// sameContent compares two versions of an object without the bookkeeping
+// every write changes (an apply that only touches managedFields is no change).
+func sameContent(a, b *unstructured.Unstructured) bool {
+	strip := func(u *unstructured.Unstructured) map[string]any {
+		c := u.DeepCopy()
+		for _, f := range []string{"managedFields", "resourceVersion", "generation"} {
+			unstructured.RemoveNestedField(c.Object, "metadata", f)
+		}
+		return c.Object
+	}
+	return equality.Semantic.DeepEqual(strip(a), strip(b))
 }

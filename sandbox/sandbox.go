@@ -115,6 +115,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 
 	step := func(n int, what string) func(string) {
 		start := time.Now()
+		if cfg.Verbose {
+			// Log lines come in between: keep each on its own line.
+			p.printf("[%d/6] %s ...\n", n, what)
+			return func(result string) {
+				p.printf("[%d/6] %s (%.1fs)\n", n, result, time.Since(start).Seconds())
+			}
+		}
 		p.printf("[%d/6] %s ... ", n, what)
 		return func(result string) {
 			p.printf("%s (%.1fs)\n", result, time.Since(start).Seconds())
