@@ -90,3 +90,23 @@ func TestDigestIsStableAndSensitive(t *testing.T) {
 		t.Error("a dropped list item kept the digest: removals would not be applied")
 	}
 }
+
+// Any object covers itself, and its digest does not depend on how it was
+// built: otherwise a converged tenant would be applied again and again.
+func FuzzCoversItself(f *testing.F) {
+	for _, seed := range []string{`{}`, `{"a":1}`, `{"a":{"b":[1,"x",{"c":null}],"d":false}}`, `{"l":[[],{},""]}`} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		var a, b map[string]any
+		if json.Unmarshal([]byte(doc), &a) != nil || json.Unmarshal([]byte(doc), &b) != nil {
+			return
+		}
+		if !covers(a, b) {
+			t.Fatalf("%s does not cover itself", doc)
+		}
+		if digestOf(a) != digestOf(b) {
+			t.Fatalf("%s has two digests", doc)
+		}
+	})
+}

@@ -63,3 +63,21 @@ func TestCacheOptionsNarrowTheCache(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseSecretLocation(f *testing.F) {
+	for _, seed := range []string{"userve-system/mongo/uri", "a/b/c", "a/b", "a/b/c/d", "", "//", "ns/na.me/k_e-y.1"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseSecretLocation(s)
+		if err != nil {
+			return
+		}
+		if l.Namespace == "" || l.Name == "" || l.Key == "" {
+			t.Fatalf("%q accepted with an empty part: %+v", s, l)
+		}
+		if l.String() != s {
+			t.Fatalf("%q parsed to %+v, which prints as %q", s, l, l.String())
+		}
+	})
+}

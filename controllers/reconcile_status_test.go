@@ -175,3 +175,22 @@ func TestDeletingStatus(t *testing.T) {
 		t.Errorf("Ready = %+v", c)
 	}
 }
+
+func TestClaimsFirst(t *testing.T) {
+	older := liveTenant()
+	older.Name, older.CreationTimestamp = "older", metav1.Unix(100, 0)
+	newer := liveTenant()
+	newer.Name, newer.CreationTimestamp = "newer", metav1.Unix(200, 0)
+	if !claimsFirst(older, newer, "db") || claimsFirst(newer, older, "db") {
+		t.Error("without a user the older tenant holds the database")
+	}
+	newer.Status.Database = "db"
+	if claimsFirst(older, newer, "db") || !claimsFirst(newer, older, "db") {
+		t.Error("the tenant using the database holds it, however old the other")
+	}
+	twin := liveTenant()
+	twin.Name, twin.CreationTimestamp = "twin", metav1.Unix(100, 0)
+	if claimsFirst(twin, older, "db") == claimsFirst(older, twin, "db") {
+		t.Error("a tie must have exactly one winner")
+	}
+}

@@ -246,3 +246,11 @@ func TestAccessLogAndGracefulShutdown(t *testing.T) {
 		t.Fatalf("no access log line for the POST:\n%s", logs.String())
 	}
 }
+
+func TestResponsesKeepHTMLCharacters(t *testing.T) {
+	e := newEnv(t)
+	r := e.do("POST", v20, map[string]any{"avatar": "https://x.io/a.jpg?w=1&h=2", "nickname": "<b>"}).want(t, 201)
+	if !strings.Contains(string(r.raw), `"avatar":"https://x.io/a.jpg?w=1&h=2"`) || !strings.Contains(string(r.raw), `"nickname":"<b>"`) {
+		t.Fatalf("escaped output: %s", r.raw)
+	}
+}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"userve.dev/userve/test/mongofixture"
 )
@@ -328,5 +330,38 @@ func TestCustomFieldTypeChecksOverHTTP(t *testing.T) {
 	// Nothing of the refused bodies was applied.
 	if r2 := e.do("GET", path, nil).want(t, 200); !strings.Contains(string(r2.raw), `"motto":"12345"`) {
 		t.Fatalf("a refused PUT changed the profile: %s", r2.raw)
+	}
+}
+
+// Odd but valid input reaches the store intact and never causes a 500.
+func TestUnusualStrings(t *testing.T) {
+	e := newEnv(t)
+	odd := []string{"a\u0000b", "Tö😀m", `.*+?()[]{}|^$\`, "\u2028", strings.Repeat("长", 256)}
+	for _, s := range odd {
+		id := e.createUser(map[string]any{"nickname": s, "name": s, "prefs": map[string]any{"k": s}})
+		r := e.do("GET", fmt.Sprintf("%s%d/", v20, id), nil).want(t, 200)
+		if r.body["nickname"] != s || r.body["name"] != s {
+			t.Errorf("%q came back as %q / %q", s, r.body["nickname"], r.body["name"])
+		}
+		q := url.Values{"nickname": {s}}
+		if got := ids(t, e.do("GET", v20+"?"+q.Encode(), nil).want(t, 200)); !slices.Equal(got, []int64{id}) {
+			t.Errorf("nickname=%q found %v", s, got)
+		}
+		q = url.Values{"nickname__contains": {string([]rune(s)[len([]rune(s))/2:])}}
+		if got := ids(t, e.do("GET", v20+"?"+q.Encode(), nil).want(t, 200)); !slices.Contains(got, id) {
+			t.Errorf("nickname__contains=%q found %v", q.Get("nickname__contains"), got)
+		}
+		quoted, _ := json.Marshal(s)
+		// Invalid UTF-8 (a split character) is refused, not a 500.
+		if len(s) > 2 {
+			q = url.Values{"nickname__contains": {s[1:]}, "openid": {s[:len(s)-1]}}
+			if !utf8.ValidString(s[1:]) || !utf8.ValidString(s[:len(s)-1]) {
+				e.do("GET", v20+"?"+q.Encode(), nil).wantError(t, 400, "not valid UTF-8")
+			}
+		}
+		w := url.Values{"where": {fmt.Sprintf(`{"name":{"$contains":%s}}`, quoted)}}
+		if got := ids(t, e.do("GET", "/userve/v2.2/miniapp/user_profile/?"+w.Encode(), nil).want(t, 200)); !slices.Equal(got, []int64{id}) {
+			t.Errorf("where name $contains %q found %v", s, got)
+		}
 	}
 }

@@ -123,7 +123,8 @@ type MongoSpec struct {
 
 	// Database name. Unset: "<namespace>_<name>" (which must then fit in 63
 	// characters). Immutable: it can only be given when the UserService is
-	// created, so a tenant never moves to another (empty) database.
+	// created, so a tenant never moves to another (empty) database. A
+	// database another UserService uses is refused (reason DatabaseInUse).
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	// +kubebuilder:validation:MaxLength=63
 	// +optional

@@ -181,3 +181,38 @@ func sumMetric(families []*dto.MetricFamily, name string, labels map[string]stri
 func optionsFor(uri string) *options.ClientOptions {
 	return options.Client().ApplyURI(uri).SetTimeout(10 * time.Second)
 }
+
+// A tenant may not take another tenant's database: it would read the other's
+// users with its own tokens, and drop them on deletion.
+func TestAnotherTenantsDatabaseIsRefused(t *testing.T) {
+	first := newTenant(t)
+	got := waitCondition(t, first, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "")
+	database := got.Status.Database
+	db := mongofixture.Client(t).Database(database)
+	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	insertProfile(t, db)
+
+	intruder := newTenant(t, func(u *v1alpha1.UserService) {
+		u.Name = "intruder"
+		u.Spec.Mongo.Database = database
+		u.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	})
+	refused := waitCondition(t, intruder, v1alpha1.ConditionDegraded, metav1.ConditionTrue, controllers.ReasonDatabaseInUse)
+	if c := condition(refused, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, first.Namespace+"/acme") {
+		t.Errorf("message does not name the holder: %s", c.Message)
+	}
+	if refused.Status.Database != "" {
+		t.Errorf("status.database = %q for a refused database", refused.Status.Database)
+	}
+	if err := get(t, deploymentObj(), intruder.Namespace, "intruder"); err == nil {
+		t.Error("a Deployment was created on another tenant's database")
+	}
+
+	deleteTenant(t, intruder)
+	if n, err := db.Collection("profiles").CountDocuments(context.Background(), bson.D{}); err != nil || n != 1 {
+		t.Fatalf("the first tenant's database holds %d profiles after the intruder's deletion (err %v)", n, err)
+	}
+	if c := condition(tenant(t, first), v1alpha1.ConditionDegraded); c.Status != metav1.ConditionFalse {
+		t.Errorf("the first tenant is degraded: %+v", c)
+	}
+}

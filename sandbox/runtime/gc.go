@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -138,6 +139,7 @@ func (g *GarbageCollector) deleteDependents(ctx context.Context, ns, name string
 		return 0, err
 	}
 	background := metav1.DeletePropagationBackground
+	var deleted []string
 	for _, obj := range objs {
 		if obj.GetDeletionTimestamp() != nil {
 			continue
@@ -145,7 +147,10 @@ func (g *GarbageCollector) deleteDependents(ctx context.Context, ns, name string
 		if err := g.client.Delete(ctx, obj, &client.DeleteOptions{PropagationPolicy: &background}); err != nil && !apierrors.IsNotFound(err) {
 			return 0, fmt.Errorf("delete %s %s/%s: %w", obj.GetKind(), ns, obj.GetName(), err)
 		}
-		g.Logf("garbage collector: deleted %s %s/%s (owner UserService %s is gone)", obj.GetKind(), ns, obj.GetName(), name)
+		deleted = append(deleted, obj.GetKind()+" "+obj.GetName())
+	}
+	if len(deleted) > 0 {
+		g.Logf("garbage collector: deleted what UserService %s/%s owned: %s", ns, name, strings.Join(deleted, ", "))
 	}
 	return len(objs), nil
 }

@@ -192,7 +192,12 @@ func (r *replica) start() (*proc.Process, error) {
 	r.pid = p.Pid()
 	r.mu.Unlock()
 	_ = os.WriteFile(filepath.Join(r.dir, "pid"), []byte(strconv.Itoa(p.Pid())+"\n"), 0o644)
-	r.logf("%s: started pid %d on %s", r.name, p.Pid(), net.JoinHostPort(r.host, strconv.Itoa(port)))
+	switch restarts := r.info().Restarts; {
+	case restarts == 0:
+		r.logf("%s: started pid %d on %s", r.name, p.Pid(), net.JoinHostPort(r.host, strconv.Itoa(port)))
+	case restarts <= 3: // a crash loop says enough with its exit lines
+		r.logf("%s: restarted as pid %d (restart %d)", r.name, p.Pid(), restarts)
+	}
 	r.notify()
 	return p, nil
 }

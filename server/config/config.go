@@ -164,13 +164,11 @@ func validateSpec(s *v1alpha1.UserServiceSpec) error {
 		default:
 			return fmt.Errorf("%s.type %q: must be one of string, integer, number, boolean, array, object, date", at, f.Type)
 		}
-		if f.MaxLength != nil {
-			if *f.MaxLength < 1 {
-				return fmt.Errorf("%s.maxLength must be at least 1", at)
-			}
-			if f.Type != v1alpha1.FieldString && f.Type != v1alpha1.FieldArray {
-				return fmt.Errorf("%s.maxLength applies to string and array fields, not %s", at, f.Type)
-			}
+		// maxLength on other types is meaningless but the CRD admits it, so
+		// it is ignored rather than refused: a manifest the API server took
+		// must not crash the tenant's pods.
+		if f.MaxLength != nil && *f.MaxLength < 1 {
+			return fmt.Errorf("%s.maxLength must be at least 1", at)
 		}
 	}
 	return nil

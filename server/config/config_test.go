@@ -114,7 +114,7 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"builtin name", strings.Replace(goodYAML, "name: age", "name: nickname", 1), `"nickname" collides with a built-in`, goodEnv},
 		{"bad name", strings.Replace(goodYAML, "name: age", "name: Age", 1), `customFields[1].name "Age"`, goodEnv},
 		{"twice", strings.Replace(goodYAML, "name: age", "name: name", 1), `"name" is declared twice`, goodEnv},
-		{"maxLength on integer", strings.Replace(goodYAML, "required: true", "maxLength: 3", 1), "maxLength applies to string and array", goodEnv},
+		{"maxLength below 1", strings.Replace(goodYAML, "maxLength: 32", "maxLength: 0", 1), "customFields[0].maxLength must be at least 1", goodEnv},
 		{"limits", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 5", 1), "defaultLimit must not exceed maxLimit", goodEnv},
 		{"no mongo uri", goodYAML, "USERVE_MONGO_URI is required", map[string]string{EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
 		{"bad mongo uri", goodYAML, "must start with mongodb://", map[string]string{EnvMongoURI: "http://x", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},

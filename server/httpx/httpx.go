@@ -111,15 +111,18 @@ func jsonTypeName(kind string) string {
 	return kind
 }
 
-// WriteJSON writes v with status.
+// WriteJSON writes v with status. HTML characters stay as they are
+// (avatar URLs keep their '&'): responses are JSON, never HTML.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		// Only our own types get here; failing them is a bug.
 		http.Error(w, `{"status":"error","error_msg":"internal error: encoding response"}`, http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }

@@ -3,6 +3,7 @@ package minapp
 import (
 	"net/url"
 	"testing"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -22,6 +23,7 @@ func checkAccepted(t *testing.T, input string, q ListQuery, lim Limits) {
 	if q.Limit < 1 || q.Limit > lim.Max || q.Offset < 0 || q.Offset > maxOffset {
 		t.Fatalf("%q: page limit=%d offset=%d out of bounds", input, q.Limit, q.Offset)
 	}
+	checkStrings(t, input, q.Filter)
 	for _, k := range q.Sort {
 		if !store.ValidField(k.Field) {
 			t.Fatalf("%q: sort on invalid field %q", input, k.Field)
@@ -35,7 +37,7 @@ func FuzzParseListV20(f *testing.F) {
 		"created_at__gte=0&created_at__lte=253402300799&group__in=258,360&limit=1001&offset=3",
 		"nickname=%00%FF&openid=o&unionid=u&user_id=9223372036854775807&order_by=user_id",
 		"limit=99999999999999999999&offset=2147483647",
-		"gender=1&gender=2", "foo=bar", "group__in=1,,2", "nickname__contains=.*(",
+		"gender=1&gender=2", "foo=bar", "group__in=1,,2", "nickname__contains=.*(", "nickname__contains=%80%A8",
 	} {
 		f.Add(seed)
 	}
@@ -80,4 +82,25 @@ func FuzzParseWhere(f *testing.F) {
 		}
 		checkAccepted(t, raw, ListQuery{Filter: filter, Limit: 1}, testLimits)
 	})
+}
+
+// checkStrings asserts every string in a filter is valid UTF-8: MongoDB
+// refuses others, which would be a 500.
+func checkStrings(t *testing.T, input string, f store.Filter) {
+	t.Helper()
+	for _, sub := range append(append([]store.Filter(nil), f.And...), f.Or...) {
+		checkStrings(t, input, sub)
+	}
+	if f.Cond == nil {
+		return
+	}
+	values := []any{f.Cond.Value}
+	if list, ok := f.Cond.Value.([]any); ok {
+		values = list
+	}
+	for _, v := range values {
+		if s, ok := v.(string); ok && !utf8.ValidString(s) {
+			t.Fatalf("%q: accepted invalid UTF-8 %q", input, s)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"userve.dev/userve/server/store"
 )
@@ -61,6 +62,10 @@ func ParseListV20(q url.Values, lim Limits) (ListQuery, error) {
 		v := values[0]
 		if v == "" {
 			return lq, paramErr(name, "empty value")
+		}
+		if !utf8.ValidString(v) {
+			// MongoDB refuses such strings (and regexes): a 400, not a 500.
+			return lq, paramErr(name, "value is not valid UTF-8")
 		}
 		switch name {
 		case "created_at__gte", "created_at__lte", "created_at__gt", "created_at__lt":

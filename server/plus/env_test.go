@@ -37,14 +37,24 @@ const (
 
 // clock is the fake time shared by a tenant's stores and token issuers.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu     sync.Mutex
+	t      time.Time
+	real   bool          // follow the wall clock (plus offset) instead
+	offset time.Duration // added to the wall clock when real
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.real {
+		return time.Now().Add(c.offset)
+	}
+	return c.t
+}
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	c.offset += d
 	c.mu.Unlock()
 }
 
@@ -131,8 +141,12 @@ func (tn *tenant) replica() *replica {
 		t.Fatalf("store.Open: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	var logOut io.Writer = io.Discard
+	if os.Getenv("USERVE_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
 	opts := server.Options{
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Plus:   plus.Options{HashCost: 4, Now: tn.clock.Now},
 	}
 	if !tn.noOutbox {

@@ -94,18 +94,20 @@ func init() {
 		// Sorts (with _id as tie-break, so pages are stable) and range filters.
 		IndexSpec{Collection: ColProfiles, Name: "created_at", Keys: bson.D{{Key: FieldCreatedAt, Value: 1}, {Key: FieldID, Value: 1}}},
 		IndexSpec{Collection: ColProfiles, Name: "updated_at", Keys: bson.D{{Key: FieldUpdatedAt, Value: 1}, {Key: FieldID, Value: 1}}},
-		// Equality filters; gender is low-cardinality, so it leads a compound
-		// that also serves the usual "gender=1&order_by=-created_at".
+		// Equality filters, with _id after them so that the default order (by
+		// id) needs no in-memory sort. gender also leads a compound that serves
+		// the seed's "gender=1&order_by=-created_at".
 		IndexSpec{Collection: ColProfiles, Name: "gender_created_at", Keys: bson.D{{Key: FieldGender, Value: 1}, {Key: FieldCreatedAt, Value: 1}, {Key: FieldID, Value: 1}}},
+		IndexSpec{Collection: ColProfiles, Name: "gender_id", Keys: bson.D{{Key: FieldGender, Value: 1}, {Key: FieldID, Value: 1}}},
 		IndexSpec{Collection: ColProfiles, Name: "nickname", Keys: bson.D{{Key: FieldNickname, Value: 1}, {Key: FieldID, Value: 1}}},
-		IndexSpec{Collection: ColProfiles, Name: "groups", Keys: bson.D{{Key: FieldGroups, Value: 1}}},
-		IndexSpec{Collection: ColProfiles, Name: "city", Keys: bson.D{{Key: FieldCity, Value: 1}}},
-		IndexSpec{Collection: ColProfiles, Name: "province", Keys: bson.D{{Key: FieldProvince, Value: 1}}},
-		IndexSpec{Collection: ColProfiles, Name: "country", Keys: bson.D{{Key: FieldCountry, Value: 1}}},
-		IndexSpec{Collection: ColProfiles, Name: "language", Keys: bson.D{{Key: FieldLanguage, Value: 1}}},
-		IndexSpec{Collection: ColProfiles, Name: "avatar", Keys: bson.D{{Key: FieldAvatar, Value: 1}}},
-		IndexSpec{Collection: ColProfiles, Name: "email_verified", Keys: bson.D{{Key: FieldEmailVerified, Value: 1}}},
-		IndexSpec{Collection: ColProfiles, Name: "phone_verified", Keys: bson.D{{Key: FieldPhoneVerified, Value: 1}}},
+		IndexSpec{Collection: ColProfiles, Name: "groups_id", Keys: bson.D{{Key: FieldGroups, Value: 1}, {Key: FieldID, Value: 1}}},
+		IndexSpec{Collection: ColProfiles, Name: "city_id", Keys: bson.D{{Key: FieldCity, Value: 1}, {Key: FieldID, Value: 1}}},
+		IndexSpec{Collection: ColProfiles, Name: "province_id", Keys: bson.D{{Key: FieldProvince, Value: 1}, {Key: FieldID, Value: 1}}},
+		IndexSpec{Collection: ColProfiles, Name: "country_id", Keys: bson.D{{Key: FieldCountry, Value: 1}, {Key: FieldID, Value: 1}}},
+		IndexSpec{Collection: ColProfiles, Name: "language_id", Keys: bson.D{{Key: FieldLanguage, Value: 1}, {Key: FieldID, Value: 1}}},
+		IndexSpec{Collection: ColProfiles, Name: "avatar_id", Keys: bson.D{{Key: FieldAvatar, Value: 1}, {Key: FieldID, Value: 1}}},
+		IndexSpec{Collection: ColProfiles, Name: "email_verified_id", Keys: bson.D{{Key: FieldEmailVerified, Value: 1}, {Key: FieldID, Value: 1}}},
+		IndexSpec{Collection: ColProfiles, Name: "phone_verified_id", Keys: bson.D{{Key: FieldPhoneVerified, Value: 1}, {Key: FieldID, Value: 1}}},
 	)
 }
 

@@ -80,7 +80,7 @@ func TestOpenIsIdempotentAndCreatesIndexes(t *testing.T) {
 		names = append(names, i["name"].(string))
 	}
 	for _, want := range []string{"openid_unique", "unionid_unique", "username_unique", "email_unique",
-		"phone_unique", "created_at", "updated_at", "gender_created_at", "nickname", "groups", "custom_age"} {
+		"phone_unique", "created_at", "updated_at", "gender_created_at", "gender_id", "nickname", "groups_id", "custom_age"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("index %q missing; have %v", want, names)
 		}

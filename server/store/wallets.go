@@ -21,7 +21,7 @@ package store
 //
 // # One step = one insert
 //
-// To move delta on a user's account for step "<entry>:<d|c|r|a>", read the
+// To move delta on a user's account for step "<entry>:<nonce>:<d|c|r|a>", read the
 // latest version n, compute the balances, and insert version n+1 carrying
 // the step. Two unique keys decide every race:
 //
@@ -76,6 +76,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -228,6 +229,10 @@ type LedgerEntry struct {
 	Amount      int64     `bson:"amount"` // adjust: signed; transfer: > 0
 	Title       string    `bson:"title"`
 	State       string    `bson:"state"`
+	// Nonce names this entry's steps and guards its writes. Ids come from a
+	// counter that FerretDB may hand out twice, and a refused entry's id can
+	// come back; its steps and its writes must never touch a newer entry.
+	Nonce string `bson:"nonce"`
 	LeaseOwner  string    `bson:"lease_owner"`
 	LeaseUntil  time.Time `bson:"lease_until"`
 	Created     time.Time `bson:"created_at"`
@@ -293,7 +298,10 @@ func (s *Store) EnsureWallet(ctx context.Context, user int64) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	now := s.Now()
-	_, err := s.col(ColWallets).InsertOne(ctx, Wallet{ID: walletVersionID(user, 0), UserID: user, Created: now, Updated: now})
+	err := retryTransient(ctx, func() error {
+		_, err := s.col(ColWallets).InsertOne(ctx, Wallet{ID: walletVersionID(user, 0), UserID: user, Created: now, Updated: now})
+		return err
+	})
 	if mongo.IsDuplicateKeyError(err) {
 		return nil // already open
 	}
@@ -423,6 +431,10 @@ func (s *Store) submit(ctx context.Context, e *LedgerEntry, prepare func(context
 	prepared := false
 	for attempt := 0; attempt < 20; attempt++ {
 		existing, err := s.entryByKey(ctx, e.Key)
+		if transient(err) {
+			backoff(attempt)
+			continue
+		}
 		switch {
 		case err == nil:
 			if existing.Fingerprint != e.Fingerprint {
@@ -443,17 +455,21 @@ func (s *Store) submit(ctx context.Context, e *LedgerEntry, prepare func(context
 			prepared = true
 		}
 		id, err := s.NextID(ctx, ColLedger)
+		if transient(err) {
+			backoff(attempt)
+			continue
+		}
 		if err != nil {
 			return nil, false, err
 		}
 		now := s.Now()
 		owner := randomToken()
 		n := *e
-		n.ID, n.State = id, StatePending
+		n.ID, n.State, n.Nonce = id, StatePending, randomToken()
 		n.LeaseOwner, n.LeaseUntil = owner, now.Add(LedgerLease)
 		n.Created, n.Updated = now, now
 		if err := s.insertEntry(ctx, &n); err != nil {
-			if errors.Is(err, ErrConflict) {
+			if errors.Is(err, ErrConflict) || transient(err) {
 				// The key was claimed meanwhile (found next time round), or
 				// the id was handed out twice (the counter is no atomic
 				// $inc on FerretDB): either way, look again.
@@ -605,7 +621,9 @@ const (
 	stepNoWallet                       // the user has no wallet (deleted)
 )
 
-func stepName(id int64, step string) string { return strconv.FormatInt(id, 10) + ":" + step }
+func stepName(e *LedgerEntry, step string) string {
+	return strconv.FormatInt(e.ID, 10) + ":" + e.Nonce + ":" + step
+}
 
 // applyStep moves delta on user's account once for step by appending a
 // wallet version (see the file comment). limit refuses credits past
@@ -618,12 +636,21 @@ func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta i
 		if attempt >= 200 {
 			return 0, ErrWalletBusy
 		}
-		if done, ok, err := s.stepOutcome(ctx, step); err != nil || ok {
+		done, ok, err := s.stepOutcome(ctx, step)
+		if transient(err) {
+			backoff(attempt)
+			continue
+		}
+		if err != nil || ok {
 			return done, err
 		}
 		cur, err := s.latestWallet(ctx, user)
 		if errors.Is(err, ErrNotFound) {
 			return stepNoWallet, nil
+		}
+		if transient(err) {
+			backoff(attempt)
+			continue
 		}
 		if err != nil {
 			return 0, err
@@ -646,14 +673,41 @@ func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta i
 		if err == nil {
 			return result, nil
 		}
-		if !mongo.IsDuplicateKeyError(err) {
+		if !mongo.IsDuplicateKeyError(err) && !transient(err) {
 			return 0, classify(err)
 		}
-		// Someone appended first (same seq) or took this step: look again,
-		// after a short random pause when the wallet is busy.
-		if attempt > 2 {
-			time.Sleep(time.Duration(mrand.Int64N(int64(time.Millisecond) * int64(min(attempt, 20)))))
+		// Someone appended first (same seq) or took this step, or the
+		// store was busy: look again, after a short random pause when the
+		// wallet is contended.
+		if attempt > 2 || transient(err) {
+			backoff(attempt)
 		}
+	}
+}
+
+// transient reports a store error worth retrying at once: FerretDB over
+// SQLite answers "database is locked" (SQLITE_BUSY) to writes that collide.
+func transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+// backoff sleeps a random while that grows with the attempt.
+func backoff(attempt int) {
+	time.Sleep(time.Duration(mrand.Int64N(int64(time.Millisecond)*int64(min(attempt+1, 20))) + 1))
+}
+
+// retryTransient runs op until it succeeds, fails for good, or ctx ends.
+func retryTransient(ctx context.Context, op func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if !transient(err) || attempt >= 50 || ctx.Err() != nil {
+			return err
+		}
+		backoff(attempt)
 	}
 }
 
@@ -685,7 +739,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, e
 		if e.Amount < 0 {
 			total = -e.Amount
 		}
-		r, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e.ID, "a"), income, total, true)
+		r, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e, "a"), income, total, true)
 		if err != nil {
 			return nil, err
 		}
@@ -708,7 +762,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, e
 		}
 	}
 	if e.Kind == KindTransfer && e.State == StatePending {
-		r, err := s.applyStep(ctx, e.UserID, e.Account, -e.Amount, stepName(e.ID, "d"), false, e.Amount, false)
+		r, err := s.applyStep(ctx, e.UserID, e.Account, -e.Amount, stepName(e, "d"), false, e.Amount, false)
 		if err != nil {
 			return nil, err
 		}
@@ -726,7 +780,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, e
 		}
 	}
 	if e.Kind == KindTransfer && e.State == StateDebited {
-		r, err := s.applyStep(ctx, e.To, e.Account, e.Amount, stepName(e.ID, "c"), true, e.Amount, false)
+		r, err := s.applyStep(ctx, e.To, e.Account, e.Amount, stepName(e, "c"), true, e.Amount, false)
 		if err != nil {
 			return nil, err
 		}
@@ -734,7 +788,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, e
 		if r == stepNoWallet {
 			// The receiver is gone: give the money back (as a smaller
 			// expense). If the sender is gone too, nobody is left to hold it.
-			if _, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e.ID, "r"), false, -e.Amount, false); err != nil {
+			if _, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e, "r"), false, -e.Amount, false); err != nil {
 				return nil, err
 			}
 			if err := fault("refunded"); err != nil {
@@ -757,9 +811,12 @@ func (s *Store) setState(ctx context.Context, e *LedgerEntry, next string) error
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	now := s.Now()
-	if _, err := s.col(ColLedger).UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: e.ID}, {Key: "state", Value: bson.D{{Key: "$in", Value: unfinished}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: next}, {Key: "updated_at", Value: now}}}}); err != nil {
+	if err := retryTransient(ctx, func() error {
+		_, err := s.col(ColLedger).UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: e.ID}, {Key: "nonce", Value: e.Nonce}, {Key: "state", Value: bson.D{{Key: "$in", Value: unfinished}}}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: next}, {Key: "updated_at", Value: now}}}})
+		return err
+	}); err != nil {
 		return classify(err)
 	}
 	e.State, e.Updated = next, now
@@ -771,7 +828,11 @@ func (s *Store) setState(ctx context.Context, e *LedgerEntry, next string) error
 func (s *Store) dropEntry(ctx context.Context, e *LedgerEntry, cause error) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	if _, err := s.col(ColLedger).DeleteOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "state", Value: StatePending}}); err != nil {
+	s.log.Warn("DEBUG drop", "id", e.ID, "nonce", e.Nonce, "key", e.Key, "cause", cause)
+	if err := retryTransient(ctx, func() error {
+		_, err := s.col(ColLedger).DeleteOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "nonce", Value: e.Nonce}, {Key: "state", Value: StatePending}})
+		return err
+	}); err != nil {
 		return classify(err)
 	}
 	return cause

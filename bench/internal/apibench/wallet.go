@@ -51,23 +51,32 @@ func (t *target) creditDirect(ctx context.Context, _ int, seq int64) error {
 	if _, err := wallets.InsertOne(ctx, store.Wallet{ID: uid + ":0", UserID: user, Created: now, Updated: now}); err != nil && !mongo.IsDuplicateKeyError(err) {
 		return err
 	}
-	var counter struct {
-		Seq int64 `bson:"seq"`
-	}
-	if err := t.db.Collection(store.ColCounters).FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: store.ColLedger}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: "seq", Value: int64(1)}}}},
-		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&counter); err != nil {
-		return err
-	}
-	// The counter is shared with the server's credits; offsetting the
-	// direct entries' ids keeps the two from colliding on _id.
-	id := counter.Seq + 1_000_000_000
-	entry := store.LedgerEntry{ID: id, Key: key, Fingerprint: fmt.Sprintf("adjust|%d|wallet|%d", user, amount),
-		Kind: store.KindAdjust, Account: store.AccountWallet, UserID: user, Parties: []int64{user}, Amount: amount,
-		Title: "bench credit", State: store.StatePending, LeaseOwner: "bench", LeaseUntil: now.Add(time.Minute),
-		Created: now, Updated: now}
-	if _, err := ledger.InsertOne(ctx, entry); err != nil {
-		return err
+	// As the store does: take the next ledger id and insert the entry; the
+	// counter is no atomic $inc on FerretDB, so a taken id means "again".
+	var id int64
+	for attempt := 0; ; attempt++ {
+		var counter struct {
+			Seq int64 `bson:"seq"`
+		}
+		if err := t.db.Collection(store.ColCounters).FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: store.ColLedger}},
+			bson.D{{Key: "$inc", Value: bson.D{{Key: "seq", Value: int64(1)}}}},
+			options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&counter); err != nil {
+			return err
+		}
+		// The counter is shared with the server's credits; offsetting the
+		// direct entries' ids keeps the two from colliding on _id.
+		id = counter.Seq + 1_000_000_000
+		entry := store.LedgerEntry{ID: id, Key: key, Fingerprint: fmt.Sprintf("adjust|%d|wallet|%d", user, amount),
+			Kind: store.KindAdjust, Account: store.AccountWallet, UserID: user, Parties: []int64{user}, Amount: amount,
+			Title: "bench credit", State: store.StatePending, LeaseOwner: "bench", LeaseUntil: now.Add(time.Minute),
+			Created: now, Updated: now}
+		_, err := ledger.InsertOne(ctx, entry)
+		if err == nil {
+			break
+		}
+		if !mongo.IsDuplicateKeyError(err) || attempt >= 20 {
+			return err
+		}
 	}
 	step := strconv.FormatInt(id, 10) + ":a"
 	if err := wallets.FindOne(ctx, bson.D{{Key: "step", Value: step}}).Err(); !errors.Is(err, mongo.ErrNoDocuments) {

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -299,7 +300,7 @@ func waitAllReady(ctx context.Context, c cache.Cache, n int, start time.Time, ti
 }
 
 func scrapeAPIServer(ctx context.Context, c *http.Client, host string) (Counts, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, host+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(host, "/")+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}

@@ -153,22 +153,22 @@ func Markdown(r *Results) string {
 		fmt.Fprintf(&b, "Store: %s. Data: %d profiles, %d groups, %d wallets, %d login users (seeded in %.1f s). "+
 			"Each cell runs %.0f s after a warm-up. Idle tenant process: %.1f MiB RSS after %.0f s.\n\n",
 			a.Store, a.Profiles, a.Groups, a.Wallets, a.LoginUsers, a.SeedSeconds, a.CellSeconds, a.IdleRSSMiB, a.IdleAfterSecs)
-		b.WriteString("| endpoint | conc | server req/s | p50 ms | p99 ms | CPU ms/req | peak RSS MiB | driver req/s | driver p50 ms | ratio |\n")
-		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		b.WriteString("| endpoint | conc | server req/s | p50 ms | p99 ms | CPU ms/req | peak RSS MiB | driver req/s | driver p50 ms | ratio | note |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, c := range a.Cells {
-			if c.Error != "" {
-				fmt.Fprintf(&b, "| %s | %d | error: %s | | | | | | | |\n", c.Endpoint, c.Concurrency, oneLine(c.Error))
+			if c.Server.Requests == 0 && c.Server.Errors == 0 && c.Driver == nil {
+				fmt.Fprintf(&b, "| %s | %d | | | | | | | | | %s |\n", c.Endpoint, c.Concurrency, oneLine(c.Error))
 				continue
 			}
 			driverRPS, driverP50, ratio := "–", "–", "–"
 			if c.Driver != nil {
-				driverRPS = fmt.Sprintf("%.0f", c.Driver.RPS)
+				driverRPS = rate(c.Driver.RPS)
 				driverP50 = fmt.Sprintf("%.2f", c.Driver.P50ms)
 				ratio = fmt.Sprintf("%.2f", c.Ratio)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %.0f | %.2f | %.2f | %.3f | %.1f | %s | %s | %s |\n",
-				c.Endpoint, c.Concurrency, c.Server.RPS, c.Server.P50ms, c.Server.P99ms,
-				c.CPUmsPerReq, c.PeakRSSMiB, driverRPS, driverP50, ratio)
+			fmt.Fprintf(&b, "| %s | %d | %s | %.2f | %.2f | %.3f | %.1f | %s | %s | %s | %s |\n",
+				c.Endpoint, c.Concurrency, rate(c.Server.RPS), c.Server.P50ms, c.Server.P99ms,
+				c.CPUmsPerReq, c.PeakRSSMiB, driverRPS, driverP50, ratio, oneLine(c.Error))
 		}
 		b.WriteString("\nRequests per cell (server / driver) and what each sends:\n\n")
 		seen := map[string]bool{}
@@ -223,6 +223,14 @@ func Markdown(r *Results) string {
 		}
 	}
 	return b.String()
+}
+
+// rate shows small rates with a decimal, so 0.4 req/s does not read as 0.
+func rate(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 func verdict(t Target) string {

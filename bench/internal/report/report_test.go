@@ -84,10 +84,10 @@ func TestMarkdown(t *testing.T) {
 	r.Targets = Judge(r)
 	md := Markdown(r)
 	for _, want := range []string{
-		"| detail | 1 | 900 | 1.50 | 4.00 | 0.250 | 30.0 | 1000 | 1.20 | 0.90 |",
+		"| detail | 1 | 900 | 1.50 | 4.00 | 0.250 | 30.0 | 1000 | 1.20 | 0.90 |  |",
 		"| list v2.0 throughput vs driver | ≥ 0.85 of driver req/s at every concurrency | 0.80 (c=1) | **MISSED** |",
 		"| idle tenant RSS | < 25 MiB | 18.5 MiB | **met** |",
-		"error: status 500 \\| boom line two", // one line, pipes escaped
+		"| login | 1 | | | | | | | | | status 500 \\| boom line two |", // one line, pipes escaped
 		"| APPLY deployments | 1000 | 1.00 |",
 		"No-change resync (restart)",
 	} {
