@@ -49,7 +49,16 @@ func run() int {
 	opFlags := flag.String("operator-flags", "", "extra flags for `userve operator`, space-separated")
 	readyTimeout := flag.Duration("ready-timeout", 180*time.Second, "give up waiting for all tenants Ready after this")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
+	// The harness re-runs itself as a profiled tenant server (see
+	// apibench.ServeProfiled); these flags are for that child only.
+	profileServe := flag.String("profile-serve", "", "")
+	profileConfig := flag.String("profile-config", "", "")
+	profileOut := flag.String("profile-out", "", "")
+	profileLog := flag.String("profile-log", "", "")
 	flag.Parse()
+	if *profileServe != "" {
+		return apibench.ServeProfiled(*profileConfig, *profileServe, *profileOut, *profileLog)
+	}
 
 	root, err := testbin.Root()
 	if err != nil {

@@ -147,10 +147,13 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 	}
 
 	logf("idle RSS: a fresh tenant process, %v after /readyz", cfg.IdleWait)
-	if rss, err := idleRSS(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-idle.log"), cfg.IdleWait); err != nil {
+	if u, err := idleRSS(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-idle.log"), cfg.IdleWait); err != nil {
 		logf("idle RSS: %v", err)
 	} else {
-		res.IdleRSSMiB = stats.Round(rss, 1)
+		res.IdleRSSMiB = stats.Round(procmon.MiB(u.RSSKiB), 1)
+		res.IdleAnonMiB = stats.Round(procmon.MiB(u.AnonKiB), 1)
+		res.IdleFileMiB = stats.Round(procmon.MiB(u.FileKiB), 1)
+		logf("idle RSS %.1f MiB (%.1f anonymous, %.1f mapped executable)", res.IdleRSSMiB, res.IdleAnonMiB, res.IdleFileMiB)
 	}
 
 	for _, ep := range tg.endpoints() {
@@ -182,7 +185,44 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 			}
 		}
 	}
+	if ctx.Err() == nil {
+		profileMisses(ctx, cfg, res, tg, configPath, uri, database)
+	}
 	return res, nil
+}
+
+// profileMisses profiles what missed a target: the server's CPU on detail
+// (pprof, in a separate server process) and the idle memory (package inits).
+func profileMisses(ctx context.Context, cfg Config, res *report.API, tg *target, configPath, uri, database string) {
+	var detailMissed bool
+	for _, c := range res.Cells {
+		if c.Endpoint == report.EndpointDetail && c.Error == "" &&
+			(c.CPUmsPerReq > report.MaxDetailCPUms || (c.Driver != nil && c.Ratio < report.MinThroughputRatio)) {
+			detailMissed = true
+		}
+	}
+	if detailMissed {
+		for _, ep := range tg.endpoints() {
+			if ep.name != report.EndpointDetail {
+				continue
+			}
+			cfg.Logf("profiling the server on %s (a target was missed)", ep.name)
+			p, err := profileEndpoint(ctx, cfg, tg, ep, configPath, uri, database, 8, cfg.Duration)
+			if err != nil {
+				cfg.Logf("profile: %v", err)
+				continue
+			}
+			res.Profiles = append(res.Profiles, *p)
+		}
+	}
+	if res.IdleRSSMiB >= report.MaxIdleRSSMiB {
+		cfg.Logf("tracing package initialization (idle RSS target missed)")
+		if p, err := InitTrace(ctx, cfg.UserveBin); err == nil {
+			res.Profiles = append(res.Profiles, *p)
+		} else {
+			cfg.Logf("init trace: %v", err)
+		}
+	}
 }
 
 // slowRequest is the single-request latency above which an endpoint is not

@@ -36,8 +36,8 @@ func manifest() string {
 	return m
 }
 
-// server is one `userve serve` process.
-type server struct {
+// tenantProc is one `userve serve` process.
+type tenantProc struct {
 	proc    *procmon.Process
 	base    string // http://127.0.0.1:PORT
 	started time.Duration
@@ -45,7 +45,7 @@ type server struct {
 
 // startServer runs bin/userve serve against the store and waits for /readyz.
 // extraEnv adds variables (e.g. a debug switch).
-func startServer(ctx context.Context, bin, configPath, mongoURI, database, logPath string, extraEnv ...string) (*server, error) {
+func startServer(ctx context.Context, bin, configPath, mongoURI, database, logPath string, extraEnv ...string) (*tenantProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func startServer(ctx context.Context, bin, configPath, mongoURI, database, logPa
 	if err != nil {
 		return nil, err
 	}
-	s := &server{proc: p, base: "http://" + addr}
+	s := &tenantProc{proc: p, base: "http://" + addr}
 	if err := s.waitReady(ctx, 60*time.Second); err != nil {
 		p.Stop(syscall.SIGTERM, 5*time.Second)
 		return nil, err
@@ -73,7 +73,7 @@ func startServer(ctx context.Context, bin, configPath, mongoURI, database, logPa
 	return s, nil
 }
 
-func (s *server) waitReady(ctx context.Context, timeout time.Duration) error {
+func (s *tenantProc) waitReady(ctx context.Context, timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -100,7 +100,7 @@ func (s *server) waitReady(ctx context.Context, timeout time.Duration) error {
 	return fmt.Errorf("userve serve not ready within %v (last: %s): %s", timeout, last, s.proc.Tail(2000))
 }
 
-func (s *server) stop() { s.proc.Stop(syscall.SIGTERM, 10*time.Second) }
+func (s *tenantProc) stop() { s.proc.Stop(syscall.SIGTERM, 10*time.Second) }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -118,23 +118,23 @@ func writeManifest(dir string) (string, error) {
 
 // idleRSS starts a fresh tenant process, lets it sit idle after /readyz, and
 // reads its resident memory: what one more tenant replica costs at rest.
-func idleRSS(ctx context.Context, bin, configPath, mongoURI, database, logPath string, idle time.Duration) (float64, error) {
+func idleRSS(ctx context.Context, bin, configPath, mongoURI, database, logPath string, idle time.Duration) (procmon.Usage, error) {
 	s, err := startServer(ctx, bin, configPath, mongoURI, database, logPath)
 	if err != nil {
-		return 0, err
+		return procmon.Usage{}, err
 	}
 	defer s.stop()
 	select {
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return procmon.Usage{}, ctx.Err()
 	case <-time.After(idle):
 	}
 	u, err := procmon.Read(s.proc.Pid())
 	if err != nil {
-		return 0, err
+		return u, err
 	}
 	if u.RSSKiB == 0 {
-		return 0, errors.New("idle RSS read as 0")
+		return u, errors.New("idle RSS read as 0")
 	}
-	return procmon.MiB(u.RSSKiB), nil
+	return u, nil
 }

@@ -64,7 +64,8 @@ const (
 // Run runs the part. Figures gathered before a failure are returned with it.
 func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	logf := cfg.Logf
-	res := &report.Operator{Tenants: cfg.Tenants, MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ExtraFlags: cfg.ExtraFlags}
+	res := &report.Operator{Tenants: cfg.Tenants, MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ExtraFlags: cfg.ExtraFlags,
+		OperatorLog: filepath.Join(cfg.LogDir, "operator.log")}
 
 	// The operator pings each tenant's MongoDB for DatabaseReady: one
 	// FerretDB (SQLite) serves all tenants, as one shared MongoDB would.
@@ -217,6 +218,12 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 		Writes:         resync.Writes(),
 		Reads:          resync.Reads(),
 		ByVerbResource: resync,
+	}
+	if c3 := op2.clientRequests(); c3 != nil {
+		res.Resync.ClientRequests = map[string]int{}
+		for method, v := range c3 {
+			res.Resync.ClientRequests[method] = int(v)
+		}
 	}
 	if u, err := procmon.Read(op2.proc.Pid()); err == nil {
 		res.Resync.CPUSeconds = stats.Round(u.CPU.Seconds(), 2)

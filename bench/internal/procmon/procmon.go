@@ -30,6 +30,9 @@ type Usage struct {
 	CPU    time.Duration // user + system time since start
 	RSSKiB uint64        // resident now
 	HWMKiB uint64        // peak resident (since start or the last ResetPeak)
+	// AnonKiB is the process's own memory (heap, stacks); FileKiB the pages
+	// of files it maps (mostly its executable), RssFile + RssShmem.
+	AnonKiB, FileKiB uint64
 }
 
 // Read samples /proc/<pid>/stat and /proc/<pid>/status.
@@ -50,7 +53,8 @@ func Read(pid int) (Usage, error) {
 	if err != nil {
 		return Usage{}, err
 	}
-	return Usage{CPU: cpu, RSSKiB: rss, HWMKiB: hwm}, nil
+	anon, file := ParseStatusBreakdown(status)
+	return Usage{CPU: cpu, RSSKiB: rss, HWMKiB: hwm, AnonKiB: anon, FileKiB: file}, nil
 }
 
 // ParseStatCPU returns utime+stime from the contents of /proc/<pid>/stat.
@@ -107,6 +111,33 @@ func ParseStatusMemory(status []byte) (rssKiB, hwmKiB uint64, err error) {
 		return 0, 0, errors.New("procmon: status has no VmRSS/VmHWM (process gone?)")
 	}
 	return rssKiB, hwmKiB, nil
+}
+
+// ParseStatusBreakdown returns RssAnon and RssFile+RssShmem in KiB (zero
+// when the kernel does not report them).
+func ParseStatusBreakdown(status []byte) (anonKiB, fileKiB uint64) {
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		key, value, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(value)
+		if len(f) < 1 {
+			continue
+		}
+		n, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch key {
+		case "RssAnon":
+			anonKiB = n
+		case "RssFile", "RssShmem":
+			fileKiB += n
+		}
+	}
+	return anonKiB, fileKiB
 }
 
 // ResetPeak resets VmHWM to the current RSS (Linux >= 4.0, needs permission

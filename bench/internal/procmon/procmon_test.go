@@ -39,6 +39,10 @@ func TestParseStatusMemory(t *testing.T) {
 	if MiB(rss) != 20 {
 		t.Errorf("MiB = %v", MiB(rss))
 	}
+	status = append(status, []byte("RssAnon:\t    7000 kB\nRssFile:\t   13000 kB\nRssShmem:\t     480 kB\n")...)
+	if anon, file := ParseStatusBreakdown(status); anon != 7000 || file != 13480 {
+		t.Errorf("anon=%d file=%d", anon, file)
+	}
 	// A zombie's status has no memory lines.
 	if _, _, err := ParseStatusMemory([]byte("Name:\tx\nState:\tZ (zombie)\n")); err == nil {
 		t.Error("status without memory must fail")

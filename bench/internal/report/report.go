@@ -44,9 +44,13 @@ type API struct {
 	SeedSeconds    float64 `json:"seed_seconds"`
 	CellSeconds    float64 `json:"cell_seconds"`
 	IdleRSSMiB     float64 `json:"idle_rss_mib"`
+	IdleAnonMiB    float64 `json:"idle_rss_anon_mib"` // heap, stacks: the process's own
+	IdleFileMiB    float64 `json:"idle_rss_file_mib"` // mapped pages of the executable
 	IdleAfterSecs  float64 `json:"idle_after_seconds"`
 	ServerStartSec float64 `json:"server_start_seconds"` // until /readyz answered 200
 	Cells          []Cell  `json:"cells"`
+	// Profiles taken because a target was missed.
+	Profiles []Profile `json:"profiles,omitempty"`
 }
 
 // Cell is one endpoint at one concurrency, through the server and directly.
@@ -82,6 +86,7 @@ type Operator struct {
 	CreationRequests        map[string]int `json:"creation_requests_by_verb_resource"`
 	ClientRequests          map[string]int `json:"operator_client_requests,omitempty"` // rest_client_requests_total by method
 	Resync                  *Resync        `json:"resync,omitempty"`
+	OperatorLog             string         `json:"operator_log,omitempty"`
 	Error                   string         `json:"error,omitempty"`
 }
 
@@ -94,6 +99,8 @@ type Resync struct {
 	ByVerbResource map[string]int `json:"by_verb_resource"`
 	PeakRSSMiB     float64        `json:"peak_rss_mib"`
 	CPUSeconds     float64        `json:"cpu_seconds"`
+	// ClientRequests is the restarted operator's own count by HTTP method.
+	ClientRequests map[string]int `json:"operator_client_requests,omitempty"`
 }
 
 // Target is one goal of the issue and whether this run met it.
@@ -151,8 +158,10 @@ func Markdown(r *Results) string {
 	if a := r.API; a != nil {
 		b.WriteString("## Tenant API\n\n")
 		fmt.Fprintf(&b, "Store: %s. Data: %d profiles, %d groups, %d wallets, %d login users (seeded in %.1f s). "+
-			"Each cell runs %.0f s after a warm-up. Idle tenant process: %.1f MiB RSS after %.0f s.\n\n",
-			a.Store, a.Profiles, a.Groups, a.Wallets, a.LoginUsers, a.SeedSeconds, a.CellSeconds, a.IdleRSSMiB, a.IdleAfterSecs)
+			"Each cell runs %.0f s after a warm-up. Idle tenant process: %.1f MiB RSS after %.0f s "+
+			"(%.1f MiB anonymous, %.1f MiB mapped executable).\n\n",
+			a.Store, a.Profiles, a.Groups, a.Wallets, a.LoginUsers, a.SeedSeconds, a.CellSeconds, a.IdleRSSMiB, a.IdleAfterSecs,
+			a.IdleAnonMiB, a.IdleFileMiB)
 		b.WriteString("| endpoint | conc | server req/s | p50 ms | p99 ms | CPU ms/req | peak RSS MiB | driver req/s | driver p50 ms | ratio | note |\n")
 		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, c := range a.Cells {
@@ -191,6 +200,9 @@ func Markdown(r *Results) string {
 		fmt.Fprintf(&b, "| %d | %d | %.1f | %.1f | %d | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f |\n\n",
 			o.Tenants, o.MaxConcurrentReconciles, o.CreateSeconds, o.AllReadySeconds, o.Ready, o.CPUSeconds,
 			o.CPUmsPerTenant, o.PeakRSSMiB, o.RequestsPerTenant, o.WritesPerTenant, o.ReadsPerTenant)
+		if len(o.ClientRequests) > 0 {
+			fmt.Fprintf(&b, "The operator's own count of its requests (rest_client_requests_total) during creation: %s.\n\n", methods(o.ClientRequests))
+		}
 		if len(o.CreationRequests) > 0 {
 			b.WriteString("API requests during creation, by verb and resource (operator's share, harness's own requests subtracted):\n\n")
 			b.WriteString(counts(o.CreationRequests, o.Tenants))
@@ -198,14 +210,21 @@ func Markdown(r *Results) string {
 		if s := o.Resync; s != nil {
 			fmt.Fprintf(&b, "No-change resync (%s): settled in %.1f s, %d writes, %d reads, operator CPU %.1f s, peak RSS %.1f MiB.\n\n",
 				s.Method, s.SettleSeconds, s.Writes, s.Reads, s.CPUSeconds, s.PeakRSSMiB)
+			if len(s.ClientRequests) > 0 {
+				fmt.Fprintf(&b, "The restarted operator's own count: %s.\n\n", methods(s.ClientRequests))
+			}
 			if len(s.ByVerbResource) > 0 {
 				b.WriteString(counts(s.ByVerbResource, 0))
 			}
 		}
 	}
-	if len(r.Profiles) > 0 {
+	profiles := r.Profiles
+	if r.API != nil {
+		profiles = append(append([]Profile(nil), r.API.Profiles...), profiles...)
+	}
+	if len(profiles) > 0 {
 		b.WriteString("## Profiles\n\n")
-		for _, p := range r.Profiles {
+		for _, p := range profiles {
 			fmt.Fprintf(&b, "%s (`%s`):\n\n```\n%s\n```\n\n", p.What, p.File, strings.Join(p.Top, "\n"))
 		}
 	}
@@ -223,6 +242,19 @@ func Markdown(r *Results) string {
 		}
 	}
 	return b.String()
+}
+
+func methods(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // rate shows small rates with a decimal, so 0.4 req/s does not read as 0.

@@ -1,0 +1,218 @@
+package apibench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/bench/internal/load"
+	"userve.dev/userve/bench/internal/procmon"
+	"userve.dev/userve/bench/internal/report"
+	"userve.dev/userve/server"
+	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/store"
+)
+
+// ServeProfiled is the bench binary's hidden server mode: the tenant server
+// built exactly as `userve serve` builds it (config.Load, store.Connect with
+// the custom-field indexes, server.New), with a CPU profile written to
+// cpuProfile when SIGTERM arrives. The harness runs it as a separate process
+// so the profile holds the server's work only, not the load generator's.
+func ServeProfiled(configPath, listen, cpuProfile, logPath string) int {
+	cfg, err := config.Load(configPath, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profiled serve:", err)
+		return 1
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profiled serve:", err)
+		return 1
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})).With("tenant", cfg.Issuer)
+	var customIndexed []string
+	for _, f := range cfg.Spec().Profile.CustomFields {
+		if f.Type != v1alpha1.FieldObject {
+			customIndexed = append(customIndexed, f.Name)
+		}
+	}
+	st, err := store.Connect(cfg.MongoURI, cfg.Database, store.WithLogger(log), store.WithCustomFieldIndexes(customIndexed...))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profiled serve:", err)
+		return 1
+	}
+	defer func() { _ = st.Close(context.Background()) }()
+	f, err := os.Create(cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profiled serve:", err)
+		return 1
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "profiled serve:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	runErr := server.New(cfg, st, server.Options{Logger: log}).Run(ctx, listen)
+	pprof.StopCPUProfile()
+	f.Close()
+	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, "profiled serve:", runErr)
+		return 1
+	}
+	return 0
+}
+
+// profileEndpoint runs the profiled server, drives ep at concurrency conc for
+// d (after a short warm-up), and summarizes the CPU profile with pprof.
+func profileEndpoint(ctx context.Context, cfg Config, tg *target, ep endpoint, configPath, uri, database string, conc int, d time.Duration) (*report.Profile, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	prof := filepath.Join(cfg.LogDir, strings.NewReplacer(" ", "-", "/", "_", "{", "", "}", "").Replace(ep.name)+".cpu.pprof")
+	cmd := exec.Command(self, "-profile-serve", addr, "-profile-config", configPath, "-profile-out", prof,
+		"-profile-log", filepath.Join(cfg.LogDir, "userve-profiled.log"))
+	cmd.Env = append(os.Environ(), "USERVE_MONGO_URI="+uri, "USERVE_MONGO_DATABASE="+database,
+		"USERVE_ADMIN_TOKENS="+adminToken, "USERVE_JWT_KEY="+jwtKey)
+	p, err := procmon.Start("profiled server", cmd, filepath.Join(cfg.LogDir, "userve-profiled.out"), 0)
+	if err != nil {
+		return nil, err
+	}
+	s := &tenantProc{proc: p, base: "http://" + addr}
+	if err := s.waitReady(ctx, 60*time.Second); err != nil {
+		p.Stop(syscall.SIGKILL, time.Second)
+		return nil, err
+	}
+	pt := *tg
+	pt.base = s.base
+	var op load.Op
+	for _, e := range pt.endpoints() {
+		if e.name == ep.name {
+			op = e.server
+		}
+	}
+	before, _ := procmon.Read(p.Pid())
+	r := load.Run(ctx, load.Config{Concurrency: conc, Duration: d, Warmup: time.Second, RequestTimeout: requestTimeout}, op)
+	after, _ := procmon.Read(p.Pid())
+	p.Stop(syscall.SIGTERM, 30*time.Second)
+	if r.ErrorRate() > 0.01 {
+		return nil, fmt.Errorf("profiling %s: %v", ep.name, r.FirstErr)
+	}
+	top, err := pprofTop(ctx, prof)
+	if err != nil {
+		return nil, err
+	}
+	n := float64(len(r.Latencies))
+	return &report.Profile{
+		What: fmt.Sprintf("server CPU profile, %s at concurrency %d for %v: %.0f requests, %.3f CPU ms per request (including the warm-up's share of the profile)",
+			ep.name, conc, d, n, float64((after.CPU-before.CPU).Microseconds())/1000/max(n, 1)),
+		File: prof,
+		Top:  top,
+	}, nil
+}
+
+// pprofTop is `go tool pprof -top` of a CPU profile, the header and the
+// heaviest entries by cumulative and by flat time.
+func pprofTop(ctx context.Context, path string) ([]string, error) {
+	var lines []string
+	for _, sortBy := range []string{"-cum", "-flat"} {
+		out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", sortBy, "-nodecount=25", path).Output()
+		if err != nil {
+			return nil, fmt.Errorf("go tool pprof: %w", err)
+		}
+		sc := bufio.NewScanner(strings.NewReader(string(out)))
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, "File:") || strings.HasPrefix(line, "Type:") || strings.HasPrefix(line, "Time:") {
+				continue
+			}
+			lines = append(lines, line)
+		}
+		lines = append(lines, "")
+	}
+	return lines, nil
+}
+
+// InitTrace is what each package's init costs in `userve version` (nothing
+// but the inits of every package linked into the one binary), the heaviest
+// by allocated bytes, for the idle-RSS analysis.
+func InitTrace(ctx context.Context, bin string) (*report.Profile, error) {
+	cmd := exec.CommandContext(ctx, bin, "version")
+	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, err
+	}
+	type entry struct {
+		pkg       string
+		ms, bytes float64
+		line      string
+	}
+	var entries []entry
+	var totalMS, totalBytes float64
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		// init PKG @T ms, C ms clock, B bytes, N allocs
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[0] != "init" {
+			continue
+		}
+		var e entry
+		e.pkg, e.line = f[1], sc.Text()
+		fmt.Sscanf(f[4], "%g", &e.ms)
+		fmt.Sscanf(f[7], "%g", &e.bytes)
+		totalMS += e.ms
+		totalBytes += e.bytes
+		entries = append(entries, e)
+	}
+	for i := range entries {
+		for j := i + 1; j < len(entries); j++ {
+			if entries[j].bytes > entries[i].bytes {
+				entries[i], entries[j] = entries[j], entries[i]
+			}
+		}
+	}
+	top := []string{fmt.Sprintf("%d packages initialized: %.0f ms clock, %.1f MiB allocated in total; heaviest by bytes:", len(entries), totalMS, totalBytes/(1<<20))}
+	for i := 0; i < len(entries) && i < 12; i++ {
+		top = append(top, fmt.Sprintf("%9.0f KiB %7.1f ms  %s", entries[i].bytes/1024, entries[i].ms, entries[i].pkg))
+	}
+	var u procmon.Usage
+	if p, err := startIdleVersion(ctx, bin); err == nil {
+		u = p
+		top = append(top, fmt.Sprintf("peak RSS of `userve version` (init only): %.1f MiB", procmon.MiB(u.HWMKiB)))
+	}
+	return &report.Profile{What: "package initialization of bin/userve (GODEBUG=inittrace=1 userve version)", File: bin, Top: top}, nil
+}
+
+// startIdleVersion measures the peak RSS of `userve version`, which runs
+// every package init and exits: what the single binary costs before serving.
+func startIdleVersion(ctx context.Context, bin string) (procmon.Usage, error) {
+	cmd := exec.CommandContext(ctx, bin, "version")
+	if err := cmd.Run(); err != nil {
+		return procmon.Usage{}, err
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return procmon.Usage{}, errors.New("no rusage")
+	}
+	return procmon.Usage{HWMKiB: uint64(ru.Maxrss)}, nil
+}
