@@ -35,7 +35,7 @@ func main() { os.Exit(run()) }
 
 func run() int {
 	only := flag.String("only", "all", "which part: all, api or operator")
-	duration := flag.Duration("duration", 5*time.Second, "measured time per load cell")
+	duration := flag.Duration("duration", 4*time.Second, "measured time per load cell")
 	warmup := flag.Duration("warmup", time.Second, "warm-up per load cell")
 	concurrencies := flag.String("concurrency", "1,8,32", "concurrencies of the API load, comma-separated")
 	maxRequests := flag.Int64("max-requests", 200000, "request budget per load cell")

@@ -42,6 +42,7 @@ const (
 	ReasonDatabaseInUse     = "DatabaseInUse"
 	ReasonMongoURIMissing   = "MongoURIMissing"
 	ReasonSecretNotFound    = "SecretNotFound"
+	ReasonSecretUnreadable  = "SecretUnreadable"
 	ReasonApplyFailed       = "ApplyFailed"
 	ReasonCredentialsFailed = "CredentialsFailed"
 )
@@ -119,22 +120,28 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	}
 
 	in.secretValues = map[string][]byte{render.EnvMongoURI: in.mongoURI}
-	optional := map[string]*v1alpha1.SecretKeyRef{render.EnvAdminTokens: us.Spec.AdminTokensSecretRef}
+	type envRef struct {
+		env string
+		ref *v1alpha1.SecretKeyRef
+	}
+	// In a fixed order, so that the same missing Secret gives the same
+	// message (and no status write) every time.
+	refs := []envRef{{render.EnvAdminTokens, us.Spec.AdminTokensSecretRef}}
 	if sms := us.Spec.Verification.SMS; sms != nil && sms.Webhook != nil {
-		optional[render.EnvWebhookSecret] = sms.Webhook.SecretRef
+		refs = append(refs, envRef{render.EnvWebhookSecret, sms.Webhook.SecretRef})
 	}
 	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil {
-		optional[render.EnvSMTPPassword] = mail.SMTP.PasswordSecretRef
+		refs = append(refs, envRef{render.EnvSMTPPassword, mail.SMTP.PasswordSecretRef})
 	}
-	for env, ref := range optional {
-		if ref == nil {
+	for _, e := range refs {
+		if e.ref == nil {
 			continue
 		}
-		v, err := r.secretValue(ctx, us.Namespace, ref.Name, ref.Key)
+		v, err := r.secretValue(ctx, us.Namespace, e.ref.Name, e.ref.Key)
 		if err != nil {
 			return in, asFailure(err)
 		}
-		in.secretValues[env] = v
+		in.secretValues[e.env] = v
 	}
 
 	if in.credentials, err = r.existingCredentials(ctx, us); err != nil {
@@ -234,7 +241,7 @@ func asFailure(err error) *failure {
 	if errors.As(err, &f) {
 		return f
 	}
-	return &failure{Reason: ReasonSecretNotFound, Err: err}
+	return &failure{Reason: ReasonSecretUnreadable, Err: err}
 }
 
 // applyObjects renders the tenant's objects and applies those that differ

@@ -148,7 +148,7 @@ func (h *Handler) CreateWalletTransaction(w http.ResponseWriter, r *http.Request
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusConflict, err.Error())
 		return
-	case errors.Is(err, store.ErrWalletBusy):
+	case errors.Is(err, store.ErrWalletBusy), store.IsTransient(err):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return

@@ -40,8 +40,8 @@ func TestWalletsUnderConcurrency(t *testing.T) {
 
 	var (
 		created, refused, retried409, replays, retriedFailures atomic.Int64
-		mu                                    sync.Mutex
-		firstID                               = map[string]float64{}
+		mu                                                     sync.Mutex
+		firstID                                                = map[string]float64{}
 	)
 	send := func(rp *replica, kind, key string, from, to int, amount int64) resp {
 		for {

@@ -180,7 +180,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 		ae.write(w)
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrWalletBusy):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrWalletBusy),
+		store.IsTransient(err):
 		w.Header().Set("Retry-After", "2")
 		newError(http.StatusServiceUnavailable, "user store unavailable, try again").write(w)
 	case errors.Is(err, store.ErrNotFound):

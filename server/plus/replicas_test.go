@@ -1,7 +1,10 @@
 package plus_test
 
 import (
+	"context"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -33,6 +36,32 @@ func TestStateHoldsAcrossReplicas(t *testing.T) {
 	tok := expect(t, a.call("POST", "/api/v2/auth/login", "", map[string]any{"login": "replicated", "password": "secret1"}), http.StatusOK).obj(t)["access_token"].(string)
 	expect(t, a.call("POST", "/api/v2/auth/refresh", tok, nil), http.StatusOK)
 	expect(t, b.call("POST", "/api/v2/auth/refresh", tok, nil), http.StatusUnauthorized)
+
+	// One code, many concurrent uses through both replicas: exactly one wins.
+	tn.clock.Add(time.Minute)
+	expect(t, a.call("POST", "/api/v2/verifycodes", "", map[string]any{"phone": "13500000000"}), http.StatusAccepted)
+	code = tn.outbox.code(t, "13500000000")
+	var wins atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(rp *replica) {
+			defer wg.Done()
+			r := rp.call("POST", "/api/v2/auth/login", "", map[string]any{"login": "13500000000", "verifiable_code": code})
+			if r.status == http.StatusOK {
+				wins.Add(1)
+			} else if r.status != http.StatusUnprocessableEntity {
+				t.Errorf("racing code use: %d %s", r.status, r.body)
+			}
+		}([]*replica{a, b}[i%2])
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("one code logged in %d times", wins.Load())
+	}
+	if err := a.store.ResetRateLimit(context.Background(), "login-fail:acct:13500000000", 15*time.Minute); err != nil {
+		t.Fatal(err)
+	}
 
 	// Login failures alternate between replicas and still add up.
 	for i := 0; i < 5; i++ {

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -49,7 +51,10 @@ type codeDoc struct {
 }
 
 func init() {
-	RegisterIndexes(IndexSpec{Collection: ColCodes, Name: "expires_at", Keys: bson.D{{Key: "expires_at", Value: 1}}})
+	RegisterIndexes(
+		IndexSpec{Collection: ColCodes, Name: "expires_at", Keys: bson.D{{Key: "expires_at", Value: 1}}},
+		IndexSpec{Collection: ColCodes, Name: "gen_kind", Keys: bson.D{{Key: "gen", Value: 1}, {Key: "kind", Value: 1}}},
+	)
 }
 
 // CodeTarget is the key of a code: channel and normalized address.
@@ -94,30 +99,63 @@ func (s *Store) WithdrawCode(ctx context.Context, target, hash string) error {
 	return classify(err)
 }
 
-// ConsumeCode accepts the code with this hash once: it must be unused,
-// unexpired and have fewer than maxAttempts wrong tries behind it. A wrong
-// code counts a try. The accept is one conditional write, so a code cannot
-// be used twice even by racing replicas.
+// ConsumeCode accepts the code with this hash once: it must be the latest
+// code sent to target, unexpired, and have fewer than maxAttempts wrong
+// tries behind it. A wrong code counts a try.
+//
+// Using the code and counting a wrong try are inserts under unique _ids
+// ("used|<target>|<sent>", "fail|<target>|<sent>|<n>", n = 1..maxAttempts),
+// not conditional updates: FerretDB applies {used: false} -> {used: true}
+// without isolation, so two racing requests could both use one code, and a
+// brute force could outrun an $inc counter. Two replicas racing with the
+// right code: exactly one wins.
 func (s *Store) ConsumeCode(ctx context.Context, target, hash string, maxAttempts int64) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	now := s.Now()
-	res, err := s.col(ColCodes).UpdateOne(ctx, bson.D{
-		{Key: "_id", Value: target}, {Key: "hash", Value: hash}, {Key: "used", Value: false},
-		{Key: "attempts", Value: bson.D{{Key: "$lt", Value: maxAttempts}}},
-		{Key: "expires_at", Value: bson.D{{Key: "$gt", Value: now}}},
-	}, bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: true}}}})
+	var d codeDoc
+	err := s.col(ColCodes).FindOne(ctx, bson.D{{Key: "_id", Value: target}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return ErrCodeInvalid
+	}
 	if err != nil {
 		return classify(err)
 	}
-	if res.MatchedCount == 1 {
+	gen := target + "|" + strconv.FormatInt(d.SentAt.UnixNano(), 10)
+	fails, err := s.col(ColCodes).CountDocuments(ctx, bson.D{{Key: "gen", Value: gen}, {Key: "kind", Value: "fail"}})
+	if err != nil {
+		return classify(err)
+	}
+	if fails >= maxAttempts || !d.ExpiresAt.After(now) || d.Used {
+		return ErrCodeInvalid
+	}
+	if subtle.ConstantTimeCompare([]byte(d.Hash), []byte(hash)) == 1 {
+		_, err := s.col(ColCodes).InsertOne(ctx, bson.D{
+			{Key: "_id", Value: "used|" + gen}, {Key: "gen", Value: gen}, {Key: "kind", Value: "used"}, {Key: "expires_at", Value: d.ExpiresAt},
+		})
+		if mongo.IsDuplicateKeyError(err) {
+			return ErrCodeInvalid // used already
+		}
+		if err != nil {
+			return classify(err)
+		}
+		// Also mark the code document, so the state shows; the insert above
+		// is what makes the use single.
+		_, _ = s.col(ColCodes).UpdateOne(ctx, bson.D{{Key: "_id", Value: target}, {Key: "sent_at", Value: d.SentAt}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: true}}}})
 		return nil
 	}
-	_, err = s.col(ColCodes).UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: target}, {Key: "used", Value: false}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: "attempts", Value: int64(1)}}}})
-	if err != nil {
-		return classify(err)
+	for n := fails + 1; n <= maxAttempts; n++ {
+		_, err := s.col(ColCodes).InsertOne(ctx, bson.D{
+			{Key: "_id", Value: "fail|" + gen + "|" + strconv.FormatInt(n, 10)}, {Key: "gen", Value: gen},
+			{Key: "kind", Value: "fail"}, {Key: "expires_at", Value: d.ExpiresAt},
+		})
+		if err == nil || !mongo.IsDuplicateKeyError(err) {
+			if err != nil {
+				return classify(err)
+			}
+			break
+		}
 	}
 	return ErrCodeInvalid
 }

@@ -39,15 +39,17 @@ package store
 //
 // # States
 //
-//	adjust   (management credit/debit): pending -> completed
+//	adjust   (management credit/debit): pending -> completed | refused
 //	transfer (user to user):            pending -> debited -> completed
-//	                                                       -> refunded
+//	                                       |               -> refunded
+//	                                       +-> refused
 //
 // A transfer debits the sender (step "<id>:d"), records `debited`, credits
 // the receiver ("<id>:c") and records `completed`. If the receiver's wallet
 // is gone by then (user deleted) the sender gets the amount back ("<id>:r")
-// and the entry ends `refunded`. A refused first step (void) deletes the
-// pending entry: nothing moved, and the caller gets ErrInsufficientFunds.
+// and the entry ends `refunded`. A refused first step (void) ends the entry
+// `refused`: nothing moved, the caller gets ErrInsufficientFunds, and the
+// key is released for a later try.
 //
 // # Exactly once per key, and recovery
 //
@@ -125,6 +127,7 @@ const (
 	StateDebited   = "debited"
 	StateCompleted = "completed"
 	StateRefunded  = "refunded"
+	StateRefused   = "refused" // the first step was refused: nothing moved
 )
 
 // Wallet errors.
@@ -218,25 +221,25 @@ func walletVersionID(user, seq int64) string {
 
 // LedgerEntry is one movement of money.
 type LedgerEntry struct {
-	ID          int64     `bson:"_id"`
-	Key         string    `bson:"idempotency_key"`
-	Fingerprint string    `bson:"fingerprint"`
-	Kind        string    `bson:"kind"`
-	Account     Account   `bson:"account"`
-	UserID      int64     `bson:"user_id"` // the adjusted user, or the sender
-	To          int64     `bson:"to,omitempty"`
-	Parties     []int64   `bson:"parties"`
-	Amount      int64     `bson:"amount"` // adjust: signed; transfer: > 0
-	Title       string    `bson:"title"`
-	State       string    `bson:"state"`
-	// Nonce names this entry's steps and guards its writes. Ids come from a
-	// counter that FerretDB may hand out twice, and a refused entry's id can
-	// come back; its steps and its writes must never touch a newer entry.
-	Nonce string `bson:"nonce"`
-	LeaseOwner  string    `bson:"lease_owner"`
-	LeaseUntil  time.Time `bson:"lease_until"`
-	Created     time.Time `bson:"created_at"`
-	Updated     time.Time `bson:"updated_at"`
+	ID          int64   `bson:"_id"`
+	Key         string  `bson:"idempotency_key"`
+	Fingerprint string  `bson:"fingerprint"`
+	Kind        string  `bson:"kind"`
+	Account     Account `bson:"account"`
+	UserID      int64   `bson:"user_id"` // the adjusted user, or the sender
+	To          int64   `bson:"to,omitempty"`
+	Parties     []int64 `bson:"parties"`
+	Amount      int64   `bson:"amount"` // adjust: signed; transfer: > 0
+	Title       string  `bson:"title"`
+	State       string  `bson:"state"`
+	// Nonce names this entry's steps and guards its writes: ids come from a
+	// counter that FerretDB may hand out twice (the second insert then fails
+	// and takes another), and steps must never be shared by two entries.
+	Nonce      string    `bson:"nonce"`
+	LeaseOwner string    `bson:"lease_owner"`
+	LeaseUntil time.Time `bson:"lease_until"`
+	Created    time.Time `bson:"created_at"`
+	Updated    time.Time `bson:"updated_at"`
 }
 
 // Final reports an entry whose money has stopped moving.
@@ -523,6 +526,9 @@ func (s *Store) settle(ctx context.Context, e *LedgerEntry) (*LedgerEntry, error
 		if e.Final() {
 			return e, nil
 		}
+		if e.State == StateRefused {
+			return nil, ErrNotFound // the key is free again
+		}
 		if !e.LeaseUntil.After(s.Now()) {
 			claimed, err := s.claim(ctx, e.ID)
 			if err != nil {
@@ -685,6 +691,9 @@ func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta i
 	}
 }
 
+// IsTransient reports a store error worth retrying (handlers answer 503).
+func IsTransient(err error) bool { return transient(err) }
+
 // transient reports a store error worth retrying at once: FerretDB over
 // SQLite answers "database is locked" (SQLITE_BUSY) to writes that collide.
 func transient(err error) bool {
@@ -823,14 +832,23 @@ func (s *Store) setState(ctx context.Context, e *LedgerEntry, next string) error
 	return nil
 }
 
-// dropEntry deletes a pending entry whose first step was refused (recorded
-// as void, so it can never be applied later), returning cause.
+// dropEntry ends a pending entry whose first step was refused (recorded as
+// void, so it can never be applied later) and returns cause. The entry is
+// kept, state `refused`, for the record, but gives its idempotency key back
+// (renamed "refused:<nonce>:<key>") so the same key may be tried again, and
+// it is never listed. It is not deleted: on FerretDB a delete is a query
+// followed by a delete by _id, and a racing delete could take a newer entry
+// that got the same id from the (equally unisolated) id counter.
 func (s *Store) dropEntry(ctx context.Context, e *LedgerEntry, cause error) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	s.log.Warn("DEBUG drop", "id", e.ID, "nonce", e.Nonce, "key", e.Key, "cause", cause)
 	if err := retryTransient(ctx, func() error {
-		_, err := s.col(ColLedger).DeleteOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "nonce", Value: e.Nonce}, {Key: "state", Value: StatePending}})
+		_, err := s.col(ColLedger).UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: e.ID}, {Key: "nonce", Value: e.Nonce}, {Key: "state", Value: StatePending}},
+			bson.D{{Key: "$set", Value: bson.D{
+				{Key: "state", Value: StateRefused}, {Key: "updated_at", Value: s.Now()},
+				{Key: "idempotency_key", Value: "refused:" + e.Nonce + ":" + e.Key},
+			}}})
 		return err
 	}); err != nil {
 		return classify(err)
@@ -858,6 +876,7 @@ func (s *Store) ListLedger(ctx context.Context, q LedgerQuery) ([]*LedgerEntry, 
 	if q.UserID != 0 {
 		filter = append(filter, bson.E{Key: "parties", Value: q.UserID})
 	}
+	filter = append(filter, bson.E{Key: "state", Value: bson.D{{Key: "$ne", Value: StateRefused}}})
 	if q.Account != "" {
 		filter = append(filter, bson.E{Key: "account", Value: q.Account})
 	}

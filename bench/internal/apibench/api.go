@@ -162,7 +162,10 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 		}
 		skip := ""
 		var se *statusError
-		if err := preflight(ctx, tg, ep); errors.As(err, &se) && se.got < 500 {
+		t0 := time.Now()
+		err := preflight(ctx, tg, ep)
+		slow := err != nil || time.Since(t0) > slowRequest
+		if errors.As(err, &se) && se.got < 500 {
 			skip = "preflight: " + err.Error() // a missing route or a refused request: nothing to measure
 		}
 		for i, conc := range cfg.Concurrencies {
@@ -175,7 +178,13 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 				res.Cells = append(res.Cells, cell)
 				continue
 			}
-			runCell(ctx, cfg, &cell, ep, srv.proc.Pid(), ferretPid)
+			cellCfg := cfg
+			if slow {
+				// One request per side is all a store-bound query gets: it
+				// shows the latency without holding the run for minutes.
+				cellCfg.Warmup, cellCfg.MaxRequests = 0, 1
+			}
+			runCell(ctx, cellCfg, &cell, ep, srv.proc.Pid(), ferretPid)
 			logf("  %-26s c=%-2d server %7.1f req/s p50 %8.2f ms p99 %8.2f ms cpu %.3f ms/req | driver %7.1f req/s p50 %8.2f ms | ratio %.2f %s",
 				ep.name, conc, cell.Server.RPS, cell.Server.P50ms, cell.Server.P99ms, cell.CPUmsPerReq,
 				driverRPS(cell), driverP50(cell), cell.Ratio, cell.Error)
@@ -212,13 +221,13 @@ func profileMisses(ctx context.Context, cfg Config, res *report.API, tg *target,
 				cfg.Logf("profile: %v", err)
 				continue
 			}
-			res.Profiles = append(res.Profiles, *p)
+			res.Analyses = append(res.Analyses, *p)
 		}
 	}
 	if res.IdleRSSMiB >= report.MaxIdleRSSMiB {
 		cfg.Logf("tracing package initialization (idle RSS target missed)")
 		if p, err := InitTrace(ctx, cfg.UserveBin); err == nil {
-			res.Profiles = append(res.Profiles, *p)
+			res.Analyses = append(res.Analyses, *p)
 		} else {
 			cfg.Logf("init trace: %v", err)
 		}

@@ -195,24 +195,5 @@ func InitTrace(ctx context.Context, bin string) (*report.Profile, error) {
 	for i := 0; i < len(entries) && i < 12; i++ {
 		top = append(top, fmt.Sprintf("%9.0f KiB %7.1f ms  %s", entries[i].bytes/1024, entries[i].ms, entries[i].pkg))
 	}
-	var u procmon.Usage
-	if p, err := startIdleVersion(ctx, bin); err == nil {
-		u = p
-		top = append(top, fmt.Sprintf("peak RSS of `userve version` (init only): %.1f MiB", procmon.MiB(u.HWMKiB)))
-	}
 	return &report.Profile{What: "package initialization of bin/userve (GODEBUG=inittrace=1 userve version)", File: bin, Top: top}, nil
-}
-
-// startIdleVersion measures the peak RSS of `userve version`, which runs
-// every package init and exits: what the single binary costs before serving.
-func startIdleVersion(ctx context.Context, bin string) (procmon.Usage, error) {
-	cmd := exec.CommandContext(ctx, bin, "version")
-	if err := cmd.Run(); err != nil {
-		return procmon.Usage{}, err
-	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return procmon.Usage{}, errors.New("no rusage")
-	}
-	return procmon.Usage{HWMKiB: uint64(ru.Maxrss)}, nil
 }

@@ -49,8 +49,8 @@ type API struct {
 	IdleAfterSecs  float64 `json:"idle_after_seconds"`
 	ServerStartSec float64 `json:"server_start_seconds"` // until /readyz answered 200
 	Cells          []Cell  `json:"cells"`
-	// Profiles taken because a target was missed.
-	Profiles []Profile `json:"profiles,omitempty"`
+	// Analyses are profiles taken because a target was missed.
+	Analyses []Profile `json:"analyses,omitempty"`
 }
 
 // Cell is one endpoint at one concurrency, through the server and directly.
@@ -220,7 +220,7 @@ func Markdown(r *Results) string {
 	}
 	profiles := r.Profiles
 	if r.API != nil {
-		profiles = append(append([]Profile(nil), r.API.Profiles...), profiles...)
+		profiles = append(append([]Profile(nil), r.API.Analyses...), profiles...)
 	}
 	if len(profiles) > 0 {
 		b.WriteString("## Profiles\n\n")
