@@ -144,6 +144,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	done("ok, " + cp.config.Host)
+	if ctx.Err() != nil {
+		return nil // interrupted while starting: stop what runs
+	}
 
 	c, err := client.New(cp.config, client.Options{Scheme: controllers.NewScheme()})
 	if err != nil {
@@ -190,6 +193,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	stops = append(stops, stopRuntime)
 	done("ok")
+	if ctx.Err() != nil {
+		return nil
+	}
 
 	if cfg.SamplesDir == "" {
 		p.printf("[5/6] no samples to apply\n")

@@ -52,9 +52,9 @@ type replica struct {
 	done     chan struct{}
 }
 
-// replicaInfo is what the runtime reports about a replica.
-type replicaInfo struct {
-	Name     string
+// PodStatus describes one local replica (a process standing for a pod).
+type PodStatus struct {
+	Name     string // <namespace>/<deployment>-<index>
 	Pid      int
 	Port     int
 	Ready    bool
@@ -63,10 +63,10 @@ type replicaInfo struct {
 	Hash     string
 }
 
-func (r *replica) info() replicaInfo {
+func (r *replica) info() PodStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return replicaInfo{Name: r.name, Pid: r.pid, Port: r.port, Ready: r.ready, Restarts: r.restarts, LastExit: r.lastExit, Hash: r.hash}
+	return PodStatus{Name: r.name, Pid: r.pid, Port: r.port, Ready: r.ready, Restarts: r.restarts, LastExit: r.lastExit, Hash: r.hash}
 }
 
 func (r *replica) isReady() bool {

@@ -82,9 +82,6 @@ func (t Tenant) RolledOut() bool {
 	return t.Problem == "" && t.Replicas == t.Desired && t.Updated == t.Desired && t.Ready == t.Desired
 }
 
-// PodStatus describes one local replica.
-type PodStatus = replicaInfo
-
 // Runtime runs tenant Deployments as local processes.
 type Runtime struct {
 	opts   Options

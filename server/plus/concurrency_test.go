@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,9 +147,6 @@ func TestWalletsUnderConcurrency(t *testing.T) {
 	byID := map[float64]*store.LedgerEntry{}
 	for _, e := range entries {
 		byID[float64(e.ID)] = e
-		if os.Getenv("USERVE_TEST_LOG") != "" {
-			t.Logf("DEBUG entry %d key=%s nonce=%s state=%s kind=%s from=%d to=%d amount=%d", e.ID, e.Key, e.Nonce, e.State, e.Kind, e.UserID, e.To, e.Amount)
-		}
 	}
 	for key, id := range firstID {
 		e := byID[id]
@@ -162,9 +158,8 @@ func TestWalletsUnderConcurrency(t *testing.T) {
 		t.Errorf("%d ledger entries, %d keys created (+%d seeds)", len(entries), created.Load(), nUsers)
 	}
 	var total, credits int64
-	for i, u := range users {
+	for i := range users {
 		total += balance(t, replicas[i%2], tokens[i], "new_wallet")
-		_ = u
 	}
 	for _, e := range entries {
 		if e.Kind == store.KindAdjust && e.State == store.StateCompleted {

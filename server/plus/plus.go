@@ -308,9 +308,10 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// sweepLedger finishes stalled wallet transfers of every user now and then
-// (at most once a minute per replica), in the background; reads of a
-// balance also finish the reader's own right away.
+// sweepLedger finishes stalled wallet transfers of every user now and then,
+// in the background: on the first authenticated request after a start, then
+// at most once a minute per replica. Reads of a balance also finish the
+// reader's own right away.
 func (h *Handler) sweepLedger() {
 	now := time.Now().UnixNano()
 	last := h.lastLedgerSweep.Load()
@@ -327,11 +328,6 @@ func (h *Handler) sweepLedger() {
 		}
 	}()
 }
-
-// Background runs startup work: it finishes ledger entries a crashed
-// replica left behind. The server calls it once the store is ready; it is
-// also triggered lazily by requests.
-func (h *Handler) Background() { h.sweepLedger() }
 
 const timeLayout = "2006-01-02 15:04:05"
 

@@ -306,8 +306,8 @@ func parseListUsers(v map[string][]string, defaultLimit, maxLimit int64) (store.
 	if name := get("name"); name != "" {
 		if fetchBy == "username" {
 			names := splitList(name)
-			if len(names) > maxListIDs {
-				return q, invalid("name", "name may list at most 50 names")
+			if len(names) == 0 || len(names) > maxListIDs {
+				return q, invalid("name", "name must list 1 to 50 comma-separated names")
 			}
 			in := make([]any, len(names))
 			for i, n := range names {
@@ -325,8 +325,8 @@ func parseListUsers(v map[string][]string, defaultLimit, maxLimit int64) (store.
 	}
 	if s := get("id"); s != "" {
 		parts := splitList(s)
-		if len(parts) > maxListIDs {
-			return q, invalid("id", "id may list at most 50 ids")
+		if len(parts) == 0 || len(parts) > maxListIDs {
+			return q, invalid("id", "id must list 1 to 50 comma-separated user ids")
 		}
 		in := make([]any, 0, len(parts))
 		for _, p := range parts {

@@ -80,7 +80,7 @@ func TestGetUsersAndUser(t *testing.T) {
 	for q, field := range map[string]string{
 		"limit=0": "limit", "limit=51": "limit", "limit=x": "limit", "order=up": "order",
 		"since=-1": "since", "since=a": "since", "fetch_by=nick": "fetch_by", "id=1,x": "id",
-		"fetch_by=username": "name",
+		"fetch_by=username": "name", "id=%20": "id", "fetch_by=username&name=%2C": "name",
 	} {
 		expectInvalid(t, rp.call("GET", "/api/v2/users?"+q, "", nil), field)
 	}
