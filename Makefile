@@ -27,7 +27,8 @@ manifests: generate ## Generate the CRD and RBAC into config/ and the chart.
 	@hack/sync-chart-crds.sh
 
 build: ## Build bin/userve.
-	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/userve .
+	@echo "building bin/userve..."
+	@CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/userve .
 
 test: tools ## Run every test (unit, store, server, envtest, chart, e2e).
 	go test $(GO_TEST_FLAGS) ./...

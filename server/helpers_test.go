@@ -22,7 +22,10 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(mongofixture.Run(m)) }
 
-const adminToken = "test-admin-token-0123456789"
+const (
+	adminToken = "test-admin-token-0123456789"
+	jwtKey     = "test-jwt-key-0123456789abcdef0123456789"
+)
 
 // env is one tenant server over a fresh database.
 type env struct {
@@ -67,7 +70,7 @@ func newEnvWith(t *testing.T, spec v1alpha1.UserServiceSpec, uri, database strin
 	us.Name, us.Namespace = "acme", "tenants"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, MongoURI: uri, Database: database,
-		AdminTokens: []string{"other-token", adminToken}, Issuer: "tenants/acme"}
+		AdminTokens: []string{"other-token", adminToken}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
 	clock := &fakeClock{now: time.Unix(1_600_000_000, 0)}
 	var names []string
 	for _, f := range spec.Profile.CustomFields {
@@ -85,6 +88,13 @@ func newEnvWith(t *testing.T, spec v1alpha1.UserServiceSpec, uri, database strin
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, store: st, clock: clock}
+}
+
+// plusSpec is testSpec with the end-user dialect on.
+func plusSpec() v1alpha1.UserServiceSpec {
+	spec := testSpec()
+	spec.API.Plus.Enabled = nil
+	return spec
 }
 
 // response is a decoded answer.
@@ -174,6 +184,22 @@ func (r response) wantError(t *testing.T, status int, fragments ...string) {
 	for _, f := range fragments {
 		if !strings.Contains(msg, f) {
 			t.Fatalf("error_msg %q does not mention %q", msg, f)
+		}
+	}
+}
+
+// wantMessage checks an end-user dialect error: the status and
+// {"message": ...} containing every fragment, without the management shape.
+func (r response) wantMessage(t *testing.T, status int, fragments ...string) {
+	t.Helper()
+	r.want(t, status)
+	msg, ok := r.body["message"].(string)
+	if !ok || r.body["status"] != nil || r.body["error_msg"] != nil {
+		t.Fatalf("not an end-user error body: %s", r.raw)
+	}
+	for _, f := range fragments {
+		if !strings.Contains(msg, f) {
+			t.Fatalf("message %q does not mention %q", msg, f)
 		}
 	}
 }

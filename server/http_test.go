@@ -53,6 +53,27 @@ func TestRouteErrorsAreJSON(t *testing.T) {
 	}
 }
 
+// The end-user dialect answers unknown routes and wrong methods in its own
+// shape, with 405 (not 404) for a known path; the management dialect keeps
+// its shape next to it.
+func TestRouteErrorsPerDialect(t *testing.T) {
+	e := newEnvWith(t, plusSpec(), mongofixture.URI(t), "")
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/api/v2/user"}, {"DELETE", "/api/v2/users"}, {"GET", "/api/v2/auth/login"},
+		{"POST", "/api/v2/user/followings/1"}, {"GET", "/api/v2/plus-pay/transfer"},
+	} {
+		e.doAuth(c.method, c.path, nil, "").wantMessage(t, http.StatusMethodNotAllowed, "method "+c.method+" not allowed")
+	}
+	e.doAuth("GET", "/api/v2/nope", nil, "").wantMessage(t, http.StatusNotFound, "no such route")
+	e.doAuth("GET", "/api/v1/users", nil, "").wantMessage(t, http.StatusNotFound, "no such route")
+	// The routes themselves still answer.
+	e.doAuth("GET", "/api/v2/users", nil, "").want(t, http.StatusOK)
+	e.doAuth("GET", "/api/v2/user", nil, "").wantMessage(t, http.StatusUnauthorized)
+
+	e.do("PATCH", v20, nil).wantError(t, http.StatusMethodNotAllowed, "method PATCH not allowed")
+	e.do("GET", "/userve/v2.0/miniapp/nope/", nil).wantError(t, http.StatusNotFound, "no such route")
+}
+
 func TestBadBodies(t *testing.T) {
 	e := newEnv(t)
 	put := fmt.Sprintf("%s%d/", v20, e.createUser(map[string]any{}))

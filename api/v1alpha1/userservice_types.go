@@ -36,7 +36,9 @@ type UserServiceSpec struct {
 	Mongo MongoSpec `json:"mongo,omitempty"`
 
 	// DeletionPolicy says what happens to the tenant database when the
-	// UserService is deleted: Retain keeps it, Delete drops it.
+	// UserService is deleted: Retain keeps it, Delete drops it. With Delete
+	// the UserService stays (phase Deleting, Degraded) until the database is
+	// dropped; switching to Retain then lets it go without dropping.
 	// +kubebuilder:validation:Enum=Retain;Delete
 	// +kubebuilder:default=Retain
 	// +optional

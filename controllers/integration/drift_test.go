@@ -39,8 +39,8 @@ func TestEditedObjectsArePutBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := cm.Data[render.ConfigKey]
-	cm.Data[render.ConfigKey] = "spec: {}\n"
-	if err := k8s.Update(ctx, cm); err != nil {
+	rewrite := []byte(`{"data":{"` + render.ConfigKey + `":"spec: {}\n"}}`)
+	if err := k8s.Patch(ctx, cm, client.RawPatch(types.MergePatchType, rewrite)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the ConfigMap is repaired", func() error {

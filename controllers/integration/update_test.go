@@ -106,8 +106,8 @@ func TestSecretValueChangeRollsPods(t *testing.T) {
 	}
 
 	// No resync is due for minutes: only the watch can bring this change.
-	tokens.StringData = map[string]string{"list": "tok-3"}
-	if err := k8s.Update(context.Background(), tokens); err != nil {
+	newValue := []byte(`{"stringData":{"list":"tok-3"}}`)
+	if err := k8s.Patch(context.Background(), tokens, client.RawPatch(types.MergePatchType, newValue)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the new token rolls the pods", func() error {

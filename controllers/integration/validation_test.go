@@ -7,6 +7,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"userve.dev/userve/api/v1alpha1"
 )
@@ -78,9 +79,12 @@ func TestDatabaseNameIsImmutable(t *testing.T) {
 		"removed": {named, func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "" }},
 		"added":   {defaulted, func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "elsewhere" }},
 	} {
-		cur := tenant(t, c.us)
-		c.mod(cur)
-		err := k8s.Update(context.Background(), cur)
+		// The operator writes too (its finalizer): retry on conflicts.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := tenant(t, c.us)
+			c.mod(cur)
+			return k8s.Update(context.Background(), cur)
+		})
 		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.mongo.database is immutable: it can only be set when the UserService is created") {
 			t.Errorf("%s: err = %v", name, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -132,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 
 	tg := &target{
 		base: srv.base, db: db, profiles: int64(cfg.Profiles), logins: int64(cfg.LoginUsers),
-		runID: strconv.FormatInt(time.Now().UnixNano(), 36),
+		runID: strconv.FormatInt(time.Now().UnixNano(), 36), keys: new(atomic.Int64),
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: time.Minute,
 		}},
@@ -164,7 +165,9 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 		var se *statusError
 		t0 := time.Now()
 		err := preflight(ctx, tg, ep)
-		slow := err != nil || time.Since(t0) > slowRequest
+		// A failed (5xx, timeout) or very slow first request marks a
+		// store-bound query; a merely slowish one is a busy machine.
+		slow := err != nil || time.Since(t0) > 2*slowRequest
 		if errors.As(err, &se) && se.got < 500 {
 			skip = "preflight: " + err.Error() // a missing route or a refused request: nothing to measure
 		}
@@ -191,6 +194,9 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 			res.Cells = append(res.Cells, cell)
 			if i == 0 {
 				skip = tooSlowToContinue(cell)
+				if slow && skip == "" {
+					skip = "not run: the first request failed or took over 4 s; see concurrency 1"
+				}
 			}
 		}
 	}
@@ -271,61 +277,89 @@ func driverRPS(c report.Cell) float64 {
 	return c.Driver.RPS
 }
 
-// runCell measures ep through the server, then directly, at one concurrency.
+// rounds is how many alternating slices of server and driver load make a
+// cell: both sides then see the same background load of a shared machine,
+// which is what makes their ratio meaningful.
+const rounds = 4
+
+// runCell measures ep through the server and directly, at one concurrency,
+// in alternating slices.
 func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, serverPid, ferretPid int) {
-	lc := load.Config{Concurrency: cell.Concurrency, Duration: cfg.Duration, Warmup: cfg.Warmup,
-		MaxRequests: cfg.MaxRequests, RequestTimeout: requestTimeout}
+	slice := load.Config{Concurrency: cell.Concurrency, Duration: cfg.Duration / rounds, RequestTimeout: requestTimeout}
+	if cfg.MaxRequests > 0 {
+		slice.MaxRequests = max(1, cfg.MaxRequests/rounds)
+	}
+	n := rounds
+	if cfg.MaxRequests == 1 {
+		n = 1 // a single-request probe
+	}
+	if cfg.Warmup > 0 {
+		warm := load.Config{Concurrency: cell.Concurrency, Duration: cfg.Warmup, RequestTimeout: requestTimeout}
+		load.Run(ctx, warm, ep.server)
+		if ep.driver != nil {
+			load.Run(ctx, warm, ep.driver)
+		}
+	}
 	_ = procmon.ResetPeak(serverPid) // per-cell peak; without permission the peak is since start
-	before, err := procmon.Read(serverPid)
-	if err != nil {
-		cell.Error = "server gone: " + err.Error()
-		return
-	}
-	var fBefore procmon.Usage
-	if ferretPid != 0 {
-		fBefore, _ = procmon.Read(ferretPid)
-	}
-	// Warm-up requests count in the server's CPU too, so CPU is read around
-	// the measured phase only: warm up first, then sample, then measure.
-	if lc.Warmup > 0 {
-		load.Run(ctx, load.Config{Concurrency: lc.Concurrency, Duration: lc.Warmup, RequestTimeout: requestTimeout}, ep.server)
-		before, _ = procmon.Read(serverPid)
-		if ferretPid != 0 {
-			fBefore, _ = procmon.Read(ferretPid)
+	var server, driver load.Result
+	var serverCPU, storeCPU time.Duration
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		before, err := procmon.Read(serverPid)
+		if err != nil {
+			cell.Error = "server gone: " + err.Error()
+			return
 		}
-		lc.Warmup = 0
-	}
-	r := load.Run(ctx, lc, ep.server)
-	after, err := procmon.Read(serverPid)
-	if err != nil {
-		cell.Error = "server gone: " + err.Error()
-		return
-	}
-	cell.Server = r.Summary()
-	issued := float64(len(r.Latencies)) + float64(r.Errors)
-	if issued > 0 {
-		cell.CPUmsPerReq = stats.Round(float64(after.CPU-before.CPU)/float64(time.Millisecond)/issued, 3)
-		if ferretPid != 0 {
-			if fAfter, err := procmon.Read(ferretPid); err == nil {
-				cell.StoreCPUmsPerReq = stats.Round(float64(fAfter.CPU-fBefore.CPU)/float64(time.Millisecond)/issued, 3)
-			}
+		fBefore, _ := readIf(ferretPid)
+		merge(&server, load.Run(ctx, slice, ep.server))
+		after, err := procmon.Read(serverPid)
+		if err != nil {
+			cell.Error = "server gone: " + err.Error()
+			return
+		}
+		fAfter, _ := readIf(ferretPid)
+		serverCPU += after.CPU - before.CPU
+		storeCPU += fAfter.CPU - fBefore.CPU
+		cell.PeakRSSMiB = max(cell.PeakRSSMiB, stats.Round(procmon.MiB(after.HWMKiB), 1))
+		if ep.driver != nil {
+			merge(&driver, load.Run(ctx, slice, ep.driver))
 		}
 	}
-	cell.PeakRSSMiB = stats.Round(procmon.MiB(after.HWMKiB), 1)
-	if r.ErrorRate() > 0.01 {
-		cell.Error = fmt.Sprintf("%.1f%% of requests failed: %v", 100*r.ErrorRate(), r.FirstErr)
+	cell.Server = server.Summary()
+	if issued := float64(len(server.Latencies)) + float64(server.Errors); issued > 0 {
+		cell.CPUmsPerReq = stats.Round(float64(serverCPU)/float64(time.Millisecond)/issued, 3)
+		if ferretPid != 0 {
+			cell.StoreCPUmsPerReq = stats.Round(float64(storeCPU)/float64(time.Millisecond)/issued, 3)
+		}
+	}
+	if server.ErrorRate() > 0.01 {
+		cell.Error = fmt.Sprintf("%.1f%% of requests failed: %v", 100*server.ErrorRate(), server.FirstErr)
 	}
 	if ep.driver == nil {
 		return
 	}
-	d := load.Run(ctx, load.Config{Concurrency: cell.Concurrency, Duration: cfg.Duration, Warmup: cfg.Warmup,
-		MaxRequests: cfg.MaxRequests, RequestTimeout: requestTimeout}, ep.driver)
-	ds := d.Summary()
+	ds := driver.Summary()
 	cell.Driver = &ds
 	cell.Ratio = stats.Ratio(cell.Server.RPS, ds.RPS)
-	if d.ErrorRate() > 0.01 && cell.Error == "" {
-		cell.Error = fmt.Sprintf("driver: %.1f%% failed: %v", 100*d.ErrorRate(), d.FirstErr)
+	if driver.ErrorRate() > 0.01 && cell.Error == "" {
+		cell.Error = fmt.Sprintf("driver: %.1f%% failed: %v", 100*driver.ErrorRate(), driver.FirstErr)
 	}
+}
+
+// merge adds a slice's result to a cell's.
+func merge(into *load.Result, r load.Result) {
+	into.Latencies = append(into.Latencies, r.Latencies...)
+	into.Errors += r.Errors
+	into.Elapsed += r.Elapsed
+	if into.FirstErr == nil {
+		into.FirstErr = r.FirstErr
+	}
+}
+
+func readIf(pid int) (procmon.Usage, error) {
+	if pid == 0 {
+		return procmon.Usage{}, nil
+	}
+	return procmon.Read(pid)
 }
 
 // preflight sends one request through the server, so a missing route fails

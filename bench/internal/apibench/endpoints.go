@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -49,8 +50,9 @@ type target struct {
 	db        *mongo.Database
 	profiles  int64
 	logins    int64
-	usernames []string // app users with a name, for GET /api/v2/users/{name}
-	runID     string   // makes idempotency keys unique across runs on one store
+	usernames []string      // app users with a name, for GET /api/v2/users/{name}
+	runID     string        // makes idempotency keys unique across runs on one store
+	keys      *atomic.Int64 // shared by copies of the target
 }
 
 func (t *target) endpoints() []endpoint {
@@ -190,9 +192,15 @@ func (t *target) endpoints() []endpoint {
 func (t *target) creditBody(seq int64) []byte {
 	body, _ := json.Marshal(map[string]any{
 		"user_id": t.userID(seq), "account": walletAccount, "amount": 1 + seq%creditMaxCents,
-		"title": "bench credit", "idempotency_key": fmt.Sprintf("bench-%s-%d", t.runID, seq),
+		"title": "bench credit", "idempotency_key": t.newKey("server"),
 	})
 	return body
+}
+
+// newKey is an idempotency key never used before (seq restarts with every
+// cell, so it cannot serve).
+func (t *target) newKey(side string) string {
+	return fmt.Sprintf("bench-%s-%s-%d", side, t.runID, t.keys.Add(1))
 }
 
 // userID spreads requests over every user (a multiplicative hash of seq).

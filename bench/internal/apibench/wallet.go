@@ -36,7 +36,7 @@ func (t *target) creditEndpoint() endpoint {
 func (t *target) creditDirect(ctx context.Context, _ int, seq int64) error {
 	user := t.userID(seq)
 	amount := 1 + seq%creditMaxCents
-	key := fmt.Sprintf("adjust:bench-direct-%s-%d", t.runID, seq)
+	key := "adjust:" + t.newKey("direct")
 	ledger := t.db.Collection(store.ColLedger)
 	wallets := t.db.Collection(store.ColWallets)
 	now := time.Now().UTC().Truncate(time.Second)

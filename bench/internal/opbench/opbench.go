@@ -36,7 +36,6 @@ import (
 	"userve.dev/userve/bench/internal/procmon"
 	"userve.dev/userve/bench/internal/report"
 	"userve.dev/userve/bench/internal/stats"
-	"userve.dev/userve/test/kubefixture"
 )
 
 // Config of the operator part.
@@ -76,21 +75,21 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	defer stopMongo()
 
 	logf("starting etcd + kube-apiserver (envtest) with the CRDs")
-	env, err := kubefixture.Start()
+	env, err := startControlPlane()
 	if err != nil {
 		return nil, fmt.Errorf("control plane: %w", err)
 	}
 	defer func() {
-		if err := env.Stop(); err != nil {
+		if err := env.stop(); err != nil {
 			logf("stopping the control plane: %v", err)
 		}
 	}()
 
 	ours := NewCounter()
-	rc := rest.CopyConfig(env.Config)
+	rc := rest.CopyConfig(env.config)
 	rc.QPS, rc.Burst = -1, 0 // the harness must not be the bottleneck
 	rc.WrapTransport = ours.Wrap
-	cl, err := client.New(rc, client.Options{Scheme: env.Scheme})
+	cl, err := client.New(rc, client.Options{Scheme: env.scheme})
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +107,7 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 		return nil, err
 	}
 
-	c, err := cache.New(rc, cache.Options{Scheme: env.Scheme, DefaultNamespaces: map[string]cache.Config{namespace: {}}})
+	c, err := cache.New(rc, cache.Options{Scheme: env.scheme, DefaultNamespaces: map[string]cache.Config{namespace: {}}})
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +125,7 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 		return nil, errors.New("the bench's cache did not sync")
 	}
 
-	op, err := startOperator(ctx, cfg, env.Kubeconfig, "operator.log")
+	op, err := startOperator(ctx, cfg, env.kubeconfig, "operator.log")
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +195,7 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 	h2 := ours.Snapshot()
 	t0 := time.Now()
-	op2, err := startOperator(ctx, cfg, env.Kubeconfig, "operator-resync.log")
+	op2, err := startOperator(ctx, cfg, env.kubeconfig, "operator-resync.log")
 	if err != nil {
 		return res, err
 	}

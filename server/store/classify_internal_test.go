@@ -1,0 +1,57 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// FerretDB over SQLite refuses colliding writes with an InternalError
+// naming SQLITE_BUSY (modernc.org/sqlite's wording, wrapped by FerretDB).
+var sqliteBusy = mongo.CommandError{Code: 1, Name: "InternalError",
+	Message: "[pool.go:170 sqlite.(*Pool).Exec] database is locked (5) (SQLITE_BUSY)"}
+
+func TestClassifyTransientErrorsAsUnavailable(t *testing.T) {
+	for name, err := range map[string]error{
+		"SQLITE_BUSY command": sqliteBusy,
+		"SQLITE_BUSY write": mongo.WriteException{WriteErrors: []mongo.WriteError{
+			{Code: 1, Message: "database is locked (5) (SQLITE_BUSY)"}}},
+		"deadline": context.DeadlineExceeded,
+		"client disconnected": mongo.ErrClientDisconnected,
+	} {
+		got := classify(err)
+		if !errors.Is(got, ErrUnavailable) {
+			t.Errorf("%s: classify = %v, want ErrUnavailable", name, got)
+		}
+		if !IsTransient(got) || !IsTransient(err) {
+			t.Errorf("%s: IsTransient false", name)
+		}
+	}
+	// Still retried at once inside the store after classification.
+	if !transient(classify(sqliteBusy)) {
+		t.Error("classified SQLITE_BUSY no longer retried by the store")
+	}
+}
+
+func TestIsTransient(t *testing.T) {
+	for _, err := range []error{
+		ErrUnavailable, fmt.Errorf("%w: server selection timeout", ErrUnavailable),
+		ErrWalletBusy, fmt.Errorf("adjust: %w", ErrWalletBusy),
+		context.DeadlineExceeded, fmt.Errorf("store: %w", sqliteBusy),
+	} {
+		if !IsTransient(err) {
+			t.Errorf("IsTransient(%v) = false, want true", err)
+		}
+	}
+	for _, err := range []error{
+		nil, ErrNotFound, &ConflictError{Field: FieldEmail}, ErrInsufficientFunds,
+		errors.New("store: bad filter"), mongo.CommandError{Code: 2, Name: "BadValue", Message: "unknown operator"},
+	} {
+		if IsTransient(err) {
+			t.Errorf("IsTransient(%v) = true, want false", err)
+		}
+	}
+}
