@@ -19,7 +19,7 @@ func TestClassifyTransientErrorsAsUnavailable(t *testing.T) {
 		"SQLITE_BUSY command": sqliteBusy,
 		"SQLITE_BUSY write": mongo.WriteException{WriteErrors: []mongo.WriteError{
 			{Code: 1, Message: "database is locked (5) (SQLITE_BUSY)"}}},
-		"deadline": context.DeadlineExceeded,
+		"deadline":            context.DeadlineExceeded,
 		"client disconnected": mongo.ErrClientDisconnected,
 	} {
 		got := classify(err)

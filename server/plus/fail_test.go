@@ -1,0 +1,48 @@
+package plus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"userve.dev/userve/server/store"
+)
+
+// Store trouble that passes by itself is a 503 with Retry-After, as in the
+// management dialect (a raw network or timeout error used to be a 500).
+func TestFailAnswersTransientTroubleWith503(t *testing.T) {
+	h := &Handler{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	req := httptest.NewRequest(http.MethodGet, "/api/v2/user", nil)
+	for name, err := range map[string]error{
+		"SQLITE_BUSY": fmt.Errorf("store: %w", mongo.CommandError{Code: 1, Name: "InternalError",
+			Message: "database is locked (5) (SQLITE_BUSY)"}),
+		"unavailable":    fmt.Errorf("%w: server selection error", store.ErrUnavailable),
+		"deadline":       context.DeadlineExceeded,
+		"maxTimeMS":      mongo.CommandError{Code: 50, Name: "MaxTimeMSExpired"},
+		"network":        mongo.CommandError{Labels: []string{"NetworkError"}, Message: "connection reset"},
+		"wallet is busy": store.ErrWalletBusy,
+	} {
+		rec := httptest.NewRecorder()
+		h.fail(rec, req, err)
+		var body map[string]string
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "2" ||
+			body["message"] != "user store unavailable, try again" || len(body) != 1 {
+			t.Errorf("%s: %d Retry-After %q %s", name, rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+		}
+	}
+	// A bug stays a 500 without details.
+	rec := httptest.NewRecorder()
+	h.fail(rec, req, errors.New("store: unknown operator $foo"))
+	if rec.Code != http.StatusInternalServerError || rec.Header().Get("Retry-After") != "" {
+		t.Errorf("bug: %d %s", rec.Code, rec.Body)
+	}
+}
