@@ -71,6 +71,9 @@ func Start() (*Env, error) {
 	}}
 	cfg, err := e.env.Start()
 	if err != nil {
+		// A failed start (say, a CRD the API server rejects) can leave etcd
+		// and kube-apiserver running; stop them rather than orphan them.
+		_ = e.env.Stop()
 		return nil, fmt.Errorf("start envtest: %w", err)
 	}
 	e.Config = cfg
