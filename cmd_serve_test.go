@@ -29,6 +29,14 @@ spec:
         type: string
 `
 
+// webhookSpec continues serveManifest's spec with an SMS webhook that names
+// no secret.
+const webhookSpec = `  verification:
+    sms:
+      webhook:
+        url: https://sms.example.com/codes
+`
+
 func writeManifest(t *testing.T, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "userservice.yaml")
@@ -56,6 +64,8 @@ func TestServeBadConfigIsOneLine(t *testing.T) {
 		{"bad field type", []string{"--config", writeManifest(t, strings.Replace(serveManifest, "type: string", "type: text", 1))}, goodEnv, `customFields[0].type "text"`},
 		{"no mongo uri", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_ADMIN_TOKENS": "t"}, "USERVE_MONGO_URI is required"},
 		{"no admin tokens", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/"}, "USERVE_ADMIN_TOKENS is empty"},
+		// Without the secret, webhook requests would be signed with an empty key.
+		{"webhook without secret", []string{"--config", writeManifest(t, serveManifest+webhookSpec)}, goodEnv, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

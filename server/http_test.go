@@ -158,15 +158,21 @@ func (s *syncBuffer) String() string {
 // startServer runs Server.Serve on a loopback listener with a JSON log.
 func startServer(t *testing.T, uri, database string) (base string, logs *syncBuffer, stop func() error) {
 	t.Helper()
-	us := &v1alpha1.UserService{Spec: testSpec()}
-	us.Name = "acme"
-	v1alpha1.SetDefaults(us)
-	cfg := &config.Config{Service: us, MongoURI: uri, Database: database, AdminTokens: []string{adminToken}}
 	st, err := store.Connect(uri, database)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	return serveStore(t, st)
+}
+
+// serveStore is startServer over a given store.
+func serveStore(t *testing.T, st *store.Store) (base string, logs *syncBuffer, stop func() error) {
+	t.Helper()
+	us := &v1alpha1.UserService{Spec: testSpec()}
+	us.Name = "acme"
+	v1alpha1.SetDefaults(us)
+	cfg := &config.Config{Service: us, Database: st.Database(), AdminTokens: []string{adminToken}}
 	logs = &syncBuffer{}
 	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

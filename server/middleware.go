@@ -176,7 +176,7 @@ func bearerToken(r *http.Request) (string, bool) {
 func (s *Server) requireStore(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.store.Ready() {
-			w.Header().Set("Retry-After", "2")
+			w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
 			s.writeError(w, r, http.StatusServiceUnavailable, "user store not ready yet, try again")
 			return
 		}

@@ -1,16 +1,21 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"userve.dev/userve/server/store"
 	"userve.dev/userve/test/mongofixture"
 )
 
@@ -222,6 +227,59 @@ func TestV22Where(t *testing.T) {
 		"gender=1":                                                "unknown parameter",
 	} {
 		e.do("GET", v22+"?"+query, nil).wantError(t, http.StatusBadRequest, fragment)
+	}
+}
+
+// Concurrent creates with distinct unique values all succeed with distinct
+// ids: NextID may repeat on FerretDB, and a repeated id must not surface as
+// a conflict ("_username is already taken").
+func TestConcurrentCreatesGetDistinctIDs(t *testing.T) {
+	db := mongofixture.NewDatabase(t)
+	e := newEnvWith(t, testSpec(), mongofixture.URI(t), db.Name())
+	const earlier, n = 4, 16
+	for i := range earlier {
+		e.createUser(map[string]any{"nickname": fmt.Sprint("early", i)})
+	}
+	// Rewind the id sequence as FerretDB's lost updates do: the next ids
+	// handed out are taken, whichever create draws them.
+	_, err := db.Collection(store.ColCounters).UpdateOne(context.Background(),
+		bson.D{{Key: "_id", Value: store.ColProfiles}}, bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: int64(0)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := make([]int64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := e.do("POST", v20, map[string]any{"nickname": fmt.Sprint("racer", i), "_username": fmt.Sprint("racer_", i),
+				"openid": fmt.Sprint("openid-", i)})
+			if r.status != http.StatusCreated {
+				t.Errorf("create %d: %d %s", i, r.status, r.raw)
+				return
+			}
+			created[i] = num(t, r.body["user_id"])
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	seen := map[int64]int{}
+	for id := range int64(earlier) {
+		seen[id+1] = -1
+	}
+	for i, id := range created {
+		if j, ok := seen[id]; ok {
+			t.Errorf("creates %d and %d both got id %d", j, i, id)
+		}
+		seen[id] = i
+		r := e.do("GET", fmt.Sprintf("%s%d/", v20, id), nil).want(t, http.StatusOK)
+		if r.body["_username"] != fmt.Sprint("racer_", i) {
+			t.Errorf("id %d holds %s, want racer_%d", id, r.raw, i)
+		}
+	}
+	if total := num(t, meta(t, e.do("GET", v20, nil).want(t, http.StatusOK))["total_count"]); total != earlier+n {
+		t.Errorf("total_count %d, want %d", total, earlier+n)
 	}
 }
 

@@ -78,7 +78,9 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 // Routes wrapped in h.Authed need a valid token; h.MaybeAuthed routes take
 // one if sent (for following/follower).
 //
-// end-user dialect (server/plus): owned by issue 4
+// Like minappRoutes, the routes are on the root router (a subrouter would
+// answer 404 for a wrong method); the router's NotFound and
+// MethodNotAllowed handlers answer /api/ paths in this dialect's shape.
 func (s *Server) plusRoutes(r *mux.Router) {
 	h, err := plus.New(s.store, s.cfg, s.log, s.plusOptions)
 	if err != nil {
@@ -91,39 +93,40 @@ func (s *Server) plusRoutes(r *mux.Router) {
 		return
 	}
 	s.plus = h
-	v2 := r.PathPrefix("/api/v2").Subrouter()
-	v2.Use(s.requireStore)
+	route := func(method, path string, handler http.HandlerFunc) {
+		r.Handle("/api/v2"+path, s.requireStore(handler)).Methods(method)
+	}
 	get, put, post, del, patch := http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch
 
 	// Verification codes, registration, tokens.
-	v2.HandleFunc("/verifycodes/register", h.SendRegisterCode).Methods(post)
-	v2.HandleFunc("/verifycodes", h.SendCode).Methods(post)
-	v2.HandleFunc("/users", h.Register).Methods(post)
-	v2.HandleFunc("/auth/login", h.Login).Methods(post)
-	v2.HandleFunc("/auth/refresh", h.Refresh).Methods(post)
-	v2.HandleFunc("/auth/logout", h.Authed(h.Logout)).Methods(post)
-	v2.HandleFunc("/user/retrieve-password", h.RetrievePassword).Methods(put)
+	route(post, "/verifycodes/register", h.SendRegisterCode)
+	route(post, "/verifycodes", h.SendCode)
+	route(post, "/users", h.Register)
+	route(post, "/auth/login", h.Login)
+	route(post, "/auth/refresh", h.Refresh)
+	route(post, "/auth/logout", h.Authed(h.Logout))
+	route(put, "/user/retrieve-password", h.RetrievePassword)
 
 	// Users.
-	v2.HandleFunc("/users", h.MaybeAuthed(h.ListUsers)).Methods(get)
-	v2.HandleFunc("/users/{user}", h.MaybeAuthed(h.GetUser)).Methods(get)
-	v2.HandleFunc("/users/{user}/followings", h.MaybeAuthed(h.UserFollowings)).Methods(get)
-	v2.HandleFunc("/users/{user}/followers", h.MaybeAuthed(h.UserFollowers)).Methods(get)
+	route(get, "/users", h.MaybeAuthed(h.ListUsers))
+	route(get, "/users/{user}", h.MaybeAuthed(h.GetUser))
+	route(get, "/users/{user}/followings", h.MaybeAuthed(h.UserFollowings))
+	route(get, "/users/{user}/followers", h.MaybeAuthed(h.UserFollowers))
 
 	// The caller.
-	v2.HandleFunc("/user", h.Authed(h.Me)).Methods(get)
-	v2.HandleFunc("/user", h.Authed(h.UpdateMe)).Methods(patch)
-	v2.HandleFunc("/user", h.Authed(h.UpdateContact)).Methods(put)
-	v2.HandleFunc("/user/password", h.Authed(h.ChangePassword)).Methods(put)
-	v2.HandleFunc("/user/phone", h.Authed(h.UnbindPhone)).Methods(del)
-	v2.HandleFunc("/user/email", h.Authed(h.UnbindEmail)).Methods(del)
-	v2.HandleFunc("/user/followings", h.Authed(h.MyFollowings)).Methods(get)
-	v2.HandleFunc("/user/followers", h.Authed(h.MyFollowers)).Methods(get)
-	v2.HandleFunc("/user/followings/{user}", h.Authed(h.Follow)).Methods(put)
-	v2.HandleFunc("/user/followings/{user}", h.Authed(h.Unfollow)).Methods(del)
+	route(get, "/user", h.Authed(h.Me))
+	route(patch, "/user", h.Authed(h.UpdateMe))
+	route(put, "/user", h.Authed(h.UpdateContact))
+	route(put, "/user/password", h.Authed(h.ChangePassword))
+	route(del, "/user/phone", h.Authed(h.UnbindPhone))
+	route(del, "/user/email", h.Authed(h.UnbindEmail))
+	route(get, "/user/followings", h.Authed(h.MyFollowings))
+	route(get, "/user/followers", h.Authed(h.MyFollowers))
+	route(put, "/user/followings/{user}", h.Authed(h.Follow))
+	route(del, "/user/followings/{user}", h.Authed(h.Unfollow))
 
 	// Wallets.
-	v2.HandleFunc("/plus-pay/orders", h.Authed(h.WalletOrders)).Methods(get)
-	v2.HandleFunc("/currency/orders", h.Authed(h.CurrencyOrders)).Methods(get)
-	v2.HandleFunc("/plus-pay/transfer", h.Authed(h.Transfer)).Methods(post)
+	route(get, "/plus-pay/orders", h.Authed(h.WalletOrders))
+	route(get, "/currency/orders", h.Authed(h.CurrencyOrders))
+	route(post, "/plus-pay/transfer", h.Authed(h.Transfer))
 }

@@ -21,6 +21,10 @@ import (
 // below Kubernetes' default 30 s grace period.
 const ShutdownTimeout = 25 * time.Second
 
+// LedgerRecoveryTimeout bounds the wallet recovery run at start; what it
+// leaves is finished by the end-user handlers' periodic sweep.
+const LedgerRecoveryTimeout = 2 * time.Minute
+
 // Server holds one tenant server's dependencies.
 type Server struct {
 	cfg     *config.Config
@@ -69,7 +73,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Run serves on addr until ctx ends, then shuts down gracefully, letting
 // in-flight requests finish. It also creates the store's indexes in the
 // background when they are not there yet, retrying while MongoDB is away,
-// so the process starts (and answers /healthz) without a store.
+// so the process starts (and answers /healthz) without a store; then it
+// finishes wallet movements a crashed process left half-done.
 func (s *Server) Run(ctx context.Context, addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -90,7 +95,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
-	go s.ensureIndexes(bg)
+	go func() {
+		s.ensureIndexes(bg)
+		s.recoverLedger(bg)
+	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -129,4 +137,25 @@ func (s *Server) ensureIndexes(ctx context.Context) {
 		}
 		delay = min(2*delay, 15*time.Second)
 	}
+}
+
+// recoverLedger finishes, once at start, the ledger entries (transfers and
+// management adjustments) that a crashed process left half-done, so money
+// in flight does not wait for an end-user request to come by. Readiness does
+// not wait for it. Entries whose lease still runs belong to a live replica
+// (or to the crashed one, until the lease ends) and are left to the
+// periodic sweep.
+func (s *Server) recoverLedger(ctx context.Context) {
+	if !s.store.Ready() {
+		return // shutting down before the store was ever ready
+	}
+	ctx, cancel := context.WithTimeout(ctx, LedgerRecoveryTimeout)
+	defer cancel()
+	start := time.Now()
+	n, err := s.store.RecoverLedger(ctx, 0)
+	if err != nil {
+		s.log.Warn("ledger recovery at start failed; the periodic sweep retries", "error", err, "finished", n)
+		return
+	}
+	s.log.Info("ledger recovery at start done", "finished", n, "duration_ms", time.Since(start).Milliseconds())
 }

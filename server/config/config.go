@@ -236,8 +236,10 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 		}
 		return nil, fmt.Errorf("%s must be at least %d bytes", EnvJWTKey, MinJWTKeyLength)
 	}
-	if sms := spec.Verification.SMS; sms != nil && sms.Webhook != nil && sms.Webhook.SecretRef != nil && c.WebhookSecret == "" {
-		return nil, fmt.Errorf("%s is required: spec.verification.sms.webhook.secretRef is set", EnvWebhookSecret)
+	// Codes sent to the webhook are signed with the secret; with an empty
+	// key anyone could forge them, so no secret means no start.
+	if sms := spec.Verification.SMS; sms != nil && sms.Webhook != nil && c.WebhookSecret == "" {
+		return nil, fmt.Errorf("%s is required: spec.verification.sms.webhook is set and its requests are signed with it (set spec.verification.sms.webhook.secretRef)", EnvWebhookSecret)
 	}
 	if m := spec.Verification.Mail; m != nil && m.SMTP != nil && m.SMTP.PasswordSecretRef != nil && c.SMTPPassword == "" {
 		return nil, fmt.Errorf("%s is required: spec.verification.mail.smtp.passwordSecretRef is set", EnvSMTPPassword)

@@ -27,6 +27,20 @@ spec:
         required: true
 `
 
+// webhookYAML continues goodYAML's spec with an SMS webhook;
+// webhookSecretRefYAML names its secret.
+const (
+	webhookYAML = `  verification:
+    sms:
+      webhook:
+        url: https://sms.example.com/codes
+`
+	webhookSecretRefYAML = `        secretRef:
+          name: acme-delivery
+          key: webhook-secret
+`
+)
+
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
@@ -61,6 +75,21 @@ func TestLoadYAMLAppliesDefaultsAndEnv(t *testing.T) {
 	}
 	if f, ok := c.CustomField("age"); !ok || !f.Required {
 		t.Errorf("custom field age: %+v", f)
+	}
+}
+
+// A webhook starts once its signing secret is in the environment.
+func TestWebhookWithSecretLoads(t *testing.T) {
+	withSecret := map[string]string{EnvWebhookSecret: "s3cret"}
+	for k, v := range goodEnv {
+		withSecret[k] = v
+	}
+	c, err := Load(write(t, "us.yaml", goodYAML+webhookYAML), env(withSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WebhookSecret != "s3cret" || c.Spec().Verification.SMS.Webhook.URL != "https://sms.example.com/codes" {
+		t.Errorf("config %+v", c)
 	}
 }
 
@@ -121,6 +150,8 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"no tokens", plusOff, "USERVE_ADMIN_TOKENS is empty", map[string]string{EnvMongoURI: "mongodb://x/"}},
 		{"no jwt key", minappOff, "USERVE_JWT_KEY is required", map[string]string{EnvMongoURI: "mongodb://x/"}},
 		{"short jwt key", minappOff, "USERVE_JWT_KEY must be at least 32 bytes", map[string]string{EnvMongoURI: "mongodb://x/", EnvJWTKey: "short"}},
+		{"webhook without secret", goodYAML + webhookYAML, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set", goodEnv},
+		{"webhook secretRef without secret", goodYAML + webhookYAML + webhookSecretRefYAML, "USERVE_WEBHOOK_SECRET is required", goodEnv},
 		{"bad database", goodYAML, `database name "a.b"`, map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32), EnvMongoDatabase: "a.b"}},
 	}
 	for _, tc := range cases {

@@ -1,5 +1,6 @@
 // Package httpx holds HTTP helpers both dialects share: strict JSON bodies
-// with precise messages, JSON responses, and the request body limit.
+// with precise messages, JSON responses, the request body limit, and the
+// answer to store trouble.
 package httpx
 
 import (
@@ -10,10 +11,31 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"userve.dev/userve/server/store"
 )
 
 // MaxBody is the largest request body accepted.
 const MaxBody = 1 << 20
+
+// Both dialects answer store trouble that passes by itself with 503, this
+// message (in the dialect's shape) and Retry-After.
+const (
+	UnavailableMessage = "user store unavailable, try again"
+	RetryAfterSeconds  = "2"
+)
+
+// StoreUnavailable reports whether err is store trouble that passes by
+// itself (store.IsTransient: MongoDB away or slow, FerretDB busy, a
+// contended wallet) and then sets Retry-After; the caller answers 503
+// UnavailableMessage in its dialect's shape.
+func StoreUnavailable(w http.ResponseWriter, err error) bool {
+	if !store.IsTransient(err) {
+		return false
+	}
+	w.Header().Set("Retry-After", RetryAfterSeconds)
+	return true
+}
 
 // BodyError is a client mistake in a request body; its message names the
 // problem and is safe to show.

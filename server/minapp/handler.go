@@ -57,8 +57,9 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	httpx.WriteJSON(w, status, map[string]string{"status": "error", "error_msg": msg})
 }
 
-// storeError maps a store error: missing → 404, taken → 400, MongoDB away
-// → 503, anything else is our fault → 500 (logged, details not shown).
+// storeError maps a store error: missing → 404, taken → 400, the store
+// away or busy → 503 (httpx.StoreUnavailable, shared with the end-user
+// dialect), anything else is our fault → 500 (logged, details not shown).
 func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error, what string) {
 	var conflict *store.ConflictError
 	switch {
@@ -71,10 +72,9 @@ func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error, 
 			return
 		}
 		writeError(w, http.StatusBadRequest, name+" is already taken")
-	case errors.Is(err, store.ErrUnavailable):
+	case httpx.StoreUnavailable(w, err):
 		h.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
-		w.Header().Set("Retry-After", "2")
-		writeError(w, http.StatusServiceUnavailable, "user store unavailable, try again")
+		writeError(w, http.StatusServiceUnavailable, httpx.UnavailableMessage)
 	default:
 		h.log.Error("store error", "method", r.Method, "path", r.URL.Path, "error", err)
 		writeError(w, http.StatusInternalServerError, "internal error")

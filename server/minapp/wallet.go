@@ -148,10 +148,6 @@ func (h *Handler) CreateWalletTransaction(w http.ResponseWriter, r *http.Request
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusConflict, err.Error())
 		return
-	case errors.Is(err, store.ErrWalletBusy), store.IsTransient(err):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-		return
 	case err != nil:
 		h.storeError(w, r, err, "user")
 		return

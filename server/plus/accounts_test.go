@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"userve.dev/userve/server/store"
 	"userve.dev/userve/test/mongofixture"
 )
 
@@ -296,5 +298,60 @@ func TestLoginFailureLimits(t *testing.T) {
 	r = expect(t, rp.call("POST", "/api/v2/auth/login", "", map[string]any{"login": "bystander", "password": "secret-bystander"}), http.StatusTooManyRequests)
 	if !strings.Contains(r.obj(t)["message"].(string), "address") {
 		t.Fatalf("429 = %s", r.body)
+	}
+}
+
+// Sixteen people registering at once all get in, each with an id of their
+// own: NextID may repeat on FerretDB, and a repeated id must not surface as
+// "name is already taken".
+func TestConcurrentRegistrationsGetDistinctIDs(t *testing.T) {
+	tn := newTenant(t)
+	rp := tn.replica()
+	const n = 16
+	phones := make([]string, n)
+	codes := make([]string, n)
+	for i := range phones {
+		phones[i] = "1390000" + pad4(i)
+		expect(t, rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"phone": phones[i]}), http.StatusAccepted)
+		codes[i] = tn.outbox.code(t, phones[i])
+	}
+	// Rewind the id sequence as FerretDB's lost updates do: the next ids
+	// handed out are taken, whichever registration draws them.
+	earlier, _ := tn.quickUser(rp, "early_bird")
+	_, err := mongofixture.Client(t).Database(tn.db).Collection(store.ColCounters).UpdateOne(context.Background(),
+		bson.D{{Key: "_id", Value: store.ColProfiles}}, bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: int64(0)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range phones {
+		wg.Go(func() {
+			r := rp.call("POST", "/api/v2/users", "", map[string]any{
+				"name": "racer_" + itoa(i), "phone": phones[i], "password": "secret1",
+				"verifiable_type": "sms", "verifiable_code": codes[i],
+			})
+			if r.status != http.StatusCreated {
+				t.Errorf("registration %d: %d %s", i, r.status, r.body)
+				return
+			}
+			tokens[i], _ = r.obj(t)["token"].(string)
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	seen := map[float64]string{float64(earlier): "early_bird"}
+	for i, token := range tokens {
+		me := expect(t, rp.call("GET", "/api/v2/user", token, nil), http.StatusOK).obj(t)
+		id, _ := me["id"].(float64)
+		if other, ok := seen[id]; ok || me["phone"] != phones[i] {
+			t.Errorf("user %d (%v) got id %v, also held by %s", i, me["phone"], id, other)
+		}
+		seen[id] = phones[i]
+	}
+	if got := len(expect(t, rp.call("GET", "/api/v2/users?limit=50", "", nil), http.StatusOK).list(t)); got != n+1 {
+		t.Errorf("GET /users lists %d users, want %d", got, n+1)
 	}
 }

@@ -172,18 +172,18 @@ func (e *apiError) write(w http.ResponseWriter) {
 	writeJSON(w, e.status, map[string]string{"message": e.message})
 }
 
-// fail writes err: an *apiError as it is, store errors mapped to statuses,
-// anything else a logged 500.
+// fail writes err: an *apiError as it is, store errors mapped to statuses
+// (the store away or busy → 503, as in the management dialect), anything
+// else a logged 500.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var ce *store.ConflictError
 	switch {
 	case errors.As(err, &ae):
 		ae.write(w)
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, store.ErrWalletBusy),
-		store.IsTransient(err):
-		w.Header().Set("Retry-After", "2")
-		newError(http.StatusServiceUnavailable, "user store unavailable, try again").write(w)
+	case httpx.StoreUnavailable(w, err):
+		h.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
+		newError(http.StatusServiceUnavailable, httpx.UnavailableMessage).write(w)
 	case errors.Is(err, store.ErrNotFound):
 		newError(http.StatusNotFound, "not found").write(w)
 	case errors.As(err, &ce):
@@ -310,8 +310,8 @@ func clientIP(r *http.Request) string {
 
 // sweepLedger finishes stalled wallet transfers of every user now and then,
 // in the background: on the first authenticated request after a start, then
-// at most once a minute per replica. Reads of a balance also finish the
-// reader's own right away.
+// at most once a minute per replica (the server also runs one at start).
+// Reads of a balance also finish the reader's own right away.
 func (h *Handler) sweepLedger() {
 	now := time.Now().UnixNano()
 	last := h.lastLedgerSweep.Load()

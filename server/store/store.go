@@ -331,7 +331,8 @@ func classify(err error) error {
 		return ErrNotFound
 	case mongo.IsDuplicateKeyError(err):
 		return conflictFrom(err)
-	case isUnavailable(err):
+	case isUnavailable(err), transient(err):
+		// The message stays in the chain: transient() reads it to retry.
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return fmt.Errorf("store: %w", err)

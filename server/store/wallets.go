@@ -691,8 +691,13 @@ func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta i
 	}
 }
 
-// IsTransient reports a store error worth retrying (handlers answer 503).
-func IsTransient(err error) bool { return transient(err) }
+// IsTransient reports store trouble that passes by itself: MongoDB away or
+// slow, FerretDB busy (SQLITE_BUSY), a wallet contended past its retries.
+// Both dialects answer it 503 with Retry-After, never 500; it is the one
+// place that tells such errors from bugs.
+func IsTransient(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrWalletBusy) || isUnavailable(err) || transient(err)
+}
 
 // transient reports a store error worth retrying at once: FerretDB over
 // SQLite answers "database is locked" (SQLITE_BUSY) to writes that collide.
