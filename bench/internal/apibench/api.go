@@ -157,9 +157,22 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 		logf("idle RSS %.1f MiB (%.1f anonymous, %.1f mapped executable)", res.IdleRSSMiB, res.IdleAnonMiB, res.IdleFileMiB)
 	}
 
+	// Store-bound queries last (see endpoint.storeBound), after the
+	// profiles of missed targets, which need a store at rest too.
+	var fast, storeBound []endpoint
 	for _, ep := range tg.endpoints() {
 		if len(cfg.Endpoints) > 0 && !cfg.Endpoints[ep.name] {
 			continue
+		}
+		if ep.storeBound {
+			storeBound = append(storeBound, ep)
+		} else {
+			fast = append(fast, ep)
+		}
+	}
+	for i, ep := range append(fast, storeBound...) {
+		if i == len(fast) && ctx.Err() == nil {
+			profileMisses(ctx, cfg, res, tg, configPath, uri, database)
 		}
 		skip := ""
 		var se *statusError
@@ -200,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 			}
 		}
 	}
-	if ctx.Err() == nil {
+	if len(storeBound) == 0 && ctx.Err() == nil {
 		profileMisses(ctx, cfg, res, tg, configPath, uri, database)
 	}
 	return res, nil
