@@ -277,9 +277,9 @@ type WebhookSpec struct {
 	// +kubebuilder:validation:MaxLength=2048
 	URL string `json:"url"`
 	// SecretRef names the HMAC key; its value reaches the server as
-	// USERVE_WEBHOOK_SECRET.
-	// +optional
-	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
+	// USERVE_WEBHOOK_SECRET. Required: an unsigned webhook would let anyone
+	// who can reach the relay forge code deliveries.
+	SecretRef *SecretKeyRef `json:"secretRef"`
 }
 
 // MailSpec delivers e-mail codes.
