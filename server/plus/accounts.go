@@ -113,8 +113,13 @@ func (h *Handler) SendCode(w http.ResponseWriter, r *http.Request) {
 	h.sendCode(w, r, true)
 }
 
+// noInput is a route that takes nothing besides its path (and token).
+var noInput = input{}
+
+var sendCodeInput = input{body: []string{"phone", "email"}}
+
 func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, mustExist bool) {
-	f, err := parseBody(r)
+	f, err := sendCodeInput.read(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -198,9 +203,11 @@ func (h *Handler) consumeCode(ctx context.Context, c contact, code string) error
 
 // ---- registration and tokens ------------------------------------------------
 
+var registerInput = input{body: []string{"name", "phone", "email", "password", "verifiable_type", "verifiable_code"}}
+
 // Register is POST /users.
 func (h *Handler) Register(w http.ResponseWriter, r *http.Request) {
-	f, err := parseBody(r)
+	f, err := registerInput.read(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -296,11 +303,13 @@ func (h *Handler) writeToken(w http.ResponseWriter, p *store.Profile) {
 	})
 }
 
+var loginInput = input{body: []string{"login", "password", "verifiable_code"}}
+
 // Login is POST /auth/login: login (name, e-mail or phone) with password or
 // verifiable_code. Failures are counted per account and per client address
 // in MongoDB; past the limit the account or address waits for the window.
 func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
-	f, err := parseBody(r)
+	f, err := loginInput.read(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -407,6 +416,10 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 // its refresh window) for a new one. The old token is revoked by the same
 // atomic insert that admits the refresh, so a token refreshes once.
 func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
+	if _, err := noInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	hdr := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(hdr, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -437,6 +450,10 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
 
 // Logout is POST /auth/logout: the token stops working on every replica.
 func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
+	if _, err := noInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	c := callerOf(r)
 	if _, err := h.store.RevokeToken(r.Context(), c.claims.ID, c.claims.RefreshDeadline(h.tokens.RefreshTTL)); err != nil {
 		h.fail(w, r, err)
@@ -447,10 +464,12 @@ func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
 
 // ---- password and contacts --------------------------------------------------
 
+var changePasswordInput = input{body: []string{"old_password", "password", "password_confirmation"}}
+
 // ChangePassword is PUT /user/password.
 func (h *Handler) ChangePassword(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
-	f, err := parseBody(r)
+	f, err := changePasswordInput.read(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -515,10 +534,12 @@ func (h *Handler) setPassword(ctx context.Context, id int64, password string) er
 	return err
 }
 
+var retrievePasswordInput = input{body: []string{"verifiable_type", "phone", "email", "verifiable_code", "password"}}
+
 // RetrievePassword is PUT /user/retrieve-password: a new password by a code
 // sent to the account's phone or e-mail.
 func (h *Handler) RetrievePassword(w http.ResponseWriter, r *http.Request) {
-	f, err := parseBody(r)
+	f, err := retrievePasswordInput.read(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -560,11 +581,13 @@ func (h *Handler) RetrievePassword(w http.ResponseWriter, r *http.Request) {
 	noContent(w)
 }
 
+var updateContactInput = input{body: []string{"phone", "email", "verifiable_code"}}
+
 // UpdateContact is PUT /user: bind a new phone or e-mail, proven by a code
 // sent to it.
 func (h *Handler) UpdateContact(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r)
-	f, err := parseBody(r)
+	f, err := updateContactInput.read(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -601,11 +624,13 @@ func (h *Handler) UnbindEmail(w http.ResponseWriter, r *http.Request) {
 	h.unbind(w, r, store.FieldEmail)
 }
 
+var unbindInput = input{body: []string{"password", "verifiable_code"}}
+
 // unbind removes the phone or e-mail after checking the password and a
 // code sent to the bound value.
 func (h *Handler) unbind(w http.ResponseWriter, r *http.Request, field string) {
 	me := callerOf(r)
-	f, err := parseBody(r)
+	f, err := unbindInput.read(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -16,18 +18,71 @@ import (
 	"userve.dev/userve/server/httpx"
 )
 
+// input is what a route takes besides its path: query parameters and body
+// fields. Each handler declares its own once; read refuses every other name
+// with a 422 naming it, so a misspelt parameter is never silently dropped.
+type input struct {
+	query []string
+	body  []string
+}
+
+// read checks r's query string and reads its body (JSON or url-encoded
+// form, possibly empty) against in. Routes without body fields read the
+// body too, so a field sent to them is refused like any other.
+func (in input) read(r *http.Request) (*form, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, newError(http.StatusBadRequest, "query string is malformed: "+err.Error())
+	}
+	f, err := parseBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.check(q, f.values); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// check is the 422 for query parameters and body fields in does not list,
+// or nil. Names are reported sorted, query first, so "message" is stable.
+func (in input) check(query url.Values, body map[string]any) *apiError {
+	f := &form{errs: map[string][]string{}}
+	for _, name := range slices.Sorted(maps.Keys(query)) {
+		if !slices.Contains(in.query, name) {
+			f.errs[name] = append(f.errs[name], "unknown parameter")
+			if f.first == "" {
+				f.first = fmt.Sprintf("unknown query parameter %q", name)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(body)) {
+		if !slices.Contains(in.body, name) {
+			f.errs[name] = append(f.errs[name], "unknown field")
+			if f.first == "" {
+				f.first = fmt.Sprintf("unknown body field %q", name)
+			}
+		}
+	}
+	if len(f.errs) == 0 {
+		return nil
+	}
+	return &apiError{status: http.StatusUnprocessableEntity, message: f.first, fields: f.errs}
+}
+
 // form is a request body as field values. ThinkSNS clients send JSON
 // objects or url-encoded forms; both arrive here. JSON values are kept as
 // decoded (string, json.Number, bool, nil, []any, map[string]any); form
-// values are strings. Fields this dialect does not know are ignored, as
-// ThinkSNS (Laravel) does.
+// values are strings. Fields a route does not take are refused by
+// input.check before a handler looks at the rest.
 type form struct {
 	values map[string]any
 	errs   map[string][]string
 	first  string // message of the first error, shown as "message"
 }
 
-// parseBody reads r's body as JSON or a url-encoded form.
+// parseBody reads r's body as JSON or a url-encoded form; handlers call it
+// through input.read, which also refuses unknown names.
 func parseBody(r *http.Request) (*form, error) {
 	data, err := httpx.ReadBody(r)
 	if err != nil {

@@ -36,6 +36,10 @@ func (h *Handler) Unfollow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) follow(w http.ResponseWriter, r *http.Request, on bool) {
+	if _, err := noInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	me := callerOf(r).profile
 	target, err := h.targetUser(r)
 	if err != nil {
@@ -60,36 +64,49 @@ func (h *Handler) follow(w http.ResponseWriter, r *http.Request, on bool) {
 
 // MyFollowings is GET /user/followings.
 func (h *Handler) MyFollowings(w http.ResponseWriter, r *http.Request) {
-	h.followList(w, r, callerOf(r).profile.ID, true)
+	h.followList(w, r, h.callerID, true)
 }
 
 // MyFollowers is GET /user/followers.
 func (h *Handler) MyFollowers(w http.ResponseWriter, r *http.Request) {
-	h.followList(w, r, callerOf(r).profile.ID, false)
+	h.followList(w, r, h.callerID, false)
 }
 
 // UserFollowings is GET /users/{user}/followings.
 func (h *Handler) UserFollowings(w http.ResponseWriter, r *http.Request) {
-	p, err := h.findUser(r, mux.Vars(r)["user"])
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.followList(w, r, p.ID, true)
+	h.followList(w, r, h.pathUser, true)
 }
 
 // UserFollowers is GET /users/{user}/followers.
 func (h *Handler) UserFollowers(w http.ResponseWriter, r *http.Request) {
+	h.followList(w, r, h.pathUser, false)
+}
+
+func (h *Handler) callerID(r *http.Request) (int64, error) { return callerOf(r).profile.ID, nil }
+
+func (h *Handler) pathUser(r *http.Request) (int64, error) {
 	p, err := h.findUser(r, mux.Vars(r)["user"])
+	if err != nil {
+		return 0, err
+	}
+	return p.ID, nil
+}
+
+var followListInput = input{query: []string{"limit", "offset"}}
+
+// followList lists whom the user (found by whose) follows, or their
+// followers. The parameters are checked before the user is looked up.
+func (h *Handler) followList(w http.ResponseWriter, r *http.Request, whose func(*http.Request) (int64, error), followings bool) {
+	if _, err := followListInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	limit, offset, err := parsePage(r, h.defaultLimit, h.maxLimit)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.followList(w, r, p.ID, false)
-}
-
-func (h *Handler) followList(w http.ResponseWriter, r *http.Request, user int64, followings bool) {
-	limit, offset, err := parsePage(r, h.defaultLimit, h.maxLimit)
+	user, err := whose(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return

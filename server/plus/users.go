@@ -165,10 +165,16 @@ func queryID(r *http.Request, name string) (int64, bool, error) {
 	return id, true, nil
 }
 
+var getUserInput = input{query: []string{"following", "follower"}}
+
 // GetUser is GET /users/{user}. following and follower say whether the
 // caller (or the user given by the `following` / `follower` parameter)
 // follows this user, and whether this user follows the caller (or them).
 func (h *Handler) GetUser(w http.ResponseWriter, r *http.Request) {
+	if _, err := getUserInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	p, err := h.findUser(r, mux.Vars(r)["user"])
 	if err != nil {
 		h.fail(w, r, err)
@@ -214,6 +220,10 @@ func (h *Handler) GetUser(w http.ResponseWriter, r *http.Request) {
 
 // Me is GET /user: the caller with phone, e-mail and wallets.
 func (h *Handler) Me(w http.ResponseWriter, r *http.Request) {
+	if _, err := noInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	h.sweepLedger()
 	p := callerOf(r).profile
 	wallet, err := h.store.GetWallet(r.Context(), p.ID)
@@ -236,8 +246,14 @@ func (h *Handler) Me(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+var listUsersInput = input{query: []string{"limit", "order", "since", "name", "fetch_by", "id"}}
+
 // ListUsers is GET /users.
 func (h *Handler) ListUsers(w http.ResponseWriter, r *http.Request) {
+	if _, err := listUsersInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	q, err := parseListUsers(r.URL.Query(), h.defaultLimit, h.maxLimit)
 	if err != nil {
 		h.fail(w, r, err)
@@ -260,7 +276,7 @@ func (h *Handler) ListUsers(w http.ResponseWriter, r *http.Request) {
 const maxListIDs = 50
 
 // parseListUsers turns GET /users parameters into a store query. Unknown
-// parameters are ignored, as ThinkSNS does.
+// parameters were refused before (listUsersInput).
 func parseListUsers(v map[string][]string, defaultLimit, maxLimit int64) (store.ProfileQuery, error) {
 	get := func(k string) string {
 		if vs := v[k]; len(vs) > 0 {
@@ -352,10 +368,12 @@ func splitList(s string) []string {
 	return out
 }
 
+var updateMeInput = input{body: []string{"name", "bio", "sex", "location", "avatar", "bg"}}
+
 // UpdateMe is PATCH /user: name, bio, sex, location, avatar, bg.
 func (h *Handler) UpdateMe(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
-	f, err := parseBody(r)
+	f, err := updateMeInput.read(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return

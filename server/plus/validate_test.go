@@ -3,6 +3,7 @@ package plus
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -98,6 +99,17 @@ func FuzzDecodeBody(f *testing.F) {
 			}
 			return
 		}
+		// The handler's next step: a field POST /users does not take is a
+		// 422 naming it, and nothing unknown gets past.
+		if uerr := registerInput.check(nil, fm.values); uerr != nil {
+			expectUnknownRefused(t, uerr, nil, fm.values, registerInput)
+			return
+		}
+		for name := range fm.values {
+			if !slices.Contains(registerInput.body, name) {
+				t.Fatalf("unknown field %q accepted", name)
+			}
+		}
 		for _, field := range []string{"name", "password", "login", "bio", "location", "avatar"} {
 			if s, ok := fm.str(field, false, 64); ok && utf8.RuneCountInString(s) > 64 {
 				t.Fatalf("%s longer than its limit accepted", field)
@@ -140,6 +152,15 @@ func FuzzParseListUsers(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if uerr := listUsersInput.check(v, nil); uerr != nil {
+			expectUnknownRefused(t, uerr, v, nil, listUsersInput)
+			return
+		}
+		for name := range v {
+			if !slices.Contains(listUsersInput.query, name) {
+				t.Fatalf("unknown parameter %q accepted", name)
+			}
+		}
 		q, perr := parseListUsers(v, 20, 50)
 		if perr != nil {
 			if ae, ok := perr.(*apiError); !ok || ae.status != http.StatusUnprocessableEntity {
@@ -154,4 +175,57 @@ func FuzzParseListUsers(f *testing.F) {
 			t.Fatalf("invalid filter from %q: %v", raw, err)
 		}
 	})
+}
+
+// expectUnknownRefused checks a refusal of unknown names: a 422 naming
+// exactly the names in takes does not list.
+func expectUnknownRefused(t *testing.T, e *apiError, query url.Values, body map[string]any, takes input) {
+	t.Helper()
+	if e.status != http.StatusUnprocessableEntity || e.message == "" {
+		t.Fatalf("unknown names refused with %d %q", e.status, e.message)
+	}
+	want := map[string]bool{}
+	for name := range query {
+		if !slices.Contains(takes.query, name) {
+			want[name] = true
+		}
+	}
+	for name := range body {
+		if !slices.Contains(takes.body, name) {
+			want[name] = true
+		}
+	}
+	if len(want) != len(e.fields) {
+		t.Fatalf("refusal names %v, want %v", e.fields, want)
+	}
+	for name := range e.fields {
+		if !want[name] {
+			t.Fatalf("refusal names known %q", name)
+		}
+	}
+}
+
+func TestInputCheckNamesEveryUnknown(t *testing.T) {
+	in := input{query: []string{"limit"}, body: []string{"name"}}
+	if e := in.check(url.Values{"limit": {"1"}}, map[string]any{"name": "x"}); e != nil {
+		t.Fatalf("known names refused: %+v", e)
+	}
+	if e := in.check(nil, nil); e != nil {
+		t.Fatalf("nothing refused: %+v", e)
+	}
+	e := in.check(url.Values{"limit": {"1"}, "zz": {""}, "b": {"1"}}, map[string]any{"name": "x", "nmae": "y", "limit": 1})
+	if e == nil || e.status != http.StatusUnprocessableEntity {
+		t.Fatalf("unknown names accepted: %+v", e)
+	}
+	if e.message != `unknown query parameter "b"` {
+		t.Errorf("message %q, want the first unknown name in order", e.message)
+	}
+	for name, want := range map[string]string{"b": "unknown parameter", "zz": "unknown parameter", "nmae": "unknown field", "limit": "unknown field"} {
+		if got := e.fields[name]; len(got) != 1 || got[0] != want {
+			t.Errorf("errors[%q] = %v, want [%q]", name, got, want)
+		}
+	}
+	if len(e.fields) != 4 {
+		t.Errorf("errors = %v, want 4 names", e.fields)
+	}
 }

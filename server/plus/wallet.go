@@ -121,7 +121,13 @@ func (h *Handler) CurrencyOrders(w http.ResponseWriter, r *http.Request) {
 	h.orders(w, r, store.AccountCurrency)
 }
 
+var ordersInput = input{query: []string{"limit", "offset", "after", "action"}}
+
 func (h *Handler) orders(w http.ResponseWriter, r *http.Request, acct store.Account) {
+	if _, err := ordersInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	h.sweepLedger()
 	me := callerOf(r).profile
 	q := store.LedgerQuery{UserID: me.ID, Account: acct}
@@ -181,6 +187,8 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return k, nil
 }
 
+var transferInput = input{body: []string{"user", "amount", "title"}}
+
 // Transfer is POST /plus-pay/transfer {user, amount}: new_wallet money to
 // another user, all or nothing, once per Idempotency-Key (a retry with the
 // same key answers with the same order and moves nothing).
@@ -192,7 +200,7 @@ func (h *Handler) Transfer(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	f, err := parseBody(r)
+	f, err := transferInput.read(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return

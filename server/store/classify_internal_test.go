@@ -55,3 +55,39 @@ func TestIsTransient(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryTransientUpToIsBounded(t *testing.T) {
+	ctx := context.Background()
+	busyThen := func(busy int, final error) (func() error, *int) {
+		calls := 0
+		return func() error {
+			calls++
+			if calls <= busy {
+				return classify(sqliteBusy)
+			}
+			return final
+		}, &calls
+	}
+	// Busy twice, then through: the caller never sees the busy moments.
+	op, calls := busyThen(2, nil)
+	if err := retryTransientUpTo(ctx, maxBusyAttempts, op); err != nil || *calls != 3 {
+		t.Errorf("busy twice: err %v after %d calls, want nil after 3", err, *calls)
+	}
+	// Busy for good: gives up after the bound with the transient error.
+	op, calls = busyThen(1000, nil)
+	if err := retryTransientUpTo(ctx, maxBusyAttempts, op); !IsTransient(err) || *calls != maxBusyAttempts {
+		t.Errorf("always busy: err %v after %d calls, want transient after %d", err, *calls, maxBusyAttempts)
+	}
+	// Other errors are final at once.
+	op, calls = busyThen(0, ErrConflict)
+	if err := retryTransientUpTo(ctx, maxBusyAttempts, op); !errors.Is(err, ErrConflict) || *calls != 1 {
+		t.Errorf("conflict: err %v after %d calls, want ErrConflict after 1", err, *calls)
+	}
+	// A cancelled request stops retrying.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	op, calls = busyThen(1000, nil)
+	if err := retryTransientUpTo(cctx, maxBusyAttempts, op); err == nil || *calls != 1 {
+		t.Errorf("cancelled: err %v after %d calls, want an error after 1", err, *calls)
+	}
+}

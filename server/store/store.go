@@ -277,24 +277,49 @@ func (s *Store) NextID(ctx context.Context, sequence string) (int64, error) {
 // maxIDAttempts bounds InsertWithNextID's retries on id collisions.
 const maxIDAttempts = 50
 
+// maxBusyAttempts bounds the tries of each step of InsertWithNextID while
+// FerretDB answers SQLITE_BUSY (backoff of at most a few milliseconds
+// between them, so well under a second in all).
+const maxBusyAttempts = 8
+
 // InsertWithNextID inserts build(id) into collection, id being the next
 // value of sequence and the document's _id. When that _id is already taken
 // (a lost counter update on FerretDB) it takes another id; any other unique
 // violation is returned as a *ConflictError. It returns the id used.
+//
+// Each step is retried while the store is busy (SQLITE_BUSY): callers such
+// as registration have already used up a single-use code, so a busy
+// moment must not fail them. A busy write changed nothing, so retrying it
+// is safe. SQLITE_BUSY cannot be provoked on demand, so the wiring is
+// covered by TestConcurrentCreatesGetDistinctIDs (concurrent creates, which
+// make FerretDB busy now and then, must all succeed) and the policy by
+// TestRetryTransientUpToIsBounded.
 func (s *Store) InsertWithNextID(ctx context.Context, collection, sequence string, build func(id int64) any) (int64, error) {
 	for attempt := 0; attempt < maxIDAttempts; attempt++ {
-		id, err := s.NextID(ctx, sequence)
+		var id int64
+		err := retryTransientUpTo(ctx, maxBusyAttempts, func() error {
+			var err error
+			id, err = s.NextID(ctx, sequence)
+			return err
+		})
 		if err != nil {
 			return 0, err
 		}
-		err = s.insert(ctx, collection, build(id))
+		err = retryTransientUpTo(ctx, maxBusyAttempts, func() error {
+			return s.insert(ctx, collection, build(id))
+		})
 		if err == nil {
 			return id, nil
 		}
 		if !errors.Is(err, ErrConflict) {
 			return 0, err
 		}
-		taken, cerr := s.exists(ctx, collection, bson.D{{Key: "_id", Value: id}})
+		var taken bool
+		cerr := retryTransientUpTo(ctx, maxBusyAttempts, func() error {
+			var err error
+			taken, err = s.exists(ctx, collection, bson.D{{Key: "_id", Value: id}})
+			return err
+		})
 		if cerr != nil {
 			return 0, cerr
 		}

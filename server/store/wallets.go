@@ -716,9 +716,14 @@ func backoff(attempt int) {
 
 // retryTransient runs op until it succeeds, fails for good, or ctx ends.
 func retryTransient(ctx context.Context, op func() error) error {
+	return retryTransientUpTo(ctx, 50, op)
+}
+
+// retryTransientUpTo is retryTransient giving up after attempts calls of op.
+func retryTransientUpTo(ctx context.Context, attempts int, op func() error) error {
 	for attempt := 0; ; attempt++ {
 		err := op()
-		if !transient(err) || attempt >= 50 || ctx.Err() != nil {
+		if !transient(err) || attempt+1 >= attempts || ctx.Err() != nil {
 			return err
 		}
 		backoff(attempt)
