@@ -78,12 +78,16 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 	}
 	defer client.Disconnect(context.Background())
 	db := client.Database(database)
-	defer func() {
-		// The PostgreSQL cluster goes away anyway; a real MongoDB keeps nothing.
-		dropCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		_ = db.Drop(dropCtx)
-	}()
+	if pg == nil {
+		defer func() {
+			// A real MongoDB keeps nothing of the run. (The temporary
+			// PostgreSQL cluster is deleted whole, and dropping there would
+			// wait behind FerretDB's abandoned list scans.)
+			dropCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			_ = db.Drop(dropCtx)
+		}()
+	}
 
 	configPath, err := writeManifest(cfg.LogDir)
 	if err != nil {
@@ -222,20 +226,31 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 // profileMisses profiles what missed a target: the server's CPU on detail
 // (pprof, in a separate server process) and the idle memory (package inits).
 func profileMisses(ctx context.Context, cfg Config, res *report.API, tg *target, configPath, uri, database string) {
-	var detailMissed bool
-	for _, c := range res.Cells {
-		if c.Endpoint == report.EndpointDetail && c.Error == "" &&
-			(c.CPUmsPerReq > report.MaxDetailCPUms || (c.Driver != nil && c.Ratio < report.MinThroughputRatio)) {
-			detailMissed = true
+	// Profile detail at the concurrency that missed worst: the highest CPU
+	// per request if that target was missed, else the lowest ratio.
+	var worst *report.Cell
+	for i := range res.Cells {
+		c := &res.Cells[i]
+		if c.Endpoint != report.EndpointDetail || c.Error != "" {
+			continue
+		}
+		cpuMiss := c.CPUmsPerReq > report.MaxDetailCPUms
+		ratioMiss := c.Driver != nil && c.Ratio < report.MinThroughputRatio
+		switch {
+		case !cpuMiss && !ratioMiss:
+		case worst == nil,
+			cpuMiss && c.CPUmsPerReq > worst.CPUmsPerReq,
+			!cpuMiss && worst.CPUmsPerReq <= report.MaxDetailCPUms && c.Ratio < worst.Ratio:
+			worst = c
 		}
 	}
-	if detailMissed {
+	if worst != nil {
 		for _, ep := range tg.endpoints() {
 			if ep.name != report.EndpointDetail {
 				continue
 			}
-			cfg.Logf("profiling the server on %s (a target was missed)", ep.name)
-			p, err := profileEndpoint(ctx, cfg, tg, ep, configPath, uri, database, 8, cfg.Duration)
+			cfg.Logf("profiling the server on %s at concurrency %d (a target was missed)", ep.name, worst.Concurrency)
+			p, err := profileEndpoint(ctx, cfg, tg, ep, configPath, uri, database, worst.Concurrency, max(cfg.Duration, 10*time.Second))
 			if err != nil {
 				cfg.Logf("profile: %v", err)
 				continue
@@ -345,7 +360,8 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 		}
 	}
 	if server.ErrorRate() > 0.01 {
-		cell.Error = fmt.Sprintf("%.1f%% of requests failed: %v", 100*server.ErrorRate(), server.FirstErr)
+		cell.Error = fmt.Sprintf("%.1f%% of requests failed (slowest after %.1f s): %v", 100*server.ErrorRate(),
+			server.SlowestFailure.Seconds(), server.FirstErr)
 	}
 	if ep.driver == nil {
 		return
@@ -353,8 +369,12 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 	ds := driver.Summary()
 	cell.Driver = &ds
 	cell.Ratio = stats.Ratio(cell.Server.RPS, ds.RPS)
-	if driver.ErrorRate() > 0.01 && cell.Error == "" {
-		cell.Error = fmt.Sprintf("driver: %.1f%% failed: %v", 100*driver.ErrorRate(), driver.FirstErr)
+	if driver.ErrorRate() > 0.01 && cell.Error != "" {
+		cell.Error += fmt.Sprintf("; driver: %.1f%% failed (slowest after %.1f s): %v", 100*driver.ErrorRate(),
+			driver.SlowestFailure.Seconds(), driver.FirstErr)
+	} else if driver.ErrorRate() > 0.01 {
+		cell.Error = fmt.Sprintf("driver: %.1f%% failed (slowest after %.1f s): %v", 100*driver.ErrorRate(),
+			driver.SlowestFailure.Seconds(), driver.FirstErr)
 	}
 }
 
@@ -363,6 +383,7 @@ func merge(into *load.Result, r load.Result) {
 	into.Latencies = append(into.Latencies, r.Latencies...)
 	into.Errors += r.Errors
 	into.Elapsed += r.Elapsed
+	into.SlowestFailure = max(into.SlowestFailure, r.SlowestFailure)
 	if into.FirstErr == nil {
 		into.FirstErr = r.FirstErr
 	}

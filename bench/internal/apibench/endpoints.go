@@ -277,7 +277,11 @@ type statusError struct {
 }
 
 func (e *statusError) Error() string {
-	return fmt.Sprintf("%s: status %d, want %d: %s", e.request, e.got, e.want, e.body)
+	req := e.request
+	if len(req) > 60 {
+		req = req[:60] + "…"
+	}
+	return fmt.Sprintf("%s: status %d, want %d: %s", req, e.got, e.want, e.body)
 }
 
 func findAll(ctx context.Context, col *mongo.Collection, filter bson.D, opts *options.FindOptionsBuilder) error {

@@ -35,6 +35,9 @@ type Result struct {
 	Errors    int64
 	FirstErr  error
 	Elapsed   time.Duration
+	// SlowestFailure is the longest a failed request took (a timeout shows
+	// as the time it took to give up).
+	SlowestFailure time.Duration
 }
 
 // Summary of the result.
@@ -75,6 +78,7 @@ func phase(ctx context.Context, cfg Config, deadline time.Time, budget int64, se
 		errs     atomic.Int64
 		firstErr error
 		errOnce  sync.Once
+		slowFail atomic.Int64
 		wg       sync.WaitGroup
 		perWkr   = make([][]time.Duration, concurrency)
 	)
@@ -99,6 +103,8 @@ func phase(ctx context.Context, cfg Config, deadline time.Time, budget int64, se
 				if err != nil {
 					errs.Add(1)
 					errOnce.Do(func() { firstErr = err })
+					for cur := slowFail.Load(); int64(d) > cur && !slowFail.CompareAndSwap(cur, int64(d)); cur = slowFail.Load() {
+					}
 					continue
 				}
 				if measure {
@@ -109,7 +115,7 @@ func phase(ctx context.Context, cfg Config, deadline time.Time, budget int64, se
 		}(w)
 	}
 	wg.Wait()
-	r := Result{Errors: errs.Load(), FirstErr: firstErr, Elapsed: time.Since(start)}
+	r := Result{Errors: errs.Load(), FirstErr: firstErr, Elapsed: time.Since(start), SlowestFailure: time.Duration(slowFail.Load())}
 	n := 0
 	for _, l := range perWkr {
 		n += len(l)

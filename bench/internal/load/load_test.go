@@ -103,6 +103,9 @@ func TestRunBoundsEachRequest(t *testing.T) {
 	if time.Since(start) > 2*time.Second {
 		t.Errorf("a hung request held the cell for %v", time.Since(start))
 	}
+	if r.SlowestFailure < 50*time.Millisecond {
+		t.Errorf("slowest failure %v, want the 50ms timeout", r.SlowestFailure)
+	}
 	if r.Errors != 2 || !errors.Is(r.FirstErr, context.DeadlineExceeded) {
 		t.Errorf("errors=%d first=%v", r.Errors, r.FirstErr)
 	}

@@ -267,6 +267,8 @@ func rate(v float64) string {
 
 func verdict(t Target) string {
 	switch {
+	case !t.Measured && t.Value != "":
+		return "**not measurable**"
 	case !t.Measured:
 		return "not measured"
 	case t.Met:

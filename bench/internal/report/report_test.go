@@ -71,6 +71,17 @@ func TestJudgeWithoutParts(t *testing.T) {
 	}
 }
 
+func TestJudgeUnmeasurableList(t *testing.T) {
+	r := &Results{API: &API{Cells: []Cell{
+		{Endpoint: EndpointListV20, Concurrency: 1, Error: "status 503"},
+		{Endpoint: EndpointListV20, Concurrency: 8, Error: "not run"},
+	}}}
+	got := find(Judge(r), "list v2.0 throughput vs driver")
+	if got.Measured || got.Met || !strings.Contains(got.Value, "status 503") {
+		t.Errorf("a list without any figure must be unmeasured, with the reason: %+v", got)
+	}
+}
+
 func TestJudgeOperatorNotAllReady(t *testing.T) {
 	ts := Judge(&Results{Operator: &Operator{Tenants: 1000, Ready: 400, CreateSeconds: 12, AllReadySeconds: 120}})
 	got := find(ts, "operator: 1,000 tenants Ready")

@@ -79,7 +79,8 @@ func ratioTarget(a *API, endpoint string) Target {
 		return t
 	}
 	var parts []string
-	met, any := true, false
+	met, any, figures := true, false, 0
+	firstErr := ""
 	for _, c := range a.Cells {
 		if c.Endpoint != endpoint {
 			continue
@@ -87,15 +88,24 @@ func ratioTarget(a *API, endpoint string) Target {
 		any = true
 		if c.Error != "" || c.Driver == nil {
 			met = false
+			if firstErr == "" {
+				firstErr = c.Error
+			}
 			parts = append(parts, fmt.Sprintf("c=%d: no figure", c.Concurrency))
 			continue
 		}
+		figures++
 		parts = append(parts, fmt.Sprintf("%.2f (c=%d)", c.Ratio, c.Concurrency))
 		if c.Ratio < MinThroughputRatio {
 			met = false
 		}
 	}
-	if any {
+	switch {
+	case any && figures == 0:
+		// Neither side produced a figure (the store could not answer in
+		// time): the ratio is not measurable here, which is not a pass.
+		t.Value = "no figure: " + oneLine(firstErr)
+	case any:
 		t.Measured, t.Met, t.Value = true, met, strings.Join(parts, ", ")
 	}
 	return t
