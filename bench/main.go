@@ -3,7 +3,7 @@
 // 1,000 tenants (bin/userve operator against etcd + kube-apiserver), and
 // writes bench/results/latest.json and latest.md.
 //
-//	go run ./bench                       # everything (~8 minutes on 2 cores)
+//	go run ./bench                       # everything (~7 minutes on 2 cores)
 //	go run ./bench -only api -duration 3s
 //	go run ./bench -only operator -tenants 200
 //
@@ -45,7 +45,7 @@ func run() int {
 	endpoints := flag.String("endpoints", "", "API endpoints to run (comma-separated names as in the table); empty: all")
 	idle := flag.Duration("idle-wait", 5*time.Second, "how long the idle tenant process sits before its RSS is read")
 	tenants := flag.Int("tenants", 1000, "UserServices for the operator part")
-	mcr := flag.Int("max-concurrent-reconciles", 16, "the operator's --max-concurrent-reconciles")
+	mcr := flag.Int("max-concurrent-reconciles", 32, "the operator's --max-concurrent-reconciles")
 	opFlags := flag.String("operator-flags", "", "extra flags for `userve operator`, space-separated")
 	readyTimeout := flag.Duration("ready-timeout", 180*time.Second, "give up waiting for all tenants Ready after this")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")

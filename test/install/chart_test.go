@@ -85,7 +85,7 @@ func TestChartDefaults(t *testing.T) {
 	wantArgs := []string{
 		"operator",
 		"--server-image=" + image,
-		"--max-concurrent-reconciles=4",
+		"--max-concurrent-reconciles=32",
 		"--log-level=info",
 		"--metrics-bind-address=:8080",
 		"--health-probe-bind-address=:8081",
