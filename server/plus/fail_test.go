@@ -1,19 +1,15 @@
 package plus
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
-	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/store/storetest"
 )
 
 // Store trouble that passes by itself is a 503 with Retry-After, as in the
@@ -21,15 +17,7 @@ import (
 func TestFailAnswersTransientTroubleWith503(t *testing.T) {
 	h := &Handler{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	req := httptest.NewRequest(http.MethodGet, "/api/v2/user", nil)
-	for name, err := range map[string]error{
-		"SQLITE_BUSY": fmt.Errorf("store: %w", mongo.CommandError{Code: 1, Name: "InternalError",
-			Message: "database is locked (5) (SQLITE_BUSY)"}),
-		"unavailable":    fmt.Errorf("%w: server selection error", store.ErrUnavailable),
-		"deadline":       context.DeadlineExceeded,
-		"maxTimeMS":      mongo.CommandError{Code: 50, Name: "MaxTimeMSExpired"},
-		"network":        mongo.CommandError{Labels: []string{"NetworkError"}, Message: "connection reset"},
-		"wallet is busy": store.ErrWalletBusy,
-	} {
+	for name, err := range storetest.TransientErrors() {
 		rec := httptest.NewRecorder()
 		h.fail(rec, req, err)
 		var body map[string]string
