@@ -186,16 +186,9 @@ func condition(f field, op string, v any) (store.Filter, error) {
 		if !ok || len(list) == 0 {
 			return store.Filter{}, whereErr("%s on %q takes a non-empty list", op, f.name)
 		}
-		if len(list) > store.MaxInValues {
-			return store.Filter{}, whereErr("%s on %q takes at most %d values", op, f.name, store.MaxInValues)
-		}
-		vals := make([]any, len(list))
-		for i, e := range list {
-			x, err := elementValue(f, op, e)
-			if err != nil {
-				return store.Filter{}, err
-			}
-			vals[i] = x
+		vals, err := elementValues(f, op, list)
+		if err != nil {
+			return store.Filter{}, err
 		}
 		return store.Where(f.path, store.Op(op), vals), nil
 	case "$range":
@@ -230,16 +223,9 @@ func condition(f field, op string, v any) (store.Filter, error) {
 	// $eq $ne $lt $lte $gt $gte
 	if f.kind == kindIntArray || f.kind == kindArray {
 		if list, ok := v.([]any); ok {
-			if len(list) > store.MaxInValues {
-				return store.Filter{}, whereErr("%s on %q takes at most %d values", op, f.name, store.MaxInValues)
-			}
-			vals := make([]any, len(list))
-			for i, e := range list {
-				x, err := elementValue(f, op, e)
-				if err != nil {
-					return store.Filter{}, err
-				}
-				vals[i] = x
+			vals, err := elementValues(f, op, list)
+			if err != nil {
+				return store.Filter{}, err
 			}
 			return store.Where(f.path, store.Op(op), vals), nil
 		}
@@ -411,4 +397,21 @@ func parseSort(v string, schema Schema) (store.SortKey, error) {
 		return store.SortKey{}, fmt.Errorf("%q: sorting by this field is not supported; sortable: user_id, created_at, updated_at and custom string, integer, number, boolean and date fields", name)
 	}
 	return store.SortKey{Field: f.path, Desc: desc}, nil
+}
+
+// elementValues converts a JSON list of elements for op on f, bounded by
+// store.MaxInValues.
+func elementValues(f field, op string, list []any) ([]any, error) {
+	if len(list) > store.MaxInValues {
+		return nil, whereErr("%s on %q takes at most %d values", op, f.name, store.MaxInValues)
+	}
+	vals := make([]any, len(list))
+	for i, e := range list {
+		x, err := elementValue(f, op, e)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = x
+	}
+	return vals, nil
 }

@@ -118,7 +118,9 @@ func TestChartCustomValuesApply(t *testing.T) {
 func TestHelmReleaseKeepsCRD(t *testing.T) {
 	ctx := context.Background()
 	// The fixture installed the CRD without Helm; start like a fresh cluster.
-	kubectl(t, nil, "delete", "crd", crdName, "--wait=true", "--timeout=60s")
+	// The wait is generous: with the other suites loading both cores, the
+	// API server's CRD cleanup once took over 60 s.
+	kubectl(t, nil, "delete", "crd", crdName, "--wait=true", "--timeout=180s")
 
 	notes := string(helm(t, "install", "life", chartDir(t), "--namespace", "life", "--create-namespace"))
 	for _, want := range []string{"Create a first tenant", "kind: UserService", "uriSecretRef", "helm test life -n life"} {
