@@ -79,7 +79,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer func() { _ = st.Close(context.Background()) }()
 
-	if err := server.New(cfg, st, server.Options{Logger: log}).Run(ctx, *listen); err != nil {
+	started := func() {
+		if err := releaseStartupMemory(); err != nil {
+			log.Warn("releasing start-up memory failed", "error", err)
+		}
+	}
+	if err := server.New(cfg, st, server.Options{Logger: log, Started: started}).Run(ctx, *listen); err != nil {
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 1
 	}

@@ -41,6 +41,7 @@ type Server struct {
 	plusOptions plus.Options
 
 	handler http.Handler
+	started func()
 }
 
 // Options are the optional dependencies of New.
@@ -48,11 +49,14 @@ type Options struct {
 	Logger *slog.Logger     // default: slog.Default()
 	Now    func() time.Time // default: time.Now
 	Plus   plus.Options     // end-user dialect knobs (bcrypt cost, code delivery)
+	// Started runs once start-up work is done: the indexes exist and the
+	// ledger recovery ran. userve serve releases start-up memory there.
+	Started func()
 }
 
 // New builds the server over an opened (or connected) store.
 func New(cfg *config.Config, st *store.Store, opts Options) *Server {
-	s := &Server{cfg: cfg, store: st, log: opts.Logger, now: opts.Now, metrics: newMetrics(), plusOptions: opts.Plus}
+	s := &Server{cfg: cfg, store: st, log: opts.Logger, now: opts.Now, metrics: newMetrics(), plusOptions: opts.Plus, started: opts.Started}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -98,6 +102,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		s.ensureIndexes(bg)
 		s.recoverLedger(bg)
+		if s.started != nil && s.store.Ready() {
+			s.started()
+		}
 	}()
 
 	errc := make(chan error, 1)
