@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server"
@@ -59,7 +60,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 1
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})).
+	logOut := newLogBuffer(stdout, 100*time.Millisecond)
+	defer func() { _ = logOut.Close() }()
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})).
 		With("tenant", cfg.Issuer)
 	slog.SetDefault(log)
 

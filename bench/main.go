@@ -49,6 +49,7 @@ func run() int {
 	opFlags := flag.String("operator-flags", "", "extra flags for `userve operator`, space-separated")
 	readyTimeout := flag.Duration("ready-timeout", 180*time.Second, "give up waiting for all tenants Ready after this")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
+	userveBin := flag.String("userve-bin", "", "the userve binary to measure (default <repo>/bin/userve), e.g. an older build for before/after")
 	// The harness re-runs itself as a profiled tenant server (see
 	// apibench.ServeProfiled); these flags are for that child only.
 	profileServe := flag.String("profile-serve", "", "")
@@ -103,6 +104,9 @@ func run() int {
 	defer procmon.StopAll(5 * time.Second)
 
 	userve, err := testbin.Path("userve")
+	if *userveBin != "" {
+		userve, err = *userveBin, nil
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: build it with `make build`:", err)
 		return 1

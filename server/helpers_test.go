@@ -29,10 +29,12 @@ const (
 
 // env is one tenant server over a fresh database.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	store *store.Store
 	clock *fakeClock
+	// handler is the server's http.Handler, for benchmarks without a network.
+	handler http.Handler
 }
 
 type fakeClock struct{ now time.Time }
@@ -61,7 +63,7 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, testSpec(), mongofixture.U
 
 // newEnvWith starts a server for spec on the MongoDB at uri (a fresh
 // database unless one is named).
-func newEnvWith(t *testing.T, spec v1alpha1.UserServiceSpec, uri, database string) *env {
+func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database string) *env {
 	t.Helper()
 	if database == "" {
 		database = mongofixture.NewDatabase(t).Name()
@@ -87,7 +89,7 @@ func newEnvWith(t *testing.T, spec v1alpha1.UserServiceSpec, uri, database strin
 	s := server.New(cfg, st, server.Options{Logger: log})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, store: st, clock: clock}
+	return &env{t: t, srv: srv, store: st, clock: clock, handler: s.Handler()}
 }
 
 // plusSpec is testSpec with the end-user dialect on.
@@ -164,7 +166,7 @@ func (e *env) doAuth(method, path string, body any, auth string) response {
 }
 
 // want fails unless the status matches.
-func (r response) want(t *testing.T, status int) response {
+func (r response) want(t testing.TB, status int) response {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d: %s", r.status, status, r.raw)
@@ -211,7 +213,7 @@ func (e *env) createUser(fields map[string]any) int64 {
 	return num(e.t, r.body["user_id"])
 }
 
-func num(t *testing.T, v any) int64 {
+func num(t testing.TB, v any) int64 {
 	t.Helper()
 	n, ok := v.(json.Number)
 	if !ok {

@@ -80,7 +80,7 @@ func (s *Store) ProfilesByIDs(ctx context.Context, ids []int64) (map[int64]*Prof
 		return nil, classify(err)
 	}
 	var ps []*Profile
-	if err := cur.All(ctx, &ps); err != nil {
+	if err := decodeAll(ctx, cur, &ps); err != nil {
 		return nil, classify(err)
 	}
 	for _, p := range ps {

@@ -78,7 +78,7 @@ func (s *Store) IssueCode(ctx context.Context, target, hash, purpose string, ttl
 	if mongo.IsDuplicateKeyError(err) {
 		// The document exists and was sent too recently.
 		var d codeDoc
-		if err := s.col(ColCodes).FindOne(ctx, bson.D{{Key: "_id", Value: target}}).Decode(&d); err != nil {
+		if err := decodeOne(s.col(ColCodes).FindOne(ctx, bson.D{{Key: "_id", Value: target}}), &d); err != nil {
 			return classify(err)
 		}
 		return &TooSoonError{Wait: d.SentAt.Add(resendAfter).Sub(now)}
@@ -114,7 +114,7 @@ func (s *Store) ConsumeCode(ctx context.Context, target, hash string, maxAttempt
 	defer cancel()
 	now := s.Now()
 	var d codeDoc
-	err := s.col(ColCodes).FindOne(ctx, bson.D{{Key: "_id", Value: target}}).Decode(&d)
+	err := decodeOne(s.col(ColCodes).FindOne(ctx, bson.D{{Key: "_id", Value: target}}), &d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return ErrCodeInvalid
 	}

@@ -42,7 +42,7 @@ func (s *Store) GetGroup(ctx context.Context, id int64) (*Group, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var g Group
-	if err := s.col(ColGroups).FindOne(ctx, bson.D{{Key: FieldID, Value: id}}).Decode(&g); err != nil {
+	if err := decodeOne(s.col(ColGroups).FindOne(ctx, bson.D{{Key: FieldID, Value: id}}), &g); err != nil {
 		return nil, classify(err)
 	}
 	if err := s.countMembers(ctx, &g); err != nil {
@@ -80,7 +80,7 @@ func (s *Store) ListGroups(ctx context.Context, q GroupQuery) (*GroupPage, error
 		return nil, classify(err)
 	}
 	var groups []*Group
-	if err := cur.All(ctx, &groups); err != nil {
+	if err := decodeAll(ctx, cur, &groups); err != nil {
 		return nil, classify(err)
 	}
 	page := &GroupPage{Groups: groups}
@@ -145,7 +145,7 @@ func (s *Store) getGroupDoc(ctx context.Context, id int64) (*Group, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var g Group
-	if err := s.col(ColGroups).FindOne(ctx, bson.D{{Key: FieldID, Value: id}}).Decode(&g); err != nil {
+	if err := decodeOne(s.col(ColGroups).FindOne(ctx, bson.D{{Key: FieldID, Value: id}}), &g); err != nil {
 		return nil, classify(err)
 	}
 	return &g, nil
