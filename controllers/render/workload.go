@@ -108,7 +108,7 @@ func serverContainer(us *v1alpha1.UserService, p DeploymentParams) corev1.Contai
 		Image: p.Image,
 		Args:  []string{"serve", "--config", ConfigPath, "--listen", ":8080"},
 		Ports: []corev1.ContainerPort{{Name: PortName, ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
-		Env:   env(p),
+		Env:   env(us, p),
 		// Readiness follows the store, liveness only the process: a MongoDB
 		// outage takes pods out of the Service without restarting them.
 		ReadinessProbe: probe("/readyz", 5, 3),
@@ -130,7 +130,7 @@ func serverContainer(us *v1alpha1.UserService, p DeploymentParams) corev1.Contai
 	}
 }
 
-func env(p DeploymentParams) []corev1.EnvVar {
+func env(us *v1alpha1.UserService, p DeploymentParams) []corev1.EnvVar {
 	fromSecret := func(name string, s corev1.SecretKeySelector) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &s}}
 	}
@@ -145,6 +145,13 @@ func env(p DeploymentParams) []corev1.EnvVar {
 	}
 	if p.Secrets.SMTPPassword != nil {
 		e = append(e, fromSecret(EnvSMTPPassword, *p.Secrets.SMTPPassword))
+	}
+	// userve serve runs on one P unless told otherwise; a CPU limit says how
+	// many cores the tenant may use (rounded up by the divisor of 1).
+	if _, ok := us.Spec.Resources.Limits[corev1.ResourceCPU]; ok {
+		e = append(e, corev1.EnvVar{Name: EnvGOMAXPROCS, ValueFrom: &corev1.EnvVarSource{
+			ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resourceQuantity("1")},
+		}})
 	}
 	return e
 }

@@ -129,6 +129,28 @@ func TestDeploymentEnvironment(t *testing.T) {
 	if _, ok := env[EnvSMTPPassword]; ok {
 		t.Errorf("%s set without SMTP configured", EnvSMTPPassword)
 	}
+	if _, ok := env[EnvGOMAXPROCS]; ok {
+		t.Errorf("%s set without a CPU limit", EnvGOMAXPROCS)
+	}
+}
+
+func TestDeploymentTakesGOMAXPROCSFromTheCPULimit(t *testing.T) {
+	us := tenant(func(u *v1alpha1.UserService) {
+		u.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1500m")}
+	})
+	var got *corev1.EnvVar
+	for _, e := range Deployment(us, params(us)).Spec.Template.Spec.Containers[0].Env {
+		if e.Name == EnvGOMAXPROCS {
+			got = &e
+		}
+	}
+	if got == nil || got.ValueFrom == nil || got.ValueFrom.ResourceFieldRef == nil {
+		t.Fatalf("%s not from the CPU limit: %+v", EnvGOMAXPROCS, got)
+	}
+	// A divisor of 1 makes the kubelet round 1500m up to 2.
+	if ref := got.ValueFrom.ResourceFieldRef; ref.Resource != "limits.cpu" || ref.Divisor.String() != "1" {
+		t.Errorf("%s from %s divided by %s; want limits.cpu divided by 1", EnvGOMAXPROCS, ref.Resource, ref.Divisor.String())
+	}
 }
 
 func TestDeploymentReplicas(t *testing.T) {
