@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -141,7 +143,9 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: time.Minute,
 		}},
+		raw: newRawClient(strings.TrimPrefix(srv.base, "http://"), 256),
 	}
+	defer tg.raw.Close()
 	for id := int64(cfg.LoginUsers) + 1; id <= int64(cfg.Profiles) && len(tg.usernames) < 5000; id++ {
 		if name := gen.Profile(id).Username; name != "" {
 			tg.usernames = append(tg.usernames, name)
@@ -330,7 +334,7 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 	}
 	_ = procmon.ResetPeak(serverPid) // per-cell peak; without permission the peak is since start
 	var server, driver load.Result
-	var serverCPU, storeCPU time.Duration
+	var serverCPU, storeCPU, driverCPU time.Duration
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		before, err := procmon.Read(serverPid)
 		if err != nil {
@@ -349,7 +353,10 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 		storeCPU += fAfter.CPU - fBefore.CPU
 		cell.PeakRSSMiB = max(cell.PeakRSSMiB, stats.Round(procmon.MiB(after.HWMKiB), 1))
 		if ep.driver != nil {
+			self0, _ := procmon.Read(os.Getpid())
 			merge(&driver, load.Run(ctx, slice, ep.driver))
+			self1, _ := procmon.Read(os.Getpid())
+			driverCPU += self1.CPU - self0.CPU
 		}
 	}
 	cell.Server = server.Summary()
@@ -369,6 +376,9 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 	ds := driver.Summary()
 	cell.Driver = &ds
 	cell.Ratio = stats.Ratio(cell.Server.RPS, ds.RPS)
+	if issued := float64(len(driver.Latencies)) + float64(driver.Errors); issued > 0 {
+		cell.DriverCPUmsPerReq = stats.Round(float64(driverCPU)/float64(time.Millisecond)/issued, 3)
+	}
 	if driver.ErrorRate() > 0.01 && cell.Error != "" {
 		cell.Error += fmt.Sprintf("; driver: %.1f%% failed (slowest after %.1f s): %v", 100*driver.ErrorRate(),
 			driver.SlowestFailure.Seconds(), driver.FirstErr)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -31,6 +32,9 @@ import (
 // cpuProfile when SIGTERM arrives. The harness runs it as a separate process
 // so the profile holds the server's work only, not the load generator's.
 func ServeProfiled(configPath, listen, cpuProfile, logPath string) int {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1) // as userve serve does
+	}
 	cfg, err := config.Load(configPath, os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "profiled serve:", err)
@@ -104,6 +108,8 @@ func profileEndpoint(ctx context.Context, cfg Config, tg *target, ep endpoint, c
 	}
 	pt := *tg
 	pt.base = s.base
+	pt.raw = newRawClient(addr, 256)
+	defer pt.raw.Close()
 	var op load.Op
 	for _, e := range pt.endpoints() {
 		if e.name == ep.name {

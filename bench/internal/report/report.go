@@ -66,6 +66,9 @@ type Cell struct {
 	CPUmsPerReq      float64 `json:"server_cpu_ms_per_req"`
 	PeakRSSMiB       float64 `json:"server_peak_rss_mib"`
 	StoreCPUmsPerReq float64 `json:"store_cpu_ms_per_req,omitempty"` // FerretDB's, when the harness started it
+	// DriverCPUmsPerReq is the harness's own CPU per driver-ceiling request:
+	// what the same store work costs a Go client with no HTTP around it.
+	DriverCPUmsPerReq float64 `json:"driver_cpu_ms_per_req,omitempty"`
 	Error            string  `json:"error,omitempty"`
 }
 
@@ -162,22 +165,23 @@ func Markdown(r *Results) string {
 			"(%.1f MiB anonymous, %.1f MiB mapped executable).\n\n",
 			a.Store, a.Profiles, a.Groups, a.Wallets, a.LoginUsers, a.SeedSeconds, a.CellSeconds, a.IdleRSSMiB, a.IdleAfterSecs,
 			a.IdleAnonMiB, a.IdleFileMiB)
-		b.WriteString("| endpoint | conc | server req/s | p50 ms | p99 ms | CPU ms/req | peak RSS MiB | driver req/s | driver p50 ms | ratio | note |\n")
-		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+		b.WriteString("| endpoint | conc | server req/s | p50 ms | p99 ms | CPU ms/req | peak RSS MiB | driver req/s | driver p50 ms | driver CPU ms/req | ratio | note |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, c := range a.Cells {
 			if c.Server.Requests == 0 && c.Server.Errors == 0 && c.Driver == nil {
-				fmt.Fprintf(&b, "| %s | %d | | | | | | | | | %s |\n", c.Endpoint, c.Concurrency, oneLine(c.Error))
+				fmt.Fprintf(&b, "| %s | %d | | | | | | | | | | %s |\n", c.Endpoint, c.Concurrency, oneLine(c.Error))
 				continue
 			}
-			driverRPS, driverP50, ratio := "–", "–", "–"
+			driverRPS, driverP50, driverCPU, ratio := "–", "–", "–", "–"
 			if c.Driver != nil {
 				driverRPS = rate(c.Driver.RPS)
 				driverP50 = fmt.Sprintf("%.2f", c.Driver.P50ms)
+				driverCPU = fmt.Sprintf("%.3f", c.DriverCPUmsPerReq)
 				ratio = fmt.Sprintf("%.2f", c.Ratio)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %.2f | %.2f | %.3f | %.1f | %s | %s | %s | %s |\n",
+			fmt.Fprintf(&b, "| %s | %d | %s | %.2f | %.2f | %.3f | %.1f | %s | %s | %s | %s | %s |\n",
 				c.Endpoint, c.Concurrency, rate(c.Server.RPS), c.Server.P50ms, c.Server.P99ms,
-				c.CPUmsPerReq, c.PeakRSSMiB, driverRPS, driverP50, ratio, oneLine(c.Error))
+				c.CPUmsPerReq, c.PeakRSSMiB, driverRPS, driverP50, driverCPU, ratio, oneLine(c.Error))
 		}
 		b.WriteString("\nRequests per cell (server / driver) and what each sends:\n\n")
 		seen := map[string]bool{}

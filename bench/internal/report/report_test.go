@@ -14,7 +14,7 @@ func sampleResults() *Results {
 	cell := func(ep string, conc int, server, driver, cpu float64) Cell {
 		return Cell{Endpoint: ep, Request: "GET /x", DriverQuery: "find", Concurrency: conc,
 			Server: stats.Summary{RPS: server, P50ms: 1.5, P99ms: 4}, Driver: &stats.Summary{RPS: driver, P50ms: 1.2},
-			Ratio: stats.Ratio(server, driver), CPUmsPerReq: cpu, PeakRSSMiB: 30}
+			Ratio: stats.Ratio(server, driver), CPUmsPerReq: cpu, DriverCPUmsPerReq: 0.125, PeakRSSMiB: 30}
 	}
 	return &Results{
 		StartedAt: "2025-01-01T00:00:00Z", Host: Host{CPUs: 2, GoVersion: "go1.26"},
@@ -95,10 +95,10 @@ func TestMarkdown(t *testing.T) {
 	r.Targets = Judge(r)
 	md := Markdown(r)
 	for _, want := range []string{
-		"| detail | 1 | 900 | 1.50 | 4.00 | 0.250 | 30.0 | 1000 | 1.20 | 0.90 |  |",
+		"| detail | 1 | 900 | 1.50 | 4.00 | 0.250 | 30.0 | 1000 | 1.20 | 0.125 | 0.90 |  |",
 		"| list v2.0 throughput vs driver | ≥ 0.85 of driver req/s at every concurrency | 0.80 (c=1) | **MISSED** |",
 		"| idle tenant RSS | < 25 MiB | 18.5 MiB | **met** |",
-		"| login | 1 | | | | | | | | | status 500 \\| boom line two |", // one line, pipes escaped
+		"| login | 1 | | | | | | | | | | status 500 \\| boom line two |", // one line, pipes escaped
 		"| APPLY deployments | 1000 | 1.00 |",
 		"No-change resync (restart)",
 	} {
