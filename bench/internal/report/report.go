@@ -69,7 +69,7 @@ type Cell struct {
 	// DriverCPUmsPerReq is the harness's own CPU per driver-ceiling request:
 	// what the same store work costs a Go client with no HTTP around it.
 	DriverCPUmsPerReq float64 `json:"driver_cpu_ms_per_req,omitempty"`
-	Error            string  `json:"error,omitempty"`
+	Error             string  `json:"error,omitempty"`
 }
 
 // Operator is the operator-at-scale part.
