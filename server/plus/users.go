@@ -197,12 +197,17 @@ func (h *Handler) GetUser(w http.ResponseWriter, r *http.Request) {
 	if !hasFollower {
 		followerOf = viewer
 	}
-	fg, _, err := h.store.FollowRelations(r.Context(), followingOf, []int64{p.ID})
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	// Both relations in one query (none for an anonymous caller).
+	followingEdge := store.FollowEdge{Follower: followingOf, Followee: p.ID}
+	followerEdge := store.FollowEdge{Follower: p.ID, Followee: followerOf}
+	var edges []store.FollowEdge
+	if followingOf != 0 {
+		edges = append(edges, followingEdge)
 	}
-	_, fr, err := h.store.FollowRelations(r.Context(), followerOf, []int64{p.ID})
+	if followerOf != 0 {
+		edges = append(edges, followerEdge)
+	}
+	exist, err := h.store.FollowsAll(r.Context(), edges)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -213,7 +218,7 @@ func (h *Handler) GetUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := publicUser(p, followers[p.ID], followings[p.ID])
-	following, follower := fg[p.ID], fr[p.ID]
+	following, follower := exist[followingEdge], exist[followerEdge]
 	u.Following, u.Follower = &following, &follower
 	writeJSON(w, http.StatusOK, u)
 }

@@ -16,13 +16,20 @@ import (
 // followings counts are counted from these edges when shown (FollowCounts),
 // never kept as $inc counters: FerretDB loses concurrent $inc updates, and a
 // crash between an edge write and a counter write would skew one forever.
-// Counting is served by the follower/followee indexes.
+//
+// Each edge also lists the two counts it adds to, in `ends`: the followee's
+// id (one of its followers) and the follower's id negated (one of its
+// followings). Unwinding `ends` and grouping by it yields both counts of
+// any number of users in one aggregation, which FerretDB 1.24 can run (it
+// has no $facet, $lookup or $cond). User ids are positive, so the two
+// kinds never mix.
 const ColFollows = "follows"
 
 func init() {
 	RegisterIndexes(
 		IndexSpec{Collection: ColFollows, Name: "follower_created", Keys: bson.D{{Key: "follower", Value: 1}, {Key: "created_at", Value: -1}}},
 		IndexSpec{Collection: ColFollows, Name: "followee_created", Keys: bson.D{{Key: "followee", Value: 1}, {Key: "created_at", Value: -1}}},
+		IndexSpec{Collection: ColFollows, Name: "ends", Keys: bson.D{{Key: "ends", Value: 1}}},
 	)
 	RegisterUserCleanup(deleteFollows)
 }
@@ -31,6 +38,7 @@ type followDoc struct {
 	ID       string    `bson:"_id"`
 	Follower int64     `bson:"follower"`
 	Followee int64     `bson:"followee"`
+	Ends     []int64   `bson:"ends"` // {followee, -follower}: the counts this edge adds to
 	Created  time.Time `bson:"created_at"`
 }
 
@@ -44,7 +52,8 @@ func (s *Store) Follow(ctx context.Context, follower, followee int64) (changed b
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	_, err = s.col(ColFollows).InsertOne(ctx, followDoc{
-		ID: followID(follower, followee), Follower: follower, Followee: followee, Created: s.Now(),
+		ID: followID(follower, followee), Follower: follower, Followee: followee,
+		Ends: []int64{followee, -follower}, Created: s.Now(),
 	})
 	if mongo.IsDuplicateKeyError(err) {
 		return false, nil
@@ -67,7 +76,8 @@ func (s *Store) Unfollow(ctx context.Context, follower, followee int64) (changed
 	return res.DeletedCount > 0, nil
 }
 
-// FollowCounts counts followers and followings of each of users.
+// FollowCounts counts followers and followings of each of users, in one
+// aggregation over the edges' ends (see ColFollows).
 func (s *Store) FollowCounts(ctx context.Context, users []int64) (followers, followings map[int64]int64, err error) {
 	followers, followings = map[int64]int64{}, map[int64]int64{}
 	if len(users) == 0 {
@@ -75,29 +85,73 @@ func (s *Store) FollowCounts(ctx context.Context, users []int64) (followers, fol
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	for _, side := range []struct {
-		field string
-		into  map[int64]int64
-	}{{"followee", followers}, {"follower", followings}} {
-		cur, err := s.col(ColFollows).Aggregate(ctx, mongo.Pipeline{
-			{{Key: "$match", Value: bson.D{{Key: side.field, Value: bson.D{{Key: "$in", Value: users}}}}}},
-			{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$" + side.field}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
-		})
-		if err != nil {
-			return nil, nil, classify(err)
-		}
-		var rows []struct {
-			ID int64 `bson:"_id"`
-			N  int64 `bson:"n"`
-		}
-		if err := cur.All(ctx, &rows); err != nil {
-			return nil, nil, classify(err)
-		}
-		for _, r := range rows {
-			side.into[r.ID] = r.N
+	cur, err := s.col(ColFollows).Aggregate(ctx, FollowCountsPipeline(users))
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	var rows []struct {
+		End int64 `bson:"_id"`
+		N   int64 `bson:"n"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, nil, classify(err)
+	}
+	for _, r := range rows {
+		if r.End > 0 {
+			followers[r.End] = r.N
+		} else {
+			followings[-r.End] = r.N
 		}
 	}
 	return followers, followings, nil
+}
+
+// FollowCountsPipeline is FollowCounts' aggregation over ColFollows: one
+// row per counted end, _id the user's id for their followers and the
+// negated id for their followings, n the count. (Exported for the bench,
+// which issues the same query.)
+func FollowCountsPipeline(users []int64) mongo.Pipeline {
+	ends := make([]int64, 0, 2*len(users))
+	for _, u := range users {
+		ends = append(ends, u, -u)
+	}
+	inEnds := bson.D{{Key: "ends", Value: bson.D{{Key: "$in", Value: ends}}}}
+	return mongo.Pipeline{
+		{{Key: "$match", Value: inEnds}},
+		{{Key: "$unwind", Value: "$ends"}},
+		{{Key: "$match", Value: inEnds}},
+		{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$ends"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+	}
+}
+
+// FollowEdge is follower following followee.
+type FollowEdge struct{ Follower, Followee int64 }
+
+// FollowsAll tells which of edges exist, in one query.
+func (s *Store) FollowsAll(ctx context.Context, edges []FollowEdge) (map[FollowEdge]bool, error) {
+	exist := map[FollowEdge]bool{}
+	if len(edges) == 0 {
+		return exist, nil
+	}
+	ids := make([]string, len(edges))
+	for i, e := range edges {
+		ids[i] = followID(e.Follower, e.Followee)
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	cur, err := s.col(ColFollows).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "follower", Value: 1}, {Key: "followee", Value: 1}}))
+	if err != nil {
+		return nil, classify(err)
+	}
+	var docs []followDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, classify(err)
+	}
+	for _, d := range docs {
+		exist[FollowEdge{d.Follower, d.Followee}] = true
+	}
+	return exist, nil
 }
 
 // FollowRelations tells, for each of others, whether viewer follows it
@@ -107,27 +161,20 @@ func (s *Store) FollowRelations(ctx context.Context, viewer int64, others []int6
 	if viewer == 0 || len(others) == 0 {
 		return following, follower, nil
 	}
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	var outIDs, inIDs []string
+	edges := make([]FollowEdge, 0, 2*len(others))
 	for _, o := range others {
-		outIDs = append(outIDs, followID(viewer, o))
-		inIDs = append(inIDs, followID(o, viewer))
+		edges = append(edges, FollowEdge{viewer, o}, FollowEdge{o, viewer})
 	}
-	cur, err := s.col(ColFollows).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: append(outIDs, inIDs...)}}}})
+	exist, err := s.FollowsAll(ctx, edges)
 	if err != nil {
-		return nil, nil, classify(err)
+		return nil, nil, err
 	}
-	var docs []followDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, nil, classify(err)
-	}
-	for _, d := range docs {
-		if d.Follower == viewer {
-			following[d.Followee] = true
+	for e := range exist {
+		if e.Follower == viewer {
+			following[e.Followee] = true
 		}
-		if d.Followee == viewer {
-			follower[d.Follower] = true
+		if e.Followee == viewer {
+			follower[e.Follower] = true
 		}
 	}
 	return following, follower, nil

@@ -71,6 +71,8 @@ type Store struct {
 
 	indexed atomic.Bool // every index exists: unique constraints hold
 
+	triedIDs sync.Map // sequence name -> *triedIDs (see nextUntriedID)
+
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.
 	now func() time.Time
@@ -309,6 +311,55 @@ func (s *Store) NextID(ctx context.Context, sequence string) (int64, error) {
 	}
 }
 
+// nextUntriedID is the id to try for a new document of sequence: the
+// counter's next value, unless this process has tried that id before. On
+// MongoDB the counter is an atomic $inc and never repeats. FerretDB's $inc
+// is not isolated: concurrent callers get the same value and the counter
+// can even fall back, so there a repeat is answered with an id above every
+// id tried so far, instead of a herd of callers colliding on one id again
+// and again. Ids of other replicas can still be taken; the insert then
+// fails and the next try is another id. The unique _id keeps ids unique;
+// only gaps are possible.
+func (s *Store) nextUntriedID(ctx context.Context, sequence string) (int64, error) {
+	next, err := s.NextID(ctx, sequence)
+	if err != nil {
+		return 0, err
+	}
+	t, _ := s.triedIDs.LoadOrStore(sequence, &triedIDs{tried: map[int64]struct{}{}})
+	return t.(*triedIDs).pick(next), nil
+}
+
+// triedIDs are the ids of one sequence this process tried recently: a hint
+// against FerretDB's repeating counter, never needed for correctness.
+type triedIDs struct {
+	mu    sync.Mutex
+	tried map[int64]struct{}
+	max   int64
+}
+
+// idMemory is how far below the highest tried id tries are kept.
+const idMemory = 1024
+
+// pick returns next, or the lowest id above all tried ones if next was
+// tried before, and records it as tried.
+func (t *triedIDs) pick(next int64) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, seen := t.tried[next]; seen {
+		next = t.max + 1
+	}
+	t.tried[next] = struct{}{}
+	t.max = max(t.max, next)
+	if len(t.tried) > 2*idMemory {
+		for id := range t.tried {
+			if id <= t.max-idMemory {
+				delete(t.tried, id)
+			}
+		}
+	}
+	return next
+}
+
 // maxIDAttempts bounds InsertWithNextID's retries on id collisions.
 const maxIDAttempts = 50
 
@@ -334,7 +385,7 @@ func (s *Store) InsertWithNextID(ctx context.Context, collection, sequence strin
 		var id int64
 		err := retryTransientUpTo(ctx, maxBusyAttempts, func() error {
 			var err error
-			id, err = s.NextID(ctx, sequence)
+			id, err = s.nextUntriedID(ctx, sequence)
 			return err
 		})
 		if err != nil {

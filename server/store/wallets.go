@@ -16,7 +16,8 @@ package store
 // three balances (`wallet`, `new_wallet`, `currency`), income/expense totals,
 // and `step`, the ledger step that produced the version. The current wallet
 // is the version with the highest seq; version 0 (all zero) opens it.
-// `ledger` holds one entry per movement (_id = sequential id) with a unique
+// `ledger` holds one entry per movement (_id = sequential id from
+// `counters`, gaps possible; see Store.nextUntriedID) with a unique
 // `idempotency_key` and a `state`.
 //
 // # One step = one insert
@@ -54,7 +55,9 @@ package store
 // # Exactly once per key, and recovery
 //
 // The unique idempotency_key makes the entry the single claim on a key: a
-// retry finds it and answers with it, finishing it first if needed. An entry
+// request inserts its entry first, and only when that fails on a unique key
+// does it look the key up; a retry so finds the entry and answers with it,
+// finishing it first if needed. An entry
 // left `pending` or `debited` by a crash is finished by whoever finds it with
 // its lease expired: a retry with the same key, RecoverLedger (the first
 // requests after a start, then at most once a minute per replica) and
@@ -311,6 +314,24 @@ func (s *Store) EnsureWallet(ctx context.Context, user int64) error {
 	return classify(err)
 }
 
+// openWallet is the user's current wallet, opening it first if needed (nil
+// then: the caller reads it when it needs it).
+func (s *Store) openWallet(ctx context.Context, user int64) (*Wallet, error) {
+	w, err := s.latestWallet(ctx, user)
+	if errors.Is(err, ErrNotFound) {
+		return nil, s.EnsureWallet(ctx, user)
+	}
+	return w, err
+}
+
+// profileExists is ErrNotFound unless the user exists.
+func (s *Store) profileExists(ctx context.Context, user int64) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	return classify(s.col(ColProfiles).FindOne(ctx, bson.D{{Key: FieldID, Value: user}},
+		options.FindOne().SetProjection(bson.D{{Key: FieldID, Value: 1}})).Err())
+}
+
 // GetWallet is the user's wallet after finishing any of their stalled ledger
 // entries; a user who never had money gets zero balances (Created zero).
 func (s *Store) GetWallet(ctx context.Context, user int64) (*Wallet, error) {
@@ -380,11 +401,11 @@ func (s *Store) Adjust(ctx context.Context, r AdjustRequest) (*LedgerEntry, bool
 		Amount: r.Amount, Title: r.Title,
 		Fingerprint: fmt.Sprintf("adjust|%d|%s|%d", r.UserID, r.Account, r.Amount),
 	}
-	return s.submit(ctx, e, func(ctx context.Context) error {
-		if _, err := s.GetProfile(ctx, r.UserID); err != nil {
-			return err
+	return s.submit(ctx, e, func(ctx context.Context) (*Wallet, error) {
+		if err := s.profileExists(ctx, r.UserID); err != nil {
+			return nil, err
 		}
-		return s.EnsureWallet(ctx, r.UserID)
+		return s.openWallet(ctx, r.UserID)
 	})
 }
 
@@ -417,47 +438,51 @@ func (s *Store) Transfer(ctx context.Context, r TransferRequest) (*LedgerEntry, 
 		Parties: []int64{r.From, r.To}, Amount: r.Amount, Title: r.Title,
 		Fingerprint: fmt.Sprintf("transfer|%d|%d|%s|%d", r.From, r.To, r.Account, r.Amount),
 	}
-	return s.submit(ctx, e, func(ctx context.Context) error {
-		if _, err := s.GetProfile(ctx, r.To); err != nil {
-			return err
+	return s.submit(ctx, e, func(ctx context.Context) (*Wallet, error) {
+		if err := s.profileExists(ctx, r.To); err != nil {
+			return nil, err
 		}
-		if err := s.EnsureWallet(ctx, r.From); err != nil {
-			return err
+		if err := s.EnsureWallet(ctx, r.To); err != nil {
+			return nil, err
 		}
-		return s.EnsureWallet(ctx, r.To)
+		return s.openWallet(ctx, r.From)
 	})
 }
 
-// submit claims e's key and drives it, or settles the entry already holding
-// the key.
-func (s *Store) submit(ctx context.Context, e *LedgerEntry, prepare func(context.Context) error) (*LedgerEntry, bool, error) {
-	prepared := false
-	for attempt := 0; attempt < 20; attempt++ {
-		existing, err := s.entryByKey(ctx, e.Key)
-		if transient(err) {
-			backoff(attempt)
-			continue
+// maxSubmitAttempts bounds submit's tries to insert an entry. A try fails
+// when its ledger id is taken (nextUntriedID never offers it again) or the
+// store is busy, so the bound is only reached when the store is
+// overloaded: a transient error then, never ErrInProgress.
+const maxSubmitAttempts = 100
+
+// submit claims e's key by inserting e, and drives it; when the key is
+// taken it settles the entry holding it instead (a replay). prepare checks
+// the request and opens the wallets; it returns the first step's wallet as
+// read before the entry exists (nil: not read), which spares the step a
+// read when nobody writes that wallet meanwhile.
+//
+// The insert is the only check of the key: a fresh key (the common case)
+// costs no lookup, and a replay finds its entry through the unique index
+// violation. The entry's key, not a lookup, decides every race.
+func (s *Store) submit(ctx context.Context, e *LedgerEntry, prepare func(context.Context) (*Wallet, error)) (*LedgerEntry, bool, error) {
+	known, err := prepare(ctx)
+	if errors.Is(err, ErrNotFound) {
+		// A replay answers with its entry even when the user is gone since.
+		if out, found, rerr := s.replay(ctx, e); found || rerr != nil {
+			return out, false, rerr
 		}
-		switch {
-		case err == nil:
-			if existing.Fingerprint != e.Fingerprint {
-				return nil, false, ErrIdempotencyMismatch
-			}
-			out, err := s.settle(ctx, existing)
-			if errors.Is(err, ErrNotFound) {
-				continue // refused and removed meanwhile: try afresh
-			}
-			return out, false, err
-		case !errors.Is(err, ErrNotFound):
-			return nil, false, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		if !prepared {
-			if err := prepare(ctx); err != nil {
-				return nil, false, err
-			}
-			prepared = true
+		if attempt >= maxSubmitAttempts {
+			return nil, false, fmt.Errorf("%w: no ledger id after %d attempts", ErrWalletBusy, attempt)
 		}
-		id, err := s.NextID(ctx, ColLedger)
+		id, err := s.nextUntriedID(ctx, ColLedger)
 		if transient(err) {
 			backoff(attempt)
 			continue
@@ -466,24 +491,55 @@ func (s *Store) submit(ctx context.Context, e *LedgerEntry, prepare func(context
 			return nil, false, err
 		}
 		now := s.Now()
-		owner := randomToken()
 		n := *e
 		n.ID, n.State, n.Nonce = id, StatePending, randomToken()
-		n.LeaseOwner, n.LeaseUntil = owner, now.Add(LedgerLease)
+		n.LeaseOwner, n.LeaseUntil = randomToken(), now.Add(LedgerLease)
 		n.Created, n.Updated = now, now
-		if err := s.insertEntry(ctx, &n); err != nil {
-			if errors.Is(err, ErrConflict) || transient(err) {
-				// The key was claimed meanwhile (found next time round), or
-				// the id was handed out twice (the counter is no atomic
-				// $inc on FerretDB): either way, look again.
-				continue
-			}
+		err = s.insertEntry(ctx, &n)
+		if err == nil {
+			out, err := s.process(ctx, &n, known)
+			return out, true, err
+		}
+		if transient(err) {
+			backoff(attempt)
+			continue
+		}
+		if !errors.Is(err, ErrConflict) {
 			return nil, false, err
 		}
-		out, err := s.process(ctx, &n)
-		return out, true, err
+		// The key is taken (a replay) or the id is: FerretDB's counter
+		// hands the same value to concurrent callers.
+		out, found, err := s.replay(ctx, e)
+		if transient(err) {
+			backoff(attempt)
+			continue
+		}
+		if err != nil || found {
+			return out, false, err
+		}
+		// The id was taken; nextUntriedID will not offer it again.
 	}
-	return nil, false, ErrInProgress
+}
+
+// replay answers a request whose key an entry already holds: that entry,
+// once final. found is false when no entry holds the key (any more: a
+// refused entry gives its key back).
+func (s *Store) replay(ctx context.Context, e *LedgerEntry) (out *LedgerEntry, found bool, err error) {
+	existing, err := s.entryByKey(ctx, e.Key)
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if existing.Fingerprint != e.Fingerprint {
+		return nil, true, ErrIdempotencyMismatch
+	}
+	out, err = s.settle(ctx, existing)
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil // refused meanwhile: the key is free again
+	}
+	return out, true, err
 }
 
 func (s *Store) insertEntry(ctx context.Context, e *LedgerEntry) error {
@@ -535,7 +591,7 @@ func (s *Store) settle(ctx context.Context, e *LedgerEntry) (*LedgerEntry, error
 				return nil, err
 			}
 			if claimed != nil {
-				return s.process(ctx, claimed)
+				return s.process(ctx, claimed, nil)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -608,7 +664,7 @@ func (s *Store) RecoverLedger(ctx context.Context, user int64) (int, error) {
 		if e == nil {
 			continue // someone else got there first
 		}
-		if _, err := s.process(ctx, e); err != nil &&
+		if _, err := s.process(ctx, e, nil); err != nil &&
 			!errors.Is(err, ErrInsufficientFunds) && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrBalanceLimit) {
 			return n, err
 		}
@@ -634,7 +690,14 @@ func stepName(e *LedgerEntry, step string) string {
 // applyStep moves delta on user's account once for step by appending a
 // wallet version (see the file comment). limit refuses credits past
 // MaxBalance.
-func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta int64, step string, income bool, totalDelta int64, limit bool) (stepResult, error) {
+//
+// known, if not nil, is user's wallet as read before the step's entry was
+// inserted: no step of a new entry can be recorded yet, so the first try
+// appends to it without reading. Should the step be recorded after all (the
+// entry stalled past its lease and was finished by another actor) or the
+// version be outdated, the insert fails on a unique key and the next try
+// reads both, as every try does without known.
+func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta int64, step string, income bool, totalDelta int64, limit bool, known *Wallet) (stepResult, error) {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -642,24 +705,28 @@ func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta i
 		if attempt >= 200 {
 			return 0, ErrWalletBusy
 		}
-		done, ok, err := s.stepOutcome(ctx, step)
-		if transient(err) {
-			backoff(attempt)
-			continue
-		}
-		if err != nil || ok {
-			return done, err
-		}
-		cur, err := s.latestWallet(ctx, user)
-		if errors.Is(err, ErrNotFound) {
-			return stepNoWallet, nil
-		}
-		if transient(err) {
-			backoff(attempt)
-			continue
-		}
-		if err != nil {
-			return 0, err
+		cur := known
+		known = nil
+		if cur == nil || cur.UserID != user {
+			done, ok, err := s.stepOutcome(ctx, step)
+			if transient(err) {
+				backoff(attempt)
+				continue
+			}
+			if err != nil || ok {
+				return done, err
+			}
+			cur, err = s.latestWallet(ctx, user)
+			if errors.Is(err, ErrNotFound) {
+				return stepNoWallet, nil
+			}
+			if transient(err) {
+				backoff(attempt)
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
 		}
 		next := *cur
 		next.Seq, next.ID, next.Step, next.Void, next.Updated = cur.Seq+1, walletVersionID(user, cur.Seq+1), step, false, s.Now()
@@ -674,7 +741,7 @@ func (s *Store) applyStep(ctx context.Context, user int64, acct Account, delta i
 			next.Totals.add(acct, income, totalDelta)
 		}
 		ictx, cancel := s.opContext(ctx)
-		_, err = s.col(ColWallets).InsertOne(ictx, next)
+		_, err := s.col(ColWallets).InsertOne(ictx, next)
 		cancel()
 		if err == nil {
 			return result, nil
@@ -749,8 +816,10 @@ func (s *Store) stepOutcome(ctx context.Context, step string) (stepResult, bool,
 	return stepApplied, true, nil
 }
 
-// process drives e to a final state from wherever it stands.
-func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, error) {
+// process drives e to a final state from wherever it stands. known is the
+// wallet of e's first step as read before e was inserted (see applyStep),
+// or nil.
+func (s *Store) process(parent context.Context, e *LedgerEntry, known *Wallet) (*LedgerEntry, error) {
 	ctx, cancel := context.WithTimeout(parent, processBudget)
 	defer cancel()
 	if e.Kind == KindAdjust && e.State == StatePending {
@@ -758,7 +827,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, e
 		if e.Amount < 0 {
 			total = -e.Amount
 		}
-		r, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e, "a"), income, total, true)
+		r, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e, "a"), income, total, true, known)
 		if err != nil {
 			return nil, err
 		}
@@ -781,7 +850,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, e
 		}
 	}
 	if e.Kind == KindTransfer && e.State == StatePending {
-		r, err := s.applyStep(ctx, e.UserID, e.Account, -e.Amount, stepName(e, "d"), false, e.Amount, false)
+		r, err := s.applyStep(ctx, e.UserID, e.Account, -e.Amount, stepName(e, "d"), false, e.Amount, false, known)
 		if err != nil {
 			return nil, err
 		}
@@ -799,7 +868,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, e
 		}
 	}
 	if e.Kind == KindTransfer && e.State == StateDebited {
-		r, err := s.applyStep(ctx, e.To, e.Account, e.Amount, stepName(e, "c"), true, e.Amount, false)
+		r, err := s.applyStep(ctx, e.To, e.Account, e.Amount, stepName(e, "c"), true, e.Amount, false, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -807,7 +876,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry) (*LedgerEntry, e
 		if r == stepNoWallet {
 			// The receiver is gone: give the money back (as a smaller
 			// expense). If the sender is gone too, nobody is left to hold it.
-			if _, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e, "r"), false, -e.Amount, false); err != nil {
+			if _, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e, "r"), false, -e.Amount, false, nil); err != nil {
 				return nil, err
 			}
 			if err := fault("refunded"); err != nil {

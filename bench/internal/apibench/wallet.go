@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -24,13 +25,33 @@ func (t *target) creditEndpoint() endpoint {
 	return endpoint{
 		name:    report.EndpointCredit,
 		request: `POST /userve/v1/wallet/transactions/ {"user_id","account":"wallet","amount","title","idempotency_key": unique}`,
-		driverQuery: "the store's adjust, 9 operations: findOne ledger by key, findOne profile, insert wallet v0 (dup), " +
-			"findOneAndUpdate counters, insert ledger entry, findOne wallets by step, findOne latest wallet, insert wallet version, updateOne ledger state",
+		driverQuery: "the store's adjust, 6 operations: findOne profile (_id only), findOne latest wallet " +
+			"(plus, for a user without a wallet yet, insert wallet v0, findOne wallets by step and findOne latest wallet again), " +
+			"findOneAndUpdate counters, insert ledger entry, insert wallet version, updateOne ledger state",
 		server: func(ctx context.Context, _ int, seq int64) error {
 			return t.admin(ctx, http.MethodPost, "/userve/v1/wallet/transactions/", t.creditBody(seq), http.StatusCreated)
 		},
 		driver: t.creditDirect,
 	}
+}
+
+// directLedgerIDs are the ledger ids the ceiling has tried, as the store
+// keeps them: FerretDB's counter repeats values under concurrency.
+var directLedgerIDs = struct {
+	sync.Mutex
+	tried map[int64]bool
+	max   int64
+}{tried: map[int64]bool{}}
+
+func pickDirectLedgerID(counter int64) int64 {
+	directLedgerIDs.Lock()
+	defer directLedgerIDs.Unlock()
+	if directLedgerIDs.tried[counter] {
+		counter = directLedgerIDs.max + 1
+	}
+	directLedgerIDs.tried[counter] = true
+	directLedgerIDs.max = max(directLedgerIDs.max, counter)
+	return counter
 }
 
 func (t *target) creditDirect(ctx context.Context, _ int, seq int64) error {
@@ -40,19 +61,30 @@ func (t *target) creditDirect(ctx context.Context, _ int, seq int64) error {
 	ledger := t.db.Collection(store.ColLedger)
 	wallets := t.db.Collection(store.ColWallets)
 	now := time.Now().UTC().Truncate(time.Second)
-
-	if err := ledger.FindOne(ctx, bson.D{{Key: "idempotency_key", Value: key}}).Err(); !errors.Is(err, mongo.ErrNoDocuments) {
-		return fmt.Errorf("ledger by key: %v", err)
-	}
-	if _, err := t.db.Collection(store.ColProfiles).FindOne(ctx, bson.D{{Key: store.FieldID, Value: user}}).Raw(); err != nil {
-		return err
-	}
 	uid := strconv.FormatInt(user, 10)
-	if _, err := wallets.InsertOne(ctx, store.Wallet{ID: uid + ":0", UserID: user, Created: now, Updated: now}); err != nil && !mongo.IsDuplicateKeyError(err) {
+	latest := func() (*store.Wallet, error) {
+		var w store.Wallet
+		err := wallets.FindOne(ctx, bson.D{{Key: "user_id", Value: user}},
+			options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}})).Decode(&w)
+		return &w, err
+	}
+
+	if err := t.db.Collection(store.ColProfiles).FindOne(ctx, bson.D{{Key: store.FieldID, Value: user}},
+		options.FindOne().SetProjection(bson.D{{Key: store.FieldID, Value: 1}})).Err(); err != nil {
 		return err
 	}
-	// As the store does: take the next ledger id and insert the entry; the
-	// counter is no atomic $inc on FerretDB, so a taken id means "again".
+	known, err := latest()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		known = nil
+		if _, err := wallets.InsertOne(ctx, store.Wallet{ID: uid + ":0", UserID: user, Created: now, Updated: now}); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	// As the store does: take the next ledger id (never one tried before)
+	// and insert the entry; a conflict is a replay or a taken id, told apart
+	// by a lookup of the key.
 	var id int64
 	for attempt := 0; ; attempt++ {
 		var counter struct {
@@ -65,30 +97,35 @@ func (t *target) creditDirect(ctx context.Context, _ int, seq int64) error {
 		}
 		// The counter is shared with the server's credits; offsetting the
 		// direct entries' ids keeps the two from colliding on _id.
-		id = counter.Seq + 1_000_000_000
+		id = pickDirectLedgerID(counter.Seq) + 1_000_000_000
 		entry := store.LedgerEntry{ID: id, Key: key, Fingerprint: fmt.Sprintf("adjust|%d|wallet|%d", user, amount),
 			Kind: store.KindAdjust, Account: store.AccountWallet, UserID: user, Parties: []int64{user}, Amount: amount,
-			Title: "bench credit", State: store.StatePending, LeaseOwner: "bench", LeaseUntil: now.Add(time.Minute),
+			Title: "bench credit", State: store.StatePending, Nonce: "bench", LeaseOwner: "bench", LeaseUntil: now.Add(time.Minute),
 			Created: now, Updated: now}
 		_, err := ledger.InsertOne(ctx, entry)
 		if err == nil {
 			break
 		}
-		if !mongo.IsDuplicateKeyError(err) || attempt >= 20 {
+		if !mongo.IsDuplicateKeyError(err) || attempt >= 100 {
 			return err
 		}
+		if err := ledger.FindOne(ctx, bson.D{{Key: "idempotency_key", Value: key}}).Err(); !errors.Is(err, mongo.ErrNoDocuments) {
+			return fmt.Errorf("ledger by key: %v", err)
+		}
 	}
-	step := strconv.FormatInt(id, 10) + ":a"
-	if err := wallets.FindOne(ctx, bson.D{{Key: "step", Value: step}}).Err(); !errors.Is(err, mongo.ErrNoDocuments) {
-		return fmt.Errorf("wallet by step: %v", err)
-	}
+	step := strconv.FormatInt(id, 10) + ":bench:a"
 	for attempt := 0; ; attempt++ {
-		var cur store.Wallet
-		if err := wallets.FindOne(ctx, bson.D{{Key: "user_id", Value: user}},
-			options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}})).Decode(&cur); err != nil {
-			return err
+		cur := known
+		known = nil
+		if cur == nil {
+			if err := wallets.FindOne(ctx, bson.D{{Key: "step", Value: step}}).Err(); !errors.Is(err, mongo.ErrNoDocuments) {
+				return fmt.Errorf("wallet by step: %v", err)
+			}
+			if cur, err = latest(); err != nil {
+				return err
+			}
 		}
-		next := cur
+		next := *cur
 		next.Seq, next.ID, next.Step, next.Updated = cur.Seq+1, uid+":"+strconv.FormatInt(cur.Seq+1, 10), step, now
 		next.Wallet += amount
 		next.Totals.WalletIncome += amount
@@ -100,7 +137,7 @@ func (t *target) creditDirect(ctx context.Context, _ int, seq int64) error {
 			return err
 		}
 	}
-	_, err := ledger.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{store.StatePending, store.StateDebited}}}}},
+	_, err = ledger.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{store.StatePending, store.StateDebited}}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: store.StateCompleted}, {Key: "updated_at", Value: now}}}})
 	return err
 }
