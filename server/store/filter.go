@@ -197,42 +197,136 @@ func validScalar(v any) error {
 	return fmt.Errorf("unsupported filter value type %T", v)
 }
 
-// BSON is the MongoDB query of a valid filter.
+// BSON is the MongoDB query of a valid filter, in the shape FerretDB can
+// push down to SQL: FerretDB 1.24 (postgresql handler) turns top-level
+// equality on scalars ({f: v} or {f: {$eq: v}}) and $ne into SQL and
+// decodes every other document to filter it in Go; it looks inside no
+// $and or $or. So a conjunction compiles to one flat document, one key per
+// field, and single-branch or always-true $or clauses fold away. On
+// MongoDB the shapes mean the same: top-level keys are ANDed, and the
+// operators of one field's document are ANDed and each is evaluated on its
+// own (on an array, different elements may satisfy different operators,
+// exactly as in separate $and clauses; only $elemMatch would differ).
+// Conditions that cannot share the flat document (a second $gt on one
+// field, a second $or) stay in a trailing $and.
 func (f Filter) BSON() bson.D {
+	var c conjunction
+	c.add(f)
+	return c.bson()
+}
+
+// conjunction collects the ANDed parts of a filter.
+type conjunction struct {
+	fields []fieldOps // in order of first appearance
+	or     bson.A     // the one $or kept at the top level, nil if none
+	rest   bson.A     // clauses that would repeat a key of the flat document
+}
+
+// fieldOps are the operators on one field, each key once.
+type fieldOps struct {
+	field string
+	ops   bson.D
+}
+
+func (c *conjunction) add(f Filter) {
 	switch {
 	case f.Cond != nil:
-		return f.Cond.bson()
+		c.addCond(f.Cond)
 	case f.And != nil:
-		return bson.D{{Key: "$and", Value: filtersBSON(f.And)}}
+		for _, sub := range f.And {
+			c.add(sub)
+		}
 	case f.Or != nil:
-		return bson.D{{Key: "$or", Value: filtersBSON(f.Or)}}
+		c.addOr(f.Or)
 	}
-	return bson.D{}
 }
 
-func filtersBSON(fs []Filter) bson.A {
-	a := make(bson.A, len(fs))
-	for i, f := range fs {
-		a[i] = f.BSON()
+func (c *conjunction) addCond(cond *Cond) {
+	op, v := cond.operator()
+	for i := range c.fields {
+		fo := &c.fields[i]
+		if fo.field != cond.Field {
+			continue
+		}
+		for _, e := range fo.ops {
+			if e.Key == op {
+				// {f: {$gt: 1, $gt: 2}} is not a document: a clause of its own.
+				c.rest = append(c.rest, bson.D{{Key: cond.Field, Value: bson.D{{Key: op, Value: v}}}})
+				return
+			}
+		}
+		fo.ops = append(fo.ops, bson.E{Key: op, Value: v})
+		return
 	}
-	return a
+	c.fields = append(c.fields, fieldOps{field: cond.Field, ops: bson.D{{Key: op, Value: v}}})
 }
 
-func (c *Cond) bson() bson.D {
-	var expr any
+func (c *conjunction) addOr(branches []Filter) {
+	if len(branches) == 1 {
+		c.add(branches[0])
+		return
+	}
+	or := make(bson.A, len(branches))
+	for i, b := range branches {
+		d := b.BSON()
+		if len(d) == 0 {
+			return // a branch that matches everything: the $or always holds
+		}
+		or[i] = d
+	}
+	if c.or == nil {
+		c.or = or
+		return
+	}
+	c.rest = append(c.rest, bson.D{{Key: "$or", Value: or}})
+}
+
+func (c *conjunction) bson() bson.D {
+	d := make(bson.D, 0, len(c.fields)+2)
+	for _, fo := range c.fields {
+		d = append(d, bson.E{Key: fo.field, Value: fo.value()})
+	}
+	if c.or != nil {
+		d = append(d, bson.E{Key: "$or", Value: c.or})
+	}
+	if c.rest != nil {
+		d = append(d, bson.E{Key: "$and", Value: c.rest})
+	}
+	return d
+}
+
+// value is {f: v} for a lone equality with a scalar (the form MongoDB
+// documents as shorthand for $eq), else the operator document. Null and
+// whole-array equality keep $eq: they read unambiguously, and FerretDB
+// pushes neither down anyway.
+func (fo fieldOps) value() any {
+	if len(fo.ops) == 1 && fo.ops[0].Key == string(OpEq) && isScalar(fo.ops[0].Value) {
+		return fo.ops[0].Value
+	}
+	return fo.ops
+}
+
+func isScalar(v any) bool {
+	switch v.(type) {
+	case string, int64, float64, bool, time.Time:
+		return true
+	}
+	return false
+}
+
+// operator is the MongoDB operator and operand of a valid condition.
+func (c *Cond) operator() (string, any) {
 	switch c.Op {
 	case OpContains:
-		expr = bson.D{{Key: "$regex", Value: literalRegex(c.Value.(string))}}
+		return "$regex", literalRegex(c.Value.(string))
 	case OpIsNull:
+		// $eq null matches null and absent; $ne null neither.
 		if c.Value.(bool) {
-			expr = bson.D{{Key: "$eq", Value: nil}}
-		} else {
-			expr = bson.D{{Key: "$ne", Value: nil}}
+			return string(OpEq), nil
 		}
-	default:
-		expr = bson.D{{Key: string(c.Op), Value: c.Value}}
+		return string(OpNe), nil
 	}
-	return bson.D{{Key: c.Field, Value: expr}}
+	return string(c.Op), c.Value
 }
 
 // literalRegex matches s literally. NUL is written as an escape because

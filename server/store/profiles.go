@@ -178,7 +178,7 @@ func (s *Store) findProfile(ctx context.Context, filter bson.D) (*Profile, error
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var p Profile
-	if err := s.col(ColProfiles).FindOne(ctx, filter).Decode(&p); err != nil {
+	if err := decodeOne(s.col(ColProfiles).FindOne(ctx, filter), &p); err != nil {
 		return nil, classify(err)
 	}
 	p.normalize()
@@ -227,7 +227,7 @@ func (s *Store) ListProfiles(ctx context.Context, q ProfileQuery) (*ProfilePage,
 		return nil, classify(err)
 	}
 	var profiles []*Profile
-	if err := cur.All(ctx, &profiles); err != nil {
+	if err := decodeAll(ctx, cur, &profiles); err != nil {
 		return nil, classify(err)
 	}
 	page := &ProfilePage{Profiles: profiles}
@@ -300,8 +300,8 @@ func (s *Store) updateProfile(ctx context.Context, id int64, update bson.D) (*Pr
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var p Profile
-	err := s.col(ColProfiles).FindOneAndUpdate(ctx, bson.D{{Key: FieldID, Value: id}}, update,
-		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&p)
+	err := decodeOne(s.col(ColProfiles).FindOneAndUpdate(ctx, bson.D{{Key: FieldID, Value: id}}, update,
+		options.FindOneAndUpdate().SetReturnDocument(options.After)), &p)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -359,7 +359,7 @@ func (s *Store) missingIDs(ctx context.Context, collection string, ids []int64) 
 	var found []struct {
 		ID int64 `bson:"_id"`
 	}
-	if err := cur.All(ctx, &found); err != nil {
+	if err := decodeAll(ctx, cur, &found); err != nil {
 		return nil, classify(err)
 	}
 	have := make(map[int64]bool, len(found))
