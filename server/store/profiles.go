@@ -238,13 +238,24 @@ func (s *Store) ListProfiles(ctx context.Context, q ProfileQuery) (*ProfilePage,
 		p.normalize()
 	}
 	if q.Count {
-		n, err := s.col(ColProfiles).CountDocuments(ctx, filter)
+		n, err := s.countMatches(ctx, filter, q.Offset, page)
 		if err != nil {
 			return nil, classify(err)
 		}
 		page.Total = &n
 	}
 	return page, nil
+}
+
+// countMatches is a list's total. A last page that holds something (or a
+// first page, even empty) already tells it: offset plus what it holds. Only
+// otherwise does the store count, which is a second scan of the matches
+// (on FerretDB, of every row the filter cannot be pushed down for).
+func (s *Store) countMatches(ctx context.Context, filter bson.D, offset int64, page *ProfilePage) (int64, error) {
+	if !page.More && (len(page.Profiles) > 0 || offset == 0) {
+		return offset + int64(len(page.Profiles)), nil
+	}
+	return s.col(ColProfiles).CountDocuments(ctx, filter)
 }
 
 func sortBSON(keys []SortKey) bson.D {

@@ -279,6 +279,27 @@ func TestListPagingAndSort(t *testing.T) {
 	if err != nil || len(page.Profiles) != 0 || page.More || *page.Total != 5 {
 		t.Fatalf("past the end = %+v, %v", page, err)
 	}
+	// The total comes from the page when the page tells it, else from a
+	// count; both must give the same answer.
+	for _, tc := range []struct {
+		limit, offset int64
+		filter        store.Filter
+		want          int64
+	}{
+		{limit: 2, offset: 0, want: 5},  // full page: counted
+		{limit: 2, offset: 4, want: 5},  // last page: 4 + 1
+		{limit: 10, offset: 0, want: 5}, // the only page
+		{limit: 10, offset: 0, filter: store.Where(store.FieldID, store.OpGt, int64(99)), want: 0}, // nothing matches
+		{limit: 2, offset: 3, filter: store.Where(store.FieldID, store.OpLte, int64(4)), want: 4},  // last page of a filter
+	} {
+		page, err := s.ListProfiles(ctx, store.ProfileQuery{Filter: tc.filter, Limit: tc.limit, Offset: tc.offset, Count: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Total == nil || *page.Total != tc.want {
+			t.Errorf("limit %d offset %d: total %v; want %d", tc.limit, tc.offset, page.Total, tc.want)
+		}
+	}
 	if _, err := s.ListProfiles(ctx, store.ProfileQuery{Limit: 2, Filter: store.Where("password_hash", store.OpEq, "x")}); err == nil {
 		t.Fatal("a filter on password_hash was accepted")
 	}

@@ -341,6 +341,9 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 			cell.Error = "server gone: " + err.Error()
 			return
 		}
+		if n == 1 {
+			waitStoreIdle(ctx, ferretPid, storeIdleWait)
+		}
 		fBefore, _ := readIf(ferretPid)
 		merge(&server, load.Run(ctx, slice, ep.server))
 		after, err := procmon.Read(serverPid)
@@ -353,6 +356,9 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 		storeCPU += fAfter.CPU - fBefore.CPU
 		cell.PeakRSSMiB = max(cell.PeakRSSMiB, stats.Round(procmon.MiB(after.HWMKiB), 1))
 		if ep.driver != nil {
+			if n == 1 {
+				waitStoreIdle(ctx, ferretPid, storeIdleWait)
+			}
 			self0, _ := procmon.Read(os.Getpid())
 			merge(&driver, load.Run(ctx, slice, ep.driver))
 			self1, _ := procmon.Read(os.Getpid())
@@ -389,6 +395,31 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 }
 
 // merge adds a slice's result to a cell's.
+// storeIdleWait bounds waitStoreIdle.
+const storeIdleWait = 60 * time.Second
+
+// waitStoreIdle waits, at most limit, until FerretDB has used under 5% of a
+// core for half a second. A store-bound query whose client gave up (the
+// server's 503 after 5 s) keeps FerretDB decoding for seconds more, and the
+// next single-request probe would pay for it.
+func waitStoreIdle(ctx context.Context, pid int, limit time.Duration) {
+	if pid == 0 {
+		return
+	}
+	const window = 500 * time.Millisecond
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline) && ctx.Err() == nil; {
+		before, err := procmon.Read(pid)
+		if err != nil {
+			return
+		}
+		time.Sleep(window)
+		after, err := procmon.Read(pid)
+		if err != nil || after.CPU-before.CPU < window/20 {
+			return
+		}
+	}
+}
+
 func merge(into *load.Result, r load.Result) {
 	into.Latencies = append(into.Latencies, r.Latencies...)
 	into.Errors += r.Errors
