@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -43,6 +44,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	configPath := fs.String("config", "", "UserService manifest (YAML or JSON) to serve")
 	listen := fs.String("listen", ":8080", "address to listen on")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile (pprof) of the whole run to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: userve serve --config FILE [--listen ADDR]\n\nenvironment: %s (required), %s, %s, %s, %s, %s\n\nflags:\n",
 			config.EnvMongoURI, config.EnvMongoDatabase, config.EnvAdminTokens, config.EnvJWTKey,
@@ -63,6 +65,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "userve serve: --log-level %q: want debug, info, warn or error\n", *logLevel)
 		return 2
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "userve serve: --cpu-profile: %v\n", err)
+			return 1
+		}
+		defer stopProfile()
 	}
 	cfg, err := config.Load(*configPath, getenv)
 	if err != nil {
@@ -101,4 +111,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return 1
 	}
 	return 0
+}
+
+// startCPUProfile profiles until the returned stop runs (make bench profiles
+// the server this way, exactly as it runs).
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

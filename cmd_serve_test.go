@@ -120,12 +120,13 @@ func TestServeRunsAndStops(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	env := map[string]string{"USERVE_MONGO_URI": mongo.URI, "USERVE_ADMIN_TOKENS": "secret-token", "USERVE_MONGO_DATABASE": "serve_test"}
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr lockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- serve(ctx, []string{"--config", writeManifest(t, serveManifest), "--listen", addr}, envOf(env), &stdout, &stderr)
+		done <- serve(ctx, []string{"--config", writeManifest(t, serveManifest), "--listen", addr, "--cpu-profile", profile}, envOf(env), &stdout, &stderr)
 	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(60 * time.Second)
@@ -160,6 +161,10 @@ func TestServeRunsAndStops(t *testing.T) {
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+	// The profile is written when serve returns: gzip-compressed protobuf.
+	if raw, err := os.ReadFile(profile); err != nil || len(raw) < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
+		t.Errorf("--cpu-profile wrote %d bytes (%v); want a gzip-compressed pprof profile", len(raw), err)
 	}
 	logs := stdout.String()
 	for _, want := range []string{`"msg":"serving"`, `"msg":"request"`, `"tenant":"default/acme"`, `"msg":"shutting down`} {

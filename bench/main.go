@@ -50,16 +50,7 @@ func run() int {
 	readyTimeout := flag.Duration("ready-timeout", 180*time.Second, "give up waiting for all tenants Ready after this")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
 	userveBin := flag.String("userve-bin", "", "the userve binary to measure (default <repo>/bin/userve), e.g. an older build for before/after")
-	// The harness re-runs itself as a profiled tenant server (see
-	// apibench.ServeProfiled); these flags are for that child only.
-	profileServe := flag.String("profile-serve", "", "")
-	profileConfig := flag.String("profile-config", "", "")
-	profileOut := flag.String("profile-out", "", "")
-	profileLog := flag.String("profile-log", "", "")
 	flag.Parse()
-	if *profileServe != "" {
-		return apibench.ServeProfiled(*profileConfig, *profileServe, *profileOut, *profileLog)
-	}
 
 	root, err := testbin.Root()
 	if err != nil {

@@ -3,98 +3,29 @@ package apibench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
-	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/bench/internal/load"
 	"userve.dev/userve/bench/internal/procmon"
 	"userve.dev/userve/bench/internal/report"
-	"userve.dev/userve/server"
-	"userve.dev/userve/server/config"
-	"userve.dev/userve/server/store"
 )
 
-// ServeProfiled is the bench binary's hidden server mode: the tenant server
-// built exactly as `userve serve` builds it (config.Load, store.Connect with
-// the custom-field indexes, server.New), with a CPU profile written to
-// cpuProfile when SIGTERM arrives. The harness runs it as a separate process
-// so the profile holds the server's work only, not the load generator's.
-func ServeProfiled(configPath, listen, cpuProfile, logPath string) int {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1) // as userve serve does
-	}
-	cfg, err := config.Load(configPath, os.Getenv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profiled serve:", err)
-		return 1
-	}
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profiled serve:", err)
-		return 1
-	}
-	defer logFile.Close()
-	log := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo})).With("tenant", cfg.Issuer)
-	var customIndexed []string
-	for _, f := range cfg.Spec().Profile.CustomFields {
-		if f.Type != v1alpha1.FieldObject {
-			customIndexed = append(customIndexed, f.Name)
-		}
-	}
-	st, err := store.Connect(cfg.MongoURI, cfg.Database, store.WithLogger(log), store.WithCustomFieldIndexes(customIndexed...))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profiled serve:", err)
-		return 1
-	}
-	defer func() { _ = st.Close(context.Background()) }()
-	f, err := os.Create(cpuProfile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "profiled serve:", err)
-		return 1
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintln(os.Stderr, "profiled serve:", err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	runErr := server.New(cfg, st, server.Options{Logger: log}).Run(ctx, listen)
-	pprof.StopCPUProfile()
-	f.Close()
-	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, "profiled serve:", runErr)
-		return 1
-	}
-	return 0
-}
-
-// profileEndpoint runs the profiled server, drives ep at concurrency conc for
+// profileEndpoint runs a second userve serve with --cpu-profile, drives ep at concurrency conc for
 // d (after a short warm-up), and summarizes the CPU profile with pprof.
 func profileEndpoint(ctx context.Context, cfg Config, tg *target, ep endpoint, configPath, uri, database string, conc int, d time.Duration) (*report.Profile, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	prof := filepath.Join(cfg.LogDir, strings.NewReplacer(" ", "-", "/", "_", "{", "", "}", "").Replace(ep.name)+".cpu.pprof")
-	cmd := exec.Command(self, "-profile-serve", addr, "-profile-config", configPath, "-profile-out", prof,
-		"-profile-log", filepath.Join(cfg.LogDir, "userve-profiled.log"))
+	cmd := exec.Command(cfg.UserveBin, "serve", "--config", configPath, "--listen", addr, "--cpu-profile", prof)
 	cmd.Env = append(os.Environ(), "USERVE_MONGO_URI="+uri, "USERVE_MONGO_DATABASE="+database,
 		"USERVE_ADMIN_TOKENS="+adminToken, "USERVE_JWT_KEY="+jwtKey)
 	p, err := procmon.Start("profiled server", cmd, filepath.Join(cfg.LogDir, "userve-profiled.out"), 0)
