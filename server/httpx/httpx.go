@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"userve.dev/userve/server/store"
 )
@@ -136,8 +137,9 @@ func jsonTypeName(kind string) string {
 // WriteJSON writes v with status. HTML characters stay as they are
 // (avatar URLs keep their '&'): responses are JSON, never HTML.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer putJSONBuffer(buf)
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		// Only our own types get here; failing them is a bug.
@@ -147,4 +149,16 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// jsonBuffers are reused for response bodies: growing a fresh buffer for
+// every response was several allocations per request.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putJSONBuffer(b *bytes.Buffer) {
+	if b.Cap() > 64<<10 {
+		return // a large list's buffer is not kept
+	}
+	b.Reset()
+	jsonBuffers.Put(b)
 }
