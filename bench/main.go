@@ -50,6 +50,7 @@ func run() int {
 	readyTimeout := flag.Duration("ready-timeout", 180*time.Second, "give up waiting for all tenants Ready after this")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
 	userveBin := flag.String("userve-bin", "", "the userve binary to measure (default <repo>/bin/userve), e.g. an older build for before/after")
+	baselineBin := flag.String("baseline-bin", "", "another userve build driven in the same cells as bin/userve, for before/after in one run")
 	flag.Parse()
 
 	root, err := testbin.Root()
@@ -114,7 +115,7 @@ func run() int {
 
 	if *only == "all" || *only == "api" {
 		api, err := apibench.Run(ctx, apibench.Config{
-			UserveBin: userve, FerretBin: ferret, MongoURI: os.Getenv("USERVE_BENCH_MONGO_URI"), LogDir: logDir,
+			UserveBin: userve, BaselineBin: *baselineBin, FerretBin: ferret, MongoURI: os.Getenv("USERVE_BENCH_MONGO_URI"), LogDir: logDir,
 			Profiles: *profiles, Groups: *groups, LoginUsers: *logins, Concurrencies: concs,
 			Duration: *duration, Warmup: *warmup, MaxRequests: *maxRequests, IdleWait: *idle,
 			Endpoints: nameSet(*endpoints), Logf: logf,

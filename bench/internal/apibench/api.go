@@ -35,6 +35,7 @@ import (
 // Config of the API part.
 type Config struct {
 	UserveBin     string
+	BaselineBin   string // another build driven in the same cells; "" for none
 	FerretBin     string
 	MongoURI      string // a MongoDB to use instead of starting PostgreSQL + FerretDB
 	LogDir        string
@@ -155,6 +156,29 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 		return nil, fmt.Errorf("the seeded documents do not read back as seeded (store shape changed?): %w", err)
 	}
 
+	var baseline map[string]load.Op
+	var baselinePid int
+	if cfg.BaselineBin != "" {
+		logf("starting the baseline %s serve", cfg.BaselineBin)
+		base, err := startServer(ctx, cfg.BaselineBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-baseline.log"))
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		defer base.stop()
+		bt := *tg
+		bt.base, bt.raw = base.base, newRawClient(strings.TrimPrefix(base.base, "http://"), 256)
+		defer bt.raw.Close()
+		baseline = map[string]load.Op{}
+		for _, ep := range bt.endpoints() {
+			baseline[ep.name] = ep.server
+		}
+		baselinePid = base.proc.Pid()
+		res.Baseline = cfg.BaselineBin
+		if u, err := idleRSS(ctx, cfg.BaselineBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-baseline-idle.log"), cfg.IdleWait); err == nil {
+			res.BaselineIdleRSSMiB = stats.Round(procmon.MiB(u.RSSKiB), 1)
+		}
+	}
+
 	logf("idle RSS: a fresh tenant process, %v after /readyz", cfg.IdleWait)
 	if u, err := idleRSS(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-idle.log"), cfg.IdleWait); err != nil {
 		logf("idle RSS: %v", err)
@@ -208,7 +232,11 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 				// shows the latency without holding the run for minutes.
 				cellCfg.Warmup, cellCfg.MaxRequests = 0, 1
 			}
-			runCell(ctx, cellCfg, &cell, ep, srv.proc.Pid(), ferretPid)
+			var other *side
+			if baseline != nil {
+				other = &side{op: baseline[ep.name], pid: baselinePid}
+			}
+			runCell(ctx, cellCfg, &cell, ep, srv.proc.Pid(), ferretPid, other)
 			logf("  %-26s c=%-2d server %7.1f req/s p50 %8.2f ms p99 %8.2f ms cpu %.3f ms/req | driver %7.1f req/s p50 %8.2f ms | ratio %.2f %s",
 				ep.name, conc, cell.Server.RPS, cell.Server.P50ms, cell.Server.P99ms, cell.CPUmsPerReq,
 				driverRPS(cell), driverP50(cell), cell.Ratio, cell.Error)
@@ -320,7 +348,13 @@ const rounds = 4
 
 // runCell measures ep through the server and directly, at one concurrency,
 // in alternating slices.
-func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, serverPid, ferretPid int) {
+// side is a second server build driven in the same cell (the baseline).
+type side struct {
+	op  load.Op
+	pid int
+}
+
+func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, serverPid, ferretPid int, baseline *side) {
 	slice := load.Config{Concurrency: cell.Concurrency, Duration: cfg.Duration / rounds, RequestTimeout: requestTimeout}
 	if cfg.MaxRequests > 0 {
 		slice.MaxRequests = max(1, cfg.MaxRequests/rounds)
@@ -332,13 +366,17 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 	if cfg.Warmup > 0 {
 		warm := load.Config{Concurrency: cell.Concurrency, Duration: cfg.Warmup, RequestTimeout: requestTimeout}
 		load.Run(ctx, warm, ep.server)
+		if baseline != nil {
+			load.Run(ctx, warm, baseline.op)
+		}
 		if ep.driver != nil {
 			load.Run(ctx, warm, ep.driver)
 		}
 	}
 	_ = procmon.ResetPeak(serverPid) // per-cell peak; without permission the peak is since start
 	var server, driver load.Result
-	var serverCPU, storeCPU, driverCPU time.Duration
+	var base load.Result
+	var serverCPU, storeCPU, driverCPU, baseCPU time.Duration
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		before, err := procmon.Read(serverPid)
 		if err != nil {
@@ -359,6 +397,15 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 		serverCPU += after.CPU - before.CPU
 		storeCPU += fAfter.CPU - fBefore.CPU
 		cell.PeakRSSMiB = max(cell.PeakRSSMiB, stats.Round(procmon.MiB(after.HWMKiB), 1))
+		if baseline != nil {
+			if n == 1 {
+				waitStoreIdle(ctx, ferretPid, storeIdleWait)
+			}
+			b0, _ := procmon.Read(baseline.pid)
+			merge(&base, load.Run(ctx, slice, baseline.op))
+			b1, _ := procmon.Read(baseline.pid)
+			baseCPU += b1.CPU - b0.CPU
+		}
 		if ep.driver != nil {
 			if n == 1 {
 				waitStoreIdle(ctx, ferretPid, storeIdleWait)
@@ -374,6 +421,14 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 		cell.CPUmsPerReq = stats.Round(float64(serverCPU)/float64(time.Millisecond)/issued, 3)
 		if ferretPid != 0 {
 			cell.StoreCPUmsPerReq = stats.Round(float64(storeCPU)/float64(time.Millisecond)/issued, 3)
+		}
+	}
+	if baseline != nil {
+		bs := base.Summary()
+		cell.Baseline = &bs
+		cell.VsBaseline = stats.Ratio(cell.Server.RPS, bs.RPS)
+		if issued := float64(len(base.Latencies)) + float64(base.Errors); issued > 0 {
+			cell.BaselineCPUmsPerReq = stats.Round(float64(baseCPU)/float64(time.Millisecond)/issued, 3)
 		}
 	}
 	if server.ErrorRate() > 0.01 {

@@ -48,7 +48,11 @@ type API struct {
 	IdleFileMiB    float64 `json:"idle_rss_file_mib"` // mapped pages of the executable
 	IdleAfterSecs  float64 `json:"idle_after_seconds"`
 	ServerStartSec float64 `json:"server_start_seconds"` // until /readyz answered 200
-	Cells          []Cell  `json:"cells"`
+	// Baseline is the other build measured in the same cells (-baseline-bin),
+	// with its idle RSS; empty without one.
+	Baseline           string  `json:"baseline,omitempty"`
+	BaselineIdleRSSMiB float64 `json:"baseline_idle_rss_mib,omitempty"`
+	Cells              []Cell  `json:"cells"`
 	// Analyses are profiles taken because a target was missed.
 	Analyses []Profile `json:"analyses,omitempty"`
 }
@@ -69,7 +73,12 @@ type Cell struct {
 	// DriverCPUmsPerReq is the harness's own CPU per driver-ceiling request:
 	// what the same store work costs a Go client with no HTTP around it.
 	DriverCPUmsPerReq float64 `json:"driver_cpu_ms_per_req,omitempty"`
-	Error             string  `json:"error,omitempty"`
+	// Baseline is the baseline build's side of the cell, its CPU per request,
+	// and server req/s over baseline req/s (before/after in one run).
+	Baseline            *stats.Summary `json:"baseline,omitempty"`
+	BaselineCPUmsPerReq float64        `json:"baseline_cpu_ms_per_req,omitempty"`
+	VsBaseline          float64        `json:"vs_baseline,omitempty"`
+	Error               string         `json:"error,omitempty"`
 }
 
 // Operator is the operator-at-scale part.
@@ -182,6 +191,23 @@ func Markdown(r *Results) string {
 			fmt.Fprintf(&b, "| %s | %d | %s | %.2f | %.2f | %.3f | %.1f | %s | %s | %s | %s | %s |\n",
 				c.Endpoint, c.Concurrency, rate(c.Server.RPS), c.Server.P50ms, c.Server.P99ms,
 				c.CPUmsPerReq, c.PeakRSSMiB, driverRPS, driverP50, driverCPU, ratio, oneLine(c.Error))
+		}
+		if a.Baseline != "" {
+			fmt.Fprintf(&b, "\nAgainst the baseline build `%s`, in the same cells (the sides alternate: server, baseline, driver). Idle RSS: %.1f MiB, baseline %.1f MiB.\n\n",
+				a.Baseline, a.IdleRSSMiB, a.BaselineIdleRSSMiB)
+			b.WriteString("| endpoint | conc | server req/s | baseline req/s | server / baseline | CPU ms/req | baseline CPU ms/req | ratio to driver | baseline ratio to driver |\n")
+			b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+			for _, c := range a.Cells {
+				if c.Baseline == nil {
+					continue
+				}
+				baseRatio := "–"
+				if c.Driver != nil {
+					baseRatio = fmt.Sprintf("%.2f", stats.Ratio(c.Baseline.RPS, c.Driver.RPS))
+				}
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %.2f | %.3f | %.3f | %.2f | %s |\n", c.Endpoint, c.Concurrency,
+					rate(c.Server.RPS), rate(c.Baseline.RPS), c.VsBaseline, c.CPUmsPerReq, c.BaselineCPUmsPerReq, c.Ratio, baseRatio)
+			}
 		}
 		b.WriteString("\nRequests per cell (server / driver) and what each sends:\n\n")
 		seen := map[string]bool{}
