@@ -195,8 +195,8 @@ func Markdown(r *Results) string {
 		if a.Baseline != "" {
 			fmt.Fprintf(&b, "\nAgainst the baseline build `%s`, in the same cells (the sides alternate: server, baseline, driver). Idle RSS: %.1f MiB, baseline %.1f MiB.\n\n",
 				a.Baseline, a.IdleRSSMiB, a.BaselineIdleRSSMiB)
-			b.WriteString("| endpoint | conc | server req/s | baseline req/s | server / baseline | CPU ms/req | baseline CPU ms/req | ratio to driver | baseline ratio to driver |\n")
-			b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+			b.WriteString("| endpoint | conc | server req/s | baseline req/s | server / baseline | CPU ms/req | baseline CPU ms/req | ratio to driver | baseline ratio to driver | baseline failed |\n")
+			b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 			for _, c := range a.Cells {
 				if c.Baseline == nil {
 					continue
@@ -205,8 +205,12 @@ func Markdown(r *Results) string {
 				if c.Driver != nil {
 					baseRatio = fmt.Sprintf("%.2f", stats.Ratio(c.Baseline.RPS, c.Driver.RPS))
 				}
-				fmt.Fprintf(&b, "| %s | %d | %s | %s | %.2f | %.3f | %.3f | %.2f | %s |\n", c.Endpoint, c.Concurrency,
-					rate(c.Server.RPS), rate(c.Baseline.RPS), c.VsBaseline, c.CPUmsPerReq, c.BaselineCPUmsPerReq, c.Ratio, baseRatio)
+				failed := "0"
+				if n := int64(c.Baseline.Requests) + c.Baseline.Errors; c.Baseline.Errors > 0 && n > 0 {
+					failed = fmt.Sprintf("%.0f%%", 100*float64(c.Baseline.Errors)/float64(n))
+				}
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %.2f | %.3f | %.3f | %.2f | %s | %s |\n", c.Endpoint, c.Concurrency,
+					rate(c.Server.RPS), rate(c.Baseline.RPS), c.VsBaseline, c.CPUmsPerReq, c.BaselineCPUmsPerReq, c.Ratio, baseRatio, failed)
 			}
 		}
 		b.WriteString("\nRequests per cell (server / driver) and what each sends:\n\n")

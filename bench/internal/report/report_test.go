@@ -134,14 +134,14 @@ func TestMarkdownAgainstBaseline(t *testing.T) {
 	r := sampleResults()
 	r.API.Baseline, r.API.BaselineIdleRSSMiB = "/tmp/userve-old", 39
 	c := &r.API.Cells[0] // detail at 1: server 900, driver 1000
-	c.Baseline = &stats.Summary{RPS: 600}
+	c.Baseline = &stats.Summary{RPS: 600, Requests: 90, Errors: 10}
 	c.BaselineCPUmsPerReq = 0.6
 	c.VsBaseline = stats.Ratio(c.Server.RPS, c.Baseline.RPS)
 	md := Markdown(r)
 	for _, want := range []string{
 		"Against the baseline build `/tmp/userve-old`",
 		"Idle RSS: 18.5 MiB, baseline 39.0 MiB.",
-		"| detail | 1 | 900 | 600 | 1.50 | 0.250 | 0.600 | 0.90 | 0.60 |",
+		"| detail | 1 | 900 | 600 | 1.50 | 0.250 | 0.600 | 0.90 | 0.60 | 10% |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q\n%s", want, md)
