@@ -93,7 +93,7 @@ func (s *Store) FollowCounts(ctx context.Context, users []int64) (followers, fol
 		End int64 `bson:"_id"`
 		N   int64 `bson:"n"`
 	}
-	if err := cur.All(ctx, &rows); err != nil {
+	if err := decodeAll(ctx, cur, &rows); err != nil {
 		return nil, nil, classify(err)
 	}
 	for _, r := range rows {
@@ -145,7 +145,7 @@ func (s *Store) FollowsAll(ctx context.Context, edges []FollowEdge) (map[FollowE
 		return nil, classify(err)
 	}
 	var docs []followDoc
-	if err := cur.All(ctx, &docs); err != nil {
+	if err := decodeAll(ctx, cur, &docs); err != nil {
 		return nil, classify(err)
 	}
 	for _, d := range docs {
@@ -199,7 +199,7 @@ func (s *Store) followList(ctx context.Context, by, want string, user, limit, of
 		return nil, classify(err)
 	}
 	var docs []followDoc
-	if err := cur.All(ctx, &docs); err != nil {
+	if err := decodeAll(ctx, cur, &docs); err != nil {
 		return nil, classify(err)
 	}
 	ids := make([]int64, 0, len(docs))

@@ -297,10 +297,10 @@ func (s *Store) NextID(ctx context.Context, sequence string) (int64, error) {
 	// Two first calls may both try to insert the counter; the loser gets a
 	// duplicate key and simply increments the now existing one.
 	for attempt := 0; ; attempt++ {
-		err := s.col(ColCounters).FindOneAndUpdate(ctx,
+		err := decodeOne(s.col(ColCounters).FindOneAndUpdate(ctx,
 			bson.D{{Key: "_id", Value: sequence}},
 			bson.D{{Key: "$inc", Value: bson.D{{Key: "seq", Value: int64(1)}}}},
-			opts).Decode(&doc)
+			opts), &doc)
 		if err == nil {
 			return doc.Seq, nil
 		}

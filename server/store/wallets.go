@@ -349,8 +349,8 @@ func (s *Store) latestWallet(ctx context.Context, user int64) (*Wallet, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var w Wallet
-	err := s.col(ColWallets).FindOne(ctx, bson.D{{Key: "user_id", Value: user}},
-		options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}})).Decode(&w)
+	err := decodeOne(s.col(ColWallets).FindOne(ctx, bson.D{{Key: "user_id", Value: user}},
+		options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}})), &w)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -368,7 +368,7 @@ func (s *Store) WalletVersions(ctx context.Context, user int64) ([]*Wallet, erro
 		return nil, classify(err)
 	}
 	var out []*Wallet
-	if err := cur.All(ctx, &out); err != nil {
+	if err := decodeAll(ctx, cur, &out); err != nil {
 		return nil, classify(err)
 	}
 	return out, nil
@@ -562,7 +562,7 @@ func (s *Store) findEntry(ctx context.Context, filter bson.D) (*LedgerEntry, err
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var e LedgerEntry
-	if err := s.col(ColLedger).FindOne(ctx, filter).Decode(&e); err != nil {
+	if err := decodeOne(s.col(ColLedger).FindOne(ctx, filter), &e); err != nil {
 		return nil, classify(err)
 	}
 	e.normalize()
@@ -618,11 +618,11 @@ func (s *Store) claim(ctx context.Context, id int64) (*LedgerEntry, error) {
 	defer cancel()
 	now := s.Now()
 	var e LedgerEntry
-	err := s.col(ColLedger).FindOneAndUpdate(ctx,
+	err := decodeOne(s.col(ColLedger).FindOneAndUpdate(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "state", Value: bson.D{{Key: "$in", Value: unfinished}}},
 			{Key: "lease_until", Value: bson.D{{Key: "$lte", Value: now}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "lease_owner", Value: randomToken()}, {Key: "lease_until", Value: now.Add(LedgerLease)}}}},
-		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&e)
+		options.FindOneAndUpdate().SetReturnDocument(options.After)), &e)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
@@ -650,7 +650,7 @@ func (s *Store) RecoverLedger(ctx context.Context, user int64) (int, error) {
 	var ids []struct {
 		ID int64 `bson:"_id"`
 	}
-	err = cur.All(qctx, &ids)
+	err = decodeAll(qctx, cur, &ids)
 	cancel()
 	if err != nil {
 		return 0, classify(err)
@@ -803,7 +803,7 @@ func (s *Store) stepOutcome(ctx context.Context, step string) (stepResult, bool,
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var v Wallet
-	err := s.col(ColWallets).FindOne(ctx, bson.D{{Key: "step", Value: step}}).Decode(&v)
+	err := decodeOne(s.col(ColWallets).FindOne(ctx, bson.D{{Key: "step", Value: step}}), &v)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return 0, false, nil
 	}
@@ -980,7 +980,7 @@ func (s *Store) ListLedger(ctx context.Context, q LedgerQuery) ([]*LedgerEntry, 
 		return nil, nil, classify(err)
 	}
 	var out []*LedgerEntry
-	if err := cur.All(ctx, &out); err != nil {
+	if err := decodeAll(ctx, cur, &out); err != nil {
 		return nil, nil, classify(err)
 	}
 	for _, e := range out {
