@@ -194,6 +194,17 @@ type PlusAPISpec struct {
 	// +kubebuilder:default="336h"
 	// +optional
 	RefreshTTL *metav1.Duration `json:"refreshTTL,omitempty"`
+	// TrustedProxies are the CIDRs of the proxies in front of the tenant
+	// (ingress controllers, load balancers). A request that comes from one
+	// of them counts, for the per-address rate limits, as coming from the
+	// right-most X-Forwarded-For address that is not itself a trusted
+	// proxy. Empty: the TCP peer is the client, whatever the header says
+	// (behind an ingress, every user then shares the ingress's limits).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=49
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="api.plus.trustedProxies must be CIDRs such as 10.0.0.0/8 or fd00::/8"
+	// +optional
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 }
 
 // ProfileSpec declares custom profile fields.

@@ -45,6 +45,9 @@ func TestInvalidUserServicesAreRejected(t *testing.T) {
 		{"plus default above max", func(u *v1alpha1.UserService) {
 			u.Spec.API.Plus.DefaultLimit, u.Spec.API.Plus.MaxLimit = 40, 30
 		}, "api.plus.defaultLimit must not exceed maxLimit"},
+		{"trusted proxy not a CIDR", func(u *v1alpha1.UserService) {
+			u.Spec.API.Plus.TrustedProxies = []string{"10.0.0.0/8", "ingress-nginx"}
+		}, "api.plus.trustedProxies must be CIDRs"},
 		{"autoscaling min above max", func(u *v1alpha1.UserService) {
 			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MinReplicas: &five, MaxReplicas: 2}
 		}, "autoscaling.minReplicas must not exceed maxReplicas"},

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -171,7 +172,8 @@ func validateSpec(s *v1alpha1.UserServiceSpec) error {
 			return fmt.Errorf("%s.maxLength must be at least 1", at)
 		}
 	}
-	return nil
+	_, err := TrustedProxies(s)
+	return err
 }
 
 func validateLimits(s *v1alpha1.UserServiceSpec) error {
@@ -189,6 +191,23 @@ func validateLimits(s *v1alpha1.UserServiceSpec) error {
 		return errors.New("spec: tokenTTL, refreshTTL and codeTTL must not be negative")
 	}
 	return nil
+}
+
+// TrustedProxies parses spec.api.plus.trustedProxies.
+func TrustedProxies(s *v1alpha1.UserServiceSpec) ([]netip.Prefix, error) {
+	cidrs := s.API.Plus.TrustedProxies
+	if len(cidrs) > 32 {
+		return nil, fmt.Errorf("spec.api.plus.trustedProxies: %d entries, at most 32", len(cidrs))
+	}
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for i, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("spec.api.plus.trustedProxies[%d] %q: must be a CIDR such as 10.0.0.0/8 or fd00::/8", i, c)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // FromManifest completes a parsed manifest with the environment.

@@ -145,6 +145,7 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"twice", strings.Replace(goodYAML, "name: age", "name: name", 1), `"name" is declared twice`, goodEnv},
 		{"maxLength below 1", strings.Replace(goodYAML, "maxLength: 32", "maxLength: 0", 1), "customFields[0].maxLength must be at least 1", goodEnv},
 		{"limits", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 5", 1), "defaultLimit must not exceed maxLimit", goodEnv},
+		{"trusted proxy", strings.Replace(goodYAML, "  api:\n", "  api:\n    plus:\n      trustedProxies: [10.0.0.0/8, 10.1.2.3]\n", 1), `spec.api.plus.trustedProxies[1] "10.1.2.3": must be a CIDR`, goodEnv},
 		{"no mongo uri", goodYAML, "USERVE_MONGO_URI is required", map[string]string{EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
 		{"bad mongo uri", goodYAML, "must start with mongodb://", map[string]string{EnvMongoURI: "http://x", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
 		{"no tokens", plusOff, "USERVE_ADMIN_TOKENS is empty", map[string]string{EnvMongoURI: "mongodb://x/"}},

@@ -142,7 +142,7 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, mustExist boo
 		h.fail(w, r, err)
 		return
 	}
-	win, admitted, err := h.store.HitRateLimit(ctx, "code:ip:"+clientIP(r), time.Hour, codesPerIPPerHour)
+	win, admitted, err := h.store.HitRateLimit(ctx, "code:ip:"+h.clientIP(r), time.Hour, codesPerIPPerHour)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -333,7 +333,7 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	kind, ident := detectIdentity(login)
 	acctKey := "login-fail:acct:" + strings.ToLower(login)
-	ipKey := "login-fail:ip:" + clientIP(r)
+	ipKey := "login-fail:ip:" + h.clientIP(r)
 	for _, k := range []struct {
 		key   string
 		limit int64

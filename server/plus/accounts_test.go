@@ -257,6 +257,30 @@ func TestCodeSendingRateLimitPerIP(t *testing.T) {
 	expect(t, rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"phone": "13799999999"}), http.StatusAccepted)
 }
 
+// TestCodeSendingRateLimitPerForwardedIP: behind a trusted proxy each
+// client has its own budget; without trust, X-Forwarded-For changes nothing.
+func TestCodeSendingRateLimitPerForwardedIP(t *testing.T) {
+	send := func(rp *replica, i int, client string) resp {
+		return rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"phone": "1370000" + pad4(i)},
+			"X-Forwarded-For: 1.2.3.4, "+client) // the left-most address is the client's own claim
+	}
+	behindIngress := newTenant(t)
+	behindIngress.spec.API.Plus.TrustedProxies = []string{"127.0.0.0/8"} // httptest's peer
+	rp := behindIngress.replica()
+	for i := 0; i < 30; i++ {
+		expect(t, send(rp, i, "198.51.100.1"), http.StatusAccepted)
+	}
+	expect(t, send(rp, 30, "198.51.100.1"), http.StatusTooManyRequests)
+	expect(t, send(rp, 31, "198.51.100.2"), http.StatusAccepted)
+
+	direct := newTenant(t)
+	rp = direct.replica()
+	for i := 0; i < 30; i++ {
+		expect(t, send(rp, i, "198.51.100."+itoa(i+1)), http.StatusAccepted)
+	}
+	expect(t, send(rp, 30, "198.51.100.99"), http.StatusTooManyRequests)
+}
+
 func pad4(i int) string {
 	s := "0000" + itoa(i)
 	return s[len(s)-4:]

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,7 @@ type Handler struct {
 	codeTTL time.Duration
 
 	defaultLimit, maxLimit int64
+	trustedProxies         []netip.Prefix // see clientAddress
 
 	lastLedgerSweep atomic.Int64
 }
@@ -92,8 +94,12 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	if c := spec.Verification.CodeTTL; c != nil && c.Duration > 0 {
 		codeTTL = c.Duration
 	}
+	trusted, err := config.TrustedProxies(spec)
+	if err != nil {
+		return nil, err
+	}
 	h := &Handler{
-		store: st, cfg: cfg, log: log, tokens: tokens,
+		store: st, cfg: cfg, log: log, tokens: tokens, trustedProxies: trusted,
 		hasher:       auth.NewHasher(opts.HashCost),
 		sender:       opts.Sender,
 		codeKey:      deriveKey(cfg.JWTKey, "userve verification codes"),
@@ -298,14 +304,53 @@ func (h *Handler) MaybeAuthed(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// clientIP is the peer address. X-Forwarded-For is not trusted: anyone can
-// send it, and a rate limit keyed by it could be dodged at will.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientIP is the address the per-address rate limits count a request
+// against (see clientAddress).
+func (h *Handler) clientIP(r *http.Request) string {
+	return clientAddress(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.trustedProxies)
+}
+
+// clientAddress is the TCP peer, unless the peer is a trusted proxy: then it
+// is the right-most X-Forwarded-For address that is not a trusted proxy
+// itself. Addresses to the left of that one are whatever the client chose to
+// send, so they are never believed; a header that does not parse leaves the
+// last trusted hop, so a forged header cannot spread one client over many
+// keys.
+func clientAddress(remoteAddr string, forwardedFor []string, trusted []netip.Prefix) string {
+	peer := remoteAddr
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		peer = host
 	}
-	return host
+	addr, err := netip.ParseAddr(peer)
+	if err != nil || !isTrusted(addr, trusted) {
+		return peer
+	}
+	var hops []string
+	for _, v := range forwardedFor {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return addr.String()
+		}
+		hop = hop.Unmap()
+		if !isTrusted(hop, trusted) {
+			return hop.String()
+		}
+		addr = hop
+	}
+	return addr.String()
+}
+
+func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
+	addr = addr.Unmap()
+	for _, p := range trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // sweepLedger finishes stalled wallet transfers of every user now and then,
