@@ -165,13 +165,9 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
 		defer base.stop()
-		bt := *tg
-		bt.base, bt.raw = base.base, newRawClient(strings.TrimPrefix(base.base, "http://"), 256)
+		bt := tg.at(base.base)
 		defer bt.raw.Close()
-		baseline = map[string]load.Op{}
-		for _, ep := range bt.endpoints() {
-			baseline[ep.name] = ep.server
-		}
+		baseline = bt.serverOps()
 		baselinePid = base.proc.Pid()
 		res.Baseline = cfg.BaselineBin
 		if u, err := idleRSS(ctx, cfg.BaselineBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-baseline-idle.log"), cfg.IdleWait); err == nil {
@@ -346,14 +342,14 @@ func driverRPS(c report.Cell) float64 {
 // which is what makes their ratio meaningful.
 const rounds = 4
 
-// runCell measures ep through the server and directly, at one concurrency,
-// in alternating slices.
 // side is a second server build driven in the same cell (the baseline).
 type side struct {
 	op  load.Op
 	pid int
 }
 
+// runCell measures ep through the server, through the baseline build if
+// there is one, and directly, at one concurrency, in alternating slices.
 func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, serverPid, ferretPid int, baseline *side) {
 	slice := load.Config{Concurrency: cell.Concurrency, Duration: cfg.Duration / rounds, RequestTimeout: requestTimeout}
 	if cfg.MaxRequests > 0 {
@@ -374,86 +370,94 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 		}
 	}
 	_ = procmon.ResetPeak(serverPid) // per-cell peak; without permission the peak is since start
-	var server, driver load.Result
-	var base load.Result
-	var serverCPU, storeCPU, driverCPU, baseCPU time.Duration
+	var server, base, driver sideRun
+	probe := n == 1
 	for i := 0; i < n && ctx.Err() == nil; i++ {
-		before, err := procmon.Read(serverPid)
+		after, err := server.run(ctx, slice, ep.server, serverPid, ferretPid, probe)
 		if err != nil {
 			cell.Error = "server gone: " + err.Error()
 			return
 		}
-		if n == 1 {
-			waitStoreIdle(ctx, ferretPid, storeIdleWait)
-		}
-		fBefore, _ := readIf(ferretPid)
-		merge(&server, load.Run(ctx, slice, ep.server))
-		after, err := procmon.Read(serverPid)
-		if err != nil {
-			cell.Error = "server gone: " + err.Error()
-			return
-		}
-		fAfter, _ := readIf(ferretPid)
-		serverCPU += after.CPU - before.CPU
-		storeCPU += fAfter.CPU - fBefore.CPU
 		cell.PeakRSSMiB = max(cell.PeakRSSMiB, stats.Round(procmon.MiB(after.HWMKiB), 1))
 		if baseline != nil {
-			if n == 1 {
-				waitStoreIdle(ctx, ferretPid, storeIdleWait)
-			}
-			b0, _ := procmon.Read(baseline.pid)
-			merge(&base, load.Run(ctx, slice, baseline.op))
-			b1, _ := procmon.Read(baseline.pid)
-			baseCPU += b1.CPU - b0.CPU
+			_, _ = base.run(ctx, slice, baseline.op, baseline.pid, ferretPid, probe)
 		}
 		if ep.driver != nil {
-			if n == 1 {
-				waitStoreIdle(ctx, ferretPid, storeIdleWait)
-			}
-			self0, _ := procmon.Read(os.Getpid())
-			merge(&driver, load.Run(ctx, slice, ep.driver))
-			self1, _ := procmon.Read(os.Getpid())
-			driverCPU += self1.CPU - self0.CPU
+			_, _ = driver.run(ctx, slice, ep.driver, os.Getpid(), ferretPid, probe)
 		}
 	}
-	cell.Server = server.Summary()
-	if issued := float64(len(server.Latencies)) + float64(server.Errors); issued > 0 {
-		cell.CPUmsPerReq = stats.Round(float64(serverCPU)/float64(time.Millisecond)/issued, 3)
-		if ferretPid != 0 {
-			cell.StoreCPUmsPerReq = stats.Round(float64(storeCPU)/float64(time.Millisecond)/issued, 3)
-		}
+	cell.Server = server.res.Summary()
+	cell.CPUmsPerReq = server.cpuPerRequest()
+	if ferretPid != 0 {
+		cell.StoreCPUmsPerReq = msPerRequest(server.store, server.res)
 	}
 	if baseline != nil {
-		bs := base.Summary()
+		bs := base.res.Summary()
 		cell.Baseline = &bs
 		cell.VsBaseline = stats.Ratio(cell.Server.RPS, bs.RPS)
-		if issued := float64(len(base.Latencies)) + float64(base.Errors); issued > 0 {
-			cell.BaselineCPUmsPerReq = stats.Round(float64(baseCPU)/float64(time.Millisecond)/issued, 3)
-		}
+		cell.BaselineCPUmsPerReq = base.cpuPerRequest()
 	}
-	if server.ErrorRate() > 0.01 {
-		cell.Error = fmt.Sprintf("%.1f%% of requests failed (slowest after %.1f s): %v", 100*server.ErrorRate(),
-			server.SlowestFailure.Seconds(), server.FirstErr)
+	if rate := server.res.ErrorRate(); rate > 0.01 {
+		cell.Error = fmt.Sprintf("%.1f%% of requests failed (slowest after %.1f s): %v", 100*rate,
+			server.res.SlowestFailure.Seconds(), server.res.FirstErr)
 	}
 	if ep.driver == nil {
 		return
 	}
-	ds := driver.Summary()
+	ds := driver.res.Summary()
 	cell.Driver = &ds
 	cell.Ratio = stats.Ratio(cell.Server.RPS, ds.RPS)
-	if issued := float64(len(driver.Latencies)) + float64(driver.Errors); issued > 0 {
-		cell.DriverCPUmsPerReq = stats.Round(float64(driverCPU)/float64(time.Millisecond)/issued, 3)
-	}
-	if driver.ErrorRate() > 0.01 && cell.Error != "" {
-		cell.Error += fmt.Sprintf("; driver: %.1f%% failed (slowest after %.1f s): %v", 100*driver.ErrorRate(),
-			driver.SlowestFailure.Seconds(), driver.FirstErr)
-	} else if driver.ErrorRate() > 0.01 {
-		cell.Error = fmt.Sprintf("driver: %.1f%% failed (slowest after %.1f s): %v", 100*driver.ErrorRate(),
-			driver.SlowestFailure.Seconds(), driver.FirstErr)
+	cell.DriverCPUmsPerReq = driver.cpuPerRequest()
+	if rate := driver.res.ErrorRate(); rate > 0.01 {
+		msg := fmt.Sprintf("driver: %.1f%% failed (slowest after %.1f s): %v", 100*rate,
+			driver.res.SlowestFailure.Seconds(), driver.res.FirstErr)
+		if cell.Error != "" {
+			msg = cell.Error + "; " + msg
+		}
+		cell.Error = msg
 	}
 }
 
-// merge adds a slice's result to a cell's.
+// sideRun adds up one side of a cell: its requests, the CPU its process
+// spent on them, and the store's CPU meanwhile.
+type sideRun struct {
+	res        load.Result
+	cpu, store time.Duration
+}
+
+// run drives one slice of op, first waiting for an idle store when the
+// cell is a single-request probe (see waitStoreIdle).
+func (s *sideRun) run(ctx context.Context, cfg load.Config, op load.Op, pid, ferretPid int, probe bool) (procmon.Usage, error) {
+	if probe {
+		waitStoreIdle(ctx, ferretPid, storeIdleWait)
+	}
+	before, err := procmon.Read(pid)
+	if err != nil {
+		return procmon.Usage{}, err
+	}
+	storeBefore, _ := readIf(ferretPid)
+	merge(&s.res, load.Run(ctx, cfg, op))
+	after, err := procmon.Read(pid)
+	if err != nil {
+		return procmon.Usage{}, err
+	}
+	storeAfter, _ := readIf(ferretPid)
+	s.cpu += after.CPU - before.CPU
+	s.store += storeAfter.CPU - storeBefore.CPU
+	return after, nil
+}
+
+func (s *sideRun) cpuPerRequest() float64 { return msPerRequest(s.cpu, s.res) }
+
+// msPerRequest is CPU milliseconds per issued request (0 without requests).
+func msPerRequest(cpu time.Duration, r load.Result) float64 {
+	issued := float64(len(r.Latencies)) + float64(r.Errors)
+	if issued == 0 {
+		return 0
+	}
+	return stats.Round(float64(cpu)/float64(time.Millisecond)/issued, 3)
+}
+
 // storeIdleWait bounds waitStoreIdle.
 const storeIdleWait = 60 * time.Second
 
@@ -479,6 +483,7 @@ func waitStoreIdle(ctx context.Context, pid int, limit time.Duration) {
 	}
 }
 
+// merge adds a slice's result to a cell's.
 func merge(into *load.Result, r load.Result) {
 	into.Latencies = append(into.Latencies, r.Latencies...)
 	into.Errors += r.Errors

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,22 @@ type target struct {
 	usernames []string      // app users with a name, for GET /api/v2/users/{name}
 	runID     string        // makes idempotency keys unique across runs on one store
 	keys      *atomic.Int64 // shared by copies of the target
+}
+
+// at is a copy of the target aimed at another server (its own connections).
+func (t *target) at(base string) *target {
+	c := *t
+	c.base, c.raw = base, newRawClient(strings.TrimPrefix(base, "http://"), 256)
+	return &c
+}
+
+// serverOps are the server sides of the endpoints, by name.
+func (t *target) serverOps() map[string]load.Op {
+	ops := map[string]load.Op{}
+	for _, ep := range t.endpoints() {
+		ops[ep.name] = ep.server
+	}
+	return ops
 }
 
 func (t *target) endpoints() []endpoint {

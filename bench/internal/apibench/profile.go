@@ -19,38 +19,18 @@ import (
 // profileEndpoint runs a second userve serve with --cpu-profile, drives ep at concurrency conc for
 // d (after a short warm-up), and summarizes the CPU profile with pprof.
 func profileEndpoint(ctx context.Context, cfg Config, tg *target, ep endpoint, configPath, uri, database string, conc int, d time.Duration) (*report.Profile, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	prof := filepath.Join(cfg.LogDir, strings.NewReplacer(" ", "-", "/", "_", "{", "", "}", "").Replace(ep.name)+".cpu.pprof")
-	cmd := exec.Command(cfg.UserveBin, "serve", "--config", configPath, "--listen", addr, "--cpu-profile", prof)
-	cmd.Env = append(os.Environ(), "USERVE_MONGO_URI="+uri, "USERVE_MONGO_DATABASE="+database,
-		"USERVE_ADMIN_TOKENS="+adminToken, "USERVE_JWT_KEY="+jwtKey)
-	p, err := procmon.Start("profiled server", cmd, filepath.Join(cfg.LogDir, "userve-profiled.out"), 0)
+	s, err := startServer(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-profiled.log"), "--cpu-profile", prof)
 	if err != nil {
 		return nil, err
 	}
-	s := &tenantProc{proc: p, base: "http://" + addr}
-	if err := s.waitReady(ctx, 60*time.Second); err != nil {
-		p.Stop(syscall.SIGKILL, time.Second)
-		return nil, err
-	}
-	pt := *tg
-	pt.base = s.base
-	pt.raw = newRawClient(addr, 256)
+	pt := tg.at(s.base)
 	defer pt.raw.Close()
-	var op load.Op
-	for _, e := range pt.endpoints() {
-		if e.name == ep.name {
-			op = e.server
-		}
-	}
-	before, _ := procmon.Read(p.Pid())
+	op := pt.serverOps()[ep.name]
+	before, _ := procmon.Read(s.proc.Pid())
 	r := load.Run(ctx, load.Config{Concurrency: conc, Duration: d, Warmup: time.Second, RequestTimeout: requestTimeout}, op)
-	after, _ := procmon.Read(p.Pid())
-	p.Stop(syscall.SIGTERM, 30*time.Second)
+	after, _ := procmon.Read(s.proc.Pid())
+	s.proc.Stop(syscall.SIGTERM, 30*time.Second) // the profile is written on exit
 	if r.ErrorRate() > 0.01 {
 		return nil, fmt.Errorf("profiling %s: %v", ep.name, r.FirstErr)
 	}

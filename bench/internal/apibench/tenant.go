@@ -45,20 +45,19 @@ type tenantProc struct {
 
 // startServer runs bin/userve serve against the store and waits for /readyz.
 // extraEnv adds variables (e.g. a debug switch).
-func startServer(ctx context.Context, bin, configPath, mongoURI, database, logPath string, extraEnv ...string) (*tenantProc, error) {
+func startServer(ctx context.Context, bin, configPath, mongoURI, database, logPath string, extraArgs ...string) (*tenantProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "serve", "--config", configPath, "--listen", addr)
+	cmd := exec.Command(bin, append([]string{"serve", "--config", configPath, "--listen", addr}, extraArgs...)...)
 	cmd.Env = append(os.Environ(),
 		"USERVE_MONGO_URI="+mongoURI,
 		"USERVE_MONGO_DATABASE="+database,
 		"USERVE_ADMIN_TOKENS="+adminToken,
 		"USERVE_JWT_KEY="+jwtKey,
 	)
-	cmd.Env = append(cmd.Env, extraEnv...)
 	t0 := time.Now()
 	p, err := procmon.Start("userve serve", cmd, logPath, syscall.SIGKILL)
 	if err != nil {
