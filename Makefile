@@ -18,8 +18,9 @@ help: ## Show the targets.
 tools: ## Build what is missing in bin/ (cached per version outside the clone).
 	@hack/tools/install.sh
 
-generate: tools ## Generate deepcopy code.
+generate: tools ## Generate deepcopy code and the chart's Grafana dashboards.
 	$(CONTROLLER_GEN) object paths=./api/...
+	go run ./observability/dashboards/gen
 
 manifests: generate ## Generate the CRD and RBAC into config/ and the chart.
 	$(CONTROLLER_GEN) crd rbac:roleName=userve-operator paths=./api/... paths=./controllers/... \

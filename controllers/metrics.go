@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -24,6 +25,17 @@ var tenantsDesc = prometheus.NewDesc(
 	"userve_tenants",
 	"UserServices by status.phase (no phase yet counts as Pending).",
 	[]string{"phase"}, nil,
+)
+
+// tenantReadyDesc is one series per tenant (bounded by the UserServices the
+// operator owns): 1 while its Ready condition is True, else 0. The alert
+// "tenant not Ready for 10 minutes" reads it. Tenants being deleted have no
+// series. The labels are the tenant's namespace and name; the chart's
+// ServiceMonitor keeps them (honorLabels) instead of the operator pod's.
+var tenantReadyDesc = prometheus.NewDesc(
+	"userve_tenant_ready",
+	"1 while the UserService's Ready condition is True, else 0; by namespace and tenant (its name).",
+	[]string{"namespace", "tenant"}, nil,
 )
 
 // tenantCollector counts tenants from the manager's cache at scrape time,
@@ -45,7 +57,10 @@ func registerTenantMetrics(r client.Reader) {
 	registerTenants.Do(func() { ctrlmetrics.Registry.MustRegister(tenants) })
 }
 
-func (c *tenantCollector) Describe(ch chan<- *prometheus.Desc) { ch <- tenantsDesc }
+func (c *tenantCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tenantsDesc
+	ch <- tenantReadyDesc
+}
 
 func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
 	r := c.reader.Load()
@@ -67,6 +82,13 @@ func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
 			phase = v1alpha1.PhasePending
 		}
 		counts[phase]++
+		if phase != v1alpha1.PhaseDeleting {
+			ready := 0.0
+			if meta.IsStatusConditionTrue(us.Status.Conditions, v1alpha1.ConditionReady) {
+				ready = 1
+			}
+			ch <- prometheus.MustNewConstMetric(tenantReadyDesc, prometheus.GaugeValue, ready, us.Namespace, us.Name)
+		}
 	}
 	for _, p := range phases {
 		ch <- prometheus.MustNewConstMetric(tenantsDesc, prometheus.GaugeValue, float64(counts[p]), p)

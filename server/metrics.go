@@ -3,6 +3,8 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"userve.dev/userve/server/telemetry"
 )
 
 // metrics are the server's Prometheus series, on a registry of its own so
@@ -12,6 +14,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// domain are the store, login, code and wallet counters the dialects
+	// record (package telemetry).
+	domain *telemetry.Metrics
 }
 
 func newMetrics() *metrics {
@@ -33,5 +38,6 @@ func newMetrics() *metrics {
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.inFlight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.domain = telemetry.New(m.registry)
 	return m
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"userve.dev/userve/server/httpx"
+	"userve.dev/userve/server/telemetry"
 )
 
 // RequestTimeout bounds a whole request; store operations have shorter
@@ -176,6 +177,7 @@ func bearerToken(r *http.Request) (string, bool) {
 func (s *Server) requireStore(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.store.Ready() {
+			s.metrics.domain.StoreError(telemetry.StoreNotReady)
 			w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
 			s.writeError(w, r, http.StatusServiceUnavailable, "user store not ready yet, try again")
 			return

@@ -66,7 +66,9 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	for _, t := range cfg.AdminTokens {
 		s.adminTokens = append(s.adminTokens, []byte(t))
 	}
+	s.plusOptions.Metrics = s.metrics.domain
 	s.minapp = minapp.New(st, cfg, s.log)
+	s.minapp.Metrics = s.metrics.domain
 	s.handler = s.observe(s.recoverPanics(s.limitBody(s.routes())))
 	return s
 }

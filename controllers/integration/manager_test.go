@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -122,6 +123,69 @@ func TestTenantsByPhaseMetric(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// userve_tenant_ready is one series per tenant, 1 while Ready is True (a
+// suspended tenant is Ready), 0 otherwise; the not-Ready alert reads it.
+func TestTenantReadyMetric(t *testing.T) {
+	ready := newTenant(t)
+	markAvailable(t, ready)
+	waitCondition(t, ready, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	// No Deployment status: the pods never become available.
+	pending := newTenant(t)
+	waitCondition(t, pending, v1alpha1.ConditionReady, metav1.ConditionFalse, "")
+
+	eventually(t, "userve_tenant_ready follows each tenant's Ready condition", func() error {
+		families, err := ctrlmetrics.Registry.Gather()
+		if err != nil {
+			return err
+		}
+		for us, want := range map[*v1alpha1.UserService]float64{ready: 1, pending: 0} {
+			labels := map[string]string{"namespace": us.Namespace, "tenant": us.Name}
+			if n := countSeries(families, "userve_tenant_ready", labels); n != 1 {
+				return fmt.Errorf("%d series userve_tenant_ready%v, want 1", n, labels)
+			}
+			if got := sumMetric(families, "userve_tenant_ready", labels); got != want {
+				return fmt.Errorf("userve_tenant_ready%v = %v, want %v", labels, got, want)
+			}
+		}
+		return nil
+	})
+	deleteTenant(t, pending)
+	eventually(t, "a deleted tenant's series goes", func() error {
+		families, err := ctrlmetrics.Registry.Gather()
+		if err != nil {
+			return err
+		}
+		if n := countSeries(families, "userve_tenant_ready", map[string]string{"namespace": pending.Namespace, "tenant": pending.Name}); n != 0 {
+			return fmt.Errorf("%d series left", n)
+		}
+		return nil
+	})
+}
+
+// countSeries counts the series of a metric carrying all the given labels.
+func countSeries(families []*dto.MetricFamily, name string, labels map[string]string) int {
+	n := 0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			match := true
+			for k, v := range labels {
+				match = match && got[k] == v
+			}
+			if match {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // A second manager, as `userve operator --leader-elect` would run it (with

@@ -3,7 +3,7 @@
 # them into bin/. A tool whose cache entry exists is only re-linked, so a fresh
 # clone on a warm machine pays nothing and only a new machine builds cold.
 #
-#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb controller-gen helm]
+#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb controller-gen helm promtool]
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -64,6 +64,10 @@ build_kube() { # $1: the cmd under k8s.io/kubernetes
 		-o "$out/$1" "k8s.io/kubernetes/cmd/$1")
 }
 
+build_package() { # $1: a tools module, $2: the tool, $3: its main package (pinned by the module)
+	(cd "$tools/$1" && go build -ldflags "-s -w" -o "$out/$2" "$3")
+}
+
 build_module() { # $1: a tools module whose main package is its root
 	(cd "$tools/$1" && go build -ldflags "-s -w" -o "$out/$1" .)
 }
@@ -77,11 +81,12 @@ install_tool() {
 	kube-apiserver | kubectl) build "$1" "$(key "$1" "$(module_hash kubernetes)")" build_kube "$1" ;;
 	etcd | ferretdb) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
 	controller-gen) build "$1" "$(key "$1" $CONTROLLER_GEN_VERSION)" go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" ;;
+	promtool) build "$1" "$(key "$1" "$(module_hash promtool)")" build_package promtool promtool github.com/prometheus/prometheus/cmd/promtool ;;
 	helm) build "$1" "$(key "$1" $HELM_VERSION)" go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
 	*) say "unknown tool: $1" && exit 2 ;;
 	esac
 }
 
-for t in "${@:-etcd ferretdb controller-gen kube-apiserver kubectl helm}"; do
+for t in "${@:-etcd ferretdb controller-gen kube-apiserver kubectl helm promtool}"; do
 	for name in $t; do install_tool "$name"; done
 done

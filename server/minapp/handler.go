@@ -17,6 +17,7 @@ import (
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/telemetry"
 )
 
 // Handler serves the management routes of one tenant.
@@ -25,6 +26,10 @@ type Handler struct {
 	log    *slog.Logger
 	schema Schema
 	limits Limits
+
+	// Metrics records store errors and wallet operations; nil records
+	// nothing. The server sets it.
+	Metrics *telemetry.Metrics
 }
 
 // New builds the handlers.
@@ -73,9 +78,11 @@ func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error, 
 		}
 		writeError(w, http.StatusBadRequest, name+" is already taken")
 	case httpx.StoreUnavailable(w, err):
+		h.Metrics.StoreError(telemetry.StoreUnavailable)
 		h.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
 		writeError(w, http.StatusServiceUnavailable, httpx.UnavailableMessage)
 	default:
+		h.Metrics.StoreError(telemetry.StoreInternal)
 		h.log.Error("store error", "method", r.Method, "path", r.URL.Path, "error", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}

@@ -14,6 +14,7 @@ import (
 
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/telemetry"
 )
 
 const (
@@ -134,6 +135,11 @@ func (h *Handler) CreateWalletTransaction(w http.ResponseWriter, r *http.Request
 		return
 	}
 	e, created, err := h.store.Adjust(r.Context(), req)
+	op := telemetry.WalletCredit
+	if req.Amount < 0 {
+		op = telemetry.WalletDebit
+	}
+	h.Metrics.Wallet(op, telemetry.WalletResultOf(err, created))
 	switch {
 	case errors.Is(err, store.ErrInsufficientFunds):
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("balance of %s is too low for a debit of %d", req.Account, -req.Amount))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/telemetry"
 	"userve.dev/userve/server/verify"
 )
 
@@ -174,6 +175,7 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, mustExist boo
 	}
 	msg := verify.Message{Tenant: h.cfg.Issuer, Channel: c.channel(), To: c.value, Code: code, Purpose: purpose, TTL: h.codeTTL}
 	if err := h.sender.Send(ctx, msg); err != nil {
+		h.metrics.CodeFailed(string(c.channel()))
 		h.log.Warn("verification code delivery failed", "channel", string(c.channel()), "error", err)
 		// Let the user ask again at once rather than wait for a code that
 		// never comes.
@@ -183,6 +185,7 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, mustExist boo
 		h.fail(w, r, newError(http.StatusServiceUnavailable, "the verification code could not be delivered; try again later"))
 		return
 	}
+	h.metrics.CodeSent(string(c.channel()))
 	writeJSON(w, http.StatusAccepted, map[string]string{"message": "verification code sent"})
 }
 
@@ -338,13 +341,16 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 		key   string
 		limit int64
 		what  string
-	}{{acctKey, loginFailuresAccount, "too many failed logins for this account"}, {ipKey, loginFailuresIP, "too many failed logins from this address"}} {
+		kind  telemetry.ThrottleKind
+	}{{acctKey, loginFailuresAccount, "too many failed logins for this account", telemetry.ThrottleAccount},
+		{ipKey, loginFailuresIP, "too many failed logins from this address", telemetry.ThrottleAddress}} {
 		win, err := h.store.PeekRateLimit(ctx, k.key, loginFailureWindow)
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
 		if win.Count >= k.limit {
+			h.metrics.LoginThrottled(k.kind)
 			h.tooMany(w, r, win, k.what)
 			return
 		}
@@ -399,10 +405,11 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		msg := "login or password is wrong"
+		msg, method := "login or password is wrong", telemetry.LoginPassword
 		if field == "verifiable_code" {
-			msg = "login or verifiable_code is wrong, or the code has expired"
+			msg, method = "login or verifiable_code is wrong, or the code has expired", telemetry.LoginCode
 		}
+		h.metrics.LoginFailed(method)
 		h.fail(w, r, invalid(field, msg))
 		return
 	}
@@ -512,6 +519,7 @@ func (h *Handler) checkPassword(ctx context.Context, w http.ResponseWriter, r *h
 		return err
 	}
 	if win.Count >= loginFailuresAccount {
+		h.metrics.LoginThrottled(telemetry.ThrottleAccount)
 		secs := int64(win.RetryAfter(h.store.Now()) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 		return newError(http.StatusTooManyRequests, fmt.Sprintf("too many wrong passwords; retry in %d seconds", secs))

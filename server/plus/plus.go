@@ -25,6 +25,7 @@ import (
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/telemetry"
 	"userve.dev/userve/server/verify"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	Now func() time.Time
 	// Sender replaces the delivery configured in spec.verification.
 	Sender verify.Sender
+	// Metrics records logins, codes, wallet operations and store errors;
+	// nil records nothing.
+	Metrics *telemetry.Metrics
 }
 
 // Handler serves the /api/v2 routes of one tenant.
@@ -61,6 +65,7 @@ type Handler struct {
 	sender  verify.Sender
 	codeKey []byte
 	codeTTL time.Duration
+	metrics *telemetry.Metrics
 
 	defaultLimit, maxLimit int64
 	trustedProxies         []netip.Prefix // see clientAddress
@@ -102,6 +107,7 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 		store: st, cfg: cfg, log: log, tokens: tokens, trustedProxies: trusted,
 		hasher:       auth.NewHasher(opts.HashCost),
 		sender:       opts.Sender,
+		metrics:      opts.Metrics,
 		codeKey:      deriveKey(cfg.JWTKey, "userve verification codes"),
 		codeTTL:      codeTTL,
 		defaultLimit: int64(max(p.DefaultLimit, 1)),
@@ -188,6 +194,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae):
 		ae.write(w)
 	case httpx.StoreUnavailable(w, err):
+		h.metrics.StoreError(telemetry.StoreUnavailable)
 		h.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
 		newError(http.StatusServiceUnavailable, httpx.UnavailableMessage).write(w)
 	case errors.Is(err, store.ErrNotFound):
@@ -196,6 +203,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		field := plusField(ce.Field)
 		invalid(field, field+" is already taken").write(w)
 	default:
+		h.metrics.StoreError(telemetry.StoreInternal)
 		h.log.Error("end-user request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 		newError(http.StatusInternalServerError, "internal error").write(w)
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/telemetry"
 )
 
 type walletJSON struct {
@@ -218,6 +219,11 @@ func (h *Handler) Transfer(w http.ResponseWriter, r *http.Request) {
 	e, created, err := h.store.Transfer(r.Context(), store.TransferRequest{
 		From: me.ID, To: to, Account: store.AccountNewWallet, Amount: amount, Title: title, Key: key,
 	})
+	if result := telemetry.WalletResultOf(err, created); err == nil && e.State == store.StateRefunded {
+		h.metrics.Wallet(telemetry.WalletTransfer, telemetry.WalletRejected)
+	} else {
+		h.metrics.Wallet(telemetry.WalletTransfer, result)
+	}
 	switch {
 	case errors.Is(err, store.ErrInsufficientFunds):
 		h.fail(w, r, invalid("amount", "balance is too low for this transfer"))

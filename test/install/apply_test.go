@@ -93,9 +93,9 @@ func TestChartCustomValuesApply(t *testing.T) {
 	for _, ns := range []string{"platform-system", "team-a", "team-b"} {
 		createNamespace(t, ns)
 	}
-	// The ServiceMonitor needs its CRD, and the pods their PriorityClass.
-	applyServerSide(t, mustRead(t, repoPath(t, "test", "install", "testdata", "servicemonitor-crd.yaml")))
-	kubectl(t, nil, "wait", "--for=condition=Established", "--timeout=30s", "crd/servicemonitors.monitoring.coreos.com")
+	// The ServiceMonitor needs its CRD (the Prometheus Operator's own), and
+	// the pods their PriorityClass.
+	installPrometheusOperatorCRDs(t)
 	applyServerSide(t, []byte("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: userve-platform-critical\nvalue: 100000\n"))
 
 	manifests := render(t, "platform", "platform-system", "-f", repoPath(t, "test", "install", "testdata", "custom-values.yaml"))

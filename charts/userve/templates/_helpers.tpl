@@ -100,3 +100,11 @@ controller-gen output config/rbac/role.yaml (never edit the copy).
 {{- end }}
 {{- toYaml $role.rules }}
 {{- end }}
+
+{{/*
+The container port of tenant pods serving /metrics, which the PodMonitor
+scrapes (controllers/render: PortName until /metrics has a port of its own).
+*/}}
+{{- define "userve.tenantMetricsPort" -}}
+http
+{{- end }}
