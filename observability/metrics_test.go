@@ -100,7 +100,7 @@ func TestAlertsAndDashboardsNameOnlyExportedMetrics(t *testing.T) {
 	}
 	sort.Strings(missing)
 	if len(missing) > 0 {
-		t.Errorf("named but exported by neither the tenant server nor the operator:\n  %s", strings.Join(missing, "\n  "))
+		t.Fatalf("named but exported by neither the tenant server nor the operator:\n  %s", strings.Join(missing, "\n  "))
 	}
 	t.Logf("%d metrics named by alerts and dashboards, all exported", len(named))
 }
