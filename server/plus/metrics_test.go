@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -154,5 +155,41 @@ func TestLoginThrottledByAddress(t *testing.T) {
 	}
 	if got := value(t, m, "userve_login_failures_total", "method", "password"); got != 50 {
 		t.Errorf("login failures = %v, want 50", got)
+	}
+}
+
+// Under 30 parallel wrong logins on one account, the counters agree with
+// the answers exactly: each 422 is one failure, each 429 one account 429.
+func TestLoginMetricsAgreeWithAnswersUnderParallelLoad(t *testing.T) {
+	tn := newTenant(t)
+	rp := tn.replica()
+	tn.quickUser(rp, "target_user")
+	const n = 30
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- rp.call("POST", "/api/v2/auth/login", "", map[string]any{"login": "target_user", "password": "wrong"}).status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]float64{}
+	for s := range statuses {
+		counts[s]++
+	}
+	// How many are refused is the account budget's business (a check before
+	// the password check); the counters must match whatever it answered.
+	if counts[http.StatusUnprocessableEntity]+counts[http.StatusTooManyRequests] != n {
+		t.Fatalf("answers %v: want only 422s and 429s", counts)
+	}
+	m := rp.scrape()
+	if got := value(t, m, "userve_login_failures_total", "method", "password"); got != counts[http.StatusUnprocessableEntity] {
+		t.Errorf("login failures = %v, 422 answers = %v", got, counts[http.StatusUnprocessableEntity])
+	}
+	if got := value(t, m, "userve_login_throttled_total", "kind", "account"); got != counts[http.StatusTooManyRequests] {
+		t.Errorf("account 429s counted = %v, 429 answers = %v", got, counts[http.StatusTooManyRequests])
 	}
 }
