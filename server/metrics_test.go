@@ -1,7 +1,12 @@
 package server_test
 
 import (
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/common/expfmt"
@@ -41,4 +46,37 @@ func metricValue(t *testing.T, base, name string, labels ...string) float64 {
 	}
 	t.Fatalf("/metrics has no %s%v", name, want)
 	return 0
+}
+
+// A client inventing methods must not invent series: 30 parallel requests
+// with 30 made-up methods add one "other" series, not 30.
+func TestMadeUpMethodsShareOneSeries(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(fmt.Sprintf("BREW%02d", i), e.srv.URL+"/anything/"+strconv.Itoa(i), nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+		}()
+	}
+	wg.Wait()
+	if got := metricValue(t, e.srv.URL, "userve_http_requests_total", "method", "other", "route", "unmatched", "code", "404"); got != 30 {
+		t.Errorf("made-up methods counted %v times under method=other, want 30", got)
+	}
+	res, err := http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if strings.Contains(string(body), "BREW") || strings.Contains(string(body), "/anything/") {
+		t.Error("/metrics names a made-up method or a raw path")
+	}
 }

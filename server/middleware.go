@@ -71,8 +71,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		code := strconv.Itoa(sw.status)
-		s.metrics.requests.WithLabelValues(r.Method, route, code).Inc()
-		s.metrics.latency.WithLabelValues(r.Method, route, code).Observe(elapsed.Seconds())
+		method := metricMethod(r.Method)
+		s.metrics.requests.WithLabelValues(method, route, code).Inc()
+		s.metrics.latency.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
 		level := slog.LevelInfo
 		if sw.status >= 500 {
 			level = slog.LevelWarn
@@ -89,6 +90,17 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			slog.String("user_agent", r.UserAgent()),
 		)
 	})
+}
+
+// metricMethod is the method label: a client may send any token as a
+// method, and each would be a new series, so the unknown ones are "other".
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // recordRoute runs inside the router (mux middleware) where the matched
