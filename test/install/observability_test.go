@@ -174,6 +174,12 @@ func TestChartObservabilityApply(t *testing.T) {
 // With operator.watchNamespaces the PodMonitor looks only there; the
 // dashboards can go to Grafana's namespace; all four are off by default.
 func TestChartObservabilityValues(t *testing.T) {
+	helm(t, append([]string{"lint", "--strict", chartDir(t)}, allObservability...)...)
+	// A typo'd switch fails like every other value.
+	if _, err := run(t, "helm", nil, "template", "userve", chartDir(t), "--set", "metrics.podmonitor.enabled=true"); err == nil ||
+		!strings.Contains(err.Error(), "podmonitor") {
+		t.Errorf("metrics.podmonitor (lower-case m) was accepted: %v", err)
+	}
 	objs := decode(t, render(t, "userve", "userve-system", append(allObservability,
 		"--set", "operator.watchNamespaces={team-a,team-b}", "--set", "metrics.dashboards.namespace=grafana")...))
 	pm := one(t, objs, "PodMonitor")
