@@ -248,13 +248,16 @@ func TestIPv6AddressesCountPer64(t *testing.T) {
 // interval) and give their day's slots back, so the cap counts codes sent.
 func TestPerTargetDailyCap(t *testing.T) {
 	tn := newTenant(t)
-	tn.spec.Verification.Limits = v1alpha1.CodeLimits{PerTargetDaily: 3, PerAddressHourly: 1000}
+	tn.spec.Verification.Limits = v1alpha1.CodeLimits{PerTargetDaily: 3}
+	tn.spec.API.Plus.TrustedProxies = []string{"127.0.0.0/8"} // one address each, so the address limit stays out of it
 	rp := tn.replica()
-	send := func() resp {
-		return rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"email": "daily@example.com"})
+	sendFrom := func(i int) resp {
+		return rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"email": "daily@example.com"},
+			fmt.Sprintf("X-Forwarded-For: 198.51.100.%d", i+1))
 	}
+	send := func() resp { return sendFrom(200) }
 	const n = 30
-	rs := burst(n, func(int) resp { return send() })
+	rs := burst(n, sendFrom)
 	got := statuses(rs)
 	t.Logf("%d parallel code requests for one target: %d sent, %d too soon (403), %d over the day's cap (429)", n, got[202], got[403], got[429])
 	if got[202] != 1 || got[202]+got[403]+got[429] != n {
@@ -315,7 +318,7 @@ func TestRefreshWindowIsFixedAtLogin(t *testing.T) {
 	login := tn.clock.Now()
 	r := expect(t, rp.call("POST", "/api/v2/auth/login", "", map[string]any{"login": "refresher", "password": "secret-refresher"}), http.StatusOK)
 	token := r.obj(t)["access_token"].(string)
-	refreshes := 0
+	refreshes, wrongTTL := 0, false
 	for {
 		tn.clock.Add(50 * time.Minute)
 		r := rp.call("POST", "/api/v2/auth/refresh", token, nil)
@@ -330,8 +333,9 @@ func TestRefreshWindowIsFixedAtLogin(t *testing.T) {
 		m := r.obj(t)
 		token = m["access_token"].(string)
 		left := login.Add(24 * time.Hour).Sub(tn.clock.Now())
-		if got := m["refresh_ttl"].(float64); got != float64(int64(left/time.Minute)) {
-			t.Fatalf("refresh %d: refresh_ttl %v, want the %v left of the login's window", refreshes, got, left)
+		if got := m["refresh_ttl"].(float64); got != float64(int64(left/time.Minute)) && !wrongTTL {
+			wrongTTL = true
+			t.Errorf("refresh %d: refresh_ttl %v, want the %v left of the login's window", refreshes, got, left)
 		}
 	}
 	died := tn.clock.Now().Sub(login)
