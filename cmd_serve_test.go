@@ -68,7 +68,7 @@ func TestServeBadConfigIsOneLine(t *testing.T) {
 		{"bad field type", []string{"--config", writeManifest(t, strings.Replace(serveManifest, "type: string", "type: text", 1))}, goodEnv, `customFields[0].type "text"`},
 		{"no mongo uri", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_ADMIN_TOKENS": testAdminToken}, "USERVE_MONGO_URI is required"},
 		// Keys an attacker could brute-force: refused at start.
-		{"one-byte admin token", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/", "USERVE_ADMIN_TOKENS": "t"}, "USERVE_ADMIN_TOKENS: is 1 bytes, shorter than 32"},
+		{"one-byte admin token", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/", "USERVE_ADMIN_TOKENS": "t"}, "USERVE_ADMIN_TOKENS: token 1 of 1 is 1 bytes, shorter than 32"},
 		{"31-byte admin token", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/", "USERVE_ADMIN_TOKENS": testAdminToken + "," + strings.Repeat("t", 31)}, "token 2 of 2 is 31 bytes, shorter than 32"},
 		{"short JWT key", []string{"--config", plusOn}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/", "USERVE_ADMIN_TOKENS": testAdminToken, "USERVE_JWT_KEY": "0123456789"}, "USERVE_JWT_KEY is 10 bytes, shorter than 32"},
 		{"no admin tokens", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/"}, "USERVE_ADMIN_TOKENS is empty"},

@@ -50,9 +50,10 @@ type UserServiceSpec struct {
 	API APISpec `json:"api,omitempty"`
 
 	// AdminTokensSecretRef names a Secret key holding the management API's
-	// bearer tokens, comma-separated. Unset: the operator generates one token
-	// into the tenant's credentials Secret (status.credentialsSecret, key
-	// admin-tokens) and keeps it.
+	// bearer tokens, comma-separated, each at least 32 bytes (the server
+	// refuses to start with a shorter one). Unset: the operator generates one
+	// token (64 hex characters) into the tenant's credentials Secret
+	// (status.credentialsSecret, key admin-tokens) and keeps it.
 	// +optional
 	AdminTokensSecretRef *SecretKeyRef `json:"adminTokensSecretRef,omitempty"`
 

@@ -258,21 +258,17 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 	if !databaseNamePattern.MatchString(c.Database) || len(c.Database) > 63 {
 		return nil, fmt.Errorf("database name %q: must be 1-63 letters, digits, '_' or '-' (set %s or spec.mongo.database)", c.Database, EnvMongoDatabase)
 	}
-	tokens := strings.Split(getenv(EnvAdminTokens), ",")
-	for i, t := range tokens {
-		if t = strings.TrimSpace(t); t == "" {
-			continue
+	for _, t := range strings.Split(getenv(EnvAdminTokens), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			c.AdminTokens = append(c.AdminTokens, t)
 		}
+	}
+	for i, t := range c.AdminTokens {
 		// Never the token itself in the message: it lands in pod logs.
 		if len(t) < MinAdminTokenLength {
-			which := ""
-			if len(tokens) > 1 {
-				which = fmt.Sprintf(" token %d of %d", i+1, len(tokens))
-			}
-			return nil, fmt.Errorf("%s:%s is %d bytes, shorter than %d (generate one with: openssl rand -hex 32)",
-				EnvAdminTokens, which, len(t), MinAdminTokenLength)
+			return nil, fmt.Errorf("%s: token %d of %d is %d bytes, shorter than %d (generate one with: openssl rand -hex 32)",
+				EnvAdminTokens, i+1, len(c.AdminTokens), len(t), MinAdminTokenLength)
 		}
-		c.AdminTokens = append(c.AdminTokens, t)
 	}
 	spec := &us.Spec
 	if v1alpha1.Enabled(spec.API.MinApp.Enabled) && len(c.AdminTokens) == 0 {

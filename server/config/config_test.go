@@ -162,7 +162,7 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"short jwt key", minappOff, "USERVE_JWT_KEY is 5 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvJWTKey: "short"}},
 		{"31-byte jwt key", goodYAML, "USERVE_JWT_KEY is 31 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 31)}},
 		{"short jwt key, end-user API off", plusOff, "USERVE_JWT_KEY is 8 bytes", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: "12345678"}},
-		{"one-byte admin token", goodYAML, "USERVE_ADMIN_TOKENS: is 1 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
+		{"one-byte admin token", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 1 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
 		{"second admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2 is 31 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA + "," + strings.Repeat("x", 31), EnvJWTKey: strings.Repeat("k", 32)}},
 		{"code limit too high", strings.Replace(goodYAML, "  api:\n", "  verification:\n    limits:\n      perTargetDaily: 1001\n  api:\n", 1), "spec.verification.limits.perTargetDaily: 1001, must be within 1..1000", goodEnv},
 		{"webhook without secret", goodYAML + webhookYAML, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set", goodEnv},
