@@ -29,8 +29,8 @@ import (
 )
 
 // Limits of this dialect. Where ThinkSNS says nothing these are our choices
-// (README-plus.md).
-// The code-sending limits are the tenant's (spec.verification.limits).
+// (docs/plus.md). The code-sending limits are the tenant's own
+// (spec.verification.limits).
 const (
 	resendInterval       = 60 * time.Second // one code per target per minute
 	maxCodeAttempts      = 5                // tries judged per code, then it is dead
@@ -339,13 +339,14 @@ func (h *Handler) clientIP(r *http.Request) string {
 // customer (one host can otherwise use 2^64 addresses).
 func addressKey(addr string) string {
 	a, err := netip.ParseAddr(addr)
-	if err != nil || !a.Unmap().Is6() {
-		if err == nil {
-			return a.Unmap().String()
-		}
+	if err != nil {
 		return addr
 	}
-	p, _ := a.WithZone("").Prefix(64)
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
 	return p.String()
 }
 
