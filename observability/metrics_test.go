@@ -34,6 +34,7 @@ import (
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify/verifytest"
 	"userve.dev/userve/test/kubefixture"
 	"userve.dev/userve/test/mongofixture"
 	"userve.dev/userve/test/testbin"
@@ -244,10 +245,15 @@ func tenantMetrics(t *testing.T) []string {
 	t.Helper()
 	db := mongofixture.NewDatabase(t).Name()
 	uri := mongofixture.URI(t)
+	// Phone codes go to a webhook (the fake of server/verify/verifytest).
+	secret := []byte("observability-webhook-secret")
+	hook := verifytest.NewWebhook(t, secret)
 	us := &v1alpha1.UserService{}
 	us.Name, us.Namespace = "acme", "tenants"
+	us.Spec.Verification.SMS = &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{URL: hook.URL,
+		SecretRef: &v1alpha1.SecretKeyRef{Name: "s", Key: "k"}}}
 	v1alpha1.SetDefaults(us)
-	cfg := &config.Config{Service: us, MongoURI: uri, Database: db,
+	cfg := &config.Config{Service: us, MongoURI: uri, Database: db, WebhookSecret: string(secret),
 		AdminTokens: []string{adminToken}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
