@@ -129,4 +129,14 @@ func (s *Server) plusRoutes(r *mux.Router) {
 	route(get, "/plus-pay/orders", h.Authed(h.WalletOrders))
 	route(get, "/currency/orders", h.Authed(h.CurrencyOrders))
 	route(post, "/plus-pay/transfer", h.Authed(h.Transfer))
+
+	// WeChat mini-program login and linking, when spec.wechat is set
+	// (issue 14; handlers in plus/wechat.go).
+	if h.WeChatEnabled() {
+		route(post, "/auth/wechat", h.LoginWeChat)
+		route(put, "/user/wechat", h.Authed(h.LinkWeChat))
+		route(del, "/user/wechat", h.Authed(h.UnlinkWeChat))
+		route(post, "/user/wechat/phone", h.Authed(h.BindWeChatPhone))
+		route(put, "/user/wechat/profile", h.Authed(h.SetWeChatProfile))
+	}
 }
