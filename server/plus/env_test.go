@@ -100,6 +100,8 @@ type tenant struct {
 	spec     v1alpha1.UserServiceSpec
 	cfgEdit  func(*config.Config)
 	noOutbox bool // use the configured delivery (webhook, SMTP, log)
+	// weChatHTTP is the client of WeChat calls (short timeouts in tests).
+	weChatHTTP *http.Client
 }
 
 func newTenant(t *testing.T) *tenant {
@@ -147,7 +149,7 @@ func (tn *tenant) replica() *replica {
 	}
 	opts := server.Options{
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Plus:   plus.Options{HashCost: 4, Now: tn.clock.Now},
+		Plus:   plus.Options{HashCost: 4, Now: tn.clock.Now, WeChatHTTP: tn.weChatHTTP},
 	}
 	if !tn.noOutbox {
 		opts.Plus.Sender = tn.outbox
