@@ -420,7 +420,6 @@ func TestWeChatProfile(t *testing.T) {
 	}
 }
 
-
 func fmtInt(n int64) string { return strconv.FormatInt(n, 10) }
 
 // Two replicas race on one WeChat user's first login, 30 requests at once:
@@ -498,7 +497,6 @@ func TestWeChatTokenSharedAcrossReplicas(t *testing.T) {
 		t.Fatalf("%d token calls, %d tokens for %d binds on two replicas", fake.Calls(wechattest.OpToken), fake.TokenFetches(), n)
 	}
 }
-
 
 // The cached token is refreshed before it expires (by one call), and a
 // token past its expiry is never used.
