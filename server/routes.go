@@ -72,6 +72,9 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	// Wallet administration (issue 4; handlers in minapp/wallet.go).
 	route(post, "/v1/wallet/transactions/", h.CreateWalletTransaction)
 	route(get, "/v1/wallet/transactions/", h.ListWalletTransactions)
+
+	// User merge (issue 14; minapp/merge.go).
+	route(post, "/v1/user-merge/", h.MergeUsers)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.

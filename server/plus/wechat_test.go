@@ -533,3 +533,63 @@ func TestWeChatTokenExpiry(t *testing.T) {
 		t.Fatalf("after expiry: %d tokens, %d calls", fake.TokenFetches(), fake.Calls(wechattest.OpToken))
 	}
 }
+
+// The conflict an end user meets (their WeChat phone belongs to their
+// older phone account) is resolved by the tenant's backend with a merge;
+// afterwards WeChat login gets the one merged user.
+func TestWeChatConflictResolvedByMerge(t *testing.T) {
+	tn, fake := weChatTenant(t, true)
+	rp := tn.replica()
+	oldID, oldTok := tn.register(rp, "olduser", "13700000077", "secret7")
+	_, wxTok, _ := weChatLogin(t, rp, fake.Login("o-merge", "u-merge"))
+	wxID := meID(t, rp, wxTok)
+	r := expect(t, rp.call("POST", "/api/v2/user/wechat/phone", wxTok, map[string]any{"code": fake.PhoneCode("13700000077")}), http.StatusConflict)
+	if r.obj(t)["conflict"] != "phone" {
+		t.Fatalf("%s", r.body)
+	}
+	expect(t, rp.call("PUT", "/api/v2/user/followings/"+fmtInt(oldID), wxTok, nil), http.StatusNoContent)
+
+	body := map[string]any{"from": wxID, "into": oldID}
+	expect(t, rp.call("POST", "/userve/v1/user-merge/", "", body), http.StatusUnauthorized)
+	m := expect(t, rp.call("POST", "/userve/v1/user-merge/", adminToken, body), http.StatusOK)
+	got := m.obj(t)
+	user := got["user"].(map[string]any)
+	if got["status"] != "completed" || user["openid"] != "o-merge" || user["_phone"] != "13700000077" || int64(user["user_id"].(float64)) != oldID {
+		t.Fatalf("merge: %s", m.body)
+	}
+	if m.header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("first merge marked as replay")
+	}
+	// The same request again (also under /oserve): the same answer.
+	again := expect(t, rp.call("POST", "/oserve/v1/user-merge/", adminToken, body), http.StatusOK)
+	if again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatal("replay not marked")
+	}
+	// The WeChat user's token died with it; the old one lives on.
+	expect(t, rp.call("GET", "/api/v2/user", wxTok, nil), http.StatusUnauthorized)
+	expect(t, rp.call("GET", "/api/v2/user", oldTok, nil), http.StatusOK)
+	status, tok, created := weChatLogin(t, rp, fake.Login("o-merge", "u-merge"))
+	if status != http.StatusOK || created || meID(t, rp, tok) != oldID {
+		t.Fatalf("login after merge: %d", status)
+	}
+	if l := managementList(t, rp, "/userve/v2.0/miniapp/user_profile/?unionid=u-merge"); len(l) != 1 || int64(l[0]["user_id"].(float64)) != oldID {
+		t.Fatalf("unionid filter after merge: %v", l)
+	}
+
+	// Refusals: both have a phone (409, nothing changed), bad bodies (400),
+	// unknown users (404).
+	aID, _ := tn.register(rp, "phonea", "13700000001", "secret1")
+	r = expect(t, rp.call("POST", "/userve/v1/user-merge/", adminToken, map[string]any{"from": aID, "into": oldID}), http.StatusConflict)
+	if !strings.Contains(string(r.body), "_phone") {
+		t.Fatalf("%s", r.body)
+	}
+	for _, b := range []any{`{"from":1}`, `{"from":"1","into":2}`, `{"from":3,"into":3}`, `{"from":1,"into":2,"extra":1}`, `[]`,
+		map[string]any{"from": 1, "into": 2, "idempotency_key": "has space"}} {
+		expect(t, rp.call("POST", "/userve/v1/user-merge/", adminToken, b), http.StatusBadRequest)
+	}
+	expect(t, rp.call("POST", "/userve/v1/user-merge/", adminToken, map[string]any{"from": 999999, "into": oldID}), http.StatusNotFound)
+	r = expect(t, rp.call("POST", "/userve/v1/user-merge/", adminToken, map[string]any{"from": wxID, "into": aID, "idempotency_key": "k2"}), http.StatusConflict)
+	if !strings.Contains(string(r.body), "already merged") {
+		t.Fatalf("%s", r.body)
+	}
+}

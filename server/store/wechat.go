@@ -59,7 +59,34 @@ func init() {
 }
 
 // FindWeChatUser is the user with unionid (when given), else with openid.
+// An identity an unfinished merge is moving (freed on one user, not yet
+// set on the other) is found by finishing that merge first, so a login in
+// that moment neither creates a second user nor blocks the merge.
 func (s *Store) FindWeChatUser(ctx context.Context, openid, unionid string) (*Profile, error) {
+	p, err := s.findWeChatUser(ctx, openid, unionid)
+	if !errors.Is(err, ErrNotFound) {
+		return p, err
+	}
+	for _, id := range []struct{ field, value string }{{FieldUnionID, unionid}, {FieldOpenID, openid}} {
+		if id.value == "" {
+			continue
+		}
+		m, err := s.findMerge(ctx, bson.D{{Key: "state", Value: MergePending}, {Key: "plan.identities." + id.field, Value: id.value}})
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, _, _, err := s.MergeUsers(ctx, m.Key, m.From, m.Into); err != nil {
+			return nil, err
+		}
+		return s.findWeChatUser(ctx, openid, unionid)
+	}
+	return nil, ErrNotFound
+}
+
+func (s *Store) findWeChatUser(ctx context.Context, openid, unionid string) (*Profile, error) {
 	if unionid != "" {
 		p, err := s.FindProfileBy(ctx, FieldUnionID, unionid)
 		if !errors.Is(err, ErrNotFound) {
