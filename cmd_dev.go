@@ -23,6 +23,7 @@ func runDev(args []string) int {
 	fs.StringVar(&cfg.BinDir, "bin", defaultBinDir(), "directory holding etcd, kube-apiserver and ferretdb")
 	fs.BoolVar(&cfg.Reset, "reset", false, "wipe the state directory first (tenants, data, logs)")
 	fs.BoolVar(&cfg.Verbose, "v", false, "also print the operator's and runtime's logs")
+	fs.StringVar(&cfg.WeChatFake, "wechat-fake", sandbox.DefaultWeChatFakeAddr, "serve a fake WeChat API here and point sample tenants with spec.wechat at it; '' for none")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usage: userve dev [flags]
 
