@@ -104,7 +104,7 @@ func printWeChatTry(p *printer, w *weChatFake) {
 	}
 	p.printf(`  fake WeChat:  %[1]s plays mini-program %[2]s for tenant %[3]s. Try (TENANT = its URL below):
                 CODE=$(curl -s -XPOST %[1]s/fake/login -d '{"openid":"o-demo","unionid":"u-demo"}' | jq -r .code)   # wx.login
-                curl -s -XPOST $TENANT/api/v2/auth/wechat -d "{\"code\":\"$CODE\"}"                           # 201, created: true
+                curl -s -XPOST $TENANT/api/v2/auth/wechat -H 'Content-Type: application/json' -d "{\"code\":\"$CODE\"}"                           # 201, created: true
                 (docs/plus.md, "WeChat": phone, profile and linking too)
 `, w.url, w.fake.AppID, w.app)
 }
