@@ -35,6 +35,9 @@ func newWeChat(cfg *config.Config, httpClient *http.Client) (*weChat, error) {
 	if err != nil {
 		return nil, err
 	}
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: wechat.DefaultTimeout}
+	}
 	base := spec.APIBaseURL
 	if base == "" {
 		base = v1alpha1.DefaultWeChatAPIBaseURL

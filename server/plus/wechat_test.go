@@ -593,3 +593,41 @@ func TestWeChatConflictResolvedByMerge(t *testing.T) {
 		t.Fatalf("%s", r.body)
 	}
 }
+
+// 30 WeChat users on two replicas bind the same phone at once: exactly one
+// gets it, the others a 409.
+func TestWeChatPhoneRace(t *testing.T) {
+	tn, fake := weChatTenant(t, true)
+	tn.weChatHTTP = &http.Client{Timeout: 10 * time.Second}
+	a, b := tn.replica(), tn.replica()
+	const n = 30
+	tokens := make([]string, n)
+	codes := make([]string, n)
+	for i := range tokens {
+		_, tokens[i], _ = weChatLogin(t, a, fake.Login("o-ph"+fmtInt(int64(i)), ""))
+		codes[i] = fake.PhoneCode("13500000042")
+	}
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			statuses[i] = []*replica{a, b}[i%2].call("POST", "/api/v2/user/wechat/phone", tokens[i], map[string]any{"code": codes[i]}).status
+		}(i)
+	}
+	wg.Wait()
+	won := 0
+	for _, s := range statuses {
+		switch s {
+		case http.StatusOK:
+			won++
+		case http.StatusConflict:
+		default:
+			t.Fatalf("racing phone bind: %d", s)
+		}
+	}
+	if won != 1 || profileCount(t, tn, bson.D{{Key: "phone", Value: "13500000042"}}) != 1 {
+		t.Fatalf("%d binds won", won)
+	}
+}
