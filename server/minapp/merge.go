@@ -125,7 +125,7 @@ func (h *Handler) MergeUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{
 		"from": m.From, "into": m.Into, "status": m.State,
-		"moved":        map[string]any{"identities": moved, "user_group": groups, "balances": m.Plan.Balances},
+		"moved":        map[string]any{"identities": moved, "user_group": groups, "balances": m.Plan.Balances, "profile": m.Plan.Profile},
 		"transactions": m.Transfers,
 		"user":         h.schema.profileJSON(p),
 	})

@@ -18,7 +18,9 @@ package store
 // Identities are openid, unionid, _username, _email and _phone, and the
 // password. One that only `from` has moves; one both have is a conflict
 // (ErrMergeConflict), refused before anything changes — except the
-// username and password, where `into` keeps its own. WeChat session keys
+// username and password, where `into` keeps its own. Profile fields
+// (nickname, avatar, gender, city, province, country, language) `into`
+// leaves empty are filled from `from`. WeChat session keys
 // do not move (they are sealed to their user): the merged user logs in
 // with WeChat again before PUT /user/wechat/profile.
 
@@ -95,6 +97,10 @@ type MergePlan struct {
 	PasswordHash string            `bson:"password_hash,omitempty"`
 	Groups       []int64           `bson:"groups"`
 	Balances     map[string]int64  `bson:"balances"` // account -> amount moving to into
+	// Profile fills into's empty profile fields (nickname, avatar, gender,
+	// city, province, country, language) with from's: a WeChat profile
+	// survives a merge into a phone account that had none.
+	Profile map[string]any `bson:"profile"`
 }
 
 // mergeFault lets tests stop a merge after a stage, as a crash would.
@@ -218,6 +224,19 @@ func (s *Store) planMerge(ctx context.Context, key string, from, into int64) (*M
 	if dst.PasswordHash == "" {
 		plan.PasswordHash = src.PasswordHash
 	}
+	plan.Profile = map[string]any{}
+	for _, f := range []struct {
+		field    string
+		src, dst string
+	}{{FieldNickname, src.Nickname, dst.Nickname}, {FieldAvatar, src.Avatar, dst.Avatar}, {FieldCity, src.City, dst.City},
+		{FieldProvince, src.Province, dst.Province}, {FieldCountry, src.Country, dst.Country}, {FieldLanguage, src.Language, dst.Language}} {
+		if f.dst == "" && f.src != "" {
+			plan.Profile[f.field] = f.src
+		}
+	}
+	if dst.Gender == 0 && src.Gender != 0 {
+		plan.Profile[FieldGender] = src.Gender
+	}
 	w, err := s.GetWallet(ctx, from)
 	if err != nil {
 		return nil, err
@@ -306,6 +325,11 @@ func (s *Store) runMerge(ctx context.Context, m *MergeRecord) error {
 	}
 	if p.PasswordHash != "" {
 		set = append(set, bson.E{Key: "password_hash", Value: p.PasswordHash})
+	}
+	for _, f := range []string{FieldNickname, FieldAvatar, FieldGender, FieldCity, FieldProvince, FieldCountry, FieldLanguage} {
+		if v, ok := p.Profile[f]; ok {
+			set = append(set, bson.E{Key: f, Value: v})
+		}
 	}
 	if _, err := s.updateProfile(ctx, m.Into, bson.D{{Key: "$set", Value: set}}); err != nil {
 		return err

@@ -16,8 +16,10 @@ type mergeFixture struct{ from, into, x int64 }
 func newMergeFixture(t *testing.T, s *store.Store) mergeFixture {
 	t.Helper()
 	ctx := ctxT(t)
-	from := &store.Profile{OpenID: "o-from", UnionID: "u-from", Phone: "13800000000", PhoneVerified: true, Groups: []int64{1, 2}, PasswordHash: "hash-from"}
-	into := &store.Profile{Username: "intouser", Email: "into@example.com", EmailVerified: true, Groups: []int64{2}, PasswordHash: "hash-into"}
+	from := &store.Profile{OpenID: "o-from", UnionID: "u-from", Phone: "13800000000", PhoneVerified: true, Groups: []int64{1, 2}, PasswordHash: "hash-from",
+		Nickname: "From", City: "Shenzhen", Gender: 2}
+	into := &store.Profile{Username: "intouser", Email: "into@example.com", EmailVerified: true, Groups: []int64{2}, PasswordHash: "hash-into",
+		Nickname: "Into"}
 	x := &store.Profile{Username: "xuser"}
 	for _, p := range []*store.Profile{from, into, x} {
 		if err := s.CreateProfile(ctx, p); err != nil {
@@ -52,7 +54,8 @@ func checkMerged(t *testing.T, s *store.Store, f mergeFixture) {
 		t.Fatal(err)
 	}
 	if p.OpenID != "o-from" || p.UnionID != "u-from" || p.Phone != "13800000000" || !p.PhoneVerified ||
-		p.Username != "intouser" || p.Email != "into@example.com" || p.PasswordHash != "hash-into" {
+		p.Username != "intouser" || p.Email != "into@example.com" || p.PasswordHash != "hash-into" ||
+		p.Nickname != "Into" || p.City != "Shenzhen" || p.Gender != 2 {
 		t.Fatalf("identities: %+v", p)
 	}
 	if g := slices.Sorted(slices.Values(p.Groups)); !slices.Equal(g, []int64{1, 2}) {
