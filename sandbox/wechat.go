@@ -29,8 +29,13 @@ type weChatFake struct {
 	app string
 }
 
+// startWeChatFake listens on addr; the default address, when taken (by
+// another sandbox, say), gives way to a free port.
 func startWeChatFake(addr string) (*weChatFake, error) {
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && addr == DefaultWeChatFakeAddr {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fake WeChat on %s: %w (pass --wechat-fake with another address, or '' for none)", addr, err)
 	}
