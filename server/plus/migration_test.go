@@ -12,7 +12,6 @@ import (
 	"userve.dev/userve/server/store"
 )
 
-
 // Imported hashes log in with the source system's password and are then
 // replaced by the tenant's bcrypt; a wrong password changes nothing.
 func TestImportedPasswordHashesLogInAndAreRehashed(t *testing.T) {
@@ -109,7 +108,7 @@ func TestSelfServiceDeleteCascades(t *testing.T) {
 	}
 	g := expect(t, rp.call("POST", "/userve/v1/user-group/", "", map[string]any{"name": "club"}, admin), http.StatusCreated).obj(t)
 	gid := int64(g["id"].(float64))
-	expect(t, rp.call("PATCH", "/userve/v1/miniapp/group/membership/", "", []map[string]any{{"op": "add", "path": "/membership", "users": []int64{a, b}, "groups": []int64{gid}}}, admin), http.StatusOK)
+	expect(t, rp.call("PATCH", "/userve/v1/miniapp/group/membership/", "", []map[string]any{{"op": "add", "path": "/membership", "users": []int64{a, b}, "groups": []int64{gid}}}, admin), http.StatusNoContent)
 	expect(t, rp.call("POST", "/userve/v1/wallet/transactions/", "", map[string]any{"user_id": a, "account": "new_wallet", "amount": 500}, admin), http.StatusCreated)
 	expect(t, rp.call("POST", "/api/v2/plus-pay/transfer", ta, map[string]any{"user": b, "amount": 120}), http.StatusCreated)
 
