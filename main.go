@@ -4,6 +4,8 @@
 //	userve operator   the manager that reconciles UserServices
 //	userve serve      one tenant's user service
 //	userve dev        the local sandbox (make dev)
+//	userve import     bulk import of users into a tenant
+//	userve export     a tenant's users as JSON Lines
 package main
 
 import (
@@ -21,6 +23,8 @@ var commands = []struct {
 	{"operator", "run the manager that reconciles UserServices", runOperator},
 	{"serve", "serve one tenant's user API", runServe},
 	{"dev", "run the local sandbox: control plane, operator, FerretDB and tenants", runDev},
+	{"import", "import users from a MinApp, ThinkSNS Plus or userve export into a tenant", runImport},
+	{"export", "export a tenant's users as JSON Lines", runExport},
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
