@@ -82,7 +82,7 @@ func readArray(br *bufio.Reader, max int, each func(int, []byte, error)) error {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			var se *json.SyntaxError
-			if !errors.As(err, &se) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			if !errors.As(err, &se) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 				return err // reading failed (e.g. the body is too large)
 			}
 			return &ImportBodyError{fmt.Sprintf("record %d is not valid JSON (the rest of the array cannot be read): %v", i, err)}
