@@ -120,7 +120,7 @@ func TestImportResumesAfterInterruption(t *testing.T) {
 	if err != nil || !sum.Complete {
 		t.Fatalf("resumed run: %+v, %v", sum, err)
 	}
-	if sum.Resumed != 400 || sum.Skipped != 200 || sum.Created != 598 || sum.Errors != 1 {
+	if sum.Resumed != 400 || sum.Skipped != 200 || sum.Created != 599 || sum.Errors != 1 {
 		t.Fatalf("resumed run: %+v", sum)
 	}
 	if got := tn.count(t); got != n-2 {
