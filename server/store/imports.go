@@ -108,6 +108,18 @@ func init() {
 	)
 }
 
+// importSlots bounds the batches one process imports at once: a batch
+// keeps the store busy (one InsertMany, then a few workers), and many
+// parallel batches would only make every operation slower until they time
+// out. Others wait their turn (within their request's deadline).
+var importSlots = make(chan struct{}, 2)
+
+// bulkOpContext bounds one bulk write (an InsertMany of up to 1,000
+// documents), which takes longer than a single-document operation.
+func (s *Store) bulkOpContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 6*s.opTimeout)
+}
+
 // importWorkers bounds the records of one batch handled at once on the
 // slow path (conflicts) and for balances.
 const importWorkers = 8
@@ -119,6 +131,12 @@ func (s *Store) ImportUsers(ctx context.Context, users []ImportUser, opt ImportO
 	results := make([]ImportResult, len(users))
 	if len(users) == 0 {
 		return results, nil
+	}
+	select {
+	case importSlots <- struct{}{}:
+		defer func() { <-importSlots }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: waiting for an import slot: %v", ErrUnavailable, ctx.Err())
 	}
 	if opt.DryRun {
 		err := s.forEach(ctx, len(users), func(i int) error {
@@ -258,7 +276,7 @@ func (s *Store) insertBatch(ctx context.Context, users []ImportUser, results []I
 	}
 	refused := map[int]bool{}
 	err := retryTransient(ctx, func() error {
-		octx, cancel := s.opContext(ctx)
+		octx, cancel := s.bulkOpContext(ctx)
 		defer cancel()
 		_, err := s.col(ColProfiles).InsertMany(octx, docs, options.InsertMany().SetOrdered(false))
 		var bwe mongo.BulkWriteException

@@ -48,7 +48,7 @@ func (s *Store) insertIgnoringDuplicates(ctx context.Context, collection string,
 	for start := 0; start < len(docs); start += 1000 {
 		chunk := docs[start:min(start+1000, len(docs))]
 		err := retryTransient(ctx, func() error {
-			octx, cancel := s.opContext(ctx)
+			octx, cancel := s.bulkOpContext(ctx)
 			defer cancel()
 			_, err := s.col(collection).InsertMany(octx, chunk, options.InsertMany().SetOrdered(false))
 			var bwe mongo.BulkWriteException
