@@ -88,11 +88,11 @@ func writeThinkSNS(t *testing.T, n int, bad map[int]string) string {
 // records come back skipped, and nothing exists twice.
 func TestImportResumesAfterInterruption(t *testing.T) {
 	tn := newTenant(t)
-	const n = 1200
-	path := writeThinkSNS(t, n, map[int]string{7: `{"id": 7, "name": "user_7", "password": "plaintext!"}`, 900: `{not json`})
+	const n = 300
+	path := writeThinkSNS(t, n, map[int]string{7: `{"id": 7, "name": "user_7", "password": "plaintext!"}`, 250: `{not json`})
 	ctx, cancel := context.WithCancel(context.Background())
 	var plain bytes.Buffer
-	opt := ImportOptions{Client: tn.client(), File: path, Format: "thinksns", Policy: "skip", BatchSize: 200,
+	opt := ImportOptions{Client: tn.client(), File: path, Format: "thinksns", Policy: "skip", BatchSize: 50,
 		Progress: &plain, Interval: time.Nanosecond,
 		afterBatch: func(b int) {
 			if b == 3 {
@@ -100,18 +100,18 @@ func TestImportResumesAfterInterruption(t *testing.T) {
 			}
 		}}
 	sum, err := Import(ctx, opt)
-	if !errors.Is(err, context.Canceled) || sum.Complete || sum.Created != 599 {
+	if !errors.Is(err, context.Canceled) || sum.Complete || sum.Created != 149 {
 		t.Fatalf("interrupted run: %+v, %v", sum, err)
 	}
 	cp, err := readCheckpoint(path + ".checkpoint")
-	if err != nil || cp == nil || cp.Done != 600 {
+	if err != nil || cp == nil || cp.Done != 150 {
 		t.Fatalf("checkpoint %+v, %v", cp, err)
 	}
-	cp.Done = 400 // the third batch went in, its checkpoint did not
+	cp.Done = 100 // the third batch went in, its checkpoint did not
 	if err := writeCheckpoint(path+".checkpoint", *cp); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(plain.String(), "import: 400 records") {
+	if !strings.Contains(plain.String(), "import: 100 records") {
 		t.Fatalf("no progress lines: %q", plain.String())
 	}
 
@@ -120,7 +120,7 @@ func TestImportResumesAfterInterruption(t *testing.T) {
 	if err != nil || !sum.Complete {
 		t.Fatalf("resumed run: %+v, %v", sum, err)
 	}
-	if sum.Resumed != 400 || sum.Skipped != 200 || sum.Created != 599 || sum.Errors != 1 {
+	if sum.Resumed != 100 || sum.Skipped != 50 || sum.Created != 149 || sum.Errors != 1 {
 		t.Fatalf("resumed run: %+v", sum)
 	}
 	if got := tn.count(t); got != n-2 {
@@ -133,22 +133,22 @@ func TestImportResumesAfterInterruption(t *testing.T) {
 	report, _ := os.ReadFile(path + ".errors.jsonl")
 	lines := strings.Split(strings.TrimSpace(string(report)), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], `"record":6`) || !strings.Contains(lines[0], "password") ||
-		!strings.Contains(lines[0], `"source":{"id":7`) || !strings.Contains(lines[1], `"record":899`) {
+		!strings.Contains(lines[0], `"source":{"id":7`) || !strings.Contains(lines[1], `"record":249`) {
 		t.Fatalf("error report:\n%s", report)
 	}
-	// Follows are exact: everyone but users 6, 7 (no 7) and 899, 900 (no
-	// 900) has one follower and one following.
-	ids := []int64{1, 5, 6, 8, 400, 401, 600, 899, 901, 1200}
+	// Follows are exact: everyone has one follower and one following but
+	// the followers of the failed users 7 and 250 (none).
+	ids := []int64{1, 5, 6, 8, 100, 101, 150, 249, 251, 300}
 	followers, followings, err := tn.store.FollowCounts(context.Background(), ids)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
 		wantIn, wantOut := int64(1), int64(1)
-		if id == 8 || id == 901 {
+		if id == 8 || id == 251 {
 			wantIn = 0 // their followers (7, 900) failed
 		}
-		if id == 6 || id == 899 {
+		if id == 6 || id == 249 {
 			wantOut = 1 // the edge to the failed user is kept: it may come later
 		}
 		if followers[id] != wantIn || followings[id] != wantOut {
@@ -191,23 +191,23 @@ func TestDryRunWritesNothing(t *testing.T) {
 
 func TestExportStreamsAndReimports(t *testing.T) {
 	src, dst := newTenant(t), newTenant(t)
-	path := writeThinkSNS(t, 300, nil)
+	path := writeThinkSNS(t, 120, nil)
 	if _, err := Import(context.Background(), ImportOptions{Client: src.client(), File: path, Format: "thinksns", Policy: "skip", BatchSize: 100}); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	n, _, err := Export(context.Background(), ExportOptions{Client: src.client(), Out: &out})
-	if err != nil || n != 300 {
+	if err != nil || n != 120 {
 		t.Fatalf("export %d, %v", n, err)
 	}
 	file := filepath.Join(t.TempDir(), "export.jsonl")
 	_ = os.WriteFile(file, out.Bytes(), 0o600)
 	sum, err := Import(context.Background(), ImportOptions{Client: dst.client(), File: file, Format: "userve", Policy: "skip", BatchSize: 1000})
-	if err != nil || sum.Created != 300 {
+	if err != nil || sum.Created != 120 {
 		t.Fatalf("%+v, %v", sum, err)
 	}
-	f1, g1, _ := src.store.FollowCounts(context.Background(), []int64{1, 150, 300})
-	f2, g2, _ := dst.store.FollowCounts(context.Background(), []int64{1, 150, 300})
+	f1, g1, _ := src.store.FollowCounts(context.Background(), []int64{1, 60, 120})
+	f2, g2, _ := dst.store.FollowCounts(context.Background(), []int64{1, 60, 120})
 	if fmt.Sprint(f1, g1) != fmt.Sprint(f2, g2) {
 		t.Fatalf("follows differ: %v %v vs %v %v", f1, g1, f2, g2)
 	}

@@ -319,7 +319,12 @@ func (s *Store) lookupImport(ctx context.Context, u *ImportUser) (*importMatch, 
 	if byID != nil {
 		m.idTaken = true
 		if byID.ImportSource == u.Source() {
+			// The common slow path: a replayed, resumed or concurrent
+			// batch. The record is this user; any of its keys that another
+			// user holds shows up as a refused update, not here.
 			m.own = byID.ID
+			m.byUser[m.own] = []string{"source id"}
+			return m, nil
 		}
 	}
 	if m.own == 0 {
