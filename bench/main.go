@@ -38,7 +38,7 @@ func run() int {
 	only := flag.String("only", "all", "which part: all, api, operator or import")
 	importUsers := flag.Int("import-users", 100000, "ThinkSNS users for the import part")
 	importFollowings := flag.Int("import-followings", 3, "follows per imported user")
-	importBalanceEvery := flag.Int("import-balance-every", 20, "every n-th imported user has opening balances")
+	importBalanceEvery := flag.Int("import-balance-every", 100, "every n-th imported user has opening balances")
 	duration := flag.Duration("duration", 4*time.Second, "measured time per load cell")
 	warmup := flag.Duration("warmup", time.Second, "warm-up per load cell")
 	concurrencies := flag.String("concurrency", "1,8,32", "concurrencies of the API load, comma-separated")

@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -146,16 +147,22 @@ func (s *Store) ImportUsers(ctx context.Context, users []ImportUser, opt ImportO
 		})
 		return results, err
 	}
+	start := time.Now()
+	phase := func(name string, extra ...any) {
+		s.log.Debug("import phase", append([]any{"phase", name, "since_start", time.Since(start)}, extra...)...)
+	}
 	if err := s.importGroups(ctx, users); err != nil {
 		return nil, err
 	}
 	if err := s.raiseSequence(ctx, ColProfiles, maxNamedID(users)); err != nil {
 		return nil, err
 	}
+	phase("groups and sequence")
 	slow, err := s.insertBatch(ctx, users, results)
 	if err != nil {
 		return nil, err
 	}
+	phase("insert", "refused", len(slow))
 	err = s.forEach(ctx, len(slow), func(k int) error {
 		i := slow[k]
 		r, err := s.resolveImport(ctx, &users[i], opt, true)
@@ -165,9 +172,11 @@ func (s *Store) ImportUsers(ctx context.Context, users []ImportUser, opt ImportO
 	if err != nil {
 		return nil, err
 	}
+	phase("conflicts")
 	if err := s.importFollows(ctx, users, results, opt); err != nil {
 		return nil, err
 	}
+	phase("follows")
 	err = s.forEach(ctx, len(users), func(i int) error {
 		if !finishes(&users[i], results[i], opt) || len(users[i].Balances) == 0 {
 			return nil
@@ -179,6 +188,7 @@ func (s *Store) ImportUsers(ctx context.Context, users []ImportUser, opt ImportO
 		}
 		return nil
 	})
+	phase("balances")
 	return results, err
 }
 

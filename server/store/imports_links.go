@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -126,14 +127,17 @@ func (s *Store) importFollows(ctx context.Context, users []ImportUser, results [
 			outsideIDs = append(outsideIDs, f)
 		}
 	}
+	t0 := time.Now()
 	remaps, err := s.remapsOf(ctx, outside)
 	if err != nil {
 		return err
 	}
+	t1 := time.Now()
 	holders, err := s.importSources(ctx, outsideIDs)
 	if err != nil {
 		return err
 	}
+	s.log.Debug("import follows lookups", "outside", len(outside), "remaps", t1.Sub(t0), "holders", time.Since(t1))
 	now := s.Now()
 	var edges, pending []any
 	var optimistic []string // sources whose edges point at their source id
@@ -215,31 +219,23 @@ func (s *Store) remapsOf(ctx context.Context, sources []string) (map[string]int6
 }
 
 // importSources tells, for the ids that are profiles, their import_source
-// ("" for users not imported).
+// ("" for users not imported). One lookup by _id each, a few at a time:
+// FerretDB serves _id equality from the primary key but scans the whole
+// collection for $in, which would make a large import quadratic.
 func (s *Store) importSources(ctx context.Context, ids []int64) (map[int64]string, error) {
-	out := map[int64]string{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var docs []Profile
-	err := retryTransient(ctx, func() error {
-		docs = docs[:0]
-		octx, cancel := s.opContext(ctx)
-		defer cancel()
-		cur, err := s.col(ColProfiles).Find(octx, bson.D{{Key: FieldID, Value: bson.D{{Key: "$in", Value: ids}}}},
-			options.Find().SetProjection(bson.D{{Key: FieldID, Value: 1}, {Key: FieldImportSource, Value: 1}}))
-		if err != nil {
+	out := make(map[int64]string, len(ids))
+	var mu sync.Mutex
+	err := s.forEach(ctx, len(ids), func(i int) error {
+		p, err := s.importLookup(ctx, bson.D{{Key: FieldID, Value: ids[i]}})
+		if err != nil || p == nil {
 			return err
 		}
-		return decodeAll(octx, cur, &docs)
-	})
-	if err != nil {
-		return nil, classify(err)
-	}
-	for _, p := range docs {
+		mu.Lock()
 		out[p.ID] = p.ImportSource
-	}
-	return out, nil
+		mu.Unlock()
+		return nil
+	})
+	return out, err
 }
 
 // remapFollowee records that src got user id instead of its source id and

@@ -229,7 +229,7 @@ func startServer(ctx context.Context, cfg Config, dir, mongoURI string) (*procmo
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(cfg.UserveBin, "serve", "--config", manifest, "--listen", addr, "--log-level", "warn")
+	cmd := exec.Command(cfg.UserveBin, "serve", "--config", manifest, "--listen", addr, "--log-level", "info")
 	cmd.Env = append(os.Environ(), "USERVE_MONGO_URI="+mongoURI, "USERVE_MONGO_DATABASE=bench_import",
 		"USERVE_ADMIN_TOKENS="+adminToken, "USERVE_JWT_KEY=bench-jwt-key-0123456789abcdef-0123456789abcdef")
 	p, err := procmon.Start("userve serve (import)", cmd, filepath.Join(cfg.LogDir, "serve-import.log"), syscall.SIGKILL)
