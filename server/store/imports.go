@@ -308,6 +308,7 @@ func (s *Store) insertBatch(ctx context.Context, users []ImportUser, results []I
 			continue
 		}
 		results[i] = ImportResult{Status: ImportCreated, UserID: users[i].SourceID}
+		s.knownImportIDs(users[i].Namespace).add(users[i].SourceID)
 	}
 	return slow, nil
 }
@@ -373,8 +374,9 @@ func (s *Store) importLookup(ctx context.Context, filter bson.D) (*Profile, erro
 	err := retryTransient(ctx, func() error {
 		octx, cancel := s.opContext(ctx)
 		defer cancel()
-		return decodeOne(s.col(ColProfiles).FindOne(octx, filter,
-			options.FindOne().SetProjection(bson.D{{Key: FieldID, Value: 1}, {Key: FieldImportSource, Value: 1}})), &p)
+		// No projection: with one, FerretDB 1.24 does not serve _id
+		// equality from the primary key and scans the collection.
+		return decodeOne(s.col(ColProfiles).FindOne(octx, filter), &p)
 	})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil

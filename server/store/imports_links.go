@@ -133,7 +133,7 @@ func (s *Store) importFollows(ctx context.Context, users []ImportUser, results [
 		return err
 	}
 	t1 := time.Now()
-	holders, err := s.importSources(ctx, outsideIDs)
+	holders, err := s.importSources(ctx, users[0].Namespace, outsideIDs)
 	if err != nil {
 		return err
 	}
@@ -221,21 +221,77 @@ func (s *Store) remapsOf(ctx context.Context, sources []string) (map[string]int6
 // importSources tells, for the ids that are profiles, their import_source
 // ("" for users not imported). One lookup by _id each, a few at a time:
 // FerretDB serves _id equality from the primary key but scans the whole
-// collection for $in, which would make a large import quadratic.
-func (s *Store) importSources(ctx context.Context, ids []int64) (map[int64]string, error) {
+// collection for $in, which would make a large import quadratic. Ids this
+// process has seen free or imported from ns are not looked up again (see
+// knownIDs).
+func (s *Store) importSources(ctx context.Context, ns string, ids []int64) (map[int64]string, error) {
 	out := make(map[int64]string, len(ids))
+	known := s.knownImportIDs(ns)
+	var ask []int64
+	for _, id := range ids {
+		if !known.has(id) {
+			ask = append(ask, id)
+		}
+	}
 	var mu sync.Mutex
-	err := s.forEach(ctx, len(ids), func(i int) error {
-		p, err := s.importLookup(ctx, bson.D{{Key: FieldID, Value: ids[i]}})
-		if err != nil || p == nil {
+	err := s.forEach(ctx, len(ask), func(i int) error {
+		p, err := s.importLookup(ctx, bson.D{{Key: FieldID, Value: ask[i]}})
+		if err != nil {
 			return err
 		}
-		mu.Lock()
-		out[p.ID] = p.ImportSource
-		mu.Unlock()
+		if p == nil || p.ImportSource == sourceKey(ns, ask[i]) {
+			known.add(ask[i])
+		}
+		if p != nil {
+			mu.Lock()
+			out[p.ID] = p.ImportSource
+			mu.Unlock()
+		}
 		return nil
 	})
 	return out, err
+}
+
+// knownIDs is a bitmap of source ids of one format that this process has
+// seen either free or imported from that format. Neither can turn into a
+// user of another origin: the id sequence is already past them, so only an
+// import of another format naming the same id could take one (then its
+// followers' edges would point at that user; see docs/migration.md). It
+// covers ids below maxKnownID (2 MiB of bits at most); others are always
+// looked up.
+type knownIDs struct {
+	mu   sync.Mutex
+	bits []uint64
+}
+
+const maxKnownID = 1 << 24
+
+func (k *knownIDs) has(id int64) bool {
+	if id <= 0 || id >= maxKnownID {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	w := int(id / 64)
+	return w < len(k.bits) && k.bits[w]&(1<<(uint(id)%64)) != 0
+}
+
+func (k *knownIDs) add(id int64) {
+	if id <= 0 || id >= maxKnownID {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	w := int(id / 64)
+	if w >= len(k.bits) {
+		k.bits = append(k.bits, make([]uint64, w+1-len(k.bits))...)
+	}
+	k.bits[w] |= 1 << (uint(id) % 64)
+}
+
+func (s *Store) knownImportIDs(ns string) *knownIDs {
+	k, _ := s.importKnown.LoadOrStore(ns, &knownIDs{})
+	return k.(*knownIDs)
 }
 
 // remapFollowee records that src got user id instead of its source id and

@@ -73,6 +73,8 @@ type Store struct {
 
 	triedIDs sync.Map // sequence name -> *triedIDs (see nextUntriedID)
 
+	importKnown sync.Map // import format -> *knownIDs (see importSources)
+
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.
 	now func() time.Time
