@@ -3,9 +3,11 @@
 //
 //	userve operator   the manager that reconciles UserServices
 //	userve serve      one tenant's user service
-//	userve dev        the local sandbox (make dev)
 //	userve import     bulk import of users into a tenant
 //	userve export     a tenant's users as JSON Lines
+//
+// The local sandbox is its own binary, cmd/userve-dev (make dev): it links
+// test machinery (envtest) that must stay out of the image's binary.
 package main
 
 import (
@@ -22,7 +24,6 @@ var commands = []struct {
 }{
 	{"operator", "run the manager that reconciles UserServices", runOperator},
 	{"serve", "serve one tenant's user API", runServe},
-	{"dev", "run the local sandbox: control plane, operator, FerretDB and tenants", runDev},
 	{"import", "import users from a MinApp, ThinkSNS Plus or userve export into a tenant", runImport},
 	{"export", "export a tenant's users as JSON Lines", runExport},
 }
@@ -46,6 +47,10 @@ func run(args []string) int {
 		if c.name == args[0] {
 			return c.run(args[1:])
 		}
+	}
+	if args[0] == "dev" {
+		fmt.Fprintln(os.Stderr, "userve: the local sandbox is not in this binary (the image's); it is bin/userve-dev: run `make dev`")
+		return 2
 	}
 	fmt.Fprintf(os.Stderr, "userve: unknown command %q\n", args[0])
 	usage(os.Stderr)
