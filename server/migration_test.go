@@ -470,3 +470,20 @@ func nonEmptyLines(b []byte) [][]byte {
 	}
 	return out
 }
+
+// A batch may exceed the server-wide 1 MiB body limit: 1,000 records of
+// 1.4 KiB each go in.
+func TestImportBatchOverOneMiB(t *testing.T) {
+	e := newEnv(t)
+	var b bytes.Buffer
+	bio, avatar := strings.Repeat("b", 1000), "https://example.com/"+strings.Repeat("a", 400)
+	for i := 1; i <= 1000; i++ {
+		fmt.Fprintf(&b, "{\"id\": %d, \"name\": \"u_%d\", \"bio\": %q, \"avatar\": %q}\n", i, i, bio, avatar)
+	}
+	if b.Len() <= 1<<20 {
+		t.Fatalf("body of %d bytes is not over 1 MiB", b.Len())
+	}
+	if a := e.importBatch("format=thinksns", b.Bytes()); a.Created != 1000 {
+		t.Fatalf("%d created: %v", a.Created, a.statuses()[:1])
+	}
+}
