@@ -183,9 +183,18 @@ func TestImportRefusesAForeignCheckpoint(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	tn := newTenant(t)
 	path := writeThinkSNS(t, 50, nil)
-	sum, err := Import(context.Background(), ImportOptions{Client: tn.client(), File: path, Format: "thinksns", Policy: "skip", DryRun: true, BatchSize: 20})
+	var bar bytes.Buffer
+	sum, err := Import(context.Background(), ImportOptions{Client: tn.client(), File: path, Format: "thinksns", Policy: "skip", DryRun: true, BatchSize: 20,
+		Progress: &bar, Terminal: true})
 	if err != nil || sum.Created != 50 || tn.count(t) != 0 {
 		t.Fatalf("%+v, %v, %d users", sum, err, tn.count(t))
+	}
+	// The progress bar (drawn as on a terminal) shows records and errors.
+	if !strings.Contains(bar.String(), "import 50 records") || !strings.Contains(bar.String(), "0 errors") || !strings.Contains(bar.String(), "100%") {
+		t.Fatalf("progress bar: %q", bar.String())
+	}
+	if _, err := os.Stat(path + ".checkpoint"); !os.IsNotExist(err) {
+		t.Fatal("a dry run wrote a checkpoint")
 	}
 }
 
