@@ -75,6 +75,10 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 
 	// User merge (issue 14; minapp/merge.go).
 	route(post, "/v1/user-merge/", h.MergeUsers)
+
+	// Migration in and out (issue 15; handlers in minapp/migration.go).
+	route(post, "/v1/import/users/", h.ImportUsers)
+	route(get, "/v1/export/users/", h.ExportUsers)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.
@@ -119,6 +123,8 @@ func (s *Server) plusRoutes(r *mux.Router) {
 	// The caller.
 	route(get, "/user", h.Authed(h.Me))
 	route(patch, "/user", h.Authed(h.UpdateMe))
+	route(del, "/user", h.Authed(h.DeleteMe))
+	route(get, "/user/export", h.Authed(h.ExportMe))
 	route(put, "/user", h.Authed(h.UpdateContact))
 	route(put, "/user/password", h.Authed(h.ChangePassword))
 	route(del, "/user/phone", h.Authed(h.UnbindPhone))
