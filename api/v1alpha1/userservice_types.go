@@ -407,11 +407,10 @@ type NetworkPolicySpec struct {
 
 	// IngressControllerNamespace is the namespace of the ingress controller
 	// (matched by its kubernetes.io/metadata.name label), admitted to the API
-	// port while ingressFrom is unset. Empty: none, only the tenant's
-	// namespace.
+	// port while ingressFrom is unset. Unset: ingress-nginx. Empty (""):
+	// none, only the tenant's namespace.
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$`
-	// +kubebuilder:default=ingress-nginx
 	// +optional
 	IngressControllerNamespace *string `json:"ingressControllerNamespace,omitempty"`
 
@@ -438,12 +437,10 @@ type NetworkPolicySpec struct {
 	// +optional
 	MongoTo []NetworkPeer `json:"mongoTo,omitempty"`
 
-	// MongoPorts are the TCP ports of MongoDB.
-	// +kubebuilder:validation:MinItems=1
+	// MongoPorts are the TCP ports of MongoDB. Unset: 27017.
 	// +kubebuilder:validation:MaxItems=8
 	// +kubebuilder:validation:items:Minimum=1
 	// +kubebuilder:validation:items:Maximum=65535
-	// +kubebuilder:default={27017}
 	// +optional
 	MongoPorts []int32 `json:"mongoPorts,omitempty"`
 

@@ -111,7 +111,7 @@ func serverContainer(us *v1alpha1.UserService, p DeploymentParams) corev1.Contai
 			{Name: PortName, ContainerPort: Port, Protocol: corev1.ProtocolTCP},
 			{Name: MetricsPortName, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
 		},
-		Env:   env(us, p),
+		Env: env(us, p),
 		// Readiness follows the store, liveness only the process: a MongoDB
 		// outage takes pods out of the Service without restarting them.
 		ReadinessProbe: probe("/readyz", 5, 3),
