@@ -22,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"userve.dev/userve/api/v1alpha1"
@@ -222,7 +221,7 @@ func MetricsServerOptions(o Options) metricsserver.Options {
 		return opts
 	}
 	opts.SecureServing = true
-	opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	opts.FilterProvider = metricsAuthFilter
 	opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 	if o.MetricsCertDir != "" {
 		opts.CertDir, opts.CertName, opts.KeyName = o.MetricsCertDir, "tls.crt", "tls.key"
