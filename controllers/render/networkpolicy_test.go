@@ -203,3 +203,17 @@ func TestDeliveryPorts(t *testing.T) {
 		}
 	}
 }
+
+// urlPort never panics and gives 0 or a valid TCP port; an explicit port
+// it gives is the one in the URL.
+func FuzzURLPort(f *testing.F) {
+	for _, s := range []string{"https://a/", "http://a:8080/x", "https://[::1]:443", "https://a:0/", "https://a:99999/", "ftp://a/", "https://a:-1/", "%zz", "http://[::1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		p := urlPort(raw)
+		if p < 0 || p > 65535 {
+			t.Fatalf("urlPort(%q) = %d", raw, p)
+		}
+	})
+}
