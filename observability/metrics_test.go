@@ -262,8 +262,11 @@ func tenantMetrics(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	srv := httptest.NewServer(server.New(cfg, st, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Handler())
+	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
+	metrics := httptest.NewServer(s.MetricsHandler())
+	t.Cleanup(metrics.Close)
 
 	call := func(method, path, token, body string, want int) {
 		t.Helper()
@@ -289,7 +292,7 @@ func tenantMetrics(t *testing.T) []string {
 	call("POST", "/api/v2/auth/login", "", `{"login":"nobody","password":"wrong"}`, http.StatusUnprocessableEntity)
 	call("GET", "/api/v2/users/1", "", "", http.StatusOK)
 	call("GET", "/no/such/route", "", "", http.StatusNotFound)
-	return scrape(t, srv.URL+"/metrics")
+	return scrape(t, metrics.URL+"/metrics")
 }
 
 // operatorMetrics runs the operator's manager on envtest, with a tenant to
@@ -298,8 +301,11 @@ func operatorMetrics(t *testing.T) []string {
 	t.Helper()
 	addr := freeAddr(t)
 	mgr, pool, err := controllers.NewManager(kube.Config, controllers.Options{
-		ServerImage:                  "example.com/userve:test",
-		MetricsBindAddress:           addr,
+		ServerImage:        "example.com/userve:test",
+		MetricsBindAddress: addr,
+		// The same /metrics handler and registry, without the TLS and
+		// token review in front (tested in controllers/integration).
+		MetricsInsecure:              true,
 		HealthProbeBindAddress:       "0",
 		RetryInterval:                time.Second,
 		DatabaseTimeout:              time.Second,

@@ -67,10 +67,10 @@ func TestMadeUpMethodsShareOneSeries(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if got := metricValue(t, e.srv.URL, "userve_http_requests_total", "method", "other", "route", "unmatched", "code", "404"); got != 30 {
+	if got := metricValue(t, e.metrics.URL, "userve_http_requests_total", "method", "other", "route", "unmatched", "code", "404"); got != 30 {
 		t.Errorf("made-up methods counted %v times under method=other, want 30", got)
 	}
-	res, err := http.Get(e.srv.URL + "/metrics")
+	res, err := http.Get(e.metrics.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/plus"
@@ -20,7 +19,9 @@ func (s *Server) routes() http.Handler {
 	// Operations.
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	// /metrics is not here: it is served on its own listener
+	// (MetricsHandler), which the Service's http port and the Ingress do not
+	// route, so the main listener answers 404 on it.
 
 	spec := s.cfg.Spec()
 	if v1alpha1.Enabled(spec.API.MinApp.Enabled) {

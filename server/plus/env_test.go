@@ -150,6 +150,8 @@ type replica struct {
 	t     *testing.T
 	srv   *httptest.Server
 	store *store.Store
+	// metrics serves the server's MetricsHandler, as its own listener does.
+	metrics *httptest.Server
 }
 
 func (tn *tenant) replica() *replica {
@@ -180,7 +182,9 @@ func (tn *tenant) replica() *replica {
 	s := server.New(tn.config(), st, opts)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &replica{t: t, srv: srv, store: st}
+	metrics := httptest.NewServer(s.MetricsHandler())
+	t.Cleanup(metrics.Close)
+	return &replica{t: t, srv: srv, store: st, metrics: metrics}
 }
 
 type resp struct {

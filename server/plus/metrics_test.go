@@ -1,7 +1,6 @@
 package plus_test
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"strings"
@@ -16,9 +15,16 @@ import (
 // scrape reads the replica's /metrics as Prometheus would.
 func (rp *replica) scrape() map[string]*dto.MetricFamily {
 	rp.t.Helper()
-	r := expect(rp.t, rp.call("GET", "/metrics", "", nil), http.StatusOK)
+	res, err := http.Get(rp.metrics.URL + "/metrics")
+	if err != nil {
+		rp.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		rp.t.Fatalf("GET /metrics on the metrics listener: %d", res.StatusCode)
+	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(r.body))
+	families, err := parser.TextToMetricFamilies(res.Body)
 	if err != nil {
 		rp.t.Fatalf("parse /metrics: %v", err)
 	}

@@ -103,8 +103,8 @@ controller-gen output config/rbac/role.yaml (never edit the copy).
 
 {{/*
 The container port of tenant pods serving /metrics, which the PodMonitor
-scrapes (controllers/render: PortName until /metrics has a port of its own).
+scrapes (controllers/render: MetricsPortName).
 */}}
 {{- define "userve.tenantMetricsPort" -}}
-http
+metrics
 {{- end }}
