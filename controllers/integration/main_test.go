@@ -48,7 +48,7 @@ const (
 	operatorNamespace = "userve-system"
 	// outsideNamespace is not watched: tenants there are never reconciled.
 	outsideNamespace = "outside"
-	poolSize         = 30
+	poolSize         = 40
 )
 
 var (
