@@ -3,7 +3,11 @@
 # them into bin/. A tool whose cache entry exists is only re-linked, so a fresh
 # clone on a warm machine pays nothing and only a new machine builds cold.
 #
-#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb controller-gen helm]
+#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb controller-gen helm mkimage]
+#
+# The test node (hack/node, make test-node) also builds, by name: containerd
+# (with ctr and the runc shim), kubelet, kube-scheduler, kube-controller-manager,
+# kube-proxy, coredns and pause.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,20 +72,33 @@ build_module() { # $1: a tools module whose main package is its root
 	(cd "$tools/$1" && go build -ldflags "-s -w" -o "$out/$1" .)
 }
 
+# build_containerd: containerd, ctr and the runc shim of one release. Static
+# (CGO_ENABLED=0); the tags drop the snapshotters that need cgo or host tools.
+build_containerd() {
+	(cd "$tools/containerd" && for cmd in containerd ctr containerd-shim-runc-v2; do
+		go build -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w" -o "$out/$cmd" \
+			"github.com/containerd/containerd/v2/cmd/$cmd" || exit 1
+	done)
+}
+
 go_install() { # $1: package@version
 	GOBIN="$out" go install -ldflags "-s -w" "$1"
 }
 
 install_tool() {
 	case $1 in
-	kube-apiserver | kubectl) build "$1" "$(key "$1" "$(module_hash kubernetes)")" build_kube "$1" ;;
-	etcd | ferretdb) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
+	kube-apiserver | kubectl | kubelet | kube-scheduler | kube-controller-manager | kube-proxy) build "$1" "$(key "$1" "$(module_hash kubernetes)")" build_kube "$1" ;;
+	containerd)
+		build "$1" "$(key "$1" "$(module_hash containerd)")" build_containerd
+		for cmd in ctr containerd-shim-runc-v2; do link "$cmd" "$(readlink "$bin/containerd" | xargs dirname)"; done
+		;;
+	etcd | ferretdb | mkimage | pause | coredns) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
 	controller-gen) build "$1" "$(key "$1" $CONTROLLER_GEN_VERSION)" go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" ;;
 	helm) build "$1" "$(key "$1" $HELM_VERSION)" go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
 	*) say "unknown tool: $1" && exit 2 ;;
 	esac
 }
 
-for t in "${@:-etcd ferretdb controller-gen kube-apiserver kubectl helm}"; do
+for t in "${@:-etcd ferretdb controller-gen kube-apiserver kubectl helm mkimage}"; do
 	for name in $t; do install_tool "$name"; done
 done
