@@ -28,13 +28,11 @@ stop() {
 kubepods_cgroups() { find /sys/fs/cgroup/*/kubepods -depth -type d 2>/dev/null; }
 # Processes of pods, wherever the kubelet put them.
 pod_pids() { kubepods_cgroups | while read -r c; do cat "$c/cgroup.procs" 2>/dev/null; done | sort -un; }
-# containerd's shims (reparented away from containerd): those naming our socket.
+# containerd's shims (reparented away from containerd): the processes whose
+# command line names our containerd socket.
 shim_pids() {
-	local p
-	for p in /proc/[0-9]*; do
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "containerd-shim-runc-v2.*-address $CONTAINERD_SOCK" &&
-			echo "${p#/proc/}"
-	done
+	# [.] keeps grep's own command line from matching.
+	grep -lsE -- "${CONTAINERD_SOCK%.sock}[.]sock" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3
 }
 our_mounts() { findmnt -rn -o TARGET | grep -E "^($STATE|$RUN)(/|$)" | sort -r; }
 
@@ -73,7 +71,7 @@ rm -rf "$STATE" "$RUN"
 
 # Check: nothing left.
 left=()
-for pid in $pids; do alive "$pid" && left+=("process $pid ($(tr '\0' ' ' </proc/"$pid"/cmdline | cut -c1-60))"); done
+for pid in $pids; do alive "$pid" && left+=("process $pid ($(tr '\0' ' ' 2>/dev/null </proc/"$pid"/cmdline | cut -c1-60))"); done
 for pid in $(shim_pids); do left+=("shim $pid"); done
 for m in $(findmnt -rn -o TARGET | grep -E "^($STATE|$RUN|$NETNS)(/|$)"); do left+=("mount $m"); done
 [ -e "$NETNS" ] && left+=("netns $NETNS")

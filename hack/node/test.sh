@@ -16,5 +16,5 @@ trap 'rc=$?; "$root/hack/node/down.sh" || rc=1; say "make test-node: $([ $rc = 0
 cd "$root"
 say "running test/node"
 in_ns env USERVE_NODE_KUBECONFIG="$KUBECONFIG_ADMIN" USERVE_NODE_IMAGE="$USERVE_IMAGE" \
-	USERVE_NODE_BUSYBOX_IMAGE="$BUSYBOX_IMAGE" USERVE_NODE_LOGS="$RUN/logs" \
+	USERVE_NODE_BUSYBOX_IMAGE="$BUSYBOX_IMAGE" USERVE_NODE_LOGS="$RUN/logs" USERVE_NODE_HELM_ARGS="${USERVE_NODE_HELM_ARGS:-}" \
 	go test -count=1 -timeout 15m ${USERVE_NODE_TEST_FLAGS:--v} ./test/node/

@@ -37,7 +37,7 @@ mkdir -p "$STATE" "$RUN"/{pids,logs} "$STATE"/{pki,images,cni/net.d,helm-home,fe
 : >"$RUN/created-host-paths"
 for p in "${HOST_PATHS[@]}"; do [ -e "$p" ] || echo "$p" >>"$RUN/created-host-paths"; done
 for s in "${HOST_SYSCTLS[@]}"; do echo "$s=$(sysctl -n "$s")"; done >"$RUN/saved-sysctls"
-for c in /sys/fs/cgroup/*/; do [ -d "$c/kubepods" ] || echo "$c/kubepods"; done >"$RUN/created-cgroups"
+for c in /sys/fs/cgroup/*; do [ -d "$c/kubepods" ] || echo "$c/kubepods"; done >"$RUN/created-cgroups"
 
 # --- Images, built without Docker from static binaries.
 # userve's is exactly what `make image` writes.

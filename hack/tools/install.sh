@@ -56,11 +56,16 @@ build() {
 
 kube_version() { (cd "$tools/kubernetes" && go list -m -f '{{.Version}}' k8s.io/kubernetes); }
 
-build_kube() { # $1: the cmd under k8s.io/kubernetes
+
+build_kube() { # $1: the cmd under k8s.io/kubernetes; $2: the tools module (default kubernetes)
 	local v minor
 	v=$(kube_version)
 	minor=$(echo "$v" | cut -d. -f2)
-	(cd "$tools/kubernetes" && go build -ldflags "-s -w \
+	# hack/tools/kubenode must pin the same release: one cluster, one version.
+	if [ "$(cd "$tools/${2:-kubernetes}" && go list -m -f '{{.Version}}' k8s.io/kubernetes)" != "$v" ]; then
+		say "hack/tools/${2:-kubernetes} pins another k8s.io/kubernetes than hack/tools/kubernetes ($v)" && return 1
+	fi
+	(cd "$tools/${2:-kubernetes}" && go build -ldflags "-s -w \
 		-X k8s.io/component-base/version.gitVersion=$v \
 		-X k8s.io/component-base/version.gitMajor=1 \
 		-X k8s.io/component-base/version.gitMinor=$minor \
@@ -87,7 +92,10 @@ go_install() { # $1: package@version
 
 install_tool() {
 	case $1 in
-	kube-apiserver | kubectl | kubelet | kube-scheduler | kube-controller-manager | kube-proxy) build "$1" "$(key "$1" "$(module_hash kubernetes)")" build_kube "$1" ;;
+	kube-apiserver | kubectl) build "$1" "$(key "$1" "$(module_hash kubernetes)")" build_kube "$1" ;;
+	kubelet | kube-scheduler | kube-controller-manager | kube-proxy)
+		build "$1" "$(key "$1" "$(module_hash kubenode)")" build_kube "$1" kubenode
+		;;
 	containerd)
 		build "$1" "$(key "$1" "$(module_hash containerd)")" build_containerd
 		for cmd in ctr containerd-shim-runc-v2; do link "$cmd" "$(readlink "$bin/containerd" | xargs dirname)"; done

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,20 +77,23 @@ func TestNode(t *testing.T) {
 func (n *node) helmInstall(t *testing.T) {
 	repo, tag, _ := strings.Cut(n.image, ":")
 	busyRepo, busyTag, _ := strings.Cut(n.busybox, ":")
-	n.tool(t, "helm", "install", release, "charts/userve", "-n", operatorNS, "--create-namespace",
-		"--set", "image.repository="+repo, "--set", "image.tag="+tag, "--set", "image.pullPolicy=Never",
-		"--set", "defaultMongo.uri="+mongoURI,
-		"--set", "tests.image.repository="+busyRepo, "--set", "tests.image.tag="+busyTag,
+	args := []string{"install", release, "charts/userve", "-n", operatorNS, "--create-namespace",
+		"--set", "image.repository=" + repo, "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never",
+		"--set", "defaultMongo.uri=" + mongoURI,
+		"--set", "tests.image.repository=" + busyRepo, "--set", "tests.image.tag=" + busyTag,
 		"--set", "tests.image.pullPolicy=Never",
-		"--wait", "--timeout", "3m")
+		"--wait", "--timeout", "3m"}
+	// More helm flags for a local experiment (e.g. a --post-renderer).
+	args = append(args, strings.Fields(os.Getenv("USERVE_NODE_HELM_ARGS"))...)
+	n.tool(t, "helm", args...)
 	// --server-image follows the chart's image.
 	var d appsv1.Deployment
 	if err := n.c.Get(context.Background(), types.NamespacedName{Namespace: operatorNS, Name: release}, &d); err != nil {
 		t.Fatal(err)
 	}
-	args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
-	if !strings.Contains(args, "--server-image="+n.image) {
-		t.Errorf("operator args %q lack --server-image=%s", args, n.image)
+	opArgs := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
+	if !strings.Contains(opArgs, "--server-image="+n.image) {
+		t.Errorf("operator args %q lack --server-image=%s", opArgs, n.image)
 	}
 	if d.Status.ReadyReplicas != 1 {
 		t.Errorf("operator ready replicas = %d, want 1", d.Status.ReadyReplicas)
