@@ -145,7 +145,6 @@ daemon kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$pki
 	--service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
 	--use-service-account-credentials --leader-elect=false --bind-address 127.0.0.1 --secure-port 10257 \
 	--cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-	--controllers '*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller' \
 	--horizontal-pod-autoscaler-sync-period 5s
 
 # --- containerd, with the CRI plugin, runc from Debian and the bridge CNI.
@@ -193,7 +192,8 @@ shims=$(dirname "$(readlink -f "$bin/containerd")")
 daemon containerd env PATH="$shims:$PATH" "$bin/containerd" --config "$STATE/containerd.toml"
 wait_for containerd 30 "$bin/ctr" --address "$CONTAINERD_SOCK" version
 for img in pause coredns busybox userve; do
-	"$bin/ctr" --address "$CONTAINERD_SOCK" -n k8s.io images import "$STATE/images/$img.tar" >/dev/null
+	out=$("$bin/ctr" --address "$CONTAINERD_SOCK" -n k8s.io images import "$STATE/images/$img.tar" 2>&1) ||
+		die "ctr images import $img.tar: $out"
 done
 say "images imported ($((SECONDS - started))s)"
 
