@@ -82,7 +82,7 @@ func TestBuildReproducibleAndPushSameDigest(t *testing.T) {
 
 func TestBuildRefusesBadInput(t *testing.T) {
 	for _, args := range [][]string{
-		{"-tag", "x:1", "-file", "/etc/hostname:/h"},                       // no -out
+		{"-tag", "x:1", "-file", "/etc/hostname:/h"},                        // no -out
 		{"-out", "o.tar", "-tag", "x:1", "-file", "/etc/hostname:relative"}, // relative dest
 		{"-out", "o.tar", "-tag", "x:1", "-file", "/etc/hostname:/h", "-label", "novalue"},
 		{"-out", "o.tar", "-tag", "x:1", "-file", "/etc/hostname:/h", "-expose", "http"},
