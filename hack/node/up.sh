@@ -18,8 +18,6 @@ command -v runc >/dev/null || need+=(runc)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 command -v iptables >/dev/null || need+=(iptables)
 command -v conntrack >/dev/null || need+=(conntrack)
-# A static busybox stands in for the helm test pod's image (its wget).
-dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
 	say "installing Debian packages: ${need[*]}"
@@ -28,7 +26,7 @@ if ((${#need[@]})); then
 fi
 
 # --- Tools: cached per version like the others (hack/tools/install.sh).
-"$root/hack/tools/install.sh" etcd kube-apiserver kubectl helm ferretdb mkimage pause coredns containerd \
+"$root/hack/tools/install.sh" etcd kube-apiserver kubectl helm ferretdb mkimage pause coredns wget containerd \
 	kubelet kube-scheduler kube-controller-manager kube-proxy
 say "tools ready ($((SECONDS - started))s)"
 
@@ -48,9 +46,9 @@ mk -out "$STATE/images/pause.tar" -tag "$PAUSE_IMAGE" -user 65535:65535 \
 	-file "$(readlink -f "$bin/pause")":/pause -entrypoint /pause
 mk -out "$STATE/images/coredns.tar" -tag "$COREDNS_IMAGE" -passwd -user 65532:65532 \
 	-file "$(readlink -f "$bin/coredns")":/coredns -entrypoint /coredns
-# The chart's `helm test` pod runs wget: Debian's static busybox, as wget.
+# The chart's `helm test` pod runs busybox's wget: a static Go wget stands in.
 mk -out "$STATE/images/busybox.tar" -tag "$BUSYBOX_IMAGE" -passwd -env PATH=/bin \
-	-file /bin/busybox:/bin/wget -file /bin/busybox:/bin/sh -entrypoint /bin/sh
+	-file "$(readlink -f "$bin/wget")":/bin/wget -entrypoint /bin/wget
 say "images built ($((SECONDS - started))s)"
 
 # --- The network namespace: one veth pair with both ends inside, the node IP

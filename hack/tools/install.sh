@@ -7,7 +7,7 @@
 #
 # The test node (hack/node, make test-node) also builds, by name: containerd
 # (with ctr and the runc shim), kubelet, kube-scheduler, kube-controller-manager,
-# kube-proxy, coredns and pause.
+# kube-proxy, coredns, pause and wget.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -100,7 +100,7 @@ install_tool() {
 		build "$1" "$(key "$1" "$(module_hash containerd)")" build_containerd
 		for cmd in ctr containerd-shim-runc-v2; do link "$cmd" "$(readlink "$bin/containerd" | xargs dirname)"; done
 		;;
-	etcd | ferretdb | mkimage | pause | coredns) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
+	etcd | ferretdb | mkimage | pause | coredns | wget) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
 	controller-gen) build "$1" "$(key "$1" $CONTROLLER_GEN_VERSION)" go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" ;;
 	helm) build "$1" "$(key "$1" $HELM_VERSION)" go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
 	*) say "unknown tool: $1" && exit 2 ;;

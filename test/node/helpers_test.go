@@ -74,7 +74,19 @@ func (n *node) tool(t *testing.T, name string, args ...string) string {
 	return out
 }
 
-func (n *node) try(name string, args ...string) (string, error) {
+// toolStdin is tool with stdin.
+func (n *node) toolStdin(t *testing.T, stdin, name string, args ...string) string {
+	t.Helper()
+	out, err := n.run(stdin, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (n *node) try(name string, args ...string) (string, error) { return n.run("", name, args...) }
+
+func (n *node) run(stdin, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(n.root, "bin", name), args...)
@@ -82,6 +94,7 @@ func (n *node) try(name string, args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+n.kubeconfig, "HOME="+filepath.Join(os.TempDir(), "userve-node-home"))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdin = strings.NewReader(stdin)
 	err := cmd.Run()
 	return out.String(), err
 }
