@@ -15,6 +15,8 @@ trap 'rc=$?; "$root/hack/node/down.sh" || rc=1; say "make test-node: $([ $rc = 0
 "$root/hack/node/up.sh"
 cd "$root"
 say "running test/node"
+admin_password=$(cat "$STATE/mongo-admin-password" 2>/dev/null || true)
 in_ns env USERVE_NODE_KUBECONFIG="$KUBECONFIG_ADMIN" USERVE_NODE_IMAGE="$USERVE_IMAGE" \
 	USERVE_NODE_BUSYBOX_IMAGE="$BUSYBOX_IMAGE" USERVE_NODE_LOGS="$RUN/logs" USERVE_NODE_HELM_ARGS="${USERVE_NODE_HELM_ARGS:-}" \
+	USERVE_NODE_MONGO_ADMIN_PASSWORD="$admin_password" \
 	go test -count=1 -timeout 15m ${USERVE_NODE_TEST_FLAGS:--v} ./test/node/

@@ -26,7 +26,10 @@ if ((${#need[@]})); then
 fi
 
 # --- Tools: cached per version like the others (hack/tools/install.sh).
-"$root/hack/tools/install.sh" etcd kube-apiserver kubectl helm ferretdb mkimage pause coredns wget containerd \
+# FerretDB with authentication where the tree has it (hack/tools/ferretdb-auth).
+ferretdb=ferretdb
+[ -d "$root/hack/tools/ferretdb-auth" ] && ferretdb=ferretdb-auth
+"$root/hack/tools/install.sh" etcd kube-apiserver kubectl helm $ferretdb mkimage pause coredns wget containerd \
 	kubelet kube-scheduler kube-controller-manager kube-proxy
 say "tools ready ($((SECONDS - started))s)"
 
@@ -246,7 +249,18 @@ YAML
 
 # FerretDB on the node IP; pods reach it as mongodb.databases.svc (the
 # samples' URI) through a Service without selector.
-daemon ferretdb "$bin/ferretdb" --listen-addr "$NODE_IP:27017" --sqlite-url "file:$STATE/ferretdb/"
+if [ "$ferretdb" = ferretdb-auth ]; then
+	# Authentication on, an administrator set up on first start; the password
+	# goes by environment, not on a command line ps shows.
+	head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$STATE/mongo-admin-password"
+	mkdir -p "$STATE/ferretdb-state"
+	daemon ferretdb env FERRETDB_SETUP_PASSWORD="$(cat "$STATE/mongo-admin-password")" "$bin/ferretdb-auth" \
+		--listen-addr="$NODE_IP:27017" --handler=sqlite --sqlite-url="file:$STATE/ferretdb/" \
+		--state-dir="$STATE/ferretdb-state" --debug-addr=- --telemetry=disable --log-level=warn \
+		--test-enable-new-auth --setup-database=admin --setup-username=admin
+else
+	daemon ferretdb "$bin/ferretdb" --listen-addr "$NODE_IP:27017" --sqlite-url "file:$STATE/ferretdb/"
+fi
 kubectl apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Namespace

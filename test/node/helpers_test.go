@@ -30,8 +30,10 @@ type node struct {
 	image      string // the userve image, imported on the node
 	busybox    string // the image of the chart's helm test pod
 	logs       string // the node's component logs, shown on failure
-	root       string
-	c          client.Client
+	// adminPassword is the FerretDB administrator's, when it has authentication.
+	adminPassword string
+	root          string
+	c             client.Client
 }
 
 func connect(t *testing.T) *node {
@@ -60,7 +62,7 @@ func connect(t *testing.T) *node {
 	}
 	return &node{
 		kubeconfig: kubeconfig, image: os.Getenv("USERVE_NODE_IMAGE"), busybox: os.Getenv("USERVE_NODE_BUSYBOX_IMAGE"),
-		logs: os.Getenv("USERVE_NODE_LOGS"), root: root, c: c,
+		logs: os.Getenv("USERVE_NODE_LOGS"), root: root, c: c, adminPassword: os.Getenv("USERVE_NODE_MONGO_ADMIN_PASSWORD"),
 	}
 }
 

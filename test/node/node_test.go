@@ -105,13 +105,17 @@ func (n *node) helmInstall(t *testing.T) {
 func (n *node) samplesReady(t *testing.T) {
 	n.tool(t, "kubectl", "create", "namespace", tenantsNS)
 	samples := n.tool(t, "kubectl", "kustomize", "config/samples")
-	// TODO(FerretDB with authentication, h4): the node's FerretDB has no
-	// users yet, so acme's sample URI loses its credentials (the host stays:
-	// a *.svc name that CoreDNS must resolve).
 	if !strings.Contains(samples, sampleAcmeURI) {
 		t.Fatalf("config/samples no longer holds acme's URI %s", sampleAcmeURI)
 	}
-	samples = strings.ReplaceAll(samples, sampleAcmeURI, mongoURI)
+	if n.adminPassword != "" {
+		// acme names its own database user (the sample's): the DBA creates it.
+		n.createUser(t, "acme", "change-me", "acme_users")
+	} else {
+		// A FerretDB without authentication refuses credentials: acme's URI
+		// loses them (the host stays: a *.svc name that CoreDNS must resolve).
+		samples = strings.ReplaceAll(samples, sampleAcmeURI, n.mongoURI("mongodb.databases.svc.cluster.local"))
+	}
 	n.toolStdin(t, samples, "kubectl", "apply", "-n", tenantsNS, "-f", "-")
 	want := map[string]int{"minimal": 1, "acme": 2} // acme: autoscaling.minReplicas
 	for tenant, replicas := range want {
@@ -283,11 +287,7 @@ func (n *node) deleteDropsAfterPods(ctx context.Context, t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + nodeIP + ":27017/").SetTimeout(5 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Disconnect(ctx)
+	mc := n.mongo(t)
 	exists := func() bool {
 		names, err := mc.ListDatabaseNames(ctx, bson.D{})
 		if err != nil {
@@ -327,6 +327,35 @@ func (n *node) deleteDropsAfterPods(ctx context.Context, t *testing.T) {
 			t.Fatalf("after %s: database listed %v, %d pods, UserService get: %v", deleteLimit, dbThere, pods, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// mongoURI is the administrator's URI of the node's FerretDB at host.
+func (n *node) mongoURI(host string) string {
+	if n.adminPassword == "" {
+		return "mongodb://" + host + ":27017/"
+	}
+	return "mongodb://admin:" + n.adminPassword + "@" + host + ":27017/?authSource=admin"
+}
+
+func (n *node) mongo(t *testing.T) *mongo.Client {
+	t.Helper()
+	mc, err := mongo.Connect(options.Client().ApplyURI(n.mongoURI(nodeIP)).SetTimeout(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
+	return mc
+}
+
+func (n *node) createUser(t *testing.T, user, password, db string) {
+	t.Helper()
+	err := n.mongo(t).Database("admin").RunCommand(context.Background(), bson.D{
+		{Key: "createUser", Value: user}, {Key: "pwd", Value: password},
+		{Key: "roles", Value: bson.A{bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: db}}}},
+	}).Err()
+	if err != nil {
+		t.Fatalf("createUser %s: %v", user, err)
 	}
 }
 
