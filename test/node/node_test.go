@@ -350,10 +350,16 @@ func (n *node) mongo(t *testing.T) *mongo.Client {
 
 func (n *node) createUser(t *testing.T, user, password, db string) {
 	t.Helper()
-	err := n.mongo(t).Database("admin").RunCommand(context.Background(), bson.D{
-		{Key: "createUser", Value: user}, {Key: "pwd", Value: password},
-		{Key: "roles", Value: bson.A{bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: db}}}},
-	}).Err()
+	create := func(roles bson.A) error {
+		return n.mongo(t).Database("admin").RunCommand(context.Background(), bson.D{
+			{Key: "createUser", Value: user}, {Key: "pwd", Value: password}, {Key: "roles", Value: roles},
+		}).Err()
+	}
+	err := create(bson.A{bson.D{{Key: "role", Value: "readWrite"}, {Key: "db", Value: db}}})
+	if ce, ok := err.(mongo.CommandError); ok && ce.Code == 238 {
+		// FerretDB v1 has no roles (NotImplemented): a user without any.
+		err = create(bson.A{})
+	}
 	if err != nil {
 		t.Fatalf("createUser %s: %v", user, err)
 	}
