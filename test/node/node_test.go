@@ -37,7 +37,6 @@ const (
 	nodeIP     = "10.211.0.2"  // hack/node/lib.sh NODE_IP
 	dnsIP      = "10.213.0.10" // hack/node/lib.sh DNS_IP
 	mongoURI   = "mongodb://mongodb.databases.svc.cluster.local:27017/"
-	acmeToken  = "acme-admin-token-change-me" // config/samples/secrets.yaml
 	// config/samples/secrets.yaml
 	sampleAcmeURI = "mongodb://acme:change-me@mongodb.databases.svc.cluster.local:27017/?authSource=admin"
 	rotated       = "acme-admin-token-rotated"
@@ -61,7 +60,7 @@ func TestNode(t *testing.T) {
 		{"HelmInstall", func(t *testing.T) { n.helmInstall(t) }, false},
 		{"SamplesReadyThroughProbes", func(t *testing.T) { n.samplesReady(t) }, false},
 		{"ClusterDNSResolvesServices", func(t *testing.T) { n.clusterDNS(t) }, true},
-		{"BothDialectsThroughClusterIP", func(t *testing.T) { n.bothDialects(t, acmeToken) }, true},
+		{"BothDialectsThroughClusterIP", func(t *testing.T) { n.bothDialects(t, n.sampleToken(t)) }, true},
 		{"KilledPodReplacedWhileOtherServes", func(t *testing.T) { n.killedPodReplaced(t) }, false},
 		{"KubectlScale", func(t *testing.T) { n.kubectlScale(t) }, false},
 		{"HelmTest", func(t *testing.T) { n.tool(t, "helm", "test", release, "-n", operatorNS, "--timeout", "2m") }, true},
@@ -256,6 +255,7 @@ func (n *node) kubectlScale(t *testing.T) {
 // Rotating the admin tokens rolls the tenant's pods: the new token works
 // and the old one no longer does.
 func (n *node) secretRolls(t *testing.T) {
+	old := n.sampleToken(t)
 	before := map[string]bool{}
 	for _, p := range n.podsOf(t, tenantsNS, "acme") {
 		before[p.Name] = true
@@ -273,7 +273,7 @@ func (n *node) secretRolls(t *testing.T) {
 	})
 	n.bothDialects(t, rotated)
 	url := fmt.Sprintf("http://%s:%d/userve/v2.2/miniapp/user_profile/", n.clusterIP(t, "acme"), serverPort)
-	if status, _, _ := get(url, acmeToken); status != 401 {
+	if status, _, _ := get(url, old); status != 401 {
 		t.Errorf("the replaced token answers %d, want 401", status)
 	}
 }
@@ -331,6 +331,17 @@ func (n *node) deleteDropsAfterPods(ctx context.Context, t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// sampleToken is the first admin token of acme's sample Secret.
+func (n *node) sampleToken(t *testing.T) string {
+	t.Helper()
+	var s corev1.Secret
+	if err := n.c.Get(context.Background(), types.NamespacedName{Namespace: tenantsNS, Name: "acme-admin-tokens"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	token, _, _ := strings.Cut(string(s.Data["tokens"]), ",")
+	return strings.TrimSpace(token)
 }
 
 // mongoURI is the administrator's URI of the node's FerretDB at host.
