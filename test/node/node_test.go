@@ -39,7 +39,7 @@ const (
 	mongoURI   = "mongodb://mongodb.databases.svc.cluster.local:27017/"
 	// config/samples/secrets.yaml
 	sampleAcmeURI = "mongodb://acme:change-me@mongodb.databases.svc.cluster.local:27017/?authSource=admin"
-	rotated       = "acme-admin-token-rotated"
+	rotated       = "acme-admin-token-rotated-0123456789abcdef" // >= 32 bytes, as the server requires
 	serverPort    = 8080
 	readyLimit    = 3 * time.Minute
 	deleteLimit   = 2 * time.Minute
