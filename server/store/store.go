@@ -73,6 +73,8 @@ type Store struct {
 
 	triedIDs sync.Map // sequence name -> *triedIDs (see nextUntriedID)
 
+	importKnown sync.Map // import format -> *knownIDs (see importSources)
+
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.
 	now func() time.Time
@@ -136,7 +138,7 @@ func Connect(uri, database string, opts ...Option) (*Store, error) {
 	s.db = client.Database(database)
 	s.cols = map[string]*mongo.Collection{}
 	for _, name := range []string{ColProfiles, ColGroups, ColCounters, ColCodes, ColFollows,
-		ColRateLimits, ColRevocations, ColWallets, ColLedger} {
+		ColRateLimits, ColRevocations, ColWallets, ColLedger, ColImportRemaps, ColImportPending} {
 		s.cols[name] = s.db.Collection(name)
 	}
 	return s, nil
@@ -412,6 +414,13 @@ func (s *Store) InsertWithNextID(ctx context.Context, collection, sequence strin
 		if !taken {
 			return 0, err
 		}
+		if attempt > 0 {
+			// The counter is behind the ids in use (an import wrote ids
+			// above it, or FerretDB lost an update): move it past them.
+			if rerr := s.raiseSequenceToMax(ctx, collection, sequence); rerr != nil {
+				s.log.Warn("raising a sequence failed", "sequence", sequence, "error", rerr)
+			}
+		}
 	}
 	return 0, fmt.Errorf("store: no free id in %s after %d attempts", sequence, maxIDAttempts)
 }
@@ -440,7 +449,7 @@ func classify(err error) error {
 		return nil
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return ErrNotFound
-	case mongo.IsDuplicateKeyError(err):
+	case mongo.IsDuplicateKeyError(err), uniqueViolation(err):
 		return conflictFrom(err)
 	case isUnavailable(err), transient(err):
 		// The message stays in the chain: transient() reads it to retry.
@@ -458,13 +467,21 @@ func isUnavailable(err error) bool {
 		errors.Is(err, mongo.ErrClientDisconnected)
 }
 
+// uniqueViolation is FerretDB's findAndModify refusing an update that
+// breaks a unique index: an InternalError quoting SQLite ("UNIQUE
+// constraint failed: index 'profiles_86daf527_openid_unique'"), not the
+// duplicate key error (11000) its inserts give.
+func uniqueViolation(err error) bool {
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
 // conflictFrom names the field of a duplicate key error from the index name
 // in the server's message ("... index: openid_unique dup key: ...").
 func conflictFrom(err error) error {
 	msg := err.Error()
 	for name, field := range uniqueFieldByIndex() {
 		if strings.Contains(msg, "index: "+name+" ") || strings.Contains(msg, "index: "+name+"\"") ||
-			strings.HasSuffix(msg, "index: "+name) {
+			strings.HasSuffix(msg, "index: "+name) || strings.Contains(msg, "_"+name+"'") {
 			return &ConflictError{Field: field}
 		}
 	}
