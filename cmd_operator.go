@@ -17,7 +17,9 @@ import (
 	"userve.dev/userve/controllers"
 )
 
-// defaultServerImage is the image of this very build: one image serves both
+// defaultServerImage is the image of this very build, by the name make image
+// and the chart use (not a published image: users build or mirror it; the
+// chart passes its own image as --server-image): one image serves both
 // roles.
 func defaultServerImage() string { return "ghcr.io/userve/userve:" + version }
 

@@ -13,6 +13,11 @@ package main
 import (
 	"fmt"
 	"os"
+
+	// The image (make image) holds no system certificate bundle: these
+	// embedded roots (Mozilla's) let the server reach HTTPS webhooks, WeChat
+	// and SMTP over TLS. Go uses them only where the system has no roots.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 // Set with -ldflags "-X main.version=...".
