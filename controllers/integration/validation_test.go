@@ -61,6 +61,15 @@ func TestInvalidUserServicesAreRejected(t *testing.T) {
 			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 4}
 			u.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0")}
 		}, "spec.autoscaling needs a CPU request above zero"},
+		{"code limit per target below 1", func(u *v1alpha1.UserService) {
+			u.Spec.Verification.Limits.PerTargetDaily = -1
+		}, "spec.verification.limits.perTargetDaily"},
+		{"code limit per tenant too high", func(u *v1alpha1.UserService) {
+			u.Spec.Verification.Limits.PerTenantHourly = 2000000
+		}, "spec.verification.limits.perTenantHourly"},
+		{"code limit per address too high", func(u *v1alpha1.UserService) {
+			u.Spec.Verification.Limits.PerAddressHourly = 10001
+		}, "spec.verification.limits.perAddressHourly"},
 		{"autoscaling min above max", func(u *v1alpha1.UserService) {
 			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MinReplicas: &five, MaxReplicas: 2}
 		}, "autoscaling.minReplicas must not exceed maxReplicas"},
