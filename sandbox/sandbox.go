@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +37,7 @@ import (
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers"
 	"userve.dev/userve/controllers/render"
+	"userve.dev/userve/sandbox/catcher"
 	"userve.dev/userve/sandbox/proc"
 	"userve.dev/userve/sandbox/runtime"
 )
@@ -208,11 +211,17 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return nil
 	}
 
+	sinks, err := startCatcher(c, ports, p)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, func() { _ = sinks.Close() })
+
 	if cfg.SamplesDir == "" {
 		p.printf("[5/6] no samples to apply\n")
 	} else {
 		done = step(5, "applying "+cfg.SamplesDir)
-		lines, notes, err := loadAndApply(ctx, c, cfg.SamplesDir, mongoURI, wx)
+		lines, notes, err := loadAndApply(ctx, c, cfg.SamplesDir, mongoURI, wx, sinks)
 		if err != nil {
 			p.printf("failed\n")
 			return err
@@ -227,7 +236,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 
 	p.printf("[6/6] ready.\n\n")
-	printSummary(p, &cfg, kubeconfig, mongoURI)
+	printSummary(p, &cfg, kubeconfig, mongoURI, sinks)
 	printWeChatTry(p, wx)
 	<-ctx.Done()
 	return nil
@@ -434,7 +443,7 @@ func runManager(mgr ctrl.Manager, after func()) (func(), error) {
 	}, nil
 }
 
-func loadAndApply(ctx context.Context, c client.Client, dir, mongoURI string, wx *weChatFake) ([]string, []string, error) {
+func loadAndApply(ctx context.Context, c client.Client, dir, mongoURI string, wx *weChatFake, sinks *catcher.Catcher) ([]string, []string, error) {
 	objs, err := readSamples(dir)
 	if err != nil {
 		return nil, nil, err
@@ -450,11 +459,44 @@ func loadAndApply(ctx context.Context, c client.Client, dir, mongoURI string, wx
 		}
 		notes = append(notes, more...)
 	}
+	deliveryNotes, err := localizeDeliveries(ctx, objs, sinks, (&net.Dialer{}).DialContext)
+	if err != nil {
+		return nil, nil, err
+	}
+	notes = append(notes, deliveryNotes...)
 	lines, err := applySamples(ctx, c, objs)
 	return lines, notes, err
 }
 
-func printSummary(p *printer, cfg *Config, kubeconfig, mongoURI string) {
+// startCatcher runs the webhook and SMTP sinks on remembered loopback ports
+// (so a tenant pointed at them keeps working across restarts).
+func startCatcher(c client.Reader, ports *proc.PortBook, p *printer) (*catcher.Catcher, error) {
+	addr := func(name string) (string, error) {
+		port, err := ports.Port(name)
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), err
+	}
+	webhookAddr, err := addr("catcher-webhook")
+	if err != nil {
+		return nil, err
+	}
+	smtpAddr, err := addr("catcher-smtp")
+	if err != nil {
+		return nil, err
+	}
+	sinks, err := catcher.Start(catcher.Options{
+		WebhookAddr: webhookAddr,
+		SMTPAddr:    smtpAddr,
+		Directory:   kubeDirectory{c: c},
+		Caught:      func(code catcher.Code) { printCode(p, code) },
+		Rejected:    func(via, why string) { p.eventf("the sandbox's %s sink refused a delivery: %s", via, why) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the delivery sinks: %w", err)
+	}
+	return sinks, nil
+}
+
+func printSummary(p *printer, cfg *Config, kubeconfig, mongoURI string, sinks *catcher.Catcher) {
 	kubectl := filepath.Join(cfg.BinDir, "kubectl")
 	if rel, err := filepath.Rel(mustGetwd(), kubectl); err == nil && !strings.HasPrefix(rel, "..") {
 		kubectl = rel
@@ -467,11 +509,12 @@ func printSummary(p *printer, cfg *Config, kubeconfig, mongoURI string) {
   MongoDB:      %[3]s
   tenants:      %[4]s (URLs, tokens, pids), logs in %[5]s/<namespace>/<pod>/log
   sandbox log:  %[6]s (operator, runtime)
+  deliveries:   webhook sink %[7]s, SMTP sink %[8]s (codes sent there are printed below)
 
 Tenants appear below as they become ready. Ctrl-C stops everything.
 
 `, kubeconfig, kubectl, redactURI(mongoURI), filepath.Join(cfg.StateDir, "tenants.json"),
-		filepath.Join(cfg.StateDir, "pods"), filepath.Join(cfg.StateDir, "sandbox.log"))
+		filepath.Join(cfg.StateDir, "pods"), filepath.Join(cfg.StateDir, "sandbox.log"), sinks.WebhookURL, sinks.SMTPAddr())
 }
 
 func mustGetwd() string {

@@ -6,11 +6,17 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
+// (The CPU-request rule below compares with literals: a quantity inside
+// spec.resources is an int-or-string of unbounded size, and the API server's
+// cost budget refuses parsing it with quantity(). The spellings of zero users
+// write are listed; any other positive-or-not value is left to the schema.)
+
 // UserServiceSpec declares one tenant's user service. The tenant server reads
 // api, profile and verification; everything else tells the operator how to run
 // it.
 //
 // +kubebuilder:validation:XValidation:rule="!(has(self.replicas) && has(self.autoscaling))",message="spec.replicas and spec.autoscaling are mutually exclusive: remove replicas while autoscaling is on"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || !has(self.resources) || ((!has(self.resources.requests) || !('cpu' in self.resources.requests) || (self.resources.requests.cpu != 0 && !(self.resources.requests.cpu in ['0', '0m', '0.0', '+0', '0k']))) && (!has(self.resources.limits) || !('cpu' in self.resources.limits) || (self.resources.limits.cpu != 0 && !(self.resources.limits.cpu in ['0', '0m', '0.0', '+0', '0k']))))",message="spec.autoscaling needs a CPU request above zero: the autoscaler scales on CPU use relative to spec.resources.requests.cpu (leave it out to get the default 50m)"
 type UserServiceSpec struct {
 	// Replicas of the tenant server. Unset means 1, or the autoscaler's
 	// choice when autoscaling is on (the two may not be set together).
@@ -77,7 +83,12 @@ type UserServiceSpec struct {
 	// +optional
 	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
 
-	// Resources of the tenant server container.
+	// Resources of the tenant server container. Each key left out gets a
+	// default: requests cpu 50m and memory 64Mi, limits memory 256Mi (no
+	// CPU limit); a default request is never above a given limit, nor the
+	// default limit below a given request. A CPU limit also sets the
+	// server's GOMAXPROCS. With autoscaling the CPU request must be above
+	// zero.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 

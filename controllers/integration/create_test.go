@@ -254,7 +254,7 @@ func TestRemovedSettingsAreRemoved(t *testing.T) {
 	us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: "acme", Namespace: ns}}
 	us.Spec.Verification.SMS = &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{URL: "https://sms.example.com", SecretRef: &v1alpha1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
 	us.Spec.PodTemplate.NodeSelector = map[string]string{"pool": "users"}
-	us.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}
+	us.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi"), corev1.ResourceCPU: resource.MustParse("1")}
 	if err := k8s.Create(context.Background(), us); err != nil {
 		t.Fatal(err)
 	}
@@ -276,8 +276,10 @@ func TestRemovedSettingsAreRemoved(t *testing.T) {
 	eventually(t, "the settings are gone from the Deployment", func() error {
 		d := deployment(t, us)
 		pod := d.Spec.Template.Spec
-		if hasWebhookEnv(d) || len(pod.NodeSelector) != 0 || len(pod.Containers[0].Resources.Limits) != 0 {
-			return fmt.Errorf("env %v nodeSelector %v limits %v", pod.Containers[0].Env, pod.NodeSelector, pod.Containers[0].Resources.Limits)
+		// Resources go back to the defaults.
+		limits := pod.Containers[0].Resources.Limits
+		if hasWebhookEnv(d) || len(pod.NodeSelector) != 0 || len(limits) != 1 || limits.Memory().String() != render.DefaultMemoryLimit {
+			return fmt.Errorf("env %v nodeSelector %v limits %v", pod.Containers[0].Env, pod.NodeSelector, limits)
 		}
 		return nil
 	})

@@ -2,14 +2,19 @@ package integration_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/util/retry"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers/render"
 )
 
 // The API server itself refuses invalid UserServices, with the message of
@@ -48,6 +53,14 @@ func TestInvalidUserServicesAreRejected(t *testing.T) {
 		{"trusted proxy not a CIDR", func(u *v1alpha1.UserService) {
 			u.Spec.API.Plus.TrustedProxies = []string{"10.0.0.0/8", "ingress-nginx"}
 		}, "api.plus.trustedProxies must be CIDRs"},
+		{"autoscaling with a zero CPU request", func(u *v1alpha1.UserService) {
+			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 4}
+			u.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0"), corev1.ResourceMemory: resource.MustParse("128Mi")}
+		}, "spec.autoscaling needs a CPU request above zero"},
+		{"autoscaling with a zero CPU limit", func(u *v1alpha1.UserService) {
+			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 4}
+			u.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0")}
+		}, "spec.autoscaling needs a CPU request above zero"},
 		{"code limit per target below 1", func(u *v1alpha1.UserService) {
 			u.Spec.Verification.Limits.PerTargetDaily = -1
 		}, "spec.verification.limits.perTargetDaily"},
@@ -132,4 +145,63 @@ func TestMissingSecretIsReportedUntilItAppears(t *testing.T) {
 		t.Errorf("observedGeneration %d of %d", got.Status.ObservedGeneration, got.Generation)
 	}
 	deployment(t, us)
+}
+
+// An autoscaled tenant always has a CPU request for the HPA to measure
+// against: a spec that names none gets the default one, a zero one is
+// refused, at creation as at update.
+func TestAutoscaledTenantsHaveACPURequest(t *testing.T) {
+	us := newTenant(t, func(u *v1alpha1.UserService) {
+		u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 4}
+		u.Spec.Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")}
+	})
+	eventually(t, "the Deployment has the default requests and the given limit", func() error {
+		r := deployment(t, us).Spec.Template.Spec.Containers[0].Resources
+		if r.Requests.Cpu().String() != render.DefaultCPURequest || r.Requests.Memory().String() != render.DefaultMemoryRequest ||
+			r.Limits.Memory().String() != "512Mi" || !r.Limits.Cpu().IsZero() {
+			return fmt.Errorf("resources %+v", r)
+		}
+		return nil
+	})
+
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := tenant(t, us)
+		cur.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0")}
+		return k8s.Update(context.Background(), cur)
+	})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.autoscaling needs a CPU request above zero") {
+		t.Errorf("a zero CPU request on an autoscaled tenant: err = %v", err)
+	}
+	// Without autoscaling a zero request is the user's to make.
+	update(t, us, func(u *v1alpha1.UserService) {
+		u.Spec.Autoscaling = nil
+		u.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0")}
+	})
+	update(t, us, func(u *v1alpha1.UserService) {
+		u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MaxReplicas: 4}
+		u.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}
+	})
+
+	// A quantity may be a bare YAML number (cpu: 0, cpu: 1), which the rule
+	// reads as well as a string.
+	for _, c := range []struct {
+		cpu any
+		ok  bool
+	}{{int64(0), false}, {int64(1), true}, {"0m", false}, {"100m", true}} {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": "UserService",
+			"metadata": map[string]any{"generateName": "numeric-", "namespace": us.Namespace},
+			"spec": map[string]any{
+				"autoscaling": map[string]any{"maxReplicas": int64(3)},
+				"resources":   map[string]any{"requests": map[string]any{"cpu": c.cpu}},
+			},
+		}}
+		err := k8s.Create(context.Background(), u)
+		if c.ok && err != nil {
+			t.Errorf("requests.cpu %#v: %v", c.cpu, err)
+		}
+		if !c.ok && (!apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.autoscaling needs a CPU request above zero")) {
+			t.Errorf("requests.cpu %#v: err = %v, want the CPU request rule", c.cpu, err)
+		}
+	}
 }

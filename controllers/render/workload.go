@@ -117,7 +117,7 @@ func serverContainer(us *v1alpha1.UserService, p DeploymentParams) corev1.Contai
 		ReadinessProbe: probe("/readyz", 5, 3),
 		LivenessProbe:  probe("/healthz", 10, 3),
 		StartupProbe:   probe("/healthz", 2, 30),
-		Resources:      *us.Spec.Resources.DeepCopy(),
+		Resources:      ServerResources(us.Spec.Resources),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "config", MountPath: ConfigDir, ReadOnly: true},
 			{Name: "tmp", MountPath: "/tmp"},
