@@ -3,7 +3,7 @@
 # them into bin/. A tool whose cache entry exists is only re-linked, so a fresh
 # clone on a warm machine pays nothing and only a new machine builds cold.
 #
-#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb controller-gen helm]
+#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb ferretdb-auth controller-gen helm]
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,6 +68,23 @@ build_module() { # $1: a tools module whose main package is its root
 	(cd "$tools/$1" && go build -ldflags "-s -w" -o "$out/$1" .)
 }
 
+# build_ferretdb_auth builds FerretDB's own cmd/ferretdb, the only entry point
+# that enables its (experimental) SCRAM authentication and user commands. That
+# command embeds build/version/version.txt, which only FerretDB's release build
+# writes, so it runs from a copy of the module with that one file added.
+build_ferretdb_auth() {
+	local mod=github.com/FerretDB/FerretDB src version tmp
+	src=$(cd "$tools/ferretdb-auth" && go mod download -json "$mod" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	version=$(cd "$tools/ferretdb-auth" && go list -m -f '{{.Version}}' "$mod")
+	tmp=$(mktemp -d)
+	cp -r "$src" "$tmp/FerretDB" && chmod -R u+w "$tmp/FerretDB"
+	printf '%s' "$version" >"$tmp/FerretDB/build/version/version.txt"
+	mkdir "$tmp/tool" && cp "$tools/ferretdb-auth/go.mod" "$tools/ferretdb-auth/go.sum" "$tmp/tool/"
+	(cd "$tmp/tool" && go mod edit -replace "$mod=../FerretDB" &&
+		go build -ldflags "-s -w" -o "$out/ferretdb-auth" "$mod/cmd/ferretdb") || { rm -rf "$tmp"; return 1; }
+	rm -rf "$tmp"
+}
+
 go_install() { # $1: package@version
 	GOBIN="$out" go install -ldflags "-s -w" "$1"
 }
@@ -76,12 +93,13 @@ install_tool() {
 	case $1 in
 	kube-apiserver | kubectl) build "$1" "$(key "$1" "$(module_hash kubernetes)")" build_kube "$1" ;;
 	etcd | ferretdb) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
+	ferretdb-auth) build "$1" "$(key "$1" "$(module_hash "$1")")" build_ferretdb_auth ;;
 	controller-gen) build "$1" "$(key "$1" $CONTROLLER_GEN_VERSION)" go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" ;;
 	helm) build "$1" "$(key "$1" $HELM_VERSION)" go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
 	*) say "unknown tool: $1" && exit 2 ;;
 	esac
 }
 
-for t in "${@:-etcd ferretdb controller-gen kube-apiserver kubectl helm}"; do
+for t in "${@:-etcd ferretdb ferretdb-auth controller-gen kube-apiserver kubectl helm}"; do
 	for name in $t; do install_tool "$name"; done
 done
