@@ -4,11 +4,12 @@ BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 IMG ?= userve:$(VERSION)
 GO_TEST_FLAGS ?=
+DEV_FLAGS ?=
 
 CONTROLLER_GEN := $(BIN)/controller-gen
 HELM := $(BIN)/helm
 
-.PHONY: all help tools generate manifests build test lint dev bench docker-build clean
+.PHONY: all help tools generate manifests build build-dev test lint dev bench docker-build clean
 
 all: build
 
@@ -26,9 +27,13 @@ manifests: generate ## Generate the CRD and RBAC into config/ and the chart.
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@hack/sync-chart-crds.sh
 
-build: ## Build bin/userve.
-	@echo "building bin/userve..."
+build: ## Build bin/userve, the image's binary (operator, serve).
+	@echo "building $(BIN)/userve..."
 	@CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/userve .
+
+build-dev: build ## Build bin/userve-dev, the sandbox (links envtest; never in the image).
+	@echo "building $(BIN)/userve-dev..."
+	@CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/userve-dev ./cmd/userve-dev
 
 test: tools ## Run every test (unit, store, server, envtest, chart, e2e).
 	go test $(GO_TEST_FLAGS) ./...
@@ -37,8 +42,8 @@ lint: ## go vet and gofmt.
 	go vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-dev: tools build ## Run the local sandbox (Ctrl-C stops everything).
-	$(BIN)/userve dev
+dev: tools build-dev ## Run the local sandbox (Ctrl-C stops everything; DEV_FLAGS=--reset etc.).
+	$(BIN)/userve-dev $(DEV_FLAGS)
 
 bench: tools build ## Run the benchmark harness into bench/results/.
 	go run ./bench

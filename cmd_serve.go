@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/logbuffer"
+	"userve.dev/userve/internal/memrelease"
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
@@ -79,7 +81,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 1
 	}
-	logOut := newLogBuffer(stdout, 100*time.Millisecond)
+	logOut := logbuffer.New(stdout, 100*time.Millisecond)
 	defer func() { _ = logOut.Close() }()
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})).
 		With("tenant", cfg.Issuer)
@@ -102,7 +104,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer func() { _ = st.Close(context.Background()) }()
 
 	started := func() {
-		if err := releaseStartupMemory(); err != nil {
+		if err := memrelease.ReleaseStartup(); err != nil {
 			log.Warn("releasing start-up memory failed", "error", err)
 		}
 	}

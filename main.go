@@ -3,7 +3,9 @@
 //
 //	userve operator   the manager that reconciles UserServices
 //	userve serve      one tenant's user service
-//	userve dev        the local sandbox (make dev)
+//
+// The local sandbox is its own binary, cmd/userve-dev (make dev): it links
+// test machinery (envtest) that must stay out of the image's binary.
 package main
 
 import (
@@ -20,7 +22,6 @@ var commands = []struct {
 }{
 	{"operator", "run the manager that reconciles UserServices", runOperator},
 	{"serve", "serve one tenant's user API", runServe},
-	{"dev", "run the local sandbox: control plane, operator, FerretDB and tenants", runDev},
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -42,6 +43,10 @@ func run(args []string) int {
 		if c.name == args[0] {
 			return c.run(args[1:])
 		}
+	}
+	if args[0] == "dev" {
+		fmt.Fprintln(os.Stderr, "userve: the local sandbox is not in this binary (the image's); it is bin/userve-dev: run `make dev`")
+		return 2
 	}
 	fmt.Fprintf(os.Stderr, "userve: unknown command %q\n", args[0])
 	usage(os.Stderr)

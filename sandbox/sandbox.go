@@ -1,4 +1,4 @@
-// Package sandbox is `userve dev`: a whole userve installation on one
+// Package sandbox is `userve-dev` (make dev): a whole userve installation on one
 // machine, without containers. It starts etcd and kube-apiserver (bin/,
 // data under the state directory), installs the CRD, runs the operator
 // in-process, starts FerretDB (or uses a given MongoDB), applies the
@@ -48,7 +48,7 @@ const (
 	MongoSecretKey       = "uri"
 )
 
-// Config is what `userve dev` was asked for.
+// Config is what `userve-dev` was asked for.
 type Config struct {
 	// StateDir holds everything the sandbox keeps: etcd data, FerretDB's
 	// SQLite files, the kubeconfig, logs and one directory per tenant pod.
@@ -61,7 +61,8 @@ type Config struct {
 	BinDir string
 	// MongoURI is a MongoDB to use instead of starting FerretDB.
 	MongoURI string
-	// Executable is the userve binary tenant processes run; default: this one.
+	// Executable is the production userve binary tenant processes run
+	// (`userve serve`); required, since the sandbox's own binary is not it.
 	Executable string
 	// Reset wipes the state directory first.
 	Reset bool
@@ -100,7 +101,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer logFile.Close()
 	setLoggers(logFile, cfg.Verbose, cfg.Out)
 
-	p.printf("userve dev: a local userve installation (state in %s)\n", cfg.StateDir)
+	p.printf("userve-dev: a local userve installation (state in %s)\n", cfg.StateDir)
 	var stops []func()
 	// Stop in reverse order of start: tenants, operator, MongoDB, control plane.
 	defer func() {
@@ -111,7 +112,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i]()
 		}
-		p.printf("stopped; nothing left running. State kept in %s (`userve dev --reset` or `make clean` wipes it).\n", cfg.StateDir)
+		p.printf("stopped; nothing left running. State kept in %s (`make dev DEV_FLAGS=--reset` or `make clean` wipes it).\n", cfg.StateDir)
 	}()
 
 	step := func(n int, what string) func(string) {
@@ -244,12 +245,16 @@ func (cfg *Config) complete() error {
 		}
 	}
 	if cfg.Executable == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		cfg.Executable = exe
+		return errors.New("no userve binary for the tenants: pass --userve (make dev builds bin/userve)")
 	}
+	exe, err := filepath.Abs(cfg.Executable)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(exe); err != nil {
+		return fmt.Errorf("the userve binary for the tenants: %w (run `make build`, or pass --userve)", err)
+	}
+	cfg.Executable = exe
 	if _, err := os.Stat(cfg.CRDDir); err != nil {
 		return fmt.Errorf("CRDs: %w (run from the repository root, or pass --crds)", err)
 	}
@@ -281,7 +286,7 @@ func resetState(dir string) error {
 		"ports.json.tmp": true, "tenants.json.tmp": true, adminPasswordFile: true, "state.json": true}
 	for _, e := range entries {
 		if !known[e.Name()] {
-			return fmt.Errorf("--reset: %s holds %q, which userve dev did not make; remove it by hand", dir, e.Name())
+			return fmt.Errorf("--reset: %s holds %q, which userve-dev did not make; remove it by hand", dir, e.Name())
 		}
 	}
 	return os.RemoveAll(dir)
@@ -297,7 +302,7 @@ func lockState(dir string) (func(), error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder, _ := os.ReadFile(path)
 		f.Close()
-		return nil, fmt.Errorf("another userve dev (pid %s) is using %s; stop it first, or pass another --state-dir",
+		return nil, fmt.Errorf("another userve-dev (pid %s) is using %s; stop it first, or pass another --state-dir",
 			strings.TrimSpace(string(holder)), dir)
 	}
 	_ = f.Truncate(0)

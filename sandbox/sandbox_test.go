@@ -199,7 +199,7 @@ func TestLockStateAdmitsOneSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lockState(dir); err == nil || !strings.Contains(err.Error(), "another userve dev") {
+	if _, err := lockState(dir); err == nil || !strings.Contains(err.Error(), "another userve-dev") {
 		t.Fatalf("second lock: %v", err)
 	}
 	unlock()

@@ -48,7 +48,7 @@ func newFrontend(host string, port int, backends func() []string) (*frontend, er
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			backends := f.backends()
 			if len(backends) == 0 {
-				writeUnavailable(w, http.StatusServiceUnavailable, "no ready replica (userve dev)")
+				writeUnavailable(w, http.StatusServiceUnavailable, "no ready replica (userve-dev)")
 				return
 			}
 			target := backends[int(f.next.Add(1)%uint64(len(backends)))]

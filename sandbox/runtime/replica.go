@@ -179,7 +179,7 @@ func (r *replica) start() (*proc.Process, error) {
 		return nil, err
 	}
 	defer logFile.Close() // the child has its own copy
-	fmt.Fprintf(logFile, "---- %s userve dev: starting %s\n", time.Now().Format(time.RFC3339), quoteArgs(argv))
+	fmt.Fprintf(logFile, "---- %s userve-dev: starting %s\n", time.Now().Format(time.RFC3339), quoteArgs(argv))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = r.launch.Env
 	cmd.Dir = r.launch.WorkDir

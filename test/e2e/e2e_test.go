@@ -1,4 +1,4 @@
-// Package e2e runs `userve dev` as a user would (the binary built from this
+// Package e2e runs `userve-dev` (make dev) as a user would (the binaries built from this
 // tree, the repository's samples) and drives it with bin/kubectl and HTTP:
 // tenants are applied, called in both dialects, changed, scaled, suspended,
 // isolated from each other, killed, deleted, and the sandbox is stopped with
@@ -63,9 +63,9 @@ func TestSandbox(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	userve := buildUserve(t, root)
+	userveDev := buildUserveDev(t, root)
 	stateDir := t.TempDir()
-	s := startSandbox(t, userve, root, stateDir)
+	s := startSandbox(t, userveDev, root, stateDir)
 
 	// Shared between the steps, in order; a failed step fails the rest.
 	var (
@@ -315,7 +315,7 @@ func TestSandbox(t *testing.T) {
 
 	step("Ctrl-C stops every process it started", func(t *testing.T) {
 		before := s.descendants()
-		if len(before) < 5 { // userve dev, etcd, kube-apiserver, ferretdb, tenants
+		if len(before) < 5 { // userve-dev, etcd, kube-apiserver, ferretdb, tenants
 			t.Fatalf("only %d processes in the sandbox: %v", len(before), before)
 		}
 		s.interrupt()
@@ -330,7 +330,7 @@ func TestSandbox(t *testing.T) {
 	})
 
 	step("a restart keeps tenants, URLs and data", func(t *testing.T) {
-		s = startSandbox(t, userve, root, stateDir)
+		s = startSandbox(t, userveDev, root, stateDir)
 		s.kubectl("", "-n", "e2e-blog", "wait", "--for=condition=Ready", "usvc/blog", "--timeout=120s")
 		if url := s.tenantURL("e2e-blog", "blog"); url != blogURL {
 			t.Errorf("blog's URL moved from %s to %s", blogURL, url)

@@ -24,7 +24,7 @@ import (
 	"userve.dev/userve/test/testbin"
 )
 
-// devSandbox is one `userve dev` process, run as a user runs it.
+// devSandbox is one `userve-dev` process, run as a user runs it.
 type devSandbox struct {
 	t        *testing.T
 	root     string
@@ -36,29 +36,33 @@ type devSandbox struct {
 	out bytes.Buffer
 }
 
-// buildUserve builds the userve binary as `make build` does.
-func buildUserve(t *testing.T, root string) string {
+// buildUserveDev builds bin/userve and bin/userve-dev side by side as
+// `make dev` does, and returns userve-dev's path (it finds userve next to
+// itself and runs the tenants with it).
+func buildUserveDev(t *testing.T, root string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "userve")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	dir := t.TempDir()
+	for _, b := range []struct{ out, pkg string }{{"userve", "."}, {"userve-dev", "./cmd/userve-dev"}} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b.pkg, err, out)
+		}
 	}
-	return bin
+	return filepath.Join(dir, "userve-dev")
 }
 
-// startSandbox runs `userve dev` with the repository's samples and waits
+// startSandbox runs `userve-dev` with the repository's samples and waits
 // until it says it is ready.
-func startSandbox(t *testing.T, userve, root, stateDir string) *devSandbox {
+func startSandbox(t *testing.T, userveDev, root, stateDir string) *devSandbox {
 	t.Helper()
 	binDir, err := testbin.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &devSandbox{t: t, root: root, stateDir: stateDir, exited: make(chan struct{})}
-	s.cmd = exec.Command(userve, "dev", "--state-dir", stateDir, "--bin", binDir)
+	s.cmd = exec.Command(userveDev, "--state-dir", stateDir, "--bin", binDir)
 	s.cmd.Dir = root // config/samples and config/crd/bases, as with make dev
 	s.cmd.Env = os.Environ()
 	// If this test binary dies, the sandbox goes too (and it takes its own
@@ -100,11 +104,11 @@ func (s *devSandbox) waitOutput(text string, timeout time.Duration) string {
 		}
 		select {
 		case <-s.exited:
-			s.t.Fatalf("userve dev exited before printing %q:\n%s", text, s.output())
+			s.t.Fatalf("userve-dev exited before printing %q:\n%s", text, s.output())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	s.t.Fatalf("userve dev did not print %q within %s:\n%s", text, timeout, s.output())
+	s.t.Fatalf("userve-dev did not print %q within %s:\n%s", text, timeout, s.output())
 	return ""
 }
 
@@ -151,7 +155,7 @@ func (s *devSandbox) interrupt() {
 	select {
 	case <-s.exited:
 	case <-time.After(90 * time.Second):
-		s.t.Fatalf("userve dev did not stop within 90s of SIGINT:\n%s", s.output())
+		s.t.Fatalf("userve-dev did not stop within 90s of SIGINT:\n%s", s.output())
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package logbuffer
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ func (w *recordingWriter) snapshot() []string {
 
 func TestLogBufferBatchesLinesIntoOneWrite(t *testing.T) {
 	out := &recordingWriter{}
-	b := newLogBuffer(out, 20*time.Millisecond)
+	b := New(out, 20*time.Millisecond)
 	for i := range 100 {
 		if n, err := b.Write([]byte("line\n")); n != 5 || err != nil {
 			t.Fatalf("write %d: %d, %v", i, n, err)
@@ -60,7 +60,7 @@ func TestLogBufferBatchesLinesIntoOneWrite(t *testing.T) {
 
 func TestLogBufferFlushesWhenFull(t *testing.T) {
 	out := &recordingWriter{}
-	b := newLogBuffer(out, time.Hour)
+	b := New(out, time.Hour)
 	line := bytes.Repeat([]byte("x"), 1000)
 	for range maxBuffered/len(line) + 1 {
 		_, _ = b.Write(line)
@@ -72,7 +72,7 @@ func TestLogBufferFlushesWhenFull(t *testing.T) {
 
 func TestLogBufferCloseFlushesThenWritesThrough(t *testing.T) {
 	out := &recordingWriter{}
-	b := newLogBuffer(out, time.Hour)
+	b := New(out, time.Hour)
 	_, _ = b.Write([]byte("a\n"))
 	_, _ = b.Write([]byte("b\n"))
 	if err := b.Close(); err != nil {
@@ -86,7 +86,7 @@ func TestLogBufferCloseFlushesThenWritesThrough(t *testing.T) {
 
 func TestLogBufferCloseReportsAFailedWrite(t *testing.T) {
 	out := &recordingWriter{err: errors.New("disk full")}
-	b := newLogBuffer(out, time.Hour)
+	b := New(out, time.Hour)
 	_, _ = b.Write([]byte("a\n"))
 	if err := b.Close(); err == nil || err.Error() != "disk full" {
 		t.Fatalf("Close: %v; want the write error", err)

@@ -1,4 +1,4 @@
-package main
+package memrelease
 
 import (
 	"bufio"
@@ -6,6 +6,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	// Linked for their package inits, as in bin/userve, which carries the
+	// operator next to the server: they map the many MiB of read-only
+	// pages that ReleaseStartup exists to give back.
+	_ "userve.dev/userve/controllers"
+	_ "userve.dev/userve/server"
 )
 
 func TestParseMapsLine(t *testing.T) {
@@ -67,12 +73,13 @@ func exeResidentKiB(t *testing.T) int {
 
 func TestReleaseStartupMemoryUnmapsReadOnlySegments(t *testing.T) {
 	before := exeResidentKiB(t)
-	if err := releaseStartupMemory(); err != nil {
+	if err := ReleaseStartup(); err != nil {
 		t.Fatal(err)
 	}
 	after := exeResidentKiB(t)
 	t.Logf("resident read-only pages of the test binary: %d KiB before, %d KiB after", before, after)
-	// This test binary links the operator too, so its inits map many MiB;
+	// This test binary links the operator and the server, so its inits map
+	// many MiB;
 	// afterwards only what ran since (this test, the runtime) is mapped.
 	if after >= before/2 {
 		t.Errorf("resident read-only pages went from %d to %d KiB; want less than half", before, after)
@@ -81,4 +88,18 @@ func TestReleaseStartupMemoryUnmapsReadOnlySegments(t *testing.T) {
 	if got := strconv.Itoa(len(strings.Repeat("x", 3))); got != "3" {
 		t.Errorf("after release, computation gives %q", got)
 	}
+}
+
+// Any line of /proc/self/maps, however mangled, parses or is skipped; a
+// parsed one is a non-empty range with its permissions.
+func FuzzParseMapsLine(f *testing.F) {
+	f.Add("00400000-01a6d000 r-xp 00000000 fe:00 9979766    /work/bin/userve")
+	f.Add("03277000-052c9000 rw-p 00000000 00:00 0 ")
+	f.Add("ffffffffffffffff-0 r--p 0 0 0 /x")
+	f.Fuzz(func(t *testing.T, line string) {
+		m, perms, _, ok := parseMapsLine(line)
+		if ok && (m.end <= m.start || len(perms) < 4) {
+			t.Fatalf("parseMapsLine(%q) = %#x-%#x %q", line, m.start, m.end, perms)
+		}
+	})
 }
