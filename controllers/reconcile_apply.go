@@ -156,23 +156,44 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	}
 
 	// The database must be the tenant's before anything gets credentials.
-	if fail := r.claimDatabase(ctx, us, in.adminURI, db); fail != nil {
-		return in, fail
+	// A tenant already on its database rides out a MongoDB outage with
+	// the credentials it has, so that its objects are still converged; the
+	// ping then reports the outage.
+	claimFail := r.claimDatabase(ctx, us, in.adminURI, db)
+	outage := claimFail != nil && claimFail.Reason == ReasonDatabaseUnreachable && us.Status.Database == db
+	if claimFail != nil && !outage {
+		return in, claimFail
 	}
-	in.database = db
-	var iso metav1.Condition
+	var iso *metav1.Condition
 	switch {
 	case us.Spec.Mongo.URISecretRef != nil:
-		in.podURI, iso = in.adminURI, tenantURIIsolation()
+		c := tenantURIIsolation()
+		in.podURI, iso = in.adminURI, &c
 	case r.SharedDatabaseCredentials:
-		in.podURI, iso = in.adminURI, sharedIsolation()
-	default:
-		var fail *failure
-		if in.podURI, iso, fail = r.databaseUser(ctx, us, in.adminURI, db, in.credentials); fail != nil {
-			return in, fail
+		c := sharedIsolation()
+		in.podURI, iso = in.adminURI, &c
+	case outage:
+		if in.podURI = r.currentUserURI(us, in.adminURI, db, in.credentials); in.podURI == nil {
+			return in, claimFail
 		}
+	default:
+		uri, c, fail := r.databaseUser(ctx, us, in.adminURI, db, in.credentials)
+		if fail != nil {
+			// Same for a failing user check: keep the password it has.
+			if fail.Reason != ReasonDatabaseUserFailed || us.Status.Database != db {
+				return in, fail
+			}
+			if uri = r.currentUserURI(us, in.adminURI, db, in.credentials); uri == nil {
+				return in, fail
+			}
+			ctrl.LoggerFrom(ctx).Info("database user not checked; keeping its current password", "error", fail.Error())
+		} else {
+			iso = &c
+		}
+		in.podURI = uri
 	}
-	in.isolation = &iso
+	in.database = db
+	in.isolation = iso
 	in.secretValues[render.EnvMongoURI] = in.podURI
 	return in, nil
 }

@@ -115,6 +115,25 @@ func (r *UserServiceReconciler) databaseUser(ctx context.Context, us *v1alpha1.U
 	return []byte(uri), isolationCondition(iso, name, database), nil
 }
 
+// currentUserURI is the tenant user's URI with the password its
+// credentials Secret holds, nil when it holds none or a rotation is pending
+// (neither can be served without the server).
+func (r *UserServiceReconciler) currentUserURI(us *v1alpha1.UserService, adminURI []byte, database string, existing *corev1.Secret) []byte {
+	if existing == nil || render.RotationPending(us, existing.Annotations) {
+		return nil
+	}
+	name := DatabaseUserName(us)
+	password := passwordOf(existing.Data[render.KeyMongoURI], name)
+	if password == "" {
+		return nil
+	}
+	uri, err := tenantdb.UserURI(string(adminURI), tenantdb.User{Database: database, Name: name, Password: password})
+	if err != nil {
+		return nil
+	}
+	return []byte(uri)
+}
+
 func isolationCondition(iso tenantdb.Isolation, user, database string) metav1.Condition {
 	if iso == tenantdb.Confined {
 		return metav1.Condition{Type: v1alpha1.ConditionDatabaseIsolated, Status: metav1.ConditionTrue, Reason: ReasonUserConfined,

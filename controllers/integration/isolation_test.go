@@ -473,3 +473,35 @@ func TestSharedCredentialsFlagCopiesTheDefaultURI(t *testing.T) {
 		t.Error("a database user was made with shared credentials")
 	}
 }
+
+// A tenant already on its database keeps being converged through a MongoDB
+// outage (its ownership cannot be checked, but it was checked before): a
+// deleted Service comes back, and status reports the outage.
+func TestOutageDoesNotStopConvergence(t *testing.T) {
+	ctx := context.Background()
+	srv := mongofixture.NewServer(t)
+	us, _ := tenantWithData(t, srv.URI, v1alpha1.DeletionPolicyRetain)
+	svc := &corev1.Service{}
+	if err := get(t, svc, us.Namespace, us.Name); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if err := k8s.Delete(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Service re-created during the outage", func() error {
+		var again corev1.Service
+		if err := get(t, &again, us.Namespace, us.Name); err != nil {
+			return err
+		}
+		if again.UID == svc.UID {
+			return fmt.Errorf("still the deleted Service")
+		}
+		return nil
+	})
+	waitCondition(t, us, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, controllers.ReasonDatabaseUnreachable)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, us, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, controllers.ReasonConnected)
+}
