@@ -15,6 +15,9 @@ import (
 	"userve.dev/userve/test/mongofixture"
 )
 
+// testAdminToken is as long as the tokens the operator generates.
+const testAdminToken = "serve-test-admin-token-0123456789abcdef"
+
 const serveManifest = `apiVersion: miniapp.userve.dev/v1alpha1
 kind: UserService
 metadata:
@@ -51,7 +54,8 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 // Bad or missing configuration: exit 1 with exactly one line naming the
 // problem, before anything listens.
 func TestServeBadConfigIsOneLine(t *testing.T) {
-	goodEnv := map[string]string{"USERVE_MONGO_URI": "mongodb://127.0.0.1:1/", "USERVE_ADMIN_TOKENS": "t"}
+	goodEnv := map[string]string{"USERVE_MONGO_URI": "mongodb://127.0.0.1:1/", "USERVE_ADMIN_TOKENS": testAdminToken}
+	plusOn := writeManifest(t, strings.Replace(serveManifest, "      enabled: false\n", "      enabled: true\n", 1))
 	cases := []struct {
 		name string
 		args []string
@@ -62,7 +66,11 @@ func TestServeBadConfigIsOneLine(t *testing.T) {
 		{"missing file", []string{"--config", "/nonexistent/us.yaml"}, goodEnv, "/nonexistent/us.yaml: no such file or directory"},
 		{"unknown field", []string{"--config", writeManifest(t, strings.Replace(serveManifest, "  api:", "  apis:", 1))}, goodEnv, `unknown field "spec.apis"`},
 		{"bad field type", []string{"--config", writeManifest(t, strings.Replace(serveManifest, "type: string", "type: text", 1))}, goodEnv, `customFields[0].type "text"`},
-		{"no mongo uri", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_ADMIN_TOKENS": "t"}, "USERVE_MONGO_URI is required"},
+		{"no mongo uri", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_ADMIN_TOKENS": testAdminToken}, "USERVE_MONGO_URI is required"},
+		// Keys an attacker could brute-force: refused at start.
+		{"one-byte admin token", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/", "USERVE_ADMIN_TOKENS": "t"}, "USERVE_ADMIN_TOKENS: token 1 of 1 is 1 bytes, shorter than 32"},
+		{"31-byte admin token", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/", "USERVE_ADMIN_TOKENS": testAdminToken + "," + strings.Repeat("t", 31)}, "token 2 of 2 is 31 bytes, shorter than 32"},
+		{"short JWT key", []string{"--config", plusOn}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/", "USERVE_ADMIN_TOKENS": testAdminToken, "USERVE_JWT_KEY": "0123456789"}, "USERVE_JWT_KEY is 10 bytes, shorter than 32"},
 		{"no admin tokens", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/"}, "USERVE_ADMIN_TOKENS is empty"},
 		// Without the secret, webhook requests would be signed with an empty key.
 		{"webhook without secret", []string{"--config", writeManifest(t, serveManifest+webhookSpec)}, goodEnv, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set"},
@@ -119,7 +127,7 @@ func TestServeRunsAndStops(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	env := map[string]string{"USERVE_MONGO_URI": mongo.URI, "USERVE_ADMIN_TOKENS": "secret-token", "USERVE_MONGO_DATABASE": "serve_test"}
+	env := map[string]string{"USERVE_MONGO_URI": mongo.URI, "USERVE_ADMIN_TOKENS": testAdminToken, "USERVE_MONGO_DATABASE": "serve_test"}
 	profile := filepath.Join(t.TempDir(), "cpu.pprof")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -144,7 +152,7 @@ func TestServeRunsAndStops(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	req, _ := http.NewRequest("GET", base+"/userve/v2.0/miniapp/user_profile/?nickname__contains=Tom&gender=1&created_at__gt=1483228800&order_by=-created_at", nil)
-	req.Header.Set("Authorization", "Bearer secret-token")
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -171,5 +179,43 @@ func TestServeRunsAndStops(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}
+	}
+}
+
+// Log delivery of codes is a choice, and the server says at start that it
+// is on; without the choice it says nothing of it.
+func TestServeWarnsOfLogDelivery(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	plusOn := strings.Replace(serveManifest, "      enabled: false\n", "      enabled: true\n", 1)
+	env := map[string]string{"USERVE_MONGO_URI": "mongodb://127.0.0.1:1/", "USERVE_ADMIN_TOKENS": testAdminToken,
+		"USERVE_JWT_KEY": strings.Repeat("k", 32)}
+	run := func(manifest string) string {
+		ctx, cancel := context.WithCancel(context.Background())
+		var stdout, stderr lockedBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- serve(ctx, []string{"--config", writeManifest(t, manifest), "--listen", addr}, envOf(env), &stdout, &stderr)
+		}()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(stdout.String(), `"msg":"serving"`) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		if code := <-done; code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+		return stdout.String()
+	}
+	const warning = `"level":"WARN","msg":"verification codes are written to this log`
+	if logs := run(plusOn + "  verification:\n    logCodes: true\n"); !strings.Contains(logs, warning) {
+		t.Errorf("logCodes on, but no warning at start:\n%s", logs)
+	}
+	if logs := run(plusOn); strings.Contains(logs, "verification codes are written") {
+		t.Errorf("logCodes off, but the log says codes are logged:\n%s", logs)
 	}
 }

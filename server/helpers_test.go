@@ -23,7 +23,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(mongofixture.Run(m)) }
 
 const (
-	adminToken = "test-admin-token-0123456789"
+	adminToken = "test-admin-token-0123456789abcdef0123"
 	jwtKey     = "test-jwt-key-0123456789abcdef0123456789"
 )
 

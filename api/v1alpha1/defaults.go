@@ -20,6 +20,10 @@ const (
 	DefaultCodeTTL        = 5 * time.Minute
 	DefaultSMTPPort       = 587
 
+	DefaultCodesPerAddressHourly = 30
+	DefaultCodesPerTargetDaily   = 10
+	DefaultCodesPerTenantHourly  = 1000
+
 	DefaultAutoscalingMinReplicas = 1
 	DefaultTargetCPUUtilization   = 80
 	DefaultPDBMinAvailable        = 1
@@ -43,6 +47,10 @@ func SetDefaults(us *UserService) {
 	p.RefreshTTL = defaultDuration(p.RefreshTTL, DefaultRefreshTTL)
 	v := &s.Verification
 	v.CodeTTL = defaultDuration(v.CodeTTL, DefaultCodeTTL)
+	l := &v.Limits
+	l.PerAddressHourly = defaultInt32(l.PerAddressHourly, DefaultCodesPerAddressHourly)
+	l.PerTargetDaily = defaultInt32(l.PerTargetDaily, DefaultCodesPerTargetDaily)
+	l.PerTenantHourly = defaultInt32(l.PerTenantHourly, DefaultCodesPerTenantHourly)
 	if v.Mail != nil && v.Mail.SMTP != nil {
 		v.Mail.SMTP.Port = defaultInt32(v.Mail.SMTP.Port, DefaultSMTPPort)
 	}

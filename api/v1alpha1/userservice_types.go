@@ -50,9 +50,10 @@ type UserServiceSpec struct {
 	API APISpec `json:"api,omitempty"`
 
 	// AdminTokensSecretRef names a Secret key holding the management API's
-	// bearer tokens, comma-separated. Unset: the operator generates one token
-	// into the tenant's credentials Secret (status.credentialsSecret, key
-	// admin-tokens) and keeps it.
+	// bearer tokens, comma-separated, each at least 32 bytes (the server
+	// refuses to start with a shorter one). Unset: the operator generates one
+	// token (64 hex characters) into the tenant's credentials Secret
+	// (status.credentialsSecret, key admin-tokens) and keeps it.
 	// +optional
 	AdminTokensSecretRef *SecretKeyRef `json:"adminTokensSecretRef,omitempty"`
 
@@ -271,12 +272,53 @@ type VerificationSpec struct {
 	// +kubebuilder:default="5m"
 	// +optional
 	CodeTTL *metav1.Duration `json:"codeTTL,omitempty"`
-	// SMS delivers codes for phone numbers. Unset: codes are logged.
+	// SMS delivers codes for phone numbers. Unset: no code is sent to a
+	// phone number (422), unless logCodes is on.
 	// +optional
 	SMS *SMSSpec `json:"sms,omitempty"`
-	// Mail delivers codes for e-mail addresses. Unset: codes are logged.
+	// Mail delivers codes for e-mail addresses. Unset: no code is sent to an
+	// e-mail address (422), unless logCodes is on.
 	// +optional
 	Mail *MailSpec `json:"mail,omitempty"`
+	// LogCodes writes the codes of a channel without delivery (sms or mail
+	// unset) to the server log instead. Development only: whoever reads the
+	// tenant's logs can then take over its accounts, so the server warns at
+	// start while it is on.
+	// +optional
+	LogCodes bool `json:"logCodes,omitempty"`
+	// Limits bound how many codes are sent, against enumeration and
+	// SMS-pumping fraud. Counted in the tenant's MongoDB, shared by every
+	// replica.
+	// +kubebuilder:default={}
+	// +optional
+	Limits CodeLimits `json:"limits,omitempty"`
+}
+
+// CodeLimits bound the sending of verification codes. A request over a
+// limit is a 429 with Retry-After.
+type CodeLimits struct {
+	// PerAddressHourly is how many codes one client address may request per
+	// hour (IPv6: one /64), counted first, before the target is looked up,
+	// so it also bounds probing which phones and e-mails have accounts.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +kubebuilder:default=30
+	// +optional
+	PerAddressHourly int32 `json:"perAddressHourly,omitempty"`
+	// PerTargetDaily is how many codes one phone number or e-mail address
+	// receives per day (UTC), besides the one-a-minute resend interval.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +kubebuilder:default=10
+	// +optional
+	PerTargetDaily int32 `json:"perTargetDaily,omitempty"`
+	// PerTenantHourly is how many codes the tenant sends per hour over all
+	// targets: the ceiling of its delivery bill.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=1000
+	// +optional
+	PerTenantHourly int32 `json:"perTenantHourly,omitempty"`
 }
 
 // SMSSpec delivers phone codes.

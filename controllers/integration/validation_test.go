@@ -48,6 +48,15 @@ func TestInvalidUserServicesAreRejected(t *testing.T) {
 		{"trusted proxy not a CIDR", func(u *v1alpha1.UserService) {
 			u.Spec.API.Plus.TrustedProxies = []string{"10.0.0.0/8", "ingress-nginx"}
 		}, "api.plus.trustedProxies must be CIDRs"},
+		{"code limit per target below 1", func(u *v1alpha1.UserService) {
+			u.Spec.Verification.Limits.PerTargetDaily = -1
+		}, "spec.verification.limits.perTargetDaily"},
+		{"code limit per tenant too high", func(u *v1alpha1.UserService) {
+			u.Spec.Verification.Limits.PerTenantHourly = 2000000
+		}, "spec.verification.limits.perTenantHourly"},
+		{"code limit per address too high", func(u *v1alpha1.UserService) {
+			u.Spec.Verification.Limits.PerAddressHourly = 10001
+		}, "spec.verification.limits.perAddressHourly"},
 		{"autoscaling min above max", func(u *v1alpha1.UserService) {
 			u.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{MinReplicas: &five, MaxReplicas: 2}
 		}, "autoscaling.minReplicas must not exceed maxReplicas"},

@@ -13,8 +13,8 @@ import (
 )
 
 var (
-	keyA = []byte("tenant-a-key-0123456789abcdef")
-	keyB = []byte("tenant-b-key-0123456789abcdef")
+	keyA = []byte("tenant-a-key-0123456789abcdef012")
+	keyB = []byte("tenant-b-key-0123456789abcdef012")
 )
 
 func newIssuer(t *testing.T, key []byte, iss string, now *time.Time) *Issuer {
@@ -131,6 +131,12 @@ func TestNewIssuerRejectsWeakConfig(t *testing.T) {
 	if _, err := NewIssuer([]byte("short"), "a/b", time.Hour, time.Hour); err == nil {
 		t.Error("short key accepted")
 	}
+	if _, err := NewIssuer(keyA[:31], "a/b", time.Hour, time.Hour); err == nil {
+		t.Error("31-byte key accepted")
+	}
+	if _, err := NewIssuer(keyA[:32], "a/b", time.Hour, time.Hour); err != nil {
+		t.Errorf("32-byte key refused: %v", err)
+	}
 	if _, err := NewIssuer(keyA, "", time.Hour, time.Hour); err == nil {
 		t.Error("empty issuer accepted")
 	}
@@ -166,5 +172,74 @@ func TestPasswordHashing(t *testing.T) {
 	}
 	if h.Check(hash, strings.Repeat("x", 73)) {
 		t.Error("overlong password matched")
+	}
+}
+
+// A refreshed token keeps its login time: a chain of refreshes, each well
+// within the window, ends at login + refreshTTL, and the last token's
+// expiry does not reach past it.
+func TestRefreshChainEndsAtLoginPlusRefreshTTL(t *testing.T) {
+	login := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	now := login
+	is := newIssuer(t, keyA, "default/acme", &now) // TTL 1h, refresh 24h
+	tok, c, _ := is.Issue(5, 0)
+	if !c.AuthTime.Equal(login) {
+		t.Fatalf("auth_time %v, want the login %v", c.AuthTime, login)
+	}
+	for i := 0; ; i++ {
+		now = now.Add(50 * time.Minute)
+		prev, err := is.VerifyForRefresh(tok)
+		if err != nil {
+			if now.Before(login.Add(24 * time.Hour)) {
+				t.Fatalf("refresh %d at %v refused within the window: %v", i, now, err)
+			}
+			break
+		}
+		if i > 40 {
+			t.Fatalf("still refreshing at %v, %d refreshes after the login", now, i)
+		}
+		tok, c, err = is.IssueRefreshed(prev, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.AuthTime.Equal(login) || c.ExpiresAt.After(login.Add(24*time.Hour)) {
+			t.Fatalf("refresh %d: auth_time %v, exp %v; want %v and at most %v", i, c.AuthTime, c.ExpiresAt, login, login.Add(24*time.Hour))
+		}
+		if got, err := is.Verify(tok); err != nil || !got.AuthTime.Equal(login) {
+			t.Fatalf("refreshed token: %+v %v", got, err)
+		}
+	}
+	if !now.After(login.Add(24 * time.Hour)) {
+		t.Fatalf("the chain ended at %v, before the window", now)
+	}
+}
+
+// Tokens of earlier versions have no auth_time: their iat is the login.
+// A token claiming a login after its own issue is refused.
+func TestAuthTimeClaim(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	is := newIssuer(t, keyA, "default/acme", &now)
+	sign := func(extra jwt.MapClaims) string {
+		c := jwt.MapClaims{"iss": "default/acme", "sub": "1", "jti": "x", "epoch": 0,
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		for k, v := range extra {
+			c[k] = v
+		}
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(keyA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	old, err := is.Verify(sign(nil))
+	if err != nil || !old.AuthTime.Equal(now) {
+		t.Fatalf("token without auth_time: %+v %v", old, err)
+	}
+	if _, err := is.Verify(sign(jwt.MapClaims{"auth_time": now.Add(time.Second).Unix()})); err == nil {
+		t.Error("auth_time after iat accepted")
+	}
+	earlier, err := is.Verify(sign(jwt.MapClaims{"auth_time": now.Add(-time.Hour).Unix()}))
+	if err != nil || !earlier.RefreshDeadline(24*time.Hour).Equal(now.Add(23*time.Hour)) {
+		t.Fatalf("refresh deadline of a token logged in an hour before: %+v %v", earlier, err)
 	}
 }

@@ -14,8 +14,8 @@ import (
 )
 
 // MinKeyBytes is the shortest signing key accepted: HS256 keys shorter than
-// the hash output make brute-forcing a captured token cheaper.
-const MinKeyBytes = 16
+// the hash output (32 bytes) make brute-forcing a captured token cheaper.
+const MinKeyBytes = 32
 
 // Errors of Verify and VerifyForRefresh. They are deliberately coarse: a
 // client learns only that its token is no good.
@@ -26,18 +26,23 @@ var (
 
 // Claims are what a token carries. Epoch is the user's token_epoch when the
 // token was issued: a password change bumps the stored epoch, and every
-// token carrying an older one is dead.
+// token carrying an older one is dead. AuthTime is when the user logged in
+// (claim auth_time, as in OpenID Connect): a refreshed token keeps it, so
+// the refresh window is fixed at login.
 type Claims struct {
 	UserID    int64
 	ID        string // jti, the handle revocation uses
 	Epoch     int64
+	AuthTime  time.Time
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
 
-// RefreshDeadline is the last moment the token may be exchanged for a new one.
+// RefreshDeadline is the last moment the token, or any token refreshed from
+// it, may be used or exchanged for a new one: login plus the refresh TTL.
+// Revocation records must live until then.
 func (c Claims) RefreshDeadline(refreshTTL time.Duration) time.Time {
-	return c.IssuedAt.Add(refreshTTL)
+	return c.AuthTime.Add(refreshTTL)
 }
 
 // Issuer signs and checks tokens for one tenant.
@@ -73,12 +78,31 @@ func (is *Issuer) SetClock(now func() time.Time) { is.now = now }
 
 type wireClaims struct {
 	Epoch int64 `json:"epoch"`
+	// AuthTime is absent from tokens of earlier versions: their iat stands
+	// in for it (never later than the login, so never a longer window).
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
 	jwt.RegisteredClaims
 }
 
-// Issue signs a new token for the user.
+// Issue signs a new token for a user who just logged in (or registered).
 func (is *Issuer) Issue(userID, epoch int64) (string, Claims, error) {
+	return is.issue(userID, epoch, time.Time{})
+}
+
+// IssueRefreshed signs the successor of a token being refreshed: same login
+// time, so the same refresh deadline. Its expiry never passes that deadline.
+func (is *Issuer) IssueRefreshed(prev Claims, epoch int64) (string, Claims, error) {
+	if prev.AuthTime.IsZero() {
+		return "", Claims{}, ErrInvalidToken
+	}
+	return is.issue(prev.UserID, epoch, prev.AuthTime)
+}
+
+func (is *Issuer) issue(userID, epoch int64, authTime time.Time) (string, Claims, error) {
 	now := is.now().Truncate(time.Second)
+	if authTime.IsZero() {
+		authTime = now
+	}
 	var raw [16]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", Claims{}, err
@@ -87,11 +111,16 @@ func (is *Issuer) Issue(userID, epoch int64) (string, Claims, error) {
 		UserID:    userID,
 		ID:        base64.RawURLEncoding.EncodeToString(raw[:]),
 		Epoch:     epoch,
+		AuthTime:  authTime,
 		IssuedAt:  now,
 		ExpiresAt: now.Add(is.TTL),
 	}
+	if d := c.RefreshDeadline(is.RefreshTTL); c.ExpiresAt.After(d) {
+		c.ExpiresAt = d
+	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, wireClaims{
-		Epoch: epoch,
+		Epoch:    epoch,
+		AuthTime: jwt.NewNumericDate(c.AuthTime),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    is.issuer,
 			Subject:   strconv.FormatInt(userID, 10),
@@ -122,7 +151,7 @@ func (is *Issuer) Verify(token string) (Claims, error) {
 }
 
 // VerifyForRefresh accepts an expired token as long as its refresh deadline
-// (issued-at plus the refresh TTL) has not passed.
+// (login time plus the refresh TTL) has not passed.
 func (is *Issuer) VerifyForRefresh(token string) (Claims, error) {
 	c, err := is.parse(token)
 	if err != nil {
@@ -163,10 +192,18 @@ func (is *Issuer) parse(token string) (Claims, error) {
 	if err != nil || uid <= 0 {
 		return Claims{}, ErrInvalidToken
 	}
+	authTime := wc.IssuedAt.Time
+	if wc.AuthTime != nil {
+		authTime = wc.AuthTime.Time
+	}
+	if authTime.After(wc.IssuedAt.Time) {
+		return Claims{}, ErrInvalidToken // a login after the token: not ours
+	}
 	return Claims{
 		UserID:    uid,
 		ID:        wc.ID,
 		Epoch:     wc.Epoch,
+		AuthTime:  authTime,
 		IssuedAt:  wc.IssuedAt.Time,
 		ExpiresAt: wc.ExpiresAt.Time,
 	}, nil

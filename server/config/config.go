@@ -32,6 +32,10 @@ const (
 // MinJWTKeyLength is the shortest accepted HMAC key, in bytes (256 bits).
 const MinJWTKeyLength = 32
 
+// MinAdminTokenLength is the shortest accepted admin token, in bytes. The
+// operator generates 64 hex characters (32 random bytes).
+const MinAdminTokenLength = 32
+
 // Config is one tenant server's configuration.
 type Config struct {
 	// Service is the manifest with every default applied.
@@ -190,6 +194,20 @@ func validateLimits(s *v1alpha1.UserServiceSpec) error {
 	case p.TokenTTL.Duration < 0 || p.RefreshTTL.Duration < 0 || s.Verification.CodeTTL.Duration < 0:
 		return errors.New("spec: tokenTTL, refreshTTL and codeTTL must not be negative")
 	}
+	// The CRD's bounds of spec.verification.limits.
+	l := s.Verification.Limits
+	for _, b := range []struct {
+		name     string
+		v, upper int32
+	}{
+		{"perAddressHourly", l.PerAddressHourly, 10000},
+		{"perTargetDaily", l.PerTargetDaily, 1000},
+		{"perTenantHourly", l.PerTenantHourly, 1000000},
+	} {
+		if b.v < 1 || b.v > b.upper {
+			return fmt.Errorf("spec.verification.limits.%s: %d, must be within 1..%d", b.name, b.v, b.upper)
+		}
+	}
 	return nil
 }
 
@@ -245,15 +263,23 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 			c.AdminTokens = append(c.AdminTokens, t)
 		}
 	}
+	for i, t := range c.AdminTokens {
+		// Never the token itself in the message: it lands in pod logs.
+		if len(t) < MinAdminTokenLength {
+			return nil, fmt.Errorf("%s: token %d of %d is %d bytes, shorter than %d (generate one with: openssl rand -hex 32)",
+				EnvAdminTokens, i+1, len(c.AdminTokens), len(t), MinAdminTokenLength)
+		}
+	}
 	spec := &us.Spec
 	if v1alpha1.Enabled(spec.API.MinApp.Enabled) && len(c.AdminTokens) == 0 {
 		return nil, fmt.Errorf("%s is empty but the management API (spec.api.minapp) is enabled", EnvAdminTokens)
 	}
-	if v1alpha1.Enabled(spec.API.Plus.Enabled) && len(c.JWTKey) < MinJWTKeyLength {
-		if len(c.JWTKey) == 0 {
-			return nil, fmt.Errorf("%s is required while the end-user API (spec.api.plus) is enabled", EnvJWTKey)
-		}
-		return nil, fmt.Errorf("%s must be at least %d bytes", EnvJWTKey, MinJWTKeyLength)
+	if v1alpha1.Enabled(spec.API.Plus.Enabled) && len(c.JWTKey) == 0 {
+		return nil, fmt.Errorf("%s is required while the end-user API (spec.api.plus) is enabled", EnvJWTKey)
+	}
+	if len(c.JWTKey) > 0 && len(c.JWTKey) < MinJWTKeyLength {
+		return nil, fmt.Errorf("%s is %d bytes, shorter than %d (generate one with: openssl rand -hex 32)",
+			EnvJWTKey, len(c.JWTKey), MinJWTKeyLength)
 	}
 	// Codes sent to the webhook are signed with the secret; with an empty
 	// key anyone could forge them, so no secret means no start.

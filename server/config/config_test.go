@@ -45,9 +45,15 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// Admin tokens as the operator generates them (64 hex characters).
+var (
+	tokA = strings.Repeat("a1", 32)
+	tokB = strings.Repeat("b2", 32)
+)
+
 var goodEnv = map[string]string{
 	EnvMongoURI:    "mongodb://127.0.0.1:27017/",
-	EnvAdminTokens: " tok-a , ,tok-b ",
+	EnvAdminTokens: " " + tokA + " , ," + tokB + " ",
 	EnvJWTKey:      strings.Repeat("k", 32),
 }
 
@@ -70,7 +76,10 @@ func TestLoadYAMLAppliesDefaultsAndEnv(t *testing.T) {
 		s.Verification.CodeTTL.Duration != 5*time.Minute {
 		t.Errorf("defaults not applied: %+v", s.API)
 	}
-	if c.Database != "shop_acme" || c.Issuer != "shop/acme" || strings.Join(c.AdminTokens, "|") != "tok-a|tok-b" {
+	if l := s.Verification.Limits; l.PerAddressHourly != 30 || l.PerTargetDaily != 10 || l.PerTenantHourly != 1000 || s.Verification.LogCodes {
+		t.Errorf("code limits not defaulted: %+v (logCodes %v)", l, s.Verification.LogCodes)
+	}
+	if c.Database != "shop_acme" || c.Issuer != "shop/acme" || strings.Join(c.AdminTokens, "|") != tokA+"|"+tokB {
 		t.Errorf("config %+v", c)
 	}
 	if f, ok := c.CustomField("age"); !ok || !f.Required {
@@ -146,14 +155,19 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"maxLength below 1", strings.Replace(goodYAML, "maxLength: 32", "maxLength: 0", 1), "customFields[0].maxLength must be at least 1", goodEnv},
 		{"limits", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 5", 1), "defaultLimit must not exceed maxLimit", goodEnv},
 		{"trusted proxy", strings.Replace(goodYAML, "  api:\n", "  api:\n    plus:\n      trustedProxies: [10.0.0.0/8, 10.1.2.3]\n", 1), `spec.api.plus.trustedProxies[1] "10.1.2.3": must be a CIDR`, goodEnv},
-		{"no mongo uri", goodYAML, "USERVE_MONGO_URI is required", map[string]string{EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
-		{"bad mongo uri", goodYAML, "must start with mongodb://", map[string]string{EnvMongoURI: "http://x", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
+		{"no mongo uri", goodYAML, "USERVE_MONGO_URI is required", map[string]string{EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 32)}},
+		{"bad mongo uri", goodYAML, "must start with mongodb://", map[string]string{EnvMongoURI: "http://x", EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 32)}},
 		{"no tokens", plusOff, "USERVE_ADMIN_TOKENS is empty", map[string]string{EnvMongoURI: "mongodb://x/"}},
 		{"no jwt key", minappOff, "USERVE_JWT_KEY is required", map[string]string{EnvMongoURI: "mongodb://x/"}},
-		{"short jwt key", minappOff, "USERVE_JWT_KEY must be at least 32 bytes", map[string]string{EnvMongoURI: "mongodb://x/", EnvJWTKey: "short"}},
+		{"short jwt key", minappOff, "USERVE_JWT_KEY is 5 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvJWTKey: "short"}},
+		{"31-byte jwt key", goodYAML, "USERVE_JWT_KEY is 31 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 31)}},
+		{"short jwt key, end-user API off", plusOff, "USERVE_JWT_KEY is 8 bytes", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: "12345678"}},
+		{"one-byte admin token", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 1 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
+		{"second admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2 is 31 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA + "," + strings.Repeat("x", 31), EnvJWTKey: strings.Repeat("k", 32)}},
+		{"code limit too high", strings.Replace(goodYAML, "  api:\n", "  verification:\n    limits:\n      perTargetDaily: 1001\n  api:\n", 1), "spec.verification.limits.perTargetDaily: 1001, must be within 1..1000", goodEnv},
 		{"webhook without secret", goodYAML + webhookYAML, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set", goodEnv},
 		{"webhook secretRef without secret", goodYAML + webhookYAML + webhookSecretRefYAML, "USERVE_WEBHOOK_SECRET is required", goodEnv},
-		{"bad database", goodYAML, `database name "a.b"`, map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32), EnvMongoDatabase: "a.b"}},
+		{"bad database", goodYAML, `database name "a.b"`, map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 32), EnvMongoDatabase: "a.b"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

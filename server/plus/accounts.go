@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/store"
 	"userve.dev/userve/server/verify"
 )
@@ -129,7 +130,23 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, mustExist boo
 		h.fail(w, r, err)
 		return
 	}
+	if !h.delivers(c.channel()) {
+		h.fail(w, r, invalid(c.field, "verification codes cannot be sent to "+describeField(c.field)+" by this service; use the other one"))
+		return
+	}
 	ctx := r.Context()
+	lim := h.codeLimits
+	// The address pays for every request, before the target is looked up,
+	// so that probing which phones and e-mails have accounts is bounded too.
+	win, admitted, err := h.store.HitRateLimit(ctx, "code:ip:"+h.clientIP(r), time.Hour, int64(lim.PerAddressHourly))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !admitted {
+		h.tooMany(w, r, win, "too many verification codes requested from this address")
+		return
+	}
 	_, err = h.store.FindProfileBy(ctx, c.field, c.value)
 	switch {
 	case err == nil && !mustExist:
@@ -142,17 +159,30 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, mustExist boo
 		h.fail(w, r, err)
 		return
 	}
-	win, admitted, err := h.store.HitRateLimit(ctx, "code:ip:"+h.clientIP(r), time.Hour, codesPerIPPerHour)
+	// The target's and the tenant's budgets count codes sent: their slots go
+	// back when no code leaves after all (resend too soon, delivery failed).
+	targetSlot, win, admitted, err := h.store.TakeRateSlot(ctx, "code:target:"+c.target(), 24*time.Hour, int64(lim.PerTargetDaily))
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	if !admitted {
-		h.tooMany(w, r, win, "too many verification codes requested from this address")
+		h.tooMany(w, r, win, "too many verification codes sent to this "+c.field+" today")
+		return
+	}
+	tenantSlot, win, admitted, err := h.store.TakeRateSlot(ctx, "code:tenant", time.Hour, int64(lim.PerTenantHourly))
+	if err != nil || !admitted {
+		h.releaseSlots(ctx, targetSlot)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		h.tooMany(w, r, win, "this service has sent as many verification codes as it may this hour")
 		return
 	}
 	code, err := verify.GenerateCode(codeDigits)
 	if err != nil {
+		h.releaseSlots(ctx, targetSlot, tenantSlot)
 		h.fail(w, r, err)
 		return
 	}
@@ -162,6 +192,7 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, mustExist boo
 		purpose = "register"
 	}
 	if err := h.store.IssueCode(ctx, c.target(), hash, purpose, h.codeTTL, resendInterval); err != nil {
+		h.releaseSlots(ctx, targetSlot, tenantSlot)
 		var tooSoon *store.TooSoonError
 		if errors.As(err, &tooSoon) {
 			w.Header().Set("Retry-After", strconv.FormatInt(tooSoon.Seconds(), 10))
@@ -177,26 +208,51 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, mustExist boo
 		h.log.Warn("verification code delivery failed", "channel", string(c.channel()), "error", err)
 		// Let the user ask again at once rather than wait for a code that
 		// never comes.
-		if werr := h.store.WithdrawCode(context.WithoutCancel(ctx), c.target(), hash); werr != nil {
+		bg := context.WithoutCancel(ctx)
+		if werr := h.store.WithdrawCode(bg, c.target(), hash); werr != nil {
 			h.log.Warn("withdrawing undelivered code failed", "error", werr)
 		}
+		h.releaseSlots(bg, targetSlot, tenantSlot)
 		h.fail(w, r, newError(http.StatusServiceUnavailable, "the verification code could not be delivered; try again later"))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"message": "verification code sent"})
 }
 
+// describeField names a contact field for a message.
+func describeField(field string) string {
+	if field == store.FieldPhone {
+		return "phone numbers"
+	}
+	return "e-mail addresses"
+}
+
+// releaseSlots gives rate-limit slots back, best effort: a slot that stays
+// taken only makes a limit stricter until its window ends.
+func (h *Handler) releaseSlots(ctx context.Context, slots ...store.RateSlot) {
+	for _, s := range slots {
+		if err := h.store.ReleaseRateSlot(context.WithoutCancel(ctx), s); err != nil {
+			h.log.Warn("giving a rate-limit slot back failed", "error", err)
+		}
+	}
+}
+
 func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, win store.RateWindow, what string) {
-	secs := int64(win.RetryAfter(h.store.Now()).Round(time.Second) / time.Second)
+	secs := int64((win.RetryAfter(h.store.Now()) + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	h.fail(w, r, newError(http.StatusTooManyRequests, fmt.Sprintf("%s; retry in %d seconds", what, secs)))
 }
 
-// consumeCode accepts code for c once, or is a 422 on verifiable_code.
+// consumeCode accepts code for c once, or is a 422 on verifiable_code (a
+// 429 once the code has had all its tries).
 func (h *Handler) consumeCode(ctx context.Context, c contact, code string) error {
 	err := h.store.ConsumeCode(ctx, c.target(), verify.HashCode(h.codeKey, c.target(), code), maxCodeAttempts)
-	if errors.Is(err, store.ErrCodeInvalid) {
+	switch {
+	case errors.Is(err, store.ErrCodeInvalid):
 		return invalid("verifiable_code", "verifiable_code is wrong or has expired")
+	case errors.Is(err, store.ErrCodeSpent):
+		return newError(http.StatusTooManyRequests,
+			fmt.Sprintf("this verification code has had %d tries and no longer works; request a new one", maxCodeAttempts))
 	}
 	return err
 }
@@ -291,23 +347,34 @@ func (h *Handler) issue(p *store.Profile) (string, error) {
 	return token, err
 }
 
+// writeToken answers a login with a fresh token for p.
 func (h *Handler) writeToken(w http.ResponseWriter, p *store.Profile) {
-	token, err := h.issue(p)
+	token, claims, err := h.tokens.Issue(p.ID, p.TokenEpoch)
+	h.writeIssued(w, token, claims, err)
+}
+
+// writeIssued is the body of login and refresh. expires_in and refresh_ttl
+// are what is left of this token and of its login's refresh window, in
+// minutes (at login: the tenant's tokenTTL and refreshTTL).
+func (h *Handler) writeIssued(w http.ResponseWriter, token string, claims auth.Claims, err error) {
 	if err != nil {
 		newError(http.StatusInternalServerError, "internal error").write(w)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": token, "token_type": "Bearer",
-		"expires_in": h.minutes(h.tokens.TTL), "refresh_ttl": h.minutes(h.tokens.RefreshTTL),
+		"expires_in":  h.minutes(claims.ExpiresAt.Sub(claims.IssuedAt)),
+		"refresh_ttl": h.minutes(claims.RefreshDeadline(h.tokens.RefreshTTL).Sub(claims.IssuedAt)),
 	})
 }
 
 var loginInput = input{body: []string{"login", "password", "verifiable_code"}}
 
 // Login is POST /auth/login: login (name, e-mail or phone) with password or
-// verifiable_code. Failures are counted per account and per client address
-// in MongoDB; past the limit the account or address waits for the window.
+// verifiable_code. Every try first takes an attempt slot of the client
+// address and of the account (name, e-mail and phone share the account's)
+// and only then is judged, so parallel guesses cannot outrun the limits;
+// past them the address or account waits for the window.
 func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 	f, err := loginInput.read(r)
 	if err != nil {
@@ -331,25 +398,17 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	kind, ident := detectIdentity(login)
-	acctKey := "login-fail:acct:" + strings.ToLower(login)
-	ipKey := "login-fail:ip:" + h.clientIP(r)
-	for _, k := range []struct {
-		key   string
-		limit int64
-		what  string
-	}{{acctKey, loginFailuresAccount, "too many failed logins for this account"}, {ipKey, loginFailuresIP, "too many failed logins from this address"}} {
-		win, err := h.store.PeekRateLimit(ctx, k.key, loginFailureWindow)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		if win.Count >= k.limit {
-			h.tooMany(w, r, win, k.what)
-			return
-		}
+	addrSlot, win, admitted, err := h.store.TakeRateSlot(ctx, "login-fail:ip:"+h.clientIP(r), loginFailureWindow, loginFailuresIP)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !admitted {
+		h.tooMany(w, r, win, "too many failed logins from this address")
+		return
 	}
 
+	kind, ident := detectIdentity(login)
 	var p *store.Profile
 	switch kind {
 	case byEmail:
@@ -362,9 +421,29 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 		err = store.ErrNotFound
 	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.releaseSlots(ctx, addrSlot)
 		h.fail(w, r, err)
 		return
 	}
+	// An unknown login has a budget of its own under its name, so probing
+	// names is limited like guessing passwords, and both answer alike.
+	if ident == "" {
+		ident = login
+	}
+	acctKey := "login-fail:unknown:" + strings.ToLower(ident)
+	if p != nil {
+		acctKey = accountAttemptsKey(p.ID)
+	}
+	_, win, admitted, err = h.store.TakeRateSlot(ctx, acctKey, loginFailureWindow, loginFailuresAccount)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !admitted {
+		h.tooMany(w, r, win, "too many failed logins for this account")
+		return
+	}
+
 	ok := false
 	field := "password"
 	if hasPassword {
@@ -382,7 +461,7 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 			}
 			cerr := h.consumeCode(ctx, c, code)
 			var ae *apiError
-			if cerr != nil && !errors.As(cerr, &ae) {
+			if cerr != nil && (!errors.As(cerr, &ae) || ae.status != http.StatusUnprocessableEntity) {
 				h.fail(w, r, cerr)
 				return
 			}
@@ -390,15 +469,7 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !ok {
-		for _, k := range []struct {
-			key   string
-			limit int64
-		}{{acctKey, loginFailuresAccount}, {ipKey, loginFailuresIP}} {
-			if _, _, err := h.store.HitRateLimit(ctx, k.key, loginFailureWindow, k.limit); err != nil {
-				h.fail(w, r, err)
-				return
-			}
-		}
+		// The slots taken stay taken: they are this failure's count.
 		msg := "login or password is wrong"
 		if field == "verifiable_code" {
 			msg = "login or verifiable_code is wrong, or the code has expired"
@@ -406,15 +477,26 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, invalid(field, msg))
 		return
 	}
+	// A success does not count against the address, and proves the owner:
+	// the account's failures are forgiven.
+	h.releaseSlots(ctx, addrSlot)
 	if err := h.store.ResetRateLimit(ctx, acctKey, loginFailureWindow); err != nil {
 		h.log.Warn("resetting login failures failed", "error", err)
 	}
 	h.writeToken(w, p)
 }
 
+// accountAttemptsKey is the rate-limit key of one account's password and
+// login failures, whichever name, e-mail or phone it was reached by.
+func accountAttemptsKey(id int64) string {
+	return "login-fail:user:" + strconv.FormatInt(id, 10)
+}
+
 // Refresh is POST /auth/refresh: the bearer token (expired or not, within
 // its refresh window) for a new one. The old token is revoked by the same
-// atomic insert that admits the refresh, so a token refreshes once.
+// atomic insert that admits the refresh, so a token refreshes once. The new
+// token keeps the login time, so no chain of refreshes outlives login plus
+// refreshTTL.
 func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
 	if _, err := noInput.read(r); err != nil {
 		h.fail(w, r, err)
@@ -428,7 +510,7 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	claims, err := h.tokens.VerifyForRefresh(strings.TrimSpace(token))
 	if err != nil {
-		h.fail(w, r, newError(http.StatusUnauthorized, "token is invalid or past its refresh window"))
+		h.fail(w, r, newError(http.StatusUnauthorized, "token is invalid or past its refresh window; log in again"))
 		return
 	}
 	c, err := h.checkLive(r.Context(), claims)
@@ -445,7 +527,8 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, newError(http.StatusUnauthorized, "token has been revoked"))
 		return
 	}
-	h.writeToken(w, c.profile)
+	fresh, freshClaims, err := h.tokens.IssueRefreshed(claims, c.profile.TokenEpoch)
+	h.writeIssued(w, fresh, freshClaims, err)
 }
 
 // Logout is POST /auth/logout: the token stops working on every replica.
@@ -503,24 +586,25 @@ func (h *Handler) ChangePassword(w http.ResponseWriter, r *http.Request) {
 	noContent(w)
 }
 
-// checkPassword verifies the caller's password, counting failures against
-// the same per-account limit as logins.
+// checkPassword verifies the caller's password. Like a login it first
+// takes an attempt slot of the account's budget (shared with logins), so
+// parallel wrong passwords cannot outrun the limit.
 func (h *Handler) checkPassword(ctx context.Context, w http.ResponseWriter, r *http.Request, p *store.Profile, field, password string, given bool) error {
-	key := "password-fail:user:" + strconv.FormatInt(p.ID, 10)
-	win, err := h.store.PeekRateLimit(ctx, key, loginFailureWindow)
+	key := accountAttemptsKey(p.ID)
+	_, win, admitted, err := h.store.TakeRateSlot(ctx, key, loginFailureWindow, loginFailuresAccount)
 	if err != nil {
 		return err
 	}
-	if win.Count >= loginFailuresAccount {
-		secs := int64(win.RetryAfter(h.store.Now()) / time.Second)
+	if !admitted {
+		secs := int64((win.RetryAfter(h.store.Now()) + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		return newError(http.StatusTooManyRequests, fmt.Sprintf("too many wrong passwords; retry in %d seconds", secs))
+		return newError(http.StatusTooManyRequests, fmt.Sprintf("too many wrong passwords for this account; retry in %d seconds", secs))
 	}
 	if given && h.hasher.Check(p.PasswordHash, password) {
+		if err := h.store.ResetRateLimit(ctx, key, loginFailureWindow); err != nil {
+			h.log.Warn("resetting password failures failed", "error", err)
+		}
 		return nil
-	}
-	if _, _, err := h.store.HitRateLimit(ctx, key, loginFailureWindow, loginFailuresAccount); err != nil {
-		return err
 	}
 	return invalid(field, field+" is wrong")
 }

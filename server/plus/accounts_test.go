@@ -206,7 +206,8 @@ func TestVerificationCodeRules(t *testing.T) {
 		expectInvalid(t, retrieve(first), "verifiable_code")
 		tries++
 	}
-	// Five wrong tries kill the code, even the right one afterwards.
+	// Five wrong tries kill the code, even the right one afterwards: a 429
+	// telling the user to ask for a new one.
 	wrong := "000000"
 	if second == wrong {
 		wrong = "000001"
@@ -214,7 +215,10 @@ func TestVerificationCodeRules(t *testing.T) {
 	for ; tries < 5; tries++ {
 		expectInvalid(t, retrieve(wrong), "verifiable_code")
 	}
-	expectInvalid(t, retrieve(second), "verifiable_code")
+	r = expect(t, retrieve(second), http.StatusTooManyRequests)
+	if !strings.Contains(r.obj(t)["message"].(string), "request a new one") {
+		t.Fatalf("dead code answer = %s", r.body)
+	}
 
 	// A fresh code expires after the TTL (5 minutes).
 	tn.clock.Add(61 * time.Second)

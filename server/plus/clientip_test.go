@@ -32,3 +32,56 @@ func TestClientAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestAddressKey(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"198.51.100.7", "198.51.100.7"},
+		{"::ffff:198.51.100.7", "198.51.100.7"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2::", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"::1", "::/64"},
+		{"not-an-address", "not-an-address"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := addressKey(tt.in); got != tt.want {
+			t.Errorf("addressKey(%q) = %q; want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzAddressKey: any input gives a key without panicking; an IPv6 address
+// gives the /64 that contains it, the same for every address in it.
+func FuzzAddressKey(f *testing.F) {
+	for _, s := range []string{"198.51.100.7", "::ffff:1.2.3.4", "2001:db8::1", "fe80::1%eth0", "", "::"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		key := addressKey(s)
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			if key != s {
+				t.Fatalf("addressKey(%q) = %q for a non-address", s, key)
+			}
+			return
+		}
+		a = a.Unmap()
+		if !a.Is6() {
+			if key != a.String() {
+				t.Fatalf("addressKey(%q) = %q, want %q", s, key, a.String())
+			}
+			return
+		}
+		p, err := netip.ParsePrefix(key)
+		if err != nil || p.Bits() != 64 || !p.Contains(a.WithZone("")) {
+			t.Fatalf("addressKey(%q) = %q, not a /64 containing it", s, key)
+		}
+		b := a.WithZone("").As16()
+		b[15] ^= 0xff
+		if other := addressKey(netip.AddrFrom16(b).String()); other != key {
+			t.Fatalf("%q and its neighbour get %q and %q", s, key, other)
+		}
+	})
+}

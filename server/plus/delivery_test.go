@@ -72,7 +72,40 @@ func TestSMTPDeliversCode(t *testing.T) {
 		"name": "mailuser", "email": "mailuser@example.com", "password": "secret1", "verifiable_type": "mail", "verifiable_code": code,
 	}), http.StatusCreated)
 
-	// Phone codes without a webhook go to the log (development): accepted.
-	expect(t, rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"phone": "13800000010"}), http.StatusAccepted)
+	// Phone codes without a webhook go nowhere: refused, naming the field,
+	// before anything is counted or stored.
+	r := rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"phone": "13800000010"})
+	expectInvalid(t, r, "phone")
+	if msg := r.obj(t)["message"].(string); !strings.Contains(msg, "cannot be sent to phone numbers") {
+		t.Fatalf("no-delivery refusal = %s", r.body)
+	}
 	_ = time.Second
+}
+
+// Log delivery only when chosen: spec.verification.logCodes. The code then
+// appears in the server log, and the server warned at start.
+func TestLogDeliveryOnlyWhenChosen(t *testing.T) {
+	var logs lockedLog
+	tn := newTenant(t)
+	tn.noOutbox = true
+	tn.logOut = &logs
+	tn.spec.Verification.LogCodes = true
+	rp := tn.replica()
+	if !strings.Contains(logs.String(), "verification codes are written to this log") {
+		t.Fatalf("no warning at start:\n%s", logs.String())
+	}
+	expect(t, rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"phone": "13800000011"}), http.StatusAccepted)
+	if !strings.Contains(logs.String(), "to=13800000011 code=") {
+		t.Fatalf("the code is not in the log:\n%s", logs.String())
+	}
+
+	quiet := newTenant(t)
+	quiet.noOutbox = true
+	var none lockedLog
+	quiet.logOut = &none
+	rp = quiet.replica()
+	expectInvalid(t, rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"email": "someone@example.com"}), "email")
+	if strings.Contains(none.String(), "verification code") {
+		t.Fatalf("codes mentioned in the log without logCodes:\n%s", none.String())
+	}
 }

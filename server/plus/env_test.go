@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	adminToken = "admin-token-for-plus-tests-0123"
+	adminToken = "admin-token-for-plus-tests-0123456789"
 	jwtKey     = "plus-test-jwt-key-0123456789abcdef0123"
 )
 
@@ -99,7 +99,26 @@ type tenant struct {
 	outbox   *outbox
 	spec     v1alpha1.UserServiceSpec
 	cfgEdit  func(*config.Config)
-	noOutbox bool // use the configured delivery (webhook, SMTP, log)
+	noOutbox bool      // use the configured delivery (webhook, SMTP, log)
+	logOut   io.Writer // the servers' log (info and up); nil: warnings, if USERVE_TEST_LOG
+}
+
+// lockedLog is a log sink servers write to concurrently.
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newTenant(t *testing.T) *tenant {
@@ -145,8 +164,12 @@ func (tn *tenant) replica() *replica {
 	if os.Getenv("USERVE_TEST_LOG") != "" {
 		logOut = os.Stderr
 	}
+	level := slog.LevelWarn
+	if tn.logOut != nil {
+		logOut, level = tn.logOut, slog.LevelInfo
+	}
 	opts := server.Options{
-		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})),
 		Plus:   plus.Options{HashCost: 4, Now: tn.clock.Now},
 	}
 	if !tn.noOutbox {

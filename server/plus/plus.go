@@ -29,12 +29,12 @@ import (
 )
 
 // Limits of this dialect. Where ThinkSNS says nothing these are our choices
-// (README-plus.md).
+// (docs/plus.md). The code-sending limits are the tenant's own
+// (spec.verification.limits).
 const (
 	resendInterval       = 60 * time.Second // one code per target per minute
-	maxCodeAttempts      = 5                // wrong tries before a code dies
+	maxCodeAttempts      = 5                // tries judged per code, then it is dead
 	codeDigits           = 6
-	codesPerIPPerHour    = 30
 	loginFailureWindow   = 15 * time.Minute
 	loginFailuresAccount = 5  // per account and window
 	loginFailuresIP      = 50 // per client address and window
@@ -53,14 +53,15 @@ type Options struct {
 
 // Handler serves the /api/v2 routes of one tenant.
 type Handler struct {
-	store   *store.Store
-	cfg     *config.Config
-	log     *slog.Logger
-	tokens  *auth.Issuer
-	hasher  *auth.Hasher
-	sender  verify.Sender
-	codeKey []byte
-	codeTTL time.Duration
+	store      *store.Store
+	cfg        *config.Config
+	log        *slog.Logger
+	tokens     *auth.Issuer
+	hasher     *auth.Hasher
+	sender     verify.Sender
+	codeKey    []byte
+	codeTTL    time.Duration
+	codeLimits v1alpha1.CodeLimits
 
 	defaultLimit, maxLimit int64
 	trustedProxies         []netip.Prefix // see clientAddress
@@ -104,6 +105,7 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 		sender:       opts.Sender,
 		codeKey:      deriveKey(cfg.JWTKey, "userve verification codes"),
 		codeTTL:      codeTTL,
+		codeLimits:   spec.Verification.Limits,
 		defaultLimit: int64(max(p.DefaultLimit, 1)),
 		maxLimit:     int64(max(p.MaxLimit, 1)),
 	}
@@ -113,7 +115,19 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	if h.sender == nil {
 		h.sender = senderFromConfig(cfg, log)
 	}
+	if spec.Verification.LogCodes {
+		log.Warn("verification codes are written to this log (spec.verification.logCodes): development only, whoever reads the log can take over accounts")
+	}
 	return h, nil
+}
+
+// delivers reports whether codes for channel c are sent anywhere (a
+// replaced Sender, as in tests, is taken to deliver every channel).
+func (h *Handler) delivers(c verify.Channel) bool {
+	if d, ok := h.sender.(interface{ Delivers(verify.Channel) bool }); ok {
+		return d.Delivers(c)
+	}
+	return true
 }
 
 // deriveKey separates the code-hashing key from the signing key.
@@ -124,10 +138,14 @@ func deriveKey(key []byte, purpose string) []byte {
 }
 
 // senderFromConfig delivers phone codes by webhook and e-mail codes by
-// SMTP when configured; the rest goes to the log.
+// SMTP when configured; the rest goes to the log if spec.verification.logCodes
+// says so, and nowhere otherwise.
 func senderFromConfig(cfg *config.Config, log *slog.Logger) verify.Sender {
 	v := cfg.Spec().Verification
-	r := verify.Router{Default: verify.LogSender{Logger: log}}
+	var r verify.Router
+	if v.LogCodes {
+		r.Default = verify.LogSender{Logger: log}
+	}
 	if v.SMS != nil && v.SMS.Webhook != nil && v.SMS.Webhook.URL != "" {
 		r.SMS = verify.WebhookSender{URL: v.SMS.Webhook.URL, Secret: []byte(cfg.WebhookSecret)}
 	}
@@ -270,6 +288,12 @@ func (h *Handler) checkLive(ctx context.Context, claims auth.Claims) (*caller, e
 	if p.TokenEpoch != claims.Epoch {
 		return nil, newError(http.StatusUnauthorized, "token was ended by a password change; log in again")
 	}
+	// Ids can be handed out again on FerretDB (a deleted user's id to a new
+	// one): a login older than the user is someone else's. Tokens count
+	// whole seconds, so the comparison does too.
+	if !p.Created.IsZero() && claims.AuthTime.Before(p.Created.Truncate(time.Second)) {
+		return nil, newError(http.StatusUnauthorized, "token's user no longer exists")
+	}
 	return &caller{profile: p, claims: claims}, nil
 }
 
@@ -305,9 +329,25 @@ func (h *Handler) MaybeAuthed(next http.HandlerFunc) http.HandlerFunc {
 }
 
 // clientIP is the address the per-address rate limits count a request
-// against (see clientAddress).
+// against (see clientAddress and addressKey).
 func (h *Handler) clientIP(r *http.Request) string {
-	return clientAddress(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.trustedProxies)
+	return addressKey(clientAddress(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.trustedProxies))
+}
+
+// addressKey is what a per-address limit counts: an IPv4 address as it is,
+// an IPv6 address by its /64, the smallest block a provider hands one
+// customer (one host can otherwise use 2^64 addresses).
+func addressKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
 
 // clientAddress is the TCP peer, unless the peer is a trusted proxy: then it

@@ -25,6 +25,9 @@ var (
 	// ErrCodeInvalid covers wrong, expired, used-up and never-sent codes
 	// alike: a caller learns nothing about which.
 	ErrCodeInvalid = errors.New("verification code is wrong or has expired")
+	// ErrCodeSpent is a code whose tries are all taken: no guess is judged
+	// any more, the right one neither. The user asks for a new code.
+	ErrCodeSpent = errors.New("verification code has had too many tries")
 )
 
 // TooSoonError refuses a resend within the resend interval.
@@ -46,7 +49,6 @@ type codeDoc struct {
 	Purpose   string    `bson:"purpose"`
 	SentAt    time.Time `bson:"sent_at"`
 	ExpiresAt time.Time `bson:"expires_at"`
-	Attempts  int64     `bson:"attempts"`
 	Used      bool      `bson:"used"`
 }
 
@@ -72,7 +74,7 @@ func (s *Store) IssueCode(ctx context.Context, target, hash, purpose string, ttl
 		bson.D{{Key: "_id", Value: target}, {Key: "sent_at", Value: bson.D{{Key: "$lte", Value: now.Add(-resendAfter)}}}},
 		bson.D{{Key: "$set", Value: bson.D{
 			{Key: "hash", Value: hash}, {Key: "purpose", Value: purpose}, {Key: "sent_at", Value: now},
-			{Key: "expires_at", Value: now.Add(ttl)}, {Key: "attempts", Value: int64(0)}, {Key: "used", Value: false},
+			{Key: "expires_at", Value: now.Add(ttl)}, {Key: "used", Value: false},
 		}}},
 		options.UpdateOne().SetUpsert(true))
 	if mongo.IsDuplicateKeyError(err) {
@@ -100,11 +102,13 @@ func (s *Store) WithdrawCode(ctx context.Context, target, hash string) error {
 }
 
 // ConsumeCode accepts the code with this hash once: it must be the latest
-// code sent to target, unexpired, and have fewer than maxAttempts wrong
-// tries behind it. A wrong code counts a try.
+// code sent to target, unexpired, and have had fewer than maxAttempts tries.
+// Every try takes an attempt slot BEFORE the comparison, so at most
+// maxAttempts guesses are ever judged per code, however many arrive at once;
+// once they are taken the code is dead (ErrCodeSpent), the right code too.
 //
-// Using the code and counting a wrong try are inserts under unique _ids
-// ("used|<target>|<sent>", "fail|<target>|<sent>|<n>", n = 1..maxAttempts),
+// Taking a try and using the code are inserts under unique _ids
+// ("try|<target>|<sent>|<n>", n = 1..maxAttempts, and "used|<target>|<sent>"),
 // not conditional updates: FerretDB applies {used: false} -> {used: true}
 // without isolation, so two racing requests could both use one code, and a
 // brute force could outrun an $inc counter. Two replicas racing with the
@@ -121,43 +125,48 @@ func (s *Store) ConsumeCode(ctx context.Context, target, hash string, maxAttempt
 	if err != nil {
 		return classify(err)
 	}
+	if !d.ExpiresAt.After(now) || d.Used {
+		return ErrCodeInvalid
+	}
 	gen := target + "|" + strconv.FormatInt(d.SentAt.UnixNano(), 10)
-	fails, err := s.col(ColCodes).CountDocuments(ctx, bson.D{{Key: "gen", Value: gen}, {Key: "kind", Value: "fail"}})
+	tries, err := s.col(ColCodes).CountDocuments(ctx, bson.D{{Key: "gen", Value: gen}, {Key: "kind", Value: "try"}})
 	if err != nil {
 		return classify(err)
 	}
-	if fails >= maxAttempts || !d.ExpiresAt.After(now) || d.Used {
-		return ErrCodeInvalid
-	}
-	if subtle.ConstantTimeCompare([]byte(d.Hash), []byte(hash)) == 1 {
+	won := false
+	for n := tries + 1; n <= maxAttempts && !won; n++ {
 		_, err := s.col(ColCodes).InsertOne(ctx, bson.D{
-			{Key: "_id", Value: "used|" + gen}, {Key: "gen", Value: gen}, {Key: "kind", Value: "used"}, {Key: "expires_at", Value: d.ExpiresAt},
+			{Key: "_id", Value: "try|" + gen + "|" + strconv.FormatInt(n, 10)}, {Key: "gen", Value: gen},
+			{Key: "kind", Value: "try"}, {Key: "expires_at", Value: d.ExpiresAt},
 		})
-		if mongo.IsDuplicateKeyError(err) {
-			return ErrCodeInvalid // used already
-		}
-		if err != nil {
+		switch {
+		case err == nil:
+			won = true
+		case !mongo.IsDuplicateKeyError(err):
 			return classify(err)
 		}
-		// Also mark the code document, so the state shows; the insert above
-		// is what makes the use single.
-		_, _ = s.col(ColCodes).UpdateOne(ctx, bson.D{{Key: "_id", Value: target}, {Key: "sent_at", Value: d.SentAt}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: true}}}})
-		return nil
+		// Try n was taken meanwhile: the next one.
 	}
-	for n := fails + 1; n <= maxAttempts; n++ {
-		_, err := s.col(ColCodes).InsertOne(ctx, bson.D{
-			{Key: "_id", Value: "fail|" + gen + "|" + strconv.FormatInt(n, 10)}, {Key: "gen", Value: gen},
-			{Key: "kind", Value: "fail"}, {Key: "expires_at", Value: d.ExpiresAt},
-		})
-		if err == nil || !mongo.IsDuplicateKeyError(err) {
-			if err != nil {
-				return classify(err)
-			}
-			break
-		}
+	if !won {
+		return ErrCodeSpent
 	}
-	return ErrCodeInvalid
+	if subtle.ConstantTimeCompare([]byte(d.Hash), []byte(hash)) != 1 {
+		return ErrCodeInvalid
+	}
+	_, err = s.col(ColCodes).InsertOne(ctx, bson.D{
+		{Key: "_id", Value: "used|" + gen}, {Key: "gen", Value: gen}, {Key: "kind", Value: "used"}, {Key: "expires_at", Value: d.ExpiresAt},
+	})
+	if mongo.IsDuplicateKeyError(err) {
+		return ErrCodeInvalid // used already
+	}
+	if err != nil {
+		return classify(err)
+	}
+	// Also mark the code document, so the state shows; the insert above
+	// is what makes the use single.
+	_, _ = s.col(ColCodes).UpdateOne(ctx, bson.D{{Key: "_id", Value: target}, {Key: "sent_at", Value: d.SentAt}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: true}}}})
+	return nil
 }
 
 // maybeSweep deletes expired documents now and then (about one write in

@@ -11,10 +11,17 @@ import (
 
 // ColRateLimits holds fixed-window rate limit counters shared by all
 // replicas. A window's count is a set of slot documents, _id
-// "<key>|<window start>|<n>", n = 1..limit: taking a slot is an insert under
-// the unique _id, so two replicas can never both take the last one. (A
-// findAndModify {$inc} counter would be simpler, but FerretDB applies $inc
-// as an unisolated read-modify-write and loses counts under concurrency.)
+// "<key>|<window start>|<n>": taking a slot is an insert under the unique
+// _id, so two replicas can never both take the last one. (A findAndModify
+// {$inc} counter would be simpler, but FerretDB applies $inc as an
+// unisolated read-modify-write and loses counts under concurrency.)
+//
+// A slot can be given back (a login that succeeded, a code that was not
+// sent after all): that inserts a release document "<slot id>|release",
+// also under a unique _id, so one slot is given back at most once. A window
+// admits slot numbers up to limit + releases, so slots taken minus slots
+// given back never exceeds limit, however the requests interleave:
+// releases only ever grow, and every taker reads them before choosing n.
 const ColRateLimits = "ratelimits"
 
 func init() {
@@ -35,37 +42,89 @@ func (w RateWindow) RetryAfter(now time.Time) time.Duration {
 	return max(w.Reset.Sub(now), time.Second)
 }
 
+// RateSlot is a slot taken by TakeRateSlot, the handle to give it back.
+type RateSlot struct {
+	id, key, window string
+	expires         time.Time
+}
+
 func (s *Store) window(key string, window time.Duration) (string, time.Time) {
 	start := s.Now().Truncate(window)
 	return key + "|" + strconv.FormatInt(start.Unix(), 10), start.Add(window)
+}
+
+// windowCounts is the number of slot documents and of release documents in
+// the window.
+func (s *Store) windowCounts(ctx context.Context, key, win string) (slots, released int64, err error) {
+	all, err := s.col(ColRateLimits).CountDocuments(ctx, bson.D{{Key: "key", Value: key}, {Key: "window", Value: win}})
+	if err != nil {
+		return 0, 0, classify(err)
+	}
+	if all == 0 {
+		return 0, 0, nil
+	}
+	released, err = s.col(ColRateLimits).CountDocuments(ctx, bson.D{{Key: "key", Value: key}, {Key: "window", Value: win}, {Key: "release", Value: true}})
+	if err != nil {
+		return 0, 0, classify(err)
+	}
+	return all - released, released, nil
+}
+
+// TakeRateSlot takes one of the limit slots of key's current fixed window,
+// or reports (false) that all are taken. Callers take the slot BEFORE the
+// work it limits (a password check, a code sent), so that parallel requests
+// cannot all pass a check made before any of them was counted. The window
+// it returns counts this event (a refusal: limit+1).
+func (s *Store) TakeRateSlot(ctx context.Context, key string, window time.Duration, limit int64) (RateSlot, RateWindow, bool, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	win, reset := s.window(key, window)
+	slots, released, err := s.windowCounts(ctx, key, win)
+	if err != nil {
+		return RateSlot{}, RateWindow{}, false, err
+	}
+	for n := slots + 1; n <= limit+released; n++ {
+		id := win + "|" + strconv.FormatInt(n, 10)
+		_, err := s.col(ColRateLimits).InsertOne(ctx, bson.D{
+			{Key: "_id", Value: id}, {Key: "key", Value: key}, {Key: "window", Value: win}, {Key: "expires_at", Value: reset},
+		})
+		if err == nil {
+			s.maybeSweep(ctx, ColRateLimits, "expires_at")
+			return RateSlot{id: id, key: key, window: win, expires: reset},
+				RateWindow{Count: n - released, Reset: reset}, true, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return RateSlot{}, RateWindow{}, false, classify(err)
+		}
+		// Slot n was taken meanwhile: try the next one.
+	}
+	return RateSlot{}, RateWindow{Count: limit + 1, Reset: reset}, false, nil
+}
+
+// ReleaseRateSlot gives a slot back, so that it does not count. Releasing a
+// zero slot or one twice does nothing.
+func (s *Store) ReleaseRateSlot(ctx context.Context, slot RateSlot) error {
+	if slot.id == "" {
+		return nil
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.col(ColRateLimits).InsertOne(ctx, bson.D{
+		{Key: "_id", Value: slot.id + "|release"}, {Key: "key", Value: slot.key}, {Key: "window", Value: slot.window},
+		{Key: "release", Value: true}, {Key: "expires_at", Value: slot.expires},
+	})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return classify(err)
+	}
+	return nil
 }
 
 // HitRateLimit counts one event for key in the current fixed window unless
 // the window already holds limit events. It returns the count including this
 // event, and whether it was admitted (Count <= limit).
 func (s *Store) HitRateLimit(ctx context.Context, key string, window time.Duration, limit int64) (RateWindow, bool, error) {
-	w, err := s.PeekRateLimit(ctx, key, window)
-	if err != nil {
-		return w, false, err
-	}
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	win, reset := s.window(key, window)
-	for n := w.Count + 1; n <= limit; n++ {
-		_, err := s.col(ColRateLimits).InsertOne(ctx, bson.D{
-			{Key: "_id", Value: win + "|" + strconv.FormatInt(n, 10)},
-			{Key: "key", Value: key}, {Key: "window", Value: win}, {Key: "expires_at", Value: reset},
-		})
-		if err == nil {
-			s.maybeSweep(ctx, ColRateLimits, "expires_at")
-			return RateWindow{Count: n, Reset: reset}, true, nil
-		}
-		if !mongo.IsDuplicateKeyError(err) {
-			return w, false, classify(err)
-		}
-		// Slot n was taken meanwhile: try the next one.
-	}
-	return RateWindow{Count: limit + 1, Reset: reset}, false, nil
+	_, w, ok, err := s.TakeRateSlot(ctx, key, window, limit)
+	return w, ok, err
 }
 
 // PeekRateLimit is the current window's count without counting.
@@ -73,15 +132,17 @@ func (s *Store) PeekRateLimit(ctx context.Context, key string, window time.Durat
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	win, reset := s.window(key, window)
-	n, err := s.col(ColRateLimits).CountDocuments(ctx, bson.D{{Key: "key", Value: key}, {Key: "window", Value: win}})
+	slots, released, err := s.windowCounts(ctx, key, win)
 	if err != nil {
-		return RateWindow{}, classify(err)
+		return RateWindow{}, err
 	}
-	return RateWindow{Count: n, Reset: reset}, nil
+	return RateWindow{Count: slots - released, Reset: reset}, nil
 }
 
 // ResetRateLimit clears key's current window (e.g. failures after a
-// successful login).
+// successful login). A key is either reset or has slots released, never
+// both: a release landing after a reset would credit a slot that no longer
+// counts.
 func (s *Store) ResetRateLimit(ctx context.Context, key string, window time.Duration) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()

@@ -92,7 +92,8 @@ func (s LogSender) Send(_ context.Context, m Message) error {
 	return nil
 }
 
-// Router picks the sender by channel; a nil entry falls back to Default.
+// Router picks the sender by channel; a nil entry falls back to Default (nil:
+// the channel is not delivered).
 type Router struct {
 	SMS     Sender
 	Mail    Sender
@@ -113,7 +114,24 @@ func (r Router) Send(ctx context.Context, m Message) error {
 		s = r.Default
 	}
 	if s == nil {
-		return errors.New("no delivery configured")
+		return ErrNoDelivery
 	}
 	return s.Send(ctx, m)
+}
+
+// ErrNoDelivery is a code for a channel nothing delivers.
+var ErrNoDelivery = errors.New("no delivery configured for this channel")
+
+// Delivers reports whether a code for channel c has somewhere to go.
+func (r Router) Delivers(c Channel) bool {
+	if r.Default != nil {
+		return true
+	}
+	switch c {
+	case ChannelSMS:
+		return r.SMS != nil
+	case ChannelMail:
+		return r.Mail != nil
+	}
+	return false
 }

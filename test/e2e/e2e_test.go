@@ -36,6 +36,8 @@ metadata:
   namespace: e2e-shop
 spec:
   deletionPolicy: Delete
+  verification:
+    logCodes: true # the test reads codes from the tenant's log
 `
 
 const blogTenant = `
@@ -49,6 +51,9 @@ kind: UserService
 metadata:
   name: blog
   namespace: e2e-blog
+spec:
+  verification:
+    logCodes: true # the test reads codes from the tenant's log
 `
 
 const profilesPath = "/userve/v2.0/miniapp/user_profile/"

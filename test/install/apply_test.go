@@ -257,6 +257,13 @@ func TestSamplesApply(t *testing.T) {
 		minimal.Spec.API.Plus.TokenTTL == nil || minimal.Spec.Verification.CodeTTL == nil {
 		t.Errorf("the CRD's defaults did not fill in the minimal sample: %+v", minimal.Spec)
 	}
+	if l := minimal.Spec.Verification.Limits; l.PerAddressHourly != 30 || l.PerTargetDaily != 10 || l.PerTenantHourly != 1000 {
+		t.Errorf("the CRD did not default spec.verification.limits: %+v", l)
+	}
+	// The minimal sample has no delivery: it chooses log delivery, and says so.
+	if !minimal.Spec.Verification.LogCodes {
+		t.Error("the minimal sample registers users only with logCodes: true")
+	}
 
 	full := &v1alpha1.UserService{}
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "samples", Name: "acme"}, full); err != nil {
