@@ -48,9 +48,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile (pprof) of the whole run to this file")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: userve serve --config FILE [--listen ADDR]\n\nenvironment: %s (required), %s, %s, %s, %s, %s\n\nflags:\n",
+		fmt.Fprintf(stderr, "usage: userve serve --config FILE [--listen ADDR]\n\nenvironment: %s (required), %s, %s, %s, %s, %s, %s\n\nflags:\n",
 			config.EnvMongoURI, config.EnvMongoDatabase, config.EnvAdminTokens, config.EnvJWTKey,
-			config.EnvWebhookSecret, config.EnvSMTPPassword)
+			config.EnvWebhookSecret, config.EnvSMTPPassword, config.EnvWeChatSecret)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -140,6 +140,9 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil {
 		refs = append(refs, envRef{render.EnvSMTPPassword, mail.SMTP.PasswordSecretRef})
 	}
+	if wc := us.Spec.WeChat; wc != nil {
+		refs = append(refs, envRef{render.EnvWeChatSecret, &wc.AppSecretRef})
+	}
 	for _, e := range refs {
 		if e.ref == nil {
 			continue

@@ -207,6 +207,9 @@ func (r *UserServiceReconciler) secretsRead(us *v1alpha1.UserService) []string {
 	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil {
 		add(mail.SMTP.PasswordSecretRef)
 	}
+	if wc := us.Spec.WeChat; wc != nil {
+		add(&wc.AppSecretRef)
+	}
 	return out
 }
 

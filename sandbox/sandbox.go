@@ -68,6 +68,9 @@ type Config struct {
 	Reset bool
 	// Verbose copies the operator's and runtime's logs to Out as well.
 	Verbose bool
+	// WeChatFake is where to serve a fake WeChat API for sample tenants
+	// with spec.wechat ("" for none); see wechat.go.
+	WeChatFake string
 	// Out receives progress and the summary.
 	Out io.Writer
 }
@@ -176,6 +179,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err := ensureMongoSecret(ctx, c, mongoURI); err != nil {
 		return err
 	}
+	var wx *weChatFake
+	if cfg.WeChatFake != "" {
+		if wx, err = startWeChatFake(cfg.WeChatFake); err != nil {
+			return err
+		}
+		stops = append(stops, wx.stop)
+	}
 
 	done = step(3, "starting the operator")
 	stopOperator, err := startOperator(cp.config)
@@ -203,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		p.printf("[5/6] no samples to apply\n")
 	} else {
 		done = step(5, "applying "+cfg.SamplesDir)
-		lines, notes, err := loadAndApply(ctx, c, cfg.SamplesDir, mongoURI)
+		lines, notes, err := loadAndApply(ctx, c, cfg.SamplesDir, mongoURI, wx)
 		if err != nil {
 			p.printf("failed\n")
 			return err
@@ -219,6 +229,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 
 	p.printf("[6/6] ready.\n\n")
 	printSummary(p, &cfg, kubeconfig, mongoURI)
+	printWeChatTry(p, wx)
 	<-ctx.Done()
 	return nil
 }
@@ -424,7 +435,7 @@ func runManager(mgr ctrl.Manager, after func()) (func(), error) {
 	}, nil
 }
 
-func loadAndApply(ctx context.Context, c client.Client, dir, mongoURI string) ([]string, []string, error) {
+func loadAndApply(ctx context.Context, c client.Client, dir, mongoURI string, wx *weChatFake) ([]string, []string, error) {
 	objs, err := readSamples(dir)
 	if err != nil {
 		return nil, nil, err
@@ -440,6 +451,13 @@ func loadAndApply(ctx context.Context, c client.Client, dir, mongoURI string) ([
 		return nil, nil, err
 	}
 	notes = append(notes, users...)
+	if wx != nil {
+		more, err := localizeWeChat(objs, wx)
+		if err != nil {
+			return nil, nil, err
+		}
+		notes = append(notes, more...)
+	}
 	lines, err := applySamples(ctx, c, objs)
 	return lines, notes, err
 }

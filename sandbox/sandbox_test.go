@@ -3,6 +3,9 @@ package sandbox
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -307,5 +310,74 @@ spec:
 	apply()
 	if err := c.Get(ctx, types.NamespacedName{Namespace: "default", Name: "minimal"}, &us); err != nil || !us.Spec.Suspend {
 		t.Fatalf("a re-apply undid an edit of another field: suspend=%v %v", us.Spec.Suspend, err)
+	}
+}
+
+// Sample tenants with spec.wechat on the real WeChat are pointed at the
+// sandbox's fake, which then plays the first one's app with its secret.
+func TestLocalizeWeChatPointsSamplesAtTheFake(t *testing.T) {
+	objs, err := decodeManifests([]byte(`
+apiVersion: v1
+kind: Secret
+metadata: {name: wx}
+stringData: {app-secret: s3cret}
+---
+apiVersion: miniapp.userve.dev/v1alpha1
+kind: UserService
+metadata: {name: shop}
+spec:
+  wechat: {appID: wx1, appSecretRef: {name: wx, key: app-secret}, apiBaseURL: https://api.weixin.qq.com}
+---
+apiVersion: miniapp.userve.dev/v1alpha1
+kind: UserService
+metadata: {name: own}
+spec:
+  wechat: {appID: wx2, appSecretRef: {name: wx, key: app-secret}, apiBaseURL: https://wechat-proxy.example.com}
+---
+apiVersion: miniapp.userve.dev/v1alpha1
+kind: UserService
+metadata: {name: plain}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := localizeSecrets(objs, "mongodb://127.0.0.1:1/"); err != nil {
+		t.Fatal(err)
+	}
+	wx, err := startWeChatFake("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wx.stop()
+	notes, err := localizeWeChat(objs, wx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := func(i int) string {
+		s, _, _ := unstructured.NestedString(objs[i].Object, "spec", "wechat", "apiBaseURL")
+		return s
+	}
+	if base(1) != wx.url || base(2) != "https://wechat-proxy.example.com" || len(notes) != 1 {
+		t.Fatalf("bases %q %q, notes %v", base(1), base(2), notes)
+	}
+	if wx.fake.AppID != "wx1" || wx.fake.Secret != "s3cret" || wx.app != "shop" {
+		t.Fatalf("fake plays %q/%q for %q", wx.fake.AppID, wx.fake.Secret, wx.app)
+	}
+	// The fake answers like WeChat: a code from /fake/login exchanges once.
+	res, err := http.Post(wx.url+"/fake/login", "application/json", strings.NewReader(`{"openid":"o-demo"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Code string }
+	_ = json.NewDecoder(res.Body).Decode(&got)
+	res.Body.Close()
+	res, err = http.Get(wx.url + "/sns/jscode2session?appid=wx1&secret=s3cret&grant_type=authorization_code&js_code=" + got.Code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), `"openid":"o-demo"`) {
+		t.Fatalf("jscode2session: %s", body)
 	}
 }

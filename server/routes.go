@@ -72,6 +72,9 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	// Wallet administration (issue 4; handlers in minapp/wallet.go).
 	route(post, "/v1/wallet/transactions/", h.CreateWalletTransaction)
 	route(get, "/v1/wallet/transactions/", h.ListWalletTransactions)
+
+	// User merge (issue 14; minapp/merge.go).
+	route(post, "/v1/user-merge/", h.MergeUsers)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.
@@ -129,4 +132,14 @@ func (s *Server) plusRoutes(r *mux.Router) {
 	route(get, "/plus-pay/orders", h.Authed(h.WalletOrders))
 	route(get, "/currency/orders", h.Authed(h.CurrencyOrders))
 	route(post, "/plus-pay/transfer", h.Authed(h.Transfer))
+
+	// WeChat mini-program login and linking, when spec.wechat is set
+	// (issue 14; handlers in plus/wechat.go).
+	if h.WeChatEnabled() {
+		route(post, "/auth/wechat", h.LoginWeChat)
+		route(put, "/user/wechat", h.Authed(h.LinkWeChat))
+		route(del, "/user/wechat", h.Authed(h.UnlinkWeChat))
+		route(post, "/user/wechat/phone", h.Authed(h.BindWeChatPhone))
+		route(put, "/user/wechat/profile", h.Authed(h.SetWeChatProfile))
+	}
 }

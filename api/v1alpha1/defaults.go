@@ -27,6 +27,8 @@ const (
 	DefaultAutoscalingMinReplicas = 1
 	DefaultTargetCPUUtilization   = 80
 	DefaultPDBMinAvailable        = 1
+
+	DefaultWeChatAPIBaseURL = "https://api.weixin.qq.com"
 )
 
 // SetDefaults fills in every unset field the CRD schema would default.
@@ -61,6 +63,12 @@ func SetDefaults(us *UserService) {
 		if a.TargetCPUUtilizationPercentage == nil {
 			a.TargetCPUUtilizationPercentage = ptrTo(int32(DefaultTargetCPUUtilization))
 		}
+	}
+	if wc := s.WeChat; wc != nil {
+		if wc.APIBaseURL == "" {
+			wc.APIBaseURL = DefaultWeChatAPIBaseURL
+		}
+		wc.CreateUsers = defaultBool(wc.CreateUsers, true)
 	}
 	if pdb := s.PodDisruptionBudget; pdb != nil && pdb.MinAvailable == nil {
 		v := intstr.FromInt32(DefaultPDBMinAvailable)

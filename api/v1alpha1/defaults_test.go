@@ -84,7 +84,8 @@ spec:
   podDisruptionBudget: {}
   verification:
     sms: {webhook: {url: "https://sms.example.com/send"}}
-    mail: {smtp: {host: smtp.example.com, from: noreply@example.com}}`,
+    mail: {smtp: {host: smtp.example.com, from: noreply@example.com}}
+  wechat: {appID: wx1, appSecretRef: {name: wx, key: secret}}`,
 		"values kept": `
 apiVersion: miniapp.userve.dev/v1alpha1
 kind: UserService
@@ -94,7 +95,8 @@ spec:
   api: {plus: {tokenTTL: 10m, refreshTTL: 48h, defaultLimit: 5}}
   autoscaling: {minReplicas: 2, maxReplicas: 4, targetCPUUtilizationPercentage: 50}
   podDisruptionBudget: {minAvailable: "50%"}
-  verification: {codeTTL: 2m, mail: {smtp: {host: h, port: 25, from: a@b}}}`,
+  verification: {codeTTL: 2m, mail: {smtp: {host: h, port: 25, from: a@b}}}
+  wechat: {appID: wx1, appSecretRef: {name: wx, key: s}, apiBaseURL: "http://127.0.0.1:1", createUsers: false}`,
 	}
 	for name, manifest := range manifests {
 		t.Run(name, func(t *testing.T) {

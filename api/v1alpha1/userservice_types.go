@@ -92,6 +92,40 @@ type UserServiceSpec struct {
 	// PodDisruptionBudget adds a PodDisruptionBudget for the tenant pods.
 	// +optional
 	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+
+	// WeChat turns on WeChat mini-program login on the end-user API
+	// (POST /api/v2/auth/wechat and /api/v2/user/wechat...). Unset: off.
+	// +optional
+	WeChat *WeChatSpec `json:"wechat,omitempty"`
+}
+
+// WeChatSpec is the tenant's WeChat mini-program.
+type WeChatSpec struct {
+	// AppID of the mini-program (wx followed by 16 hex digits, as the
+	// WeChat console shows it; any 1-64 letters, digits, '_' or '-' are
+	// accepted for test apps).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	AppID string `json:"appID"`
+	// AppSecretRef names the Secret key holding the mini-program's
+	// AppSecret; its value reaches the server as USERVE_WECHAT_APP_SECRET.
+	// Session keys are stored encrypted under a key derived from it.
+	AppSecretRef SecretKeyRef `json:"appSecretRef"`
+	// APIBaseURL is where WeChat's server API is (tests and `make dev`
+	// point it at a local fake).
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('https://') || self.startsWith('http://')",message="wechat.apiBaseURL must be an http:// or https:// URL"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="wechat.apiBaseURL must not carry a query or fragment"
+	// +kubebuilder:default="https://api.weixin.qq.com"
+	// +optional
+	APIBaseURL string `json:"apiBaseURL,omitempty"`
+	// CreateUsers lets a WeChat login create a user for a WeChat account
+	// nobody has linked yet. false: such a login is a 404 until a signed-in
+	// user links the account (PUT /api/v2/user/wechat).
+	// +kubebuilder:default=true
+	// +optional
+	CreateUsers *bool `json:"createUsers,omitempty"`
 }
 
 // DeletionPolicy is Retain or Delete.

@@ -37,6 +37,7 @@ func run(args []string) int {
 	fs.StringVar(&cfg.Executable, "userve", "", "the userve binary tenant processes run (default: userve next to this binary, as make build puts it)")
 	fs.BoolVar(&cfg.Reset, "reset", false, "wipe the state directory first (tenants, data, logs)")
 	fs.BoolVar(&cfg.Verbose, "v", false, "also print the operator's and runtime's logs")
+	fs.StringVar(&cfg.WeChatFake, "wechat-fake", sandbox.DefaultWeChatFakeAddr, "serve a fake WeChat API here and point sample tenants with spec.wechat at it; '' for none")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `usage: userve-dev [flags]

@@ -33,6 +33,7 @@ type serverSpec struct {
 	API          v1alpha1.APISpec          `json:"api"`
 	Profile      v1alpha1.ProfileSpec      `json:"profile,omitzero"`
 	Verification v1alpha1.VerificationSpec `json:"verification"`
+	WeChat       *v1alpha1.WeChatSpec      `json:"wechat,omitempty"`
 }
 
 type serverMongo struct {
@@ -55,6 +56,7 @@ func ServerConfig(us *v1alpha1.UserService, database string) ([]byte, error) {
 			API:          s.API,
 			Profile:      s.Profile,
 			Verification: s.Verification,
+			WeChat:       s.WeChat,
 		},
 	})
 }

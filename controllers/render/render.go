@@ -65,6 +65,7 @@ const (
 	EnvJWTKey        = "USERVE_JWT_KEY"
 	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
 	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
+	EnvWeChatSecret  = "USERVE_WECHAT_APP_SECRET"
 	EnvGOMAXPROCS    = "GOMAXPROCS" // from the CPU limit, when there is one
 
 	// MaxDatabaseName is the longest database name accepted (MongoDB allows

@@ -28,6 +28,7 @@ type SecretSources struct {
 	// Optional: only when the spec configures the delivery.
 	WebhookSecret *corev1.SecretKeySelector
 	SMTPPassword  *corev1.SecretKeySelector
+	WeChatSecret  *corev1.SecretKeySelector // spec.wechat.appSecretRef
 
 	// CopyDefaultMongoURI is set when the tenant is on the operator's
 	// default MongoDB: the pods read the URI the operator writes into the
@@ -68,6 +69,10 @@ func Sources(us *v1alpha1.UserService, defaultMongo *SecretLocation) (SecretSour
 	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil && mail.SMTP.PasswordSecretRef != nil {
 		s := selector(mail.SMTP.PasswordSecretRef.Name, mail.SMTP.PasswordSecretRef.Key)
 		src.SMTPPassword = &s
+	}
+	if wc := us.Spec.WeChat; wc != nil {
+		s := selector(wc.AppSecretRef.Name, wc.AppSecretRef.Key)
+		src.WeChatSecret = &s
 	}
 	return src, nil
 }

@@ -146,6 +146,9 @@ func env(us *v1alpha1.UserService, p DeploymentParams) []corev1.EnvVar {
 	if p.Secrets.SMTPPassword != nil {
 		e = append(e, fromSecret(EnvSMTPPassword, *p.Secrets.SMTPPassword))
 	}
+	if p.Secrets.WeChatSecret != nil {
+		e = append(e, fromSecret(EnvWeChatSecret, *p.Secrets.WeChatSecret))
+	}
 	// userve serve runs on one P unless told otherwise; a CPU limit says how
 	// many cores the tenant may use (rounded up by the divisor of 1).
 	if _, ok := us.Spec.Resources.Limits[corev1.ResourceCPU]; ok {

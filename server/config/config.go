@@ -27,6 +27,7 @@ const (
 	EnvJWTKey        = "USERVE_JWT_KEY"
 	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
 	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
+	EnvWeChatSecret  = "USERVE_WECHAT_APP_SECRET"
 )
 
 // MinJWTKeyLength is the shortest accepted HMAC key, in bytes (256 bits).
@@ -47,6 +48,7 @@ type Config struct {
 	JWTKey        []byte   // end-user token signing key
 	WebhookSecret string   // HMAC key of the SMS webhook
 	SMTPPassword  string
+	WeChatSecret  string // the mini-program's AppSecret (spec.wechat)
 	// Issuer is the JWT iss: "<namespace>/<name>".
 	Issuer string
 }
@@ -176,8 +178,29 @@ func validateSpec(s *v1alpha1.UserServiceSpec) error {
 			return fmt.Errorf("%s.maxLength must be at least 1", at)
 		}
 	}
+	if err := validateWeChat(s.WeChat); err != nil {
+		return err
+	}
 	_, err := TrustedProxies(s)
 	return err
+}
+
+var weChatAppIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// validateWeChat repeats the CRD's rules on spec.wechat.
+func validateWeChat(w *v1alpha1.WeChatSpec) error {
+	if w == nil {
+		return nil
+	}
+	if !weChatAppIDPattern.MatchString(w.AppID) {
+		return fmt.Errorf("spec.wechat.appID %q: must be 1-64 letters, digits, '_' or '-'", w.AppID)
+	}
+	if u := w.APIBaseURL; u != "" {
+		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") || strings.ContainsAny(u, "?#") || len(u) > 2048 {
+			return fmt.Errorf("spec.wechat.apiBaseURL %q: must be an http:// or https:// URL without query or fragment", u)
+		}
+	}
+	return nil
 }
 
 func validateLimits(s *v1alpha1.UserServiceSpec) error {
@@ -241,6 +264,7 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 		JWTKey:        []byte(getenv(EnvJWTKey)),
 		WebhookSecret: getenv(EnvWebhookSecret),
 		SMTPPassword:  getenv(EnvSMTPPassword),
+		WeChatSecret:  getenv(EnvWeChatSecret),
 		Issuer:        ns + "/" + us.Name,
 	}
 	if c.MongoURI == "" {
@@ -288,6 +312,9 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 	}
 	if m := spec.Verification.Mail; m != nil && m.SMTP != nil && m.SMTP.PasswordSecretRef != nil && c.SMTPPassword == "" {
 		return nil, fmt.Errorf("%s is required: spec.verification.mail.smtp.passwordSecretRef is set", EnvSMTPPassword)
+	}
+	if spec.WeChat != nil && c.WeChatSecret == "" {
+		return nil, fmt.Errorf("%s is required: spec.wechat is set (set spec.wechat.appSecretRef)", EnvWeChatSecret)
 	}
 	return c, nil
 }

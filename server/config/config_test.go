@@ -41,6 +41,26 @@ const (
 `
 )
 
+const wechatYAML = `  wechat:
+    appID: wx0123456789abcdef
+    appSecretRef: {name: wx, key: secret}
+`
+
+func TestWeChatLoadsWithDefaults(t *testing.T) {
+	e := map[string]string{EnvWeChatSecret: "s3cret"}
+	for k, v := range goodEnv {
+		e[k] = v
+	}
+	cfg, err := Load(write(t, "us.yaml", goodYAML+wechatYAML), env(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := cfg.Spec().WeChat
+	if cfg.WeChatSecret != "s3cret" || wc.APIBaseURL != "https://api.weixin.qq.com" || wc.CreateUsers == nil || !*wc.CreateUsers {
+		t.Fatalf("%+v", wc)
+	}
+}
+
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
@@ -167,6 +187,10 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"code limit too high", strings.Replace(goodYAML, "  api:\n", "  verification:\n    limits:\n      perTargetDaily: 1001\n  api:\n", 1), "spec.verification.limits.perTargetDaily: 1001, must be within 1..1000", goodEnv},
 		{"webhook without secret", goodYAML + webhookYAML, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set", goodEnv},
 		{"webhook secretRef without secret", goodYAML + webhookYAML + webhookSecretRefYAML, "USERVE_WEBHOOK_SECRET is required", goodEnv},
+		{"wechat without secret", goodYAML + wechatYAML, "USERVE_WECHAT_APP_SECRET is required: spec.wechat is set", goodEnv},
+		{"wechat bad appID", goodYAML + strings.Replace(wechatYAML, "wx0123456789abcdef", "wx 1", 1), `spec.wechat.appID "wx 1"`, goodEnv},
+		{"wechat bad base", goodYAML + wechatYAML + "    apiBaseURL: ftp://x\n", `spec.wechat.apiBaseURL "ftp://x"`, goodEnv},
+		{"wechat base with query", goodYAML + wechatYAML + "    apiBaseURL: https://x/?a=b\n", `spec.wechat.apiBaseURL`, goodEnv},
 		{"bad database", goodYAML, `database name "a.b"`, map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 32), EnvMongoDatabase: "a.b"}},
 	}
 	for _, tc := range cases {

@@ -101,6 +101,8 @@ type tenant struct {
 	cfgEdit  func(*config.Config)
 	noOutbox bool      // use the configured delivery (webhook, SMTP, log)
 	logOut   io.Writer // the servers' log (info and up); nil: warnings, if USERVE_TEST_LOG
+	// weChatHTTP is the client of WeChat calls (short timeouts in tests).
+	weChatHTTP *http.Client
 }
 
 // lockedLog is a log sink servers write to concurrently.
@@ -170,7 +172,7 @@ func (tn *tenant) replica() *replica {
 	}
 	opts := server.Options{
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})),
-		Plus:   plus.Options{HashCost: 4, Now: tn.clock.Now},
+		Plus:   plus.Options{HashCost: 4, Now: tn.clock.Now, WeChatHTTP: tn.weChatHTTP},
 	}
 	if !tn.noOutbox {
 		opts.Plus.Sender = tn.outbox

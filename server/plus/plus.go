@@ -49,6 +49,9 @@ type Options struct {
 	Now func() time.Time
 	// Sender replaces the delivery configured in spec.verification.
 	Sender verify.Sender
+	// WeChatHTTP replaces the HTTP client of WeChat calls (tests: shorter
+	// timeouts).
+	WeChatHTTP *http.Client
 }
 
 // Handler serves the /api/v2 routes of one tenant.
@@ -67,6 +70,8 @@ type Handler struct {
 	trustedProxies         []netip.Prefix // see clientAddress
 
 	lastLedgerSweep atomic.Int64
+
+	wechat *weChat // nil unless spec.wechat is set
 }
 
 // New builds the handlers. The configuration has been validated by
@@ -114,6 +119,9 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	}
 	if h.sender == nil {
 		h.sender = senderFromConfig(cfg, log)
+	}
+	if h.wechat, err = newWeChat(cfg, opts.WeChatHTTP); err != nil {
+		return nil, err
 	}
 	if spec.Verification.LogCodes {
 		log.Warn("verification codes are written to this log (spec.verification.logCodes): development only, whoever reads the log can take over accounts")
@@ -165,9 +173,10 @@ func senderFromConfig(cfg *config.Config, log *slog.Logger) verify.Sender {
 // apiError is an error response: 422 with per-field errors, or a status
 // with a message.
 type apiError struct {
-	status  int
-	message string
-	fields  map[string][]string
+	status   int
+	message  string
+	fields   map[string][]string
+	conflict string // 409: what is taken ("openid", "unionid", "phone")
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -192,6 +201,10 @@ func (e *apiError) write(w http.ResponseWriter) {
 	}
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="userve"`)
+	}
+	if e.conflict != "" {
+		writeJSON(w, e.status, map[string]string{"message": e.message, "conflict": e.conflict})
+		return
 	}
 	writeJSON(w, e.status, map[string]string{"message": e.message})
 }

@@ -91,3 +91,15 @@ func TestRetryTransientUpToIsBounded(t *testing.T) {
 		t.Errorf("cancelled: err %v after %d calls, want an error after 1", err, *calls)
 	}
 }
+
+// FerretDB's findAndModify reports a unique index violation as an
+// InternalError from SQLite; it is a conflict on the index's field, not a
+// 500 (found by TestWeChatLinkConflicts: 30 users linking one openid).
+func TestClassifyFerretDBUniqueViolationOnUpdate(t *testing.T) {
+	err := mongo.CommandError{Code: 1, Name: "InternalError", Message: "[msg_findandmodify.go:196 handler.(*Handler).findAndModifyDocument] " +
+		"[collection.go:177 sqlite.(*collection).UpdateAll.func1] constraint failed: UNIQUE constraint failed: index 'profiles_86daf527_openid_unique' (2067)"}
+	var ce *ConflictError
+	if got := classify(err); !errors.As(got, &ce) || ce.Field != FieldOpenID {
+		t.Fatalf("classify = %v, want a conflict on openid", got)
+	}
+}

@@ -440,7 +440,7 @@ func classify(err error) error {
 		return nil
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return ErrNotFound
-	case mongo.IsDuplicateKeyError(err):
+	case mongo.IsDuplicateKeyError(err), uniqueViolation(err):
 		return conflictFrom(err)
 	case isUnavailable(err), transient(err):
 		// The message stays in the chain: transient() reads it to retry.
@@ -458,13 +458,21 @@ func isUnavailable(err error) bool {
 		errors.Is(err, mongo.ErrClientDisconnected)
 }
 
+// uniqueViolation is FerretDB's findAndModify refusing an update that
+// breaks a unique index: an InternalError quoting SQLite ("UNIQUE
+// constraint failed: index 'profiles_86daf527_openid_unique'"), not the
+// duplicate key error (11000) its inserts give.
+func uniqueViolation(err error) bool {
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
 // conflictFrom names the field of a duplicate key error from the index name
 // in the server's message ("... index: openid_unique dup key: ...").
 func conflictFrom(err error) error {
 	msg := err.Error()
 	for name, field := range uniqueFieldByIndex() {
 		if strings.Contains(msg, "index: "+name+" ") || strings.Contains(msg, "index: "+name+"\"") ||
-			strings.HasSuffix(msg, "index: "+name) {
+			strings.HasSuffix(msg, "index: "+name) || strings.Contains(msg, "_"+name+"'") {
 			return &ConflictError{Field: field}
 		}
 	}

@@ -104,6 +104,29 @@ func TestSandbox(t *testing.T) {
 		}
 	})
 
+	step("the WeChat sample logs in against the sandbox's fake WeChat", func(t *testing.T) {
+		out := s.waitOutput("tenant default/acme is ready", 2*time.Minute)
+		fake := regexp.MustCompile(`fake WeChat:\s+(\S+) plays mini-program`).FindStringSubmatch(out)
+		acme := regexp.MustCompile(`tenant default/acme is ready[^\n]*\n\s+URL:\s+(\S+)\n\s+admin token:\s+(\S+)`).FindStringSubmatch(out)
+		if fake == nil || acme == nil {
+			t.Fatalf("no fake WeChat or acme URL in:\n%s", out)
+		}
+		// wx.login, played by the fake.
+		status, login := call(t, http.MethodPost, fake[1]+"/fake/login", "", map[string]any{"openid": "o-e2e", "unionid": "u-e2e"})
+		code, _ := field(login, "code").(string)
+		if status != http.StatusOK || code == "" {
+			t.Fatalf("fake login: %d %v", status, login)
+		}
+		status, body := call(t, http.MethodPost, acme[1]+"/api/v2/auth/wechat", "", map[string]any{"code": code})
+		if status != http.StatusCreated || field(body, "created") != true || field(body, "access_token") == nil {
+			t.Fatalf("WeChat login: %d %v", status, body)
+		}
+		status, body = call(t, http.MethodGet, acme[1]+profilesPath+"?unionid=u-e2e", acme[2], nil)
+		if status != http.StatusOK || field(body, "meta", "total_count") != float64(1) {
+			t.Fatalf("WeChat user in the management list: %d %v", status, body)
+		}
+	})
+
 	step("1 apply a tenant and wait for Ready", func(t *testing.T) {
 		s.kubectl(shopTenant, "apply", "-f", "-")
 		s.kubectl("", "-n", "e2e-shop", "wait", "--for=condition=Ready", "usvc/shop", "--timeout=120s")

@@ -284,9 +284,12 @@ func TestSamplesApply(t *testing.T) {
 		t.Errorf("the full sample lost settings: %+v", full.Spec)
 	}
 
+	if full.Spec.WeChat == nil {
+		t.Fatalf("the full sample lost spec.wechat")
+	}
 	// Every Secret the full sample names is part of the samples.
 	for _, ref := range []*v1alpha1.SecretKeyRef{full.Spec.Mongo.URISecretRef, full.Spec.AdminTokensSecretRef,
-		full.Spec.Verification.SMS.Webhook.SecretRef, full.Spec.Verification.Mail.SMTP.PasswordSecretRef} {
+		full.Spec.Verification.SMS.Webhook.SecretRef, full.Spec.Verification.Mail.SMTP.PasswordSecretRef, &full.Spec.WeChat.AppSecretRef} {
 		s := &corev1.Secret{}
 		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "samples", Name: ref.Name}, s); err != nil {
 			t.Errorf("Secret %s: %v", ref.Name, err)
