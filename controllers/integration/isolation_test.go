@@ -503,5 +503,13 @@ func TestOutageDoesNotStopConvergence(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitCondition(t, us, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, controllers.ReasonConnected)
+	// The driver notices the server is back within its heartbeat (10s),
+	// and a loaded machine adds to it: a longer wait than eventually's.
+	deadline := time.Now().Add(60 * time.Second)
+	for condition(tenant(t, us), v1alpha1.ConditionDatabaseReady).Status != metav1.ConditionTrue {
+		if time.Now().After(deadline) {
+			t.Fatalf("DatabaseReady after the outage: %+v", condition(tenant(t, us), v1alpha1.ConditionDatabaseReady))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
