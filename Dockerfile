@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for both roles: `userve operator` (the manager) and `userve serve`
-# (a tenant's server). Build: make docker-build, or
+# (a tenant's server). `make image` writes the same image without Docker
+# (hack/tools/mkimage; test/install checks the two agree). Build: make docker-build, or
 #   docker build --build-arg VERSION=v0.1.0 -t ghcr.io/userve/userve:0.1.0 .
 
 ARG GO_VERSION=1.26

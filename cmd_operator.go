@@ -17,7 +17,9 @@ import (
 	"userve.dev/userve/controllers"
 )
 
-// defaultServerImage is the image of this very build: one image serves both
+// defaultServerImage is the image of this very build, by the name make image
+// and the chart use (not a published image: users build or mirror it; the
+// chart passes its own image as --server-image): one image serves both
 // roles.
 func defaultServerImage() string { return "ghcr.io/userve/userve:" + version }
 
@@ -40,7 +42,10 @@ func runOperator(args []string) int {
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 32, "tenants reconciled at once (32 keeps 1,000 new tenants under 60 s to Ready on 2 cores: make bench)")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader, so that several replicas can run")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: $POD_NAMESPACE)")
+	var metricsSecure bool
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus /metrics endpoint (0: off)")
+	fs.BoolVar(&metricsSecure, "metrics-secure", true, "serve /metrics over HTTPS to bearer tokens the API server authenticates and authorizes (GET /metrics, the metrics-reader ClusterRole); false: plain HTTP to anyone")
+	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for /metrics (default: a self-signed certificate made at start)")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (0: off)")
 	fs.DurationVar(&resync, "resync-interval", 5*time.Minute, "how often a converged tenant is re-checked (database, referenced Secrets)")
 	fs.DurationVar(&retrying, "retry-interval", 30*time.Second, "how often a tenant waiting for a Secret or its database is re-checked")
@@ -81,6 +86,10 @@ func runOperator(args []string) int {
 		return fail("--server-image must not be empty")
 	}
 	o.ResyncInterval, o.RetryInterval, o.DatabaseTimeout = resync, retrying, databaseTimeout
+	o.MetricsInsecure = !metricsSecure
+	if o.MetricsInsecure && o.MetricsCertDir != "" {
+		return fail("--metrics-cert-dir needs --metrics-secure")
+	}
 
 	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctrl.SetLogger(log)
@@ -96,7 +105,7 @@ func runOperator(args []string) int {
 	}
 	defer pool.Close(context.Background())
 	log.Info("starting", "version", version, "serverImage", o.ServerImage, "watchNamespaces", o.WatchNamespaces,
-		"defaultMongoURISecret", defaultMongo, "leaderElection", o.LeaderElection)
+		"defaultMongoURISecret", defaultMongo, "leaderElection", o.LeaderElection, "metricsSecure", metricsSecure)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fmt.Fprintf(os.Stderr, "userve operator: %v\n", err)
 		return 1

@@ -12,6 +12,7 @@ func TestOperatorRejectsBadFlags(t *testing.T) {
 		{"--watch-namespaces", "Not_A_Namespace"},
 		{"--server-image", ""},
 		{"--log-level", "loud"},
+		{"--metrics-secure=false", "--metrics-cert-dir", "/certs"},
 		{"--no-such-flag"},
 		{"extra-argument"},
 	} {

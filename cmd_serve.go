@@ -44,11 +44,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs := flag.NewFlagSet("userve serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "UserService manifest (YAML or JSON) to serve")
-	listen := fs.String("listen", ":8080", "address to listen on")
+	listen := fs.String("listen", ":8080", "address of the API (the pods' http port)")
+	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics (the pods' metrics port), never served on --listen; empty: no metrics")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile (pprof) of the whole run to this file")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: userve serve --config FILE [--listen ADDR]\n\nenvironment: %s (required), %s, %s, %s, %s, %s, %s\n\nflags:\n",
+		fmt.Fprintf(stderr, "usage: userve serve --config FILE [--listen ADDR] [--metrics-listen ADDR]\n\nenvironment: %s (required), %s, %s, %s, %s, %s, %s\n\nflags:\n",
 			config.EnvMongoURI, config.EnvMongoDatabase, config.EnvAdminTokens, config.EnvJWTKey,
 			config.EnvWebhookSecret, config.EnvSMTPPassword, config.EnvWeChatSecret)
 		fs.PrintDefaults()
@@ -66,6 +67,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "userve serve: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	if *metricsListen != "" && *metricsListen == *listen {
+		fmt.Fprintf(stderr, "userve serve: --metrics-listen %q must differ from --listen: /metrics is never served with the API\n", *metricsListen)
 		return 2
 	}
 	if *cpuProfile != "" {
@@ -108,7 +113,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Warn("releasing start-up memory failed", "error", err)
 		}
 	}
-	if err := server.New(cfg, st, server.Options{Logger: log, Started: started}).Run(ctx, *listen); err != nil {
+	if err := server.New(cfg, st, server.Options{Logger: log, Started: started}).Run(ctx, *listen, *metricsListen); err != nil {
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 1
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -95,6 +96,11 @@ func TestServeBadConfigIsOneLine(t *testing.T) {
 	if code := serve(context.Background(), []string{"--bogus"}, envOf(goodEnv), &bytes.Buffer{}, &stderr); code != 2 {
 		t.Fatalf("bad flag exited %d", code)
 	}
+	stderr.Reset()
+	if code := serve(context.Background(), []string{"--listen", ":8080", "--metrics-listen", ":8080"}, envOf(goodEnv), &bytes.Buffer{}, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), "--metrics-listen \":8080\" must differ from --listen") {
+		t.Fatalf("metrics on the API address: exit %d, stderr %q", code, stderr.String())
+	}
 	if code := serve(context.Background(), []string{"--help"}, envOf(goodEnv), &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
 		t.Fatalf("--help exited %d", code)
 	}
@@ -127,6 +133,12 @@ func TestServeRunsAndStops(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
 	env := map[string]string{"USERVE_MONGO_URI": mongo.URI, "USERVE_ADMIN_TOKENS": testAdminToken, "USERVE_MONGO_DATABASE": "serve_test"}
 	profile := filepath.Join(t.TempDir(), "cpu.pprof")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -134,7 +146,7 @@ func TestServeRunsAndStops(t *testing.T) {
 	var stdout, stderr lockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- serve(ctx, []string{"--config", writeManifest(t, serveManifest), "--listen", addr, "--cpu-profile", profile}, envOf(env), &stdout, &stderr)
+		done <- serve(ctx, []string{"--config", writeManifest(t, serveManifest), "--listen", addr, "--metrics-listen", metricsAddr, "--cpu-profile", profile}, envOf(env), &stdout, &stderr)
 	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(60 * time.Second)
@@ -161,6 +173,21 @@ func TestServeRunsAndStops(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("seed list query: %d", res.StatusCode)
 	}
+	// /metrics: on --metrics-listen, counting the query above; 404 on --listen.
+	for url, want := range map[string]int{base + "/metrics": 404, "http://" + metricsAddr + "/metrics": 200} {
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", url, res.StatusCode, want)
+		}
+		if want == 200 && !strings.Contains(string(body), `userve_http_requests_total{code="200",method="GET",route="/userve/v2.0/miniapp/user_profile/"} 1`) {
+			t.Errorf("metrics lack the list query:\n%.800s", body)
+		}
+	}
 	cancel()
 	select {
 	case code := <-done:
@@ -175,7 +202,7 @@ func TestServeRunsAndStops(t *testing.T) {
 		t.Errorf("--cpu-profile wrote %d bytes (%v); want a gzip-compressed pprof profile", len(raw), err)
 	}
 	logs := stdout.String()
-	for _, want := range []string{`"msg":"serving"`, `"msg":"request"`, `"tenant":"default/acme"`, `"msg":"shutting down`} {
+	for _, want := range []string{`"msg":"serving"`, `"metrics_addr":"` + metricsAddr + `"`, `"msg":"request"`, `"tenant":"default/acme"`, `"msg":"shutting down`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}

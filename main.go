@@ -3,6 +3,8 @@
 //
 //	userve operator   the manager that reconciles UserServices
 //	userve serve      one tenant's user service
+//	userve import     bulk import of users into a tenant
+//	userve export     a tenant's users as JSON Lines
 //
 // The local sandbox is its own binary, cmd/userve-dev (make dev): it links
 // test machinery (envtest) that must stay out of the image's binary.
@@ -11,6 +13,11 @@ package main
 import (
 	"fmt"
 	"os"
+
+	// The image (make image) holds no system certificate bundle: these
+	// embedded roots (Mozilla's) let the server reach HTTPS webhooks, WeChat
+	// and SMTP over TLS. Go uses them only where the system has no roots.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 // Set with -ldflags "-X main.version=...".
@@ -22,6 +29,8 @@ var commands = []struct {
 }{
 	{"operator", "run the manager that reconciles UserServices", runOperator},
 	{"serve", "serve one tenant's user API", runServe},
+	{"import", "import users from a MinApp, ThinkSNS Plus or userve export into a tenant", runImport},
+	{"export", "export a tenant's users as JSON Lines", runExport},
 }
 
 func main() { os.Exit(run(os.Args[1:])) }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"userve.dev/userve/bench/internal/apibench"
+	"userve.dev/userve/bench/internal/migbench"
 	"userve.dev/userve/bench/internal/opbench"
 	"userve.dev/userve/bench/internal/procmon"
 	"userve.dev/userve/bench/internal/report"
@@ -34,7 +35,10 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
-	only := flag.String("only", "all", "which part: all, api or operator")
+	only := flag.String("only", "all", "which part: all, api, operator or import")
+	importUsers := flag.Int("import-users", 100000, "ThinkSNS users for the import part")
+	importFollowings := flag.Int("import-followings", 3, "follows per imported user")
+	importBalanceEvery := flag.Int("import-balance-every", 100, "every n-th imported user has opening balances")
 	duration := flag.Duration("duration", 4*time.Second, "measured time per load cell")
 	warmup := flag.Duration("warmup", time.Second, "warm-up per load cell")
 	concurrencies := flag.String("concurrency", "1,8,32", "concurrencies of the API load, comma-separated")
@@ -66,8 +70,8 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench: -concurrency:", err)
 		return 2
 	}
-	if *only != "all" && *only != "api" && *only != "operator" {
-		fmt.Fprintln(os.Stderr, "bench: -only must be all, api or operator")
+	if *only != "all" && *only != "api" && *only != "operator" && *only != "import" {
+		fmt.Fprintln(os.Stderr, "bench: -only must be all, api, operator or import")
 		return 2
 	}
 	logDir, err := os.MkdirTemp("", "userve-bench-logs-")
@@ -136,6 +140,19 @@ func run() int {
 		if err != nil {
 			res.Errors = append(res.Errors, "operator: "+err.Error())
 			logf("operator part failed: %v", err)
+		}
+	}
+	if (*only == "all" || *only == "import") && ctx.Err() == nil {
+		imp, err := migbench.Run(ctx, migbench.Config{
+			UserveBin: userve, FerretBin: ferret, LogDir: logDir, Users: *importUsers,
+			Followings: *importFollowings, BalanceEvery: *importBalanceEvery, Logf: logf,
+		})
+		if imp != nil {
+			res.Import = imp
+		}
+		if err != nil {
+			res.Errors = append(res.Errors, "import: "+err.Error())
+			logf("import part failed: %v", err)
 		}
 	}
 	res.Seconds = time.Since(started).Round(time.Second).Seconds()

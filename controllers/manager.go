@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -51,6 +52,16 @@ type Options struct {
 	// MetricsBindAddress and HealthProbeBindAddress: "0" turns them off.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// MetricsInsecure serves /metrics over plain HTTP to anyone
+	// (--metrics-secure=false). By default it is HTTPS, and every scrape
+	// must bring a bearer token that the API server authenticates
+	// (TokenReview) and authorizes for GET /metrics (SubjectAccessReview):
+	// the metrics-reader ClusterRole grants that.
+	MetricsInsecure bool
+	// MetricsCertDir holds tls.crt and tls.key for the metrics endpoint
+	// (reloaded when they change); empty: a self-signed certificate made
+	// in memory at start.
+	MetricsCertDir string
 
 	// ResyncInterval re-checks converged tenants (default 5m);
 	// RetryInterval tenants waiting for a Secret or their database (30s).
@@ -162,7 +173,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         CacheOptions(o.WatchNamespaces),
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics:                       MetricsServerOptions(o),
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              "userve-operator.miniapp.userve.dev",
@@ -203,6 +214,25 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 	}
 	registerTenantMetrics(mgr.GetCache())
 	return mgr, pool, nil
+}
+
+// MetricsServerOptions serve the operator's metrics as kubebuilder
+// scaffolds them: HTTPS with authentication and authorization delegated to
+// the API server (controller-runtime's filters), HTTP/1.1 only (HTTP/2's
+// rapid-reset and stream floods are not worth it for a scrape), unless
+// o.MetricsInsecure.
+func MetricsServerOptions(o Options) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: o.MetricsBindAddress}
+	if o.MetricsInsecure {
+		return opts
+	}
+	opts.SecureServing = true
+	opts.FilterProvider = metricsAuthFilter
+	opts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	if o.MetricsCertDir != "" {
+		opts.CertDir, opts.CertName, opts.KeyName = o.MetricsCertDir, "tls.crt", "tls.key"
+	}
+	return opts
 }
 
 // cachesSynced is ready once the informers hold the cluster's state.

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,12 +72,14 @@ type TenantEntry struct {
 
 // PodEntry is one local replica.
 type PodEntry struct {
-	Name     string `json:"name"`
-	Pid      int    `json:"pid,omitempty"`
-	Port     int    `json:"port"`
-	Ready    bool   `json:"ready"`
-	Restarts int32  `json:"restarts"`
-	Log      string `json:"log"`
+	Name string `json:"name"`
+	Pid  int    `json:"pid,omitempty"`
+	Port int    `json:"port"`
+	// MetricsPort serves the replica's /metrics (the pods' metrics port).
+	MetricsPort int    `json:"metricsPort,omitempty"`
+	Ready       bool   `json:"ready"`
+	Restarts    int32  `json:"restarts"`
+	Log         string `json:"log"`
 }
 
 // reporter tells the developer about tenants as they come and go: the first
@@ -136,7 +141,7 @@ func (r *reporter) update(t runtime.Tenant) {
 		entry.DatabaseUser = r.entries[key].DatabaseUser
 	}
 	for _, p := range t.Pods {
-		entry.Pods = append(entry.Pods, PodEntry{Name: p.Name, Pid: p.Pid, Port: p.Port, Ready: p.Ready,
+		entry.Pods = append(entry.Pods, PodEntry{Name: p.Name, Pid: p.Pid, Port: p.Port, MetricsPort: p.MetricsPort, Ready: p.Ready,
 			Restarts: p.Restarts, Log: filepath.Join(r.podsDir, p.Name, "log")})
 	}
 	r.entries[key] = entry
@@ -174,6 +179,17 @@ func (r *reporter) printReady(key string, t runtime.Tenant, token, dbUser string
 	fmt.Fprintf(&b, "    end users:    curl %s/api/v2/users\n", t.URL)
 	if dbUser != "" {
 		fmt.Fprintf(&b, "    MongoDB user: %s (the tenant's own; its URI is in the Secret the pods read)\n", dbUser)
+	}
+	host := "127.0.0.1"
+	if u, err := url.Parse(t.URL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	for _, p := range t.Pods {
+		if p.MetricsPort > 0 {
+			// Each replica has its own metrics port, as each pod has; the
+			// tenant URL (the Service) does not route /metrics.
+			fmt.Fprintf(&b, "    metrics:      curl http://%s/metrics   (%s)\n", net.JoinHostPort(host, strconv.Itoa(p.MetricsPort)), p.Name)
+		}
 	}
 	fmt.Fprintf(&b, "    logs:         %s\n", filepath.Join(r.podsDir, t.Namespace, t.Name+"-*", "log"))
 	r.p.printf("%s", b.String())

@@ -35,6 +35,8 @@ type env struct {
 	clock *fakeClock
 	// handler is the server's http.Handler, for benchmarks without a network.
 	handler http.Handler
+	// metrics serves the server's MetricsHandler, as its own listener does.
+	metrics *httptest.Server
 }
 
 type fakeClock struct{ now time.Time }
@@ -89,7 +91,24 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 	s := server.New(cfg, st, server.Options{Logger: log})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, store: st, clock: clock, handler: s.Handler()}
+	metrics := httptest.NewServer(s.MetricsHandler())
+	t.Cleanup(metrics.Close)
+	return &env{t: t, srv: srv, store: st, clock: clock, handler: s.Handler(), metrics: metrics}
+}
+
+// scrape is the Prometheus text of the server's metrics listener.
+func (e *env) scrape() string {
+	e.t.Helper()
+	res, err := e.metrics.Client().Get(e.metrics.URL + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET /metrics on the metrics listener: %d %s", res.StatusCode, body)
+	}
+	return string(body)
 }
 
 // plusSpec is testSpec with the end-user dialect on.

@@ -117,12 +117,7 @@ func TestOperationalEndpointsAndMetrics(t *testing.T) {
 	e.do("GET", v20+"?gender=7", nil).want(t, 400)
 	e.do("GET", v20+"5/", nil).want(t, 404)
 	e.do("GET", "/no/such/path", nil).want(t, 404)
-	res, err := e.srv.Client().Get(e.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	body := e.scrape()
 	for _, want := range []string{
 		`userve_http_requests_total{code="200",method="GET",route="/userve/v2.0/miniapp/user_profile/"} 1`,
 		`userve_http_requests_total{code="400",method="GET",route="/userve/v2.0/miniapp/user_profile/"} 1`,
@@ -131,10 +126,106 @@ func TestOperationalEndpointsAndMetrics(t *testing.T) {
 		`userve_http_request_duration_seconds_bucket{code="200",method="GET",route="/readyz",le="+Inf"} 1`,
 		`go_goroutines`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+}
+
+// /metrics lives on its own listener only: the API listener (what the
+// Service's http port and the Ingress route) answers 404 on it, whatever the
+// method or a trailing slash, and the metrics listener serves nothing else.
+func TestMetricsOnlyOnTheirOwnListener(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/metrics", "/metrics/", "/metrics?format=text"} {
+		for _, method := range []string{"GET", "HEAD", "POST"} {
+			req, _ := http.NewRequest(method, e.srv.URL+path, nil)
+			res, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusNotFound || strings.Contains(string(body), "userve_http_requests_total") {
+				t.Errorf("%s %s on the API listener: %d %.200s; want 404 without metrics", method, path, res.StatusCode, body)
+			}
+		}
+	}
+	if body := e.scrape(); !strings.Contains(body, `route="unmatched"`) {
+		t.Errorf("the refused /metrics requests are not counted as unmatched:\n%.500s", body)
+	}
+	for _, path := range []string{"/healthz", "/userve/v2.0/miniapp/user_profile/", "/api/v2/users"} {
+		res, err := e.metrics.Client().Get(e.metrics.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s on the metrics listener: %d, want 404", path, res.StatusCode)
+		}
+	}
+}
+
+// Run serves the API and the metrics on two listeners and stops both.
+func TestRunServesMetricsOnTheirOwnAddress(t *testing.T) {
+	db := mongofixture.NewDatabase(t)
+	st, err := store.Connect(mongofixture.URI(t), db.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	us := &v1alpha1.UserService{Spec: testSpec()}
+	us.Name = "acme"
+	v1alpha1.SetDefaults(us)
+	cfg := &config.Config{Service: us, Database: st.Database(), AdminTokens: []string{adminToken}}
+	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	api, metrics := freeLoopback(t), freeLoopback(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, api, metrics) }()
+	defer cancel()
+	waitReady(t, "http://"+api, 30*time.Second)
+	for url, want := range map[string]int{"http://" + api + "/metrics": 404, "http://" + metrics + "/metrics": 200} {
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", url, res.StatusCode, want)
+		}
+	}
+	// A metrics address already taken fails Run at once, naming the listener.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if err := s.Run(ctx, freeLoopback(t), taken.Addr().String()); err == nil || !strings.Contains(err.Error(), "metrics listener") {
+		t.Errorf("Run on a taken metrics address: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(server.ShutdownTimeout + 5*time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if _, err := http.Get("http://" + metrics + "/metrics"); err == nil {
+		t.Error("the metrics listener still answers after shutdown")
+	}
+}
+
+func freeLoopback(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // syncBuffer collects log output from the server's goroutines.

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"net/http"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // metrics are the server's Prometheus series, on a registry of its own so
@@ -34,4 +37,16 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(m.requests, m.latency, m.inFlight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// MetricsHandler serves the Prometheus text of this server's series at
+// /metrics, and 404 elsewhere. It runs on a listener of its own (userve serve
+// --metrics-listen, the pods' "metrics" port), never on the API listener: the
+// tenant's Service and Ingress route only the API, so app users cannot read
+// the tenant's traffic figures, and a NetworkPolicy can admit the monitoring
+// system to this port alone.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	return mux
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"userve.dev/userve/server/httpx"
+	"userve.dev/userve/server/minapp"
 )
 
 // RequestTimeout bounds a whole request; store operations have shorter
@@ -126,6 +127,18 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 // limitBody caps request bodies at 1 MiB and bounds the request's time.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if limit, timeout, bulk := bulkLimits(r.URL.Path); bulk {
+			// Bulk import and export: bigger bodies and longer requests
+			// than the server-wide deadlines allow.
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Now().Add(timeout))
+			_ = rc.SetWriteDeadline(time.Now().Add(timeout + 15*time.Second))
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
 		if r.ContentLength > httpx.MaxBody {
 			s.writeError(w, r, http.StatusBadRequest, fmt.Sprintf("request body exceeds %d bytes (1 MiB)", httpx.MaxBody))
 			return
@@ -225,4 +238,25 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// Limits of the bulk routes (see bulkLimits).
+const (
+	ImportRequestTimeout = 5 * time.Minute
+	ExportRequestTimeout = 2 * time.Hour
+)
+
+// bulkLimits are the body limit and deadline of the import and export
+// routes: a batch of 1,000 records may exceed 1 MiB and take longer than
+// RequestTimeout on a slow store, and an export streams every user.
+func bulkLimits(path string) (body int64, timeout time.Duration, ok bool) {
+	for _, prefix := range []string{"/userve", "/oserve"} {
+		switch path {
+		case prefix + "/v1/import/users/":
+			return minapp.MaxImportBodyBytes, ImportRequestTimeout, true
+		case prefix + "/v1/export/users/":
+			return httpx.MaxBody, ExportRequestTimeout, true
+		}
+	}
+	return 0, 0, false
 }

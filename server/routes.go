@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/plus"
@@ -20,7 +19,9 @@ func (s *Server) routes() http.Handler {
 	// Operations.
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	// /metrics is not here: it is served on its own listener
+	// (MetricsHandler), which the Service's http port and the Ingress do not
+	// route, so the main listener answers 404 on it.
 
 	spec := s.cfg.Spec()
 	if v1alpha1.Enabled(spec.API.MinApp.Enabled) {
@@ -75,6 +76,10 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 
 	// User merge (issue 14; minapp/merge.go).
 	route(post, "/v1/user-merge/", h.MergeUsers)
+
+	// Migration in and out (issue 15; handlers in minapp/migration.go).
+	route(post, "/v1/import/users/", h.ImportUsers)
+	route(get, "/v1/export/users/", h.ExportUsers)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.
@@ -119,6 +124,8 @@ func (s *Server) plusRoutes(r *mux.Router) {
 	// The caller.
 	route(get, "/user", h.Authed(h.Me))
 	route(patch, "/user", h.Authed(h.UpdateMe))
+	route(del, "/user", h.Authed(h.DeleteMe))
+	route(get, "/user/export", h.Authed(h.ExportMe))
 	route(put, "/user", h.Authed(h.UpdateContact))
 	route(put, "/user/password", h.Authed(h.ChangePassword))
 	route(del, "/user/phone", h.Authed(h.UnbindPhone))

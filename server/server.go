@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -74,21 +75,35 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 // Handler is the whole HTTP surface.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Run serves on addr until ctx ends, then shuts down gracefully, letting
-// in-flight requests finish. It also creates the store's indexes in the
-// background when they are not there yet, retrying while MongoDB is away,
-// so the process starts (and answers /healthz) without a store; then it
-// finishes wallet movements a crashed process left half-done.
-func (s *Server) Run(ctx context.Context, addr string) error {
+// Run serves the API on addr, and /metrics on metricsAddr unless it is
+// empty, until ctx ends, then shuts down gracefully, letting in-flight
+// requests finish. It also creates the store's indexes in the background
+// when they are not there yet, retrying while MongoDB is away, so the process
+// starts (and answers /healthz) without a store; then it finishes wallet
+// movements a crashed process left half-done.
+func (s *Server) Run(ctx context.Context, addr, metricsAddr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	return s.Serve(ctx, ln)
+	var metricsLn net.Listener
+	if metricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+	}
+	return s.ServeWithMetrics(ctx, ln, metricsLn)
 }
 
-// Serve is Run on a listener.
+// Serve is Run on a listener, without a metrics listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeWithMetrics(ctx, ln, nil)
+}
+
+// ServeWithMetrics serves the API on ln and MetricsHandler on metricsLn
+// (none when nil) until ctx ends or either server fails.
+func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -96,6 +111,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      RequestTimeout + 15*time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		metricsSrv = &http.Server{
+			Handler:           s.MetricsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
 	}
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
@@ -109,15 +134,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("serving", "addr", ln.Addr().String(), "database", s.store.Database())
+	metricsErrc := make(chan error, 1)
+	if metricsSrv != nil {
+		go func() { metricsErrc <- metricsSrv.Serve(metricsLn) }()
+		s.log.Info("serving", "addr", ln.Addr().String(), "metrics_addr", metricsLn.Addr().String(), "database", s.store.Database())
+	} else {
+		s.log.Info("serving", "addr", ln.Addr().String(), "database", s.store.Database())
+	}
 	select {
 	case err := <-errc:
+		if metricsSrv != nil {
+			_ = metricsSrv.Close()
+		}
 		return err
+	case err := <-metricsErrc:
+		_ = srv.Close()
+		return fmt.Errorf("metrics listener: %w", err)
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down: finishing in-flight requests", "timeout", ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
+	if metricsSrv != nil {
+		// Scrapes are short; metrics stay readable while requests drain.
+		defer func() { _ = metricsSrv.Close() }()
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return err
 	}

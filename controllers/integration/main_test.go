@@ -361,6 +361,26 @@ func operatorIdentity(ctx context.Context) (*rest.Config, error) {
 		return nil, err
 	}
 
+	// Serving /metrics securely: TokenReviews and SubjectAccessReviews
+	// (metrics_auth_role.yaml); metrics_reader_role.yaml is what scrapers
+	// are bound to.
+	for _, file := range []string{"metrics_auth_role.yaml", "metrics_reader_role.yaml"} {
+		var cr rbacv1.ClusterRole
+		if err := readYAML(filepath.Join(root, "config", "rbac", file), &cr); err != nil {
+			return nil, err
+		}
+		if err := k8s.Create(ctx, &cr); err != nil {
+			return nil, err
+		}
+	}
+	if err := k8s.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "userve-metrics-auth"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "userve-metrics-auth"},
+		Subjects:   subject,
+	}); err != nil {
+		return nil, err
+	}
+
 	var election rbacv1.Role
 	if err := readYAML(filepath.Join(root, "config", "rbac", "leader_election_role.yaml"), &election); err != nil {
 		return nil, err

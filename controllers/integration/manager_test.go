@@ -2,10 +2,12 @@ package integration_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,18 +174,65 @@ func TestManagerServesProbesMetricsAndElectsALeader(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "metrics are served", func() error {
-		body, err := httpGet("http://" + metrics + "/metrics")
-		if err != nil {
-			return err
-		}
-		for _, want := range []string{"userve_tenants{phase=\"Ready\"}", "controller_runtime_reconcile_total"} {
-			if !strings.Contains(body, want) {
-				return fmt.Errorf("no %s in /metrics", want)
+	// /metrics is HTTPS, for callers the API server authenticates and
+	// authorizes: none, a bad token and a token without the metrics-reader
+	// ClusterRole are refused, a token bound to it reads the metrics.
+	reader, err := env.ServiceAccountToken(context.Background(), operatorNamespace, "prometheus", "userve-metrics-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := env.ServiceAccountToken(context.Background(), operatorNamespace, "stranger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		who, token string
+		want       int
+	}{{"no token", "", 401}, {"a forged token", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", 401}, {"a token without metrics-reader", stranger, 403}, {"a metrics-reader token", reader, 200}} {
+		eventually(t, "/metrics answers "+c.who+" with "+strconv.Itoa(c.want), func() error {
+			code, body, err := scrape(metrics, c.token)
+			if err != nil {
+				return err
 			}
-		}
-		return nil
-	})
+			if code != c.want {
+				return fmt.Errorf("%d %.200s", code, body)
+			}
+			if c.want != 200 && strings.Contains(body, "controller_runtime") {
+				return fmt.Errorf("%s: metrics leaked: %.200s", c.who, body)
+			}
+			for _, want := range []string{"userve_tenants{phase=\"Ready\"}", "controller_runtime_reconcile_total"} {
+				if c.want == 200 && !strings.Contains(body, want) {
+					return fmt.Errorf("no %s in /metrics", want)
+				}
+			}
+			return nil
+		})
+	}
+	if _, err := httpGet("http://" + metrics + "/metrics"); err == nil {
+		t.Error("/metrics answered plain HTTP")
+	}
+}
+
+// scrape GETs https://addr/metrics with a bearer token (none when empty),
+// trusting the manager's self-signed certificate (loopback only).
+func scrape(addr, token string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // self-signed, loopback
+	}}
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
 }
 
 func httpGet(url string) (string, error) {

@@ -93,22 +93,3 @@ func PodDisruptionBudget(us *v1alpha1.UserService) *policyv1.PodDisruptionBudget
 		},
 	}
 }
-
-// NetworkPolicy admits ingress to the tenant pods on their HTTP port only;
-// nil unless spec.networkPolicy.enabled.
-func NetworkPolicy(us *v1alpha1.UserService) *networkingv1.NetworkPolicy {
-	if !us.Spec.NetworkPolicy.Enabled {
-		return nil
-	}
-	port := intstr.FromInt32(Port)
-	return &networkingv1.NetworkPolicy{
-		ObjectMeta: objectMeta(us, us.Name),
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: SelectorLabels(us)},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-			Ingress: []networkingv1.NetworkPolicyIngressRule{{
-				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptrTo(corev1.ProtocolTCP), Port: &port}},
-			}},
-		},
-	}
-}

@@ -97,22 +97,3 @@ func TestPodDisruptionBudget(t *testing.T) {
 		t.Errorf("default minAvailable = %s", def.Spec.MinAvailable.String())
 	}
 }
-
-func TestNetworkPolicy(t *testing.T) {
-	if NetworkPolicy(tenant()) != nil {
-		t.Fatal("network policy while disabled")
-	}
-	us := tenant(func(u *v1alpha1.UserService) { u.Spec.NetworkPolicy.Enabled = true })
-	np := NetworkPolicy(us)
-	assertOwned(t, us, np, "acme")
-	if !labels.SelectorFromSet(np.Spec.PodSelector.MatchLabels).Matches(labels.Set(Labels(us))) {
-		t.Error("policy does not select the tenant's pods")
-	}
-	if len(np.Spec.PolicyTypes) != 1 || np.Spec.PolicyTypes[0] != networkingv1.PolicyTypeIngress {
-		t.Errorf("policy types = %v (egress must stay open: the pods reach MongoDB and SMTP)", np.Spec.PolicyTypes)
-	}
-	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != 8080 ||
-		*np.Spec.Ingress[0].Ports[0].Protocol != corev1.ProtocolTCP || len(np.Spec.Ingress[0].From) != 0 {
-		t.Errorf("ingress rules = %+v, want TCP 8080 from anywhere", np.Spec.Ingress)
-	}
-}

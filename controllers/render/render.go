@@ -46,6 +46,11 @@ const (
 	// the Service.
 	PortName = "http"
 	Port     = 8080
+	// MetricsPortName and MetricsPort are the pods' /metrics listener
+	// (userve serve --metrics-listen). The Service does not expose it and the
+	// Ingress does not route it: a PodMonitor scrapes the pods by this name.
+	MetricsPortName = "metrics"
+	MetricsPort     = 9090
 
 	// ConfigKey is the ConfigMap key holding the UserService manifest, and
 	// ConfigDir where the pods mount it.

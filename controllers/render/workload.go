@@ -106,9 +106,12 @@ func serverContainer(us *v1alpha1.UserService, p DeploymentParams) corev1.Contai
 	return corev1.Container{
 		Name:  ContainerName,
 		Image: p.Image,
-		Args:  []string{"serve", "--config", ConfigPath, "--listen", ":8080"},
-		Ports: []corev1.ContainerPort{{Name: PortName, ContainerPort: Port, Protocol: corev1.ProtocolTCP}},
-		Env:   env(us, p),
+		Args:  []string{"serve", "--config", ConfigPath, "--listen", ":8080", "--metrics-listen", ":9090"},
+		Ports: []corev1.ContainerPort{
+			{Name: PortName, ContainerPort: Port, Protocol: corev1.ProtocolTCP},
+			{Name: MetricsPortName, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
+		},
+		Env: env(us, p),
 		// Readiness follows the store, liveness only the process: a MongoDB
 		// outage takes pods out of the Service without restarting them.
 		ReadinessProbe: probe("/readyz", 5, 3),
@@ -173,7 +176,8 @@ func volumes(us *v1alpha1.UserService) []corev1.Volume {
 	}
 }
 
-// Service is the tenant's in-cluster endpoint, port 8080 named http.
+// Service is the tenant's in-cluster endpoint, port 8080 named http. It
+// exposes the API only, never the pods' metrics port.
 func Service(us *v1alpha1.UserService) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: objectMeta(us, us.Name),

@@ -46,10 +46,12 @@ func TestDeploymentRunsTheServerWithTheContract(t *testing.T) {
 	if c.Image != "example.com/userve:1" {
 		t.Errorf("image = %q", c.Image)
 	}
-	if want := []string{"serve", "--config", "/etc/userve/userservice.yaml", "--listen", ":8080"}; !slices.Equal(c.Args, want) {
+	if want := []string{"serve", "--config", "/etc/userve/userservice.yaml", "--listen", ":8080", "--metrics-listen", ":9090"}; !slices.Equal(c.Args, want) {
 		t.Errorf("args = %q, want %q", c.Args, want)
 	}
-	if len(c.Ports) != 1 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != 8080 {
+	// The metrics port is named "metrics": a PodMonitor selects it by name.
+	if len(c.Ports) != 2 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != 8080 ||
+		c.Ports[1].Name != "metrics" || c.Ports[1].ContainerPort != 9090 {
 		t.Errorf("ports = %+v", c.Ports)
 	}
 	for path, p := range map[string]*corev1.Probe{"/readyz": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
@@ -209,6 +211,8 @@ func TestServiceExposesPort8080(t *testing.T) {
 	us := tenant()
 	s := Service(us)
 	assertOwned(t, us, s, "acme")
+	// Only the API: the pods' metrics port is not reachable through the
+	// Service (nor, therefore, through the Ingress).
 	if len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 8080 || s.Spec.Ports[0].TargetPort.StrVal != "http" || s.Spec.Ports[0].Name != "http" {
 		t.Errorf("ports = %+v", s.Spec.Ports)
 	}

@@ -3,7 +3,11 @@
 # them into bin/. A tool whose cache entry exists is only re-linked, so a fresh
 # clone on a warm machine pays nothing and only a new machine builds cold.
 #
-#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb ferretdb-auth controller-gen helm]
+#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb ferretdb-auth controller-gen helm mkimage]
+#
+# The test node (hack/node, make test-node) also builds, by name: containerd
+# (with ctr and the runc shim), kubelet, kube-scheduler, kube-controller-manager,
+# kube-proxy, coredns, pause and wget.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -52,11 +56,16 @@ build() {
 
 kube_version() { (cd "$tools/kubernetes" && go list -m -f '{{.Version}}' k8s.io/kubernetes); }
 
-build_kube() { # $1: the cmd under k8s.io/kubernetes
+
+build_kube() { # $1: the cmd under k8s.io/kubernetes; $2: the tools module (default kubernetes)
 	local v minor
 	v=$(kube_version)
 	minor=$(echo "$v" | cut -d. -f2)
-	(cd "$tools/kubernetes" && go build -ldflags "-s -w \
+	# hack/tools/kubenode must pin the same release: one cluster, one version.
+	if [ "$(cd "$tools/${2:-kubernetes}" && go list -m -f '{{.Version}}' k8s.io/kubernetes)" != "$v" ]; then
+		say "hack/tools/${2:-kubernetes} pins another k8s.io/kubernetes than hack/tools/kubernetes ($v)" && return 1
+	fi
+	(cd "$tools/${2:-kubernetes}" && go build -ldflags "-s -w \
 		-X k8s.io/component-base/version.gitVersion=$v \
 		-X k8s.io/component-base/version.gitMajor=1 \
 		-X k8s.io/component-base/version.gitMinor=$minor \
@@ -85,6 +94,15 @@ build_ferretdb_auth() {
 	rm -rf "$tmp"
 }
 
+# build_containerd: containerd, ctr and the runc shim of one release. Static
+# (CGO_ENABLED=0); the tags drop the snapshotters that need cgo or host tools.
+build_containerd() {
+	(cd "$tools/containerd" && for cmd in containerd ctr containerd-shim-runc-v2; do
+		go build -tags "no_btrfs no_devmapper no_zfs" -ldflags "-s -w" -o "$out/$cmd" \
+			"github.com/containerd/containerd/v2/cmd/$cmd" || exit 1
+	done)
+}
+
 go_install() { # $1: package@version
 	GOBIN="$out" go install -ldflags "-s -w" "$1"
 }
@@ -92,7 +110,14 @@ go_install() { # $1: package@version
 install_tool() {
 	case $1 in
 	kube-apiserver | kubectl) build "$1" "$(key "$1" "$(module_hash kubernetes)")" build_kube "$1" ;;
-	etcd | ferretdb) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
+	kubelet | kube-scheduler | kube-controller-manager | kube-proxy)
+		build "$1" "$(key "$1" "$(module_hash kubenode)")" build_kube "$1" kubenode
+		;;
+	containerd)
+		build "$1" "$(key "$1" "$(module_hash containerd)")" build_containerd
+		for cmd in ctr containerd-shim-runc-v2; do link "$cmd" "$(readlink "$bin/containerd" | xargs dirname)"; done
+		;;
+	etcd | ferretdb | mkimage | pause | coredns | wget) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
 	ferretdb-auth) build "$1" "$(key "$1" "$(module_hash "$1")")" build_ferretdb_auth ;;
 	controller-gen) build "$1" "$(key "$1" $CONTROLLER_GEN_VERSION)" go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" ;;
 	helm) build "$1" "$(key "$1" $HELM_VERSION)" go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
@@ -100,6 +125,6 @@ install_tool() {
 	esac
 }
 
-for t in "${@:-etcd ferretdb ferretdb-auth controller-gen kube-apiserver kubectl helm}"; do
+for t in "${@:-etcd ferretdb ferretdb-auth controller-gen kube-apiserver kubectl helm mkimage}"; do
 	for name in $t; do install_tool "$name"; done
 done

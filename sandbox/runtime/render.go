@@ -35,6 +35,10 @@ type Pod struct {
 	Dir       string // the replica's own directory
 	Host      string // loopback address it listens on
 	Port      int
+	// MetricsPort is the replica's own /metrics port (userve serve
+	// --metrics-listen); 0 turns the metrics listener off. Every replica
+	// needs its own: the pod template's :9090 would collide on one machine.
+	MetricsPort int
 }
 
 // Launch is a pod template's container turned into a local process.
@@ -51,6 +55,9 @@ type Launch struct {
 	Readiness Probe
 	// Grace is how long a stopping process gets between SIGTERM and SIGKILL.
 	Grace time.Duration
+	// ServesMetrics: the process is `userve serve`, whose --metrics-listen
+	// is pointed at the replica's metrics port.
+	ServesMetrics bool
 }
 
 // File is one materialized volume file.
@@ -147,6 +154,10 @@ func Render(ctx context.Context, lk Lookup, d *appsv1.Deployment, pod Pod, exe s
 		l.Argv = append(l.Argv, rewritePaths(expandVars(a, lookupVar), mounts))
 	}
 	l.Argv = overrideListen(l.Argv, net.JoinHostPort(pod.Host, strconv.Itoa(pod.Port)))
+	if len(l.Argv) > 1 && l.Argv[1] == "serve" {
+		l.ServesMetrics = true
+		l.Argv = overrideMetricsListen(l.Argv, pod.Host, pod.MetricsPort)
+	}
 
 	base := map[string]string{
 		"PATH":     os.Getenv("PATH"),
@@ -198,23 +209,39 @@ func readiness(p *corev1.Probe) Probe {
 // overrideListen points the server at addr: the value of --listen (either
 // form) is replaced, or the flag appended when absent.
 func overrideListen(argv []string, addr string) []string {
+	return overrideFlag(argv, "listen", addr)
+}
+
+// overrideMetricsListen points --metrics-listen at host:port, or turns the
+// metrics listener off (an empty address) when port is 0.
+func overrideMetricsListen(argv []string, host string, port int) []string {
+	addr := ""
+	if port > 0 {
+		addr = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	return overrideFlag(argv, "metrics-listen", addr)
+}
+
+// overrideFlag sets flag name to value: its value (either form) is
+// replaced, or the flag appended when absent (before a "--").
+func overrideFlag(argv []string, name, value string) []string {
 	out := append([]string(nil), argv...)
 	for i := 1; i < len(out); i++ {
 		switch a := out[i]; {
-		case a == "--listen" || a == "-listen":
+		case a == "--"+name || a == "-"+name:
 			if i+1 < len(out) {
-				out[i+1] = addr
+				out[i+1] = value
 				return out
 			}
-		case strings.HasPrefix(a, "--listen=") || strings.HasPrefix(a, "-listen="):
-			out[i] = a[:strings.IndexByte(a, '=')+1] + addr
+		case strings.HasPrefix(a, "--"+name+"=") || strings.HasPrefix(a, "-"+name+"="):
+			out[i] = a[:strings.IndexByte(a, '=')+1] + value
 			return out
 		case a == "--":
 			// Everything after -- is positional: insert before it.
-			return append(out[:i:i], append([]string{"--listen", addr}, out[i:]...)...)
+			return append(out[:i:i], append([]string{"--" + name, value}, out[i:]...)...)
 		}
 	}
-	return append(out, "--listen", addr)
+	return append(out, "--"+name, value)
 }
 
 // rewritePaths replaces every container mount path in s that starts a path

@@ -53,7 +53,7 @@ func tenantDeployment() *appsv1.Deployment {
 						Name:    "server",
 						Image:   "userve:1",
 						Command: []string{"/userve"},
-						Args:    []string{"serve", "--config", "/etc/userve/userservice.yaml", "--listen", ":8080"},
+						Args:    []string{"serve", "--config", "/etc/userve/userservice.yaml", "--listen", ":8080", "--metrics-listen", ":9090"},
 						Env: []corev1.EnvVar{
 							{Name: "USERVE_MONGO_URI", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 								LocalObjectReference: corev1.LocalObjectReference{Name: "acme-credentials"}, Key: "mongo-uri"}}},
@@ -105,12 +105,14 @@ func envMap(env []string) map[string]string {
 }
 
 func TestRenderTenantDeployment(t *testing.T) {
-	pod := Pod{Namespace: "shop", Name: "acme-1", Dir: "/state/pods/shop/acme-1", Host: "127.0.0.1", Port: 41000}
+	pod := Pod{Namespace: "shop", Name: "acme-1", Dir: "/state/pods/shop/acme-1", Host: "127.0.0.1", Port: 41000, MetricsPort: 41001}
 	l, err := Render(context.Background(), tenantObjects(), tenantDeployment(), pod, "/bin/userve")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantArgv := []string{"/bin/userve", "serve", "--config", "/state/pods/shop/acme-1/volumes/config/userservice.yaml", "--listen", "127.0.0.1:41000"}
+	// Each replica gets its own metrics port: the template's :9090 would
+	// collide between local processes.
+	wantArgv := []string{"/bin/userve", "serve", "--config", "/state/pods/shop/acme-1/volumes/config/userservice.yaml", "--listen", "127.0.0.1:41000", "--metrics-listen", "127.0.0.1:41001"}
 	if !reflect.DeepEqual(l.Argv, wantArgv) {
 		t.Errorf("argv\n got %q\nwant %q", l.Argv, wantArgv)
 	}
@@ -226,7 +228,7 @@ func TestRenderWithoutCommandUsesArgsAsEntrypointArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"/u", "serve", "--listen=127.0.0.1:9", "--config=/p/volumes/config/userservice.yaml"}
+	want := []string{"/u", "serve", "--listen=127.0.0.1:9", "--config=/p/volumes/config/userservice.yaml", "--metrics-listen", ""}
 	if !reflect.DeepEqual(l.Argv, want) {
 		t.Fatalf("argv %q, want %q", l.Argv, want)
 	}
@@ -241,6 +243,26 @@ func TestOverrideListen(t *testing.T) {
 	} {
 		if got := overrideListen(tc.in, "a:1"); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("overrideListen(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestOverrideMetricsListen(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		port int
+		want []string
+	}{
+		{[]string{"u", "serve", "--metrics-listen", ":9090"}, 7, []string{"u", "serve", "--metrics-listen", "h:7"}},
+		{[]string{"u", "serve", "--metrics-listen=:9090", "-x"}, 7, []string{"u", "serve", "--metrics-listen=h:7", "-x"}},
+		{[]string{"u", "serve"}, 7, []string{"u", "serve", "--metrics-listen", "h:7"}},
+		// No port: off, never the template's shared :9090.
+		{[]string{"u", "serve", "--metrics-listen", ":9090"}, 0, []string{"u", "serve", "--metrics-listen", ""}},
+		// --listen is a different flag, left alone.
+		{[]string{"u", "serve", "--listen", ":8080"}, 7, []string{"u", "serve", "--listen", ":8080", "--metrics-listen", "h:7"}},
+	} {
+		if got := overrideMetricsListen(tc.in, "h", tc.port); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("overrideMetricsListen(%q, %d) = %q, want %q", tc.in, tc.port, got, tc.want)
 		}
 	}
 }

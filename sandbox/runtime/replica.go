@@ -38,12 +38,13 @@ type replica struct {
 	logf   func(format string, args ...any)
 	notify func() // readiness or liveness changed
 
-	mu       sync.Mutex
-	port     int
-	pid      int
-	ready    bool
-	restarts int32
-	lastExit string
+	mu          sync.Mutex
+	port        int
+	metricsPort int // 0 when the process serves no metrics
+	pid         int
+	ready       bool
+	restarts    int32
+	lastExit    string
 
 	prepared bool // the pod directory was made afresh once
 
@@ -54,19 +55,21 @@ type replica struct {
 
 // PodStatus describes one local replica (a process standing for a pod).
 type PodStatus struct {
-	Name     string // <namespace>/<deployment>-<index>
-	Pid      int
-	Port     int
-	Ready    bool
-	Restarts int32
-	LastExit string
-	Hash     string
+	Name string // <namespace>/<deployment>-<index>
+	Pid  int
+	Port int
+	// MetricsPort is where the replica serves /metrics (0: none).
+	MetricsPort int
+	Ready       bool
+	Restarts    int32
+	LastExit    string
+	Hash        string
 }
 
 func (r *replica) info() PodStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return PodStatus{Name: r.name, Pid: r.pid, Port: r.port, Ready: r.ready, Restarts: r.restarts, LastExit: r.lastExit, Hash: r.hash}
+	return PodStatus{Name: r.name, Pid: r.pid, Port: r.port, MetricsPort: r.metricsPort, Ready: r.ready, Restarts: r.restarts, LastExit: r.lastExit, Hash: r.hash}
 }
 
 func (r *replica) isReady() bool {
@@ -170,10 +173,21 @@ func (r *replica) start() (*proc.Process, error) {
 		}
 		r.port = port
 	}
-	port := r.port
+	if r.metricsPort > 0 && !proc.PortFree(r.host, r.metricsPort) {
+		metricsPort, err := proc.FreePort(r.host)
+		if err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
+		r.metricsPort = metricsPort
+	}
+	port, metricsPort := r.port, r.metricsPort
 	r.mu.Unlock()
 
 	argv := overrideListen(r.launch.Argv, net.JoinHostPort(r.host, strconv.Itoa(port)))
+	if r.launch.ServesMetrics {
+		argv = overrideMetricsListen(argv, r.host, metricsPort)
+	}
 	logFile, err := os.OpenFile(r.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err

@@ -450,16 +450,24 @@ func (r *Runtime) startReplica(ctx context.Context, d *deployment, dep *appsv1.D
 	if err != nil {
 		return err
 	}
+	metricsPort, err := proc.FreePort(r.opts.Host)
+	if err != nil {
+		return err
+	}
 	pod := Pod{
-		Namespace: dep.Namespace,
-		Name:      name,
-		Dir:       filepath.Join(r.opts.Dir, dep.Namespace, name),
-		Host:      r.opts.Host,
-		Port:      port,
+		Namespace:   dep.Namespace,
+		Name:        name,
+		Dir:         filepath.Join(r.opts.Dir, dep.Namespace, name),
+		Host:        r.opts.Host,
+		Port:        port,
+		MetricsPort: metricsPort,
 	}
 	launch, err := Render(ctx, r.lookup, dep, pod, r.opts.Executable)
 	if err != nil {
 		return err
+	}
+	if !launch.ServesMetrics {
+		pod.MetricsPort = 0
 	}
 	key := d.key
 	rep := &replica{
@@ -470,10 +478,12 @@ func (r *Runtime) startReplica(ctx context.Context, d *deployment, dep *appsv1.D
 		host:   pod.Host,
 		port:   pod.Port,
 		launch: launch,
-		logf:   r.opts.Logf,
-		notify: func() { r.trigger(key) },
-		stopCh: make(chan struct{}),
-		done:   make(chan struct{}),
+
+		metricsPort: pod.MetricsPort,
+		logf:        r.opts.Logf,
+		notify:      func() { r.trigger(key) },
+		stopCh:      make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

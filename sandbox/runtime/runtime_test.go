@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -51,14 +52,30 @@ func TestMain(m *testing.M) {
 // fakeServer answers /readyz once FAKE_READY_FILE exists (when set),
 // /info with what it was started with, and exits on SIGTERM.
 func fakeServer(args []string) int {
-	var configPath, listen string
+	var configPath, listen, metricsListen string
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {
 		case "--config":
 			configPath = args[i+1]
 		case "--listen":
 			listen = args[i+1]
+		case "--metrics-listen":
+			metricsListen = args[i+1]
 		}
+	}
+	if metricsListen != "" {
+		// Like userve serve: /metrics on its own listener; a port taken by
+		// another replica fails the start.
+		ln, err := net.Listen("tcp", metricsListen)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fake server: metrics:", err)
+			return 1
+		}
+		metrics := http.NewServeMux()
+		metrics.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "fake_pid %d\n", os.Getpid())
+		})
+		go func() { _ = http.Serve(ln, metrics) }()
 	}
 	config, err := os.ReadFile(configPath)
 	if err != nil {
@@ -340,6 +357,26 @@ func TestRunsReplicasWithTheTemplatesConfigAndReportsReady(t *testing.T) {
 	}
 	if !pods["acme-0"] || !pods["acme-1"] {
 		t.Errorf("pod names %v, want acme-0 and acme-1", pods)
+	}
+	// Each replica serves /metrics on a port of its own (the template's
+	// :9090 would collide), and that port is not the tenant URL's.
+	metricsPorts := map[int]bool{}
+	for _, p := range st.Pods {
+		if p.MetricsPort == 0 || p.MetricsPort == p.Port || metricsPorts[p.MetricsPort] {
+			t.Errorf("pod %s: metrics port %d (api port %d, taken %v)", p.Name, p.MetricsPort, p.Port, metricsPorts)
+			continue
+		}
+		metricsPorts[p.MetricsPort] = true
+		res, err := http.Get("http://127.0.0.1:" + strconv.Itoa(p.MetricsPort) + "/metrics")
+		if err != nil {
+			t.Errorf("pod %s metrics: %v", p.Name, err)
+			continue
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if want := "fake_pid " + strconv.Itoa(p.Pid); !strings.Contains(string(body), want) {
+			t.Errorf("pod %s metrics %q, want %q", p.Name, body, want)
+		}
 	}
 	if h.updates.Load() == 0 {
 		t.Error("OnUpdate never called")

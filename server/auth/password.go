@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"strings"
 	"sync"
 
 	"golang.org/x/crypto/bcrypt"
@@ -45,7 +46,8 @@ func (h *Hasher) Hash(password string) (string, error) {
 	return string(b), nil
 }
 
-// Check reports whether password matches hash. An empty hash (no password
+// Check reports whether password matches hash: the tenant's bcrypt or an
+// imported scheme (see hashes.go). An empty hash (no password
 // set) never matches, but still costs one bcrypt comparison so that the
 // response time does not tell whether an account exists.
 func (h *Hasher) Check(hash, password string) bool {
@@ -55,6 +57,9 @@ func (h *Hasher) Check(hash, password string) bool {
 		})
 		_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password))
 		return false
+	}
+	if !strings.HasPrefix(hash, "$2") {
+		return checkImported(hash, password)
 	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }

@@ -483,6 +483,9 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 	if err := h.store.ResetRateLimit(ctx, acctKey, loginFailureWindow); err != nil {
 		h.log.Warn("resetting login failures failed", "error", err)
 	}
+	if hasPassword {
+		h.rehashIfNeeded(ctx, p, password)
+	}
 	h.writeToken(w, p)
 }
 
@@ -607,6 +610,24 @@ func (h *Handler) checkPassword(ctx context.Context, w http.ResponseWriter, r *h
 		return nil
 	}
 	return invalid(field, field+" is wrong")
+}
+
+// rehashIfNeeded replaces an imported hash (argon2id, pbkdf2_sha256,
+// PHP's $2y$ bcrypt) or one of another cost by the tenant's bcrypt, once
+// the password has been checked against it. A failure only delays it.
+func (h *Handler) rehashIfNeeded(ctx context.Context, p *store.Profile, password string) {
+	if !h.hasher.NeedsRehash(p.PasswordHash) {
+		return
+	}
+	hash, err := h.hasher.Hash(password)
+	if err == nil {
+		err = h.store.RehashPassword(ctx, p.ID, p.PasswordHash, hash)
+	}
+	if err != nil {
+		h.log.Warn("rehashing an imported password failed", "user", p.ID, "error", err)
+		return
+	}
+	p.PasswordHash = hash
 }
 
 func (h *Handler) setPassword(ctx context.Context, id int64, password string) error {

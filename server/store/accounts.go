@@ -89,3 +89,19 @@ func (s *Store) ProfilesByIDs(ctx context.Context, ids []int64) (map[int64]*Prof
 	}
 	return out, nil
 }
+
+// RehashPassword replaces an imported (or weaker) hash by the tenant's
+// own after a login has checked the password against it. Tokens stay
+// valid: the password did not change. It only writes while the stored
+// hash is still old, so a concurrent password change is never undone.
+func (s *Store) RehashPassword(ctx context.Context, id int64, old, hash string) error {
+	if hash == "" || old == "" {
+		return errors.New("store: empty password hash")
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.col(ColProfiles).UpdateOne(ctx,
+		bson.D{{Key: FieldID, Value: id}, {Key: "password_hash", Value: old}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "password_hash", Value: hash}}}})
+	return classify(err)
+}

@@ -52,6 +52,10 @@ type Profile struct {
 	// TokenEpoch is bumped by a password change or reset; tokens carrying an
 	// older epoch are dead.
 	TokenEpoch int64 `bson:"token_epoch"`
+
+	// ImportSource is "<format>:<source id>" for an imported user: the
+	// natural key a retried import finds it by (see imports.go).
+	ImportSource string `bson:"import_source,omitempty"`
 }
 
 // Profile document fields, for filters and sorts.
@@ -78,6 +82,7 @@ const (
 	FieldLocation        = "location"
 	FieldFollowersCount  = "followers_count"
 	FieldFollowingsCount = "followings_count"
+	FieldImportSource    = "import_source"
 )
 
 // CustomFieldPath is the document path of a custom field.
@@ -91,6 +96,7 @@ func init() {
 		IndexSpec{Collection: ColProfiles, Name: "username_unique", Keys: bson.D{{Key: FieldUsername, Value: 1}}, Unique: true, Field: FieldUsername},
 		IndexSpec{Collection: ColProfiles, Name: "email_unique", Keys: bson.D{{Key: FieldEmail, Value: 1}}, Unique: true, Field: FieldEmail},
 		IndexSpec{Collection: ColProfiles, Name: "phone_unique", Keys: bson.D{{Key: FieldPhone, Value: 1}}, Unique: true, Field: FieldPhone},
+		IndexSpec{Collection: ColProfiles, Name: "import_source_unique", Keys: bson.D{{Key: FieldImportSource, Value: 1}}, Unique: true, Field: FieldImportSource},
 		// Sorts (with _id as tie-break, so pages are stable) and range filters.
 		IndexSpec{Collection: ColProfiles, Name: "created_at", Keys: bson.D{{Key: FieldCreatedAt, Value: 1}, {Key: FieldID, Value: 1}}},
 		IndexSpec{Collection: ColProfiles, Name: "updated_at", Keys: bson.D{{Key: FieldUpdatedAt, Value: 1}, {Key: FieldID, Value: 1}}},

@@ -73,6 +73,8 @@ type Store struct {
 
 	triedIDs sync.Map // sequence name -> *triedIDs (see nextUntriedID)
 
+	importKnown sync.Map // import format -> *knownIDs (see importSources)
+
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.
 	now func() time.Time
@@ -136,7 +138,7 @@ func Connect(uri, database string, opts ...Option) (*Store, error) {
 	s.db = client.Database(database)
 	s.cols = map[string]*mongo.Collection{}
 	for _, name := range []string{ColProfiles, ColGroups, ColCounters, ColCodes, ColFollows,
-		ColRateLimits, ColRevocations, ColWallets, ColLedger} {
+		ColRateLimits, ColRevocations, ColWallets, ColLedger, ColImportRemaps, ColImportPending} {
 		s.cols[name] = s.db.Collection(name)
 	}
 	return s, nil
@@ -411,6 +413,13 @@ func (s *Store) InsertWithNextID(ctx context.Context, collection, sequence strin
 		}
 		if !taken {
 			return 0, err
+		}
+		if attempt > 0 {
+			// The counter is behind the ids in use (an import wrote ids
+			// above it, or FerretDB lost an update): move it past them.
+			if rerr := s.raiseSequenceToMax(ctx, collection, sequence); rerr != nil {
+				s.log.Warn("raising a sequence failed", "sequence", sequence, "error", rerr)
+			}
 		}
 	}
 	return 0, fmt.Errorf("store: no free id in %s after %d attempts", sequence, maxIDAttempts)

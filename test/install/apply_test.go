@@ -310,6 +310,17 @@ func TestFullSampleUsesEverySpecField(t *testing.T) {
 	// Kubernetes' own types are not walked into.
 	opaque := []string{"spec.resources", "spec.podTemplate.nodeSelector", "spec.podTemplate.tolerations",
 		"spec.podTemplate.affinity", "spec.podTemplate.topologySpreadConstraints", "spec.podDisruptionBudget.minAvailable"}
+	// Network peers: label selectors are Kubernetes' own; the peer type is
+	// shown in full once, under ingressFrom.
+	for _, list := range []string{"ingressFrom", "metricsFrom", "dnsTo", "mongoTo", "deliveryTo", "additionalEgress.to"} {
+		p := "spec.networkPolicy." + list
+		opaque = append(opaque, p+".podSelector", p+".namespaceSelector")
+		if list != "ingressFrom" {
+			for _, f := range []string{".ipBlock", ".ipBlock.except", ".podSelector", ".namespaceSelector"} {
+				notInSample[p+f] = "a NetworkPeer, shown in full under ingressFrom"
+			}
+		}
+	}
 
 	crd := one(t, decode(t, mustRead(t, repoPath(t, "config", "crd", "bases", "miniapp.userve.dev_userservices.yaml"))), "CustomResourceDefinition")
 	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")

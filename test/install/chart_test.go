@@ -119,11 +119,22 @@ func TestChartDefaults(t *testing.T) {
 	if want := generatedRules(t); !reflect.DeepEqual(operatorRole.Rules, want) {
 		t.Errorf("ClusterRole rules differ from config/rbac/role.yaml:\n got %+v\nwant %+v", operatorRole.Rules, want)
 	}
-	crb := typed[rbacv1.ClusterRoleBinding](t, one(t, objs, "ClusterRoleBinding"))
-	if crb.RoleRef.Name != "userve-operator" || len(crb.Subjects) != 1 ||
-		crb.Subjects[0].Name != "userve" || crb.Subjects[0].Namespace != "userve-system" {
-		t.Errorf("ClusterRoleBinding %+v", crb)
+	bindings := map[string]*rbacv1.ClusterRoleBinding{}
+	for _, o := range ofKind(objs, "ClusterRoleBinding") {
+		b := typed[rbacv1.ClusterRoleBinding](t, o)
+		bindings[b.Name] = b
 	}
+	if len(bindings) != 2 {
+		t.Errorf("ClusterRoleBindings %v, want the operator's and metrics-auth", keys(bindings))
+	}
+	for _, name := range []string{"userve-operator", "userve-metrics-auth"} {
+		crb := bindings[name]
+		if crb == nil || crb.RoleRef.Name != name || len(crb.Subjects) != 1 ||
+			crb.Subjects[0].Name != "userve" || crb.Subjects[0].Namespace != "userve-system" {
+			t.Errorf("ClusterRoleBinding %s: %+v", name, crb)
+		}
+	}
+	assertMetricsRBAC(t, objs, "userve")
 	if roles := ofKind(objs, "Role"); len(roles) != 0 {
 		t.Errorf("default install wants no Roles, got %v", names(roles))
 	}
@@ -215,9 +226,12 @@ func TestChartCustomValues(t *testing.T) {
 			t.Error("watchNamespaces set, yet the operator ClusterRole is rendered")
 		}
 	}
-	if crbs := ofKind(objs, "ClusterRoleBinding"); len(crbs) != 0 {
-		t.Errorf("watchNamespaces set, yet ClusterRoleBindings %v", names(crbs))
+	// Only the metrics authentication is cluster-wide (TokenReviews and
+	// SubjectAccessReviews are cluster-scoped).
+	if crbs := names(ofKind(objs, "ClusterRoleBinding")); !slices.Equal(crbs, []string{"/platform-userve-metrics-auth"}) {
+		t.Errorf("watchNamespaces set: ClusterRoleBindings %v, want only metrics-auth", crbs)
 	}
+	assertMetricsRBAC(t, objs, "platform-userve")
 	rules := generatedRules(t)
 	roles := map[string]*rbacv1.Role{}
 	for _, o := range ofKind(objs, "Role") {
@@ -265,8 +279,13 @@ func TestChartCustomValues(t *testing.T) {
 	if sm.GetAPIVersion() != "monitoring.coreos.com/v1" || sm.GetLabels()["release"] != "prometheus" {
 		t.Errorf("ServiceMonitor %s labels %v", sm.GetAPIVersion(), sm.GetLabels())
 	}
-	if port, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints"); len(port) != 1 || port[0].(map[string]any)["port"] != "metrics" {
-		t.Errorf("ServiceMonitor endpoints %v", port)
+	// The operator's metrics are HTTPS and need a token: Prometheus brings
+	// its ServiceAccount's.
+	if ep, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints"); len(ep) != 1 || ep[0].(map[string]any)["port"] != "metrics" ||
+		ep[0].(map[string]any)["scheme"] != "https" ||
+		ep[0].(map[string]any)["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" ||
+		!reflect.DeepEqual(ep[0].(map[string]any)["tlsConfig"], map[string]any{"insecureSkipVerify": true}) {
+		t.Errorf("ServiceMonitor endpoints %v", ep)
 	}
 
 	// crds.keep=false: the CRD goes with the release.
@@ -285,9 +304,85 @@ func TestChartExistingMongoSecretWithoutCRDs(t *testing.T) {
 	if !hasArg(c.Args, "--default-mongo-uri-secret=ops/shared-mongo/url") {
 		t.Errorf("args %q lack the existing Secret", c.Args)
 	}
-	if got := names(ofKind(objs, "ClusterRole")); !slices.Equal(got, []string{"/userve-operator"}) {
-		t.Errorf("cluster roles %v, want only the operator's", got)
+	if got := names(ofKind(objs, "ClusterRole")); !slices.Equal(got, []string{"/userve-operator", "/userve-metrics-auth", "/userve-metrics-reader"}) {
+		t.Errorf("cluster roles %v, want only the operator's and the metrics ones", got)
 	}
+}
+
+// assertMetricsRBAC: the operator may create TokenReviews and
+// SubjectAccessReviews (to judge scrapes), and the metrics-reader
+// ClusterRole grants GET /metrics, the same rules as config/rbac.
+func assertMetricsRBAC(t *testing.T, objs []*unstructured.Unstructured, fullname string) {
+	t.Helper()
+	roles := map[string]*rbacv1.ClusterRole{}
+	for _, o := range ofKind(objs, "ClusterRole") {
+		r := typed[rbacv1.ClusterRole](t, o)
+		roles[r.Name] = r
+	}
+	for suffix, file := range map[string]string{"metrics-auth": "metrics_auth_role.yaml", "metrics-reader": "metrics_reader_role.yaml"} {
+		got := roles[fullname+"-"+suffix]
+		want := configClusterRole(t, file)
+		if got == nil || !reflect.DeepEqual(got.Rules, want.Rules) {
+			t.Errorf("ClusterRole %s-%s: %+v, want the rules of config/rbac/%s %+v", fullname, suffix, got, file, want.Rules)
+		}
+	}
+}
+
+func configClusterRole(t *testing.T, file string) *rbacv1.ClusterRole {
+	t.Helper()
+	data, err := os.ReadFile(repoPath(t, "config", "rbac", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return typed[rbacv1.ClusterRole](t, one(t, decode(t, data), "ClusterRole"))
+}
+
+// The metrics values: plain HTTP (no auth roles, an http ServiceMonitor), a
+// certificate Secret, and readers bound to metrics-reader.
+func TestChartMetricsValues(t *testing.T) {
+	objs := decode(t, render(t, "userve", "userve-system", "--set", "metrics.secure=false,metrics.serviceMonitor.enabled=true"))
+	c := deployment(t, objs).Spec.Template.Spec.Containers[0]
+	if !hasArg(c.Args, "--metrics-secure=false") {
+		t.Errorf("metrics.secure=false: args %q", c.Args)
+	}
+	for _, o := range append(ofKind(objs, "ClusterRole"), ofKind(objs, "ClusterRoleBinding")...) {
+		if strings.Contains(o.GetName(), "metrics") {
+			t.Errorf("metrics.secure=false renders %s %s", o.GetKind(), o.GetName())
+		}
+	}
+	ep, _, _ := unstructured.NestedSlice(one(t, objs, "ServiceMonitor").Object, "spec", "endpoints")
+	if e := ep[0].(map[string]any); e["scheme"] != "http" || e["bearerTokenFile"] != nil || e["tlsConfig"] != nil {
+		t.Errorf("metrics.secure=false: ServiceMonitor endpoint %v", e)
+	}
+
+	objs = decode(t, render(t, "userve", "userve-system", "-f", repoPath(t, "test", "install", "testdata", "metrics-values.yaml")))
+	d := deployment(t, objs)
+	c = d.Spec.Template.Spec.Containers[0]
+	if !hasArg(c.Args, "--metrics-cert-dir=/etc/userve/metrics-certs") || hasArg(c.Args, "--metrics-secure=false") {
+		t.Errorf("metrics.certSecret: args %q", c.Args)
+	}
+	vols := d.Spec.Template.Spec.Volumes
+	if len(vols) != 1 || vols[0].Secret == nil || vols[0].Secret.SecretName != "userve-metrics-tls" ||
+		len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/userve/metrics-certs" || !c.VolumeMounts[0].ReadOnly {
+		t.Errorf("metrics.certSecret: volumes %+v mounts %+v", vols, c.VolumeMounts)
+	}
+	assertRestricted(t, "operator pod with a metrics certificate", &d.Spec.Template.Spec)
+	var reader *rbacv1.ClusterRoleBinding
+	for _, o := range ofKind(objs, "ClusterRoleBinding") {
+		if o.GetName() == "userve-metrics-reader" {
+			reader = typed[rbacv1.ClusterRoleBinding](t, o)
+		}
+	}
+	if reader == nil || reader.RoleRef.Name != "userve-metrics-reader" || len(reader.Subjects) != 1 ||
+		reader.Subjects[0].Kind != "ServiceAccount" || reader.Subjects[0].Name != "prometheus-k8s" || reader.Subjects[0].Namespace != "monitoring" {
+		t.Errorf("metrics.readers: binding %+v", reader)
+	}
+	ep, _, _ = unstructured.NestedSlice(one(t, objs, "ServiceMonitor").Object, "spec", "endpoints")
+	if tls := ep[0].(map[string]any)["tlsConfig"]; !reflect.DeepEqual(tls, map[string]any{"serverName": "userve.userve-system.svc",
+		"ca": map[string]any{"secret": map[string]any{"name": "userve-metrics-tls", "key": "ca.crt"}}}) {
+		t.Errorf("serviceMonitor.tlsConfig: %v", tls)
+	}
+	helm(t, "lint", "--strict", chartDir(t), "-f", repoPath(t, "test", "install", "testdata", "metrics-values.yaml"))
 }
 
 // Wrong values fail `helm template` and `helm lint` with a message naming them.
@@ -301,6 +396,8 @@ func TestChartRefusesBadValues(t *testing.T) {
 		"metrics-port.yaml":            {"metrics", "port"},
 		"pull-policy.yaml":             {"/image/pullPolicy", "IfNotPresent"},
 		"leader-election-off.yaml":     {"/leaderElection/enabled"},
+		"metrics-secure-string.yaml":   {"/metrics/secure", "boolean"},
+		"metrics-reader-kind.yaml":     {"/metrics/readers/0/kind", "ServiceAccount"},
 	}
 	for file, wants := range cases {
 		t.Run(file, func(t *testing.T) {

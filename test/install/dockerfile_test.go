@@ -1,7 +1,14 @@
 package install
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"maps"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -85,4 +92,162 @@ func dockerInstructions(dockerfile string) []string {
 		cur.Reset()
 	}
 	return out
+}
+
+// `make image` writes the image the Dockerfile describes (no Docker here to
+// build that one): same user, entrypoint, default args, ports and labels, and
+// the same bytes when built twice from the same binary.
+func TestImageMatchesDockerfile(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var tars [][]byte
+	for _, name := range []string{"a.tar", "b.tar"} {
+		tar := filepath.Join(dir, name)
+		cmd := exec.Command("make", "-s", "--no-print-directory", "image-tar", "IMG=userve:image-test",
+			"IMAGE_BINARY="+bin, "IMAGE_TAR="+tar, "VERSION="+builtVersion, "SOURCE_DATE_EPOCH=1700000000")
+		cmd.Dir = repoPath(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make image-tar: %v\n%s", err, out)
+		}
+		tars = append(tars, mustRead(t, tar))
+	}
+	if !bytes.Equal(tars[0], tars[1]) {
+		t.Errorf("two builds of the same binary differ (%d and %d bytes): the image is not reproducible", len(tars[0]), len(tars[1]))
+	}
+	cfg, layerFiles := readImage(t, tars[0])
+
+	df := map[string][]string{}
+	for _, line := range dockerInstructions(string(mustRead(t, repoPath(t, "Dockerfile")))) {
+		word, rest, _ := strings.Cut(line, " ")
+		df[strings.ToUpper(word)] = append(df[strings.ToUpper(word)], rest)
+	}
+	if want := df["USER"][len(df["USER"])-1]; cfg.Config.User != want {
+		t.Errorf("image user %q, Dockerfile USER %q", cfg.Config.User, want)
+	}
+	if got, want := jsonList(cfg.Config.Entrypoint), df["ENTRYPOINT"][0]; got != want {
+		t.Errorf("image entrypoint %s, Dockerfile ENTRYPOINT %s", got, want)
+	}
+	if got, want := jsonList(cfg.Config.Cmd), df["CMD"][0]; got != want {
+		t.Errorf("image cmd %s, Dockerfile CMD %s", got, want)
+	}
+	var wantPorts []string
+	for _, e := range df["EXPOSE"] {
+		for _, p := range strings.Fields(e) {
+			wantPorts = append(wantPorts, p+"/tcp")
+		}
+	}
+	var gotPorts []string
+	for p := range cfg.Config.ExposedPorts {
+		gotPorts = append(gotPorts, p)
+	}
+	slices.Sort(wantPorts)
+	slices.Sort(gotPorts)
+	if !slices.Equal(gotPorts, wantPorts) {
+		t.Errorf("image ports %v, Dockerfile EXPOSE %v", gotPorts, wantPorts)
+	}
+	wantLabels := dockerLabels(t, strings.Join(df["LABEL"], " "))
+	for k, v := range wantLabels {
+		wantLabels[k] = strings.ReplaceAll(v, "${VERSION}", builtVersion)
+	}
+	if !maps.Equal(cfg.Config.Labels, wantLabels) {
+		t.Errorf("image labels %v\nDockerfile LABEL %v", cfg.Config.Labels, wantLabels)
+	}
+	// The one binary, the user database, nothing else: no shell.
+	slices.Sort(layerFiles)
+	if want := []string{"etc/group", "etc/passwd", "usr/local/bin/userve"}; !slices.Equal(layerFiles, want) {
+		t.Errorf("image files %v, want %v", layerFiles, want)
+	}
+}
+
+type imageConfig struct {
+	Config struct {
+		User         string
+		Entrypoint   []string
+		Cmd          []string
+		ExposedPorts map[string]struct{}
+		Labels       map[string]string
+	} `json:"config"`
+}
+
+// readImage reads a docker-archive tarball: its config, and the regular
+// files of its layers.
+func readImage(t *testing.T, data []byte) (imageConfig, []string) {
+	t.Helper()
+	entries := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		entries[h.Name] = b
+	}
+	var manifest []struct {
+		Config string
+		Layers []string
+	}
+	if err := json.Unmarshal(entries["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
+		t.Fatalf("manifest.json: %v (%d images)", err, len(manifest))
+	}
+	var cfg imageConfig
+	if err := json.Unmarshal(entries[manifest[0].Config], &cfg); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	var files []string
+	for _, l := range manifest[0].Layers {
+		zr, err := gzip.NewReader(bytes.NewReader(entries[l]))
+		if err != nil {
+			t.Fatalf("layer %s: %v", l, err)
+		}
+		lr := tar.NewReader(zr)
+		for {
+			h, err := lr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Typeflag == tar.TypeReg {
+				files = append(files, h.Name)
+			}
+		}
+	}
+	return cfg, files
+}
+
+func jsonList(words []string) string {
+	b, _ := json.Marshal(words)
+	return string(b)
+}
+
+// dockerLabels parses LABEL k="v" k2=v2 ... as the Dockerfile writes them.
+func dockerLabels(t *testing.T, s string) map[string]string {
+	t.Helper()
+	labels := map[string]string{}
+	for s = strings.TrimSpace(s); s != ""; s = strings.TrimSpace(s) {
+		k, rest, ok := strings.Cut(s, "=")
+		if !ok {
+			t.Fatalf("LABEL: no = in %q", s)
+		}
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			end := strings.Index(rest[1:], `"`)
+			if end < 0 {
+				t.Fatalf("LABEL: unterminated quote in %q", rest)
+			}
+			v, s = rest[1:end+1], rest[end+2:]
+		} else {
+			v, s, _ = strings.Cut(rest, " ")
+		}
+		labels[k] = v
+	}
+	return labels
 }

@@ -3,6 +3,7 @@ package install
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -138,8 +139,43 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 					return env.Client.Get(ctx, types.NamespacedName{Namespace: tc.namespace, Name: "userve-operator.miniapp.userve.dev"}, &coordinationv1.Lease{})
 				})
 			}
-			if body := op.get(t, "metrics", "/metrics"); !strings.Contains(body, "controller_runtime_reconcile_total") {
-				t.Errorf("/metrics lacks controller-runtime's metrics:\n%.500s", body)
+			// /metrics is HTTPS and judged by the API server with the
+			// chart's RBAC: no token 401, a token without the
+			// metrics-reader ClusterRole 403, one bound to it 200.
+			reader, err := env.ServiceAccountToken(ctx, tc.namespace, "scraper", tc.release+"-userve-metrics-reader")
+			if err != nil {
+				t.Fatal(err)
+			}
+			stranger, err := env.ServiceAccountToken(ctx, tc.namespace, "stranger")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				who, token string
+				want       int
+			}{{"no token", "", 401}, {"a wrong token", "not-a-token", 401}, {"a token without metrics-reader", stranger, 403}, {"a metrics-reader token", reader, 200}} {
+				var code int
+				var body string
+				op.waitFor(t, "/metrics answering "+c.who+" with "+fmt.Sprint(c.want), func() error {
+					code, body, err = scrape(op.ports["metrics"], c.token)
+					if err != nil {
+						return err
+					}
+					if code != c.want {
+						return fmt.Errorf("%d %.200s", code, body)
+					}
+					return nil
+				})
+				if c.want == 200 && !strings.Contains(body, "controller_runtime_reconcile_total") {
+					t.Errorf("/metrics lacks controller-runtime's metrics:\n%.500s", body)
+				}
+				if c.want != 200 && strings.Contains(body, "controller_runtime") {
+					t.Errorf("%s: /metrics leaked metrics:\n%.300s", c.who, body)
+				}
+			}
+			// Plain HTTP on the metrics port gets nothing.
+			if code, _, err := plainGet(op.ports["metrics"]); err == nil && code == 200 {
+				t.Errorf("/metrics answered plain HTTP with %d", code)
 			}
 			if strings.Contains(op.log.String(), "forbidden") {
 				t.Errorf("the operator met RBAC refusals:\n%s", op.log.String())
@@ -229,18 +265,37 @@ func serviceAccountKubeconfig(t *testing.T, namespace, name string) string {
 	return path
 }
 
-func (op *operator) get(t *testing.T, port, path string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + op.ports[port] + path)
+// scrape GETs https://addr/metrics with a bearer token (none when empty),
+// trusting the operator's self-signed certificate (loopback only).
+func scrape(addr, token string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the operator's self-signed certificate, on loopback
+	}}
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s\n%s", path, resp.Status, body)
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+func plainGet(addr string) (int, string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, "", err
 	}
-	return string(body)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
 }
 
 func (op *operator) waitOK(t *testing.T, port, path string) {

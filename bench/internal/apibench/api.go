@@ -97,7 +97,11 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 		return nil, err
 	}
 	logf("starting bin/userve serve (database %s)", database)
-	srv, err := startServer(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-serve.log"))
+	metricsArgs, err := metricsListenArgs()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := startServer(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-serve.log"), metricsArgs...)
 	if err != nil {
 		return nil, err
 	}

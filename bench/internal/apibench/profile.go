@@ -20,7 +20,11 @@ import (
 // d (after a short warm-up), and summarizes the CPU profile with pprof.
 func profileEndpoint(ctx context.Context, cfg Config, tg *target, ep endpoint, configPath, uri, database string, conc int, d time.Duration) (*report.Profile, error) {
 	prof := filepath.Join(cfg.LogDir, strings.NewReplacer(" ", "-", "/", "_", "{", "", "}", "").Replace(ep.name)+".cpu.pprof")
-	s, err := startServer(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-profiled.log"), "--cpu-profile", prof)
+	metricsArgs, err := metricsListenArgs()
+	if err != nil {
+		return nil, err
+	}
+	s, err := startServer(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-profiled.log"), append(metricsArgs, "--cpu-profile", prof)...)
 	if err != nil {
 		return nil, err
 	}

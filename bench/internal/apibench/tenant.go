@@ -101,6 +101,17 @@ func (s *tenantProc) waitReady(ctx context.Context, timeout time.Duration) error
 
 func (s *tenantProc) stop() { s.proc.Stop(syscall.SIGTERM, 10*time.Second) }
 
+// metricsListenArgs give this build's server a free loopback port for its
+// metrics listener (on by default at :9090, which another process may hold).
+// The baseline build predates the flag and gets none.
+func metricsListenArgs() ([]string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return []string{"--metrics-listen", "127.0.0.1:" + strconv.Itoa(port)}, nil
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

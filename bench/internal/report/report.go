@@ -20,6 +20,7 @@ type Results struct {
 	Host      Host      `json:"host"`
 	API       *API      `json:"api,omitempty"`
 	Operator  *Operator `json:"operator,omitempty"`
+	Import    any       `json:"import,omitempty"` // migbench.Result (issue 15)
 	Targets   []Target  `json:"targets"`
 	Notes     []string  `json:"notes,omitempty"`
 	Errors    []string  `json:"errors,omitempty"` // parts that could not run
@@ -160,6 +161,11 @@ func Markdown(r *Results) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# userve benchmark — %s\n\n", r.StartedAt)
 	fmt.Fprintf(&b, "%d CPUs, %s, %s; run took %.0f s.\n\n", r.Host.CPUs, r.Host.GoVersion, r.Host.Kernel, r.Seconds)
+	if r.Import != nil {
+		if data, err := json.MarshalIndent(r.Import, "", "  "); err == nil {
+			fmt.Fprintf(&b, "## Migration: import and export\n\n```json\n%s\n```\n\n", data)
+		}
+	}
 	if len(r.Targets) > 0 {
 		b.WriteString("## Targets\n\n| target | goal | this run | |\n| --- | --- | --- | --- |\n")
 		for _, t := range r.Targets {

@@ -1,0 +1,3 @@
+module userve.dev/hack/tools/pause
+
+go 1.26.0

@@ -1,0 +1,609 @@
+package store
+
+// Bulk import of users from another system (issue 15), correct without
+// transactions and safe to retry or run many times at once.
+//
+// Every imported profile carries import_source "<format>:<source id>"
+// under a unique index: the natural key that makes a retried batch find
+// what it wrote the first time. A record is written by one unordered
+// InsertMany of the whole batch, with _id = the source id (kept when free);
+// only the records that insert refuses (a unique value already present,
+// the id taken) are looked at one by one and handled by the policy.
+//
+// Follow edges point at user ids. A followee imported in the same batch
+// or earlier is looked up; one not imported yet is written as pointing at
+// its source id, which the user will get, because the user-id sequence is
+// moved past every id an import names (records and followees), so no new
+// user can take it. If the id turns out to be held by somebody else when
+// the followee arrives, it gets another id, recorded in import_remaps, and
+// the edges naming its source are re-pointed (see remapFollowee).
+//
+// Opening balances are ledger adjusts with the idempotency key
+// "import:<source>:<account>": at most one per user and account, ever, with
+// the ledger's own invariants.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collections of imports.
+const (
+	// ColImportRemaps maps a source whose id was taken to its user id:
+	// _id "<format>:<source id>", user_id.
+	ColImportRemaps = "import_remaps"
+	// ColImportPending holds follow edges whose followee's source id is
+	// held by another user and who has not been imported yet: _id
+	// "<follower>><followee source>", resolved when the followee arrives.
+	ColImportPending = "import_pending_follows"
+)
+
+// ImportPolicy says what happens to a record whose natural key exists.
+type ImportPolicy string
+
+const (
+	ImportSkip   ImportPolicy = "skip"
+	ImportUpdate ImportPolicy = "update"
+	ImportFail   ImportPolicy = "fail"
+)
+
+// Import result statuses.
+const (
+	ImportCreated = "created"
+	ImportUpdated = "updated"
+	ImportSkipped = "skipped"
+	ImportError   = "error"
+)
+
+// ImportGroup is a group a record names; missing ones are created.
+type ImportGroup struct {
+	ID   int64
+	Name string
+}
+
+// ImportUser is one decoded record.
+type ImportUser struct {
+	Namespace  string  // the format: "thinksns", "minapp", "userve"
+	SourceID   int64   // the id in the source system (> 0): kept when free
+	Profile    Profile // ID and ImportSource are set by the import
+	Groups     []ImportGroup
+	Followings []int64 // source ids of the users this one follows
+	Balances   map[Account]int64
+	// SetFields are the profile fields the record carries (document names),
+	// which on_conflict=update overwrites; others stay as they are.
+	SetFields []string
+}
+
+// Source is the record's natural key, "<format>:<source id>".
+func (u *ImportUser) Source() string { return sourceKey(u.Namespace, u.SourceID) }
+
+func sourceKey(ns string, id int64) string { return ns + ":" + strconv.FormatInt(id, 10) }
+
+// ImportResult is the outcome of one record.
+type ImportResult struct {
+	Status string
+	UserID int64
+	Error  string
+}
+
+// ImportOptions steer one batch.
+type ImportOptions struct {
+	Policy ImportPolicy
+	DryRun bool
+}
+
+func init() {
+	RegisterIndexes(
+		IndexSpec{Collection: ColFollows, Name: "followee_src", Keys: bson.D{{Key: "followee_src", Value: 1}}},
+		IndexSpec{Collection: ColImportPending, Name: "followee_src", Keys: bson.D{{Key: "followee_src", Value: 1}}},
+	)
+}
+
+// importSlots bounds the batches one process imports at once: a batch
+// keeps the store busy (one InsertMany, then a few workers), and many
+// parallel batches would only make every operation slower until they time
+// out. Others wait their turn (within their request's deadline).
+var importSlots = make(chan struct{}, 2)
+
+// bulkOpContext bounds one bulk write (an InsertMany of up to 1,000
+// documents), which takes longer than a single-document operation.
+func (s *Store) bulkOpContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 6*s.opTimeout)
+}
+
+// importWorkers bounds the records of one batch handled at once on the
+// slow path (conflicts) and for balances.
+const importWorkers = 8
+
+// ImportUsers imports one batch; results are in the order of users. The
+// error is for the batch as a whole (the store away): a retry of the same
+// batch then finishes it, since every step is idempotent.
+func (s *Store) ImportUsers(ctx context.Context, users []ImportUser, opt ImportOptions) ([]ImportResult, error) {
+	results := make([]ImportResult, len(users))
+	if len(users) == 0 {
+		return results, nil
+	}
+	select {
+	case importSlots <- struct{}{}:
+		defer func() { <-importSlots }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: waiting for an import slot: %v", ErrUnavailable, ctx.Err())
+	}
+	if opt.DryRun {
+		err := s.forEach(ctx, len(users), func(i int) error {
+			r, err := s.resolveImport(ctx, &users[i], opt, false)
+			results[i] = r
+			return err
+		})
+		return results, err
+	}
+	start := time.Now()
+	phase := func(name string, extra ...any) {
+		s.log.Debug("import phase", append([]any{"phase", name, "since_start", time.Since(start)}, extra...)...)
+	}
+	if err := s.importGroups(ctx, users); err != nil {
+		return nil, err
+	}
+	if err := s.raiseSequence(ctx, ColProfiles, maxNamedID(users)); err != nil {
+		return nil, err
+	}
+	phase("groups and sequence")
+	slow, err := s.insertBatch(ctx, users, results)
+	if err != nil {
+		return nil, err
+	}
+	phase("insert", "refused", len(slow))
+	err = s.forEach(ctx, len(slow), func(k int) error {
+		i := slow[k]
+		r, err := s.resolveImport(ctx, &users[i], opt, true)
+		results[i] = r
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	phase("conflicts")
+	if err := s.importFollows(ctx, users, results, opt); err != nil {
+		return nil, err
+	}
+	phase("follows")
+	err = s.forEach(ctx, len(users), func(i int) error {
+		if !finishes(&users[i], results[i], opt) || len(users[i].Balances) == 0 {
+			return nil
+		}
+		if msg, err := s.importBalances(ctx, &users[i], results[i].UserID); err != nil {
+			return err
+		} else if msg != "" {
+			results[i] = ImportResult{Status: ImportError, UserID: results[i].UserID, Error: msg}
+		}
+		return nil
+	})
+	phase("balances")
+	return results, err
+}
+
+// finishes reports a record whose follows and balances are (re)applied:
+// created or updated now, or skipped because an earlier run of the same
+// import wrote it (which may have stopped before its follows).
+func finishes(u *ImportUser, r ImportResult, opt ImportOptions) bool {
+	switch r.Status {
+	case ImportCreated, ImportUpdated:
+		return true
+	case ImportSkipped:
+		return r.Error == ownImport
+	}
+	return false
+}
+
+// ownImport marks internally a skip of the record's own earlier import.
+const ownImport = "\x00own"
+
+// forEach runs f(0..n-1) on a few goroutines; the first store error wins.
+func (s *Store) forEach(ctx context.Context, n int, f func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  int
+	)
+	for w := 0; w < min(importWorkers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := first != nil || ctx.Err() != nil
+				mu.Unlock()
+				if i >= n || stop {
+					return
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// maxNamedID is the largest id the batch names: its records' source ids
+// and their followees'.
+func maxNamedID(users []ImportUser) int64 {
+	var m int64
+	for i := range users {
+		m = max(m, users[i].SourceID)
+		for _, f := range users[i].Followings {
+			m = max(m, f)
+		}
+	}
+	return m
+}
+
+// importProfile builds the document of a new imported user with id.
+func importProfile(u *ImportUser, id int64) *Profile {
+	p := u.Profile
+	p.ID = id
+	p.ImportSource = u.Source()
+	if p.Groups == nil {
+		p.Groups = []int64{}
+	}
+	if p.Updated.IsZero() {
+		p.Updated = p.Created
+	}
+	return &p
+}
+
+// insertBatch inserts every record with its source id in one unordered
+// InsertMany and returns the indexes it refused.
+func (s *Store) insertBatch(ctx context.Context, users []ImportUser, results []ImportResult) ([]int, error) {
+	docs := make([]any, len(users))
+	now := s.Now()
+	for i := range users {
+		if users[i].Profile.Created.IsZero() {
+			users[i].Profile.Created = now
+		}
+		docs[i] = importProfile(&users[i], users[i].SourceID)
+	}
+	refused := map[int]bool{}
+	err := retryTransient(ctx, func() error {
+		octx, cancel := s.bulkOpContext(ctx)
+		defer cancel()
+		_, err := s.col(ColProfiles).InsertMany(octx, docs, options.InsertMany().SetOrdered(false))
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
+			for _, we := range bwe.WriteErrors {
+				refused[we.Index] = true
+			}
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	var slow []int
+	for i := range users {
+		if refused[i] {
+			slow = append(slow, i)
+			continue
+		}
+		results[i] = ImportResult{Status: ImportCreated, UserID: users[i].SourceID}
+		s.knownImportIDs(users[i].Namespace).add(users[i].SourceID)
+	}
+	return slow, nil
+}
+
+// importMatch is what a record's natural keys find.
+type importMatch struct {
+	byUser  map[int64][]string // user id -> the keys that found it
+	idTaken bool               // a profile holds the source id
+	own     int64              // the user this very import wrote, if any
+}
+
+// lookupImport finds the users the record's natural keys point at.
+func (s *Store) lookupImport(ctx context.Context, u *ImportUser) (*importMatch, error) {
+	m := &importMatch{byUser: map[int64][]string{}}
+	byID, err := s.importLookup(ctx, bson.D{{Key: FieldID, Value: u.SourceID}})
+	if err != nil {
+		return nil, err
+	}
+	if byID != nil {
+		m.idTaken = true
+		if byID.ImportSource == u.Source() {
+			// The common slow path: a replayed, resumed or concurrent
+			// batch. The record is this user; any of its keys that another
+			// user holds shows up as a refused update, not here.
+			m.own = byID.ID
+			m.byUser[m.own] = []string{"source id"}
+			return m, nil
+		}
+	}
+	if m.own == 0 {
+		own, err := s.importLookup(ctx, bson.D{{Key: FieldImportSource, Value: u.Source()}})
+		if err != nil {
+			return nil, err
+		}
+		if own != nil {
+			m.own = own.ID
+		}
+	}
+	if m.own != 0 {
+		m.byUser[m.own] = append(m.byUser[m.own], "source id")
+	}
+	p := &u.Profile
+	for _, kv := range []struct{ key, field, value string }{
+		{"openid", FieldOpenID, p.OpenID}, {"unionid", FieldUnionID, p.UnionID},
+		{"_username", FieldUsername, p.Username}, {"_email", FieldEmail, p.Email}, {"_phone", FieldPhone, p.Phone},
+	} {
+		if kv.value == "" {
+			continue
+		}
+		hit, err := s.importLookup(ctx, bson.D{{Key: kv.field, Value: kv.value}})
+		if err != nil {
+			return nil, err
+		}
+		if hit != nil {
+			m.byUser[hit.ID] = append(m.byUser[hit.ID], kv.key)
+		}
+	}
+	return m, nil
+}
+
+func (s *Store) importLookup(ctx context.Context, filter bson.D) (*Profile, error) {
+	var p Profile
+	err := retryTransient(ctx, func() error {
+		octx, cancel := s.opContext(ctx)
+		defer cancel()
+		// No projection: with one, FerretDB 1.24 does not serve _id
+		// equality from the primary key and scans the collection.
+		return decodeOne(s.col(ColProfiles).FindOne(octx, filter), &p)
+	})
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	return &p, nil
+}
+
+// maxResolveAttempts bounds the rounds of one record racing other imports.
+const maxResolveAttempts = 4
+
+// resolveImport handles one record the fast insert refused (or, in a dry
+// run, every record): it looks its keys up and applies the policy, or
+// creates it, possibly under another id. write=false only predicts.
+func (s *Store) resolveImport(ctx context.Context, u *ImportUser, opt ImportOptions, write bool) (ImportResult, error) {
+	for attempt := 0; attempt < maxResolveAttempts; attempt++ {
+		m, err := s.lookupImport(ctx, u)
+		if err != nil {
+			return ImportResult{}, err
+		}
+		switch len(m.byUser) {
+		case 0:
+			if !write {
+				return ImportResult{Status: ImportCreated, UserID: u.SourceID}, nil
+			}
+			r, err := s.createImported(ctx, u, m.idTaken)
+			if errors.Is(err, ErrConflict) {
+				continue // a concurrent import or user took a key: look again
+			}
+			return r, err
+		case 1:
+			var id int64
+			var keys []string
+			for k, v := range m.byUser {
+				id, keys = k, v
+			}
+			return s.applyPolicy(ctx, u, opt, id, keys, id == m.own, write)
+		default:
+			return ImportResult{Status: ImportError, Error: conflictSummary(m.byUser)}, nil
+		}
+	}
+	return ImportResult{Status: ImportError, Error: "its keys kept changing under concurrent writes; retry the record"}, nil
+}
+
+func conflictSummary(byUser map[int64][]string) string {
+	ids := make([]int64, 0, len(byUser))
+	for id := range byUser {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%s match user %d", strings.Join(byUser[id], ", "), id)
+	}
+	return "the record's keys belong to different users: " + strings.Join(parts, "; ")
+}
+
+// createImported inserts a record nobody holds a key of: with its source
+// id if free, else with the next id and a remap.
+func (s *Store) createImported(ctx context.Context, u *ImportUser, idTaken bool) (ImportResult, error) {
+	if !idTaken {
+		err := retryTransient(ctx, func() error { return s.insert(ctx, ColProfiles, importProfile(u, u.SourceID)) })
+		if err == nil {
+			return ImportResult{Status: ImportCreated, UserID: u.SourceID}, nil
+		}
+		return ImportResult{}, err
+	}
+	id, err := s.InsertWithNextID(ctx, ColProfiles, ColProfiles, func(id int64) any { return importProfile(u, id) })
+	if err != nil {
+		return ImportResult{}, err
+	}
+	if err := s.remapFollowee(ctx, u.Source(), u.SourceID, id); err != nil {
+		return ImportResult{}, err
+	}
+	return ImportResult{Status: ImportCreated, UserID: id}, nil
+}
+
+// applyPolicy handles a record whose keys found user id.
+func (s *Store) applyPolicy(ctx context.Context, u *ImportUser, opt ImportOptions, id int64, keys []string, own, write bool) (ImportResult, error) {
+	switch opt.Policy {
+	case ImportFail:
+		if own {
+			return ImportResult{Status: ImportError, UserID: id, Error: fmt.Sprintf("already imported as user %d", id)}, nil
+		}
+		return ImportResult{Status: ImportError, UserID: id, Error: fmt.Sprintf("%s already belong(s) to user %d", strings.Join(keys, ", "), id)}, nil
+	case ImportUpdate:
+		if !write {
+			return ImportResult{Status: ImportUpdated, UserID: id}, nil
+		}
+		if err := s.updateImported(ctx, u, id, own); err != nil {
+			var ce *ConflictError
+			if errors.As(err, &ce) {
+				return ImportResult{Status: ImportError, UserID: id, Error: "update refused: " + ce.Error()}, nil
+			}
+			return ImportResult{}, err
+		}
+		return ImportResult{Status: ImportUpdated, UserID: id}, nil
+	}
+	r := ImportResult{Status: ImportSkipped, UserID: id}
+	if own && write {
+		r.Error = ownImport
+	}
+	return r, nil
+}
+
+// updateImported overwrites the fields the record carries. Values come
+// from the record (times too), so repeating it changes nothing.
+func (s *Store) updateImported(ctx context.Context, u *ImportUser, id int64, own bool) error {
+	raw, err := bson.Marshal(importProfile(u, id))
+	if err != nil {
+		return err
+	}
+	var doc bson.M
+	if err := bson.Unmarshal(raw, &doc); err != nil {
+		return err
+	}
+	set, unset := bson.D{}, bson.D{}
+	for _, f := range u.SetFields {
+		if v, ok := doc[f]; ok {
+			set = append(set, bson.E{Key: f, Value: v})
+		} else if isUniqueField(f) {
+			unset = append(unset, bson.E{Key: f, Value: ""})
+		}
+	}
+	for name, v := range u.Profile.Custom {
+		set = append(set, bson.E{Key: CustomFieldPath(name), Value: v})
+	}
+	if !own {
+		// The user was not imported by this source: only claim the source
+		// key if the user has none (checked by the filter, so the write of
+		// the other fields still happens through the first update).
+		defer func() {
+			_ = retryTransient(ctx, func() error {
+				octx, cancel := s.opContext(ctx)
+				defer cancel()
+				_, err := s.col(ColProfiles).UpdateOne(octx,
+					bson.D{{Key: FieldID, Value: id}, {Key: FieldImportSource, Value: bson.D{{Key: "$exists", Value: false}}}},
+					bson.D{{Key: "$set", Value: bson.D{{Key: FieldImportSource, Value: u.Source()}}}})
+				return err
+			})
+		}()
+	}
+	update := bson.D{}
+	if len(set) > 0 {
+		update = append(update, bson.E{Key: "$set", Value: set})
+	}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	if len(update) == 0 {
+		return nil
+	}
+	err = retryTransient(ctx, func() error {
+		octx, cancel := s.opContext(ctx)
+		defer cancel()
+		_, err := s.col(ColProfiles).UpdateOne(octx, bson.D{{Key: FieldID, Value: id}}, update)
+		return err
+	})
+	err = classify(err)
+	var ce *ConflictError
+	if errors.As(err, &ce) && ce.Field == "" {
+		p := importProfile(u, id)
+		ce.Field = s.takenField(ctx, p)
+	}
+	return err
+}
+
+func isUniqueField(f string) bool {
+	switch f {
+	case FieldOpenID, FieldUnionID, FieldUsername, FieldEmail, FieldPhone:
+		return true
+	}
+	return false
+}
+
+// raiseSequence moves sequence past id. The counter's $max is not isolated
+// on FerretDB (a concurrent update can write an older value back), so it is
+// read back and raised again until it holds; InsertWithNextID also raises
+// it from the collection's largest id when it meets a taken id.
+func (s *Store) raiseSequence(ctx context.Context, sequence string, id int64) error {
+	if id <= 0 {
+		return nil
+	}
+	for attempt := 0; attempt < maxBusyAttempts; attempt++ {
+		err := retryTransient(ctx, func() error {
+			octx, cancel := s.opContext(ctx)
+			defer cancel()
+			_, err := s.col(ColCounters).UpdateOne(octx, bson.D{{Key: "_id", Value: sequence}},
+				bson.D{{Key: "$max", Value: bson.D{{Key: "seq", Value: id}}}}, options.UpdateOne().SetUpsert(true))
+			if mongo.IsDuplicateKeyError(err) {
+				return nil // a concurrent first upsert: checked below
+			}
+			return err
+		})
+		if err != nil {
+			return classify(err)
+		}
+		var doc struct {
+			Seq int64 `bson:"seq"`
+		}
+		octx, cancel := s.opContext(ctx)
+		err = decodeOne(s.col(ColCounters).FindOne(octx, bson.D{{Key: "_id", Value: sequence}}), &doc)
+		cancel()
+		if err == nil && doc.Seq >= id {
+			return nil
+		}
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) && !transient(err) {
+			return classify(err)
+		}
+		backoff(attempt)
+	}
+	return fmt.Errorf("%w: the %s sequence could not be raised to %d", ErrUnavailable, sequence, id)
+}
+
+// raiseSequenceToMax moves sequence past the largest _id of collection.
+func (s *Store) raiseSequenceToMax(ctx context.Context, collection, sequence string) error {
+	var doc struct {
+		ID int64 `bson:"_id"`
+	}
+	octx, cancel := s.opContext(ctx)
+	err := decodeOne(s.col(collection).FindOne(octx, bson.D{},
+		options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}}).SetProjection(bson.D{{Key: "_id", Value: 1}})), &doc)
+	cancel()
+	if err != nil {
+		return classify(err)
+	}
+	return s.raiseSequence(ctx, sequence, doc.ID)
+}
