@@ -36,6 +36,8 @@ func runOperator(args []string) int {
 	)
 	fs.StringVar(&o.ServerImage, "server-image", defaultServerImage(), "tenant server image when a UserService sets no spec.image")
 	fs.StringVar(&defaultMongo, "default-mongo-uri-secret", "", "NAMESPACE/NAME/KEY of the Secret holding the MongoDB URI of tenants without spec.mongo.uriSecretRef")
+	fs.BoolVar(&o.SharedDatabaseCredentials, "shared-database-credentials", false, "copy the default MongoDB URI into tenants' namespaces instead of creating a database user per tenant (only where namespaces trust each other)")
+	fs.DurationVar(&o.URISecretGrace, "uri-secret-grace", controllers.DefaultURISecretGrace, "how long a deleted tenant whose MongoDB URI Secret cannot be read waits before it is released without dropping its database")
 	fs.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces to reconcile (empty: all)")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 32, "tenants reconciled at once (32 keeps 1,000 new tenants under 60 s to Ready on 2 cores: make bench)")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader, so that several replicas can run")

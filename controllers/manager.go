@@ -35,6 +35,10 @@ type Options struct {
 	ServerImage string
 	// DefaultMongoURISecret is used by tenants without spec.mongo.uriSecretRef.
 	DefaultMongoURISecret *render.SecretLocation
+	// SharedDatabaseCredentials: see UserServiceReconciler.
+	SharedDatabaseCredentials bool
+	// URISecretGrace: see UserServiceReconciler (default 2m).
+	URISecretGrace time.Duration
 	// WatchNamespaces limits the operator to these namespaces; empty: all.
 	WatchNamespaces []string
 	// MaxConcurrentReconciles is how many tenants reconcile at once.
@@ -181,16 +185,18 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 	}
 	pool := tenantdb.New(o.DatabaseTimeout)
 	r := &UserServiceReconciler{
-		Client:                mgr.GetClient(),
-		APIReader:             mgr.GetAPIReader(),
-		Scheme:                scheme,
-		Recorder:              mgr.GetEventRecorder("userve-operator"),
-		Databases:             pool,
-		ServerImage:           o.ServerImage,
-		DefaultMongoURISecret: o.DefaultMongoURISecret,
-		Random:                rand.Reader,
-		ResyncInterval:        o.ResyncInterval,
-		RetryInterval:         o.RetryInterval,
+		Client:                    mgr.GetClient(),
+		APIReader:                 mgr.GetAPIReader(),
+		Scheme:                    scheme,
+		Recorder:                  mgr.GetEventRecorder("userve-operator"),
+		Databases:                 pool,
+		ServerImage:               o.ServerImage,
+		DefaultMongoURISecret:     o.DefaultMongoURISecret,
+		SharedDatabaseCredentials: o.SharedDatabaseCredentials,
+		URISecretGrace:            o.URISecretGrace,
+		Random:                    rand.Reader,
+		ResyncInterval:            o.ResyncInterval,
+		RetryInterval:             o.RetryInterval,
 	}
 	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
 	if o.SkipControllerNameValidation {

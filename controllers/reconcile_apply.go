@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,11 +52,17 @@ const (
 type inputs struct {
 	database string
 	sources  render.SecretSources
-	// mongoURI is the URI's value: copied into the credentials Secret when
-	// it comes from another namespace, and used to ping the database.
-	mongoURI []byte
-	// credentials is the data of the credentials Secret as it exists.
-	credentials map[string][]byte
+	// adminURI is the URI the operator uses (the default one, or the
+	// tenant's own): to claim and ping the database and manage its user.
+	adminURI []byte
+	// podURI is the URI the tenant's pods get: their own database user's
+	// (written into the credentials Secret), the copied default with
+	// shared credentials, or the tenant's own.
+	podURI []byte
+	// isolation is the DatabaseIsolated condition; nil when not known.
+	isolation *metav1.Condition
+	// credentials is the credentials Secret as it exists, nil if none.
+	credentials *corev1.Secret
 	// secretValues are the values of the pods' secret environment variables
 	// read from the tenant's own Secrets, by variable name.
 	secretValues map[string][]byte
@@ -66,11 +73,12 @@ type inputs struct {
 func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha1.UserService) (ctrl.Result, error) {
 	obs := observed{}
 	in, fail := r.loadInputs(ctx, us)
-	if in.mongoURI != nil {
+	if in.adminURI != nil {
 		obs.databaseChecked = true
-		obs.databaseErr = r.Databases.Ping(ctx, string(in.mongoURI))
+		obs.databaseErr = r.Databases.Ping(ctx, string(in.adminURI))
 	}
 	obs.database = in.database
+	obs.isolation = in.isolation
 	if fail == nil {
 		obs.deployment, fail = r.applyObjects(ctx, us, in)
 	}
@@ -110,16 +118,15 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 		return in, userError(ReasonDatabaseInUse, fmt.Errorf(
 			"database %s is already used by UserService %s/%s: set another spec.mongo.database (at creation)", db, owner.Namespace, owner.Name))
 	}
-	in.database = db
 
 	if in.sources, err = render.Sources(us, r.DefaultMongoURISecret); err != nil {
 		return in, userError(ReasonMongoURIMissing, err)
 	}
-	if in.mongoURI, err = r.mongoURI(ctx, us); err != nil {
+	if in.adminURI, err = r.mongoURI(ctx, us); err != nil {
 		return in, asFailure(err)
 	}
 
-	in.secretValues = map[string][]byte{render.EnvMongoURI: in.mongoURI}
+	in.secretValues = map[string][]byte{}
 	type envRef struct {
 		env string
 		ref *v1alpha1.SecretKeyRef
@@ -150,6 +157,47 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	if in.credentials, err = r.existingCredentials(ctx, us); err != nil {
 		return in, &failure{Reason: ReasonCredentialsFailed, Err: err}
 	}
+
+	// The database must be the tenant's before anything gets credentials.
+	// A tenant already on its database rides out a MongoDB outage with
+	// the credentials it has, so that its objects are still converged; the
+	// ping then reports the outage.
+	claimFail := r.claimDatabase(ctx, us, in.adminURI, db)
+	outage := claimFail != nil && claimFail.Reason == ReasonDatabaseUnreachable && us.Status.Database == db
+	if claimFail != nil && !outage {
+		return in, claimFail
+	}
+	var iso *metav1.Condition
+	switch {
+	case us.Spec.Mongo.URISecretRef != nil:
+		c := tenantURIIsolation()
+		in.podURI, iso = in.adminURI, &c
+	case r.SharedDatabaseCredentials:
+		c := sharedIsolation()
+		in.podURI, iso = in.adminURI, &c
+	case outage:
+		if in.podURI = r.currentUserURI(us, in.adminURI, db, in.credentials); in.podURI == nil {
+			return in, claimFail
+		}
+	default:
+		uri, c, fail := r.databaseUser(ctx, us, in.adminURI, db, in.credentials)
+		if fail != nil {
+			// Same for a failing user check: keep the password it has.
+			if fail.Reason != ReasonDatabaseUserFailed || us.Status.Database != db {
+				return in, fail
+			}
+			if uri = r.currentUserURI(us, in.adminURI, db, in.credentials); uri == nil {
+				return in, fail
+			}
+			ctrl.LoggerFrom(ctx).Info("database user not checked; keeping its current password", "error", fail.Error())
+		} else {
+			iso = &c
+		}
+		in.podURI = uri
+	}
+	in.database = db
+	in.isolation = iso
+	in.secretValues[render.EnvMongoURI] = in.podURI
 	return in, nil
 }
 
@@ -223,7 +271,7 @@ func (r *UserServiceReconciler) secretValue(ctx context.Context, namespace, name
 // exist. A miss in the cache is confirmed with the API server before new
 // credentials are generated: a cache that lags behind must never cause
 // tokens already handed out to be replaced.
-func (r *UserServiceReconciler) existingCredentials(ctx context.Context, us *v1alpha1.UserService) (map[string][]byte, error) {
+func (r *UserServiceReconciler) existingCredentials(ctx context.Context, us *v1alpha1.UserService) (*corev1.Secret, error) {
 	key := types.NamespacedName{Namespace: us.Namespace, Name: render.CredentialsSecretName(us)}
 	var s corev1.Secret
 	err := r.Client.Get(ctx, key, &s)
@@ -236,7 +284,7 @@ func (r *UserServiceReconciler) existingCredentials(ctx context.Context, us *v1a
 	case err != nil:
 		return nil, err
 	}
-	return s.Data, nil
+	return &s, nil
 }
 
 func asFailure(err error) *failure {
@@ -253,9 +301,13 @@ func asFailure(err error) *failure {
 func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.UserService, in inputs) (*appsv1.Deployment, *failure) {
 	var copied []byte
 	if in.sources.CopyDefaultMongoURI {
-		copied = in.mongoURI
+		copied = in.podURI
 	}
-	creds, err := render.CredentialsSecret(us, in.credentials, copied, r.Random)
+	var existing map[string][]byte
+	if in.credentials != nil {
+		existing = in.credentials.Data
+	}
+	creds, err := render.CredentialsSecret(us, existing, copied, r.Random)
 	if err != nil {
 		return nil, &failure{Reason: ReasonCredentialsFailed, Err: err}
 	}

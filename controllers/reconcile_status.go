@@ -39,6 +39,8 @@ type observed struct {
 	databaseChecked bool
 	databaseErr     error
 	database        string
+	// isolation is the DatabaseIsolated condition found; nil: not known.
+	isolation *metav1.Condition
 }
 
 // rollout summarizes a Deployment's progress.
@@ -99,12 +101,21 @@ func setStatus(us *v1alpha1.UserService, o observed) {
 	}
 
 	switch {
+	case o.failure != nil && o.failure.Reason == ReasonDatabaseNotOwned:
+		set(v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, ReasonDatabaseNotOwned, o.failure.Error())
 	case !o.databaseChecked:
 		set(v1alpha1.ConditionDatabaseReady, metav1.ConditionUnknown, ReasonNotChecked, "the database's URI is not known")
 	case o.databaseErr != nil:
 		set(v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, ReasonDatabaseUnreachable, o.databaseErr.Error())
 	default:
 		set(v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, ReasonConnected, fmt.Sprintf("database %s is reachable", st.Database))
+	}
+
+	switch {
+	case o.isolation != nil:
+		set(o.isolation.Type, o.isolation.Status, o.isolation.Reason, o.isolation.Message)
+	case meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionDatabaseIsolated) == nil:
+		set(v1alpha1.ConditionDatabaseIsolated, metav1.ConditionUnknown, ReasonIsolationNotChecked, "the tenant's database user is not set up yet")
 	}
 
 	ro := rolloutOf(o.deployment)
@@ -178,4 +189,14 @@ func setDeletingStatus(us *v1alpha1.UserService, dropErr *failure) {
 			set(v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, ReasonDatabaseUnreachable, dropErr.Error())
 		}
 	}
+}
+
+// setWaitingForPods reports a deletion waiting for the tenant's pods to stop
+// before its database is dropped.
+func setWaitingForPods(us *v1alpha1.UserService, left int) {
+	us.Status.Phase = v1alpha1.PhaseDeleting
+	meta.SetStatusCondition(&us.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonWaitingForPodsToStop,
+		Message: fmt.Sprintf("deleting: %d tenant pods still there; the database is dropped once none is left", left), ObservedGeneration: us.Generation,
+	})
 }

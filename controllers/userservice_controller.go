@@ -46,12 +46,15 @@ const ControllerName = "userservice"
 
 // The operator's permissions, least privilege: it never updates or deletes
 // the core objects it applies (the garbage collector removes them with the
-// tenant), and deletes only the optional objects a spec can turn off.
+// tenant), and deletes only the optional objects a spec can turn off. It
+// lists pods (never reads their content) to know that a deleted tenant's
+// pods are gone before its database is dropped.
 //
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/status,verbs=get;patch
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps;serviceaccounts;services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
@@ -75,6 +78,14 @@ type UserServiceReconciler struct {
 	ServerImage string
 	// DefaultMongoURISecret is used when spec.mongo.uriSecretRef is empty.
 	DefaultMongoURISecret *render.SecretLocation
+	// SharedDatabaseCredentials copies the default URI into tenants'
+	// namespaces instead of giving each tenant a database user of its own:
+	// only where namespaces trust each other.
+	SharedDatabaseCredentials bool
+	// URISecretGrace is how long a deleted tenant waits for an unreadable
+	// MongoDB URI Secret (gone with its namespace) before it is released
+	// without its database or user being dropped.
+	URISecretGrace time.Duration
 	// Random generates credentials (crypto/rand.Reader).
 	Random io.Reader
 	// ResyncInterval re-checks a converged tenant: its database and the

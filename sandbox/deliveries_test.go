@@ -98,7 +98,7 @@ spec:
 		}
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}
-	if _, err := localizeSecrets(objs, "mongodb://127.0.0.1:1/"); err != nil {
+	if _, _, err := localizeSecrets(objs, "mongodb://127.0.0.1:1/"); err != nil {
 		t.Fatal(err)
 	}
 	notes, err := localizeDeliveries(ctx, objs, sinks, dial)

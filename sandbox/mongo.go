@@ -2,6 +2,9 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,8 +16,11 @@ import (
 	"userve.dev/userve/sandbox/proc"
 )
 
-// ferretDB is bin/ferretdb over SQLite in the state directory, restarted
-// if it dies, so tenants keep a MongoDB while the sandbox runs.
+// ferretDB is bin/ferretdb-auth over SQLite in the state directory, with
+// authentication on (as a production MongoDB), restarted if it dies, so
+// tenants keep a MongoDB while the sandbox runs. Its administrator's
+// password is made once and kept in <state>/mongo-admin-password (0600):
+// FerretDB sets the administrator up on first start only.
 type ferretDB struct {
 	uri    string
 	addr   string
@@ -35,19 +41,28 @@ func startFerretDB(cfg *Config, ports *proc.PortBook, logf func(string, ...any))
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
 	}
+	password, err := adminPassword(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	log, err := openLog(filepath.Join(cfg.StateDir, "ferretdb.log"))
 	if err != nil {
 		return nil, err
 	}
 	f := &ferretDB{
-		uri:  "mongodb://" + addr + "/",
+		uri:  "mongodb://" + mongoAdminUser + ":" + password + "@" + addr + "/?authSource=admin",
 		addr: addr,
 		log:  log,
 		logf: logf,
 		done: make(chan struct{}),
 		cmd: func() *exec.Cmd {
-			cmd := exec.Command(filepath.Join(cfg.BinDir, "ferretdb"),
-				"--listen-addr", addr, "--handler", "sqlite", "--sqlite-url", "file:"+data+"/")
+			// As test/mongofixture starts it: no debug listener, no
+			// telemetry, the password by environment (not in ps).
+			cmd := exec.Command(filepath.Join(cfg.BinDir, "ferretdb-auth"),
+				"--listen-addr="+addr, "--handler=sqlite", "--sqlite-url=file:"+data+"/",
+				"--state-dir="+cfg.StateDir, "--debug-addr=-", "--telemetry=disable", "--log-level=warn",
+				"--test-enable-new-auth", "--setup-database=admin", "--setup-username="+mongoAdminUser)
+			cmd.Env = append(os.Environ(), "FERRETDB_SETUP_PASSWORD="+password)
 			cmd.Stdout, cmd.Stderr = log, log
 			return cmd
 		},
@@ -61,6 +76,40 @@ func startFerretDB(cfg *Config, ports *proc.PortBook, logf func(string, ...any))
 	f.cancel = cancel
 	go f.supervise(ctx, p)
 	return f, nil
+}
+
+// mongoAdminUser is the sandbox FerretDB's administrator.
+const mongoAdminUser = "admin"
+
+// adminPasswordFile holds the administrator's password in the state dir.
+const adminPasswordFile = "mongo-admin-password"
+
+// adminPassword reads the sandbox administrator's password, making one on
+// first use. A FerretDB data directory without the file was set up by an
+// older sandbox (no authentication, or another password): it is refused
+// with the way out.
+func adminPassword(stateDir string) (string, error) {
+	path := filepath.Join(stateDir, adminPasswordFile)
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) > 0 {
+		return string(b), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if entries, _ := os.ReadDir(filepath.Join(stateDir, "ferretdb")); len(entries) > 0 {
+		return "", fmt.Errorf("%s holds FerretDB data from a sandbox without authentication, and %s is missing: run `userve dev --reset` (or `make clean`) to start afresh",
+			filepath.Join(stateDir, "ferretdb"), path)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	password := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(password), 0o600); err != nil {
+		return "", err
+	}
+	return password, nil
 }
 
 // startOnce starts the process and waits until it accepts connections.

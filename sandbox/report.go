@@ -23,12 +23,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers/tenantdb"
 	"userve.dev/userve/sandbox/runtime"
 )
 
 // EnvAdminTokens is the server's admin tokens variable; the reporter reads
 // a tenant's token from the Secret key the Deployment feeds into it.
 const EnvAdminTokens = "USERVE_ADMIN_TOKENS"
+
+// EnvMongoURI is the server's MongoDB URI variable; the reporter shows whose
+// database user it names.
+const EnvMongoURI = "USERVE_MONGO_URI"
 
 // printer serializes lines to the terminal.
 type printer struct {
@@ -54,13 +59,15 @@ type TenantFile struct {
 
 // TenantEntry is one tenant's local access.
 type TenantEntry struct {
-	Namespace   string     `json:"namespace"`
-	UserService string     `json:"userService"`
-	URL         string     `json:"url"`
-	AdminToken  string     `json:"adminToken,omitempty"`
-	Desired     int32      `json:"desired"`
-	Ready       int32      `json:"ready"`
-	Pods        []PodEntry `json:"pods"`
+	Namespace   string `json:"namespace"`
+	UserService string `json:"userService"`
+	URL         string `json:"url"`
+	AdminToken  string `json:"adminToken,omitempty"`
+	// DatabaseUser is the MongoDB user the tenant's processes log in as.
+	DatabaseUser string     `json:"databaseUser,omitempty"`
+	Desired      int32      `json:"desired"`
+	Ready        int32      `json:"ready"`
+	Pods         []PodEntry `json:"pods"`
 }
 
 // PodEntry is one local replica.
@@ -111,23 +118,27 @@ func (r *reporter) update(t runtime.Tenant) {
 		r.writeFile()
 		return
 	}
-	var token string
+	var token, dbUser string
 	state := "progressing"
 	switch {
 	case t.Desired == 0 && t.Replicas == 0:
 		state = "suspended"
 	case t.RolledOut():
 		state = "ready"
-		token = r.adminToken(t)
+		token = firstToken(r.secretEnv(t, EnvAdminTokens))
+		dbUser, _, _ = tenantdb.Credentials(r.secretEnv(t, EnvMongoURI))
 	}
 
 	r.mu.Lock()
 	prev := r.state[key]
 	r.state[key] = state
 	entry := TenantEntry{Namespace: t.Namespace, UserService: t.UserService, URL: t.URL,
-		AdminToken: token, Desired: t.Desired, Ready: t.Ready}
+		AdminToken: token, DatabaseUser: dbUser, Desired: t.Desired, Ready: t.Ready}
 	if token == "" {
 		entry.AdminToken = r.entries[key].AdminToken
+	}
+	if dbUser == "" {
+		entry.DatabaseUser = r.entries[key].DatabaseUser
 	}
 	for _, p := range t.Pods {
 		entry.Pods = append(entry.Pods, PodEntry{Name: p.Name, Pid: p.Pid, Port: p.Port, MetricsPort: p.MetricsPort, Ready: p.Ready,
@@ -143,7 +154,7 @@ func (r *reporter) update(t runtime.Tenant) {
 
 	switch {
 	case fullBlock:
-		r.printReady(key, t, token)
+		r.printReady(key, t, token, dbUser)
 	case state == prev:
 	case state == "ready":
 		r.p.eventf("tenant %s ready: %d/%d replicas at %s", key, t.Ready, t.Desired, t.URL)
@@ -154,7 +165,7 @@ func (r *reporter) update(t runtime.Tenant) {
 	}
 }
 
-func (r *reporter) printReady(key string, t runtime.Tenant, token string) {
+func (r *reporter) printReady(key string, t runtime.Tenant, token, dbUser string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s tenant %s is ready (%d/%d replicas)\n", time.Now().Format("15:04:05"), key, t.Ready, t.Desired)
 	fmt.Fprintf(&b, "    URL:          %s\n", t.URL)
@@ -166,6 +177,9 @@ func (r *reporter) printReady(key string, t runtime.Tenant, token string) {
 	}
 	fmt.Fprintf(&b, "    management:   curl -H 'Authorization: Bearer %s' %s/userve/v2.0/miniapp/user_profile/\n", token, t.URL)
 	fmt.Fprintf(&b, "    end users:    curl %s/api/v2/users\n", t.URL)
+	if dbUser != "" {
+		fmt.Fprintf(&b, "    MongoDB user: %s (the tenant's own; its URI is in the Secret the pods read)\n", dbUser)
+	}
 	host := "127.0.0.1"
 	if u, err := url.Parse(t.URL); err == nil && u.Hostname() != "" {
 		host = u.Hostname()
@@ -181,9 +195,9 @@ func (r *reporter) printReady(key string, t runtime.Tenant, token string) {
 	r.p.printf("%s", b.String())
 }
 
-// adminToken is the first admin token the tenant's pods get: the Secret key
-// behind USERVE_ADMIN_TOKENS in the Deployment.
-func (r *reporter) adminToken(t runtime.Tenant) string {
+// secretEnv is the value the tenant's pods get for the environment variable
+// env: the Deployment's value, or the Secret key behind it.
+func (r *reporter) secretEnv(t runtime.Tenant, env string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var d appsv1.Deployment
@@ -192,11 +206,11 @@ func (r *reporter) adminToken(t runtime.Tenant) string {
 	}
 	for _, c := range d.Spec.Template.Spec.Containers {
 		for _, e := range c.Env {
-			if e.Name != EnvAdminTokens {
+			if e.Name != env {
 				continue
 			}
 			if e.Value != "" {
-				return firstToken(e.Value)
+				return e.Value
 			}
 			if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 				continue
@@ -206,7 +220,7 @@ func (r *reporter) adminToken(t runtime.Tenant) string {
 			if err := r.reader.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: ref.Name}, &s); err != nil {
 				return ""
 			}
-			return firstToken(string(s.Data[ref.Key]))
+			return string(s.Data[ref.Key])
 		}
 	}
 	return ""

@@ -16,8 +16,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers/render"
+	"userve.dev/userve/controllers/tenantdb"
 )
 
 // FieldManager names the sandbox in managedFields.
@@ -91,23 +96,24 @@ func decodeManifests(data []byte) ([]*unstructured.Unstructured, error) {
 // data (server-side apply handles it better), and a MongoDB URI naming an
 // in-cluster host (*.svc, *.svc.cluster.local), which cannot be reached from
 // this machine, is replaced by the sandbox's MongoDB. It returns one note
-// per replaced URI.
-func localizeSecrets(objs []*unstructured.Unstructured, mongoURI string) ([]string, error) {
+// per replaced URI, and the replaced values by "namespace/secret/key".
+func localizeSecrets(objs []*unstructured.Unstructured, mongoURI string) ([]string, map[string]string, error) {
 	var notes []string
+	replaced := map[string]string{}
 	for _, o := range objs {
 		if o.GetKind() != "Secret" || o.GetAPIVersion() != "v1" {
 			continue
 		}
 		data, _, err := unstructured.NestedMap(o.Object, "data")
 		if err != nil {
-			return nil, fmt.Errorf("secret %s: data: %w", o.GetName(), err)
+			return nil, nil, fmt.Errorf("secret %s: data: %w", o.GetName(), err)
 		}
 		if data == nil {
 			data = map[string]any{}
 		}
 		stringData, _, err := unstructured.NestedStringMap(o.Object, "stringData")
 		if err != nil {
-			return nil, fmt.Errorf("secret %s: stringData: %w", o.GetName(), err)
+			return nil, nil, fmt.Errorf("secret %s: stringData: %w", o.GetName(), err)
 		}
 		for k, v := range stringData {
 			data[k] = base64.StdEncoding.EncodeToString([]byte(v))
@@ -116,23 +122,79 @@ func localizeSecrets(objs []*unstructured.Unstructured, mongoURI string) ([]stri
 		for _, k := range sortedKeys(data) {
 			s, ok := data[k].(string)
 			if !ok {
-				return nil, fmt.Errorf("secret %s: data.%s is not a string", o.GetName(), k)
+				return nil, nil, fmt.Errorf("secret %s: data.%s is not a string", o.GetName(), k)
 			}
 			raw, err := base64.StdEncoding.DecodeString(s)
 			if err != nil {
-				return nil, fmt.Errorf("secret %s: data.%s is not base64: %w", o.GetName(), k, err)
+				return nil, nil, fmt.Errorf("secret %s: data.%s is not base64: %w", o.GetName(), k, err)
 			}
 			if host, inCluster := inClusterMongoURI(string(raw)); inCluster {
 				data[k] = base64.StdEncoding.EncodeToString([]byte(mongoURI))
+				replaced[o.GetNamespace()+"/"+o.GetName()+"/"+k] = string(raw)
 				notes = append(notes, fmt.Sprintf("Secret %s key %s: %s is a cluster address; using the sandbox MongoDB instead",
 					o.GetName(), k, host))
 			}
 		}
 		if len(data) > 0 {
 			if err := unstructured.SetNestedMap(o.Object, data, "data"); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
+	}
+	return notes, replaced, nil
+}
+
+// ownSampleUsers gives each sample tenant whose own MongoDB URI was replaced
+// by the sandbox's a database user of its own, as a platform team would:
+// the user and password of the sample's URI, defined on the tenant's
+// database, and the Secret then holds that user's URI, not the sandbox
+// administrator's. It returns one note per user.
+func ownSampleUsers(ctx context.Context, objs []*unstructured.Unstructured, replaced map[string]string, adminURI string, pool *tenantdb.Pool) ([]string, error) {
+	secrets := map[string]*unstructured.Unstructured{}
+	for _, o := range objs {
+		if o.GetKind() == "Secret" {
+			secrets[o.GetNamespace()+"/"+o.GetName()] = o
+		}
+	}
+	var notes []string
+	for _, o := range objs {
+		if o.GetKind() != "UserService" {
+			continue
+		}
+		var us v1alpha1.UserService
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &us); err != nil {
+			return nil, fmt.Errorf("UserService %s: %w", o.GetName(), err)
+		}
+		ref := us.Spec.Mongo.URISecretRef
+		if ref == nil {
+			continue
+		}
+		original, ok := replaced[us.Namespace+"/"+ref.Name+"/"+ref.Key]
+		secret := secrets[us.Namespace+"/"+ref.Name]
+		if !ok || secret == nil {
+			continue
+		}
+		name, password, ok := tenantdb.Credentials(original)
+		if !ok || name == "" || password == "" {
+			continue
+		}
+		database, err := render.DatabaseName(&us)
+		if err != nil {
+			return nil, fmt.Errorf("UserService %s: %w", us.Name, err)
+		}
+		u := tenantdb.User{Database: database, Name: name, Password: password}
+		if _, err := pool.EnsureUser(ctx, adminURI, u, true); err != nil {
+			return nil, fmt.Errorf("UserService %s: %w", us.Name, err)
+		}
+		uri, err := tenantdb.UserURI(adminURI, u)
+		if err != nil {
+			return nil, err
+		}
+		if err := unstructured.SetNestedField(secret.Object, base64.StdEncoding.EncodeToString([]byte(uri)), "data", ref.Key); err != nil {
+			return nil, err
+		}
+		notes = append(notes, fmt.Sprintf("Secret %s key %s: MongoDB user %s made on the sandbox MongoDB for database %s (the tenant's own, as a platform team would)",
+			ref.Name, ref.Key, name, database))
 	}
 	return notes, nil
 }

@@ -37,6 +37,7 @@ import (
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers"
 	"userve.dev/userve/controllers/render"
+	"userve.dev/userve/controllers/tenantdb"
 	"userve.dev/userve/sandbox/catcher"
 	"userve.dev/userve/sandbox/proc"
 	"userve.dev/userve/sandbox/runtime"
@@ -59,7 +60,7 @@ type Config struct {
 	SamplesDir string
 	// CRDDir holds the CRD manifests (config/crd/bases).
 	CRDDir string
-	// BinDir holds etcd, kube-apiserver and ferretdb (bin/).
+	// BinDir holds etcd, kube-apiserver and ferretdb-auth (bin/).
 	BinDir string
 	// MongoURI is a MongoDB to use instead of starting FerretDB.
 	MongoURI string
@@ -174,7 +175,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		stops = append(stops, f.stop)
 		mongoURI = f.uri
-		done("ok, " + mongoURI)
+		done("ok, " + redactURI(mongoURI) + " (authentication on; password in " + filepath.Join(cfg.StateDir, adminPasswordFile) + ")")
 	} else {
 		p.printf("[2/6] using the MongoDB at %s\n", redactURI(mongoURI))
 	}
@@ -279,7 +280,7 @@ func (cfg *Config) complete() error {
 	}
 	need := []string{"etcd", "kube-apiserver"}
 	if cfg.MongoURI == "" {
-		need = append(need, "ferretdb")
+		need = append(need, "ferretdb-auth")
 	}
 	for _, n := range need {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, n)); err != nil {
@@ -302,7 +303,7 @@ func resetState(dir string) error {
 	known := map[string]bool{"etcd": true, "apiserver": true, "ferretdb": true, "pods": true, "kubeconfig": true,
 		"ports.json": true, "tenants.json": true, "lock": true, "sandbox.log": true, "etcd.log": true,
 		"kube-apiserver.log": true, "ferretdb.log": true, "controlplane.pids": true, "kubeconfig.tmp": true,
-		"ports.json.tmp": true, "tenants.json.tmp": true}
+		"ports.json.tmp": true, "tenants.json.tmp": true, adminPasswordFile: true, "state.json": true}
 	for _, e := range entries {
 		if !known[e.Name()] {
 			return fmt.Errorf("--reset: %s holds %q, which userve-dev did not make; remove it by hand", dir, e.Name())
@@ -448,10 +449,17 @@ func loadAndApply(ctx context.Context, c client.Client, dir, mongoURI string, wx
 	if err != nil {
 		return nil, nil, err
 	}
-	notes, err := localizeSecrets(objs, mongoURI)
+	notes, replaced, err := localizeSecrets(objs, mongoURI)
 	if err != nil {
 		return nil, nil, err
 	}
+	pool := tenantdb.New(10 * time.Second)
+	defer pool.Close(context.Background())
+	users, err := ownSampleUsers(ctx, objs, replaced, mongoURI, pool)
+	if err != nil {
+		return nil, nil, err
+	}
+	notes = append(notes, users...)
 	if wx != nil {
 		more, err := localizeWeChat(objs, wx)
 		if err != nil {

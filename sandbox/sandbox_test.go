@@ -121,7 +121,7 @@ data: {uri: "mongodb://x.svc/"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	notes, err := localizeSecrets(objs, "mongodb://127.0.0.1:1234/")
+	notes, replaced, err := localizeSecrets(objs, "mongodb://127.0.0.1:1234/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +142,9 @@ data: {uri: "mongodb://x.svc/"}
 	if len(notes) != 2 || !strings.Contains(notes[0], "Secret m key short") || !strings.Contains(notes[1], "mongodb.databases.svc.cluster.local") {
 		t.Errorf("notes %q", notes)
 	}
+	if replaced["/m/uri"] != "mongodb://u:p@mongodb.databases.svc.cluster.local:27017/?authSource=admin" || len(replaced) != 2 {
+		t.Errorf("replaced = %v", replaced)
+	}
 	// ConfigMaps are left alone: only Secrets carry URIs the operator reads.
 	if v, _, _ := unstructured.NestedString(objs[1].Object, "data", "uri"); v != "mongodb://x.svc/" {
 		t.Errorf("configmap changed: %q", v)
@@ -150,7 +153,7 @@ data: {uri: "mongodb://x.svc/"}
 
 func TestLocalizeSecretsRejectsBadData(t *testing.T) {
 	objs, _ := decodeManifests([]byte("apiVersion: v1\nkind: Secret\nmetadata: {name: m}\ndata: {k: '%%%'}\n"))
-	if _, err := localizeSecrets(objs, "mongodb://x/"); err == nil || !strings.Contains(err.Error(), "data.k is not base64") {
+	if _, _, err := localizeSecrets(objs, "mongodb://x/"); err == nil || !strings.Contains(err.Error(), "data.k is not base64") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -264,7 +267,7 @@ spec:
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := localizeSecrets(objs, "mongodb://127.0.0.1:1/"); err != nil {
+		if _, _, err := localizeSecrets(objs, "mongodb://127.0.0.1:1/"); err != nil {
 			t.Fatal(err)
 		}
 		lines, err := applySamples(ctx, c, objs)
@@ -338,7 +341,7 @@ metadata: {name: plain}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := localizeSecrets(objs, "mongodb://127.0.0.1:1/"); err != nil {
+	if _, _, err := localizeSecrets(objs, "mongodb://127.0.0.1:1/"); err != nil {
 		t.Fatal(err)
 	}
 	wx, err := startWeChatFake("127.0.0.1:0")

@@ -176,9 +176,13 @@ type MongoSpec struct {
 	// Database name. Unset: "<namespace>_<name>" (which must then fit in 63
 	// characters). Immutable: it can only be given when the UserService is
 	// created, so a tenant never moves to another (empty) database. A
-	// database another UserService uses is refused (reason DatabaseInUse).
+	// database another UserService uses is refused (reason DatabaseInUse),
+	// and so is one that holds data but no ownership record naming this
+	// UserService (reason DatabaseNotOwned). MongoDB's own databases
+	// (admin, local, config) are refused at admission.
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="!(self.lowerAscii() in ['admin', 'local', 'config'])",message="spec.mongo.database may not be admin, local or config: those are MongoDB's own databases"
 	// +optional
 	Database string `json:"database,omitempty"`
 }
@@ -622,7 +626,9 @@ type UserServiceStatus struct {
 	// Conditions, following kstatus: Ready (normal-true: the tenant serves
 	// its current spec), Progressing and Degraded (abnormal-true: a rollout is
 	// under way; the operator cannot converge, see the reason), and
-	// DatabaseReady (the operator reached the tenant's MongoDB).
+	// DatabaseReady (the operator reached the tenant's MongoDB and the
+	// database is the tenant's), and DatabaseIsolated (whether the store
+	// confines the tenant's database user to its database).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -667,6 +673,11 @@ const (
 	ConditionProgressing   = "Progressing"
 	ConditionDegraded      = "Degraded"
 	ConditionDatabaseReady = "DatabaseReady"
+	// ConditionDatabaseIsolated: True when the tenant's own database user
+	// holds readWrite on its database only; False where the store cannot
+	// confine it (FerretDB v1) or credentials are shared; Unknown for a
+	// tenant's own URI.
+	ConditionDatabaseIsolated = "DatabaseIsolated"
 )
 
 // UserService is one tenant's user service: a Deployment of `userve serve`

@@ -31,9 +31,9 @@ func run(args []string) int {
 	cfg := sandbox.Config{}
 	fs.StringVar(&cfg.StateDir, "state-dir", ".userve/dev", "directory for everything the sandbox keeps (etcd data, FerretDB files, kubeconfig, logs)")
 	fs.StringVar(&cfg.SamplesDir, "samples", "config/samples", "manifests to apply at start (every *.yaml but kustomization.yaml); '' for none")
-	fs.StringVar(&cfg.MongoURI, "mongo-uri", "", "use this MongoDB instead of starting bin/ferretdb")
+	fs.StringVar(&cfg.MongoURI, "mongo-uri", "", "use this MongoDB (with an administrator's credentials) instead of starting bin/ferretdb-auth")
 	fs.StringVar(&cfg.CRDDir, "crds", "config/crd/bases", "directory of the CRD manifests to install")
-	fs.StringVar(&cfg.BinDir, "bin", defaultBinDir(), "directory holding etcd, kube-apiserver and ferretdb")
+	fs.StringVar(&cfg.BinDir, "bin", defaultBinDir(), "directory holding etcd, kube-apiserver and ferretdb-auth")
 	fs.StringVar(&cfg.Executable, "userve", "", "the userve binary tenant processes run (default: userve next to this binary, as make build puts it)")
 	fs.BoolVar(&cfg.Reset, "reset", false, "wipe the state directory first (tenants, data, logs)")
 	fs.BoolVar(&cfg.Verbose, "v", false, "also print the operator's and runtime's logs")

@@ -23,7 +23,6 @@ import (
 	"userve.dev/userve/controllers"
 	"userve.dev/userve/controllers/render"
 	"userve.dev/userve/controllers/tenantdb"
-	"userve.dev/userve/test/mongofixture"
 )
 
 func TestCreateRendersTheTenant(t *testing.T) {
@@ -58,13 +57,13 @@ func TestCreateRendersTheTenant(t *testing.T) {
 		t.Errorf("manifest = %+v", manifest)
 	}
 
-	// Credentials were generated; the default URI from another namespace
-	// was copied in.
+	// Credentials were generated; the MongoDB URI is the tenant's own
+	// user's, never the default Secret's (see isolation_test.go).
 	if len(creds.Data[render.KeyAdminTokens]) != 64 || len(creds.Data[render.KeyJWTKey]) != 64 {
 		t.Errorf("credentials = %q", creds.Data)
 	}
-	if string(creds.Data[render.KeyMongoURI]) != mongofixture.URI(t) {
-		t.Errorf("mongo-uri = %q, want the default Secret's value", creds.Data[render.KeyMongoURI])
+	if user, _, _ := tenantdb.Credentials(credentialsURI(t, us)); user != controllers.DatabaseUserName(us) {
+		t.Errorf("mongo-uri is for user %q, want the tenant's own", user)
 	}
 
 	c := d.Spec.Template.Spec.Containers[0]

@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers/render"
 )
 
@@ -111,6 +114,11 @@ func TestDeletedObjectsComeBack(t *testing.T) {
 func TestDeletedCredentialsAreRegenerated(t *testing.T) {
 	ctx := context.Background()
 	us := newTenant(t)
+	// Let the reconciles that creating the objects triggers finish: one
+	// still in flight would re-create the Secret from what it read before
+	// the deletion (the same key, which is harmless but not this test).
+	waitCondition(t, us, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "")
+	time.Sleep(time.Second)
 	first := podHash(deployment(t, us))
 	creds := &corev1.Secret{}
 	if err := get(t, creds, us.Namespace, "acme-credentials"); err != nil {

@@ -48,7 +48,10 @@ const (
 	operatorNamespace = "userve-system"
 	// outsideNamespace is not watched: tenants there are never reconciled.
 	outsideNamespace = "outside"
-	poolSize         = 40
+	poolSize         = 45
+	// uriSecretGrace: how long a deleted tenant waits for its vanished URI
+	// Secret (2 minutes in production).
+	uriSecretGrace = 3 * time.Second
 )
 
 var (
@@ -106,6 +109,7 @@ func run(m *testing.M) int {
 		HealthProbeBindAddress:  "0",
 		RetryInterval:           time.Second,
 		DatabaseTimeout:         time.Second,
+		URISecretGrace:          uriSecretGrace,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)

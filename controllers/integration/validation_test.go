@@ -77,6 +77,10 @@ func TestInvalidUserServicesAreRejected(t *testing.T) {
 			"metadata.name must be a DNS label"},
 		{"deletion policy", func(u *v1alpha1.UserService) { u.Spec.DeletionPolicy = "Keep" }, `Unsupported value: "Keep"`},
 		{"database name", func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "a/b" }, "spec.mongo.database"},
+		{"database admin", func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "admin" }, "may not be admin, local or config"},
+		{"database local", func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "local" }, "may not be admin, local or config"},
+		{"database config", func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "config" }, "may not be admin, local or config"},
+		{"database Admin", func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "Admin" }, "may not be admin, local or config"},
 		{"ingress host", func(u *v1alpha1.UserService) { u.Spec.Ingress = &v1alpha1.IngressSpec{Host: "Bad Host"} }, "spec.ingress.host"},
 	}
 	for _, c := range cases {

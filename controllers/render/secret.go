@@ -30,9 +30,11 @@ type SecretSources struct {
 	SMTPPassword  *corev1.SecretKeySelector
 	WeChatSecret  *corev1.SecretKeySelector // spec.wechat.appSecretRef
 
-	// CopyDefaultMongoURI is set when the MongoDB URI comes from the
-	// operator's default Secret in another namespace: pods cannot read that
-	// one, so the operator copies its value into the credentials Secret.
+	// CopyDefaultMongoURI is set when the tenant is on the operator's
+	// default MongoDB: the pods read the URI the operator writes into the
+	// credentials Secret, the tenant's own database user's (or, with
+	// --shared-database-credentials, a copy of the default URI). The
+	// default Secret itself never reaches the tenant's namespace.
 	CopyDefaultMongoURI bool
 }
 
@@ -53,8 +55,6 @@ func Sources(us *v1alpha1.UserService, defaultMongo *SecretLocation) (SecretSour
 		src.MongoURI = selector(ref.Name, ref.Key)
 	case defaultMongo == nil:
 		return SecretSources{}, ErrNoMongoURI
-	case defaultMongo.Namespace == us.Namespace:
-		src.MongoURI = selector(defaultMongo.Name, defaultMongo.Key)
 	default:
 		src.MongoURI = selector(creds, KeyMongoURI)
 		src.CopyDefaultMongoURI = true
@@ -81,9 +81,26 @@ func selector(name, key string) corev1.SecretKeySelector {
 	return corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: name}, Key: key}
 }
 
+// AnnotationRotateCredentials on a UserService asks for a new database
+// password: any value not yet handled rotates it once. The credentials
+// Secret records the value handled in AnnotationCredentialsRotated.
+const (
+	AnnotationRotateCredentials  = "miniapp.userve.dev/rotate-credentials"
+	AnnotationCredentialsRotated = "miniapp.userve.dev/credentials-rotated"
+)
+
+// RotationPending says whether the tenant asks for a rotation that the
+// credentials Secret (its annotations, nil when it does not exist) does not
+// record as done.
+func RotationPending(us *v1alpha1.UserService, secretAnnotations map[string]string) bool {
+	want := us.Annotations[AnnotationRotateCredentials]
+	return want != "" && secretAnnotations[AnnotationCredentialsRotated] != want
+}
+
 // CredentialsSecret is the tenant's generated credentials: the JWT signing
 // key, the admin tokens unless spec.adminTokensSecretRef names the tenant's
-// own, and the copied MongoDB URI when mongoURI is not nil. Values already in
+// own, and the MongoDB URI when mongoURI is not nil (with the rotation
+// request it answers, see AnnotationRotateCredentials). Values already in
 // existing (the Secret as it is) are kept; missing ones are generated from
 // random (crypto/rand.Reader in production). Nothing is ever regenerated,
 // since tokens and keys handed out must keep working.
@@ -114,6 +131,9 @@ func CredentialsSecret(us *v1alpha1.UserService, existing map[string][]byte, mon
 	}
 	meta := objectMeta(us, CredentialsSecretName(us))
 	meta.Labels[LabelWatched] = "true"
+	if v := us.Annotations[AnnotationRotateCredentials]; v != "" && mongoURI != nil {
+		meta.Annotations = map[string]string{AnnotationCredentialsRotated: v}
+	}
 	return &corev1.Secret{
 		ObjectMeta: meta,
 		Type:       corev1.SecretTypeOpaque,

@@ -65,8 +65,8 @@ func TestSourcesWithTheDefaultMongoURI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if same.MongoURI.Name != "mongo" || same.MongoURI.Key != "uri" || same.CopyDefaultMongoURI {
-		t.Errorf("default in the tenant's namespace must be referenced directly: %+v", same)
+	if same.MongoURI.Name != "acme-credentials" || same.MongoURI.Key != KeyMongoURI || !same.CopyDefaultMongoURI {
+		t.Errorf("even in the operator's namespace, a tenant reads its own user's URI, not the default Secret: %+v", same)
 	}
 	other, err := Sources(us, &SecretLocation{Namespace: "ops", Name: "mongo", Key: "uri"})
 	if err != nil {
@@ -139,6 +139,28 @@ func TestCredentialsSecretReportsRandomnessFailure(t *testing.T) {
 	_, err := CredentialsSecret(tenant(), nil, nil, failingReader{})
 	if err == nil || !strings.Contains(err.Error(), "generate") {
 		t.Fatalf("err = %v, want a generate error", err)
+	}
+}
+
+func TestRotationIsRecordedWithTheURI(t *testing.T) {
+	us := tenant(func(u *v1alpha1.UserService) {
+		u.Annotations = map[string]string{AnnotationRotateCredentials: "2026-12-01"}
+	})
+	if !RotationPending(us, nil) || !RotationPending(us, map[string]string{AnnotationCredentialsRotated: "before"}) {
+		t.Error("a new rotation value is not pending")
+	}
+	if RotationPending(us, map[string]string{AnnotationCredentialsRotated: "2026-12-01"}) || RotationPending(tenant(), nil) {
+		t.Error("a handled or absent rotation value is pending")
+	}
+	s, err := CredentialsSecret(us, nil, []byte("mongodb://u:p@db/d"), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Annotations[AnnotationCredentialsRotated] != "2026-12-01" {
+		t.Errorf("annotations = %v, want the rotation handled", s.Annotations)
+	}
+	if s, _ := CredentialsSecret(us, nil, nil, rand.Reader); s.Annotations[AnnotationCredentialsRotated] != "" {
+		t.Error("a Secret without a URI claims a rotation")
 	}
 }
 

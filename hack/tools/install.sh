@@ -3,7 +3,7 @@
 # them into bin/. A tool whose cache entry exists is only re-linked, so a fresh
 # clone on a warm machine pays nothing and only a new machine builds cold.
 #
-#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb controller-gen helm mkimage promtool]
+#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb ferretdb-auth controller-gen helm mkimage promtool]
 #
 # The test node (hack/node, make test-node) also builds, by name: containerd
 # (with ctr and the runc shim), kubelet, kube-scheduler, kube-controller-manager,
@@ -81,6 +81,23 @@ build_module() { # $1: a tools module whose main package is its root
 	(cd "$tools/$1" && go build -ldflags "-s -w" -o "$out/$1" .)
 }
 
+# build_ferretdb_auth builds FerretDB's own cmd/ferretdb, the only entry point
+# that enables its (experimental) SCRAM authentication and user commands. That
+# command embeds build/version/version.txt, which only FerretDB's release build
+# writes, so it runs from a copy of the module with that one file added.
+build_ferretdb_auth() {
+	local mod=github.com/FerretDB/FerretDB src version tmp
+	src=$(cd "$tools/ferretdb-auth" && go mod download -json "$mod" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	version=$(cd "$tools/ferretdb-auth" && go list -m -f '{{.Version}}' "$mod")
+	tmp=$(mktemp -d)
+	cp -r "$src" "$tmp/FerretDB" && chmod -R u+w "$tmp/FerretDB"
+	printf '%s' "$version" >"$tmp/FerretDB/build/version/version.txt"
+	mkdir "$tmp/tool" && cp "$tools/ferretdb-auth/go.mod" "$tools/ferretdb-auth/go.sum" "$tmp/tool/"
+	(cd "$tmp/tool" && go mod edit -replace "$mod=../FerretDB" &&
+		go build -ldflags "-s -w" -o "$out/ferretdb-auth" "$mod/cmd/ferretdb") || { rm -rf "$tmp"; return 1; }
+	rm -rf "$tmp"
+}
+
 # build_containerd: containerd, ctr and the runc shim of one release. Static
 # (CGO_ENABLED=0); the tags drop the snapshotters that need cgo or host tools.
 build_containerd() {
@@ -105,6 +122,7 @@ install_tool() {
 		for cmd in ctr containerd-shim-runc-v2; do link "$cmd" "$(readlink "$bin/containerd" | xargs dirname)"; done
 		;;
 	etcd | ferretdb | mkimage | pause | coredns | wget) build "$1" "$(key "$1" "$(module_hash "$1")")" build_module "$1" ;;
+	ferretdb-auth) build "$1" "$(key "$1" "$(module_hash "$1")")" build_ferretdb_auth ;;
 	controller-gen) build "$1" "$(key "$1" $CONTROLLER_GEN_VERSION)" go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" ;;
 	promtool) build "$1" "$(key "$1" "$(module_hash promtool)")" build_package promtool promtool github.com/prometheus/prometheus/cmd/promtool ;;
 	helm) build "$1" "$(key "$1" $HELM_VERSION)" go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
@@ -112,6 +130,6 @@ install_tool() {
 	esac
 }
 
-for t in "${@:-etcd ferretdb controller-gen kube-apiserver kubectl helm mkimage promtool}"; do
+for t in "${@:-etcd ferretdb ferretdb-auth controller-gen kube-apiserver kubectl helm mkimage promtool}"; do
 	for name in $t; do install_tool "$name"; done
 done

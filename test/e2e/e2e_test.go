@@ -63,7 +63,7 @@ func TestSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tool := range []string{"etcd", "kube-apiserver", "kubectl", "ferretdb"} {
+	for _, tool := range []string{"etcd", "kube-apiserver", "kubectl", "ferretdb-auth"} {
 		if _, err := testbin.Path(tool); err != nil {
 			t.Fatal(err)
 		}
@@ -94,6 +94,10 @@ func TestSandbox(t *testing.T) {
 		status, body := call(t, http.MethodGet, m[1]+profilesPath, m[2], nil)
 		if status != http.StatusOK || field(body, "meta", "total_count") == nil {
 			t.Fatalf("printed curl line: %d %v", status, body)
+		}
+		// Each tenant logs in to MongoDB as a user of its own.
+		if !strings.Contains(out, "MongoDB user: userve.default.minimal") {
+			t.Errorf("no own database user for default/minimal in:\n%s", out)
 		}
 		if !strings.Contains(out, "export KUBECONFIG="+stateDir+"/kubeconfig") {
 			t.Errorf("no kubectl hint in:\n%s", out)

@@ -195,6 +195,7 @@ func TestChartCustomValues(t *testing.T) {
 		"--watch-namespaces=team-a,team-b",
 		"--max-concurrent-reconciles=8",
 		"--log-level=debug",
+		"--shared-database-credentials",
 		"--default-mongo-uri-secret=platform-system/platform-userve-mongo/uri",
 	} {
 		if !hasArg(c.Args, want) {

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers/tenantdb"
 	"userve.dev/userve/test/mongofixture"
 	"userve.dev/userve/test/testbin"
 )
@@ -101,14 +102,15 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 			op.waitFor(t, "the tenant Deployment", func() error {
 				return env.Client.Get(ctx, tenant, &appsv1.Deployment{})
 			})
-			// The default URI came from the release namespace into the tenant's.
-			op.waitFor(t, "the MongoDB URI copied into the tenant's credentials Secret", func() error {
+			// The default URI stays in the release namespace: the tenant's
+			// credentials Secret holds its own database user's URI.
+			op.waitFor(t, "the tenant's own MongoDB URI in its credentials Secret", func() error {
 				s := &corev1.Secret{}
 				if err := env.Client.Get(ctx, types.NamespacedName{Namespace: tc.tenantNamespace, Name: "minimal-credentials"}, s); err != nil {
 					return err
 				}
-				if string(s.Data["mongo-uri"]) != uri {
-					return fmt.Errorf("mongo-uri is %q", s.Data["mongo-uri"])
+				if user, _, _ := tenantdb.Credentials(string(s.Data["mongo-uri"])); user != "userve."+tc.tenantNamespace+".minimal" {
+					return fmt.Errorf("mongo-uri is for user %q", user)
 				}
 				return nil
 			})

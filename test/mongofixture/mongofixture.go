@@ -1,6 +1,10 @@
 // Package mongofixture gives tests a real MongoDB-wire server: the MongoDB at
-// USERVE_TEST_MONGO_URI when set, otherwise bin/ferretdb over SQLite, started
-// once per test binary. Each test gets its own database, dropped afterwards.
+// USERVE_TEST_MONGO_URI when set (with an administrator's credentials in the
+// URI), otherwise bin/ferretdb-auth over SQLite with authentication on,
+// started once per test binary. URI carries the administrator's
+// credentials; anonymous commands other than ping and hello are refused, as
+// on a production MongoDB. Each test gets its own database, dropped
+// afterwards.
 //
 // A package using it calls Run from TestMain so the server stops with the
 // binary:
@@ -10,6 +14,8 @@ package mongofixture
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -113,14 +119,22 @@ func sanitize(s string) string {
 	}, s)
 }
 
-// Server is one bin/ferretdb process over its own SQLite directory. Tests that
-// take the store away and bring it back (outages) start their own.
+// AdminUser is the administrator FerretDB is set up with.
+const AdminUser = "admin"
+
+// Server is one bin/ferretdb-auth process over its own SQLite directory,
+// with authentication on. Tests that take the store away and bring it back
+// (outages) start their own.
 type Server struct {
-	URI  string
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// URI has the administrator's credentials (authSource admin).
+	URI string
+	// Addr is host:port, for tests that build URIs of other users.
+	Addr          string
+	AdminPassword string
+	addr          string
+	dir           string
+	cmd           *exec.Cmd
+	done          chan struct{}
 }
 
 // NewServer starts a private FerretDB for this test, stopped at cleanup.
@@ -146,7 +160,15 @@ func start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{URI: "mongodb://" + addr + "/", addr: addr, dir: dir}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	password := hex.EncodeToString(b)
+	s := &Server{
+		URI:  "mongodb://" + AdminUser + ":" + password + "@" + addr + "/?authSource=admin",
+		Addr: addr, AdminPassword: password, addr: addr, dir: dir,
+	}
 	if err := s.Start(); err != nil {
 		return nil, err
 	}
@@ -156,12 +178,13 @@ func start(dir string) (*Server, error) {
 
 // Start (re)starts the process on the same address and data.
 func (s *Server) Start() error {
-	bin, err := testbin.Path("ferretdb")
+	bin, err := testbin.Path("ferretdb-auth")
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "--listen-addr", s.addr, "--handler", "sqlite",
-		"--sqlite-url", "file:"+filepath.Join(s.dir, "data")+"/")
+	cmd := exec.Command(bin, args(s.addr, filepath.Join(s.dir, "data"), s.dir)...)
+	// The password goes by environment, not on a command line ps shows.
+	cmd.Env = append(os.Environ(), "FERRETDB_SETUP_PASSWORD="+s.AdminPassword)
 	if err := os.MkdirAll(filepath.Join(s.dir, "data"), 0o755); err != nil {
 		return err
 	}
@@ -210,6 +233,19 @@ func (s *Server) Stop() {
 		<-s.done
 	}
 	s.cmd = nil
+}
+
+// args are bin/ferretdb-auth's arguments for a server on addr over SQLite
+// in dataDir, with authentication on and AdminUser set up (on first start
+// only: FerretDB skips the setup once the admin database exists). No debug
+// listener (many servers run at once) and no telemetry. sandbox/mongo.go
+// starts it the same way.
+func args(addr, dataDir, stateDir string) []string {
+	return []string{
+		"--listen-addr=" + addr, "--handler=sqlite", "--sqlite-url=file:" + dataDir + "/",
+		"--state-dir=" + stateDir, "--debug-addr=-", "--telemetry=disable", "--log-level=warn",
+		"--test-enable-new-auth", "--setup-database=admin", "--setup-username=" + AdminUser,
+	}
 }
 
 func freeAddr() (string, error) {

@@ -81,3 +81,40 @@ func connect(t *testing.T, uri string) *mongo.Client {
 	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
 	return c
 }
+
+// The fixture's server authenticates, as a production MongoDB does: an
+// anonymous client and a wrong password are refused, the administrator and
+// a user it creates get in.
+func TestServerAuthenticates(t *testing.T) {
+	if os.Getenv(mongofixture.EnvURI) != "" {
+		t.Skip("a real MongoDB from " + mongofixture.EnvURI + ": its own authentication settings apply")
+	}
+	ctx := context.Background()
+	s := mongofixture.NewServer(t)
+	write := func(uri string) error {
+		_, err := connect(t, uri).Database("d").Collection("c").InsertOne(ctx, bson.D{{Key: "k", Value: "v"}})
+		return err
+	}
+	if err := write(s.URI); err != nil {
+		t.Fatalf("administrator: %v", err)
+	}
+	if err := write("mongodb://" + s.Addr + "/"); err == nil {
+		t.Error("an anonymous client could write")
+	}
+	if err := write("mongodb://" + mongofixture.AdminUser + ":wrong@" + s.Addr + "/?authSource=admin"); err == nil {
+		t.Error("a wrong password was accepted")
+	}
+	err := connect(t, s.URI).Database("d").RunCommand(ctx, bson.D{
+		{Key: "createUser", Value: "tenant"}, {Key: "pwd", Value: "tenant-pw"},
+		{Key: "roles", Value: bson.A{}}, {Key: "mechanisms", Value: bson.A{"SCRAM-SHA-256"}},
+	}).Err()
+	if err != nil {
+		t.Fatalf("createUser: %v", err)
+	}
+	if err := write("mongodb://tenant:tenant-pw@" + s.Addr + "/d?authSource=d&authMechanism=SCRAM-SHA-256"); err != nil {
+		t.Errorf("created user: %v", err)
+	}
+	if err := write("mongodb://tenant:nope@" + s.Addr + "/d?authSource=d&authMechanism=SCRAM-SHA-256"); err == nil {
+		t.Error("created user with a wrong password got in")
+	}
+}

@@ -1,0 +1,162 @@
+package tenantdb
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"userve.dev/userve/test/mongofixture"
+)
+
+// Many tenants claiming one database at once: exactly one gets it.
+func TestParallelClaimsOfOneDatabase(t *testing.T) {
+	database := mongofixture.NewDatabase(t).Name()
+	pool := New(10 * time.Second)
+	defer pool.Close(context.Background())
+	const n = 30
+	outcomes := make(chan Outcome, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			me := Owner{Namespace: fmt.Sprintf("ns%02d", i), Name: "acme", UID: fmt.Sprint(i)}
+			c, err := pool.ClaimDatabase(context.Background(), mongofixture.URI(t), database, me, false)
+			errs <- err
+			outcomes <- c.Outcome
+		}()
+	}
+	var claimed, notOwned int
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+		switch <-outcomes {
+		case Claimed:
+			claimed++
+		case NotOwned:
+			notOwned++
+		}
+	}
+	if claimed != 1 || notOwned != n-1 {
+		t.Fatalf("%d claimed, %d refused, want 1 and %d", claimed, notOwned, n-1)
+	}
+	var recs []bson.M
+	cur, err := mongofixture.Client(t).Database(database).Collection(OwnerCollection).Find(context.Background(), bson.D{})
+	if err == nil {
+		err = cur.All(context.Background(), &recs)
+	}
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("%d ownership records (%v), want 1", len(recs), err)
+	}
+}
+
+func TestClaimOutcomes(t *testing.T) {
+	ctx := context.Background()
+	uri := mongofixture.URI(t)
+	p := New(10 * time.Second)
+	defer p.Close(ctx)
+	db := mongofixture.NewDatabase(t)
+	me := Owner{Namespace: "shop", Name: "acme", UID: "u1"}
+
+	// Empty collections (indexes made, nothing stored) count as empty.
+	if err := db.CreateCollection(ctx, "profiles"); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		who  Owner
+		want Outcome
+	}{
+		{me, Claimed},
+		{me, Owned},
+		{Owner{"shop", "acme", "u2"}, Adopted},
+		{Owner{"shop", "acme", "u2"}, Owned},
+		{Owner{"other", "acme", "u3"}, NotOwned},
+	}
+	for i, s := range steps {
+		c, err := p.ClaimDatabase(ctx, uri, db.Name(), s.who, false)
+		if err != nil || c.Outcome != s.want {
+			t.Fatalf("step %d: %+v, %v; want %v", i, c, err, s.want)
+		}
+	}
+	rec, err := p.DatabaseOwner(ctx, uri, db.Name())
+	if err != nil || rec == nil || *rec != (Owner{"shop", "acme", "u2"}) {
+		t.Fatalf("record %+v (%v)", rec, err)
+	}
+
+	// Data without a record: refused, unless the tenant used it before.
+	legacy := mongofixture.NewDatabase(t)
+	if _, err := legacy.Collection("profiles").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := p.ClaimDatabase(ctx, uri, legacy.Name(), me, false); err != nil || c.Outcome != NotOwned || c.Holder != nil {
+		t.Fatalf("unrecorded data: %+v, %v", c, err)
+	}
+	if c, err := p.ClaimDatabase(ctx, uri, legacy.Name(), me, true); err != nil || c.Outcome != Claimed {
+		t.Fatalf("unrecorded data used before: %+v, %v", c, err)
+	}
+}
+
+func TestEnsureUserAuthenticatesAndRotates(t *testing.T) {
+	ctx := context.Background()
+	uri := mongofixture.URI(t)
+	p := New(10 * time.Second)
+	defer p.Close(ctx)
+	db := mongofixture.NewDatabase(t)
+	u := User{Database: db.Name(), Name: "userve.shop.acme", Password: "first-password"}
+	t.Cleanup(func() { _ = p.DropUser(context.Background(), uri, u.Database, u.Name) })
+
+	iso, err := p.EnsureUser(ctx, uri, u, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onMongoDB := os.Getenv(mongofixture.EnvURI) != ""
+	if want := map[bool]Isolation{true: Confined, false: NotConfined}[onMongoDB]; iso != want {
+		t.Errorf("isolation = %v, want %v (the server's answer to roles)", iso, want)
+	}
+	works := func(password string) bool {
+		u2 := u
+		u2.Password = password
+		tu, err := UserURI(uri, u2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := mongo.Connect(options.Client().ApplyURI(tu).SetTimeout(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Disconnect(ctx)
+		_, err = c.Database(u.Database).Collection("probe").InsertOne(ctx, bson.D{{Key: "x", Value: 1}})
+		return err == nil
+	}
+	if !works("first-password") || works("wrong") {
+		t.Fatal("the user's password is not what authenticates")
+	}
+	// Again without a new password: nothing changes.
+	if _, err := p.EnsureUser(ctx, uri, User{Database: u.Database, Name: u.Name, Password: "ignored"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if !works("first-password") {
+		t.Fatal("an ensure without setPassword changed the password")
+	}
+	// A rotation.
+	if _, err := p.EnsureUser(ctx, uri, User{Database: u.Database, Name: u.Name, Password: "second-password"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if works("first-password") || !works("second-password") {
+		t.Fatal("the rotation did not take")
+	}
+	if err := p.DropUser(ctx, uri, u.Database, u.Name); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := p.UserExists(ctx, uri, u.Database, u.Name); err != nil || ok {
+		t.Fatalf("user exists after drop: %v %v", ok, err)
+	}
+	if err := p.DropUser(ctx, uri, u.Database, u.Name); err != nil {
+		t.Errorf("dropping a missing user: %v", err)
+	}
+}
