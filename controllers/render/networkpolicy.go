@@ -117,14 +117,24 @@ func apiIngressPeers(np v1alpha1.NetworkPolicySpec) []networkingv1.NetworkPolicy
 	return out
 }
 
-// DeliveryPorts are the TCP ports code delivery connects to: the SMS
-// webhook URL's (explicit, else 443 or 80 by scheme) and the SMTP server's.
+// DeliveryPorts are the TCP ports code delivery and WeChat login connect
+// to: the SMS webhook URL's and WeChat's API base URL's (explicit, else 443
+// or 80 by scheme) and the SMTP server's.
 // None when codes are only logged.
 func DeliveryPorts(us *v1alpha1.UserService) []int32 {
 	var ports []int32
 	v := us.Spec.Verification
 	if v.SMS != nil && v.SMS.Webhook != nil {
 		if p := urlPort(v.SMS.Webhook.URL); p > 0 {
+			ports = append(ports, p)
+		}
+	}
+	if wc := us.Spec.WeChat; wc != nil {
+		base := wc.APIBaseURL
+		if base == "" {
+			base = v1alpha1.DefaultWeChatAPIBaseURL
+		}
+		if p := urlPort(base); p > 0 {
 			ports = append(ports, p)
 		}
 	}

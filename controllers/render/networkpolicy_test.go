@@ -185,11 +185,16 @@ func TestDeliveryPorts(t *testing.T) {
 			u.Spec.Verification.Mail = &v1alpha1.MailSpec{SMTP: &v1alpha1.SMTPSpec{Host: "h", Port: port, From: "a@b"}}
 		}
 	}
+	wechat := func(base string) func(*v1alpha1.UserService) {
+		return func(u *v1alpha1.UserService) { u.Spec.WeChat = &v1alpha1.WeChatSpec{AppID: "wx1", APIBaseURL: base} }
+	}
 	for name, tc := range map[string]struct {
 		mutate []func(*v1alpha1.UserService)
 		want   []int32
 	}{
 		"codes logged":        {nil, nil},
+		"wechat default api":  {[]func(*v1alpha1.UserService){wechat("")}, []int32{443}},
+		"wechat fake api":     {[]func(*v1alpha1.UserService){wechat("http://127.0.0.1:18790"), smtp(25)}, []int32{25, 18790}},
 		"https webhook":       {[]func(*v1alpha1.UserService){webhook("https://sms.example.com/x")}, []int32{443}},
 		"http webhook":        {[]func(*v1alpha1.UserService){webhook("http://sms.local/x")}, []int32{80}},
 		"explicit port":       {[]func(*v1alpha1.UserService){webhook("https://[2001:db8::1]:8443/x")}, []int32{8443}},

@@ -72,6 +72,8 @@ func Deployment(us *v1alpha1.UserService, p DeploymentParams) *appsv1.Deployment
 					ServiceAccountName:           us.Name,
 					AutomountServiceAccountToken: ptrTo(false),
 					EnableServiceLinks:           ptrTo(false),
+					// The drain sleep plus the server's own shutdown time.
+					TerminationGracePeriodSeconds: ptrTo(int64(TerminationGracePeriodSeconds)),
 					SecurityContext: &corev1.PodSecurityContext{
 						RunAsNonRoot:   ptrTo(true),
 						RunAsUser:      ptrTo(int64(serverUID)),
@@ -129,9 +131,26 @@ func serverContainer(us *v1alpha1.UserService, p DeploymentParams) corev1.Contai
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
+		// A terminating pod stays in the Service's endpoints until the
+		// endpoint controller and every kube-proxy have seen it go (seen on
+		// the test node: connections refused for a moment). Sleeping before
+		// SIGTERM keeps it serving meanwhile; the image has no shell, so this
+		// is the kubelet's own sleep action.
+		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+			Sleep: &corev1.SleepAction{Seconds: PreStopDrainSeconds},
+		}},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 }
+
+const (
+	// PreStopDrainSeconds is how long a terminating tenant pod keeps serving
+	// before it is sent SIGTERM.
+	PreStopDrainSeconds = 5
+	// TerminationGracePeriodSeconds covers the drain and the server's
+	// graceful shutdown (server.ShutdownTimeout, 25 s).
+	TerminationGracePeriodSeconds = PreStopDrainSeconds + 25 + 5
+)
 
 func env(us *v1alpha1.UserService, p DeploymentParams) []corev1.EnvVar {
 	fromSecret := func(name string, s corev1.SecretKeySelector) corev1.EnvVar {

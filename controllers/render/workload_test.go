@@ -97,6 +97,20 @@ func TestDeploymentIsLockedDown(t *testing.T) {
 	}
 }
 
+// A terminating pod keeps serving while the endpoints catch up, and gets
+// the time to drain and shut down before it is killed.
+func TestDeploymentDrainsBeforeStopping(t *testing.T) {
+	us := tenant()
+	pod := Deployment(us, params(us)).Spec.Template.Spec
+	lc := pod.Containers[0].Lifecycle
+	if lc == nil || lc.PreStop == nil || lc.PreStop.Sleep == nil || lc.PreStop.Sleep.Seconds != PreStopDrainSeconds || lc.PreStop.Exec != nil {
+		t.Fatalf("preStop = %+v, want the kubelet's sleep action of %d s (the image has no shell)", lc, PreStopDrainSeconds)
+	}
+	if g := pod.TerminationGracePeriodSeconds; g == nil || *g < PreStopDrainSeconds+25 {
+		t.Errorf("terminationGracePeriodSeconds = %v, want at least the drain plus the server's 25 s shutdown", g)
+	}
+}
+
 func TestDeploymentEnvironment(t *testing.T) {
 	us := tenant(func(u *v1alpha1.UserService) {
 		u.Spec.Verification.SMS = &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{URL: "https://x", SecretRef: &v1alpha1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
