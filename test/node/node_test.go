@@ -36,12 +36,12 @@ const (
 	tenantsNS  = "tenants"
 	nodeIP     = "10.211.0.2"  // hack/node/lib.sh NODE_IP
 	dnsIP      = "10.213.0.10" // hack/node/lib.sh DNS_IP
-	mongoURI   = "mongodb://mongodb.databases.svc.cluster.local:27017/"
 	// config/samples/secrets.yaml
 	sampleAcmeURI = "mongodb://acme:change-me@mongodb.databases.svc.cluster.local:27017/?authSource=admin"
 	rotated       = "acme-admin-token-rotated-0123456789abcdef" // >= 32 bytes, as the server requires
 	serverPort    = 8080
 	readyLimit    = 3 * time.Minute
+	routeLimit    = 30 * time.Second
 	deleteLimit   = 2 * time.Minute
 )
 
@@ -83,7 +83,8 @@ func (n *node) helmInstall(t *testing.T) {
 	busyRepo, busyTag, _ := strings.Cut(n.busybox, ":")
 	args := []string{"install", release, "charts/userve", "-n", operatorNS, "--create-namespace",
 		"--set", "image.repository=" + repo, "--set-string", "image.tag=" + tag, "--set", "image.pullPolicy=Never",
-		"--set", "defaultMongo.uri=" + mongoURI,
+		// The administrator's URI: the operator makes each tenant's own user with it.
+		"--set-string", "defaultMongo.uri=" + n.mongoURI("mongodb.databases.svc.cluster.local"),
 		"--set", "tests.image.repository=" + busyRepo, "--set-string", "tests.image.tag=" + busyTag,
 		"--set", "tests.image.pullPolicy=Never",
 		"--wait", "--timeout", "3m"}
@@ -173,6 +174,14 @@ func (n *node) clusterDNS(t *testing.T) {
 
 func (n *node) bothDialects(t *testing.T, token string) {
 	base := fmt.Sprintf("http://%s:%d", n.clusterIP(t, "acme"), serverPort)
+	// Ready pods reach the Service once the EndpointSlice and kube-proxy's
+	// rules catch up, a moment after the UserService says Ready.
+	eventually(t, "acme's ClusterIP routes to its pods", routeLimit, func() string {
+		if status, _, err := get(base+"/healthz", ""); err != nil || status != 200 {
+			return fmt.Sprintf("GET /healthz = %d %v", status, err)
+		}
+		return ""
+	})
 	for _, c := range []struct{ path, token string }{
 		{"/userve/v2.2/miniapp/user_profile/", token},
 		{"/api/v2/users", ""},
