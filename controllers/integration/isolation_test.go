@@ -503,9 +503,11 @@ func TestOutageDoesNotStopConvergence(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// The driver notices the server is back within its heartbeat (10s),
-	// and a loaded machine adds to it: a longer wait than eventually's.
-	deadline := time.Now().Add(60 * time.Second)
+	// The next reconcile comes after the failure backoff (1 s doubling, so
+	// up to about a minute after an outage this long), and the driver
+	// notices the server is back within its heartbeat (10 s): a longer wait
+	// than eventually's.
+	deadline := time.Now().Add(150 * time.Second)
 	for condition(tenant(t, us), v1alpha1.ConditionDatabaseReady).Status != metav1.ConditionTrue {
 		if time.Now().After(deadline) {
 			t.Fatalf("DatabaseReady after the outage: %+v", condition(tenant(t, us), v1alpha1.ConditionDatabaseReady))

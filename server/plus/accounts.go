@@ -248,11 +248,17 @@ func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, win store.Rate
 
 // consumeCode accepts code for c once, or is a 422 on verifiable_code (a
 // 429 once the code has had all its tries).
+// usedCodeMessage answers a code that was used already: no guess was
+// judged, so it is told apart from a wrong one.
+const usedCodeMessage = "verifiable_code was used already; request a new one"
+
 func (h *Handler) consumeCode(ctx context.Context, c contact, code string) error {
 	err := h.store.ConsumeCode(ctx, c.target(), verify.HashCode(h.codeKey, c.target(), code), maxCodeAttempts)
 	switch {
 	case errors.Is(err, store.ErrCodeInvalid):
 		return invalid("verifiable_code", "verifiable_code is wrong or has expired")
+	case errors.Is(err, store.ErrCodeUsed):
+		return invalid("verifiable_code", usedCodeMessage)
 	case errors.Is(err, store.ErrCodeSpent):
 		return newError(http.StatusTooManyRequests,
 			fmt.Sprintf("this verification code has had %d tries and no longer works; request a new one", maxCodeAttempts))

@@ -28,6 +28,9 @@ var (
 	// ErrCodeSpent is a code whose tries are all taken: no guess is judged
 	// any more, the right one neither. The user asks for a new code.
 	ErrCodeSpent = errors.New("verification code has had too many tries")
+	// ErrCodeUsed is a code that was used already: nothing is judged (a
+	// guess against it cannot win), so it takes no try.
+	ErrCodeUsed = errors.New("verification code was used already")
 )
 
 // TooSoonError refuses a resend within the resend interval.
@@ -125,8 +128,11 @@ func (s *Store) ConsumeCode(ctx context.Context, target, hash string, maxAttempt
 	if err != nil {
 		return classify(err)
 	}
-	if !d.ExpiresAt.After(now) || d.Used {
+	if !d.ExpiresAt.After(now) {
 		return ErrCodeInvalid
+	}
+	if d.Used {
+		return ErrCodeUsed
 	}
 	gen := target + "|" + strconv.FormatInt(d.SentAt.UnixNano(), 10)
 	tries, err := s.col(ColCodes).CountDocuments(ctx, bson.D{{Key: "gen", Value: gen}, {Key: "kind", Value: "try"}})
@@ -157,7 +163,7 @@ func (s *Store) ConsumeCode(ctx context.Context, target, hash string, maxAttempt
 		{Key: "_id", Value: "used|" + gen}, {Key: "gen", Value: gen}, {Key: "kind", Value: "used"}, {Key: "expires_at", Value: d.ExpiresAt},
 	})
 	if mongo.IsDuplicateKeyError(err) {
-		return ErrCodeInvalid // used already
+		return ErrCodeUsed // by a request that read the code at the same time
 	}
 	if err != nil {
 		return classify(err)
