@@ -370,11 +370,16 @@ func (h *Handler) writeIssued(w http.ResponseWriter, token string, claims auth.C
 		newError(http.StatusInternalServerError, "internal error").write(w)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	writeJSON(w, http.StatusOK, h.issuedBody(token, claims))
+}
+
+// issuedBody is the /auth/login answer for a token just issued.
+func (h *Handler) issuedBody(token string, claims auth.Claims) map[string]any {
+	return map[string]any{
 		"access_token": token, "token_type": "Bearer",
 		"expires_in":  h.minutes(claims.ExpiresAt.Sub(claims.IssuedAt)),
 		"refresh_ttl": h.minutes(claims.RefreshDeadline(h.tokens.RefreshTTL).Sub(claims.IssuedAt)),
-	})
+	}
 }
 
 var loginInput = input{body: []string{"login", "password", "verifiable_code"}}

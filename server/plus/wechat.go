@@ -147,7 +147,7 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	token, err := h.issue(p)
+	token, claims, err := h.tokens.Issue(p.ID, p.TokenEpoch)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -156,11 +156,9 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, map[string]any{
-		"access_token": token, "token_type": "Bearer",
-		"expires_in": h.minutes(h.tokens.TTL), "refresh_ttl": h.minutes(h.tokens.RefreshTTL),
-		"created": created,
-	})
+	body := h.issuedBody(token, claims) // the /auth/login answer, and whether the user is new
+	body["created"] = created
+	writeJSON(w, status, body)
 }
 
 // LinkWeChat is PUT /user/wechat {code}: link the caller to the WeChat
