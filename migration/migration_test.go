@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"userve.dev/userve/openapi/conformance"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server"
@@ -48,7 +49,7 @@ func newTenant(t *testing.T) *tenant {
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	srv := httptest.NewServer(s.Handler())
+	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	return &tenant{url: srv.URL, store: st}
 }

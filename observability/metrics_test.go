@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"userve.dev/userve/openapi/conformance"
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/go-logr/logr"
@@ -263,7 +264,7 @@ func tenantMetrics(t *testing.T) []string {
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	srv := httptest.NewServer(s.Handler())
+	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(s.MetricsHandler())
 	t.Cleanup(metrics.Close)

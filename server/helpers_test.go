@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"userve.dev/userve/openapi/conformance"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server"
@@ -89,7 +90,7 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	s := server.New(cfg, st, server.Options{Logger: log})
-	srv := httptest.NewServer(s.Handler())
+	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(s.MetricsHandler())
 	t.Cleanup(metrics.Close)

@@ -6,11 +6,12 @@ import (
 	"github.com/gorilla/mux"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/openapi"
 	"userve.dev/userve/server/plus"
 )
 
 // routes lists every route of the server.
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
@@ -80,6 +81,10 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	// Migration in and out (issue 15; handlers in minapp/migration.go).
 	route(post, "/v1/import/users/", h.ImportUsers)
 	route(get, "/v1/export/users/", h.ExportUsers)
+
+	// This dialect's OpenAPI document (issue 16; server/openapi.go); it
+	// names the tenant's custom fields, so it needs a token too.
+	r.Handle(prefix+"/openapi.json", s.requireAdmin(s.serveOpenAPI(openapi.Management))).Methods(get)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.
@@ -105,6 +110,9 @@ func (s *Server) plusRoutes(r *mux.Router) {
 		r.Handle("/api/v2"+path, s.requireStore(handler)).Methods(method)
 	}
 	get, put, post, del, patch := http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch
+
+	// This dialect's OpenAPI document (issue 16; server/openapi.go).
+	r.Handle("/api/v2/openapi.json", s.serveOpenAPI(openapi.EndUser)).Methods(get)
 
 	// Verification codes, registration, tokens.
 	route(post, "/verifycodes/register", h.SendRegisterCode)

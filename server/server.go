@@ -42,6 +42,7 @@ type Server struct {
 	plusOptions plus.Options
 
 	handler http.Handler
+	openapi openAPIDocs
 	started func()
 }
 
@@ -70,7 +71,9 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s.plusOptions.Metrics = s.metrics.domain
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
-	s.handler = s.observe(s.recoverPanics(s.limitBody(s.routes())))
+	router := s.routes()
+	s.openapi = buildOpenAPI(cfg, router)
+	s.handler = s.observe(s.recoverPanics(s.limitBody(router)))
 	return s
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"userve.dev/userve/openapi/conformance"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server"
@@ -34,6 +35,10 @@ const (
 	adminToken = "admin-token-for-plus-tests-0123456789"
 	jwtKey     = "plus-test-jwt-key-0123456789abcdef0123"
 )
+
+// expectInjected500 is the header of a request whose 500 a test provokes
+// with an injected store fault (see conformance.ExpectUndocumented).
+const expectInjected500 = conformance.ExpectUndocumented + ": 500"
 
 // clock is the fake time shared by a tenant's stores and token issuers.
 type clock struct {
@@ -180,7 +185,7 @@ func (tn *tenant) replica() *replica {
 		opts.Plus.Sender = tn.outbox
 	}
 	s := server.New(tn.config(), st, opts)
-	srv := httptest.NewServer(s.Handler())
+	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(s.MetricsHandler())
 	t.Cleanup(metrics.Close)

@@ -223,7 +223,7 @@ func TestTransferCrashBetweenHalvesRecovers(t *testing.T) {
 				return nil
 			})
 			key := "crash-" + stage
-			r := rp.call("POST", "/api/v2/plus-pay/transfer", at, map[string]any{"user": b, "amount": 10}, "Idempotency-Key: "+key)
+			r := rp.call("POST", "/api/v2/plus-pay/transfer", at, map[string]any{"user": b, "amount": 10}, "Idempotency-Key: "+key, expectInjected500)
 			store.SetLedgerFault(nil)
 			expect(t, r, http.StatusInternalServerError)
 
@@ -268,7 +268,7 @@ func TestTransferCrashBetweenHalvesRecovers(t *testing.T) {
 		}
 		return nil
 	})
-	expect(t, rp.call("POST", "/api/v2/plus-pay/transfer", at, map[string]any{"user": b, "amount": 5}), http.StatusInternalServerError)
+	expect(t, rp.call("POST", "/api/v2/plus-pay/transfer", at, map[string]any{"user": b, "amount": 5}, expectInjected500), http.StatusInternalServerError)
 	store.SetLedgerFault(nil)
 	tn.clock.Add(store.LedgerLease + time.Second)
 	n, err := other.store.RecoverLedger(context.Background(), 0)

@@ -1,0 +1,293 @@
+// Package openapi describes a tenant's two dialects as OpenAPI 3.1
+// documents: the management API (MinApp's user module, under /userve/) and
+// the end-user API (ThinkSNS Plus v2, under /api/v2/).
+//
+// A document is built from the server's route table and the tenant's
+// UserService spec: every route the router holds must have an operation
+// here (Build fails otherwise), so a new route cannot ship undescribed, and
+// the tenant's custom profile fields appear in its profile schemas with
+// their types. The conformance package checks, in the server tests, that
+// every request and answer matches the document the server serves.
+package openapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"userve.dev/userve/api/v1alpha1"
+)
+
+// Dialect names one of the two documents.
+type Dialect string
+
+const (
+	Management Dialect = "management"
+	EndUser    Dialect = "enduser"
+)
+
+// Path prefixes of the dialects. /oserve/ is an alias of /userve/ that the
+// management document describes once, under /userve/.
+const (
+	ManagementPrefix = "/userve"
+	ManagementAlias  = "/oserve"
+	EndUserPrefix    = "/api/v2"
+)
+
+// Route is one route of the server's table: a method and a path template in
+// gorilla/mux's syntax, which is OpenAPI's ({name} segments).
+type Route struct{ Method, Path string }
+
+// Version is the documents' info.version: the API's version, which is the
+// custom resource's.
+const Version = "v1alpha1"
+
+// security says what a route needs in Authorization.
+type security int
+
+const (
+	public        security = iota
+	adminToken             // a management token
+	userToken              // an end-user access token
+	optionalToken          // an end-user token if sent
+	refreshToken           // an end-user token, expired or not
+)
+
+type param struct {
+	name, in, desc string
+	schema         S
+	required       bool
+}
+
+type body struct {
+	schema   S
+	required bool
+	media    []string // default application/json
+	example  any
+}
+
+type response struct {
+	status  int
+	desc    string
+	schema  S        // nil: no body
+	media   string   // default application/json
+	headers []string // response headers it carries (see headerSchemas)
+	example any
+}
+
+type operation struct {
+	id, summary, description string
+	tag                      string
+	security                 security
+	params                   []param
+	body                     *body
+	responses                []response
+}
+
+// Build returns the document of dialect d for a tenant of spec, describing
+// exactly the routes of the dialect in routes (others are ignored).
+func Build(d Dialect, spec v1alpha1.UserServiceSpec, routes []Route) ([]byte, error) {
+	var (
+		prefix string
+		ops    map[string]operation
+		c      = newComponents(spec)
+		info   S
+	)
+	switch d {
+	case Management:
+		prefix, ops, info = ManagementPrefix, managementOperations(c), managementInfo()
+	case EndUser:
+		prefix, ops, info = EndUserPrefix, endUserOperations(c), endUserInfo()
+	default:
+		return nil, fmt.Errorf("unknown dialect %q", d)
+	}
+	paths := map[string]S{}
+	var missing []string
+	for _, rt := range routes {
+		rel, ok := strings.CutPrefix(rt.Path, prefix)
+		if !ok || !strings.HasPrefix(rel, "/") {
+			continue
+		}
+		key := rt.Method + " " + rel
+		op, ok := ops[key]
+		if !ok {
+			missing = append(missing, key)
+			continue
+		}
+		item := paths[rt.Path]
+		if item == nil {
+			item = S{}
+			paths[rt.Path] = item
+		}
+		item[strings.ToLower(rt.Method)] = op.render(d, rt.Path)
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, fmt.Errorf("openapi: %s routes without a description: %s", d, strings.Join(missing, ", "))
+	}
+	doc := S{
+		"openapi":           "3.1.0",
+		"jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+		"info":              info,
+		"servers":           []S{{"url": "/", "description": "the tenant's own URL"}},
+		"paths":             paths,
+		"components": S{
+			"schemas":         c.schemas(d),
+			"securitySchemes": securitySchemes(d),
+		},
+	}
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+func securitySchemes(d Dialect) S {
+	if d == Management {
+		return S{"adminToken": S{"type": "http", "scheme": "bearer",
+			"description": "One of the tenant's admin tokens (USERVE_ADMIN_TOKENS; the operator keeps them in the Secret <name>-userve-admin)."}}
+	}
+	return S{"userToken": S{"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+		"description": "An access token from POST /api/v2/auth/login, /users or /auth/wechat."}}
+}
+
+// render is the operation object of op on path.
+func (op operation) render(d Dialect, path string) S {
+	out := S{"operationId": op.id, "summary": op.summary, "tags": []string{op.tag}}
+	if op.description != "" {
+		out["description"] = op.description
+	}
+	switch op.security {
+	case adminToken:
+		out["security"] = []S{{"adminToken": []string{}}}
+	case userToken, refreshToken:
+		out["security"] = []S{{"userToken": []string{}}}
+	case optionalToken:
+		out["security"] = []S{{"userToken": []string{}}, {}}
+	}
+	var params []S
+	for _, name := range pathParams(path) {
+		params = append(params, S{"name": name, "in": "path", "required": true, "schema": pathParamSchema(name)})
+	}
+	for _, p := range op.params {
+		ps := S{"name": p.name, "in": p.in, "schema": p.schema}
+		if p.desc != "" {
+			ps["description"] = p.desc
+		}
+		if p.required {
+			ps["required"] = true
+		}
+		params = append(params, ps)
+	}
+	if len(params) > 0 {
+		out["parameters"] = params
+	}
+	if op.body != nil {
+		media := op.body.media
+		if len(media) == 0 {
+			media = []string{"application/json"}
+		}
+		content := S{}
+		for _, m := range media {
+			mt := S{"schema": op.body.schema}
+			if op.body.example != nil && m == "application/json" {
+				mt["example"] = op.body.example
+			}
+			content[m] = mt
+		}
+		out["requestBody"] = S{"required": op.body.required, "content": content}
+	}
+	responses := S{}
+	for _, r := range op.withCommonResponses(d) {
+		rs := S{"description": r.desc}
+		if r.schema != nil {
+			media := r.media
+			if media == "" {
+				media = "application/json"
+			}
+			mt := S{"schema": r.schema}
+			if r.example != nil {
+				mt["example"] = r.example
+			}
+			rs["content"] = S{media: mt}
+		}
+		if len(r.headers) > 0 {
+			hs := S{}
+			for _, h := range r.headers {
+				hs[h] = headerSchemas[h]
+			}
+			rs["headers"] = hs
+		}
+		responses[strconv.Itoa(r.status)] = rs
+	}
+	out["responses"] = responses
+	return out
+}
+
+// withCommonResponses adds the answers every route of the kind can give
+// (auth failures, store outages, malformed input) unless op lists its own.
+func (op operation) withCommonResponses(d Dialect) []response {
+	have := map[int]bool{}
+	for _, r := range op.responses {
+		have[r.status] = true
+	}
+	out := append([]response(nil), op.responses...)
+	add := func(r response) {
+		if !have[r.status] {
+			have[r.status] = true
+			out = append(out, r)
+		}
+	}
+	errSchema := ref("Error")
+	if d == Management {
+		if op.security == adminToken {
+			add(response{status: http.StatusUnauthorized, desc: "No admin token, or not one of the tenant's.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
+			add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready; retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
+		}
+		add(response{status: http.StatusBadRequest, desc: "A malformed, unknown, repeated or out-of-range parameter or body field; error_msg names it.", schema: errSchema})
+	} else if op.id != "getEndUserOpenAPI" {
+		switch op.security {
+		case userToken, refreshToken:
+			add(response{status: http.StatusUnauthorized, desc: "No token, or one that is invalid, expired, revoked or of a deleted user.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
+		case optionalToken:
+			add(response{status: http.StatusUnauthorized, desc: "A token was sent but is invalid, expired, revoked or of a deleted user.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
+		}
+		add(response{status: http.StatusBadRequest, desc: "A malformed query string or body (not JSON or a form, or over 1 MiB).", schema: errSchema})
+		add(response{status: http.StatusUnprocessableEntity, desc: "Invalid input: message is the first problem, errors lists them by field (unknown parameters and fields included).", schema: errSchema})
+		add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready; retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].status < out[j].status })
+	return out
+}
+
+var headerSchemas = map[string]S{
+	"Retry-After":         {"description": "Seconds to wait before retrying.", "schema": with(str(), "pattern", `^[0-9]+$`)},
+	"WWW-Authenticate":    {"description": "The Bearer challenge.", "schema": str()},
+	"Location":            {"description": "The path of the created resource.", "schema": str()},
+	"Idempotent-Replayed": {"description": "true when the answer is that of an earlier request with the same key; nothing changed.", "schema": enum("true")},
+}
+
+// pathParams are the {name} segments of a path template, in order.
+func pathParams(path string) []string {
+	var names []string
+	for _, seg := range strings.Split(path, "/") {
+		if strings.HasPrefix(seg, "{") && strings.HasSuffix(seg, "}") {
+			names = append(names, strings.TrimSuffix(strings.TrimPrefix(seg, "{"), "}"))
+		}
+	}
+	return names
+}
+
+func pathParamSchema(name string) S {
+	switch name {
+	case "user":
+		// The end-user dialect's {user}: an id, a name, an e-mail or a phone.
+		return with(str(), "description", "A user id, name, e-mail address or phone number.")
+	default:
+		return with(str(), "pattern", `^[0-9]+$`, "description", "A positive integer id.")
+	}
+}
