@@ -14,12 +14,25 @@ import (
 var sqliteBusy = mongo.CommandError{Code: 1, Name: "InternalError",
 	Message: "[pool.go:170 sqlite.(*Pool).Exec] database is locked (5) (SQLITE_BUSY)"}
 
+// poolCleared is what the driver's (unexported) poolClearedError is: a
+// driver.RetryablePoolError. Seen as a 500 under load before: "connection
+// pool for 127.0.0.1:33605 was cleared because another operation failed
+// with: connection() error occurred during connection handshake: auth
+// error: unable to authenticate using mechanism ...".
+type poolCleared struct{}
+
+func (poolCleared) Error() string {
+	return "connection pool for 127.0.0.1:1 was cleared because another operation failed"
+}
+func (poolCleared) Retryable() bool { return true }
+
 func TestClassifyTransientErrorsAsUnavailable(t *testing.T) {
 	for name, err := range map[string]error{
 		"SQLITE_BUSY command": sqliteBusy,
 		"SQLITE_BUSY write": mongo.WriteException{WriteErrors: []mongo.WriteError{
 			{Code: 1, Message: "database is locked (5) (SQLITE_BUSY)"}}},
 		"deadline":            context.DeadlineExceeded,
+		"pool cleared":        fmt.Errorf("find: %w", poolCleared{}),
 		"client disconnected": mongo.ErrClientDisconnected,
 	} {
 		got := classify(err)

@@ -20,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 )
 
@@ -461,8 +462,13 @@ func classify(err error) error {
 func isUnavailable(err error) bool {
 	var sse topology.ServerSelectionError
 	var ce topology.ConnectionError
+	// A pool cleared after a failed handshake (FerretDB's SCRAM under load
+	// answers "unable to authenticate"): the driver calls it retryable, and
+	// it hides the connection error it wraps.
+	var cleared driver.RetryablePoolError
 	return mongo.IsTimeout(err) || mongo.IsNetworkError(err) ||
 		errors.As(err, &sse) || errors.As(err, &ce) ||
+		(errors.As(err, &cleared) && cleared.Retryable()) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, mongo.ErrClientDisconnected)
 }
