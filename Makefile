@@ -19,9 +19,13 @@ help: ## Show the targets.
 tools: ## Build what is missing in bin/ (cached per version outside the clone).
 	@hack/tools/install.sh
 
-generate: tools ## Generate deepcopy code and the chart's Grafana dashboards.
+generate: tools ## Generate deepcopy code, the chart's Grafana dashboards, the OpenAPI documents and their Go clients.
 	$(CONTROLLER_GEN) object paths=./api/...
 	go run ./observability/dashboards/gen
+	go run ./openapi/gen docs/openapi
+	@for d in management enduser; do \
+		$(BIN)/oapi-codegen -config openapi/client/$$d/oapi-codegen.yaml docs/openapi/$$d.json; \
+		echo "wrote openapi/client/$$d/client.gen.go"; done
 
 manifests: generate ## Generate the CRD and RBAC into config/ and the chart.
 	$(CONTROLLER_GEN) crd rbac:roleName=userve-operator paths=./api/... paths=./controllers/... \

@@ -15,8 +15,8 @@ func endUserInfo() S {
 // Body field schemas of the end-user dialect. Forms carry every value as a
 // string, so numbers accept their decimal strings too.
 var (
-	intOrString = S{"type": []string{"integer", "string"}, "pattern": `^-?[0-9]+$`}
-	codeSchema  = S{"type": []string{"string", "integer"}, "description": "The verification code (6 digits)."}
+	intOrString = S{"anyOf": []S{integer(), with(str(), "pattern", `^-?[0-9]+$`)}}
+	codeSchema  = S{"anyOf": []S{str(), integer()}, "description": "The verification code (6 digits)."}
 	verifiable  = enum("sms", "mail")
 	phoneSchema = with(str(), "description", "5-20 digits, optional leading +")
 	emailSchema = with(str(), "format", "email")

@@ -7,14 +7,27 @@ import "maps"
 // their keys, so the document's bytes are stable.
 type S = map[string]any
 
-func str() S               { return S{"type": "string"} }
-func integer() S           { return S{"type": "integer", "format": "int64"} }
-func number() S            { return S{"type": "number"} }
-func boolean() S           { return S{"type": "boolean"} }
-func anyValue() S          { return S{} }
-func ref(name string) S    { return S{"$ref": "#/components/schemas/" + name} }
-func arrayOf(items S) S    { return S{"type": "array", "items": items} }
-func enum(values ...any) S { return S{"enum": values} }
+func str() S            { return S{"type": "string"} }
+func integer() S        { return S{"type": "integer", "format": "int64"} }
+func number() S         { return S{"type": "number"} }
+func boolean() S        { return S{"type": "boolean"} }
+func anyValue() S       { return S{} }
+func ref(name string) S { return S{"$ref": "#/components/schemas/" + name} }
+func arrayOf(items S) S { return S{"type": "array", "items": items} }
+
+// enum is one of values, typed by the first (generators need the type).
+func enum(values ...any) S {
+	s := S{"enum": values}
+	switch values[0].(type) {
+	case string:
+		s["type"] = "string"
+	case int:
+		s["type"] = "integer"
+	case bool:
+		s["type"] = "boolean"
+	}
+	return s
+}
 
 // id is a positive 64-bit id (users, groups, ledger entries).
 func id() S { return S{"type": "integer", "format": "int64", "minimum": 1} }

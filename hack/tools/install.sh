@@ -3,7 +3,7 @@
 # them into bin/. A tool whose cache entry exists is only re-linked, so a fresh
 # clone on a warm machine pays nothing and only a new machine builds cold.
 #
-#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb ferretdb-auth controller-gen helm mkimage promtool]
+#   hack/tools/install.sh [kube-apiserver kubectl etcd ferretdb ferretdb-auth controller-gen helm mkimage promtool oapi-codegen]
 #
 # The test node (hack/node, make test-node) also builds, by name: containerd
 # (with ctr and the runc shim), kubelet, kube-scheduler, kube-controller-manager,
@@ -125,11 +125,12 @@ install_tool() {
 	ferretdb-auth) build "$1" "$(key "$1" "$(module_hash "$1")")" build_ferretdb_auth ;;
 	controller-gen) build "$1" "$(key "$1" $CONTROLLER_GEN_VERSION)" go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" ;;
 	promtool) build "$1" "$(key "$1" "$(module_hash promtool)")" build_package promtool promtool github.com/prometheus/prometheus/cmd/promtool ;;
+	oapi-codegen) build "$1" "$(key "$1" "$(module_hash oapi-codegen)")" build_package oapi-codegen oapi-codegen github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen ;;
 	helm) build "$1" "$(key "$1" $HELM_VERSION)" go_install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ;;
 	*) say "unknown tool: $1" && exit 2 ;;
 	esac
 }
 
-for t in "${@:-etcd ferretdb ferretdb-auth controller-gen kube-apiserver kubectl helm mkimage promtool}"; do
+for t in "${@:-etcd ferretdb ferretdb-auth controller-gen kube-apiserver kubectl helm mkimage promtool oapi-codegen}"; do
 	for name in $t; do install_tool "$name"; done
 done
