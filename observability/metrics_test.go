@@ -17,7 +17,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"userve.dev/userve/openapi/conformance"
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/go-logr/logr"
@@ -32,6 +31,7 @@ import (
 	"userve.dev/userve/controllers"
 	"userve.dev/userve/observability/alerts"
 	"userve.dev/userve/observability/dashboards"
+	"userve.dev/userve/openapi/conformance"
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"userve.dev/userve/openapi/conformance"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/openapi/conformance"
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"

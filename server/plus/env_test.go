@@ -13,9 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"userve.dev/userve/openapi/conformance"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/openapi/conformance"
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/config"
