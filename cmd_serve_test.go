@@ -226,7 +226,8 @@ func TestServeWarnsOfLogDelivery(t *testing.T) {
 		var stdout, stderr lockedBuffer
 		done := make(chan int, 1)
 		go func() {
-			done <- serve(ctx, []string{"--config", writeManifest(t, manifest), "--listen", addr}, envOf(env), &stdout, &stderr)
+			// No metrics listener: the default :9090 may be taken on a shared machine.
+			done <- serve(ctx, []string{"--config", writeManifest(t, manifest), "--listen", addr, "--metrics-listen", ""}, envOf(env), &stdout, &stderr)
 		}()
 		deadline := time.Now().Add(20 * time.Second)
 		for !strings.Contains(stdout.String(), `"msg":"serving"`) && time.Now().Before(deadline) {
