@@ -220,6 +220,23 @@ func (s *Server) Start() error {
 	return errors.New("ferretdb did not listen within 30s")
 }
 
+// Diagnose says whether the process runs and what it logged, for a failing
+// test's message: it tells "the server is down" from "the client did not
+// notice it is back".
+func (s *Server) Diagnose() string {
+	state := "stopped"
+	if s.cmd != nil {
+		state = fmt.Sprintf("pid %d running", s.cmd.Process.Pid)
+		select {
+		case <-s.done:
+			state = fmt.Sprintf("pid %d exited: %v", s.cmd.Process.Pid, s.cmd.ProcessState)
+		default:
+		}
+	}
+	out, _ := os.ReadFile(filepath.Join(s.dir, "ferretdb.log"))
+	return fmt.Sprintf("%s on %s; log:\n%s", state, s.addr, out)
+}
+
 // Stop ends the process; the data stays for a later Start.
 func (s *Server) Stop() {
 	if s.cmd == nil {
