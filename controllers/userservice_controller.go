@@ -68,7 +68,8 @@ type UserServiceReconciler struct {
 	Client client.Client
 	// APIReader reads what the cache does not hold: the tenant's own Secrets
 	// (MongoDB URI, admin tokens, delivery secrets) and the default MongoDB
-	// URI Secret.
+	// URI Secret; and the UserService being reconciled, whose status must
+	// be current (see Reconcile).
 	APIReader client.Reader
 	Scheme    *runtime.Scheme
 	Recorder  recorder.EventRecorder
@@ -99,8 +100,13 @@ type UserServiceReconciler struct {
 // Reconcile loads the UserService, converges it or finishes its deletion,
 // and patches its status once, at the end, only if it changed.
 func (r *UserServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	// From the API server, not the cache: patchStatus skips an unchanged
+	// status, and status writes trigger no reconcile, so a cached copy that
+	// has not yet seen this operator's last status write would make a
+	// changed status look unchanged and leave the old one up until the next
+	// resync (DatabaseReady=False minutes after MongoDB came back).
 	us := &v1alpha1.UserService{}
-	if err := r.Client.Get(ctx, req.NamespacedName, us); err != nil {
+	if err := r.APIReader.Get(ctx, req.NamespacedName, us); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := us.Status.DeepCopy()

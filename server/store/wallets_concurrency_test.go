@@ -20,7 +20,11 @@ func TestConcurrentCreditsWithFreshKeysAllSucceed(t *testing.T) {
 	// machine can queue a write for seconds, which is not what is tested.
 	s, _ := open(t, store.WithOpTimeout(30*time.Second))
 	ctx := ctxT(t)
-	const nUsers, workers, perWorker = 4, 48, 3
+	// 32 credits at once (eight per wallet), two rounds: under half the
+	// writes of 48 x 3, which FerretDB serializes. On a starved machine
+	// 48 x 3 queued single operations past the 30 s timeout, while the
+	// retry loops tried no more often than on an idle one.
+	const nUsers, workers, perWorker = 4, 32, 2
 	users := make([]int64, nUsers)
 	for i := range users {
 		p := &store.Profile{}

@@ -25,13 +25,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"userve.dev/userve/sandbox/proc"
 	"userve.dev/userve/test/testbin"
 )
 
@@ -133,8 +133,7 @@ type Server struct {
 	AdminPassword string
 	addr          string
 	dir           string
-	cmd           *exec.Cmd
-	done          chan struct{}
+	proc          *proc.Process
 }
 
 // NewServer starts a private FerretDB for this test, stopped at cleanup.
@@ -193,15 +192,19 @@ func (s *Server) Start() error {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = log, log
-	// The server dies with the test binary even when the binary is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// proc.Start: the server dies with the test binary even when the binary
+	// is killed (parent-death signal), and it is forked from a thread that
+	// lives as long as the binary: the signal fires when the forking
+	// *thread* ends, which would take a restarted server down with the
+	// goroutine that started it, were that goroutine's thread to end.
+	p, err := proc.Start(cmd)
+	if err != nil {
 		log.Close()
 		return err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
-	s.cmd, s.done = cmd, done
+	done := p.Done()
+	go func() { <-done; log.Close() }()
+	s.proc = p
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -220,19 +223,28 @@ func (s *Server) Start() error {
 	return errors.New("ferretdb did not listen within 30s")
 }
 
+// Diagnose says whether the process runs and what it logged, for a failing
+// test's message: it tells "the server is down" from "the client did not
+// notice it is back".
+func (s *Server) Diagnose() string {
+	state := "stopped"
+	if p := s.proc; p != nil {
+		state = fmt.Sprintf("pid %d running", p.Pid())
+		if p.Exited() {
+			state = fmt.Sprintf("pid %d exited: %s", p.Pid(), p.Describe())
+		}
+	}
+	out, _ := os.ReadFile(filepath.Join(s.dir, "ferretdb.log"))
+	return fmt.Sprintf("%s on %s; log:\n%s", state, s.addr, out)
+}
+
 // Stop ends the process; the data stays for a later Start.
 func (s *Server) Stop() {
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-	s.cmd = nil
+	s.proc.Stop(10 * time.Second)
+	s.proc = nil
 }
 
 // args are bin/ferretdb-auth's arguments for a server on addr over SQLite
