@@ -154,7 +154,7 @@ func (s *Store) ImportUsers(ctx context.Context, users []ImportUser, opt ImportO
 	if err := s.importGroups(ctx, users); err != nil {
 		return nil, err
 	}
-	if err := s.raiseSequence(ctx, ColProfiles, maxNamedID(users)); err != nil {
+	if err := s.raiseImportSequence(ctx, users[0].Namespace, maxNamedID(users)); err != nil {
 		return nil, err
 	}
 	phase("groups and sequence")

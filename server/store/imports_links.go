@@ -223,13 +223,13 @@ func (s *Store) remapsOf(ctx context.Context, sources []string) (map[string]int6
 // FerretDB serves _id equality from the primary key but scans the whole
 // collection for $in, which would make a large import quadratic. Ids this
 // process has seen free or imported from ns are not looked up again (see
-// knownIDs).
+// knownIDs), nor are ids in a fresh range (see freshIDs).
 func (s *Store) importSources(ctx context.Context, ns string, ids []int64) (map[int64]string, error) {
 	out := make(map[int64]string, len(ids))
-	known := s.knownImportIDs(ns)
+	known, fresh := s.knownImportIDs(ns), s.freshImportIDs(ns)
 	var ask []int64
 	for _, id := range ids {
-		if !known.has(id) {
+		if !known.has(id) && !fresh.has(id) {
 			ask = append(ask, id)
 		}
 	}
