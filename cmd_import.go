@@ -82,6 +82,7 @@ func importMain(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "", "the file's format: minapp, thinksns or userve (required)")
 	policy := fs.String("on-conflict", "skip", "what to do with a record whose openid, unionid, name, email, phone or source id exists: skip, update or fail")
 	batch := fs.Int("batch-size", 1000, "records a request, 1 to 1000")
+	concurrency := fs.Int("concurrency", 2, "batches in flight at once, 1 to 8 (the tenant imports two at a time)")
 	dryRun := fs.Bool("dry-run", false, "validate every record against the tenant without writing")
 	checkpoint := fs.String("checkpoint", "", "checkpoint file for resuming (default FILE.checkpoint)")
 	report := fs.String("errors", "", "JSON Lines report of the records that failed (default FILE.errors.jsonl)")
@@ -105,7 +106,11 @@ func importMain(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	opt := migration.ImportOptions{Client: c, File: fs.Arg(0), Format: *format, Policy: *policy, DryRun: *dryRun,
-		BatchSize: *batch, Checkpoint: *checkpoint, ErrorReport: *report}
+		BatchSize: *batch, Concurrency: *concurrency, Checkpoint: *checkpoint, ErrorReport: *report}
+	if *concurrency < 1 || *concurrency > 8 {
+		fmt.Fprintln(stderr, "userve import: --concurrency must be 1 to 8")
+		return 2
+	}
 	if err := progressMode(*progress, stderr, &opt.Progress, &opt.Terminal); err != nil {
 		fmt.Fprintln(stderr, "userve import:", err)
 		return 2

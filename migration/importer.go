@@ -19,6 +19,11 @@ type ImportOptions struct {
 	Policy    string // skip, update, fail
 	DryRun    bool
 	BatchSize int // records a request, 1..1000
+	// Concurrency is how many batches are in flight at once (0: 1). The
+	// answers are still taken in file order, so the checkpoint only moves
+	// past batches that are in, and a resumed run sends again the batches
+	// that were in flight (their records come back "skipped").
+	Concurrency int
 
 	// Checkpoint records how many records are in, so that a re-run after
 	// an interruption starts after them (default File + ".checkpoint").
@@ -143,42 +148,76 @@ func Import(ctx context.Context, opt ImportOptions) (Summary, error) {
 		batch    [][]byte
 		batchIdx []int // file index of each batch record
 		batches  int
+		window   []*inflight // sent, answers not taken yet, in file order
 	)
 	fail := func(idx int, msg string, src []byte) error {
 		sum.Errors++
 		return reportEnc.Encode(errorLine{Record: idx, Error: msg, Source: src})
 	}
-	send := func() error {
-		if len(batch) == 0 {
-			return nil
+	// take waits for the oldest batch in flight and records its answer.
+	take := func() error {
+		b := window[0]
+		window = window[1:]
+		<-b.done
+		if b.err != nil {
+			return fmt.Errorf("records %d to %d: %w", b.idx[0], b.idx[len(b.idx)-1], b.err)
 		}
-		a, err := opt.Client.ImportBatch(ctx, opt.Format, opt.Policy, opt.DryRun, batch)
-		if err != nil {
-			return fmt.Errorf("records %d to %d: %w", batchIdx[0], batchIdx[len(batchIdx)-1], err)
-		}
+		a := b.answer
 		sum.Created += a.Created
 		sum.Updated += a.Updated
 		sum.Skipped += a.Skipped
 		for _, r := range a.Results {
 			if r.Status == "error" {
-				if err := fail(batchIdx[r.Index], r.Error, batch[r.Index]); err != nil {
+				if err := fail(b.idx[r.Index], r.Error, b.records[r.Index]); err != nil {
 					return err
 				}
 			}
 		}
 		if !opt.DryRun {
-			cp.Done = batchIdx[len(batchIdx)-1] + 1
+			cp.Done = b.idx[len(b.idx)-1] + 1
 			if err := writeCheckpoint(opt.Checkpoint, cp); err != nil {
 				return err
 			}
 		}
-		batch, batchIdx = batch[:0], batchIdx[:0]
 		batches++
-		prog.update(int64(sum.Records-sum.Resumed), int64(sum.Errors), counter.count())
+		prog.update(int64(b.through-sum.Resumed), int64(sum.Errors), b.read)
 		if opt.afterBatch != nil {
 			opt.afterBatch(batches)
 		}
 		return nil
+	}
+	// drain waits for every batch in flight; the first error wins.
+	drain := func() error {
+		var first error
+		for len(window) > 0 {
+			if err := take(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	defer func() { _ = drain() }() // never leave a request running
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		b := &inflight{records: batch, idx: batchIdx, through: sum.Records, read: counter.count(), done: make(chan struct{})}
+		batch, batchIdx = nil, nil
+		go func() {
+			defer close(b.done)
+			b.answer, b.err = opt.Client.ImportBatch(ctx, opt.Format, opt.Policy, opt.DryRun, b.records)
+		}()
+		window = append(window, b)
+		if len(window) >= max(opt.Concurrency, 1) {
+			return take()
+		}
+		return nil
+	}
+	// abort takes the answers of the batches still in flight (they may
+	// move the checkpoint on) and ends the run with err.
+	abort := func(err error) (Summary, error) {
+		_ = drain()
+		return finish(&sum, start), err
 	}
 	for idx := 0; ; idx++ {
 		raw, bad, err := rr.Next()
@@ -186,7 +225,7 @@ func Import(ctx context.Context, opt ImportOptions) (Summary, error) {
 			break
 		}
 		if err != nil {
-			return finish(&sum, start), fmt.Errorf("%s: %w", opt.File, err)
+			return abort(fmt.Errorf("%s: %w", opt.File, err))
 		}
 		sum.Records++
 		if idx < cp.Done {
@@ -195,22 +234,25 @@ func Import(ctx context.Context, opt ImportOptions) (Summary, error) {
 		}
 		if bad != nil {
 			if err := fail(idx, bad.Error(), nil); err != nil {
-				return finish(&sum, start), err
+				return abort(err)
 			}
 			continue
 		}
 		batch, batchIdx = append(batch, raw), append(batchIdx, idx)
 		if len(batch) == opt.BatchSize {
 			if err := send(); err != nil {
-				return finish(&sum, start), err
+				return abort(err)
 			}
 		}
 		if ctx.Err() != nil {
-			return finish(&sum, start), ctx.Err()
+			return abort(ctx.Err())
 		}
 	}
 	if err := send(); err != nil {
-		return finish(&sum, start), err
+		return abort(err)
+	}
+	if err := drain(); err != nil {
+		return abort(err)
 	}
 	sum.Complete = true
 	if !opt.DryRun {
@@ -218,6 +260,17 @@ func Import(ctx context.Context, opt ImportOptions) (Summary, error) {
 	}
 	prog.update(int64(sum.Records-sum.Resumed), int64(sum.Errors), counter.count())
 	return finish(&sum, start), nil
+}
+
+// inflight is one batch sent to the tenant.
+type inflight struct {
+	records [][]byte
+	idx     []int // file index of each record
+	through int   // records read from the file when it was sent
+	read    int64 // bytes read from the file when it was sent
+	done    chan struct{}
+	answer  *Answer
+	err     error
 }
 
 func finish(s *Summary, start time.Time) Summary {

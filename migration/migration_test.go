@@ -253,3 +253,45 @@ func TestRecordReader(t *testing.T) {
 	var js json.RawMessage
 	_ = js
 }
+
+// Batches sent several at a time all go in, and an interruption leaves a
+// checkpoint that only counts batches whose answers came back, so the
+// resumed run ends with every user once and follows exact.
+func TestConcurrentBatchesResume(t *testing.T) {
+	tn := newTenant(t)
+	const n = 400
+	path := writeThinkSNS(t, n, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opt := ImportOptions{Client: tn.client(), File: path, Format: "thinksns", Policy: "skip", BatchSize: 20, Concurrency: 4,
+		afterBatch: func(b int) {
+			if b == 6 {
+				cancel()
+			}
+		}}
+	if _, err := Import(ctx, opt); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	cp, err := readCheckpoint(path + ".checkpoint")
+	if err != nil || cp == nil || cp.Done%20 != 0 || cp.Done < 120 || int64(cp.Done) > tn.count(t) {
+		t.Fatalf("checkpoint %+v (%v) with %d users in", cp, err, tn.count(t))
+	}
+	opt.afterBatch = nil
+	sum, err := Import(context.Background(), opt)
+	if err != nil || !sum.Complete || sum.Errors != 0 || sum.Resumed != cp.Done || sum.Created+sum.Skipped != n-cp.Done {
+		t.Fatalf("resumed run: %+v, %v", sum, err)
+	}
+	if got := tn.count(t); got != n {
+		t.Fatalf("%d users, want %d", got, n)
+	}
+	ids := []int64{1, 20, 21, 119, 120, 121, 200, 399, 400}
+	followers, followings, err := tn.store.FollowCounts(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if followers[id] != 1 || followings[id] != 1 {
+			t.Errorf("user %d: %d followers, %d followings; want 1, 1", id, followers[id], followings[id])
+		}
+	}
+}

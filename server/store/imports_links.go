@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -223,13 +222,13 @@ func (s *Store) remapsOf(ctx context.Context, sources []string) (map[string]int6
 // FerretDB serves _id equality from the primary key but scans the whole
 // collection for $in, which would make a large import quadratic. Ids this
 // process has seen free or imported from ns are not looked up again (see
-// knownIDs).
+// knownIDs), nor are ids in a fresh range (see freshIDs).
 func (s *Store) importSources(ctx context.Context, ns string, ids []int64) (map[int64]string, error) {
 	out := make(map[int64]string, len(ids))
-	known := s.knownImportIDs(ns)
+	known, fresh := s.knownImportIDs(ns), s.freshImportIDs(ns)
 	var ask []int64
 	for _, id := range ids {
-		if !known.has(id) {
+		if !known.has(id) && !fresh.has(id) {
 			ask = append(ask, id)
 		}
 	}
@@ -364,34 +363,6 @@ func (s *Store) deleteByID(ctx context.Context, collection string, id any) error
 		return err
 	})
 	return classify(err)
-}
-
-// OpeningBalanceKey is the idempotency key of an imported opening balance
-// (the ledger prefixes it with "adjust:").
-func OpeningBalanceKey(source string, a Account) string { return "import:" + source + ":" + string(a) }
-
-// importBalances books the record's opening balances as adjusts, each once
-// per source and account. msg is a per-record problem.
-func (s *Store) importBalances(ctx context.Context, u *ImportUser, user int64) (msg string, err error) {
-	var problems []string
-	for _, a := range []Account{AccountWallet, AccountNewWallet, AccountCurrency} {
-		amount := u.Balances[a]
-		if amount == 0 {
-			continue
-		}
-		_, _, err := s.Adjust(ctx, AdjustRequest{UserID: user, Account: a, Amount: amount,
-			Title: "opening balance (import)", Key: OpeningBalanceKey(u.Source(), a)})
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrIdempotencyMismatch):
-			problems = append(problems, fmt.Sprintf("%s: a different opening balance was already imported for this user", a))
-		case errors.Is(err, ErrBalanceLimit), errors.Is(err, ErrInsufficientFunds):
-			problems = append(problems, fmt.Sprintf("%s: %v", a, err))
-		default:
-			return "", err
-		}
-	}
-	return strings.Join(problems, "; "), nil
 }
 
 func init() { RegisterUserCleanup(deletePendingFollows) }

@@ -75,6 +75,8 @@ type Store struct {
 	triedIDs sync.Map // sequence name -> *triedIDs (see nextUntriedID)
 
 	importKnown sync.Map // import format -> *knownIDs (see importSources)
+	importFresh sync.Map // import format -> *freshIDs (see raiseImportSequence)
+	importSeqMu sync.Mutex
 
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.

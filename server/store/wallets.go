@@ -328,8 +328,9 @@ func (s *Store) openWallet(ctx context.Context, user int64) (*Wallet, error) {
 func (s *Store) profileExists(ctx context.Context, user int64) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	return classify(s.col(ColProfiles).FindOne(ctx, bson.D{{Key: FieldID, Value: user}},
-		options.FindOne().SetProjection(bson.D{{Key: FieldID, Value: 1}})).Err())
+	// No projection: with one, FerretDB 1.24 does not serve _id equality
+	// from the primary key and scans every profile.
+	return classify(s.col(ColProfiles).FindOne(ctx, bson.D{{Key: FieldID, Value: user}}).Err())
 }
 
 // GetWallet is the user's wallet after finishing any of their stalled ledger
