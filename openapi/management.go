@@ -163,7 +163,8 @@ func managementOperations(c *components) map[string]operation {
 			},
 			body: &body{required: true, media: []string{"application/json", "application/x-ndjson"},
 				schema: S{"description": "application/json: a JSON array of records; application/x-ndjson: one record a line (the server reads either, whatever the label). Record fields by format: docs/migration.md."}},
-			responses: []response{ok("One result per record.", ref("ImportResult"))}},
+			responses: []response{ok("One result per record.", ref("ImportResult")),
+				conflict("The same records are being imported by another request; retry the batch.", "Retry-After")}},
 		"GET /v1/export/users/": {id: "exportUsers", tag: "migration", security: adminToken, summary: "Stream every user as JSON Lines",
 			params: []param{
 				query("where", with(str(), "contentMediaType", "application/json"), "A v2.2 where condition."),

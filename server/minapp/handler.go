@@ -70,6 +70,11 @@ func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error, 
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, what+" not found")
+	case errors.Is(err, store.ErrInProgress):
+		// Another request with the same idempotency key (a replayed import
+		// batch, say) is still running: retrying is safe and soon right.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusConflict, err.Error())
 	case errors.As(err, &conflict):
 		name := managementName(conflict.Field)
 		if name == "" {

@@ -3,12 +3,14 @@ package minapp
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"userve.dev/userve/server/store"
 	"userve.dev/userve/server/store/storetest"
 )
 
@@ -27,8 +29,15 @@ func TestStoreErrorAnswersTransientTroubleWith503(t *testing.T) {
 			t.Errorf("%s: %d Retry-After %q %s", name, rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 		}
 	}
-	// A bug stays a 500 without details.
+	// The same key still being processed by another request (concurrent
+	// replays of an import batch) is a 409 to retry, not a 500.
 	rec := httptest.NewRecorder()
+	h.storeError(rec, req, fmt.Errorf("opening balance: %w", store.ErrInProgress), "import")
+	if rec.Code != http.StatusConflict || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("in progress: %d Retry-After %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	// A bug stays a 500 without details.
+	rec = httptest.NewRecorder()
 	h.storeError(rec, req, errors.New("store: unknown operator $foo"), "user")
 	if rec.Code != http.StatusInternalServerError || rec.Header().Get("Retry-After") != "" {
 		t.Errorf("bug: %d %s", rec.Code, rec.Body)

@@ -3557,6 +3557,11 @@ type ImportUsersResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ImportUsersResponse409Headers the declared response headers of an HTTP 409 response for ImportUsers
+type ImportUsersResponse409Headers struct {
+	RetryAfter *string
+}
+
 // ImportUsersResponse503Headers the declared response headers of an HTTP 503 response for ImportUsers
 type ImportUsersResponse503Headers struct {
 	RetryAfter *string
@@ -3571,10 +3576,14 @@ type ImportUsersResponse struct {
 	JSON400 *Error
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ImportUsersResponse401Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ImportUsersResponse409Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ImportUsersResponse503Headers
 }
@@ -3592,6 +3601,11 @@ func (r ImportUsersResponse) GetJSON400() *Error {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ImportUsersResponse) GetJSON401() *Error {
 	return r.JSON401
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ImportUsersResponse) GetJSON409() *Error {
+	return r.JSON409
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -5935,6 +5949,13 @@ func ParseImportUsersResponse(rsp *http.Response) (*ImportUsersResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5955,6 +5976,16 @@ func ParseImportUsersResponse(rsp *http.Response) (*ImportUsersResponse, error) 
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 409:
+		var headers ImportUsersResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers409 = &headers
 	case rsp.StatusCode == 503:
 		var headers ImportUsersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
