@@ -139,7 +139,7 @@ func (e *env) do(method, path string, body any) response {
 	return e.doAuth(method, path, body, "Bearer "+adminToken)
 }
 
-func (e *env) doAuth(method, path string, body any, auth string) response {
+func (e *env) doAuth(method, path string, body any, auth string, headers ...string) response {
 	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -164,6 +164,10 @@ func (e *env) doAuth(method, path string, body any, auth string) response {
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ": ")
+		req.Header.Set(name, value)
 	}
 	res, err := e.srv.Client().Do(req)
 	if err != nil {

@@ -177,17 +177,7 @@ func (s *Store) ImportUsers(ctx context.Context, users []ImportUser, opt ImportO
 		return nil, err
 	}
 	phase("follows")
-	err = s.forEach(ctx, len(users), func(i int) error {
-		if !finishes(&users[i], results[i], opt) || len(users[i].Balances) == 0 {
-			return nil
-		}
-		if msg, err := s.importBalances(ctx, &users[i], results[i].UserID); err != nil {
-			return err
-		} else if msg != "" {
-			results[i] = ImportResult{Status: ImportError, UserID: results[i].UserID, Error: msg}
-		}
-		return nil
-	})
+	err = s.importAllBalances(ctx, users, results, opt)
 	phase("balances")
 	return results, err
 }

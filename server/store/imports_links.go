@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -364,34 +363,6 @@ func (s *Store) deleteByID(ctx context.Context, collection string, id any) error
 		return err
 	})
 	return classify(err)
-}
-
-// OpeningBalanceKey is the idempotency key of an imported opening balance
-// (the ledger prefixes it with "adjust:").
-func OpeningBalanceKey(source string, a Account) string { return "import:" + source + ":" + string(a) }
-
-// importBalances books the record's opening balances as adjusts, each once
-// per source and account. msg is a per-record problem.
-func (s *Store) importBalances(ctx context.Context, u *ImportUser, user int64) (msg string, err error) {
-	var problems []string
-	for _, a := range []Account{AccountWallet, AccountNewWallet, AccountCurrency} {
-		amount := u.Balances[a]
-		if amount == 0 {
-			continue
-		}
-		_, _, err := s.Adjust(ctx, AdjustRequest{UserID: user, Account: a, Amount: amount,
-			Title: "opening balance (import)", Key: OpeningBalanceKey(u.Source(), a)})
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrIdempotencyMismatch):
-			problems = append(problems, fmt.Sprintf("%s: a different opening balance was already imported for this user", a))
-		case errors.Is(err, ErrBalanceLimit), errors.Is(err, ErrInsufficientFunds):
-			problems = append(problems, fmt.Sprintf("%s: %v", a, err))
-		default:
-			return "", err
-		}
-	}
-	return strings.Join(problems, "; "), nil
 }
 
 func init() { RegisterUserCleanup(deletePendingFollows) }
