@@ -274,22 +274,9 @@ func (s *Store) insertBatch(ctx context.Context, users []ImportUser, results []I
 		}
 		docs[i] = importProfile(&users[i], users[i].SourceID)
 	}
-	refused := map[int]bool{}
-	err := retryTransient(ctx, func() error {
-		octx, cancel := s.bulkOpContext(ctx)
-		defer cancel()
-		_, err := s.col(ColProfiles).InsertMany(octx, docs, options.InsertMany().SetOrdered(false))
-		var bwe mongo.BulkWriteException
-		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
-			for _, we := range bwe.WriteErrors {
-				refused[we.Index] = true
-			}
-			return nil
-		}
-		return err
-	})
+	refused, err := s.insertUnordered(ctx, ColProfiles, docs)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	var slow []int
 	for i := range users {

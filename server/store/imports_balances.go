@@ -156,22 +156,9 @@ func (s *Store) insertPendingEntries(ctx context.Context, all []*LedgerEntry, ow
 		e.Created, e.Updated = now, now
 		docs[k] = e
 	}
-	refused := map[int]bool{}
-	err = retryTransient(ctx, func() error {
-		octx, cancel := s.bulkOpContext(ctx)
-		defer cancel()
-		_, err := s.col(ColLedger).InsertMany(octx, docs, options.InsertMany().SetOrdered(false))
-		var bwe mongo.BulkWriteException
-		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
-			for _, we := range bwe.WriteErrors {
-				refused[we.Index] = true
-			}
-			return nil
-		}
-		return err
-	})
+	refused, err := s.insertUnordered(ctx, ColLedger, docs)
 	if err != nil {
-		return classify(err)
+		return err
 	}
 	for k, e := range all {
 		if refused[k] {
@@ -194,22 +181,7 @@ func (s *Store) insertEmptyWallets(ctx context.Context, bulk []*openingUser) err
 		user := o.entries[0].UserID
 		docs = append(docs, Wallet{ID: walletVersionID(user, 0), UserID: user, Created: now, Updated: now})
 	}
-	err := retryTransient(ctx, func() error {
-		octx, cancel := s.bulkOpContext(ctx)
-		defer cancel()
-		_, err := s.col(ColWallets).InsertMany(octx, docs, options.InsertMany().SetOrdered(false))
-		var bwe mongo.BulkWriteException
-		if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
-			for _, we := range bwe.WriteErrors {
-				if !mongo.IsDuplicateKeyError(we) {
-					return err
-				}
-			}
-			return nil
-		}
-		return err
-	})
-	return classify(err)
+	return s.insertIgnoringDuplicates(ctx, ColWallets, docs)
 }
 
 func (s *Store) insertOpeningWallets(ctx context.Context, bulk []*openingUser) error {

@@ -42,6 +42,27 @@ type remapDoc struct {
 	UserID int64  `bson:"user_id"`
 }
 
+// insertUnordered inserts docs unordered in one InsertMany and returns the
+// indexes of those the store refused (a unique key or the _id taken); any
+// other failure is an error.
+func (s *Store) insertUnordered(ctx context.Context, collection string, docs []any) (map[int]bool, error) {
+	refused := map[int]bool{}
+	err := retryTransient(ctx, func() error {
+		octx, cancel := s.bulkOpContext(ctx)
+		defer cancel()
+		_, err := s.col(collection).InsertMany(octx, docs, options.InsertMany().SetOrdered(false))
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
+			for _, we := range bwe.WriteErrors {
+				refused[we.Index] = true
+			}
+			return nil
+		}
+		return err
+	})
+	return refused, classify(err)
+}
+
 // insertIgnoringDuplicates inserts docs unordered; documents whose unique
 // key exists already are what an earlier run wrote.
 func (s *Store) insertIgnoringDuplicates(ctx context.Context, collection string, docs []any) error {
