@@ -150,11 +150,7 @@ func (h *Handler) CreateWalletTransaction(w http.ResponseWriter, r *http.Request
 	case errors.Is(err, store.ErrIdempotencyMismatch):
 		writeError(w, http.StatusBadRequest, "idempotency_key was already used with a different user_id, account or amount")
 		return
-	case errors.Is(err, store.ErrInProgress):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusConflict, err.Error())
-		return
-	case err != nil:
+	case err != nil: // ErrInProgress among them: 409 with Retry-After
 		h.storeError(w, r, err, "user")
 		return
 	}
