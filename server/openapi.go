@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/gorilla/mux"
 
@@ -12,29 +13,36 @@ import (
 	"userve.dev/userve/server/config"
 )
 
-// openAPIDocs are the tenant's two descriptions, built once from the router
-// and the spec (they change only with the configuration, which restarts the
-// process).
+// openAPIDocs are the tenant's two descriptions, built on first use from
+// the router and the spec (they change only with the configuration, which
+// restarts the process), so an idle tenant spends neither start-up time nor
+// memory on them.
 type openAPIDocs struct {
-	docs map[openapi.Dialect][]byte
-	err  error
+	once   sync.Once
+	cfg    *config.Config
+	router *mux.Router
+	docs   map[openapi.Dialect][]byte
+	err    error
+}
+
+func (o *openAPIDocs) get() (map[openapi.Dialect][]byte, error) {
+	o.once.Do(func() { o.docs, o.err = buildOpenAPI(o.cfg, o.router) })
+	return o.docs, o.err
 }
 
 // buildOpenAPI describes the routes r holds.
-func buildOpenAPI(cfg *config.Config, r *mux.Router) openAPIDocs {
+func buildOpenAPI(cfg *config.Config, r *mux.Router) (map[openapi.Dialect][]byte, error) {
 	routes, err := routeTable(r)
 	if err != nil {
-		return openAPIDocs{err: err}
+		return nil, err
 	}
-	out := openAPIDocs{docs: map[openapi.Dialect][]byte{}}
+	docs := map[openapi.Dialect][]byte{}
 	for _, d := range []openapi.Dialect{openapi.Management, openapi.EndUser} {
-		doc, err := openapi.Build(d, *cfg.Spec(), routes)
-		if err != nil {
-			return openAPIDocs{err: err}
+		if docs[d], err = openapi.Build(d, *cfg.Spec(), routes); err != nil {
+			return nil, err
 		}
-		out.docs[d] = doc
 	}
-	return out
+	return docs, nil
 }
 
 // routeTable lists the router's routes, one per method.
@@ -62,10 +70,11 @@ func routeTable(r *mux.Router) ([]openapi.Route, error) {
 
 // OpenAPI is the document of dialect d this server serves.
 func (s *Server) OpenAPI(d openapi.Dialect) ([]byte, error) {
-	if s.openapi.err != nil {
-		return nil, s.openapi.err
+	docs, err := s.openapi.get()
+	if err != nil {
+		return nil, err
 	}
-	doc, ok := s.openapi.docs[d]
+	doc, ok := docs[d]
 	if !ok {
 		return nil, fmt.Errorf("no %s document", d)
 	}
@@ -90,9 +99,5 @@ func (s *Server) serveOpenAPI(d openapi.Dialect) http.HandlerFunc {
 // OpenAPIDocuments are the documents of a tenant configured by cfg, without
 // a store (for make generate).
 func OpenAPIDocuments(cfg *config.Config) (map[openapi.Dialect][]byte, error) {
-	s := New(cfg, nil, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if s.openapi.err != nil {
-		return nil, s.openapi.err
-	}
-	return s.openapi.docs, nil
+	return New(cfg, nil, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).openapi.get()
 }

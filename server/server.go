@@ -42,7 +42,7 @@ type Server struct {
 	plusOptions plus.Options
 
 	handler http.Handler
-	openapi openAPIDocs
+	openapi *openAPIDocs
 	started func()
 }
 
@@ -72,7 +72,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
 	router := s.routes()
-	s.openapi = buildOpenAPI(cfg, router)
+	s.openapi = &openAPIDocs{cfg: cfg, router: router}
 	s.handler = s.observe(s.recoverPanics(s.limitBody(router)))
 	return s
 }
