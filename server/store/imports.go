@@ -423,7 +423,7 @@ func (s *Store) createImported(ctx context.Context, u *ImportUser, idTaken bool)
 		}
 		return ImportResult{}, err
 	}
-	id, err := s.InsertWithNextID(ctx, ColProfiles, ColProfiles, func(id int64) any { return importProfile(u, id) })
+	id, err := s.insertProfileWithNextID(ctx, func(id int64) any { return importProfile(u, id) })
 	if err != nil {
 		return ImportResult{}, err
 	}

@@ -79,6 +79,9 @@ func (s *Store) raiseImportSequence(ctx context.Context, ns string, top int64) e
 	}
 	s.importSeqMu.Lock()
 	defer s.importSeqMu.Unlock()
+	if err := s.markImportTop(ctx, top); err != nil {
+		return err
+	}
 	before, err := s.raiseSequenceReturningOld(ctx, ColProfiles, top)
 	if err != nil {
 		return err

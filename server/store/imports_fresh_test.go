@@ -44,13 +44,7 @@ func signupBurst(ctx context.Context, t *testing.T, s *store.Store, tag string, 
 // batch's followees name; they never receive those edges: the followees
 // skipped by the fresh range are ids no signup can take, and the others
 // are looked up. Imported users end with exactly their followers.
-//
-// Signups *during* a batch are not tested: FerretDB loses concurrent
-// updates of the id counter, so a signup may then take a free id below
-// the counter, one an import names as a followee but has not imported
-// yet, and receive its edges. That race exists with or without fresh
-// ranges (it fails 3 runs in 4 under load with the ranges disabled); see
-// docs/bench.md.
+// Signups during a batch: imports_marks_test.go.
 func TestFreshRangeWithSignupsBetweenBatches(t *testing.T) {
 	s, _ := open(t)
 	ctx := ctxT(t)

@@ -196,6 +196,15 @@ func (s *Store) importFollows(ctx context.Context, users []ImportUser, results [
 	if err := s.insertIgnoringDuplicates(ctx, ColImportPending, pending); err != nil {
 		return err
 	}
+	arrived := map[string]int64{}
+	for i := range users {
+		if finishes(&users[i], results[i], opt) && results[i].UserID == users[i].SourceID {
+			arrived[users[i].Source()] = users[i].SourceID
+		}
+	}
+	if err := s.settlePending(ctx, arrived); err != nil {
+		return err
+	}
 	// A followee remapped while these edges were written: re-point them
 	// (remapFollowee writes its remap before it moves edges, so one of
 	// the two always sees the other).

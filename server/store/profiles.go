@@ -132,7 +132,7 @@ func (s *Store) CreateProfile(ctx context.Context, p *Profile) error {
 	}
 	var err error
 	if p.ID == 0 {
-		_, err = s.InsertWithNextID(ctx, ColProfiles, ColProfiles, func(id int64) any {
+		_, err = s.insertProfileWithNextID(ctx, func(id int64) any {
 			p.ID = id
 			return p
 		})

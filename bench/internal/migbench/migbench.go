@@ -52,6 +52,22 @@ type Result struct {
 	ExportPerSecond  float64   `json:"export_records_per_second"`
 	ExportServerPeak float64   `json:"export_server_peak_rss_mib"`
 	Summary          string    `json:"import_summary"`
+	// ImportCPUPerRecord is the CPU each process spent per imported record,
+	// in microseconds: userve serve, userve import, ferretdb, postgresql
+	// (all its backends). It shows where the time goes, which the wall time
+	// on a shared machine does not.
+	ImportCPUPerRecord map[string]float64 `json:"import_cpu_us_per_record"`
+}
+
+// cpuOf reads the CPU of the store's and the server's process trees.
+func cpuOf(store *pgferret.Store, server *procmon.Process) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for name, pid := range map[string]int{"userve serve": server.Pid(), "ferretdb": store.FerretPid(), "postgresql": store.PostgresPid()} {
+		if cpu, err := procmon.TreeCPU(pid); err == nil {
+			out[name] = cpu
+		}
+	}
+	return out
 }
 
 const adminToken = "bench-admin-token-0123456789abcdef"
@@ -96,6 +112,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	imp := exec.Command(cfg.UserveBin, "import", "--url", base, "--token-file", tokenFile, "--format", "thinksns",
 		"--batch-size", "1000", "--progress", "lines", file)
 	logPath := filepath.Join(cfg.LogDir, "import.log")
+	cpuBefore := cpuOf(store, server)
 	t0 := time.Now()
 	p, err := procmon.Start("userve import", imp, logPath, syscall.SIGKILL)
 	if err != nil {
@@ -137,6 +154,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	close(stop)
 	wg.Wait()
 	res.ImportSeconds = time.Since(t0).Seconds()
+	res.ImportCPUPerRecord = map[string]float64{}
+	perRecord := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(cfg.Users) }
+	for name, cpu := range cpuOf(store, server) {
+		res.ImportCPUPerRecord[name] = perRecord(cpu - cpuBefore[name])
+	}
+	if st := p.Cmd.ProcessState; st != nil {
+		res.ImportCPUPerRecord["userve import"] = perRecord(st.UserTime() + st.SystemTime())
+	}
 	res.ImportPerSecond = float64(cfg.Users) / res.ImportSeconds
 	res.ImporterPeakMiB, res.ServerPeakMiB = procmon.MiB(impPeak), procmon.MiB(srvPeak)
 	res.ImporterRSSMiB, res.ServerRSSMiB = quarters(impSeries), quarters(srvSeries)
@@ -144,7 +169,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if exited, err := p.Exited(); !exited || err != nil {
 		return res, fmt.Errorf("userve import did not finish cleanly (%v): %s", err, p.Tail(1500))
 	}
-	cfg.Logf("import: %s", res.Summary)
+	cfg.Logf("import: %s; CPU µs per record: %v", res.Summary, res.ImportCPUPerRecord)
 
 	// Export.
 	if err := procmon.ResetPeak(server.Pid()); err != nil {

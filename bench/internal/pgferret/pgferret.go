@@ -108,6 +108,9 @@ func Start(ctx context.Context, ferretdbBin, logDir string) (s *Store, err error
 // Pids of the store's processes, for reporting their CPU.
 func (s *Store) FerretPid() int { return s.ferret.Pid() }
 
+// PostgresPid is the postmaster's: its children are the backends.
+func (s *Store) PostgresPid() int { return s.pg.Pid() }
+
 // Stop ends FerretDB, then PostgreSQL (fast shutdown), and removes the cluster.
 func (s *Store) Stop() {
 	if s.ferret != nil {

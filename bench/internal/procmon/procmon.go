@@ -263,3 +263,73 @@ func StopAll(grace time.Duration) {
 		p.Stop(syscall.SIGTERM, grace)
 	}
 }
+
+// ParseStatTree returns, from /proc/<pid>/stat, the parent pid and the CPU
+// the process used itself (utime+stime) and through its exited, reaped
+// children (cutime+cstime).
+func ParseStatTree(stat []byte) (ppid int, self, reaped time.Duration, err error) {
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return 0, 0, 0, errors.New("procmon: malformed stat: no ')'")
+	}
+	// After ')': ppid (field 4) is index 1, utime..cstime (14..17) are 11..14.
+	fields := strings.Fields(string(stat[end+1:]))
+	if len(fields) < 15 {
+		return 0, 0, 0, fmt.Errorf("procmon: malformed stat: %d fields after the name", len(fields))
+	}
+	var v [5]uint64
+	for i, idx := range []int{1, 11, 12, 13, 14} {
+		if v[i], err = strconv.ParseUint(fields[idx], 10, 64); err != nil {
+			return 0, 0, 0, fmt.Errorf("procmon: stat field %d: %w", idx+3, err)
+		}
+	}
+	tick := func(n uint64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
+	return int(v[0]), tick(v[1] + v[2]), tick(v[3] + v[4]), nil
+}
+
+// TreeCPU is the CPU used by pid and all its descendants, living or exited
+// (PostgreSQL runs a process per connection).
+func TreeCPU(pid int) (time.Duration, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	type node struct {
+		ppid         int
+		self, reaped time.Duration
+	}
+	nodes := map[int]node{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		ppid, self, reaped, err := ParseStatTree(stat)
+		if err != nil {
+			return 0, err
+		}
+		nodes[p] = node{ppid, self, reaped}
+	}
+	if _, ok := nodes[pid]; !ok {
+		return 0, fmt.Errorf("procmon: no process %d", pid)
+	}
+	inTree := func(p int) bool {
+		for ; p > 1; p = nodes[p].ppid {
+			if p == pid {
+				return true
+			}
+		}
+		return false
+	}
+	var total time.Duration
+	for p, n := range nodes {
+		if inTree(p) {
+			total += n.self + n.reaped
+		}
+	}
+	return total, nil
+}

@@ -98,3 +98,42 @@ func containsState(stat []byte, state byte) bool {
 	}
 	return false
 }
+
+func TestParseStatTree(t *testing.T) {
+	stat := []byte("4242 (post gres)) S 77 4242 4242 0 -1 4194560 1000 0 0 0 250 130 40 10 20 0 9 0 100 0 0")
+	ppid, self, reaped, err := ParseStatTree(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ppid != 77 || self != 3800*time.Millisecond || reaped != 500*time.Millisecond {
+		t.Errorf("ppid %d, self %v, reaped %v; want 77, 3.8s, 500ms", ppid, self, reaped)
+	}
+	if _, _, _, err := ParseStatTree([]byte("4242 (x) S 1 2 3 4 5 6 7 8 9 10 11 12")); err == nil {
+		t.Error("short stat must fail")
+	}
+}
+
+// A child that burns CPU and exits is counted in its parent's tree.
+func TestTreeCPUCountsExitedChildren(t *testing.T) {
+	sh := exec.Command("sh", "-c", `i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done & wait; sleep 30`)
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sh.Process.Kill(); _ = sh.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		tree, err := TreeCPU(sh.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own, err := Read(sh.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tree >= 100*time.Millisecond && tree > own.CPU {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the exited child's CPU never showed in the tree")
+}
