@@ -104,7 +104,6 @@ type ImportOptions struct {
 
 func init() {
 	RegisterIndexes(
-		IndexSpec{Collection: ColFollows, Name: "followee_src", Keys: bson.D{{Key: "followee_src", Value: 1}}},
 		IndexSpec{Collection: ColImportPending, Name: "followee_src", Keys: bson.D{{Key: "followee_src", Value: 1}}},
 	)
 }

@@ -15,15 +15,17 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// importFollowDoc is a follow edge written by an import: followDoc plus
-// the followee's source key, by which a remap finds it.
+// importFollowDoc is a follow edge written by an import. An edge that
+// points at a followee's source id before that followee is imported also
+// carries its source key, by which a remap finds it; other edges point at
+// their final user and carry none.
 type importFollowDoc struct {
 	ID          string    `bson:"_id"`
 	Follower    int64     `bson:"follower"`
 	Followee    int64     `bson:"followee"`
 	Ends        []int64   `bson:"ends"`
 	Created     time.Time `bson:"created_at"`
-	FolloweeSrc string    `bson:"followee_src"`
+	FolloweeSrc string    `bson:"followee_src,omitempty"`
 }
 
 func newImportEdge(follower, followee int64, src string, now time.Time) importFollowDoc {
@@ -160,7 +162,7 @@ func (s *Store) importFollows(ctx context.Context, users []ImportUser, results [
 	s.log.Debug("import follows lookups", "outside", len(outside), "remaps", t1.Sub(t0), "holders", time.Since(t1))
 	now := s.Now()
 	var edges, pending []any
-	var optimistic []string // sources whose edges point at their source id
+	optimistic := map[string]int64{} // sources whose edges point at their source id
 	for i := range users {
 		if !finishes(&users[i], results[i], opt) {
 			continue
@@ -176,18 +178,22 @@ func (s *Store) importFollows(ctx context.Context, users []ImportUser, results [
 				holder, held := holders[f]
 				if held && holder != src {
 					pending = append(pending, &pendingFollowDoc{ID: fmt.Sprintf("%d>%s", follower, src), Follower: follower, FolloweeSrc: src})
-					optimistic = append(optimistic, src)
+					optimistic[src] = f
 					continue
 				}
 				followee = f
 				if !held {
-					optimistic = append(optimistic, src)
+					optimistic[src] = f
 				}
 			}
 			if followee == follower {
 				continue
 			}
-			edges = append(edges, newImportEdge(follower, followee, src, now))
+			edgeSrc := ""
+			if _, ok := optimistic[src]; ok {
+				edgeSrc = src
+			}
+			edges = append(edges, newImportEdge(follower, followee, edgeSrc, now))
 		}
 	}
 	if err := s.insertIgnoringDuplicates(ctx, ColFollows, edges); err != nil {
@@ -208,12 +214,16 @@ func (s *Store) importFollows(ctx context.Context, users []ImportUser, results [
 	// A followee remapped while these edges were written: re-point them
 	// (remapFollowee writes its remap before it moves edges, so one of
 	// the two always sees the other).
-	late, err := s.remapsOf(ctx, optimistic)
+	sources := make([]string, 0, len(optimistic))
+	for src := range optimistic {
+		sources = append(sources, src)
+	}
+	late, err := s.remapsOf(ctx, sources)
 	if err != nil {
 		return err
 	}
 	for src, id := range late {
-		if err := s.repointFollows(ctx, src, id); err != nil {
+		if err := s.repointFollows(ctx, src, optimistic[src], id); err != nil {
 			return err
 		}
 	}
@@ -329,13 +339,14 @@ func (s *Store) remapFollowee(ctx context.Context, src string, sourceID, id int6
 	if err := s.insertIgnoringDuplicates(ctx, ColImportRemaps, []any{&remapDoc{ID: src, UserID: id}}); err != nil {
 		return err
 	}
-	return s.repointFollows(ctx, src, id)
+	return s.repointFollows(ctx, src, sourceID, id)
 }
 
-// repointFollows moves the edges and pending edges naming src to user id.
-func (s *Store) repointFollows(ctx context.Context, src string, id int64) error {
+// repointFollows moves the edges naming src, which point at its source id,
+// and its pending edges to user id.
+func (s *Store) repointFollows(ctx context.Context, src string, sourceID, id int64) error {
 	var wrong []importFollowDoc
-	if err := s.findAll(ctx, ColFollows, bson.D{{Key: "followee_src", Value: src}}, &wrong); err != nil {
+	if err := s.findAll(ctx, ColFollows, bson.D{{Key: "followee", Value: sourceID}, {Key: "followee_src", Value: src}}, &wrong); err != nil {
 		return err
 	}
 	var pend []pendingFollowDoc
@@ -346,12 +357,12 @@ func (s *Store) repointFollows(ctx context.Context, src string, id int64) error 
 	var edges []any
 	for _, e := range wrong {
 		if e.Followee != id && e.Follower != id {
-			edges = append(edges, newImportEdge(e.Follower, id, src, now))
+			edges = append(edges, newImportEdge(e.Follower, id, "", now))
 		}
 	}
 	for _, p := range pend {
 		if p.Follower != id {
-			edges = append(edges, newImportEdge(p.Follower, id, src, now))
+			edges = append(edges, newImportEdge(p.Follower, id, "", now))
 		}
 	}
 	if err := s.insertIgnoringDuplicates(ctx, ColFollows, edges); err != nil {

@@ -130,7 +130,7 @@ func (s *Store) settlePending(ctx context.Context, arrived map[string]int64) err
 	edges := make([]any, 0, len(pend))
 	for _, p := range pend {
 		if id := arrived[p.FolloweeSrc]; id != p.Follower {
-			edges = append(edges, newImportEdge(p.Follower, id, p.FolloweeSrc, now))
+			edges = append(edges, newImportEdge(p.Follower, id, "", now))
 		}
 	}
 	if err := s.insertIgnoringDuplicates(ctx, ColFollows, edges); err != nil {

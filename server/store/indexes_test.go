@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"userve.dev/userve/server/store"
 	"userve.dev/userve/test/mongofixture"
@@ -85,5 +87,34 @@ func TestListQueriesUseIndexes(t *testing.T) {
 		if tc.sorted && strings.Contains(text, `"SORT"`) {
 			t.Errorf("%s: winning plan sorts in memory: %s", tc.name, text)
 		}
+	}
+}
+
+// An index an earlier version created and this one retired is dropped at
+// start-up; others stay.
+func TestEnsureIndexesDropsRetiredIndexes(t *testing.T) {
+	db := mongofixture.NewDatabase(t)
+	ctx := ctxT(t)
+	_, err := db.Collection(store.ColFollows).Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "followee_src", Value: 1}}, Options: options.Index().SetName("followee_src")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, mongofixture.URI(t), db.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	specs, err := db.Collection(store.ColFollows).Indexes().ListSpecifications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, sp := range specs {
+		names = append(names, sp.Name)
+	}
+	got := strings.Join(names, ",")
+	if strings.Contains(got, "followee_src") || !strings.Contains(got, "followee_created") {
+		t.Errorf("follows indexes after start-up: %s", got)
 	}
 }

@@ -271,8 +271,32 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			return fmt.Errorf("store: index %s.%s: %w", sp.Collection, sp.Name, err)
 		}
 	}
+	for _, r := range retiredIndexes {
+		if err := s.dropIndex(ctx, r.collection, r.name); err != nil {
+			return fmt.Errorf("store: dropping the retired index %s.%s: %w", r.collection, r.name, err)
+		}
+	}
 	s.indexed.Store(true)
 	return nil
+}
+
+// retiredIndexes were created by earlier versions and cost every write
+// while serving no query now; EnsureIndexes drops them.
+var retiredIndexes = []struct{ collection, name string }{
+	// Imports find the edges to re-point by followee (imports_links.go).
+	{ColFollows, "followee_src"},
+}
+
+// dropIndex drops an index if it exists.
+func (s *Store) dropIndex(ctx context.Context, collection, name string) error {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	err := s.col(collection).Indexes().DropOne(ctx, name)
+	var ce mongo.CommandError
+	if errors.As(err, &ce) && (ce.Code == 26 || ce.Code == 27) { // NamespaceNotFound, IndexNotFound
+		return nil
+	}
+	return classify(err)
 }
 
 func (s *Store) createIndex(ctx context.Context, sp IndexSpec) error {
