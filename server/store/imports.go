@@ -5,8 +5,8 @@ package store
 //
 // Every imported profile carries import_source "<format>:<source id>"
 // under a unique index: the natural key that makes a retried batch find
-// what it wrote the first time. A record is written by one unordered
-// InsertMany of the whole batch, with _id = the source id (kept when free);
+// what it wrote the first time. The batch's records are written by
+// unordered inserts (insertChunks), with _id = the source id (kept when free);
 // only the records that insert refuses (a unique value already present,
 // the id taken) are looked at one by one and handled by the policy.
 //
@@ -199,13 +199,18 @@ const ownImport = "\x00own"
 
 // forEach runs f(0..n-1) on a few goroutines; the first store error wins.
 func (s *Store) forEach(ctx context.Context, n int, f func(i int) error) error {
+	return s.forEachUpTo(ctx, n, importWorkers, f)
+}
+
+// forEachUpTo is forEach on at most workers goroutines.
+func (s *Store) forEachUpTo(ctx context.Context, n, workers int, f func(i int) error) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
 		next  int
 	)
-	for w := 0; w < min(importWorkers, n); w++ {
+	for w := 0; w < min(workers, n); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -262,8 +267,8 @@ func importProfile(u *ImportUser, id int64) *Profile {
 	return &p
 }
 
-// insertBatch inserts every record with its source id in one unordered
-// InsertMany and returns the indexes it refused.
+// insertBatch inserts every record with its source id, unordered, and
+// returns the indexes the store refused.
 func (s *Store) insertBatch(ctx context.Context, users []ImportUser, results []ImportResult) ([]int, error) {
 	docs := make([]any, len(users))
 	now := s.Now()

@@ -6,12 +6,12 @@ package store
 //
 // A user this batch created has no wallet and no entries yet, so its
 // adjusts are written in bulk, in the order a single Adjust writes them:
-//  1. every wallet's version 0 (one unordered InsertMany), so that no
+//  1. every wallet's version 0 (unordered inserts), so that no
 //     entry is ever seen without its wallet: a concurrent replay that
 //     finds a pending entry processes it, and an entry of a user without
 //     a wallet is refused and removed (answered 404 before this step came
 //     first: 30 parallel replays of one batch);
-//  2. every entry, pending (one unordered InsertMany);
+//  2. every entry, pending (unordered inserts);
 //  3. every further wallet version, one per entry, each recording its step
 //     (one ordered InsertMany: it stops at the first refused version, so
 //     each user's versions that went in are a prefix of its chain);
@@ -170,8 +170,6 @@ func (s *Store) insertPendingEntries(ctx context.Context, all []*LedgerEntry, ow
 	return nil
 }
 
-// insertOpeningWallets writes the wallets of the users whose entries all
-// went in: version 0 and one version per entry, in one ordered insert.
 // insertEmptyWallets writes version 0 of every bulk user's wallet; one a
 // replay of this batch wrote already is left as it is.
 func (s *Store) insertEmptyWallets(ctx context.Context, bulk []*openingUser) error {
@@ -184,6 +182,8 @@ func (s *Store) insertEmptyWallets(ctx context.Context, bulk []*openingUser) err
 	return s.insertIgnoringDuplicates(ctx, ColWallets, docs)
 }
 
+// insertOpeningWallets writes the wallets of the users whose entries all
+// went in: version 0 and one version per entry, in one ordered insert.
 func (s *Store) insertOpeningWallets(ctx context.Context, bulk []*openingUser) error {
 	now := s.Now()
 	var docs []any

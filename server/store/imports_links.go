@@ -44,40 +44,34 @@ type remapDoc struct {
 	UserID int64  `bson:"user_id"`
 }
 
-// insertUnordered inserts docs unordered in one InsertMany and returns the
-// indexes of those the store refused (a unique key or the _id taken); any
-// other failure is an error.
-func (s *Store) insertUnordered(ctx context.Context, collection string, docs []any) (map[int]bool, error) {
-	refused := map[int]bool{}
-	err := retryTransient(ctx, func() error {
-		octx, cancel := s.bulkOpContext(ctx)
-		defer cancel()
-		_, err := s.col(collection).InsertMany(octx, docs, options.InsertMany().SetOrdered(false))
-		var bwe mongo.BulkWriteException
-		if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
-			for _, we := range bwe.WriteErrors {
-				refused[we.Index] = true
-			}
-			return nil
-		}
-		return err
-	})
-	return refused, classify(err)
-}
+// Bulk writes are cut into chunks written at once: FerretDB writes one
+// InsertMany as transactions of 100 documents one after another, so a
+// single call keeps one PostgreSQL backend busy while the others idle.
+const (
+	bulkChunk    = 250
+	bulkParallel = 4
+)
 
-// insertIgnoringDuplicates inserts docs unordered; documents whose unique
-// key exists already are what an earlier run wrote.
-func (s *Store) insertIgnoringDuplicates(ctx context.Context, collection string, docs []any) error {
-	for start := 0; start < len(docs); start += 1000 {
-		chunk := docs[start:min(start+1000, len(docs))]
+// insertChunks inserts docs unordered, bulkChunk at a time and up to
+// bulkParallel chunks at once. accept is called (one call at a time) with
+// the index of each document the store refused and its error, and says
+// whether that refusal is expected; any other failure is an error.
+func (s *Store) insertChunks(ctx context.Context, collection string, docs []any, accept func(index int, we mongo.BulkWriteError) bool) error {
+	var mu sync.Mutex
+	chunks := (len(docs) + bulkChunk - 1) / bulkChunk
+	return s.forEachUpTo(ctx, chunks, bulkParallel, func(c int) error {
+		lo := c * bulkChunk
+		chunk := docs[lo:min(lo+bulkChunk, len(docs))]
 		err := retryTransient(ctx, func() error {
 			octx, cancel := s.bulkOpContext(ctx)
 			defer cancel()
 			_, err := s.col(collection).InsertMany(octx, chunk, options.InsertMany().SetOrdered(false))
 			var bwe mongo.BulkWriteException
-			if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+			if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
+				mu.Lock()
+				defer mu.Unlock()
 				for _, we := range bwe.WriteErrors {
-					if we.Code != 11000 {
+					if !accept(lo+we.Index, we) {
 						return err
 					}
 				}
@@ -85,11 +79,25 @@ func (s *Store) insertIgnoringDuplicates(ctx context.Context, collection string,
 			}
 			return err
 		})
-		if err != nil {
-			return classify(err)
-		}
-	}
-	return nil
+		return classify(err)
+	})
+}
+
+// insertUnordered inserts docs and returns the indexes of those the store
+// refused (a unique key or the _id taken).
+func (s *Store) insertUnordered(ctx context.Context, collection string, docs []any) (map[int]bool, error) {
+	refused := map[int]bool{}
+	err := s.insertChunks(ctx, collection, docs, func(i int, _ mongo.BulkWriteError) bool {
+		refused[i] = true
+		return true
+	})
+	return refused, err
+}
+
+// insertIgnoringDuplicates inserts docs; documents whose unique key exists
+// already are what an earlier run wrote.
+func (s *Store) insertIgnoringDuplicates(ctx context.Context, collection string, docs []any) error {
+	return s.insertChunks(ctx, collection, docs, func(_ int, we mongo.BulkWriteError) bool { return we.Code == 11000 })
 }
 
 // importGroups creates the groups the batch names that do not exist, with
