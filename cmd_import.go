@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,7 +33,7 @@ func (tf *tenantFlags) register(fs *flag.FlagSet) {
 
 // client resolves the flags into a client.
 func (tf *tenantFlags) client(ctx context.Context) (*migration.Client, error) {
-	c := &migration.Client{BaseURL: tf.url, Retries: 5, HTTP: &http.Client{Timeout: 10 * time.Minute}}
+	c := &migration.Client{BaseURL: tf.url, Retries: 5, HTTP: migration.NewHTTPClient(10 * time.Minute)}
 	if tf.kube != "" {
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		rules.ExplicitPath = tf.kubeconfig

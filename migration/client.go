@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,6 +22,16 @@ type Client struct {
 	// Retries of a batch the tenant could not take (503, connection
 	// errors); a retried batch is idempotent on the server.
 	Retries int
+}
+
+// NewHTTPClient is the CLI's HTTP client. It bounds the wait for an
+// answer's headers (an import batch answers once it is written, within
+// the server's 5 minutes), never a whole exchange: an export streams for
+// as long as the tenant is large.
+func NewHTTPClient(headerTimeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = headerTimeout
+	return &http.Client{Transport: t}
 }
 
 func (c *Client) http() *http.Client {
@@ -136,20 +147,11 @@ func (c *Client) Export(ctx context.Context, where string, withHash bool, w io.W
 	if withHash {
 		q.Set("include", "password_hash")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/userve/v1/export/users/", q), nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	res, err := c.http().Do(req)
+	res, err := c.startExport(ctx, q)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = res.Body.Close() }()
-	if res.StatusCode != http.StatusOK {
-		data, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return &APIError{res.StatusCode, errorMessage(data)}
-	}
 	rr := NewRecordReader(res.Body)
 	for {
 		raw, bad, err := rr.Next()
@@ -174,6 +176,42 @@ func (c *Client) Export(ctx context.Context, where string, withHash bool, w io.W
 		}
 		if onRecord != nil {
 			onRecord()
+		}
+	}
+}
+
+// startExport asks for the export until the tenant starts streaming it. A
+// replica streaming its maximum of exports (429) or away (503) says when
+// to come back in Retry-After; the client waits that long (at most a
+// minute) up to Retries times.
+func (c *Client) startExport(ctx context.Context, q url.Values) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/userve/v1/export/users/", q), nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+		res, err := c.http().Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode == http.StatusOK {
+			return res, nil
+		}
+		data, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+		_ = res.Body.Close()
+		apiErr := &APIError{res.StatusCode, errorMessage(data)}
+		if (res.StatusCode != http.StatusTooManyRequests && res.StatusCode != http.StatusServiceUnavailable) || attempt >= c.Retries {
+			return nil, apiErr
+		}
+		wait := time.Duration(attempt+1) * time.Second
+		if secs, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && secs >= 0 {
+			wait = min(time.Duration(secs)*time.Second, time.Minute)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
 		}
 	}
 }

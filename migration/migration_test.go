@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -292,6 +294,72 @@ func TestConcurrentBatchesResume(t *testing.T) {
 	for _, id := range ids {
 		if followers[id] != 1 || followings[id] != 1 {
 			t.Errorf("user %d: %d followers, %d followings; want 1, 1", id, followers[id], followings[id])
+		}
+	}
+}
+
+// The CLI's client bounds the wait for headers, not the exchange: an export
+// streaming for longer than that bound still arrives whole, and a tenant
+// that never answers is an error after it.
+func TestHTTPClientBoundsHeadersNotStreams(t *testing.T) {
+	const bound = 300 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("where") == "silent" {
+			time.Sleep(3 * bound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		for i := 1; i <= 10; i++ { // 10 lines over about 3 bounds
+			fmt.Fprintf(w, "{\"id\":%d}\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(bound / 3)
+		}
+	}))
+	defer srv.Close()
+	c := &Client{BaseURL: srv.URL, Token: token, HTTP: NewHTTPClient(bound)}
+	n := 0
+	if err := c.Export(context.Background(), "", false, io.Discard, func() { n++ }); err != nil || n != 10 {
+		t.Fatalf("a stream longer than the header bound: %d lines, %v", n, err)
+	}
+	if err := c.Export(context.Background(), "silent", false, io.Discard, func() {}); err == nil {
+		t.Fatal("a tenant that never answered was not an error")
+	}
+}
+
+// An export asked for while the replica streams its maximum of two waits
+// out the 429's Retry-After and then comes whole.
+func TestExportWaitsForAFreeSlot(t *testing.T) {
+	tn := newTenant(t)
+	path := writeThinkSNS(t, 5, nil)
+	if _, err := Import(context.Background(), ImportOptions{Client: tn.client(), File: path, Format: "thinksns", Policy: "skip", BatchSize: 100}); err != nil {
+		t.Fatal(err)
+	}
+	inside, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 2)
+	for range 2 {
+		go func() {
+			var first sync.Once
+			held <- tn.store.ExportUsers(context.Background(), store.Filter{}, func(*store.ExportedUser) error {
+				first.Do(func() { inside <- struct{}{} })
+				<-release
+				return nil
+			})
+		}()
+	}
+	<-inside
+	<-inside
+	time.AfterFunc(time.Second, func() { close(release) })
+	started := time.Now()
+	n, _, err := Export(context.Background(), ExportOptions{Client: tn.client(), Out: io.Discard})
+	if err != nil || n != 5 {
+		t.Fatalf("export: %d users, %v", n, err)
+	}
+	if waited := time.Since(started); waited < time.Second {
+		t.Errorf("the export came after %v, before a slot was free", waited)
+	}
+	for range 2 {
+		if err := <-held; err != nil {
+			t.Fatal(err)
 		}
 	}
 }

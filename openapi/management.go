@@ -170,7 +170,8 @@ func managementOperations(c *components) map[string]operation {
 				query("where", with(str(), "contentMediaType", "application/json"), "A v2.2 where condition."),
 				query("include", enum("password_hash"), "Add password hashes (logged as such)."),
 			},
-			responses: []response{{status: http.StatusOK, desc: "One user a line, in userve's import format.", media: "application/x-ndjson", schema: ref("ExportRecord")}}},
+			responses: []response{{status: http.StatusOK, desc: "One user a line, in userve's import format.", media: "application/x-ndjson", schema: ref("ExportRecord")},
+				{status: http.StatusTooManyRequests, desc: "This replica already streams its maximum of exports; retry after Retry-After seconds.", schema: ref("Error"), headers: []string{"Retry-After"}}}},
 
 		"GET /openapi.json": {id: "getManagementOpenAPI", tag: "meta", security: adminToken, summary: "This document, with the tenant's custom fields",
 			responses: []response{ok("The OpenAPI 3.1 document.", ref("OpenAPIDocument"))}},

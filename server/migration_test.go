@@ -487,3 +487,36 @@ func TestImportBatchOverOneMiB(t *testing.T) {
 		t.Fatalf("%d created: %v", a.Created, a.statuses()[:1])
 	}
 }
+
+// While two exports stream, a third is a 429 with Retry-After, not a third
+// chunk in memory; once they end, exports go through again.
+func TestExportWhileTwoStreamIsTooManyRequests(t *testing.T) {
+	e := newEnv(t)
+	e.createUser(map[string]any{"nickname": "u"})
+	inside, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 2)
+	for range 2 {
+		go func() {
+			held <- e.store.ExportUsers(context.Background(), store.Filter{}, func(*store.ExportedUser) error {
+				inside <- struct{}{}
+				<-release
+				return nil
+			})
+		}()
+	}
+	<-inside
+	<-inside
+	r := e.do("GET", "/userve/v1/export/users/", nil).want(t, http.StatusTooManyRequests)
+	if r.header.Get("Retry-After") == "" || !strings.Contains(fmt.Sprint(r.body["error_msg"]), "maximum of 2 exports") {
+		t.Errorf("answer: %v %s", r.header, r.raw)
+	}
+	close(release)
+	for range 2 {
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(nonEmptyLines(e.do("GET", "/userve/v1/export/users/", nil).want(t, http.StatusOK).raw)); n != 1 {
+		t.Errorf("export after the two: %d lines", n)
+	}
+}

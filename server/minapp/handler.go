@@ -75,6 +75,9 @@ func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error, 
 		// batch, say) is still running: retrying is safe and soon right.
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, store.ErrExportsBusy):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, err.Error())
 	case errors.As(err, &conflict):
 		name := managementName(conflict.Field)
 		if name == "" {

@@ -30,6 +30,16 @@ type ExportedUser struct {
 // time when handed out.
 var exportChunk = 50000
 
+// maxExports bounds the exports one store streams at once. Each holds a
+// chunk in memory (about 70 MiB at 50,000 users), so two fit the tenant
+// pod's default 256 MiB limit beside its traffic; a third would risk an
+// OOM kill of the replica.
+const maxExports = 2
+
+// ErrExportsBusy is an export refused because maxExports are running;
+// retrying later is right.
+var ErrExportsBusy = fmt.Errorf("this replica is already streaming its maximum of %d exports; retry when one ends", maxExports)
+
 // exportItem is one user of a chunk, before it is handed out.
 type exportItem struct {
 	raw        bson.Raw
@@ -44,6 +54,12 @@ type exportItem struct {
 func (s *Store) ExportUsers(ctx context.Context, filter Filter, fn func(*ExportedUser) error) error {
 	if err := filter.Validate(); err != nil {
 		return err
+	}
+	select {
+	case s.exportSlots <- struct{}{}:
+		defer func() { <-s.exportSlots }()
+	default:
+		return ErrExportsBusy
 	}
 	cur, err := s.col(ColProfiles).Find(ctx, filter.BSON(), options.Find().SetBatchSize(1000))
 	if err != nil {

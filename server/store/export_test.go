@@ -1,8 +1,11 @@
 package store_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"userve.dev/userve/server/store"
@@ -57,5 +60,57 @@ func TestExportCompletesEveryChunk(t *testing.T) {
 	})
 	if err != nil || len(seen) != users {
 		t.Fatalf("export: %v, %d users", err, len(seen))
+	}
+}
+
+// With two exports streaming, 30 more at once are all refused at once with
+// ErrExportsBusy (each export holds a chunk in memory); when one ends, the
+// next goes through.
+func TestAtMostTwoExportsAtOnce(t *testing.T) {
+	s, _ := open(t)
+	ctx := ctxT(t)
+	if err := s.CreateProfile(ctx, &store.Profile{Nickname: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	inside, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 2)
+	for range 2 {
+		go func() {
+			held <- s.ExportUsers(ctx, store.Filter{}, func(*store.ExportedUser) error {
+				inside <- struct{}{}
+				<-release
+				return nil
+			})
+		}()
+	}
+	<-inside
+	<-inside
+	var wg sync.WaitGroup
+	var busy atomic.Int32
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.ExportUsers(ctx, store.Filter{}, func(*store.ExportedUser) error { return nil })
+			if errors.Is(err, store.ErrExportsBusy) {
+				busy.Add(1)
+			} else {
+				t.Errorf("a third export while two stream: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if busy.Load() != 30 {
+		t.Fatalf("%d of 30 refused", busy.Load())
+	}
+	close(release)
+	for range 2 {
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	if err := s.ExportUsers(ctx, store.Filter{}, func(*store.ExportedUser) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("the export after the two: %d users, %v", n, err)
 	}
 }

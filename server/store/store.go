@@ -78,6 +78,8 @@ type Store struct {
 	importFresh sync.Map // import format -> *freshIDs (see raiseImportSequence)
 	importSeqMu sync.Mutex
 
+	exportSlots chan struct{} // see ExportUsers
+
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.
 	now func() time.Time
@@ -121,7 +123,7 @@ func Connect(uri, database string, opts ...Option) (*Store, error) {
 	if database == "" {
 		return nil, errors.New("store: empty database name")
 	}
-	s := &Store{log: slog.Default(), opTimeout: DefaultOpTimeout, now: time.Now}
+	s := &Store{log: slog.Default(), opTimeout: DefaultOpTimeout, now: time.Now, exportSlots: make(chan struct{}, maxExports)}
 	for _, o := range opts {
 		o(s)
 	}

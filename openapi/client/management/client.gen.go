@@ -3488,6 +3488,11 @@ type ExportUsersResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ExportUsersResponse429Headers the declared response headers of an HTTP 429 response for ExportUsers
+type ExportUsersResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ExportUsersResponse503Headers the declared response headers of an HTTP 503 response for ExportUsers
 type ExportUsersResponse503Headers struct {
 	RetryAfter *string
@@ -3500,10 +3505,14 @@ type ExportUsersResponse struct {
 	JSON400 *Error
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ExportUsersResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportUsersResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ExportUsersResponse503Headers
 }
@@ -3516,6 +3525,11 @@ func (r ExportUsersResponse) GetJSON400() *Error {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ExportUsersResponse) GetJSON401() *Error {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ExportUsersResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -5879,6 +5893,13 @@ func ParseExportUsersResponse(rsp *http.Response) (*ExportUsersResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5899,6 +5920,16 @@ func ParseExportUsersResponse(rsp *http.Response) (*ExportUsersResponse, error) 
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportUsersResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ExportUsersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
