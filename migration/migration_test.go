@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/store/storetest"
 	"userve.dev/userve/test/mongofixture"
 )
 
@@ -334,21 +334,9 @@ func TestExportWaitsForAFreeSlot(t *testing.T) {
 	if _, err := Import(context.Background(), ImportOptions{Client: tn.client(), File: path, Format: "thinksns", Policy: "skip", BatchSize: 100}); err != nil {
 		t.Fatal(err)
 	}
-	inside, release := make(chan struct{}), make(chan struct{})
-	held := make(chan error, 2)
-	for range 2 {
-		go func() {
-			var first sync.Once
-			held <- tn.store.ExportUsers(context.Background(), store.Filter{}, func(*store.ExportedUser) error {
-				first.Do(func() { inside <- struct{}{} })
-				<-release
-				return nil
-			})
-		}()
-	}
-	<-inside
-	<-inside
-	time.AfterFunc(time.Second, func() { close(release) })
+	release := storetest.HoldExports(tn.store, 2)
+	released := make(chan error, 1)
+	time.AfterFunc(time.Second, func() { released <- release() })
 	started := time.Now()
 	n, _, err := Export(context.Background(), ExportOptions{Client: tn.client(), Out: io.Discard})
 	if err != nil || n != 5 {
@@ -357,9 +345,7 @@ func TestExportWaitsForAFreeSlot(t *testing.T) {
 	if waited := time.Since(started); waited < time.Second {
 		t.Errorf("the export came after %v, before a slot was free", waited)
 	}
-	for range 2 {
-		if err := <-held; err != nil {
-			t.Fatal(err)
-		}
+	if err := <-released; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/store/storetest"
 )
 
 const samples = "../docs/migration/samples"
@@ -493,28 +494,13 @@ func TestImportBatchOverOneMiB(t *testing.T) {
 func TestExportWhileTwoStreamIsTooManyRequests(t *testing.T) {
 	e := newEnv(t)
 	e.createUser(map[string]any{"nickname": "u"})
-	inside, release := make(chan struct{}), make(chan struct{})
-	held := make(chan error, 2)
-	for range 2 {
-		go func() {
-			held <- e.store.ExportUsers(context.Background(), store.Filter{}, func(*store.ExportedUser) error {
-				inside <- struct{}{}
-				<-release
-				return nil
-			})
-		}()
-	}
-	<-inside
-	<-inside
+	release := storetest.HoldExports(e.store, 2)
 	r := e.do("GET", "/userve/v1/export/users/", nil).want(t, http.StatusTooManyRequests)
 	if r.header.Get("Retry-After") == "" || !strings.Contains(fmt.Sprint(r.body["error_msg"]), "maximum of 2 exports") {
 		t.Errorf("answer: %v %s", r.header, r.raw)
 	}
-	close(release)
-	for range 2 {
-		if err := <-held; err != nil {
-			t.Fatal(err)
-		}
+	if err := release(); err != nil {
+		t.Fatal(err)
 	}
 	if n := len(nonEmptyLines(e.do("GET", "/userve/v1/export/users/", nil).want(t, http.StatusOK).raw)); n != 1 {
 		t.Errorf("export after the two: %d lines", n)

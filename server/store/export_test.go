@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/store/storetest"
 )
 
 // Every user of every chunk comes out once, with exactly their followings
@@ -72,19 +73,7 @@ func TestAtMostTwoExportsAtOnce(t *testing.T) {
 	if err := s.CreateProfile(ctx, &store.Profile{Nickname: "u"}); err != nil {
 		t.Fatal(err)
 	}
-	inside, release := make(chan struct{}), make(chan struct{})
-	held := make(chan error, 2)
-	for range 2 {
-		go func() {
-			held <- s.ExportUsers(ctx, store.Filter{}, func(*store.ExportedUser) error {
-				inside <- struct{}{}
-				<-release
-				return nil
-			})
-		}()
-	}
-	<-inside
-	<-inside
+	release := storetest.HoldExports(s, 2)
 	var wg sync.WaitGroup
 	var busy atomic.Int32
 	for range 30 {
@@ -103,11 +92,8 @@ func TestAtMostTwoExportsAtOnce(t *testing.T) {
 	if busy.Load() != 30 {
 		t.Fatalf("%d of 30 refused", busy.Load())
 	}
-	close(release)
-	for range 2 {
-		if err := <-held; err != nil {
-			t.Fatal(err)
-		}
+	if err := release(); err != nil {
+		t.Fatal(err)
 	}
 	n := 0
 	if err := s.ExportUsers(ctx, store.Filter{}, func(*store.ExportedUser) error { n++; return nil }); err != nil || n != 1 {

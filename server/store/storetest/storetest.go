@@ -1,6 +1,7 @@
-// Package storetest holds store failures for the dialects' tests, so that
-// both check their answers against the same list of what the store calls
-// transient (store.IsTransient).
+// Package storetest holds what several packages' tests need of the store:
+// the failures it calls transient (store.IsTransient), so that both
+// dialects check their answers against the same list, and exports held
+// open.
 package storetest
 
 import (
@@ -23,5 +24,38 @@ func TransientErrors() map[string]error {
 		"maxTimeMS":      mongo.CommandError{Code: 50, Name: "MaxTimeMSExpired"},
 		"network":        mongo.CommandError{Labels: []string{"NetworkError"}, Message: "connection reset"},
 		"wallet is busy": store.ErrWalletBusy,
+	}
+}
+
+// HoldExports starts n exports of s that stay open (each inside its first
+// user; the store must hold one) until release, which returns their errors.
+func HoldExports(s *store.Store, n int) (release func() error) {
+	inside, done := make(chan struct{}), make(chan struct{})
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			first := true
+			errs <- s.ExportUsers(context.Background(), store.Filter{}, func(*store.ExportedUser) error {
+				if first {
+					first = false
+					inside <- struct{}{}
+				}
+				<-done
+				return nil
+			})
+		}()
+	}
+	for range n {
+		<-inside
+	}
+	return func() error {
+		close(done)
+		var first error
+		for range n {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
 	}
 }
