@@ -3,6 +3,7 @@ package minapp
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,6 +75,7 @@ func FuzzImportRecords(f *testing.F) {
 	f.Add([]byte(`{"id":1,"name":"bob","password":"$2y$10$Y6uK8I953KbZD5w4RcuYNONcd/3oF8hENZb62HtKU08bXbCnhsUTe","followings":[2,3],"currency_sum":5}`))
 	f.Add([]byte(`[{"user_id":36619758,"nickname":"PCG","user_group":[{"id":137,"name":"VIP"}],"created_at":1504504504,"name":"jack"}]`))
 	f.Add([]byte("{\"user_id\":7,\"wallet\":{\"new_wallet\":500},\"_password_hash\":\"pbkdf2_sha256$1$s$3oSeptWmRE5EcGTmIXAIoSRL4SSAKNbtCnU8Z/V1Ecc=\",\"followings\":[8]}\n{\"user_id\":8}"))
+	f.Add([]byte(`{"id":4503599627370497,"followings":[9223372036854775807]}`))
 	f.Add([]byte(`{"id":1e3,"sex":2.0,"created_at":"2017-06-02 08:43:54","tags":[1,2,3,4,5,6]}`))
 	s := importSchema()
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -94,6 +96,13 @@ func FuzzImportRecords(f *testing.F) {
 				if u.SourceID < 1 {
 					t.Fatalf("%s: decoded a record without a source id: %s", format, raw)
 				}
+				ids := append([]int64{u.SourceID}, u.Followings...)
+				for _, g := range u.Groups {
+					ids = append(ids, g.ID)
+				}
+				if slices.Max(ids) > MaxImportedID {
+					t.Fatalf("%s: decoded an id above MaxImportedID: %s", format, raw)
+				}
 				if h := u.Profile.PasswordHash; h != "" && !strings.HasPrefix(h, "$2") && !strings.HasPrefix(h, "$argon2id$") && !strings.HasPrefix(h, "pbkdf2_sha256$") {
 					t.Fatalf("%s: accepted password %q", format, h)
 				}
@@ -104,4 +113,30 @@ func FuzzImportRecords(f *testing.F) {
 			t.Fatalf("unexpected error kind: %v", err)
 		}
 	})
+}
+
+// Ids above MaxImportedID are the record's error, wherever they stand: the
+// sequences move past every id an import names, and the ids new users take
+// after them must stay exact in JavaScript and countable in int64.
+func TestImportRefusesIDsNewUsersCouldNotFollow(t *testing.T) {
+	s := importSchema()
+	top := "4503599627370496" // 2^52, the largest taken
+	for _, tc := range []struct{ format, record string }{
+		{FormatThinkSNS, `{"id":4503599627370497}`},
+		{FormatThinkSNS, `{"id":1,"followings":[9223372036854775807]}`},
+		{FormatMinApp, `{"user_id":1,"user_group":[{"id":4503599627370497,"name":"g"}]}`},
+		{FormatMinApp, `{"user_id":1,"user_group":[4503599627370497]}`},
+	} {
+		_, err := s.DecodeImportRecord(tc.format, []byte(tc.record))
+		if err == nil || !strings.Contains(err.Error(), "the largest id an import takes") {
+			t.Errorf("%s %s: %v", tc.format, tc.record, err)
+		}
+	}
+	u, err := s.DecodeImportRecord(FormatThinkSNS, []byte(`{"id":`+top+`,"followings":[`+top+`1]}`))
+	if err == nil {
+		t.Errorf("a followee above the bound was taken: %+v", u)
+	}
+	if u, err := s.DecodeImportRecord(FormatThinkSNS, []byte(`{"id":`+top+`}`)); err != nil || u.SourceID != MaxImportedID {
+		t.Errorf("id 2^52: %+v, %v", u, err)
+	}
 }

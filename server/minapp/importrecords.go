@@ -200,13 +200,27 @@ func contacts(u *store.ImportUser, email, phone string, emailVerified, phoneVeri
 	}
 }
 
+// MaxImportedID bounds the ids an import may name (users, followees and
+// groups): the sequences move past the largest one, and the ids that new
+// users take after it must stay exact in JavaScript (below 2^53) and far
+// from int64's end, where the sequence could no longer count.
+const MaxImportedID = 1 << 52
+
+func importedID(v any) (int64, error) {
+	id, err := positiveID(v)
+	if err == nil && id > MaxImportedID {
+		return 0, fmt.Errorf("%d is above %d, the largest id an import takes (new users get ids above the largest imported one)", id, int64(MaxImportedID))
+	}
+	return id, err
+}
+
 func sourceID(obj map[string]any, key string, bad *problems) int64 {
 	v, ok := obj[key]
 	if !ok {
 		bad.add("%s is required: the user's id in the source system", key)
 		return 0
 	}
-	id, err := positiveID(v)
+	id, err := importedID(v)
 	if err != nil {
 		bad.add("%s: %v", key, err)
 	}
@@ -229,7 +243,7 @@ func followings(obj map[string]any, self int64, bad *problems) []int64 {
 	}
 	out := make([]int64, 0, len(list))
 	for _, e := range list {
-		id, err := positiveID(e)
+		id, err := importedID(e)
 		switch {
 		case err != nil:
 			bad.add("followings: %v", err)
@@ -487,7 +501,7 @@ func importGroups(v any, bad *problems) []store.ImportGroup {
 		g := store.ImportGroup{}
 		var err error
 		if m, isObj := e.(map[string]any); isObj {
-			g.ID, err = positiveID(m["id"])
+			g.ID, err = importedID(m["id"])
 			if name, _ := m["name"].(string); name != "" {
 				if n, cerr := checkGroupName(&name); cerr != nil {
 					bad.add("user_group: %v", cerr)
@@ -496,7 +510,7 @@ func importGroups(v any, bad *problems) []store.ImportGroup {
 				}
 			}
 		} else {
-			g.ID, err = positiveID(e)
+			g.ID, err = importedID(e)
 		}
 		if err != nil {
 			bad.add("user_group: %v", err)
