@@ -39,6 +39,7 @@ func run() int {
 	importUsers := flag.Int("import-users", 100000, "ThinkSNS users for the import part")
 	importFollowings := flag.Int("import-followings", 3, "follows per imported user")
 	importBalanceEvery := flag.Int("import-balance-every", 100, "every n-th imported user has opening balances")
+	importSignups := flag.Int("import-signups", 0, "users created through the API while the import runs; the run fails if any receives an imported follow edge")
 	duration := flag.Duration("duration", 4*time.Second, "measured time per load cell")
 	warmup := flag.Duration("warmup", time.Second, "warm-up per load cell")
 	concurrencies := flag.String("concurrency", "1,8,32", "concurrencies of the API load, comma-separated")
@@ -145,7 +146,7 @@ func run() int {
 	if (*only == "all" || *only == "import") && ctx.Err() == nil {
 		imp, err := migbench.Run(ctx, migbench.Config{
 			UserveBin: userve, FerretBin: ferret, LogDir: logDir, Users: *importUsers,
-			Followings: *importFollowings, BalanceEvery: *importBalanceEvery, Logf: logf,
+			Followings: *importFollowings, BalanceEvery: *importBalanceEvery, Signups: *importSignups, Logf: logf,
 		})
 		if imp != nil {
 			res.Import = imp

@@ -30,6 +30,7 @@ type Config struct {
 	Users                        int // ThinkSNS records
 	Followings                   int // per user (random others)
 	BalanceEvery                 int // every n-th user has opening balances (0: none)
+	Signups                      int // users created through the API during the import (0: none)
 	Timeout                      time.Duration
 	Logf                         func(string, ...any)
 }
@@ -57,6 +58,8 @@ type Result struct {
 	// (all its backends). It shows where the time goes, which the wall time
 	// on a shared machine does not.
 	ImportCPUPerRecord map[string]float64 `json:"import_cpu_us_per_record"`
+	// Signups during the import, with Config.Signups: none may be followed.
+	Signups *SignupCheck `json:"signups_during_import,omitempty"`
 }
 
 // cpuOf reads the CPU of the store's and the server's process trees.
@@ -122,6 +125,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var impPeak, srvPeak uint64
 	var impSeries, srvSeries []uint64
 	stop := make(chan struct{})
+	var signups *signupLoad
+	if cfg.Signups > 0 {
+		signups = startSignups(ctx, base, cfg.Signups, stop)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -190,8 +197,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if u, err := procmon.Read(server.Pid()); err == nil {
 		res.ExportServerPeak = procmon.MiB(u.HWMKiB)
 	}
-	if n != cfg.Users-res.ImportErrors {
-		return res, fmt.Errorf("export wrote %d users, want %d", n, cfg.Users)
+	want := cfg.Users - res.ImportErrors
+	if signups != nil {
+		if res.Signups, err = signups.check(out); err != nil {
+			return res, err
+		}
+		want += res.Signups.Created
+		cfg.Logf("signups during the import: %+v", *res.Signups)
+		if res.Signups.Followed > 0 {
+			return res, fmt.Errorf("%d users created during the import received %d imported follow edges", res.Signups.Followed, res.Signups.Edges)
+		}
+	}
+	if n != want {
+		return res, fmt.Errorf("export wrote %d users, want %d", n, want)
 	}
 	cfg.Logf("export: %d users in %.1fs (%.0f/s)", n, res.ExportSeconds, res.ExportPerSecond)
 	return res, nil
