@@ -199,18 +199,13 @@ const ownImport = "\x00own"
 
 // forEach runs f(0..n-1) on a few goroutines; the first store error wins.
 func (s *Store) forEach(ctx context.Context, n int, f func(i int) error) error {
-	return s.forEachUpTo(ctx, n, importWorkers, f)
-}
-
-// forEachUpTo is forEach on at most workers goroutines.
-func (s *Store) forEachUpTo(ctx context.Context, n, workers int, f func(i int) error) error {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
 		next  int
 	)
-	for w := 0; w < min(workers, n); w++ {
+	for w := 0; w < min(importWorkers, n); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

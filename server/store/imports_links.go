@@ -44,26 +44,19 @@ type remapDoc struct {
 	UserID int64  `bson:"user_id"`
 }
 
-// Bulk writes go in chunks of bulkChunk, bulkParallel at a time. Chunks of
-// 250 four at a time imported 100,000 users up to 10% faster on FerretDB
-// (which writes one InsertMany as 100-document transactions one after
-// another), but the tenant's other requests then waited 2.5 times longer
-// during the import (signups p50 20 -> 50 ms): one at a time it is, and an
-// import leaves room for live traffic. See docs/bench.md.
-const (
-	bulkChunk    = 1000
-	bulkParallel = 1
-)
+// bulkChunk is the most documents one InsertMany of an import carries.
+// Chunks go one at a time: four at once imported 100,000 users up to 10%
+// faster on FerretDB, but the tenant's other requests then waited 2.5
+// times longer during the import (signups p50 20 -> 50 ms), so an import
+// leaves room for live traffic. See docs/bench.md.
+const bulkChunk = 1000
 
-// insertChunks inserts docs unordered, bulkChunk at a time and up to
-// bulkParallel chunks at once. accept is called (one call at a time) with
-// the index of each document the store refused and its error, and says
-// whether that refusal is expected; any other failure is an error.
+// insertChunks inserts docs unordered, bulkChunk at a time. accept is
+// called with the index of each document the store refused and its
+// error, and says whether that refusal is expected; any other failure is
+// an error.
 func (s *Store) insertChunks(ctx context.Context, collection string, docs []any, accept func(index int, we mongo.BulkWriteError) bool) error {
-	var mu sync.Mutex
-	chunks := (len(docs) + bulkChunk - 1) / bulkChunk
-	return s.forEachUpTo(ctx, chunks, bulkParallel, func(c int) error {
-		lo := c * bulkChunk
+	for lo := 0; lo < len(docs); lo += bulkChunk {
 		chunk := docs[lo:min(lo+bulkChunk, len(docs))]
 		err := retryTransient(ctx, func() error {
 			octx, cancel := s.bulkOpContext(ctx)
@@ -71,8 +64,6 @@ func (s *Store) insertChunks(ctx context.Context, collection string, docs []any,
 			_, err := s.col(collection).InsertMany(octx, chunk, options.InsertMany().SetOrdered(false))
 			var bwe mongo.BulkWriteException
 			if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 && bwe.WriteConcernError == nil {
-				mu.Lock()
-				defer mu.Unlock()
 				for _, we := range bwe.WriteErrors {
 					if !accept(lo+we.Index, we) {
 						return err
@@ -82,8 +73,11 @@ func (s *Store) insertChunks(ctx context.Context, collection string, docs []any,
 			}
 			return err
 		})
-		return classify(err)
-	})
+		if err != nil {
+			return classify(err)
+		}
+	}
+	return nil
 }
 
 // insertUnordered inserts docs and returns the indexes of those the store
