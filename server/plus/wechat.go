@@ -372,9 +372,27 @@ func (h *Handler) BindWeChatPhone(w http.ResponseWriter, r *http.Request) {
 // keep a tampered client from storing essays).
 const weChatFieldMax = 256
 
+// The per-user budget of PUT /user/wechat/profile. A legitimate client
+// sends its data once after a login; a padding-oracle attack needs hundreds
+// of tries per byte.
+const (
+	weChatProfileWindow = time.Hour
+	weChatProfileTries  = 10
+)
+
+// errWeChatData is the one answer to encrypted data that does not decrypt
+// to this user's profile, whatever the reason (encoding, length, padding,
+// JSON, watermark, another user's openid): distinct answers would be a CBC
+// padding oracle, which decrypts and forges ciphertexts block by block.
+var errWeChatData = invalid("encryptedData",
+	"encryptedData and iv do not decrypt to this user's WeChat profile: send wx.getUserInfo's data as encrypted after the latest WeChat login (POST /api/v2/auth/wechat)")
+
 // SetWeChatProfile is PUT /user/wechat/profile {encryptedData, iv}: the
 // profile from wx.getUserInfo's encrypted data, decrypted with the session
-// key of the caller's latest WeChat login.
+// key of the caller's latest WeChat login. Only profile fields are taken
+// (nickname, avatar, gender, city, province, country, language): the
+// openid and unionid come from jscode2session alone, never from data a
+// client sends.
 func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
 	f, err := weChatProfileInput.read(r)
@@ -389,6 +407,15 @@ func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	win, admitted, err := h.store.HitRateLimit(ctx, "wechat-profile:user:"+strconv.FormatInt(me.ID, 10), weChatProfileWindow, weChatProfileTries)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !admitted {
+		h.tooMany(w, r, win, "too many WeChat profile updates for this user")
+		return
+	}
 	noSession := invalid("encryptedData", "no WeChat session for this user: log in with WeChat (POST /api/v2/auth/wechat) and send data encrypted after that login")
 	if me.OpenID == "" {
 		h.fail(w, r, invalid("encryptedData", "no WeChat account is linked to this user"))
@@ -410,16 +437,12 @@ func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := wechat.DecryptUserInfo(key, data, iv, h.wechat.appID)
 	var de *wechat.DecodeError
-	if errors.As(err, &de) {
-		h.fail(w, r, invalid(de.Field, de.Error()))
+	if errors.As(err, &de) || (err == nil && info.OpenID != "" && info.OpenID != me.OpenID) {
+		h.fail(w, r, errWeChatData)
 		return
 	}
 	if err != nil {
 		h.fail(w, r, err)
-		return
-	}
-	if info.OpenID != "" && info.OpenID != me.OpenID {
-		h.fail(w, r, invalid("encryptedData", "encryptedData is another WeChat user's"))
 		return
 	}
 	clip := func(s string) string {
@@ -433,14 +456,7 @@ func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 		store.FieldCity: clip(info.City), store.FieldProvince: clip(info.Province), store.FieldCountry: clip(info.Country),
 		store.FieldLanguage: clip(info.Language),
 	}
-	if me.UnionID == "" && info.UnionID != "" {
-		set[store.FieldUnionID] = info.UnionID
-	}
 	if _, err := h.store.UpdateProfile(ctx, me.ID, set); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			h.fail(w, r, conflict(store.FieldUnionID, "this WeChat unionid is already linked to another user"))
-			return
-		}
 		h.fail(w, r, err)
 		return
 	}
