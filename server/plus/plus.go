@@ -289,15 +289,28 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	return h.checkLive(r.Context(), claims)
 }
 
-// checkLive rejects revoked tokens and tokens older than the user's last
-// password change.
+// Answers of checkLive for a token that was revoked: by itself (refreshed
+// or logged out), or with every token of its login.
+var (
+	errTokenRevoked  = newError(http.StatusUnauthorized, "token has been revoked")
+	errFamilyRevoked = newError(http.StatusUnauthorized, "token's login has ended (logged out, or a refresh token was used twice); log in again")
+)
+
+// checkLive rejects revoked tokens, tokens of an ended login (family), and
+// tokens older than the user's last password change.
 func (h *Handler) checkLive(ctx context.Context, claims auth.Claims) (*caller, error) {
-	revoked, err := h.store.TokenRevoked(ctx, claims.ID)
+	revoked, err := h.store.FamilyRevoked(ctx, claims.Family)
 	if err != nil {
 		return nil, err
 	}
 	if revoked {
-		return nil, newError(http.StatusUnauthorized, "token has been revoked")
+		return nil, errFamilyRevoked
+	}
+	if revoked, err = h.store.TokenRevoked(ctx, claims.ID); err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, errTokenRevoked
 	}
 	p, err := h.store.GetProfile(ctx, claims.UserID)
 	if errors.Is(err, store.ErrNotFound) {
