@@ -96,10 +96,12 @@ func endUserOperations(c *components) map[string]operation {
 			responses: []response{ok("A token.", ref("LoginToken")),
 				tooMany("Too many failed logins for this account or from this address."), unsupported}},
 		"POST /auth/refresh": {id: "refreshToken", tag: "account", security: refreshToken, summary: "Exchange a token (expired or not) for a new one",
-			description: "Each token refreshes once, within the login's refresh window.",
-			responses:   []response{ok("A new token.", ref("LoginToken"))}},
-		"POST /auth/logout": {id: "logout", tag: "account", security: userToken, summary: "Revoke the caller's token",
-			responses: []response{ok("Logged out.", msgSchema)}},
+			description: "Each token refreshes once, within the login's refresh window. A token presented for refresh a second time " +
+				"(a sign that it was stolen) is refused and ends every token of its login, which then logs in again.",
+			responses: []response{ok("A new token.", ref("LoginToken"))}},
+		"POST /auth/logout": {id: "logout", tag: "account", security: userToken, summary: "End the caller's login",
+			description: "Revokes the token and every token refreshed from the same login.",
+			responses:   []response{ok("Logged out.", msgSchema)}},
 		"PUT /user/retrieve-password": {id: "retrievePassword", tag: "account", summary: "Set a new password with a code sent to the account",
 			body: formProps(S{"verifiable_type": verifiable, "phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema, "password": str()},
 				"verifiable_code", "password"),
@@ -131,9 +133,10 @@ func endUserOperations(c *components) map[string]operation {
 				"avatar": nullable(str()), "bg": nullable(str())}),
 			responses: []response{noContent("Changed."), unsupported}},
 		"DELETE /user": {id: "deleteMe", tag: "me", security: userToken, summary: "Delete the caller's account",
-			description: "Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.",
-			body:        formProps(S{"password": str(), "verifiable_code": codeSchema, "verifiable_type": verifiable}),
-			responses:   []response{noContent("Deleted."), tooMany("Too many wrong passwords for this account."), unsupported}},
+			description: "Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to " +
+				"another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.",
+			body:      formProps(S{"password": str(), "verifiable_code": codeSchema, "verifiable_type": verifiable}),
+			responses: []response{noContent("Deleted."), tooMany("Too many wrong passwords for this account."), unsupported}},
 		"GET /user/export": {id: "exportMe", tag: "me", security: userToken, summary: "Everything the service holds about the caller",
 			responses: []response{ok("The caller's data.", ref("SelfExport"))}},
 		"PUT /user": {id: "updateContact", tag: "me", security: userToken, summary: "Bind a new phone or e-mail, proven by a code sent to it",
@@ -183,8 +186,11 @@ func endUserOperations(c *components) map[string]operation {
 			responses: []response{ok("Bound.", object(S{"phone": str(), "phone_verified": enum(true)}, "phone", "phone_verified")),
 				endUserError(http.StatusConflict, "Another user holds the phone."), tooMany("WeChat's rate limit."), unsupported}},
 		"PUT /user/wechat/profile": {id: "setWeChatProfile", tag: "wechat", security: userToken, summary: "Set the profile from wx.getUserInfo's encrypted data",
+			description: "Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from " +
+				"jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. " +
+				"At most 10 tries per user and hour.",
 			body:      formProps(S{"encryptedData": str(), "iv": str()}, "encryptedData", "iv"),
-			responses: []response{noContent("Set."), unsupported}},
+			responses: []response{noContent("Set."), tooMany("Too many tries for this user this hour."), unsupported}},
 
 		"GET /openapi.json": {id: "getEndUserOpenAPI", tag: "meta", summary: "This document",
 			responses: []response{ok("The OpenAPI 3.1 document.", ref("OpenAPIDocument"))}},
