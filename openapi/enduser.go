@@ -79,6 +79,11 @@ func endUserOperations(c *components) map[string]operation {
 			body:      formProps(S{"password": str(), "verifiable_code": codeSchema}),
 			responses: []response{noContent("Unbound."), tooMany("Too many wrong passwords for this account."), unsupported}}
 	}
+	// Changes that add a way into the account need proof of the owner
+	// past spec.api.plus.reauthWindow (server/plus/reauth.go).
+	reauthNote := " Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh " +
+		"keeps the login time) it also needs proof that the caller is the owner: "
+	reauthRequired := endUserError(http.StatusForbidden, "Proof that the caller is the owner is needed: the login is older than the re-authentication window.")
 	ops := map[string]operation{
 		"POST /verifycodes/register": {id: "sendRegisterCode", tag: "account", summary: "Send a registration code to a phone or e-mail not in use",
 			body: codeBody, responses: sendCodeResponses},
@@ -140,11 +145,21 @@ func endUserOperations(c *components) map[string]operation {
 		"GET /user/export": {id: "exportMe", tag: "me", security: userToken, summary: "Everything the service holds about the caller",
 			responses: []response{ok("The caller's data.", ref("SelfExport"))}},
 		"PUT /user": {id: "updateContact", tag: "me", security: userToken, summary: "Bind a new phone or e-mail, proven by a code sent to it",
-			body:      formProps(S{"phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema}, "verifiable_code"),
-			responses: []response{noContent("Bound."), tooMany("The code has had all its tries."), unsupported}},
+			description: "verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register)." + reauthNote +
+				"password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. " +
+				"The account's previous phone and e-mail are told of the change.",
+			body: formProps(S{"phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema,
+				"password": str(), "current_verifiable_code": codeSchema}, "verifiable_code"),
+			responses: []response{noContent("Bound."), reauthRequired,
+				tooMany("The code has had all its tries, or too many wrong passwords for this account."), unsupported}},
 		"PUT /user/password": {id: "changePassword", tag: "me", security: userToken, summary: "Change the password",
-			body:      formProps(S{"old_password": str(), "password": str(), "password_confirmation": str()}, "password", "password_confirmation"),
-			responses: []response{noContent("Changed; every older token stops working."), tooMany("Too many wrong passwords for this account."), unsupported}},
+			description: "old_password is required when the account has a password. Setting a first password (an account that signs in by " +
+				"code or WeChat) needs no old_password;" + reauthNote + "verifiable_code, a code sent to the account's phone (else e-mail). " +
+				"The account's phone and e-mail are told of a first password.",
+			body: formProps(S{"old_password": str(), "password": str(), "password_confirmation": str(), "verifiable_code": codeSchema},
+				"password", "password_confirmation"),
+			responses: []response{noContent("Changed; every older token stops working."), reauthRequired,
+				tooMany("Too many wrong passwords for this account, or the code has had all its tries."), unsupported}},
 		"DELETE /user/phone":   unbind("unbindPhone", "phone"),
 		"DELETE /user/email":   unbind("unbindEmail", "e-mail"),
 		"GET /user/followings": userList("listMyFollowings", "Whom the caller follows", userToken),
@@ -175,16 +190,21 @@ func endUserOperations(c *components) map[string]operation {
 				endUserError(http.StatusNotFound, "No user is linked and spec.wechat.createUsers is false."),
 				tooMany("WeChat's rate limit (errcode 45011)."), unsupported}},
 		"PUT /user/wechat": {id: "linkWeChat", tag: "wechat", security: userToken, summary: "Link the caller to the WeChat account of a wx.login code",
-			body: formProps(S{"code": str()}, "code"),
-			responses: []response{noContent("Linked."), endUserError(http.StatusConflict, "The WeChat account is another user's, or the caller has another one; conflict names it."),
-				tooMany("WeChat's rate limit."), unsupported}},
+			description: "Linking adds a way into the account." + reauthNote + "password, or verifiable_code, a code sent to the account's " +
+				"phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.",
+			body: formProps(S{"code": str(), "password": str(), "verifiable_code": codeSchema}, "code"),
+			responses: []response{noContent("Linked."), reauthRequired,
+				endUserError(http.StatusConflict, "The WeChat account is another user's, or the caller has another one; conflict names it."),
+				tooMany("WeChat's rate limit, or too many wrong passwords for this account."), unsupported}},
 		"DELETE /user/wechat": {id: "unlinkWeChat", tag: "wechat", security: userToken, summary: "Unlink WeChat (needs another way in)",
 			body:      formProps(S{"password": str(), "verifiable_code": codeSchema}),
 			responses: []response{noContent("Unlinked."), tooMany("Too many wrong passwords for this account."), unsupported}},
 		"POST /user/wechat/phone": {id: "bindWeChatPhone", tag: "wechat", security: userToken, summary: "Bind the phone of a getPhoneNumber code",
-			body: formProps(S{"code": str()}, "code"),
-			responses: []response{ok("Bound.", object(S{"phone": str(), "phone_verified": enum(true)}, "phone", "phone_verified")),
-				endUserError(http.StatusConflict, "Another user holds the phone."), tooMany("WeChat's rate limit."), unsupported}},
+			description: "A new phone is a way into the account (codes, password resets)." + reauthNote + "password, or verifiable_code, " +
+				"a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.",
+			body: formProps(S{"code": str(), "password": str(), "verifiable_code": codeSchema}, "code"),
+			responses: []response{ok("Bound.", object(S{"phone": str(), "phone_verified": enum(true)}, "phone", "phone_verified")), reauthRequired,
+				endUserError(http.StatusConflict, "Another user holds the phone."), tooMany("WeChat's rate limit, or too many wrong passwords for this account."), unsupported}},
 		"PUT /user/wechat/profile": {id: "setWeChatProfile", tag: "wechat", security: userToken, summary: "Set the profile from wx.getUserInfo's encrypted data",
 			description: "Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from " +
 				"jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. " +

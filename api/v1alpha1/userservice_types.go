@@ -252,7 +252,7 @@ type PlusAPISpec struct {
 	// user may change a contact, link WeChat, bind WeChat's phone or set a
 	// first password without proving again that it is them; later such a
 	// change needs the password or a code sent to a contact already bound.
-	// Refreshing a token does not reopen the window. 0s: always proof.
+	// Refreshing a token does not reopen the window.
 	// +kubebuilder:default="10m"
 	// +optional
 	ReauthWindow *metav1.Duration `json:"reauthWindow,omitempty"`

@@ -62,6 +62,7 @@ type Handler struct {
 
 	defaultLimit, maxLimit int64
 	trustedProxies         []netip.Prefix // see account.ClientAddress
+	reauthWindow           time.Duration  // spec.api.plus.reauthWindow (reauth.go)
 
 	lastLedgerSweep atomic.Int64
 
@@ -103,6 +104,10 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	}
 	if h.defaultLimit > h.maxLimit {
 		h.defaultLimit = h.maxLimit
+	}
+	h.reauthWindow = v1alpha1.DefaultReauthWindow
+	if p.ReauthWindow != nil {
+		h.reauthWindow = p.ReauthWindow.Duration
 	}
 	if h.accounts == nil {
 		h.accounts = account.New(st, cfg, log, account.Options{HashCost: opts.HashCost, Sender: opts.Sender, Metrics: opts.Metrics})

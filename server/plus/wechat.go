@@ -12,6 +12,7 @@ import (
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify"
 	"userve.dev/userve/server/wechat"
 )
 
@@ -91,7 +92,10 @@ func conflict(field, msg string) *apiError {
 }
 
 var (
-	weChatCodeInput    = input{body: []string{"code"}}
+	weChatCodeInput = input{body: []string{"code"}}
+	// weChatProvenInput is a code and the proof of the owner (reauth.go)
+	// of the routes that add a way into the account.
+	weChatProvenInput  = input{body: append([]string{"code"}, proofOfWeChat.fields()...)}
 	weChatUnlinkInput  = input{body: []string{"password", "verifiable_code"}}
 	weChatProfileInput = input{body: []string{"encryptedData", "iv"}}
 )
@@ -102,14 +106,31 @@ func readWeChatCode(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	code := weChatCodeOf(f)
+	return code, f.err()
+}
+
+func weChatCodeOf(f *form) string {
 	code, ok := f.str("code", true, 256)
 	if ok && strings.TrimSpace(code) == "" {
 		f.add("code", "code must not be empty")
 	}
+	return strings.TrimSpace(code)
+}
+
+// readProvenWeChatCode reads {code} and the caller's proof of being the
+// owner, and judges the proof before WeChat is called.
+func (h *Handler) readProvenWeChatCode(w http.ResponseWriter, r *http.Request) (string, error) {
+	f, err := weChatProvenInput.read(r)
+	if err != nil {
+		return "", err
+	}
+	code := weChatCodeOf(f)
+	proof := h.readProof(r, f, proofOfWeChat)
 	if err := f.err(); err != nil {
 		return "", err
 	}
-	return strings.TrimSpace(code), nil
+	return code, h.reauth(r.Context(), w, r, proof, proofOfWeChat)
 }
 
 // keepSession seals and stores the session key of user's latest login.
@@ -167,7 +188,7 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 // caller linked to another account, is a 409 and nothing changes.
 func (h *Handler) LinkWeChat(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
-	code, err := readWeChatCode(r)
+	code, err := h.readProvenWeChatCode(w, r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -213,6 +234,9 @@ func (h *Handler) LinkWeChat(w http.ResponseWriter, r *http.Request) {
 	if err := h.keepSession(ctx, me.ID, sess.SessionKey); err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	if me.OpenID != sess.OpenID {
+		h.accounts.Notify(ctx, me, verify.NoticeWeChatLinked)
 	}
 	noContent(w)
 }
@@ -315,7 +339,7 @@ func phoneFromWeChat(p *wechat.Phone) string {
 // user holds is a 409.
 func (h *Handler) BindWeChatPhone(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
-	code, err := readWeChatCode(r)
+	code, err := h.readProvenWeChatCode(w, r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -365,6 +389,7 @@ func (h *Handler) BindWeChatPhone(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
+		h.accounts.Notify(ctx, me, verify.NoticePhoneChanged)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"phone": phone, "phone_verified": true})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/config"
@@ -500,6 +501,9 @@ func TestWeChatTokenSharedAcrossReplicas(t *testing.T) {
 func TestWeChatTokenExpiry(t *testing.T) {
 	tn, fake := weChatTenant(t, true)
 	fake.TokenTTL = 30 * time.Minute
+	// The binds below span 31 minutes of one login; re-authentication is
+	// not what this test is about (reauth_test.go).
+	tn.spec.API.Plus.ReauthWindow = &metav1.Duration{Duration: time.Hour}
 	a, b := tn.replica(), tn.replica()
 	_, tok, _ := weChatLogin(t, a, fake.Login("o-exp", ""))
 	bind := func(rp *replica, phone string) {
