@@ -315,7 +315,8 @@ func (h *Handler) clientIP(r *http.Request) string {
 	return account.ClientAddress(r, h.trustedProxies)
 }
 
-// sweepLedger finishes stalled wallet transfers of every user now and then,
+// sweepLedger finishes stalled wallet transfers of every user, and
+// deletions cut off half-way, now and then,
 // in the background: on the first authenticated request after a start, then
 // at most once a minute per replica (the server also runs one at start).
 // Reads of a balance also finish the reader's own right away.
@@ -332,6 +333,13 @@ func (h *Handler) sweepLedger() {
 			h.log.Warn("ledger recovery failed; retried later", "error", err)
 		} else if n > 0 {
 			h.log.Info("ledger recovery finished stalled entries", "entries", n)
+		}
+		// A deletion cut off half-way (its user's token is dead, so
+		// nobody would retry it) is finished here too.
+		if n, err := h.store.FinishDeletions(ctx); err != nil {
+			h.log.Warn("finishing cut-off deletions failed; retried later", "error", err)
+		} else if n > 0 {
+			h.log.Info("finished cut-off deletions", "users", n)
 		}
 	}()
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"userve.dev/userve/server/store"
 )
@@ -186,5 +187,48 @@ func TestDeletionRacingFollowsAndTransfers(t *testing.T) {
 		if w.NewWallet != sum {
 			t.Fatalf("friend %d: balance %d, ledger says %d", f, w.NewWallet, sum)
 		}
+	}
+}
+
+// A deletion cut off half-way (here a cleanup fails) leaves the user
+// tombstoned: not found, its id buried. FinishDeletions, run by the sweep,
+// completes it once the grace has passed. On main such a profile stayed
+// live, and with it every token of the user.
+func TestCutOffDeletionIsFinished(t *testing.T) {
+	s, now := open(t)
+	ctx := ctxT(t)
+	p := &store.Profile{Username: "halfgone", Phone: "13500000001"}
+	if err := s.CreateProfile(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	fail := true
+	store.RegisterUserCleanup(func(ctx context.Context, st *store.Store, id int64) error {
+		if st == s && id == p.ID && fail {
+			return errors.New("crash")
+		}
+		return nil
+	})
+	if err := s.DeleteUser(ctx, p.ID); err == nil {
+		t.Fatal("the failing cleanup did not fail the deletion")
+	}
+	if _, err := s.GetProfile(ctx, p.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a half-deleted user is found: %v", err)
+	}
+	if _, err := s.FindProfileBy(ctx, store.FieldPhone, "13500000001"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("its phone still finds it: %v", err)
+	}
+	if n, err := s.FinishDeletions(ctx); err != nil || n != 0 {
+		t.Fatalf("finished within the grace: %d %v", n, err)
+	}
+	fail = false
+	*now = now.Add(2 * time.Minute)
+	if n, err := s.FinishDeletions(ctx); err != nil || n != 1 {
+		t.Fatalf("FinishDeletions = %d, %v", n, err)
+	}
+	if missing, err := s.MissingUsers(ctx, []int64{p.ID}); err != nil || len(missing) != 1 {
+		t.Fatalf("profile document still there: %v %v", missing, err)
+	}
+	if n, err := s.FinishDeletions(ctx); err != nil || n != 0 {
+		t.Fatalf("a finished deletion came back: %d %v", n, err)
 	}
 }
