@@ -114,3 +114,22 @@ func TestNoTransfersToAUserBeingMerged(t *testing.T) {
 		}
 	}
 }
+
+// Imports book opening balances under "import:<format>:<id>:<account>";
+// a management adjust may not take such a key first (it would stand in for
+// the import's balance, or make the import's refuse). On main it could.
+func TestImportKeysAreReservedFromAdjusts(t *testing.T) {
+	tn := newTenant(t)
+	rp := tn.replica()
+	existing, _ := tn.quickUser(rp, "existing")
+	r := expect(t, rp.call("POST", "/userve/v1/wallet/transactions/", "", map[string]any{"user_id": existing, "account": "new_wallet", "amount": 5,
+		"idempotency_key": store.OpeningBalanceKey("thinksns:2", store.AccountNewWallet)}, admin), http.StatusBadRequest)
+	if !strings.Contains(string(r.body), "import:") {
+		t.Fatalf("refusal: %s", r.body)
+	}
+	rec := `[{"id": 2, "name": "opener", "new_wallet_balance": 250, "created_at": "2018-01-17 06:57:18", "updated_at": "2018-01-17 06:57:18"}]`
+	expect(t, rp.call("POST", "/userve/v1/import/users/?format=thinksns", "", rec, admin), http.StatusOK)
+	if w, err := rp.store.GetWallet(t.Context(), 2); err != nil || w.NewWallet != 250 {
+		t.Fatalf("opening balance: %+v %v", w, err)
+	}
+}
