@@ -134,12 +134,6 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) *S
 	return s
 }
 
-// Hasher is the tenant's password hasher (new passwords are hashed with it).
-func (s *Service) Hasher() *auth.Hasher { return s.hasher }
-
-// CodeTTL is how long a code sent now stays valid.
-func (s *Service) CodeTTL() time.Duration { return s.codeTTL }
-
 // deriveKey separates the code-hashing key from the signing key.
 func deriveKey(key []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, key)
