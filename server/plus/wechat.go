@@ -120,7 +120,7 @@ func weChatCodeOf(f *form) string {
 
 // readProvenWeChatCode reads {code} and the caller's proof of being the
 // owner, and judges the proof before WeChat is called.
-func (h *Handler) readProvenWeChatCode(w http.ResponseWriter, r *http.Request) (string, error) {
+func (h *Handler) readProvenWeChatCode(r *http.Request) (string, error) {
 	f, err := weChatProvenInput.read(r)
 	if err != nil {
 		return "", err
@@ -130,7 +130,7 @@ func (h *Handler) readProvenWeChatCode(w http.ResponseWriter, r *http.Request) (
 	if err := f.err(); err != nil {
 		return "", err
 	}
-	return code, h.reauth(r.Context(), w, r, proof, proofOfWeChat)
+	return code, h.reauth(r.Context(), r, proof, proofOfWeChat)
 }
 
 // keepSession seals and stores the session key of user's latest login.
@@ -144,6 +144,10 @@ func (h *Handler) keepSession(ctx context.Context, user int64, sessionKey string
 
 // LoginWeChat is POST /auth/wechat {code}: the wx.login code for a token.
 // 201 with "created": true for a new user, 200 with false for a known one.
+// Each call spends the app's WeChat quota, so a code is an attempt of the
+// client address's failure budget before WeChat is asked: a flood of bogus
+// codes from one address reaches WeChat at most account.FailuresPerAddress
+// times per window, and codes WeChat accepts give their slot back.
 func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 	code, err := readWeChatCode(r)
 	if err != nil {
@@ -151,11 +155,21 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	attempt, err := h.accounts.Begin(ctx, h.clientIP(r), account.Account{})
+	var throttled *account.Throttled
+	if errors.As(err, &throttled) {
+		err = tooMany(throttled, failureBudget(throttled.Budget, "failed logins"))
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	sess, err := h.wechat.client.Code2Session(ctx, code)
 	if err != nil {
 		h.weChatFail(w, r, err, "code")
 		return
 	}
+	attempt.Succeeded(ctx)
 	p, created, err := h.store.LoginWeChat(ctx, sess.OpenID, sess.UnionID, h.wechat.createUsers)
 	if errors.Is(err, store.ErrNotFound) {
 		h.fail(w, r, newError(http.StatusNotFound, "no user is linked to this WeChat account: sign in another way and link it with PUT /api/v2/user/wechat"))
@@ -188,7 +202,7 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 // caller linked to another account, is a 409 and nothing changes.
 func (h *Handler) LinkWeChat(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
-	code, err := h.readProvenWeChatCode(w, r)
+	code, err := h.readProvenWeChatCode(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -339,7 +353,7 @@ func phoneFromWeChat(p *wechat.Phone) string {
 // user holds is a 409.
 func (h *Handler) BindWeChatPhone(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
-	code, err := h.readProvenWeChatCode(w, r)
+	code, err := h.readProvenWeChatCode(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -439,7 +453,7 @@ func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !admitted {
-		h.fail(w, r, tooMany(w, &account.Throttled{RetryAfter: win.RetryAfter(h.store.Now())}, "too many WeChat profile updates for this user"))
+		h.fail(w, r, tooMany(&account.Throttled{RetryAfter: win.RetryAfter(h.store.Now())}, "too many WeChat profile updates for this user"))
 		return
 	}
 	noSession := invalid("encryptedData", "no WeChat session for this user: log in with WeChat (POST /api/v2/auth/wechat) and send data encrypted after that login")
