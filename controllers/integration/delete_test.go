@@ -198,7 +198,7 @@ func TestAnotherTenantsDatabaseIsRefused(t *testing.T) {
 		u.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
 	})
 	refused := waitCondition(t, intruder, v1alpha1.ConditionDegraded, metav1.ConditionTrue, controllers.ReasonDatabaseInUse)
-	if c := condition(refused, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, first.Namespace+"/acme") {
+	if c := condition(refused, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "UserService acme") {
 		t.Errorf("message does not name the holder: %s", c.Message)
 	}
 	if refused.Status.Database != "" {
