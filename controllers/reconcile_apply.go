@@ -41,12 +41,12 @@ func userError(reason string, err error) *failure {
 
 // Condition reasons of failures.
 const (
-	ReasonInvalidDatabase   = "InvalidDatabase"
-	ReasonDatabaseInUse     = "DatabaseInUse"
-	ReasonMongoURIMissing   = "MongoURIMissing"
+	ReasonInvalidDatabase = "InvalidDatabase"
+	ReasonDatabaseInUse   = "DatabaseInUse"
+	ReasonMongoURIMissing = "MongoURIMissing"
 	// ReasonInvalidMongoURI: the tenant's URI is refused by the policy of
 	// internal/mongouri and is never dialed.
-	ReasonInvalidMongoURI = "InvalidMongoURI"
+	ReasonInvalidMongoURI   = "InvalidMongoURI"
 	ReasonSecretNotFound    = "SecretNotFound"
 	ReasonSecretUnreadable  = "SecretUnreadable"
 	ReasonApplyFailed       = "ApplyFailed"
