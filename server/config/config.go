@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/mongouri"
 )
 
 // Environment variables read by Load.
@@ -272,6 +273,11 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 	}
 	if !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
 		return nil, fmt.Errorf("%s must start with mongodb:// or mongodb+srv://", EnvMongoURI)
+	}
+	// The same rules as the operator's for a tenant's URI: nothing that
+	// makes the driver send the pod's, node's or cloud's identity.
+	if err := mongouri.Check(c.MongoURI); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvMongoURI, err)
 	}
 	if c.Database == "" {
 		c.Database = us.Spec.Mongo.Database
