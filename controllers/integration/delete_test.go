@@ -192,7 +192,10 @@ func TestAnotherTenantsDatabaseIsRefused(t *testing.T) {
 	t.Cleanup(func() { _ = db.Drop(context.Background()) })
 	insertProfile(t, db)
 
+	// In the same namespace (another namespace may not even name it:
+	// TestDefaultDatabaseCannotBePreclaimed), so the holder may be named.
 	intruder := newTenant(t, func(u *v1alpha1.UserService) {
+		u.Namespace = first.Namespace
 		u.Name = "intruder"
 		u.Spec.Mongo.Database = database
 		u.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
