@@ -147,3 +147,31 @@ func TestTenantURIFailuresReadTheSame(t *testing.T) {
 		t.Fatalf("the operator's URI lost its error detail: %v", err)
 	}
 }
+
+// The pool keys clients by URI and owner: a client made for the operator's
+// URI is never handed to a tenant's identical text, which is judged on its
+// own, whatever the interleaving (30 callers at once).
+func TestTenantURIsNeverReuseAnOperatorClient(t *testing.T) {
+	f := newFakeMongo(t)
+	ctx := context.Background()
+	p := New(time.Second)
+	defer p.Close(ctx)
+	text := "mongodb://" + f.addr + "/?authMechanism=MONGODB-AWS"
+	if _, err := p.client(OperatorURI(text)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- p.Ping(ctx, TenantURI(text)) }()
+	}
+	for range n {
+		var r *mongouri.RefusedError
+		if err := <-errs; !errors.As(err, &r) {
+			t.Errorf("a tenant's ping of the operator's cached URI: %v, want a refusal", err)
+		}
+	}
+	if p.Len() != 1 {
+		t.Errorf("the pool holds %d clients, want only the operator's", p.Len())
+	}
+}
