@@ -82,7 +82,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s.minapp.Metrics = s.metrics.domain
 	router := s.routes()
 	s.openapi = &openAPIDocs{cfg: cfg, router: router}
-	s.handler = s.observe(s.recoverPanics(s.limitBody(router)))
+	s.handler = s.observe(s.recoverPanics(s.limitBody(noStore(router))))
 	return s
 }
 

@@ -250,6 +250,14 @@ type PlusAPISpec struct {
 	// +kubebuilder:default="336h"
 	// +optional
 	RefreshTTL *metav1.Duration `json:"refreshTTL,omitempty"`
+	// ReauthWindow is how long after a login (password, code or WeChat) a
+	// user may change a contact, link WeChat, bind WeChat's phone or set a
+	// first password without proving again that it is them; later such a
+	// change needs the password or a code sent to a contact already bound.
+	// Refreshing a token does not reopen the window.
+	// +kubebuilder:default="10m"
+	// +optional
+	ReauthWindow *metav1.Duration `json:"reauthWindow,omitempty"`
 	// TrustedProxies are the CIDRs of the proxies in front of the tenant
 	// (ingress controllers, load balancers). A request that comes from one
 	// of them counts, for the per-address rate limits, as coming from the

@@ -215,8 +215,8 @@ func validateLimits(s *v1alpha1.UserServiceSpec) error {
 		return errors.New("spec.api.plus: defaultLimit and maxLimit must be within 1..50")
 	case p.DefaultLimit > p.MaxLimit:
 		return errors.New("spec.api.plus.defaultLimit must not exceed maxLimit")
-	case p.TokenTTL.Duration < 0 || p.RefreshTTL.Duration < 0 || s.Verification.CodeTTL.Duration < 0:
-		return errors.New("spec: tokenTTL, refreshTTL and codeTTL must not be negative")
+	case p.TokenTTL.Duration < 0 || p.RefreshTTL.Duration < 0 || s.Verification.CodeTTL.Duration < 0 || p.ReauthWindow.Duration < 0:
+		return errors.New("spec: tokenTTL, refreshTTL, reauthWindow and codeTTL must not be negative")
 	}
 	// The CRD's bounds of spec.verification.limits.
 	l := s.Verification.Limits
