@@ -71,7 +71,7 @@ func (h *Handler) reauth(ctx context.Context, w http.ResponseWriter, r *http.Req
 	case errors.Is(err, account.ErrNoContact):
 		return invalid(pf.code, "this account has no phone or e-mail to send a code to; log in again first")
 	case errors.As(err, &throttled):
-		return tooMany(w, throttled, "too many wrong passwords for this account")
+		return tooMany(throttled, "too many wrong passwords for this account")
 	case errors.Is(err, account.ErrWrongPassword):
 		return invalid(pf.password, pf.password+" is wrong")
 	}

@@ -453,7 +453,7 @@ func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !admitted {
-		h.fail(w, r, tooMany(w, &account.Throttled{RetryAfter: win.RetryAfter(h.store.Now())}, "too many WeChat profile updates for this user"))
+		h.fail(w, r, tooMany(&account.Throttled{RetryAfter: win.RetryAfter(h.store.Now())}, "too many WeChat profile updates for this user"))
 		return
 	}
 	noSession := invalid("encryptedData", "no WeChat session for this user: log in with WeChat (POST /api/v2/auth/wechat) and send data encrypted after that login")
