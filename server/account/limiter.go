@@ -64,6 +64,7 @@ func UnknownAccount(login string) Account {
 type Attempt struct {
 	s        *Service
 	addrSlot store.RateSlot
+	acctSlot store.RateSlot
 	acct     Account
 }
 
@@ -84,7 +85,7 @@ func (s *Service) Begin(ctx context.Context, address string, acct Account) (*Att
 		a.addrSlot = slot
 	}
 	if acct.key != "" {
-		_, win, admitted, err := s.store.TakeRateSlot(ctx, acct.key, FailureWindow, FailuresPerAccount)
+		slot, win, admitted, err := s.store.TakeRateSlot(ctx, acct.key, FailureWindow, FailuresPerAccount)
 		if err != nil {
 			return nil, err
 		}
@@ -92,6 +93,7 @@ func (s *Service) Begin(ctx context.Context, address string, acct Account) (*Att
 			s.metrics.LoginThrottled(telemetry.ThrottleAccount)
 			return nil, s.throttled(BudgetAccount, win)
 		}
+		a.acctSlot = slot
 	}
 	return a, nil
 }
@@ -105,6 +107,13 @@ func (a *Attempt) Succeeded(ctx context.Context) {
 			a.s.log.Warn("resetting an account's failures failed", "error", err)
 		}
 	}
+}
+
+// Abandoned ends an attempt that was never judged (the password check was
+// refused as busy): it gives both slots back, so a burst the server could
+// not serve costs the owner none of their budget.
+func (a *Attempt) Abandoned(ctx context.Context) {
+	a.s.release(ctx, a.addrSlot, a.acctSlot)
 }
 
 // release gives rate-limit slots back, best effort: a slot that stays

@@ -58,10 +58,10 @@ func TestImportedHashesCheckAndNeedRehash(t *testing.T) {
 			if err != nil || scheme != tc.scheme {
 				t.Fatalf("HashScheme = %q, %v; want %q", scheme, err, tc.scheme)
 			}
-			if !h.Check(tc.hash, "secret123") {
+			if !check(h, tc.hash, "secret123") {
 				t.Error("the right password does not match")
 			}
-			if h.Check(tc.hash, "secret124") {
+			if check(h, tc.hash, "secret124") {
 				t.Error("a wrong password matches")
 			}
 			if got := h.NeedsRehash(tc.hash); got != tc.rehash {

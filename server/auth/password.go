@@ -90,10 +90,3 @@ func (h *Hasher) Verify(ctx context.Context, hash, password string) (bool, error
 	}
 	return p.matches(password), nil
 }
-
-// Check is Verify without a deadline of the caller's: a check refused by
-// the gate does not match.
-func (h *Hasher) Check(hash, password string) bool {
-	ok, err := h.Verify(context.Background(), hash, password)
-	return ok && err == nil
-}
