@@ -56,6 +56,7 @@ func (s *Service) Login(ctx context.Context, try LoginTry) (*store.Profile, erro
 		}
 		ok, err := s.hasher.Verify(ctx, hash, try.Password)
 		if err != nil {
+			s.metrics.LoginThrottled(telemetry.ThrottleChecksBusy)
 			attempt.Abandoned(ctx)
 			return nil, err
 		}
@@ -96,6 +97,7 @@ func (s *Service) CheckPassword(ctx context.Context, address string, p *store.Pr
 	}
 	ok, err := s.hasher.Verify(ctx, p.PasswordHash, password)
 	if err != nil {
+		s.metrics.LoginThrottled(telemetry.ThrottleChecksBusy)
 		attempt.Abandoned(ctx)
 		return err
 	}

@@ -86,6 +86,9 @@ func TestBusyChecksAreRefusedAndCostNoAttempts(t *testing.T) {
 			t.Fatalf("503 without Retry-After or message: %v %s", r.header, r.body)
 		}
 	}
+	if busy := value(t, rp.scrape(), "userve_login_throttled_total", "kind", "checks_busy"); busy != float64(got[503]) {
+		t.Errorf("checks_busy counted %v, 503 answers %d", busy, got[503])
+	}
 	if got[422] < 5 {
 		expect(t, rp.call("POST", "/api/v2/auth/login", "", map[string]any{"login": "target", "password": "right-password"}), http.StatusOK)
 	}
