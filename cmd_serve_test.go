@@ -252,3 +252,27 @@ func TestServeWarnsOfLogDelivery(t *testing.T) {
 		t.Errorf("logCodes off, but the log says codes are logged:\n%s", logs)
 	}
 }
+
+// The password-check budget: the flag, else a quarter of the memory limit
+// the operator passes, else auth's default; a bad flag is refused.
+func TestPasswordCheckMemory(t *testing.T) {
+	for _, tc := range []struct {
+		flag, limit string
+		want        int64
+		bad         bool
+	}{
+		{"", "", 64 << 20, false},
+		{"", "268435456", 64 << 20, false}, // the default 256Mi limit
+		{"", "1073741824", 256 << 20, false},
+		{"", "garbage", 64 << 20, false},
+		{"32Mi", "268435456", 32 << 20, false},
+		{"100M", "", 100_000_000, false},
+		{"12", "", 0, true},
+		{"lots", "", 0, true},
+	} {
+		got, err := passwordCheckMemory(tc.flag, tc.limit)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("passwordCheckMemory(%q, %q) = %d, %v; want %d (error: %v)", tc.flag, tc.limit, got, err, tc.want, tc.bad)
+		}
+	}
+}

@@ -74,7 +74,8 @@ const (
 	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
 	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
 	EnvWeChatSecret  = "USERVE_WECHAT_APP_SECRET"
-	EnvGOMAXPROCS    = "GOMAXPROCS" // from the CPU limit, when there is one
+	EnvGOMAXPROCS    = "GOMAXPROCS"          // from the CPU limit, when there is one
+	EnvMemoryLimit   = "USERVE_MEMORY_LIMIT" // the memory limit in bytes: sizes the password-check budget
 
 	// MaxDatabaseName is the longest database name accepted (MongoDB allows
 	// fewer than 64 characters).

@@ -29,6 +29,9 @@ const (
 	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
 	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
 	EnvWeChatSecret  = "USERVE_WECHAT_APP_SECRET"
+	// EnvMemoryLimit is the container's memory limit in bytes (set by the
+	// operator); userve serve gives a quarter of it to password checks.
+	EnvMemoryLimit = "USERVE_MEMORY_LIMIT"
 )
 
 // MinJWTKeyLength is the shortest accepted HMAC key, in bytes (256 bits).
