@@ -178,8 +178,10 @@ type MongoSpec struct {
 	// created, so a tenant never moves to another (empty) database. A
 	// database another UserService uses is refused (reason DatabaseInUse),
 	// and so is one that holds data but no ownership record naming this
-	// UserService (reason DatabaseNotOwned). MongoDB's own databases
-	// (admin, local, config) are refused at admission.
+	// UserService (reason DatabaseNotOwned). A name of the form
+	// "<namespace>_<name>" is another namespace's default name and refused
+	// outside that namespace (reason InvalidDatabase). MongoDB's own
+	// databases (admin, local, config) are refused at admission.
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="!(self.lowerAscii() in ['admin', 'local', 'config'])",message="spec.mongo.database may not be admin, local or config: those are MongoDB's own databases"

@@ -121,6 +121,10 @@ type tenant struct {
 	logOut   io.Writer // the servers' log (info and up); nil: warnings, if USERVE_TEST_LOG
 	// weChatHTTP is the client of WeChat calls (short timeouts in tests).
 	weChatHTTP *http.Client
+	// checkMemory and checkWait bound the replicas' password checks
+	// (plus.Options); zero: auth's defaults.
+	checkMemory int64
+	checkWait   time.Duration
 }
 
 // lockedLog is a log sink servers write to concurrently.
@@ -192,7 +196,8 @@ func (tn *tenant) replica() *replica {
 	}
 	opts := server.Options{
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})),
-		Plus:   plus.Options{HashCost: 4, Now: tn.clock.Now, WeChatHTTP: tn.weChatHTTP},
+		Plus: plus.Options{HashCost: 4, Now: tn.clock.Now, WeChatHTTP: tn.weChatHTTP,
+			CheckMemory: tn.checkMemory, CheckWait: tn.checkWait},
 	}
 	if !tn.noOutbox {
 		opts.Plus.Sender = tn.outbox

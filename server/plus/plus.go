@@ -36,6 +36,10 @@ const ledgerSweepEvery = time.Minute
 type Options struct {
 	// HashCost is the bcrypt cost; 0 means bcrypt's default (10).
 	HashCost int
+	// CheckMemory and CheckWait bound concurrent password checks
+	// (account.Options); 0 means auth's defaults.
+	CheckMemory int64
+	CheckWait   time.Duration
 	// Now is the token clock; nil means time.Now.
 	Now func() time.Time
 	// Sender replaces the delivery configured in spec.verification.
@@ -111,7 +115,9 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 		h.reauthWindow = p.ReauthWindow.Duration
 	}
 	if h.accounts == nil {
-		h.accounts = account.New(st, cfg, log, account.Options{HashCost: opts.HashCost, Sender: opts.Sender, Metrics: opts.Metrics})
+		h.accounts = account.New(st, cfg, log, account.Options{
+			HashCost: opts.HashCost, CheckMemory: opts.CheckMemory, CheckWait: opts.CheckWait,
+			Sender: opts.Sender, Metrics: opts.Metrics})
 	}
 	if h.wechat, err = newWeChat(cfg, opts.WeChatHTTP); err != nil {
 		return nil, err
@@ -177,6 +183,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 		ae.write(w)
+	case errors.Is(err, auth.ErrBusy):
+		// The process's password checks are at their memory budget.
+		h.log.Warn("password check refused: checks busy", "method", r.Method, "path", r.URL.Path)
+		w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
+		newError(http.StatusServiceUnavailable, auth.ErrBusy.Error()).write(w)
 	case httpx.StoreUnavailable(w, err):
 		h.metrics.StoreError(telemetry.StoreUnavailable)
 		h.log.Warn("store unavailable", "method", r.Method, "path", account.LogPath(r.URL.Path), "error", err)
