@@ -54,11 +54,19 @@ var (
 func endUserOperations(c *components) map[string]operation {
 	pageParams := []param{
 		query("limit", with(integer(), "minimum", 1, "maximum", 50), "Page size (default 20)."),
-		query("offset", with(integer(), "minimum", 0), "Rows to skip."),
+		query("offset", with(integer(), "minimum", 0, "maximum", 10000), "Rows to skip; deeper pages are refused (use the route's cursor)."),
+	}
+	// {user} by phone or e-mail: a token is needed, and each lookup counts.
+	lookupResponses := []response{
+		endUserError(http.StatusUnauthorized, "A token was sent but is invalid, expired, revoked or of a deleted user; "+
+			"or an anonymous caller named the user by e-mail or phone (unless it is a user's id): looking users up by contact needs a token.",
+			"WWW-Authenticate"),
+		endUserError(http.StatusNotFound, "No such user."),
+		tooMany("The caller has looked up as many users by phone or e-mail as it may this hour (docs/plus.md)."),
 	}
 	userList := func(id, summary string, sec security) operation {
 		return operation{id: id, tag: "users", security: sec, summary: summary, params: pageParams,
-			responses: []response{ok("Users, newest follow first.", arrayOf(ref("User"))), endUserError(http.StatusNotFound, "No such user.")}}
+			responses: append([]response{ok("Users, newest follow first.", arrayOf(ref("User")))}, lookupResponses...)}
 	}
 	orders := func(opID, account string) operation {
 		return operation{id: opID, tag: "wallets", security: userToken, summary: "The caller's " + account + " orders, newest first",
@@ -74,11 +82,17 @@ func endUserOperations(c *components) map[string]operation {
 		tooMany("Too many codes from this address, to this target today, or by this tenant this hour."),
 		unsupported,
 	}
+	const wrongPasswords = "Too many wrong passwords for this account from this address, for it from all addresses, or failures from this address (docs/plus.md, Attempt limits)."
 	unbind := func(id, what string) operation {
 		return operation{id: id, tag: "account", security: userToken, summary: "Unbind the caller's " + what,
 			body:      formProps(S{"password": str(), "verifiable_code": codeSchema}),
-			responses: []response{noContent("Unbound."), tooMany("Too many wrong passwords for this account."), unsupported}}
+			responses: []response{noContent("Unbound."), tooMany(wrongPasswords), unsupported}}
 	}
+	// Changes that add a way into the account need proof of the owner
+	// past spec.api.plus.reauthWindow (server/plus/reauth.go).
+	reauthNote := " Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh " +
+		"keeps the login time) it also needs proof that the caller is the owner: "
+	reauthRequired := endUserError(http.StatusForbidden, "Proof that the caller is the owner is needed: the login is older than the re-authentication window.")
 	ops := map[string]operation{
 		"POST /verifycodes/register": {id: "sendRegisterCode", tag: "account", summary: "Send a registration code to a phone or e-mail not in use",
 			body: codeBody, responses: sendCodeResponses},
@@ -94,16 +108,19 @@ func endUserOperations(c *components) map[string]operation {
 			description: "login is a name, e-mail or phone. Wrong credentials are a 422 whether or not the account exists.",
 			body:        formProps(S{"login": str(), "password": str(), "verifiable_code": codeSchema}, "login"),
 			responses: []response{ok("A token.", ref("LoginToken")),
-				tooMany("Too many failed logins for this account or from this address."), unsupported}},
+				tooMany("Too many failed logins for this account from this address, for it from all addresses, or from this address (docs/plus.md, Attempt limits)."), unsupported}},
 		"POST /auth/refresh": {id: "refreshToken", tag: "account", security: refreshToken, summary: "Exchange a token (expired or not) for a new one",
-			description: "Each token refreshes once, within the login's refresh window.",
-			responses:   []response{ok("A new token.", ref("LoginToken"))}},
-		"POST /auth/logout": {id: "logout", tag: "account", security: userToken, summary: "Revoke the caller's token",
-			responses: []response{ok("Logged out.", msgSchema)}},
+			description: "Each token refreshes once, within the login's refresh window. A token presented for refresh a second time " +
+				"(a sign that it was stolen) is refused and ends every token of its login, which then logs in again.",
+			responses: []response{ok("A new token.", ref("LoginToken"))}},
+		"POST /auth/logout": {id: "logout", tag: "account", security: userToken, summary: "End the caller's login",
+			description: "Revokes the token and every token refreshed from the same login.",
+			responses:   []response{ok("Logged out.", msgSchema)}},
 		"PUT /user/retrieve-password": {id: "retrievePassword", tag: "account", summary: "Set a new password with a code sent to the account",
 			body: formProps(S{"verifiable_type": verifiable, "phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema, "password": str()},
 				"verifiable_code", "password"),
-			responses: []response{noContent("Changed; every older token stops working."), tooMany("The code has had all its tries."), unsupported}},
+			responses: []response{noContent("Changed; every older token stops working."),
+				tooMany("The code has had all its tries, or this address has had too many failures (docs/plus.md, Attempt limits)."), unsupported}},
 
 		"GET /users": {id: "listUsers", tag: "users", security: optionalToken, summary: "List users",
 			params: []param{
@@ -114,13 +131,13 @@ func endUserOperations(c *components) map[string]operation {
 				query("fetch_by", enum("id", "username"), ""),
 				query("id", with(str(), "pattern", `^[0-9]+(,[0-9]+)*$`), "One id or several separated by commas."),
 			},
-			responses: []response{ok("Users.", arrayOf(ref("User")))}},
+			responses: []response{ok("Users.", arrayOf(ref("User"))), tooMany("This address has searched by name substring as often as it may this minute (docs/plus.md).")}},
 		"GET /users/{user}": {id: "getUser", tag: "users", security: optionalToken, summary: "One user by id, name, e-mail or phone",
 			params: []param{
 				query("following", id(), "Tell whether this user follows them (default: the caller)."),
 				query("follower", id(), "Tell whether they follow this user (default: the caller)."),
 			},
-			responses: []response{ok("The user.", ref("User")), endUserError(http.StatusNotFound, "No such user.")}},
+			responses: append([]response{ok("The user.", ref("User"))}, lookupResponses...)},
 		"GET /users/{user}/followings": userList("listUserFollowings", "Whom a user follows", optionalToken),
 		"GET /users/{user}/followers":  userList("listUserFollowers", "Who follows a user", optionalToken),
 
@@ -131,17 +148,28 @@ func endUserOperations(c *components) map[string]operation {
 				"avatar": nullable(str()), "bg": nullable(str())}),
 			responses: []response{noContent("Changed."), unsupported}},
 		"DELETE /user": {id: "deleteMe", tag: "me", security: userToken, summary: "Delete the caller's account",
-			description: "Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.",
-			body:        formProps(S{"password": str(), "verifiable_code": codeSchema, "verifiable_type": verifiable}),
-			responses:   []response{noContent("Deleted."), tooMany("Too many wrong passwords for this account."), unsupported}},
+			description: "Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to " +
+				"another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.",
+			body:      formProps(S{"password": str(), "verifiable_code": codeSchema, "verifiable_type": verifiable}),
+			responses: []response{noContent("Deleted."), tooMany(wrongPasswords), unsupported}},
 		"GET /user/export": {id: "exportMe", tag: "me", security: userToken, summary: "Everything the service holds about the caller",
 			responses: []response{ok("The caller's data.", ref("SelfExport"))}},
 		"PUT /user": {id: "updateContact", tag: "me", security: userToken, summary: "Bind a new phone or e-mail, proven by a code sent to it",
-			body:      formProps(S{"phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema}, "verifiable_code"),
-			responses: []response{noContent("Bound."), tooMany("The code has had all its tries."), unsupported}},
+			description: "verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register)." + reauthNote +
+				"password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. " +
+				"The account's previous phone and e-mail are told of the change.",
+			body: formProps(S{"phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema,
+				"password": str(), "current_verifiable_code": codeSchema}, "verifiable_code"),
+			responses: []response{noContent("Bound."), reauthRequired,
+				tooMany("The code has had all its tries, or too many wrong passwords for this account."), unsupported}},
 		"PUT /user/password": {id: "changePassword", tag: "me", security: userToken, summary: "Change the password",
-			body:      formProps(S{"old_password": str(), "password": str(), "password_confirmation": str()}, "password", "password_confirmation"),
-			responses: []response{noContent("Changed; every older token stops working."), tooMany("Too many wrong passwords for this account."), unsupported}},
+			description: "old_password is required when the account has a password. Setting a first password (an account that signs in by " +
+				"code or WeChat) needs no old_password;" + reauthNote + "verifiable_code, a code sent to the account's phone (else e-mail). " +
+				"The account's phone and e-mail are told of a first password.",
+			body: formProps(S{"old_password": str(), "password": str(), "password_confirmation": str(), "verifiable_code": codeSchema},
+				"password", "password_confirmation"),
+			responses: []response{noContent("Changed; every older token stops working."), reauthRequired,
+				tooMany("Too many wrong passwords for this account, or the code has had all its tries."), unsupported}},
 		"DELETE /user/phone":   unbind("unbindPhone", "phone"),
 		"DELETE /user/email":   unbind("unbindEmail", "e-mail"),
 		"GET /user/followings": userList("listMyFollowings", "Whom the caller follows", userToken),
@@ -170,21 +198,29 @@ func endUserOperations(c *components) map[string]operation {
 				ok("A known user's token.", ref("LoginToken")),
 				endUserError(http.StatusForbidden, "WeChat refuses this user (errcode 40226)."),
 				endUserError(http.StatusNotFound, "No user is linked and spec.wechat.createUsers is false."),
-				tooMany("WeChat's rate limit (errcode 45011)."), unsupported}},
+				tooMany("WeChat's rate limit (errcode 45011), or this address has had too many failed logins, bogus codes included (docs/plus.md, Attempt limits)."), unsupported}},
 		"PUT /user/wechat": {id: "linkWeChat", tag: "wechat", security: userToken, summary: "Link the caller to the WeChat account of a wx.login code",
-			body: formProps(S{"code": str()}, "code"),
-			responses: []response{noContent("Linked."), endUserError(http.StatusConflict, "The WeChat account is another user's, or the caller has another one; conflict names it."),
-				tooMany("WeChat's rate limit."), unsupported}},
+			description: "Linking adds a way into the account." + reauthNote + "password, or verifiable_code, a code sent to the account's " +
+				"phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.",
+			body: formProps(S{"code": str(), "password": str(), "verifiable_code": codeSchema}, "code"),
+			responses: []response{noContent("Linked."), reauthRequired,
+				endUserError(http.StatusConflict, "The WeChat account is another user's, or the caller has another one; conflict names it."),
+				tooMany("WeChat's rate limit, or too many wrong passwords for this account."), unsupported}},
 		"DELETE /user/wechat": {id: "unlinkWeChat", tag: "wechat", security: userToken, summary: "Unlink WeChat (needs another way in)",
 			body:      formProps(S{"password": str(), "verifiable_code": codeSchema}),
-			responses: []response{noContent("Unlinked."), tooMany("Too many wrong passwords for this account."), unsupported}},
+			responses: []response{noContent("Unlinked."), tooMany(wrongPasswords), unsupported}},
 		"POST /user/wechat/phone": {id: "bindWeChatPhone", tag: "wechat", security: userToken, summary: "Bind the phone of a getPhoneNumber code",
-			body: formProps(S{"code": str()}, "code"),
-			responses: []response{ok("Bound.", object(S{"phone": str(), "phone_verified": enum(true)}, "phone", "phone_verified")),
-				endUserError(http.StatusConflict, "Another user holds the phone."), tooMany("WeChat's rate limit."), unsupported}},
+			description: "A new phone is a way into the account (codes, password resets)." + reauthNote + "password, or verifiable_code, " +
+				"a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.",
+			body: formProps(S{"code": str(), "password": str(), "verifiable_code": codeSchema}, "code"),
+			responses: []response{ok("Bound.", object(S{"phone": str(), "phone_verified": enum(true)}, "phone", "phone_verified")), reauthRequired,
+				endUserError(http.StatusConflict, "Another user holds the phone."), tooMany("WeChat's rate limit, or too many wrong passwords for this account."), unsupported}},
 		"PUT /user/wechat/profile": {id: "setWeChatProfile", tag: "wechat", security: userToken, summary: "Set the profile from wx.getUserInfo's encrypted data",
+			description: "Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from " +
+				"jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. " +
+				"At most 10 tries per user and hour.",
 			body:      formProps(S{"encryptedData": str(), "iv": str()}, "encryptedData", "iv"),
-			responses: []response{noContent("Set."), unsupported}},
+			responses: []response{noContent("Set."), tooMany("Too many tries for this user this hour."), unsupported}},
 
 		"GET /openapi.json": {id: "getEndUserOpenAPI", tag: "meta", summary: "This document",
 			responses: []response{ok("The OpenAPI 3.1 document.", ref("OpenAPIDocument"))}},

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/minapp"
 	"userve.dev/userve/server/plus"
@@ -40,6 +41,9 @@ type Server struct {
 
 	plus        *plus.Handler // nil while the end-user dialect is off
 	plusOptions plus.Options
+	// accounts are the attempt limits, credentials and codes every
+	// end-user dialect shares (one limiter, not a copy per dialect).
+	accounts *account.Service
 
 	handler  http.Handler
 	timeouts HTTPTimeouts
@@ -102,11 +106,18 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 		s.adminTokens = append(s.adminTokens, []byte(t))
 	}
 	s.plusOptions.Metrics = s.metrics.domain
+	s.accounts = s.plusOptions.Accounts
+	if s.accounts == nil {
+		s.accounts = account.New(st, cfg, s.log, account.Options{HashCost: opts.Plus.HashCost,
+			CheckMemory: opts.Plus.CheckMemory, CheckWait: opts.Plus.CheckWait,
+			Sender: opts.Plus.Sender, Metrics: s.metrics.domain})
+		s.plusOptions.Accounts = s.accounts
+	}
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
 	router := s.routes()
 	s.openapi = &openAPIDocs{cfg: cfg, router: router}
-	s.handler = s.observe(s.recoverPanics(s.limitBody(router)))
+	s.handler = s.observe(s.recoverPanics(s.limitBody(noStore(router))))
 	return s
 }
 

@@ -71,14 +71,17 @@ func readVerifiableType(f *form, required bool) string {
 }
 
 // readCode reads verifiable_code (string or number).
-func readCode(f *form) (string, bool) {
-	code, ok := f.str("verifiable_code", true, 16)
+func readCode(f *form) (string, bool) { return readCodeField(f, "verifiable_code") }
+
+// readCodeField reads a verification code from field (string or number).
+func readCodeField(f *form, field string) (string, bool) {
+	code, ok := f.str(field, true, 16)
 	if !ok {
 		return "", false
 	}
 	code = strings.TrimSpace(code)
 	if len(code) < verify.MinDigits || len(code) > verify.MaxDigits || strings.Trim(code, "0123456789") != "" {
-		f.add("verifiable_code", "verifiable_code must be 4 to 6 digits")
+		f.add(field, field+" must be 4 to 6 digits")
 		return "", false
 	}
 	return code, true
@@ -126,7 +129,7 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, purpose strin
 			account.BudgetCodeTarget:  "too many verification codes sent to this " + c.Field + " today",
 			account.BudgetCodeTenant:  "this service has sent as many verification codes as it may this hour",
 		}[throttled.Budget]
-		h.fail(w, r, tooMany(w, throttled, what))
+		h.fail(w, r, tooMany(throttled, what))
 	case errors.Is(err, account.ErrContactTaken):
 		h.fail(w, r, invalid(c.Field, c.Field+" is already taken"))
 	case errors.Is(err, account.ErrNoSuchContact):

@@ -86,12 +86,25 @@ func (o *outbox) code(t *testing.T, to string) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for i := len(o.msgs) - 1; i >= 0; i-- {
-		if o.msgs[i].To == to {
+		if o.msgs[i].To == to && o.msgs[i].Purpose != verify.PurposeNotice {
 			return o.msgs[i].Code
 		}
 	}
 	t.Fatalf("no code was sent to %s", to)
 	return ""
+}
+
+// notices are the account notices sent to `to`, oldest first.
+func (o *outbox) notices(to string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []string
+	for _, m := range o.msgs {
+		if m.To == to && m.Purpose == verify.PurposeNotice {
+			out = append(out, m.Notice)
+		}
+	}
+	return out
 }
 
 func (o *outbox) count() int { o.mu.Lock(); defer o.mu.Unlock(); return len(o.msgs) }

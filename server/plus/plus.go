@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,7 @@ type Handler struct {
 
 	defaultLimit, maxLimit int64
 	trustedProxies         []netip.Prefix // see account.ClientAddress
+	reauthWindow           time.Duration  // spec.api.plus.reauthWindow (reauth.go)
 
 	lastLedgerSweep atomic.Int64
 
@@ -108,6 +110,10 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	if h.defaultLimit > h.maxLimit {
 		h.defaultLimit = h.maxLimit
 	}
+	h.reauthWindow = v1alpha1.DefaultReauthWindow
+	if p.ReauthWindow != nil {
+		h.reauthWindow = p.ReauthWindow.Duration
+	}
 	if h.accounts == nil {
 		h.accounts = account.New(st, cfg, log, account.Options{
 			HashCost: opts.HashCost, CheckMemory: opts.CheckMemory, CheckWait: opts.CheckWait,
@@ -131,6 +137,8 @@ type apiError struct {
 	message  string
 	fields   map[string][]string
 	conflict string // 409: what is taken ("openid", "unionid", "phone")
+	// retryAfter is the Retry-After of a 429, in seconds (0: none).
+	retryAfter int64
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -145,6 +153,9 @@ func invalid(field, msg string) *apiError {
 func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
 func (e *apiError) write(w http.ResponseWriter) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(e.retryAfter, 10))
+	}
 	if e.status == http.StatusUnprocessableEntity {
 		fields := e.fields
 		if fields == nil {
@@ -174,12 +185,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae.write(w)
 	case errors.Is(err, auth.ErrBusy):
 		// The process's password checks are at their memory budget.
-		h.log.Warn("password check refused: checks busy", "method", r.Method, "path", r.URL.Path)
+		h.log.Warn("password check refused: checks busy", "method", r.Method, "path", account.LogPath(r.URL.Path))
 		w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
 		newError(http.StatusServiceUnavailable, auth.ErrBusy.Error()).write(w)
 	case httpx.StoreUnavailable(w, err):
 		h.metrics.StoreError(telemetry.StoreUnavailable)
-		h.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
+		h.log.Warn("store unavailable", "method", r.Method, "path", account.LogPath(r.URL.Path), "error", err)
 		newError(http.StatusServiceUnavailable, httpx.UnavailableMessage).write(w)
 	case errors.Is(err, store.ErrNotFound):
 		newError(http.StatusNotFound, "not found").write(w)
@@ -188,7 +199,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		invalid(field, field+" is already taken").write(w)
 	default:
 		h.metrics.StoreError(telemetry.StoreInternal)
-		h.log.Error("end-user request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		h.log.Error("end-user request failed", "method", r.Method, "path", account.LogPath(r.URL.Path), "error", err)
 		newError(http.StatusInternalServerError, "internal error").write(w)
 	}
 }
@@ -242,15 +253,28 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	return h.checkLive(r.Context(), claims)
 }
 
-// checkLive rejects revoked tokens and tokens older than the user's last
-// password change.
+// Answers of checkLive for a token that was revoked: by itself (refreshed
+// or logged out), or with every token of its login.
+var (
+	errTokenRevoked  = newError(http.StatusUnauthorized, "token has been revoked")
+	errFamilyRevoked = newError(http.StatusUnauthorized, "token's login has ended (logged out, or a refresh token was used twice); log in again")
+)
+
+// checkLive rejects revoked tokens, tokens of an ended login (family), and
+// tokens older than the user's last password change.
 func (h *Handler) checkLive(ctx context.Context, claims auth.Claims) (*caller, error) {
-	revoked, err := h.store.TokenRevoked(ctx, claims.ID)
+	revoked, err := h.store.FamilyRevoked(ctx, claims.Family)
 	if err != nil {
 		return nil, err
 	}
 	if revoked {
-		return nil, newError(http.StatusUnauthorized, "token has been revoked")
+		return nil, errFamilyRevoked
+	}
+	if revoked, err = h.store.TokenRevoked(ctx, claims.ID); err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, errTokenRevoked
 	}
 	p, err := h.store.GetProfile(ctx, claims.UserID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -308,7 +332,8 @@ func (h *Handler) clientIP(r *http.Request) string {
 	return account.ClientAddress(r, h.trustedProxies)
 }
 
-// sweepLedger finishes stalled wallet transfers of every user now and then,
+// sweepLedger finishes stalled wallet transfers of every user, and
+// deletions cut off half-way, now and then,
 // in the background: on the first authenticated request after a start, then
 // at most once a minute per replica (the server also runs one at start).
 // Reads of a balance also finish the reader's own right away.
@@ -325,6 +350,13 @@ func (h *Handler) sweepLedger() {
 			h.log.Warn("ledger recovery failed; retried later", "error", err)
 		} else if n > 0 {
 			h.log.Info("ledger recovery finished stalled entries", "entries", n)
+		}
+		// A deletion cut off half-way (its user's token is dead, so
+		// nobody would retry it) is finished here too.
+		if n, err := h.store.FinishDeletions(ctx); err != nil {
+			h.log.Warn("finishing cut-off deletions failed; retried later", "error", err)
+		} else if n > 0 {
+			h.log.Info("finished cut-off deletions", "users", n)
 		}
 	}()
 }
