@@ -37,6 +37,9 @@ func TestRefusedURIsNameWhatIsRefused(t *testing.T) {
 		{"mongodb://u@mongo/?authMechanism=GSSAPI", "authMechanism=GSSAPI"},
 		{"mongodb://u:p@mongo/?authMechanism=PLAIN", "authMechanism=PLAIN"},
 		{"mongodb://u:p@mongo/?authMechanism=MONGODB-CR", "authMechanism=MONGODB-CR"},
+		// URIs the driver's parser itself rejects still name what is refused.
+		{"mongodb://mongo/?authMechanism=MONGODB-OIDC&authSource=admin", "authMechanism=MONGODB-OIDC"},
+		{"mongodb://u:p@mongo/?authMechanism=FOO", "authMechanism=FOO"},
 		{"mongodb://u:p@mongo/?authMechanism=SCRAM-SHA-256&authMechanismProperties=A:b", "authMechanismProperties"},
 		{"mongodb://u:p@mongo/?authMechanismProperties=ENVIRONMENT:k8s", "authMechanismProperties"},
 		{"mongodb://mongo/?tls=true&tlsCAFile=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "tlsCAFile"},

@@ -128,13 +128,6 @@ func (a *Attempt) Succeeded(ctx context.Context) {
 	}
 }
 
-// Abandoned ends an attempt that was never judged (the password check was
-// refused as busy, auth.ErrBusy): it gives every slot back, so a burst the
-// server could not serve costs the owner none of their budgets.
-func (a *Attempt) Abandoned(ctx context.Context) {
-	a.s.release(ctx, a.addrSlot, a.pairSlot, a.ceilSlot)
-}
-
 // CountSearch counts one substring search of users by name from address
 // (the client's address key): a *Throttled once SearchesPerAddress are
 // spent in SearchWindow.
@@ -160,6 +153,13 @@ func (s *Service) CountLookup(ctx context.Context, caller int64) error {
 		return s.throttled(BudgetLookup, win)
 	}
 	return nil
+}
+
+// Abandoned ends an attempt that was never judged (the password check was
+// refused as busy): it gives every slot back, so a burst the server could
+// not serve costs the owner none of their budget.
+func (a *Attempt) Abandoned(ctx context.Context) {
+	a.s.release(ctx, a.addrSlot, a.pairSlot, a.ceilSlot)
 }
 
 // release gives rate-limit slots back, best effort: a slot that stays
