@@ -573,7 +573,7 @@ type ListCurrencyOrdersParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 
 	// After Only orders older than this id (a cursor).
@@ -589,7 +589,7 @@ type ListWalletOrdersParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 
 	// After Only orders older than this id (a cursor).
@@ -847,7 +847,7 @@ type ListMyFollowersParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
@@ -856,7 +856,7 @@ type ListMyFollowingsParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
@@ -1138,7 +1138,7 @@ type ListUserFollowersParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
@@ -1147,7 +1147,7 @@ type ListUserFollowingsParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
@@ -7767,6 +7767,11 @@ type ListMyFollowersResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListMyFollowersResponse429Headers the declared response headers of an HTTP 429 response for ListMyFollowers
+type ListMyFollowersResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListMyFollowersResponse503Headers the declared response headers of an HTTP 503 response for ListMyFollowers
 type ListMyFollowersResponse503Headers struct {
 	RetryAfter *string
@@ -7785,10 +7790,14 @@ type ListMyFollowersResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListMyFollowersResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListMyFollowersResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMyFollowersResponse503Headers
 }
@@ -7816,6 +7825,11 @@ func (r ListMyFollowersResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListMyFollowersResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListMyFollowersResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -7857,6 +7871,11 @@ type ListMyFollowingsResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListMyFollowingsResponse429Headers the declared response headers of an HTTP 429 response for ListMyFollowings
+type ListMyFollowingsResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListMyFollowingsResponse503Headers the declared response headers of an HTTP 503 response for ListMyFollowings
 type ListMyFollowingsResponse503Headers struct {
 	RetryAfter *string
@@ -7875,10 +7894,14 @@ type ListMyFollowingsResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListMyFollowingsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListMyFollowingsResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMyFollowingsResponse503Headers
 }
@@ -7906,6 +7929,11 @@ func (r ListMyFollowingsResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListMyFollowingsResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListMyFollowingsResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -8791,6 +8819,11 @@ type ListUsersResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListUsersResponse429Headers the declared response headers of an HTTP 429 response for ListUsers
+type ListUsersResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListUsersResponse503Headers the declared response headers of an HTTP 503 response for ListUsers
 type ListUsersResponse503Headers struct {
 	RetryAfter *string
@@ -8807,10 +8840,14 @@ type ListUsersResponse struct {
 	JSON401 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListUsersResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListUsersResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUsersResponse503Headers
 }
@@ -8833,6 +8870,11 @@ func (r ListUsersResponse) GetJSON401() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListUsersResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListUsersResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -8972,6 +9014,11 @@ type GetUserResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// GetUserResponse429Headers the declared response headers of an HTTP 429 response for GetUser
+type GetUserResponse429Headers struct {
+	RetryAfter *string
+}
+
 // GetUserResponse503Headers the declared response headers of an HTTP 503 response for GetUser
 type GetUserResponse503Headers struct {
 	RetryAfter *string
@@ -8990,10 +9037,14 @@ type GetUserResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetUserResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetUserResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetUserResponse503Headers
 }
@@ -9021,6 +9072,11 @@ func (r GetUserResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r GetUserResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetUserResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -9062,6 +9118,11 @@ type ListUserFollowersResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListUserFollowersResponse429Headers the declared response headers of an HTTP 429 response for ListUserFollowers
+type ListUserFollowersResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListUserFollowersResponse503Headers the declared response headers of an HTTP 503 response for ListUserFollowers
 type ListUserFollowersResponse503Headers struct {
 	RetryAfter *string
@@ -9080,10 +9141,14 @@ type ListUserFollowersResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListUserFollowersResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListUserFollowersResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUserFollowersResponse503Headers
 }
@@ -9111,6 +9176,11 @@ func (r ListUserFollowersResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListUserFollowersResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListUserFollowersResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -9152,6 +9222,11 @@ type ListUserFollowingsResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListUserFollowingsResponse429Headers the declared response headers of an HTTP 429 response for ListUserFollowings
+type ListUserFollowingsResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListUserFollowingsResponse503Headers the declared response headers of an HTTP 503 response for ListUserFollowings
 type ListUserFollowingsResponse503Headers struct {
 	RetryAfter *string
@@ -9170,10 +9245,14 @@ type ListUserFollowingsResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListUserFollowingsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListUserFollowingsResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUserFollowingsResponse503Headers
 }
@@ -9201,6 +9280,11 @@ func (r ListUserFollowingsResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListUserFollowingsResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListUserFollowingsResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -11535,6 +11619,13 @@ func ParseListMyFollowersResponse(rsp *http.Response) (*ListMyFollowersResponse,
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11555,6 +11646,16 @@ func ParseListMyFollowersResponse(rsp *http.Response) (*ListMyFollowersResponse,
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListMyFollowersResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListMyFollowersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11619,6 +11720,13 @@ func ParseListMyFollowingsResponse(rsp *http.Response) (*ListMyFollowingsRespons
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11639,6 +11747,16 @@ func ParseListMyFollowingsResponse(rsp *http.Response) (*ListMyFollowingsRespons
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListMyFollowingsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListMyFollowingsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12522,6 +12640,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12542,6 +12667,16 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListUsersResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUsersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12694,6 +12829,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12714,6 +12856,16 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetUserResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12778,6 +12930,13 @@ func ParseListUserFollowersResponse(rsp *http.Response) (*ListUserFollowersRespo
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12798,6 +12957,16 @@ func ParseListUserFollowersResponse(rsp *http.Response) (*ListUserFollowersRespo
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListUserFollowersResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUserFollowersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12862,6 +13031,13 @@ func ParseListUserFollowingsResponse(rsp *http.Response) (*ListUserFollowingsRes
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12882,6 +13058,16 @@ func ParseListUserFollowingsResponse(rsp *http.Response) (*ListUserFollowingsRes
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListUserFollowingsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUserFollowingsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
