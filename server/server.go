@@ -1,6 +1,7 @@
 // Package server is one tenant's HTTP server: the management dialect
-// (server/minapp), the end-user dialect (server/plus) and the operational
-// endpoints, over one store (server/store). routes.go lists every route.
+// (server/minapp), the end-user dialect (server/plus), the MinApp SDK
+// dialect (server/hserve) and the operational endpoints, over one store
+// (server/store). routes.go lists every route.
 package server
 
 import (
@@ -12,7 +13,9 @@ import (
 	"net/http"
 	"time"
 
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/hserve"
 	"userve.dev/userve/server/minapp"
 	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
@@ -40,6 +43,9 @@ type Server struct {
 
 	plus        *plus.Handler // nil while the end-user dialect is off
 	plusOptions plus.Options
+
+	accounts *account.Service // the attempt limiter and codes every end-user dialect shares
+	hserve   *hserve.Handler  // nil while the MinApp SDK dialect is off
 
 	handler http.Handler
 	openapi *openAPIDocs
@@ -69,6 +75,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 		s.adminTokens = append(s.adminTokens, []byte(t))
 	}
 	s.plusOptions.Metrics = s.metrics.domain
+	s.accounts = account.New(st, cfg, s.log, account.Options{HashCost: opts.Plus.HashCost, Sender: opts.Plus.Sender, Metrics: s.metrics.domain})
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
 	router := s.routes()
