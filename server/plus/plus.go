@@ -9,11 +9,8 @@ package plus
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -21,6 +18,7 @@ import (
 	"time"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/httpx"
@@ -29,18 +27,9 @@ import (
 	"userve.dev/userve/server/verify"
 )
 
-// Limits of this dialect. Where ThinkSNS says nothing these are our choices
-// (docs/plus.md). The code-sending limits are the tenant's own
-// (spec.verification.limits).
-const (
-	resendInterval       = 60 * time.Second // one code per target per minute
-	maxCodeAttempts      = 5                // tries judged per code, then it is dead
-	codeDigits           = 6
-	loginFailureWindow   = 15 * time.Minute
-	loginFailuresAccount = 5  // per account and window
-	loginFailuresIP      = 50 // per client address and window
-	ledgerSweepEvery     = time.Minute
-)
+// ledgerSweepEvery is how often a replica finishes stalled transfers. The
+// attempt and code limits are server/account's (docs/plus.md).
+const ledgerSweepEvery = time.Minute
 
 // Options are the optional dependencies of New.
 type Options struct {
@@ -53,6 +42,10 @@ type Options struct {
 	// Metrics records logins, codes, wallet operations and store errors;
 	// nil records nothing.
 	Metrics *telemetry.Metrics
+	// Accounts is the tenant's account service (attempt limiter,
+	// credentials, codes) shared with the other dialects; nil builds one
+	// from the options above.
+	Accounts *account.Service
 	// WeChatHTTP replaces the HTTP client of WeChat calls (tests: shorter
 	// timeouts).
 	WeChatHTTP *http.Client
@@ -60,19 +53,15 @@ type Options struct {
 
 // Handler serves the /api/v2 routes of one tenant.
 type Handler struct {
-	store      *store.Store
-	cfg        *config.Config
-	log        *slog.Logger
-	tokens     *auth.Issuer
-	hasher     *auth.Hasher
-	sender     verify.Sender
-	codeKey    []byte
-	codeTTL    time.Duration
-	codeLimits v1alpha1.CodeLimits
-	metrics    *telemetry.Metrics
+	store    *store.Store
+	cfg      *config.Config
+	log      *slog.Logger
+	tokens   *auth.Issuer
+	accounts *account.Service
+	metrics  *telemetry.Metrics
 
 	defaultLimit, maxLimit int64
-	trustedProxies         []netip.Prefix // see clientAddress
+	trustedProxies         []netip.Prefix // see account.ClientAddress
 
 	lastLedgerSweep atomic.Int64
 
@@ -101,30 +90,22 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	if opts.Now != nil {
 		tokens.SetClock(opts.Now)
 	}
-	codeTTL := v1alpha1.DefaultCodeTTL
-	if c := spec.Verification.CodeTTL; c != nil && c.Duration > 0 {
-		codeTTL = c.Duration
-	}
 	trusted, err := config.TrustedProxies(spec)
 	if err != nil {
 		return nil, err
 	}
 	h := &Handler{
 		store: st, cfg: cfg, log: log, tokens: tokens, trustedProxies: trusted,
-		hasher:       auth.NewHasher(opts.HashCost),
-		sender:       opts.Sender,
+		accounts:     opts.Accounts,
 		metrics:      opts.Metrics,
-		codeKey:      deriveKey(cfg.JWTKey, "userve verification codes"),
-		codeTTL:      codeTTL,
-		codeLimits:   spec.Verification.Limits,
 		defaultLimit: int64(max(p.DefaultLimit, 1)),
 		maxLimit:     int64(max(p.MaxLimit, 1)),
 	}
 	if h.defaultLimit > h.maxLimit {
 		h.defaultLimit = h.maxLimit
 	}
-	if h.sender == nil {
-		h.sender = senderFromConfig(cfg, log)
+	if h.accounts == nil {
+		h.accounts = account.New(st, cfg, log, account.Options{HashCost: opts.HashCost, Sender: opts.Sender, Metrics: opts.Metrics})
 	}
 	if h.wechat, err = newWeChat(cfg, opts.WeChatHTTP); err != nil {
 		return nil, err
@@ -133,45 +114,6 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 		log.Warn("verification codes are written to this log (spec.verification.logCodes): development only, whoever reads the log can take over accounts")
 	}
 	return h, nil
-}
-
-// delivers reports whether codes for channel c are sent anywhere (a
-// replaced Sender, as in tests, is taken to deliver every channel).
-func (h *Handler) delivers(c verify.Channel) bool {
-	if d, ok := h.sender.(interface{ Delivers(verify.Channel) bool }); ok {
-		return d.Delivers(c)
-	}
-	return true
-}
-
-// deriveKey separates the code-hashing key from the signing key.
-func deriveKey(key []byte, purpose string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(purpose))
-	return m.Sum(nil)
-}
-
-// senderFromConfig delivers phone codes by webhook and e-mail codes by
-// SMTP when configured; the rest goes to the log if spec.verification.logCodes
-// says so, and nowhere otherwise.
-func senderFromConfig(cfg *config.Config, log *slog.Logger) verify.Sender {
-	v := cfg.Spec().Verification
-	var r verify.Router
-	if v.LogCodes {
-		r.Default = verify.LogSender{Logger: log}
-	}
-	if v.SMS != nil && v.SMS.Webhook != nil && v.SMS.Webhook.URL != "" {
-		r.SMS = verify.WebhookSender{URL: v.SMS.Webhook.URL, Secret: []byte(cfg.WebhookSecret)}
-	}
-	if v.Mail != nil && v.Mail.SMTP != nil && v.Mail.SMTP.Host != "" {
-		m := v.Mail.SMTP
-		port := int(m.Port)
-		if port == 0 {
-			port = v1alpha1.DefaultSMTPPort
-		}
-		r.Mail = verify.SMTPSender{Host: m.Host, Port: port, From: m.From, Username: m.Username, Password: cfg.SMTPPassword}
-	}
-	return r
 }
 
 // ---- responses ------------------------------------------------------------
@@ -349,69 +291,10 @@ func (h *Handler) MaybeAuthed(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// clientIP is the address the per-address rate limits count a request
-// against (see clientAddress and addressKey).
+// clientIP is the address key the per-address budgets count a request
+// against.
 func (h *Handler) clientIP(r *http.Request) string {
-	return addressKey(clientAddress(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.trustedProxies))
-}
-
-// addressKey is what a per-address limit counts: an IPv4 address as it is,
-// an IPv6 address by its /64, the smallest block a provider hands one
-// customer (one host can otherwise use 2^64 addresses).
-func addressKey(addr string) string {
-	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return addr
-	}
-	a = a.Unmap().WithZone("")
-	if a.Is4() {
-		return a.String()
-	}
-	p, _ := a.Prefix(64)
-	return p.String()
-}
-
-// clientAddress is the TCP peer, unless the peer is a trusted proxy: then it
-// is the right-most X-Forwarded-For address that is not a trusted proxy
-// itself. Addresses to the left of that one are whatever the client chose to
-// send, so they are never believed; a header that does not parse leaves the
-// last trusted hop, so a forged header cannot spread one client over many
-// keys.
-func clientAddress(remoteAddr string, forwardedFor []string, trusted []netip.Prefix) string {
-	peer := remoteAddr
-	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
-		peer = host
-	}
-	addr, err := netip.ParseAddr(peer)
-	if err != nil || !isTrusted(addr, trusted) {
-		return peer
-	}
-	var hops []string
-	for _, v := range forwardedFor {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return addr.String()
-		}
-		hop = hop.Unmap()
-		if !isTrusted(hop, trusted) {
-			return hop.String()
-		}
-		addr = hop
-	}
-	return addr.String()
-}
-
-func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
-	addr = addr.Unmap()
-	for _, p := range trusted {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return account.ClientAddress(r, h.trustedProxies)
 }
 
 // sweepLedger finishes stalled wallet transfers of every user now and then,

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/store"
 )
 
@@ -140,7 +141,7 @@ func (h *Handler) DeleteMe(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch {
 	case f.has("password"):
-		password, ok := f.str("password", true, 0)
+		password, _ := f.str("password", true, 0)
 		if err := f.err(); err != nil {
 			h.fail(w, r, err)
 			return
@@ -149,7 +150,7 @@ func (h *Handler) DeleteMe(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, invalid("password", "the account has no password; confirm with verifiable_code"))
 			return
 		}
-		if err := h.checkPassword(ctx, w, r, me, "password", password, ok); err != nil {
+		if err := h.checkPassword(ctx, w, r, me, "password", password); err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -160,12 +161,12 @@ func (h *Handler) DeleteMe(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		c := contact{field: store.FieldPhone, value: me.Phone}
+		c := account.Contact{Field: store.FieldPhone, Value: me.Phone}
 		if vtype == "mail" || (vtype == "" && me.Phone == "") {
-			c = contact{field: store.FieldEmail, value: me.Email}
+			c = account.Contact{Field: store.FieldEmail, Value: me.Email}
 		}
-		if c.value == "" {
-			h.fail(w, r, invalid("verifiable_type", "no "+c.field+" is bound to this account to send a code to"))
+		if c.Value == "" {
+			h.fail(w, r, invalid("verifiable_type", "no "+c.Field+" is bound to this account to send a code to"))
 			return
 		}
 		if err := h.consumeCode(ctx, c, code); err != nil {

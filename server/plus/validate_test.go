@@ -122,7 +122,7 @@ func FuzzDecodeBody(f *testing.F) {
 			t.Fatalf("amount %d out of range accepted", n)
 		}
 		if c, ok := readContact(fm, ""); ok {
-			if c.field == "phone" && !looksLikePhone(c.value) || c.field == "email" && normalizeEmail(c.value) != c.value {
+			if c.Field == "phone" && !looksLikePhone(c.Value) || c.Field == "email" && normalizeEmail(c.Value) != c.Value {
 				t.Fatalf("bad contact accepted: %+v", c)
 			}
 		}

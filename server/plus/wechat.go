@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
 	"userve.dev/userve/server/wechat"
@@ -261,16 +262,16 @@ func (h *Handler) UnlinkWeChat(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, invalid("password", "this account has no password; send verifiable_code instead"))
 			return
 		}
-		if err := h.checkPassword(ctx, w, r, me, "password", password, true); err != nil {
+		if err := h.checkPassword(ctx, w, r, me, "password", password); err != nil {
 			h.fail(w, r, err)
 			return
 		}
 	case hasCode:
-		c := contact{field: store.FieldPhone, value: me.Phone}
+		c := account.Contact{Field: store.FieldPhone, Value: me.Phone}
 		if me.Phone == "" {
-			c = contact{field: store.FieldEmail, value: me.Email}
+			c = account.Contact{Field: store.FieldEmail, Value: me.Email}
 		}
-		if c.value == "" {
+		if c.Value == "" {
 			h.fail(w, r, invalid("verifiable_code", "this account has no phone or e-mail to send a code to; send password instead"))
 			return
 		}

@@ -1,4 +1,4 @@
-package plus
+package account
 
 import (
 	"net/netip"

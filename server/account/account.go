@@ -1,0 +1,152 @@
+// Package account holds the end-user account rules every dialect shares:
+// the attempt limiter (how many wrong passwords and codes a client address
+// and an account may try, limiter.go), the credential reader (password
+// check with rehash, code check, login; credentials.go) and the issuing of
+// verification codes with their budgets (codes.go). Dialect packages
+// (server/plus, the SDK dialect) only shape HTTP around it: the limits and
+// their keys are written here once, so a wrong password counts the same
+// whichever dialect it came through.
+//
+// Errors are sentinels and *Throttled; each dialect words them its way.
+package account
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"time"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server/auth"
+	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/telemetry"
+	"userve.dev/userve/server/verify"
+)
+
+// The attempt-limit policy (docs/plus.md). Code-sending budgets are the
+// tenant's own (spec.verification.limits).
+const (
+	// FailureWindow is the fixed window the failure budgets count in.
+	FailureWindow = 15 * time.Minute
+	// FailuresPerAccount is an account's budget of failed logins and
+	// password checks per window.
+	FailuresPerAccount = 5
+	// FailuresPerAddress is a client address's budget of failures per
+	// window, whatever accounts they were for.
+	FailuresPerAddress = 50
+	// MaxCodeAttempts is how many guesses one code is judged for; then it
+	// is dead.
+	MaxCodeAttempts = 5
+	// ResendInterval is the least time between two codes to one target.
+	ResendInterval = 60 * time.Second
+	// CodeDigits is the length of the codes sent.
+	CodeDigits = 6
+)
+
+// Errors of the credential reader and of code issuing.
+var (
+	// ErrWrongPassword: the password does not match, or the account does
+	// not exist (the two are never told apart).
+	ErrWrongPassword = errors.New("login or password is wrong")
+	// ErrWrongCode: the code is wrong, expired, or none was sent.
+	ErrWrongCode = errors.New("verification code is wrong or has expired")
+	// ErrCodeUsed: the code was used already (no guess was judged).
+	ErrCodeUsed = errors.New("verification code was used already")
+	// ErrCodeSpent: the code has had MaxCodeAttempts tries.
+	ErrCodeSpent = errors.New("verification code has had all its tries")
+	// ErrContactTaken: a registration code for a contact a user has.
+	ErrContactTaken = errors.New("contact is already taken")
+	// ErrNoSuchContact: a code for a contact no user has.
+	ErrNoSuchContact = errors.New("no user has this contact")
+	// ErrNoDelivery: the tenant delivers no codes on this channel.
+	ErrNoDelivery = errors.New("verification codes cannot be sent on this channel")
+	// ErrUndelivered: the delivery failed; the code was withdrawn.
+	ErrUndelivered = errors.New("verification code could not be delivered")
+)
+
+// Options are the optional dependencies of New.
+type Options struct {
+	// HashCost is the bcrypt cost; 0 means bcrypt's default (10).
+	HashCost int
+	// Sender replaces the delivery configured in spec.verification.
+	Sender verify.Sender
+	// Metrics records logins, throttles and codes; nil records nothing.
+	Metrics *telemetry.Metrics
+}
+
+// Service is one tenant's accounts: limiter, credential reader, codes.
+// One per process serves every dialect.
+type Service struct {
+	store   *store.Store
+	log     *slog.Logger
+	metrics *telemetry.Metrics
+	hasher  *auth.Hasher
+	sender  verify.Sender
+	issuer  string
+	codeKey []byte
+	codeTTL time.Duration
+	limits  v1alpha1.CodeLimits
+}
+
+// New builds the accounts of the tenant cfg describes.
+func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	spec := cfg.Spec()
+	codeTTL := v1alpha1.DefaultCodeTTL
+	if c := spec.Verification.CodeTTL; c != nil && c.Duration > 0 {
+		codeTTL = c.Duration
+	}
+	s := &Service{
+		store: st, log: log, metrics: opts.Metrics,
+		hasher:  auth.NewHasher(opts.HashCost),
+		sender:  opts.Sender,
+		issuer:  cfg.Issuer,
+		codeKey: deriveKey(cfg.JWTKey, "userve verification codes"),
+		codeTTL: codeTTL,
+		limits:  spec.Verification.Limits,
+	}
+	if s.sender == nil {
+		s.sender = senderFromConfig(cfg, log)
+	}
+	return s
+}
+
+// Hasher is the tenant's password hasher (new passwords are hashed with it).
+func (s *Service) Hasher() *auth.Hasher { return s.hasher }
+
+// CodeTTL is how long a code sent now stays valid.
+func (s *Service) CodeTTL() time.Duration { return s.codeTTL }
+
+// deriveKey separates the code-hashing key from the signing key.
+func deriveKey(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// senderFromConfig delivers phone codes by webhook and e-mail codes by
+// SMTP when configured; the rest goes to the log if spec.verification.logCodes
+// says so, and nowhere otherwise.
+func senderFromConfig(cfg *config.Config, log *slog.Logger) verify.Sender {
+	v := cfg.Spec().Verification
+	var r verify.Router
+	if v.LogCodes {
+		r.Default = verify.LogSender{Logger: log}
+	}
+	if v.SMS != nil && v.SMS.Webhook != nil && v.SMS.Webhook.URL != "" {
+		r.SMS = verify.WebhookSender{URL: v.SMS.Webhook.URL, Secret: []byte(cfg.WebhookSecret)}
+	}
+	if v.Mail != nil && v.Mail.SMTP != nil && v.Mail.SMTP.Host != "" {
+		m := v.Mail.SMTP
+		port := int(m.Port)
+		if port == 0 {
+			port = v1alpha1.DefaultSMTPPort
+		}
+		r.Mail = verify.SMTPSender{Host: m.Host, Port: port, From: m.From, Username: m.Username, Password: cfg.SMTPPassword}
+	}
+	return r
+}

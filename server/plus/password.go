@@ -1,0 +1,95 @@
+package plus
+
+import (
+	"errors"
+	"net/http"
+
+	"userve.dev/userve/server/account"
+	"userve.dev/userve/server/store"
+)
+
+var changePasswordInput = input{body: []string{"old_password", "password", "password_confirmation"}}
+
+// ChangePassword is PUT /user/password.
+func (h *Handler) ChangePassword(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	f, err := changePasswordInput.read(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	old, _ := f.str("old_password", c.profile.PasswordHash != "", 0)
+	password, ok := f.str("password", true, 0)
+	if ok {
+		if p := passwordProblem(password); p != "" {
+			f.add("password", p)
+		}
+	}
+	confirm, ok := f.str("password_confirmation", true, 0)
+	if ok && confirm != password {
+		f.add("password_confirmation", "password_confirmation does not match password")
+	}
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	if c.profile.PasswordHash != "" {
+		if err := h.checkPassword(ctx, w, r, c.profile, "old_password", old); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	if err := h.accounts.SetPassword(ctx, c.profile.ID, password); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noContent(w)
+}
+
+var retrievePasswordInput = input{body: []string{"verifiable_type", "phone", "email", "verifiable_code", "password"}}
+
+// RetrievePassword is PUT /user/retrieve-password: a new password by a code
+// sent to the account's phone or e-mail.
+func (h *Handler) RetrievePassword(w http.ResponseWriter, r *http.Request) {
+	f, err := retrievePasswordInput.read(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	vtype := readVerifiableType(f, true)
+	var c account.Contact
+	if vtype != "" {
+		c, _ = readContact(f, vtype)
+	}
+	code, _ := readCode(f)
+	password, ok := f.str("password", true, 0)
+	if ok {
+		if p := passwordProblem(password); p != "" {
+			f.add("password", p)
+		}
+	}
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	p, err := h.store.FindProfileBy(ctx, c.Field, c.Value)
+	if errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, invalid(c.Field, "no user has this "+c.Field))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.consumeCode(ctx, c, code); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.accounts.SetPassword(ctx, p.ID, password); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noContent(w)
+}

@@ -1,0 +1,96 @@
+package plus
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"userve.dev/userve/server/auth"
+	"userve.dev/userve/server/store"
+)
+
+func (h *Handler) minutes(d time.Duration) int64 { return int64(d / time.Minute) }
+
+func (h *Handler) issue(p *store.Profile) (string, error) {
+	token, _, err := h.tokens.Issue(p.ID, p.TokenEpoch)
+	return token, err
+}
+
+// writeToken answers a login with a fresh token for p.
+func (h *Handler) writeToken(w http.ResponseWriter, p *store.Profile) {
+	token, claims, err := h.tokens.Issue(p.ID, p.TokenEpoch)
+	h.writeIssued(w, token, claims, err)
+}
+
+// writeIssued is the body of login and refresh. expires_in and refresh_ttl
+// are what is left of this token and of its login's refresh window, in
+// minutes (at login: the tenant's tokenTTL and refreshTTL).
+func (h *Handler) writeIssued(w http.ResponseWriter, token string, claims auth.Claims, err error) {
+	if err != nil {
+		newError(http.StatusInternalServerError, "internal error").write(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.issuedBody(token, claims))
+}
+
+// issuedBody is the /auth/login answer for a token just issued.
+func (h *Handler) issuedBody(token string, claims auth.Claims) map[string]any {
+	return map[string]any{
+		"access_token": token, "token_type": "Bearer",
+		"expires_in":  h.minutes(claims.ExpiresAt.Sub(claims.IssuedAt)),
+		"refresh_ttl": h.minutes(claims.RefreshDeadline(h.tokens.RefreshTTL).Sub(claims.IssuedAt)),
+	}
+}
+
+// Refresh is POST /auth/refresh: the bearer token (expired or not, within
+// its refresh window) for a new one. The old token is revoked by the same
+// atomic insert that admits the refresh, so a token refreshes once. The new
+// token keeps the login time, so no chain of refreshes outlives login plus
+// refreshTTL.
+func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
+	if _, err := noInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	hdr := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(hdr, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		h.fail(w, r, errUnauthenticated)
+		return
+	}
+	claims, err := h.tokens.VerifyForRefresh(strings.TrimSpace(token))
+	if err != nil {
+		h.fail(w, r, newError(http.StatusUnauthorized, "token is invalid or past its refresh window; log in again"))
+		return
+	}
+	c, err := h.checkLive(r.Context(), claims)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	first, err := h.store.RevokeToken(r.Context(), claims.ID, claims.RefreshDeadline(h.tokens.RefreshTTL))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !first {
+		h.fail(w, r, newError(http.StatusUnauthorized, "token has been revoked"))
+		return
+	}
+	fresh, freshClaims, err := h.tokens.IssueRefreshed(claims, c.profile.TokenEpoch)
+	h.writeIssued(w, fresh, freshClaims, err)
+}
+
+// Logout is POST /auth/logout: the token stops working on every replica.
+func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
+	if _, err := noInput.read(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	c := callerOf(r)
+	if _, err := h.store.RevokeToken(r.Context(), c.claims.ID, c.claims.RefreshDeadline(h.tokens.RefreshTTL)); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "logged out"})
+}
