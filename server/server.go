@@ -75,7 +75,10 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 		s.adminTokens = append(s.adminTokens, []byte(t))
 	}
 	s.plusOptions.Metrics = s.metrics.domain
+	// One account service for both end-user dialects: a wrong password
+	// counts the same whichever dialect it came through.
 	s.accounts = account.New(st, cfg, s.log, account.Options{HashCost: opts.Plus.HashCost, Sender: opts.Plus.Sender, Metrics: s.metrics.domain})
+	s.plusOptions.Accounts = s.accounts
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
 	router := s.routes()

@@ -30,6 +30,7 @@ func (c Contact) Target() string { return store.CodeTarget(c.Field, c.Value) }
 const (
 	PurposeRegister = "register" // the contact must be free
 	PurposeVerify   = "verify"   // a user must have the contact
+	PurposeLogin    = "login"    // either: an SMS login may create the user (MinApp SDK)
 )
 
 // Delivers reports whether codes for channel c are sent anywhere (a
@@ -63,7 +64,7 @@ func (s *Service) SendCode(ctx context.Context, address string, to Contact, purp
 	switch {
 	case err == nil && purpose == PurposeRegister:
 		return ErrContactTaken
-	case errors.Is(err, store.ErrNotFound) && purpose != PurposeRegister:
+	case errors.Is(err, store.ErrNotFound) && purpose == PurposeVerify:
 		return ErrNoSuchContact
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return err
