@@ -57,7 +57,9 @@ func describeFields(allowed []string) string {
 	return strings.Join(allowed, ", ")
 }
 
-func (f *form) add(format string, args ...any) { f.problems = append(f.problems, fmt.Sprintf(format, args...)) }
+func (f *form) add(format string, args ...any) {
+	f.problems = append(f.problems, fmt.Sprintf(format, args...))
+}
 
 func (f *form) has(name string) bool { _, ok := f.values[name]; return ok }
 
