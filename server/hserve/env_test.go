@@ -45,6 +45,7 @@ type tenant struct {
 	store  *store.Store
 	hook   *verifytest.Webhook
 	wechat *wechattest.Fake
+	wxBase string // the fake WeChat's URL
 }
 
 func newTenant(t *testing.T) *tenant {
@@ -52,6 +53,7 @@ func newTenant(t *testing.T) *tenant {
 	tn := &tenant{t: t, hook: verifytest.NewWebhook(t, []byte(webhookSecret)), wechat: wechattest.New(weChatAppID, weChatSecret)}
 	wxBase, stop := tn.wechat.Start()
 	t.Cleanup(stop)
+	tn.wxBase = wxBase
 	us := &v1alpha1.UserService{Spec: v1alpha1.UserServiceSpec{
 		API: v1alpha1.APISpec{HServe: &v1alpha1.HServeAPISpec{Enabled: true, ClientID: clientID, AllowedOrigins: []string{allowedOrigin}}},
 		Profile: v1alpha1.ProfileSpec{CustomFields: []v1alpha1.CustomField{

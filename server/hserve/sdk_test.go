@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,11 +18,13 @@ import (
 	"time"
 )
 
-// The real client, as apps pin it: minapp-sdk from npm, and xhr2 to load
-// its web build in Node.
+// The real client, as apps pin it: minapp-sdk from npm; xhr2 to load its
+// web build in Node, and regenerator-runtime, which WeChat's build tools
+// inject into mini-programs and the SDK's mini-program build expects.
 const (
-	sdkVersion  = "3.23.6"
-	xhr2Version = "0.2.1"
+	sdkVersion         = "3.23.6"
+	xhr2Version        = "0.2.1"
+	regeneratorVersion = "0.14.1"
 )
 
 var installOnce sync.Once
@@ -40,7 +43,7 @@ func sdkModules(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(cache, "userve", "npm", "minapp-sdk-"+sdkVersion+"-xhr2-"+xhr2Version)
+	dir := filepath.Join(cache, "userve", "npm", "minapp-sdk-"+sdkVersion)
 	modules := filepath.Join(dir, "node_modules")
 	var installErr error
 	installOnce.Do(func() { installErr = install(dir, modules) })
@@ -68,11 +71,11 @@ func install(dir, modules string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "install", "--prefix", dir, "--no-audit", "--no-fund", "--loglevel=error",
-		"minapp-sdk@"+sdkVersion, "xhr2@"+xhr2Version)
+	args := append([]string{"install", "--prefix", dir, "--no-audit", "--no-fund", "--loglevel=error"}, packages()...)
+	cmd := exec.CommandContext(ctx, "npm", args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("npm install minapp-sdk@%s xhr2@%s: %v\n%s", sdkVersion, xhr2Version, err, out)
+		return fmt.Errorf("npm install %s: %v\n%s", strings.Join(packages(), " "), err, out)
 	}
 	if !installed(modules) {
 		return fmt.Errorf("npm install left no minapp-sdk %s in %s", sdkVersion, modules)
@@ -80,8 +83,20 @@ func install(dir, modules string) error {
 	return nil
 }
 
+// pinned are the npm packages the scripts load, by version.
+var pinned = map[string]string{"minapp-sdk": sdkVersion, "xhr2": xhr2Version, "regenerator-runtime": regeneratorVersion}
+
+func packages() []string {
+	var out []string
+	for name, v := range pinned {
+		out = append(out, name+"@"+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func installed(modules string) bool {
-	for name, want := range map[string]string{"minapp-sdk": sdkVersion, "xhr2": xhr2Version} {
+	for name, want := range pinned {
 		data, err := os.ReadFile(filepath.Join(modules, name, "package.json"))
 		if err != nil {
 			return false

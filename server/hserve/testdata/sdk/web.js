@@ -129,6 +129,6 @@ async function main() {
 }
 
 main().catch((err) => {
-  console.error('FAIL:', err && err.stack ? err.stack : err);
+  console.error('FAIL:', String(err), '\n', err && err.stack ? err.stack.split('\n').filter((l) => l.length < 300).join('\n') : '');
   process.exit(1);
 });
