@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,11 +47,31 @@ type tenant struct {
 	hook   *verifytest.Webhook
 	wechat *wechattest.Fake
 	wxBase string // the fake WeChat's URL
+	clock  *clock // the token clock
+}
+
+// clock is the wall clock plus an offset tests move forward (token
+// issue and login times; the store keeps real time).
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
 }
 
 func newTenant(t *testing.T) *tenant {
 	t.Helper()
-	tn := &tenant{t: t, hook: verifytest.NewWebhook(t, []byte(webhookSecret)), wechat: wechattest.New(weChatAppID, weChatSecret)}
+	tn := &tenant{t: t, clock: &clock{}, hook: verifytest.NewWebhook(t, []byte(webhookSecret)), wechat: wechattest.New(weChatAppID, weChatSecret)}
 	wxBase, stop := tn.wechat.Start()
 	t.Cleanup(stop)
 	tn.wxBase = wxBase
@@ -80,7 +101,7 @@ func newTenant(t *testing.T) *tenant {
 	}
 	s := server.New(cfg, st, server.Options{
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Plus:   plus.Options{HashCost: 4, WeChatHTTP: &http.Client{Timeout: 2 * time.Second}},
+		Plus:   plus.Options{HashCost: 4, Now: tn.clock.Now, WeChatHTTP: &http.Client{Timeout: 2 * time.Second}},
 	})
 	if err := st.EnsureIndexes(ctx); err != nil {
 		t.Fatal(err)

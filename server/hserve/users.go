@@ -16,9 +16,6 @@ import (
 
 // Limits of this dialect where MinApp says nothing (docs/hserve.md).
 const (
-	// anonymousPerAddressHourly bounds anonymous logins (each makes a user)
-	// per client address and hour.
-	anonymousPerAddressHourly = 20
 	// sudoWindow is how recent a login must be to change the account's
 	// name, e-mail, phone or first password without the current password:
 	// a stolen token alone must not move an account.
@@ -146,23 +143,18 @@ func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
 }
 
 // AnonymousLogin is POST /hserve/v2.0/login/anonymous/: a new user with no
-// account (_anonymous), bounded per client address since each one is a new
-// user.
+// account (_anonymous), within the address's signups (takeSignup) since
+// each one is a new user.
 func (h *Handler) AnonymousLogin(w http.ResponseWriter, r *http.Request) {
 	if _, err := readForm(r, true); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	win, admitted, err := h.store.HitRateLimit(ctx, "anonymous:ip:"+h.clientAddress(r), time.Hour, anonymousPerAddressHourly)
-	if err != nil {
+	if err := h.takeSignup(r); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if !admitted {
-		h.fail(w, r, &account.Throttled{Budget: "anonymous-address", RetryAfter: win.RetryAfter(h.store.Now())})
-		return
-	}
+	ctx := r.Context()
 	p := &store.Profile{Anonymous: true}
 	if err := h.store.CreateProfile(ctx, p); err != nil {
 		h.fail(w, r, err)
