@@ -136,6 +136,22 @@ func runNode(t *testing.T, script string, env map[string]string, out any) {
 	}
 }
 
+// nodeEval runs code with the pinned packages on NODE_PATH and returns
+// what it printed.
+func nodeEval(t *testing.T, code string) string {
+	t.Helper()
+	modules := sdkModules(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "-e", code)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node -e: %v\n%s", err, shortLines(string(out)))
+	}
+	return string(out)
+}
+
 // shortLines cuts long lines (a stack through the minified SDK prints it
 // whole) so a failure stays readable.
 func shortLines(s string) string {

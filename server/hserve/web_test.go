@@ -3,7 +3,10 @@ package hserve_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+
+	"userve.dev/userve/sandbox"
 )
 
 // TestSDKWebBuild drives the real minapp-sdk web build (testdata/sdk/web.js)
@@ -61,5 +64,23 @@ func TestSDKWebBuild(t *testing.T) {
 		}
 		expect(t, tn.sdk("GET", "/hserve/v2.5/user/info/", token, nil), http.StatusUnauthorized)
 		expect(t, tn.call("GET", "/api/v2/user", nil, "Authorization: Bearer "+token), http.StatusUnauthorized)
+	}
+}
+
+// The five lines `make dev` prints for a tenant with this dialect log in
+// as printed (run against this test's tenant).
+func TestDevSnippetLogsIn(t *testing.T) {
+	tn := newTenant(t)
+	snippet := sandbox.HServeSnippet(tn.srv.URL, clientID)
+	lines := strings.Split(strings.TrimRight(snippet, "\n"), "\n")
+	if len(lines) != 6 || !strings.Contains(lines[0], "npm i minapp-sdk@"+sdkVersion) {
+		t.Fatalf("snippet is not an install line and five lines of code:\n%s", snippet)
+	}
+	code := strings.Join(lines[1:], "\n")
+	for i := 0; i < 2; i++ { // the second run logs in instead of registering
+		out := nodeEval(t, code)
+		if !strings.Contains(out, "logged in as user") || !strings.Contains(out, "dev_user") {
+			t.Fatalf("run %d of the snippet printed %q", i+1, out)
+		}
 	}
 }
