@@ -214,6 +214,7 @@ func (s *Server) hserveRoutes(r *mux.Router) {
 	if h.WeChatEnabled() {
 		route(post, "/v2.5/idp/wechat/silent-login/", h.SilentLogin)
 		route(post, "/v2.4/idp/wechat/user-associate/", h.Authed(h.Associate))
+		route(post, "/v2.7/idp/wechat/phone-login/", h.PhoneLogin)
 	}
 
 	for _, path := range paths {

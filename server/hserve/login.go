@@ -215,6 +215,12 @@ func (h *Handler) VerifySMSCode(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// errUnverifiedPhone refuses a login by a phone number (SMS code, WeChat)
+// into an account that registered the number without proving it: whoever
+// registered it knows that account's password, so the number's owner must
+// not be logged into it.
+var errUnverifiedPhone = newError(http.StatusForbidden, "this phone number is on an account that has not verified it: log in with its password and verify the number first")
+
 // LoginSMS is POST /hserve/v2.1/login/sms/ {phone, code, create_user}
 // (auth.loginWithSmsVerificationCode): the user of a verified phone, or
 // with create_user (the SDK's default) a new user with that phone,
@@ -240,7 +246,7 @@ func (h *Handler) LoginSMS(w http.ResponseWriter, r *http.Request) {
 	}
 	if p != nil {
 		if !p.PhoneVerified {
-			h.fail(w, r, newError(http.StatusForbidden, "this phone number is on an account that has not verified it: log in with its password and verify the number first"))
+			h.fail(w, r, errUnverifiedPhone)
 			return
 		}
 		p, err = h.accounts.Login(ctx, account.LoginTry{Address: h.clientAddress(r), Field: store.FieldPhone, Ident: phone, Code: code})

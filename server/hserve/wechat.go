@@ -5,10 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/httpx"
+	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
 	"userve.dev/userve/server/wechat"
 )
@@ -193,4 +195,162 @@ func (h *Handler) Associate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, h.userInfo(p))
+}
+
+// accessToken is the app's access token from the store's shared cache (the
+// one /api/v2's WeChat routes use).
+func (h *Handler) accessToken(ctx context.Context, stale *store.AccessToken) (*store.AccessToken, error) {
+	fetch := func(ctx context.Context, force bool) (string, time.Duration, error) {
+		t, err := h.wechat.client.StableToken(ctx, force)
+		return t.AccessToken, t.ExpiresIn, err
+	}
+	if stale != nil {
+		return h.store.RefreshWeChatAccessToken(ctx, stale, fetch)
+	}
+	return h.store.WeChatAccessToken(ctx, h.wechat.appID, fetch)
+}
+
+// weChatPhone is the number of a getPhoneNumber button's code, verified by
+// WeChat.
+func (h *Handler) weChatPhone(ctx context.Context, code string) (string, error) {
+	tok, err := h.accessToken(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	info, err := h.wechat.client.PhoneNumber(ctx, tok.Value, code)
+	if wechat.TokenRejected(err) {
+		// Replaced elsewhere or expired early: fetch anew, try once more.
+		if tok, err = h.accessToken(ctx, tok); err == nil {
+			info, err = h.wechat.client.PhoneNumber(ctx, tok.Value, code)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	if info.WatermarkAppID != "" && info.WatermarkAppID != h.wechat.appID {
+		return "", errors.Join(wechat.ErrUnavailable, errors.New("getuserphonenumber: watermark names another app"))
+	}
+	phone := plus.PhoneFromWeChat(info)
+	if !plus.LooksLikePhone(phone) {
+		return "", errors.Join(wechat.ErrUnavailable, errors.New("getuserphonenumber: not a phone number"))
+	}
+	return phone, nil
+}
+
+// PhoneLogin is POST /hserve/v2.7/idp/wechat/phone-login/ {phone_code,
+// code, create_user, encryptedData, iv} (loginWithWechat with a
+// getPhoneNumber button's event, base library 2.21.2 and later): the user
+// of the number WeChat verified for phone_code, found by the WeChat
+// account of the wx.login code when one is sent, else by the number; with
+// create_user a new user. The number and the WeChat account are recorded on
+// the user when free. encryptedData and iv (the pre-2.21.2 way) are
+// accepted and not used: the number comes from WeChat, never from the
+// client.
+func (h *Handler) PhoneLogin(w http.ResponseWriter, r *http.Request) {
+	f, err := readForm(r, false, "phone_code", "code", "create_user", "encryptedData", "iv")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	phoneCode, _ := f.str("phone_code", true, 256)
+	code, _ := f.str("code", false, 256)
+	create := f.boolean("create_user", true)
+	f.str("encryptedData", false, 0)
+	f.str("iv", false, 64)
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	phone, err := h.weChatPhone(ctx, strings.TrimSpace(phoneCode))
+	if err != nil {
+		h.weChatFail(w, r, err)
+		return
+	}
+	var sess *wechat.Session
+	if code = strings.TrimSpace(code); code != "" {
+		if sess, err = h.wechat.client.Code2Session(ctx, code); err != nil {
+			h.weChatFail(w, r, err)
+			return
+		}
+	}
+	p, created, err := h.phoneUser(ctx, phone, sess, create && h.wechat.createUsers)
+	if errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, newError(http.StatusNotFound, "no user has this phone number (send create_user: true to create one)"))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if sess != nil {
+		if err := h.keepSession(ctx, p.ID, sess.SessionKey); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	h.writeSession(w, r, status, p)
+}
+
+// phoneUser finds (or creates) the user of a WeChat-verified phone: the
+// WeChat account's user first, then the number's; the number, verified,
+// and the WeChat identity are completed where another user does not hold
+// them.
+func (h *Handler) phoneUser(ctx context.Context, phone string, sess *wechat.Session, create bool) (*store.Profile, bool, error) {
+	var p *store.Profile
+	var err error
+	if sess != nil {
+		p, err = h.store.FindWeChatUser(ctx, sess.OpenID, sess.UnionID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, false, err
+		}
+	}
+	if p == nil {
+		p, err = h.store.FindProfileBy(ctx, store.FieldPhone, phone)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, false, err
+		}
+		if p != nil && !p.PhoneVerified {
+			return nil, false, errUnverifiedPhone
+		}
+	}
+	if p == nil {
+		if !create {
+			return nil, false, store.ErrNotFound
+		}
+		p = &store.Profile{Phone: phone, PhoneVerified: true}
+		if sess != nil {
+			p.OpenID, p.UnionID = sess.OpenID, sess.UnionID
+		}
+		if err := h.store.CreateProfile(ctx, p); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				// A parallel first login made the user: it is found now.
+				return h.phoneUser(ctx, phone, sess, false)
+			}
+			return nil, false, err
+		}
+		return p, true, nil
+	}
+	set := map[string]any{}
+	if p.Phone == "" || (p.Phone == phone && !p.PhoneVerified) {
+		set[store.FieldPhone], set[store.FieldPhoneVerified] = phone, true
+	}
+	if sess != nil && p.OpenID == "" {
+		set[store.FieldOpenID] = sess.OpenID
+		if p.UnionID == "" && sess.UnionID != "" {
+			set[store.FieldUnionID] = sess.UnionID
+		}
+	}
+	if len(set) == 0 {
+		return p, false, nil
+	}
+	q, err := h.store.UpdateAccount(ctx, p.ID, set, "")
+	if errors.Is(err, store.ErrConflict) {
+		return p, false, nil // held by another user: keep what this one has
+	}
+	return q, false, err
 }

@@ -10,11 +10,12 @@ import (
 // TestSDKMiniProgramBuild drives the real minapp-sdk mini-program build
 // (testdata/sdk/wx.js) with a wx stand-in over the fake WeChat: 30 app
 // instances log the same new WeChat user in at once and get one user, and
-// a password user links WeChat and is then found by silent login.
+// a password user links WeChat and is then found by silent login; a
+// getPhoneNumber button logs a new user in with the number WeChat verified.
 func TestSDKMiniProgramBuild(t *testing.T) {
 	tn := newTenant(t)
 	const parallel = 30
-	var out struct{ ParallelUser, Carol int64 }
+	var out struct{ ParallelUser, Carol, Dora int64 }
 	runNode(t, "wx.js", map[string]string{
 		"HOST": tn.srv.URL, "CLIENT_ID": clientID, "WECHAT": tn.wxBase, "PARALLEL": strconv.Itoa(parallel),
 	}, &out)
@@ -36,5 +37,9 @@ func TestSDKMiniProgramBuild(t *testing.T) {
 	carol := expect(t, tn.call("GET", fmt.Sprintf("/userve/v2.0/miniapp/user_profile/%d/", out.Carol), nil, admin), http.StatusOK).obj(t)
 	if carol["openid"] != "o-carol" || carol["_username"] != "carol_wx" {
 		t.Fatalf("linked user: %v", carol)
+	}
+	dora := expect(t, tn.call("GET", fmt.Sprintf("/userve/v2.0/miniapp/user_profile/%d/", out.Dora), nil, admin), http.StatusOK).obj(t)
+	if dora["_phone"] != "13500000001" || dora["_phone_verified"] != true || dora["openid"] != "o-dora" {
+		t.Fatalf("phone-login user: %v", dora)
 	}
 }

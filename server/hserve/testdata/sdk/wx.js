@@ -93,6 +93,20 @@ async function main() {
   const wx = await newApp('o-carol', '').auth.loginWithWechat();
   assert.strictEqual(wx.id, carol.id);
 
+  // A getPhoneNumber button's event (base library 2.21.2+: detail.code)
+  // logs in the number's user, a new one here, verified by WeChat.
+  const phoneCode = (await (await fetch(process.env.WECHAT + '/fake/phonecode',
+    { method: 'POST', body: JSON.stringify({ phone: '13500000001' }) })).json()).code;
+  const phoneApp = newApp('o-dora', '');
+  const loginCode = await new Promise((resolve, reject) => phoneApp._polyfill.wxLogin({ success: (r) => resolve(r.code), fail: reject }));
+  const dora = await phoneApp.auth.loginWithWechat({ detail: { encryptedData: 'unused', iv: 'unused', code: phoneCode } }, { code: loginCode });
+  assert.strictEqual(dora.get('_phone'), '13500000001');
+  assert.strictEqual(dora.get('_phone_verified'), true);
+  assert.strictEqual(dora.openid, 'o-dora');
+  out.dora = dora.id;
+  // The same WeChat account's silent login is that user.
+  assert.strictEqual((await newApp('o-dora', '').auth.loginWithWechat()).id, dora.id);
+
   console.log(JSON.stringify(out));
 }
 
