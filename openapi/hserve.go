@@ -172,7 +172,7 @@ func hserveOperations(c *components) map[string]operation {
 				hserveError(http.StatusServiceUnavailable, "WeChat or the store is unavailable.", "Retry-After")}},
 		"POST /v2.7/idp/wechat/phone-login/": {id: "wechatPhoneLogin", tag: "wechat", security: clientOnly, summary: "Log in with a getPhoneNumber button's code (loginWithWechat with the button's event)",
 			description: "The number comes from WeChat (phone_code), never from the client; encryptedData and iv are accepted and not used.",
-			body: jsonBody(object(S{"phone_code": str(), "code": str(), "create_user": boolean(), "encryptedData": str(), "iv": str()}, "phone_code")),
+			body:        jsonBody(object(S{"phone_code": str(), "code": str(), "create_user": boolean(), "encryptedData": str(), "iv": str()}, "phone_code")),
 			responses: []response{ok("A known user's session.", ref("Session")), session("A new user's session."),
 				hserveError(http.StatusNotFound, "No user has the number and create_user is false."),
 				hserveError(http.StatusForbidden, "The number is on an account that has not verified it, or WeChat refuses this user."),
