@@ -156,6 +156,13 @@ func hserveOperations(c *components) map[string]operation {
 			body:      jsonBody(object(S{"code": code}, "code")),
 			responses: []response{statusOK, throttled("The code has had all its tries.")}},
 
+		"POST /v2.0/user/email-verify/": {id: "verifyEmail", tag: "users", security: clientToken, summary: "Send a code to the caller's e-mail (requestEmailVerification), or verify it with {code}",
+			body:      &body{schema: object(S{"code": code}), required: false},
+			responses: []response{statusOK, hserveError(http.StatusForbidden, "An anonymous user."), throttled("A code budget is spent, or the code has had all its tries.")}},
+		"POST /v2.0/user/password/reset/": {id: "requestPasswordReset", tag: "auth", security: clientOnly, summary: "Send a password-reset code to an e-mail (auth.requestPasswordReset)",
+			description: "The same answer whether or not a user has the address. The code sets a new password with PUT /api/v2/user/retrieve-password.",
+			body:        jsonBody(object(S{"email": with(str(), "format", "email")}, "email")),
+			responses:   []response{statusOK, throttled("A code budget is spent."), hserveError(http.StatusServiceUnavailable, "The code could not be delivered, or the store is unavailable.", "Retry-After")}},
 		"POST /v2.5/idp/wechat/silent-login/": {id: "wechatSilentLogin", tag: "wechat", security: clientOnly, summary: "Log in with a wx.login code (auth.silentLogin, loginWithWechat)",
 			body: jsonBody(object(S{"code": str(), "create_user": boolean(), "login_with_unionid": boolean()}, "code")),
 			responses: []response{ok("A known WeChat user's session.", ref("Session")), session("A new user's session."),

@@ -209,6 +209,8 @@ func (s *Server) hserveRoutes(r *mux.Router) {
 	route(put, "/v2.5/user/info/", h.Authed(h.UpdateMe))
 	route(put, "/v2.2/user/account/", h.Authed(h.UpdateAccount))
 	route(post, "/v2.1/sms-phone-verification/", h.Authed(h.VerifyPhone))
+	route(post, "/v2.0/user/email-verify/", h.Authed(h.EmailVerify))
+	route(post, "/v2.0/user/password/reset/", h.RequestPasswordReset)
 
 	// WeChat mini-program login (the SDK's WeChat build), with spec.wechat.
 	if h.WeChatEnabled() {

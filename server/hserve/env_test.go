@@ -45,13 +45,14 @@ type tenant struct {
 	srv    *httptest.Server
 	store  *store.Store
 	hook   *verifytest.Webhook
+	mail   *verifytest.SMTPServer
 	wechat *wechattest.Fake
 	wxBase string // the fake WeChat's URL
-	clock  *clock // the token clock
+	clock  *clock // the tenant's clock
 }
 
-// clock is the wall clock plus an offset tests move forward (token
-// issue and login times; the store keeps real time).
+// clock is the wall clock plus an offset tests move forward (tokens, code
+// intervals and rate-limit windows).
 type clock struct {
 	mu     sync.Mutex
 	offset time.Duration
@@ -71,7 +72,8 @@ func (c *clock) Add(d time.Duration) {
 
 func newTenant(t *testing.T) *tenant {
 	t.Helper()
-	tn := &tenant{t: t, clock: &clock{}, hook: verifytest.NewWebhook(t, []byte(webhookSecret)), wechat: wechattest.New(weChatAppID, weChatSecret)}
+	tn := &tenant{t: t, clock: &clock{}, hook: verifytest.NewWebhook(t, []byte(webhookSecret)), mail: verifytest.NewSMTPServer(t),
+		wechat: wechattest.New(weChatAppID, weChatSecret)}
 	wxBase, stop := tn.wechat.Start()
 	t.Cleanup(stop)
 	tn.wxBase = wxBase
@@ -80,7 +82,8 @@ func newTenant(t *testing.T) *tenant {
 		Profile: v1alpha1.ProfileSpec{CustomFields: []v1alpha1.CustomField{
 			{Name: "age", Type: v1alpha1.FieldInteger}, {Name: "motto", Type: v1alpha1.FieldString}}},
 		Verification: v1alpha1.VerificationSpec{SMS: &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{
-			URL: tn.hook.URL, SecretRef: &v1alpha1.SecretKeyRef{Name: "s", Key: "k"}}}},
+			URL: tn.hook.URL, SecretRef: &v1alpha1.SecretKeyRef{Name: "s", Key: "k"}}},
+			Mail: &v1alpha1.MailSpec{SMTP: &v1alpha1.SMTPSpec{Host: tn.mail.Host, Port: int32(tn.mail.Port), From: "noreply@acme.test"}}},
 		WeChat: &v1alpha1.WeChatSpec{AppID: weChatAppID, APIBaseURL: wxBase, AppSecretRef: v1alpha1.SecretKeyRef{Name: "wx", Key: "secret"}},
 	}}
 	us.Name, us.Namespace = "acme", "tenants"
@@ -90,7 +93,7 @@ func newTenant(t *testing.T) *tenant {
 		WebhookSecret: webhookSecret, WeChatSecret: weChatSecret}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := store.Open(ctx, cfg.MongoURI, cfg.Database)
+	st, err := store.Open(ctx, cfg.MongoURI, cfg.Database, store.WithClock(tn.clock.Now))
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
@@ -112,10 +115,18 @@ func newTenant(t *testing.T) *tenant {
 	return tn
 }
 
-// code is the code the webhook delivers next to phone (signed with the
-// tenant's secret).
+// code is the code delivered next to a phone (by the webhook, signed with
+// the tenant's secret) or an e-mail address (by SMTP).
 func (tn *tenant) code(to string) string {
 	tn.t.Helper()
+	if strings.Contains(to, "@") {
+		m := tn.mail.Next(tn.t)
+		i := strings.Index(m.Data, "code is ")
+		if len(m.To) != 1 || m.To[0] != to || i < 0 {
+			tn.t.Fatalf("next mail is not a code to %s: %+v", to, m)
+		}
+		return m.Data[i+8 : i+14]
+	}
 	for {
 		h := tn.hook.Next(tn.t)
 		if !h.SignedOK {

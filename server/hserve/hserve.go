@@ -169,7 +169,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, account.ErrCodeSpent):
 		ae = newError(http.StatusTooManyRequests, fmt.Sprintf("this verification code has had %d tries and no longer works; request a new one", account.MaxCodeAttempts))
 	case errors.Is(err, account.ErrNoDelivery):
-		ae = newError(http.StatusBadRequest, "this service sends no SMS codes")
+		ae = newError(http.StatusBadRequest, "this service delivers no codes on this channel (spec.verification.sms or .mail)")
 	case errors.Is(err, account.ErrUndelivered):
 		ae = &apiError{status: http.StatusServiceUnavailable, retryAfter: 5, msg: "the verification code could not be delivered; try again later"}
 	case httpx.StoreUnavailable(w, err):

@@ -242,3 +242,33 @@ func TestSMSLoginRules(t *testing.T) {
 	expectError(t, tn.sdk("POST", "/hserve/v1.8/sms-verification-code/verify/", "", map[string]any{"phone": "13600000003", "code": code}),
 		http.StatusBadRequest, "used already")
 }
+
+// The e-mail flows end with codes: a password reset answers alike for
+// unknown addresses and its code works on /api/v2/user/retrieve-password;
+// the e-mail verification takes its code on the same route.
+func TestEmailFlows(t *testing.T) {
+	tn := newTenant(t)
+	m := expect(t, tn.sdk("POST", "/hserve/v2.1/register/email/", "", map[string]any{"email": "Eve@Example.com", "password": "secret-eve"}), http.StatusCreated).obj(t)
+	token := m["token"].(string)
+	if info := m["user_info"].(map[string]any); info["_email"] != "eve@example.com" || info["_email_verified"] != false {
+		t.Fatalf("registered by e-mail: %v", info)
+	}
+	expect(t, tn.sdk("POST", "/hserve/v2.0/user/email-verify/", token, nil), http.StatusOK)
+	code := tn.code("eve@example.com")
+	expectError(t, tn.sdk("POST", "/hserve/v2.0/user/email-verify/", token, map[string]any{"code": "000000"}), http.StatusBadRequest, "wrong")
+	expect(t, tn.sdk("POST", "/hserve/v2.0/user/email-verify/", token, map[string]any{"code": code}), http.StatusOK)
+	if u := expect(t, tn.sdk("GET", "/hserve/v2.5/user/info/", token, nil), http.StatusOK).obj(t); u["_email_verified"] != true {
+		t.Fatalf("after verification: %v", u)
+	}
+
+	// No user has this address: the same answer, and no mail (the next
+	// mail is the one to eve). A minute on, eve may have a new code.
+	tn.clock.Add(61 * time.Second)
+	expect(t, tn.sdk("POST", "/hserve/v2.0/user/password/reset/", "", map[string]any{"email": "nobody@example.com"}), http.StatusOK)
+	expect(t, tn.sdk("POST", "/hserve/v2.0/user/password/reset/", "", map[string]any{"email": "eve@example.com"}), http.StatusOK)
+	code = tn.code("eve@example.com")
+	expect(t, tn.call("PUT", "/api/v2/user/retrieve-password", map[string]any{"verifiable_type": "mail", "email": "eve@example.com",
+		"verifiable_code": code, "password": "secret-eve-2"}), http.StatusNoContent)
+	expect(t, tn.sdk("POST", "/hserve/v2.1/login/email/", "", map[string]any{"email": "eve@example.com", "password": "secret-eve-2"}), http.StatusCreated)
+	expectError(t, tn.sdk("GET", "/hserve/v2.5/user/info/", token, nil), http.StatusUnauthorized, "password change")
+}

@@ -12,7 +12,8 @@ import (
 // TestSDKWebBuild drives the real minapp-sdk web build (testdata/sdk/web.js)
 // against a tenant: a wrong client ID refused, register, login, current
 // user, custom-field update, password change, SMS login with a code from
-// the tenant's webhook, anonymous login, logout. Then the same users are
+// the tenant's webhook, password reset and e-mail verification with codes
+// by mail, anonymous login, logout. Then the same users are
 // checked through the other two dialects: one store, three dialects.
 func TestSDKWebBuild(t *testing.T) {
 	tn := newTenant(t)

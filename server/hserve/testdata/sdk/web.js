@@ -3,7 +3,8 @@
 // Map for localStorage. Each step asserts what a MinApp app would see; the
 // last line printed is a JSON summary the Go test checks against the store.
 // Inputs (environment): SDK_MODULES (node_modules of the pinned SDK), HOST,
-// CLIENT_ID, SINK (GET SINK?to=<phone> answers the last code sent there),
+// CLIENT_ID, SINK (GET SINK?to=<phone or e-mail> answers the next code
+// delivered there),
 // PLUS_LOGIN and PLUS_PASSWORD (a user made through /api/v2).
 'use strict';
 const path = require('path');
@@ -24,6 +25,11 @@ const host = process.env.HOST;
 
 function token() {
   return JSON.parse(localStorage.getItem('ifx_baas_auth_token')).value;
+}
+
+// sunk is the code the tenant delivered to a phone or e-mail address.
+async function sunk(to) {
+  return (await fetch(process.env.SINK + '?to=' + encodeURIComponent(to))).text();
 }
 
 // refused runs fn and returns the HError it fails with.
@@ -103,7 +109,7 @@ async function main() {
   // verified user); a code works once.
   const phone = '13800000001';
   await BaaS.sendSmsCode({ phone });
-  const code = await (await fetch(process.env.SINK + '?to=' + phone)).text();
+  const code = await sunk(phone);
   user = await BaaS.auth.loginWithSmsVerificationCode(phone, code);
   assert.strictEqual(user.get('_phone'), phone);
   assert.strictEqual(user.get('_phone_verified'), true);
@@ -111,6 +117,32 @@ async function main() {
   await BaaS.auth.logout();
   err = await refused('a used code', () => BaaS.auth.loginWithSmsVerificationCode(phone, code));
   assert.strictEqual(err.code, 400);
+
+  // E-mail: a password-reset code, which the app's reset page spends on
+  // /api/v2/user/retrieve-password; an e-mail verification code, which its
+  // verification page sends back to the same SDK route.
+  await BaaS.auth.register({ email: 'erin@example.com', password: 'secret-erin' });
+  await BaaS.auth.logout();
+  await BaaS.auth.requestPasswordReset({ email: 'erin@example.com' });
+  let res = await fetch(host + '/api/v2/user/retrieve-password', {
+    method: 'PUT', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ verifiable_type: 'mail', email: 'erin@example.com', verifiable_code: await sunk('erin@example.com'), password: 'secret-erin-2' }),
+  });
+  assert.strictEqual(res.status, 204, 'retrieve-password: ' + await res.text());
+  user = await BaaS.auth.login({ email: 'erin@example.com', password: 'secret-erin-2' });
+  assert.strictEqual(user.get('_email'), 'erin@example.com');
+  user = await BaaS.auth.register({ email: 'fay@example.com', password: 'secret-fay' });
+  assert.strictEqual(user.get('_email_verified'), false);
+  await user.requestEmailVerification();
+  res = await fetch(host + '/hserve/v2.0/user/email-verify/', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Hydrogen-Client-ID': process.env.CLIENT_ID, Authorization: 'Hydrogen-r1 ' + token() },
+    body: JSON.stringify({ code: await sunk('fay@example.com') }),
+  });
+  assert.strictEqual(res.status, 200, 'email-verify with the code: ' + await res.text());
+  user = await BaaS.auth.getCurrentUser();
+  assert.strictEqual(user.get('_email_verified'), true);
+  await BaaS.auth.logout();
 
   // Anonymous login: a user without an account.
   user = await BaaS.auth.anonymousLogin();
