@@ -54,11 +54,19 @@ var (
 func endUserOperations(c *components) map[string]operation {
 	pageParams := []param{
 		query("limit", with(integer(), "minimum", 1, "maximum", 50), "Page size (default 20)."),
-		query("offset", with(integer(), "minimum", 0), "Rows to skip."),
+		query("offset", with(integer(), "minimum", 0, "maximum", 10000), "Rows to skip; deeper pages are refused (use the route's cursor)."),
+	}
+	// {user} by phone or e-mail: a token is needed, and each lookup counts.
+	lookupResponses := []response{
+		endUserError(http.StatusUnauthorized, "A token was sent but is invalid, expired, revoked or of a deleted user; "+
+			"or an anonymous caller named the user by e-mail or phone (unless it is a user's id): looking users up by contact needs a token.",
+			"WWW-Authenticate"),
+		endUserError(http.StatusNotFound, "No such user."),
+		tooMany("The caller has looked up as many users by phone or e-mail as it may this hour (docs/plus.md)."),
 	}
 	userList := func(id, summary string, sec security) operation {
 		return operation{id: id, tag: "users", security: sec, summary: summary, params: pageParams,
-			responses: []response{ok("Users, newest follow first.", arrayOf(ref("User"))), endUserError(http.StatusNotFound, "No such user.")}}
+			responses: append([]response{ok("Users, newest follow first.", arrayOf(ref("User")))}, lookupResponses...)}
 	}
 	orders := func(opID, account string) operation {
 		return operation{id: opID, tag: "wallets", security: userToken, summary: "The caller's " + account + " orders, newest first",
@@ -74,10 +82,11 @@ func endUserOperations(c *components) map[string]operation {
 		tooMany("Too many codes from this address, to this target today, or by this tenant this hour."),
 		unsupported,
 	}
+	const wrongPasswords = "Too many wrong passwords for this account from this address, for it from all addresses, or failures from this address (docs/plus.md, Attempt limits)."
 	unbind := func(id, what string) operation {
 		return operation{id: id, tag: "account", security: userToken, summary: "Unbind the caller's " + what,
 			body:      formProps(S{"password": str(), "verifiable_code": codeSchema}),
-			responses: []response{noContent("Unbound."), tooMany("Too many wrong passwords for this account."), unsupported}}
+			responses: []response{noContent("Unbound."), tooMany(wrongPasswords), unsupported}}
 	}
 	ops := map[string]operation{
 		"POST /verifycodes/register": {id: "sendRegisterCode", tag: "account", summary: "Send a registration code to a phone or e-mail not in use",
@@ -94,7 +103,7 @@ func endUserOperations(c *components) map[string]operation {
 			description: "login is a name, e-mail or phone. Wrong credentials are a 422 whether or not the account exists.",
 			body:        formProps(S{"login": str(), "password": str(), "verifiable_code": codeSchema}, "login"),
 			responses: []response{ok("A token.", ref("LoginToken")),
-				tooMany("Too many failed logins for this account or from this address."), unsupported}},
+				tooMany("Too many failed logins for this account from this address, for it from all addresses, or from this address (docs/plus.md, Attempt limits)."), unsupported}},
 		"POST /auth/refresh": {id: "refreshToken", tag: "account", security: refreshToken, summary: "Exchange a token (expired or not) for a new one",
 			description: "Each token refreshes once, within the login's refresh window.",
 			responses:   []response{ok("A new token.", ref("LoginToken"))}},
@@ -103,7 +112,8 @@ func endUserOperations(c *components) map[string]operation {
 		"PUT /user/retrieve-password": {id: "retrievePassword", tag: "account", summary: "Set a new password with a code sent to the account",
 			body: formProps(S{"verifiable_type": verifiable, "phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema, "password": str()},
 				"verifiable_code", "password"),
-			responses: []response{noContent("Changed; every older token stops working."), tooMany("The code has had all its tries."), unsupported}},
+			responses: []response{noContent("Changed; every older token stops working."),
+				tooMany("The code has had all its tries, or this address has had too many failures (docs/plus.md, Attempt limits)."), unsupported}},
 
 		"GET /users": {id: "listUsers", tag: "users", security: optionalToken, summary: "List users",
 			params: []param{
@@ -114,13 +124,13 @@ func endUserOperations(c *components) map[string]operation {
 				query("fetch_by", enum("id", "username"), ""),
 				query("id", with(str(), "pattern", `^[0-9]+(,[0-9]+)*$`), "One id or several separated by commas."),
 			},
-			responses: []response{ok("Users.", arrayOf(ref("User")))}},
+			responses: []response{ok("Users.", arrayOf(ref("User"))), tooMany("This address has searched by name substring as often as it may this minute (docs/plus.md).")}},
 		"GET /users/{user}": {id: "getUser", tag: "users", security: optionalToken, summary: "One user by id, name, e-mail or phone",
 			params: []param{
 				query("following", id(), "Tell whether this user follows them (default: the caller)."),
 				query("follower", id(), "Tell whether they follow this user (default: the caller)."),
 			},
-			responses: []response{ok("The user.", ref("User")), endUserError(http.StatusNotFound, "No such user.")}},
+			responses: append([]response{ok("The user.", ref("User"))}, lookupResponses...)},
 		"GET /users/{user}/followings": userList("listUserFollowings", "Whom a user follows", optionalToken),
 		"GET /users/{user}/followers":  userList("listUserFollowers", "Who follows a user", optionalToken),
 
@@ -133,7 +143,7 @@ func endUserOperations(c *components) map[string]operation {
 		"DELETE /user": {id: "deleteMe", tag: "me", security: userToken, summary: "Delete the caller's account",
 			description: "Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.",
 			body:        formProps(S{"password": str(), "verifiable_code": codeSchema, "verifiable_type": verifiable}),
-			responses:   []response{noContent("Deleted."), tooMany("Too many wrong passwords for this account."), unsupported}},
+			responses:   []response{noContent("Deleted."), tooMany(wrongPasswords), unsupported}},
 		"GET /user/export": {id: "exportMe", tag: "me", security: userToken, summary: "Everything the service holds about the caller",
 			responses: []response{ok("The caller's data.", ref("SelfExport"))}},
 		"PUT /user": {id: "updateContact", tag: "me", security: userToken, summary: "Bind a new phone or e-mail, proven by a code sent to it",
@@ -141,7 +151,7 @@ func endUserOperations(c *components) map[string]operation {
 			responses: []response{noContent("Bound."), tooMany("The code has had all its tries."), unsupported}},
 		"PUT /user/password": {id: "changePassword", tag: "me", security: userToken, summary: "Change the password",
 			body:      formProps(S{"old_password": str(), "password": str(), "password_confirmation": str()}, "password", "password_confirmation"),
-			responses: []response{noContent("Changed; every older token stops working."), tooMany("Too many wrong passwords for this account."), unsupported}},
+			responses: []response{noContent("Changed; every older token stops working."), tooMany(wrongPasswords), unsupported}},
 		"DELETE /user/phone":   unbind("unbindPhone", "phone"),
 		"DELETE /user/email":   unbind("unbindEmail", "e-mail"),
 		"GET /user/followings": userList("listMyFollowings", "Whom the caller follows", userToken),
@@ -170,14 +180,14 @@ func endUserOperations(c *components) map[string]operation {
 				ok("A known user's token.", ref("LoginToken")),
 				endUserError(http.StatusForbidden, "WeChat refuses this user (errcode 40226)."),
 				endUserError(http.StatusNotFound, "No user is linked and spec.wechat.createUsers is false."),
-				tooMany("WeChat's rate limit (errcode 45011)."), unsupported}},
+				tooMany("WeChat's rate limit (errcode 45011), or this address has had too many failed logins, bogus codes included (docs/plus.md, Attempt limits)."), unsupported}},
 		"PUT /user/wechat": {id: "linkWeChat", tag: "wechat", security: userToken, summary: "Link the caller to the WeChat account of a wx.login code",
 			body: formProps(S{"code": str()}, "code"),
 			responses: []response{noContent("Linked."), endUserError(http.StatusConflict, "The WeChat account is another user's, or the caller has another one; conflict names it."),
 				tooMany("WeChat's rate limit."), unsupported}},
 		"DELETE /user/wechat": {id: "unlinkWeChat", tag: "wechat", security: userToken, summary: "Unlink WeChat (needs another way in)",
 			body:      formProps(S{"password": str(), "verifiable_code": codeSchema}),
-			responses: []response{noContent("Unlinked."), tooMany("Too many wrong passwords for this account."), unsupported}},
+			responses: []response{noContent("Unlinked."), tooMany(wrongPasswords), unsupported}},
 		"POST /user/wechat/phone": {id: "bindWeChatPhone", tag: "wechat", security: userToken, summary: "Bind the phone of a getPhoneNumber code",
 			body: formProps(S{"code": str()}, "code"),
 			responses: []response{ok("Bound.", object(S{"phone": str(), "phone_verified": enum(true)}, "phone", "phone_verified")),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/minapp"
 	"userve.dev/userve/server/telemetry"
@@ -82,7 +83,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		// The query string is left out: it carries openids and nicknames.
 		s.log.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("path", account.LogPath(r.URL.Path)), // no phones or e-mails in clear
 			slog.String("route", route),
 			slog.Int("status", sw.status),
 			slog.Int("bytes", sw.bytes),
@@ -129,7 +130,7 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path,
+			s.log.Error("panic serving request", "method", r.Method, "path", account.LogPath(r.URL.Path),
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			s.writeError(w, r, http.StatusInternalServerError, "internal error")
 		}()

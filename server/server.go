@@ -43,9 +43,11 @@ type Server struct {
 
 	plus        *plus.Handler // nil while the end-user dialect is off
 	plusOptions plus.Options
+	// accounts are the attempt limits, credentials and codes every
+	// end-user dialect shares (one limiter, not a copy per dialect).
+	accounts *account.Service
 
-	accounts *account.Service // the attempt limiter and codes every end-user dialect shares
-	hserve   *hserve.Handler  // nil while the MinApp SDK dialect is off
+	hserve *hserve.Handler // nil while the MinApp SDK dialect is off
 
 	handler http.Handler
 	openapi *openAPIDocs
@@ -75,10 +77,11 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 		s.adminTokens = append(s.adminTokens, []byte(t))
 	}
 	s.plusOptions.Metrics = s.metrics.domain
-	// One account service for both end-user dialects: a wrong password
-	// counts the same whichever dialect it came through.
-	s.accounts = account.New(st, cfg, s.log, account.Options{HashCost: opts.Plus.HashCost, Sender: opts.Plus.Sender, Metrics: s.metrics.domain})
-	s.plusOptions.Accounts = s.accounts
+	s.accounts = s.plusOptions.Accounts
+	if s.accounts == nil {
+		s.accounts = account.New(st, cfg, s.log, account.Options{HashCost: opts.Plus.HashCost, Sender: opts.Plus.Sender, Metrics: s.metrics.domain})
+		s.plusOptions.Accounts = s.accounts
+	}
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
 	router := s.routes()

@@ -25,16 +25,26 @@ import (
 	"userve.dev/userve/server/verify"
 )
 
-// The attempt-limit policy (docs/plus.md). Code-sending budgets are the
-// tenant's own (spec.verification.limits).
+// The attempt-limit policy (docs/plus.md, "Attempt limits"). Code-sending
+// budgets are the tenant's own (spec.verification.limits).
+//
+// Failures count per account and client address, so that one address can
+// lock an account only for itself: the owner elsewhere still logs in. A
+// higher ceiling per account across addresses stops many addresses from
+// brute-forcing together, and a budget per address stops one address from
+// sweeping many accounts.
 const (
 	// FailureWindow is the fixed window the failure budgets count in.
 	FailureWindow = 15 * time.Minute
-	// FailuresPerAccount is an account's budget of failed logins and
-	// password checks per window.
-	FailuresPerAccount = 5
+	// FailuresPerAccountAddress is one address's budget of failed logins,
+	// password and code checks against one account per window.
+	FailuresPerAccountAddress = 5
+	// FailuresPerAccount is an account's ceiling of failures per window,
+	// from all addresses together (five addresses' worth).
+	FailuresPerAccount = 25
 	// FailuresPerAddress is a client address's budget of failures per
-	// window, whatever accounts they were for.
+	// window, whatever accounts they were for (code checks of password
+	// retrieval and WeChat logins included).
 	FailuresPerAddress = 50
 	// MaxCodeAttempts is how many guesses one code is judged for; then it
 	// is dead.
@@ -43,6 +53,15 @@ const (
 	ResendInterval = 60 * time.Second
 	// CodeDigits is the length of the codes sent.
 	CodeDigits = 6
+	// LookupWindow and LookupsPerCaller bound how many users one signed-in
+	// caller may look up by phone or e-mail (GET /users/{user}).
+	LookupWindow     = time.Hour
+	LookupsPerCaller = 30
+	// SearchWindow and SearchesPerAddress bound substring searches of
+	// users by name (GET /users?name=), which scan the users: per client
+	// address, whoever is signed in.
+	SearchWindow       = time.Minute
+	SearchesPerAddress = 30
 )
 
 // Errors of the credential reader and of code issuing.
@@ -114,12 +133,6 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) *S
 	}
 	return s
 }
-
-// Hasher is the tenant's password hasher (new passwords are hashed with it).
-func (s *Service) Hasher() *auth.Hasher { return s.hasher }
-
-// CodeTTL is how long a code sent now stays valid.
-func (s *Service) CodeTTL() time.Duration { return s.codeTTL }
 
 // deriveKey separates the code-hashing key from the signing key.
 func deriveKey(key []byte, purpose string) []byte {

@@ -83,8 +83,7 @@ func (s *Service) Login(ctx context.Context, try LoginTry) (*store.Profile, erro
 // outrun them: ErrWrongPassword or a *Throttled. address is the client's
 // address key.
 func (s *Service) CheckPassword(ctx context.Context, address string, p *store.Profile, password string) error {
-	_ = address // the account's budget is shared by every address
-	attempt, err := s.Begin(ctx, "", UserAccount(p.ID))
+	attempt, err := s.Begin(ctx, address, UserAccount(p.ID))
 	if err != nil {
 		return err
 	}
@@ -93,6 +92,22 @@ func (s *Service) CheckPassword(ctx context.Context, address string, p *store.Pr
 	}
 	attempt.Succeeded(ctx)
 	s.rehashIfNeeded(ctx, p, password)
+	return nil
+}
+
+// CheckCode is ConsumeCode for a caller who may not own the contact
+// (password retrieval): the try counts against the address's budget first,
+// and a right code gives the slot back. Besides ConsumeCode's errors it
+// answers a *Throttled.
+func (s *Service) CheckCode(ctx context.Context, address string, c Contact, code string) error {
+	attempt, err := s.Begin(ctx, address, Account{})
+	if err != nil {
+		return err
+	}
+	if err := s.ConsumeCode(ctx, c, code); err != nil {
+		return err
+	}
+	attempt.Succeeded(ctx)
 	return nil
 }
 

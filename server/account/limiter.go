@@ -16,11 +16,14 @@ type Budget string
 
 // Budgets of the limiter (failures) and of code issuing (codes sent).
 const (
-	BudgetAddress     Budget = "address"      // failures from one client address
-	BudgetAccount     Budget = "account"      // failures against one account
-	BudgetCodeAddress Budget = "code-address" // code requests from one address
-	BudgetCodeTarget  Budget = "code-target"  // codes sent to one phone or e-mail
-	BudgetCodeTenant  Budget = "code-tenant"  // codes the tenant sends per hour
+	BudgetAddress        Budget = "address"         // failures from one client address
+	BudgetAccountAddress Budget = "account-address" // failures against one account from one address
+	BudgetAccount        Budget = "account"         // failures against one account from all addresses
+	BudgetLookup         Budget = "lookup"          // users one caller looked up by phone or e-mail
+	BudgetSearch         Budget = "search"          // name searches from one client address
+	BudgetCodeAddress    Budget = "code-address"    // code requests from one address
+	BudgetCodeTarget     Budget = "code-target"     // codes sent to one phone or e-mail
+	BudgetCodeTenant     Budget = "code-tenant"     // codes the tenant sends per hour
 )
 
 // Throttled is a refusal: a budget is spent until RetryAfter has passed.
@@ -62,16 +65,18 @@ func UnknownAccount(login string) Account {
 // slots it took stay taken (they are the failure's count) unless Succeeded
 // gives them back.
 type Attempt struct {
-	s        *Service
-	addrSlot store.RateSlot
-	acct     Account
+	s                  *Service
+	addrSlot, ceilSlot store.RateSlot
+	pairKey            string
 }
 
 // Begin takes an attempt slot of the client address (unless address is
-// "") and of acct (unless zero) before anything is judged, so parallel
-// guesses cannot outrun the budgets. A spent budget is a *Throttled.
+// ""), of acct from that address and of acct's ceiling (unless acct is
+// zero) before anything is judged, so parallel guesses cannot outrun the
+// budgets. A spent budget is a *Throttled; the slots taken before it stay
+// taken (a refused try from an address still counts for that address).
 func (s *Service) Begin(ctx context.Context, address string, acct Account) (*Attempt, error) {
-	a := &Attempt{s: s, acct: acct}
+	a := &Attempt{s: s}
 	if address != "" {
 		slot, win, admitted, err := s.store.TakeRateSlot(ctx, "login-fail:ip:"+address, FailureWindow, FailuresPerAddress)
 		if err != nil {
@@ -83,28 +88,70 @@ func (s *Service) Begin(ctx context.Context, address string, acct Account) (*Att
 		}
 		a.addrSlot = slot
 	}
-	if acct.key != "" {
-		_, win, admitted, err := s.store.TakeRateSlot(ctx, acct.key, FailureWindow, FailuresPerAccount)
+	if acct.key == "" {
+		return a, nil
+	}
+	if address != "" {
+		a.pairKey = acct.key + "|ip:" + address
+		_, win, admitted, err := s.store.TakeRateSlot(ctx, a.pairKey, FailureWindow, FailuresPerAccountAddress)
 		if err != nil {
 			return nil, err
 		}
 		if !admitted {
 			s.metrics.LoginThrottled(telemetry.ThrottleAccount)
-			return nil, s.throttled(BudgetAccount, win)
+			return nil, s.throttled(BudgetAccountAddress, win)
 		}
 	}
+	slot, win, admitted, err := s.store.TakeRateSlot(ctx, acct.key, FailureWindow, FailuresPerAccount)
+	if err != nil {
+		return nil, err
+	}
+	if !admitted {
+		s.metrics.LoginThrottled(telemetry.ThrottleAccount)
+		return nil, s.throttled(BudgetAccount, win)
+	}
+	a.ceilSlot = slot
 	return a, nil
 }
 
-// Succeeded ends a successful attempt: it does not count against the
-// address, and it proves the owner, so the account's failures are forgiven.
+// Succeeded ends a successful attempt: it counts against neither the
+// address nor the ceiling, and it proves the owner at this address, so the
+// account's failures from here are forgiven. (Failures from other
+// addresses stay counted: a success here says nothing about them.)
 func (a *Attempt) Succeeded(ctx context.Context) {
-	a.s.release(ctx, a.addrSlot)
-	if a.acct.key != "" {
-		if err := a.s.store.ResetRateLimit(context.WithoutCancel(ctx), a.acct.key, FailureWindow); err != nil {
+	a.s.release(ctx, a.addrSlot, a.ceilSlot)
+	if a.pairKey != "" {
+		if err := a.s.store.ResetRateLimit(context.WithoutCancel(ctx), a.pairKey, FailureWindow); err != nil {
 			a.s.log.Warn("resetting an account's failures failed", "error", err)
 		}
 	}
+}
+
+// CountSearch counts one substring search of users by name from address
+// (the client's address key): a *Throttled once SearchesPerAddress are
+// spent in SearchWindow.
+func (s *Service) CountSearch(ctx context.Context, address string) error {
+	win, admitted, err := s.store.HitRateLimit(ctx, "search:ip:"+address, SearchWindow, SearchesPerAddress)
+	if err != nil {
+		return err
+	}
+	if !admitted {
+		return s.throttled(BudgetSearch, win)
+	}
+	return nil
+}
+
+// CountLookup counts one lookup of a user by phone or e-mail by caller (a
+// user id): a *Throttled once LookupsPerCaller are spent in LookupWindow.
+func (s *Service) CountLookup(ctx context.Context, caller int64) error {
+	win, admitted, err := s.store.HitRateLimit(ctx, "lookup:user:"+strconv.FormatInt(caller, 10), LookupWindow, LookupsPerCaller)
+	if err != nil {
+		return err
+	}
+	if !admitted {
+		return s.throttled(BudgetLookup, win)
+	}
+	return nil
 }
 
 // release gives rate-limit slots back, best effort: a slot that stays

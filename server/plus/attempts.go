@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/store"
@@ -13,10 +12,22 @@ import (
 
 // tooMany is the 429 of a spent budget, with its Retry-After; what says
 // which budget it was.
-func tooMany(w http.ResponseWriter, t *account.Throttled, what string) *apiError {
+func tooMany(t *account.Throttled, what string) *apiError {
 	secs := t.Seconds()
-	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	return newError(http.StatusTooManyRequests, fmt.Sprintf("%s; retry in %d seconds", what, secs))
+	return &apiError{status: http.StatusTooManyRequests, retryAfter: secs,
+		message: fmt.Sprintf("%s; retry in %d seconds", what, secs)}
+}
+
+// failureBudget words the refusal of a failure budget; what names the
+// failures ("failed logins").
+func failureBudget(b account.Budget, what string) string {
+	switch b {
+	case account.BudgetAddress:
+		return "too many " + what + " from this address"
+	case account.BudgetAccountAddress:
+		return "too many " + what + " for this account from this address"
+	}
+	return "too many " + what + " for this account"
 }
 
 // checkPassword verifies the caller's password (field names it in a 422)
@@ -26,11 +37,7 @@ func (h *Handler) checkPassword(ctx context.Context, w http.ResponseWriter, r *h
 	var throttled *account.Throttled
 	switch {
 	case errors.As(err, &throttled):
-		what := "too many wrong passwords for this account"
-		if throttled.Budget == account.BudgetAddress {
-			what = "too many wrong passwords from this address"
-		}
-		return tooMany(w, throttled, what)
+		return tooMany(throttled, failureBudget(throttled.Budget, "wrong passwords"))
 	case errors.Is(err, account.ErrWrongPassword):
 		return invalid(field, field+" is wrong")
 	}

@@ -126,7 +126,7 @@ func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, purpose strin
 			account.BudgetCodeTarget:  "too many verification codes sent to this " + c.Field + " today",
 			account.BudgetCodeTenant:  "this service has sent as many verification codes as it may this hour",
 		}[throttled.Budget]
-		h.fail(w, r, tooMany(w, throttled, what))
+		h.fail(w, r, tooMany(throttled, what))
 	case errors.Is(err, account.ErrContactTaken):
 		h.fail(w, r, invalid(c.Field, c.Field+" is already taken"))
 	case errors.Is(err, account.ErrNoSuchContact):

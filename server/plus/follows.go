@@ -140,7 +140,12 @@ func (h *Handler) followList(w http.ResponseWriter, r *http.Request, whose func(
 	writeJSON(w, http.StatusOK, out)
 }
 
-// parsePage reads limit (1..max, default def) and offset (>= 0).
+// maxOffset bounds offset: the store walks every row it skips, so a deep
+// page costs as much as reading all the rows before it. Clients page
+// further with a cursor where the route has one (after, since).
+const maxOffset = 10_000
+
+// parsePage reads limit (1..max, default def) and offset (0..maxOffset).
 func parsePage(r *http.Request, def, maxLimit int64) (limit, offset int64, err error) {
 	q := r.URL.Query()
 	limit = def
@@ -153,8 +158,8 @@ func parsePage(r *http.Request, def, maxLimit int64) (limit, offset int64, err e
 	}
 	if s := q.Get("offset"); s != "" {
 		n, perr := strconv.ParseInt(s, 10, 64)
-		if perr != nil || n < 0 || n > 1_000_000 {
-			return 0, 0, invalid("offset", "offset must be an integer from 0 to 1000000")
+		if perr != nil || n < 0 || n > maxOffset {
+			return 0, 0, invalid("offset", "offset must be an integer from 0 to "+strconv.Itoa(maxOffset))
 		}
 		offset = n
 	}

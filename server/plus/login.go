@@ -53,11 +53,7 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 	var throttled *account.Throttled
 	switch {
 	case errors.As(err, &throttled):
-		what := "too many failed logins for this account"
-		if throttled.Budget == account.BudgetAddress {
-			what = "too many failed logins from this address"
-		}
-		h.fail(w, r, tooMany(w, throttled, what))
+		h.fail(w, r, tooMany(throttled, failureBudget(throttled.Budget, "failed logins")))
 	case errors.Is(err, account.ErrWrongPassword):
 		h.fail(w, r, invalid("password", "login or password is wrong"))
 	case errors.Is(err, account.ErrWrongCode):

@@ -73,17 +73,26 @@ func (h *Handler) RetrievePassword(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	// The code is judged before the contact is looked up, so a wrong code
+	// answers alike for a contact nobody has (no code was ever sent to it)
+	// and for a user's: only the contact's owner learns whether it is bound.
 	ctx := r.Context()
+	err = h.accounts.CheckCode(ctx, h.clientIP(r), c, code)
+	var throttled *account.Throttled
+	if errors.As(err, &throttled) {
+		h.fail(w, r, tooMany(throttled, failureBudget(throttled.Budget, "failed attempts")))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, codeError(err))
+		return
+	}
 	p, err := h.store.FindProfileBy(ctx, c.Field, c.Value)
 	if errors.Is(err, store.ErrNotFound) {
 		h.fail(w, r, invalid(c.Field, "no user has this "+c.Field))
 		return
 	}
 	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := h.consumeCode(ctx, c, code); err != nil {
 		h.fail(w, r, err)
 		return
 	}

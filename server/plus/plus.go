@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -125,6 +126,8 @@ type apiError struct {
 	message  string
 	fields   map[string][]string
 	conflict string // 409: what is taken ("openid", "unionid", "phone")
+	// retryAfter is the Retry-After of a 429, in seconds (0: none).
+	retryAfter int64
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -139,6 +142,9 @@ func invalid(field, msg string) *apiError {
 func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
 func (e *apiError) write(w http.ResponseWriter) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(e.retryAfter, 10))
+	}
 	if e.status == http.StatusUnprocessableEntity {
 		fields := e.fields
 		if fields == nil {
@@ -168,7 +174,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae.write(w)
 	case httpx.StoreUnavailable(w, err):
 		h.metrics.StoreError(telemetry.StoreUnavailable)
-		h.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
+		h.log.Warn("store unavailable", "method", r.Method, "path", account.LogPath(r.URL.Path), "error", err)
 		newError(http.StatusServiceUnavailable, httpx.UnavailableMessage).write(w)
 	case errors.Is(err, store.ErrNotFound):
 		newError(http.StatusNotFound, "not found").write(w)
@@ -177,7 +183,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		invalid(field, field+" is already taken").write(w)
 	default:
 		h.metrics.StoreError(telemetry.StoreInternal)
-		h.log.Error("end-user request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		h.log.Error("end-user request failed", "method", r.Method, "path", account.LogPath(r.URL.Path), "error", err)
 		newError(http.StatusInternalServerError, "internal error").write(w)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/store"
 )
 
@@ -121,23 +122,28 @@ func viewerID(r *http.Request) int64 {
 	return 0
 }
 
+// errLookupNeedsToken answers an anonymous lookup by phone or e-mail,
+// whether or not anybody has that contact.
+var errLookupNeedsToken = newError(http.StatusUnauthorized,
+	"looking a user up by phone or e-mail needs a token; anonymous callers look users up by id or name")
+
 // findUser resolves {user}: an e-mail, a phone number, a name or an id, in
 // that order. A phone-shaped number nobody has as phone is tried as an id.
+//
+// Phones and e-mails are not public: an anonymous caller's phone-shaped
+// {user} is read as an id only, and an e-mail or a phone-shaped {user}
+// that is no user's id is a 401, the same whether or not the contact is
+// registered. A signed-in caller's answers that depend on who has a phone
+// or e-mail (found by it, or found by nothing) count against the caller's
+// lookup budget (account.LookupsPerCaller), a 429 once spent.
 func (h *Handler) findUser(r *http.Request, ident string) (*store.Profile, error) {
 	ctx := r.Context()
 	kind, v := detectIdentity(ident)
 	var p *store.Profile
 	var err error
 	switch kind {
-	case byEmail:
-		p, err = h.store.FindProfileBy(ctx, store.FieldEmail, v)
-	case byPhone:
-		p, err = h.store.FindProfileBy(ctx, store.FieldPhone, v)
-		if errors.Is(err, store.ErrNotFound) {
-			if id, ok := numericID(v); ok {
-				p, err = h.store.GetProfile(ctx, id)
-			}
-		}
+	case byEmail, byPhone:
+		p, err = h.findByContact(r, kind, v)
 	case byName:
 		p, err = h.store.FindProfileBy(ctx, store.FieldUsername, v)
 	case byID:
@@ -148,6 +154,46 @@ func (h *Handler) findUser(r *http.Request, ident string) (*store.Profile, error
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, newError(http.StatusNotFound, "user not found")
+	}
+	return p, err
+}
+
+// findByContact is findUser for an e-mail or a phone-shaped {user} (see
+// there).
+func (h *Handler) findByContact(r *http.Request, kind identityKind, v string) (*store.Profile, error) {
+	ctx := r.Context()
+	id, isID := numericID(v)
+	me := callerOf(r)
+	if me == nil {
+		if !isID || kind != byPhone {
+			return nil, errLookupNeedsToken
+		}
+		p, err := h.store.GetProfile(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errLookupNeedsToken
+		}
+		return p, err
+	}
+	field := store.FieldEmail
+	if kind == byPhone {
+		field = store.FieldPhone
+	}
+	p, err := h.store.FindProfileBy(ctx, field, v)
+	if errors.Is(err, store.ErrNotFound) && isID && kind == byPhone {
+		// An id answers as any id lookup does: it tells nothing about phones.
+		if p, err = h.store.GetProfile(ctx, id); err == nil {
+			return p, nil
+		}
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if lerr := h.accounts.CountLookup(ctx, me.profile.ID); lerr != nil {
+		var throttled *account.Throttled
+		if errors.As(lerr, &throttled) {
+			return nil, tooMany(throttled, "too many users looked up by phone or e-mail")
+		}
+		return nil, lerr
 	}
 	return p, err
 }
@@ -263,6 +309,19 @@ func (h *Handler) ListUsers(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	// A name substring scans the users; exact names (fetch_by=username) and
+	// ids use an index.
+	if v := r.URL.Query(); v.Get("name") != "" && v.Get("fetch_by") != "username" {
+		err := h.accounts.CountSearch(r.Context(), h.clientIP(r))
+		var throttled *account.Throttled
+		if errors.As(err, &throttled) {
+			err = tooMany(throttled, "too many name searches from this address")
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
 	}
 	page, err := h.store.ListProfiles(r.Context(), q)
 	if err != nil {

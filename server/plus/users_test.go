@@ -102,7 +102,7 @@ func TestGetUsersAndUser(t *testing.T) {
 		}
 	}
 	for _, ident := range []string{"nobody@example.com", "13399999999", "nobody", "999999", "0", "-1", "a%20b", "@"} {
-		r := expect(t, rp.call("GET", "/api/v2/users/"+ident, "", nil), http.StatusNotFound)
+		r := expect(t, rp.call("GET", "/api/v2/users/"+ident, alice, nil), http.StatusNotFound)
 		if r.obj(t)["message"] == "" {
 			t.Errorf("404 without message for %s", ident)
 		}

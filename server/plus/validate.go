@@ -2,11 +2,12 @@ package plus
 
 import (
 	"net/mail"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"userve.dev/userve/server/account"
 )
 
 // Name rules: 2..12 display units, where ASCII letters, digits and '_'
@@ -58,11 +59,9 @@ func nameProblem(name string) string {
 
 func isASCIILetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
 
-// Phone numbers: an optional '+' and 5..20 digits, the same rule as the management
-// dialect's _phone, so both dialects find the same users.
-var phonePattern = regexp.MustCompile(`^\+?[0-9]{5,20}$`)
-
-func looksLikePhone(s string) bool { return phonePattern.MatchString(s) }
+// looksLikePhone is account.LooksLikePhone: the management dialect's _phone
+// rule, so both dialects find the same users.
+func looksLikePhone(s string) bool { return account.LooksLikePhone(s) }
 
 // normalizeEmail returns the address in lower case, or "" when s is not a
 // plain address (no display name, no angle brackets, at most 254 bytes).

@@ -123,6 +123,10 @@ func (h *Handler) keepSession(ctx context.Context, user int64, sessionKey string
 
 // LoginWeChat is POST /auth/wechat {code}: the wx.login code for a token.
 // 201 with "created": true for a new user, 200 with false for a known one.
+// Each call spends the app's WeChat quota, so a code is an attempt of the
+// client address's failure budget before WeChat is asked: a flood of bogus
+// codes from one address reaches WeChat at most account.FailuresPerAddress
+// times per window, and codes WeChat accepts give their slot back.
 func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 	code, err := readWeChatCode(r)
 	if err != nil {
@@ -130,11 +134,21 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	attempt, err := h.accounts.Begin(ctx, h.clientIP(r), account.Account{})
+	var throttled *account.Throttled
+	if errors.As(err, &throttled) {
+		err = tooMany(throttled, failureBudget(throttled.Budget, "failed logins"))
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	sess, err := h.wechat.client.Code2Session(ctx, code)
 	if err != nil {
 		h.weChatFail(w, r, err, "code")
 		return
 	}
+	attempt.Succeeded(ctx)
 	p, created, err := h.store.LoginWeChat(ctx, sess.OpenID, sess.UnionID, h.wechat.createUsers)
 	if errors.Is(err, store.ErrNotFound) {
 		h.fail(w, r, newError(http.StatusNotFound, "no user is linked to this WeChat account: sign in another way and link it with PUT /api/v2/user/wechat"))
