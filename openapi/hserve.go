@@ -24,6 +24,8 @@ func (c *components) hserveSchemas() S {
 		"UserUpdate": c.hserveUserUpdate(),
 		"Session":    hserveSession(),
 		"Status":     object(S{"status": enum("ok")}, "status"),
+
+		"OpenAPIDocument": openAPIDocument(),
 	}
 }
 
@@ -156,6 +158,9 @@ func hserveOperations(c *components) map[string]operation {
 			body:      jsonBody(object(S{"code": code}, "code")),
 			responses: []response{statusOK, throttled("The code has had all its tries.")}},
 
+		"GET /openapi.json": {id: "openAPI", tag: "openapi", summary: "This document, with the tenant's custom fields",
+			description: "Public, like /api/v2/openapi.json; needs no client ID.",
+			responses:   []response{ok("The document.", ref("OpenAPIDocument"))}},
 		"POST /v2.0/user/email-verify/": {id: "verifyEmail", tag: "users", security: clientToken, summary: "Send a code to the caller's e-mail (requestEmailVerification), or verify it with {code}",
 			body:      &body{schema: object(S{"code": code}), required: false},
 			responses: []response{statusOK, hserveError(http.StatusForbidden, "An anonymous user."), throttled("A code budget is spent, or the code has had all its tries.")}},

@@ -269,7 +269,7 @@ func (op operation) withCommonResponses(d Dialect) []response {
 	}
 	errSchema := ref("Error")
 	if d == HServe {
-		if op.tag == "cors" {
+		if op.tag == "cors" || op.tag == "openapi" {
 			return out
 		}
 		add(response{status: http.StatusUnauthorized, desc: "A missing or wrong X-Hydrogen-Client-ID, or (signed-in routes) no token, or one that is invalid, expired, revoked or of a deleted user.", schema: errSchema, headers: []string{"WWW-Authenticate"}})

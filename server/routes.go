@@ -190,6 +190,9 @@ func (s *Server) hserveRoutes(r *mux.Router) {
 	}
 	get, put, post := http.MethodGet, http.MethodPut, http.MethodPost
 
+	// This dialect's OpenAPI document (public, like /api/v2/openapi.json).
+	r.Handle(hserve.Prefix+"/openapi.json", s.serveOpenAPI(openapi.HServe)).Methods(get)
+
 	// Registration, login, sessions (core/auth.js).
 	for _, kind := range []string{"username", "email", "phone"} {
 		route(post, "/v2.1/register/"+kind+"/", h.Register(kind))

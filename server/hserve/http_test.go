@@ -272,3 +272,15 @@ func TestEmailFlows(t *testing.T) {
 	expect(t, tn.sdk("POST", "/hserve/v2.1/login/email/", "", map[string]any{"email": "eve@example.com", "password": "secret-eve-2"}), http.StatusCreated)
 	expectError(t, tn.sdk("GET", "/hserve/v2.5/user/info/", token, nil), http.StatusUnauthorized, "password change")
 }
+
+// The dialect's document is served, public, with the tenant's custom
+// fields; every exchange of these tests is checked against it.
+func TestServesItsDocument(t *testing.T) {
+	tn := newTenant(t)
+	r := expect(t, tn.call("GET", "/hserve/openapi.json", nil), http.StatusOK)
+	for _, want := range []string{`"/hserve/v2.1/login/username/"`, `"options"`, `"x-userve-custom-field": "integer"`, `"X-Hydrogen-Client-ID"`} {
+		if !strings.Contains(string(r.body), want) {
+			t.Fatalf("document lacks %s", want)
+		}
+	}
+}
