@@ -25,6 +25,7 @@ import (
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers/tenantdb"
 	"userve.dev/userve/sandbox/runtime"
+	"userve.dev/userve/server/hserve"
 )
 
 // EnvAdminTokens is the server's admin tokens variable; the reporter reads
@@ -181,7 +182,7 @@ func (r *reporter) printReady(key string, t runtime.Tenant, token, dbUser string
 		fmt.Fprintf(&b, "    MongoDB user: %s (the tenant's own; its URI is in the Secret the pods read)\n", dbUser)
 	}
 	if id := r.hserveClientID(t); id != "" {
-		b.WriteString(HServeSnippet(t.URL, id))
+		b.WriteString(hserve.DevSnippet(t.URL, id))
 	}
 	host := "127.0.0.1"
 	if u, err := url.Parse(t.URL); err == nil && u.Hostname() != "" {
@@ -211,19 +212,6 @@ func (r *reporter) hserveClientID(t runtime.Tenant) string {
 		return ""
 	}
 	return us.Spec.API.HServe.ClientID
-}
-
-// HServeSnippet is five lines of Node that log in to the tenant through
-// MinApp's own SDK (its web build; xhr2 and a Map stand in for the
-// browser), for a developer to paste.
-func HServeSnippet(url, clientID string) string {
-	return fmt.Sprintf(`    MinApp SDK:   npm i minapp-sdk@3.23.6 xhr2 && node   (then paste:)
-      global.window = global; window.addEventListener = () => {}; global.XMLHttpRequest = require('xhr2');
-      const kv = new Map(); global.localStorage = { getItem: (k) => kv.get(k) ?? null, setItem: (k, v) => kv.set(k, String(v)) };
-      const BaaS = require('minapp-sdk/lib/web.js'); BaaS.init('%s', { host: '%s' });
-      BaaS.auth.register({ username: 'dev_user', password: 'dev-password' }).catch(() => BaaS.auth.login({ username: 'dev_user', password: 'dev-password' }))
-        .then((user) => console.log('logged in as user', user.id, user.get('_username')), (err) => console.log(err.message));
-`, clientID, url)
 }
 
 // secretEnv is the value the tenant's pods get for the environment variable

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"userve.dev/userve/sandbox"
+	"userve.dev/userve/server/hserve"
 )
 
 // TestSDKWebBuild drives the real minapp-sdk web build (testdata/sdk/web.js)
@@ -72,7 +72,7 @@ func TestSDKWebBuild(t *testing.T) {
 // as printed (run against this test's tenant).
 func TestDevSnippetLogsIn(t *testing.T) {
 	tn := newTenant(t)
-	snippet := sandbox.HServeSnippet(tn.srv.URL, clientID)
+	snippet := hserve.DevSnippet(tn.srv.URL, clientID)
 	lines := strings.Split(strings.TrimRight(snippet, "\n"), "\n")
 	if len(lines) != 6 || !strings.Contains(lines[0], "npm i minapp-sdk@"+sdkVersion) {
 		t.Fatalf("snippet is not an install line and five lines of code:\n%s", snippet)
