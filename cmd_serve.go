@@ -11,14 +11,19 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/internal/logbuffer"
 	"userve.dev/userve/internal/memrelease"
 	"userve.dev/userve/server"
+	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
 )
 
@@ -48,6 +53,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics (the pods' metrics port), never served on --listen; empty: no metrics")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile (pprof) of the whole run to this file")
+	checkMemory := fs.String("password-check-memory", "", "memory password checks may hold at once, e.g. 64Mi (default: a quarter of $"+config.EnvMemoryLimit+", else 64Mi)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: userve serve --config FILE [--listen ADDR] [--metrics-listen ADDR]\n\nenvironment: %s (required), %s, %s, %s, %s, %s, %s\n\nflags:\n",
 			config.EnvMongoURI, config.EnvMongoDatabase, config.EnvAdminTokens, config.EnvJWTKey,
@@ -81,6 +87,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer stopProfile()
 	}
+	checkBudget, err := passwordCheckMemory(*checkMemory, getenv(config.EnvMemoryLimit))
+	if err != nil {
+		fmt.Fprintf(stderr, "userve serve: %v\n", err)
+		return 2
+	}
 	cfg, err := config.Load(*configPath, getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
@@ -113,11 +124,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Warn("releasing start-up memory failed", "error", err)
 		}
 	}
-	if err := server.New(cfg, st, server.Options{Logger: log, Started: started}).Run(ctx, *listen, *metricsListen); err != nil {
+	log.Info("password checks bounded", "memory_bytes", checkBudget, "wait", auth.DefaultCheckWait.String())
+	opts := server.Options{Logger: log, Started: started, Plus: plus.Options{CheckMemory: checkBudget}}
+	if err := server.New(cfg, st, opts).Run(ctx, *listen, *metricsListen); err != nil {
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// passwordCheckMemory is the budget of concurrent password checks in
+// bytes: the flag when given, else a quarter of the container's memory
+// limit (64 MiB of the default 256Mi; see auth.DefaultCheckMemory for why
+// a quarter), else auth's default.
+func passwordCheckMemory(flagValue, memoryLimit string) (int64, error) {
+	if flagValue != "" {
+		q, err := resource.ParseQuantity(flagValue)
+		if err != nil || q.Value() < 1<<20 {
+			return 0, fmt.Errorf("--password-check-memory %q: want a size of at least 1Mi, such as 64Mi", flagValue)
+		}
+		return q.Value(), nil
+	}
+	if limit, err := strconv.ParseInt(memoryLimit, 10, 64); err == nil && limit >= 4<<20 {
+		return limit / 4, nil
+	}
+	return auth.DefaultCheckMemory, nil
 }
 
 // startCPUProfile profiles until the returned stop runs (make bench profiles

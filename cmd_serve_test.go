@@ -73,6 +73,11 @@ func TestServeBadConfigIsOneLine(t *testing.T) {
 		{"31-byte admin token", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/", "USERVE_ADMIN_TOKENS": testAdminToken + "," + strings.Repeat("t", 31)}, "token 2 of 2 is 31 bytes, shorter than 32"},
 		{"short JWT key", []string{"--config", plusOn}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/", "USERVE_ADMIN_TOKENS": testAdminToken, "USERVE_JWT_KEY": "0123456789"}, "USERVE_JWT_KEY is 10 bytes, shorter than 32"},
 		{"no admin tokens", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/"}, "USERVE_ADMIN_TOKENS is empty"},
+		// The operator's rules for a tenant's URI hold in the tenant's pod:
+		// no mechanism that sends the pod's, node's or cloud's identity.
+		{"OIDC mongo uri", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/?authMechanism=MONGODB-OIDC&authMechanismProperties=ENVIRONMENT:gcp,TOKEN_RESOURCE:x", "USERVE_ADMIN_TOKENS": testAdminToken}, "USERVE_MONGO_URI: the MongoDB URI's authMechanism=MONGODB-OIDC is refused"},
+		{"AWS mongo uri", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/?authMechanism=MONGODB-AWS", "USERVE_ADMIN_TOKENS": testAdminToken}, "authMechanism=MONGODB-AWS is refused"},
+		{"tls file mongo uri", []string{"--config", writeManifest(t, serveManifest)}, map[string]string{"USERVE_MONGO_URI": "mongodb://x/?tls=true&tlsCertificateKeyFile=/etc/ssl/key.pem", "USERVE_ADMIN_TOKENS": testAdminToken}, "option tlsCertificateKeyFile is refused"},
 		// Without the secret, webhook requests would be signed with an empty key.
 		{"webhook without secret", []string{"--config", writeManifest(t, serveManifest+webhookSpec)}, goodEnv, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set"},
 	}
@@ -245,5 +250,29 @@ func TestServeWarnsOfLogDelivery(t *testing.T) {
 	}
 	if logs := run(plusOn); strings.Contains(logs, "verification codes are written") {
 		t.Errorf("logCodes off, but the log says codes are logged:\n%s", logs)
+	}
+}
+
+// The password-check budget: the flag, else a quarter of the memory limit
+// the operator passes, else auth's default; a bad flag is refused.
+func TestPasswordCheckMemory(t *testing.T) {
+	for _, tc := range []struct {
+		flag, limit string
+		want        int64
+		bad         bool
+	}{
+		{"", "", 64 << 20, false},
+		{"", "268435456", 64 << 20, false}, // the default 256Mi limit
+		{"", "1073741824", 256 << 20, false},
+		{"", "garbage", 64 << 20, false},
+		{"32Mi", "268435456", 32 << 20, false},
+		{"100M", "", 100_000_000, false},
+		{"12", "", 0, true},
+		{"lots", "", 0, true},
+	} {
+		got, err := passwordCheckMemory(tc.flag, tc.limit)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("passwordCheckMemory(%q, %q) = %d, %v; want %d (error: %v)", tc.flag, tc.limit, got, err, tc.want, tc.bad)
+		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers/render"
+	"userve.dev/userve/controllers/tenantdb"
+	"userve.dev/userve/internal/mongouri"
 )
 
 // failure is a reconcile that could not converge, with the condition reason
@@ -39,9 +41,12 @@ func userError(reason string, err error) *failure {
 
 // Condition reasons of failures.
 const (
-	ReasonInvalidDatabase   = "InvalidDatabase"
-	ReasonDatabaseInUse     = "DatabaseInUse"
-	ReasonMongoURIMissing   = "MongoURIMissing"
+	ReasonInvalidDatabase = "InvalidDatabase"
+	ReasonDatabaseInUse   = "DatabaseInUse"
+	ReasonMongoURIMissing = "MongoURIMissing"
+	// ReasonInvalidMongoURI: the tenant's URI is refused by the policy of
+	// internal/mongouri and is never dialed.
+	ReasonInvalidMongoURI   = "InvalidMongoURI"
 	ReasonSecretNotFound    = "SecretNotFound"
 	ReasonSecretUnreadable  = "SecretUnreadable"
 	ReasonApplyFailed       = "ApplyFailed"
@@ -54,7 +59,7 @@ type inputs struct {
 	sources  render.SecretSources
 	// adminURI is the URI the operator uses (the default one, or the
 	// tenant's own): to claim and ping the database and manage its user.
-	adminURI []byte
+	adminURI tenantdb.URI
 	// podURI is the URI the tenant's pods get: their own database user's
 	// (written into the credentials Secret), the copied default with
 	// shared credentials, or the tenant's own.
@@ -73,9 +78,9 @@ type inputs struct {
 func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha1.UserService) (ctrl.Result, error) {
 	obs := observed{}
 	in, fail := r.loadInputs(ctx, us)
-	if in.adminURI != nil {
+	if !in.adminURI.IsZero() {
 		obs.databaseChecked = true
-		obs.databaseErr = r.Databases.Ping(ctx, string(in.adminURI))
+		obs.databaseErr = r.Databases.Ping(ctx, in.adminURI)
 	}
 	obs.database = in.database
 	obs.isolation = in.isolation
@@ -114,9 +119,15 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	}
 	if owner != nil {
 		// Sharing a database would let one tenant's tokens read another's
-		// users, and a Delete policy drop them.
+		// users, and a Delete policy drop them. Another namespace's tenant
+		// is not named: its existence is none of this namespace's business.
+		holder := "another namespace's UserService"
+		if owner.Namespace == us.Namespace {
+			holder = "UserService " + owner.Name
+		}
+		ctrl.LoggerFrom(ctx).Info("database in use", "database", db, "usedBy", owner.Namespace+"/"+owner.Name)
 		return in, userError(ReasonDatabaseInUse, fmt.Errorf(
-			"database %s is already used by UserService %s/%s: set another spec.mongo.database (at creation)", db, owner.Namespace, owner.Name))
+			"database %s is already used by %s: set another spec.mongo.database (at creation)", db, holder))
 	}
 
 	if in.sources, err = render.Sources(us, r.DefaultMongoURISecret); err != nil {
@@ -171,10 +182,10 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	switch {
 	case us.Spec.Mongo.URISecretRef != nil:
 		c := tenantURIIsolation()
-		in.podURI, iso = in.adminURI, &c
+		in.podURI, iso = []byte(in.adminURI.Value()), &c
 	case r.SharedDatabaseCredentials:
 		c := sharedIsolation()
-		in.podURI, iso = in.adminURI, &c
+		in.podURI, iso = []byte(in.adminURI.Value()), &c
 	case outage:
 		if in.podURI = r.currentUserURI(us, in.adminURI, db, in.credentials); in.podURI == nil {
 			return in, claimFail
@@ -228,16 +239,25 @@ func claimsFirst(a, b *v1alpha1.UserService, db string) bool {
 	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
 }
 
-// mongoURI reads the tenant's MongoDB URI: spec.mongo.uriSecretRef, else
-// the operator's default.
-func (r *UserServiceReconciler) mongoURI(ctx context.Context, us *v1alpha1.UserService) ([]byte, error) {
+// mongoURI reads the tenant's MongoDB URI: spec.mongo.uriSecretRef, judged
+// by mongouri's policy before anything can dial it, else the operator's
+// default.
+func (r *UserServiceReconciler) mongoURI(ctx context.Context, us *v1alpha1.UserService) (tenantdb.URI, error) {
 	if ref := us.Spec.Mongo.URISecretRef; ref != nil {
-		return r.secretValue(ctx, us.Namespace, ref.Name, ref.Key)
+		v, err := r.secretValue(ctx, us.Namespace, ref.Name, ref.Key)
+		if err != nil {
+			return tenantdb.URI{}, err
+		}
+		if err := mongouri.Check(string(v)); err != nil {
+			return tenantdb.URI{}, userError(ReasonInvalidMongoURI, fmt.Errorf("secret %s/%s key %s: %w", us.Namespace, ref.Name, ref.Key, err))
+		}
+		return tenantdb.TenantURI(string(v)), nil
 	}
 	if d := r.DefaultMongoURISecret; d != nil {
-		return r.secretValue(ctx, d.Namespace, d.Name, d.Key)
+		v, err := r.secretValue(ctx, d.Namespace, d.Name, d.Key)
+		return tenantdb.OperatorURI(string(v)), err
 	}
-	return nil, userError(ReasonMongoURIMissing, render.ErrNoMongoURI)
+	return tenantdb.URI{}, userError(ReasonMongoURIMissing, render.ErrNoMongoURI)
 }
 
 // secretValue reads one key of a Secret the operator does not own, from the

@@ -49,12 +49,12 @@ func (r *UserServiceReconciler) managesDatabaseUser(us *v1alpha1.UserService) bo
 // claimDatabase writes or checks the database's ownership record with the
 // operator's URI. A refusal is a user error: the tenant gets neither objects
 // nor credentials until its spec names a database it may use.
-func (r *UserServiceReconciler) claimDatabase(ctx context.Context, us *v1alpha1.UserService, uri []byte, database string) *failure {
+func (r *UserServiceReconciler) claimDatabase(ctx context.Context, us *v1alpha1.UserService, uri tenantdb.URI, database string) *failure {
 	me := tenantdb.Owner{Namespace: us.Namespace, Name: us.Name, UID: string(us.UID)}
 	// A tenant that used the database before ownership records existed
 	// (status.database, which only the operator writes) keeps it.
 	adopt := us.Status.Database == database
-	claim, err := r.Databases.ClaimDatabase(ctx, string(uri), database, me, adopt)
+	claim, err := r.Databases.ClaimDatabase(ctx, uri, database, me, adopt)
 	if err != nil {
 		return &failure{Reason: ReasonDatabaseUnreachable, Err: err}
 	}
@@ -83,7 +83,7 @@ func (r *UserServiceReconciler) claimDatabase(ctx context.Context, us *v1alpha1.
 // pods get, with what the store enforces. The password is kept in the
 // credentials Secret (inside the URI) and replaced only on a rotation
 // request or when the Secret lost it.
-func (r *UserServiceReconciler) databaseUser(ctx context.Context, us *v1alpha1.UserService, adminURI []byte, database string, existing *corev1.Secret) ([]byte, metav1.Condition, *failure) {
+func (r *UserServiceReconciler) databaseUser(ctx context.Context, us *v1alpha1.UserService, adminURI tenantdb.URI, database string, existing *corev1.Secret) ([]byte, metav1.Condition, *failure) {
 	name := DatabaseUserName(us)
 	var data map[string][]byte
 	var annotations map[string]string
@@ -101,11 +101,11 @@ func (r *UserServiceReconciler) databaseUser(ctx context.Context, us *v1alpha1.U
 		password = p
 	}
 	u := tenantdb.User{Database: database, Name: name, Password: password}
-	uri, err := tenantdb.UserURI(string(adminURI), u)
+	uri, err := tenantdb.UserURI(adminURI.Value(), u)
 	if err != nil {
 		return nil, metav1.Condition{}, userError(ReasonDatabaseUserFailed, fmt.Errorf("the operator's default MongoDB URI: %v", err))
 	}
-	iso, err := r.Databases.EnsureUser(ctx, string(adminURI), u, setPassword)
+	iso, err := r.Databases.EnsureUser(ctx, adminURI.Value(), u, setPassword)
 	if err != nil {
 		return nil, metav1.Condition{}, &failure{Reason: ReasonDatabaseUserFailed, Err: err}
 	}
@@ -118,7 +118,7 @@ func (r *UserServiceReconciler) databaseUser(ctx context.Context, us *v1alpha1.U
 // currentUserURI is the tenant user's URI with the password its
 // credentials Secret holds, nil when it holds none or a rotation is pending
 // (neither can be served without the server).
-func (r *UserServiceReconciler) currentUserURI(us *v1alpha1.UserService, adminURI []byte, database string, existing *corev1.Secret) []byte {
+func (r *UserServiceReconciler) currentUserURI(us *v1alpha1.UserService, adminURI tenantdb.URI, database string, existing *corev1.Secret) []byte {
 	if existing == nil || render.RotationPending(us, existing.Annotations) {
 		return nil
 	}
@@ -127,7 +127,7 @@ func (r *UserServiceReconciler) currentUserURI(us *v1alpha1.UserService, adminUR
 	if password == "" {
 		return nil
 	}
-	uri, err := tenantdb.UserURI(string(adminURI), tenantdb.User{Database: database, Name: name, Password: password})
+	uri, err := tenantdb.UserURI(adminURI.Value(), tenantdb.User{Database: database, Name: name, Password: password})
 	if err != nil {
 		return nil
 	}

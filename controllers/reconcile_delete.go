@@ -65,7 +65,7 @@ func (r *UserServiceReconciler) reconcileDelete(ctx context.Context, us *v1alpha
 			}
 		}
 		if dropUser {
-			if err := r.Databases.DropUser(ctx, string(uri), database, DatabaseUserName(us)); err != nil {
+			if err := r.Databases.DropUser(ctx, uri.Value(), database, DatabaseUserName(us)); err != nil {
 				fail := &failure{Reason: ReasonDatabaseDropFailed, Err: fmt.Errorf(
 					"%v; the UserService stays until its database user is dropped", err)}
 				setDeletingStatus(us, fail)
@@ -119,8 +119,8 @@ func (r *UserServiceReconciler) uriUnreadable(ctx context.Context, us *v1alpha1.
 // dropDatabase stops the tenant's pods, waits until none is left, and drops
 // the database if its ownership record is the tenant's own. A zero result
 // and no failure mean done (dropped, or left alone with an event).
-func (r *UserServiceReconciler) dropDatabase(ctx context.Context, us *v1alpha1.UserService, uri []byte, database string) (ctrl.Result, *failure) {
-	owner, err := r.Databases.DatabaseOwner(ctx, string(uri), database)
+func (r *UserServiceReconciler) dropDatabase(ctx context.Context, us *v1alpha1.UserService, uri tenantdb.URI, database string) (ctrl.Result, *failure) {
+	owner, err := r.Databases.DatabaseOwner(ctx, uri, database)
 	if err != nil {
 		return ctrl.Result{}, &failure{Reason: ReasonDatabaseDropFailed, Err: fmt.Errorf(
 			"%v; the UserService stays until the database is dropped (or spec.deletionPolicy is set to Retain)", err)}
@@ -141,7 +141,7 @@ func (r *UserServiceReconciler) dropDatabase(ctx context.Context, us *v1alpha1.U
 		return ctrl.Result{RequeueAfter: podsGonePoll}, nil
 	}
 
-	if err := r.Databases.DropDatabase(ctx, string(uri), database); err != nil {
+	if err := r.Databases.DropDatabase(ctx, uri, database); err != nil {
 		return ctrl.Result{}, &failure{Reason: ReasonDatabaseDropFailed, Err: fmt.Errorf(
 			"%v; the UserService stays until the database is dropped (or spec.deletionPolicy is set to Retain)", err)}
 	}

@@ -101,8 +101,8 @@ func setStatus(us *v1alpha1.UserService, o observed) {
 	}
 
 	switch {
-	case o.failure != nil && o.failure.Reason == ReasonDatabaseNotOwned:
-		set(v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, ReasonDatabaseNotOwned, o.failure.Error())
+	case o.failure != nil && (o.failure.Reason == ReasonDatabaseNotOwned || o.failure.Reason == ReasonInvalidMongoURI):
+		set(v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, o.failure.Reason, o.failure.Error())
 	case !o.databaseChecked:
 		set(v1alpha1.ConditionDatabaseReady, metav1.ConditionUnknown, ReasonNotChecked, "the database's URI is not known")
 	case o.databaseErr != nil:

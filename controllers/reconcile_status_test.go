@@ -194,3 +194,17 @@ func TestClaimsFirst(t *testing.T) {
 		t.Error("a tie must have exactly one winner")
 	}
 }
+
+// A refused tenant URI is a DatabaseReady failure with its own reason, not
+// "the database's URI is not known".
+func TestStatusInvalidMongoURI(t *testing.T) {
+	us := liveTenant()
+	err := errors.New("the MongoDB URI's authMechanism=MONGODB-OIDC is refused")
+	setStatus(us, observed{failure: userError(ReasonInvalidMongoURI, err)})
+	wantConditions(t, us, metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionFalse)
+	for _, typ := range []string{v1alpha1.ConditionDatabaseReady, v1alpha1.ConditionReady, v1alpha1.ConditionDegraded} {
+		if c := condition(t, us, typ); c.Reason != ReasonInvalidMongoURI || c.Message != err.Error() {
+			t.Errorf("%s = %s: %s", typ, c.Reason, c.Message)
+		}
+	}
+}

@@ -51,11 +51,14 @@ type Result struct {
 
 // Answer is the tenant's answer to one batch.
 type Answer struct {
-	Created int      `json:"created"`
-	Updated int      `json:"updated"`
-	Skipped int      `json:"skipped"`
-	Errors  int      `json:"errors"`
-	Results []Result `json:"results"`
+	Created int `json:"created"`
+	Updated int `json:"updated"`
+	Skipped int `json:"skipped"`
+	Errors  int `json:"errors"`
+	// WeakHashes: records whose password hash is below OWASP's minimums
+	// (kept, and replaced at the user's first login).
+	WeakHashes int      `json:"weak_hashes"`
+	Results    []Result `json:"results"`
 }
 
 // APIError is an answer other than 200.

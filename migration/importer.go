@@ -45,15 +45,18 @@ type ImportOptions struct {
 
 // Summary is the outcome of a run.
 type Summary struct {
-	Records  int           `json:"records"` // read from the file in this run, including resumed ones
-	Resumed  int           `json:"resumed"` // skipped because the checkpoint had them
-	Created  int           `json:"created"`
-	Updated  int           `json:"updated"`
-	Skipped  int           `json:"skipped"`
-	Errors   int           `json:"errors"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
-	Report   string        `json:"error_report,omitempty"`
-	Complete bool          `json:"complete"`
+	Records int `json:"records"` // read from the file in this run, including resumed ones
+	Resumed int `json:"resumed"` // skipped because the checkpoint had them
+	Created int `json:"created"`
+	Updated int `json:"updated"`
+	Skipped int `json:"skipped"`
+	Errors  int `json:"errors"`
+	// WeakHashes: imported password hashes below OWASP's minimums, which
+	// the users' first logins replace.
+	WeakHashes int           `json:"weak_hashes"`
+	Elapsed    time.Duration `json:"elapsed_ns"`
+	Report     string        `json:"error_report,omitempty"`
+	Complete   bool          `json:"complete"`
 }
 
 // Rate is records a second in this run.
@@ -64,6 +67,9 @@ func (s Summary) Rate() float64 {
 func (s Summary) String() string {
 	out := fmt.Sprintf("%d records: %d created, %d updated, %d skipped, %d errors in %s (%.0f records/s)",
 		s.Records-s.Resumed, s.Created, s.Updated, s.Skipped, s.Errors, s.Elapsed.Round(time.Millisecond), s.Rate())
+	if s.WeakHashes > 0 {
+		out += fmt.Sprintf("; %d weak password hashes kept (replaced at each user's first login)", s.WeakHashes)
+	}
 	if s.Resumed > 0 {
 		out += fmt.Sprintf("; resumed after %d records already in", s.Resumed)
 	}
@@ -166,6 +172,7 @@ func Import(ctx context.Context, opt ImportOptions) (Summary, error) {
 		sum.Created += a.Created
 		sum.Updated += a.Updated
 		sum.Skipped += a.Skipped
+		sum.WeakHashes += a.WeakHashes
 		for _, r := range a.Results {
 			if r.Status == "error" {
 				if err := fail(b.idx[r.Index], r.Error, b.records[r.Index]); err != nil {

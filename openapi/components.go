@@ -239,6 +239,8 @@ func mergeResult() S {
 func importResult() S {
 	return object(S{
 		"created": integer(), "updated": integer(), "skipped": integer(), "errors": integer(),
+		"weak_hashes": with(integer(), "description", "Created or updated records whose password hash is below OWASP's minimums "+
+			"(bcrypt cost < 10, argon2id under OWASP's configurations, pbkdf2_sha256 < 600,000 iterations): kept, and replaced by the tenant's bcrypt at the user's first login."),
 		"dry_run": boolean(),
 		"results": arrayOf(object(S{
 			"index":   integer(),
@@ -246,7 +248,7 @@ func importResult() S {
 			"user_id": id(),
 			"error":   str(),
 		}, "index", "status")),
-	}, "created", "updated", "skipped", "errors", "results")
+	}, "created", "updated", "skipped", "errors", "weak_hashes", "results")
 }
 
 // exportRecord is one line of the export: the profile with the end-user

@@ -88,6 +88,11 @@ func endUserOperations(c *components) map[string]operation {
 			body:      formProps(S{"password": str(), "verifiable_code": codeSchema}),
 			responses: []response{noContent("Unbound."), tooMany(wrongPasswords), unsupported}}
 	}
+	// Changes that add a way into the account need proof of the owner
+	// past spec.api.plus.reauthWindow (server/plus/reauth.go).
+	reauthNote := " Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh " +
+		"keeps the login time) it also needs proof that the caller is the owner: "
+	reauthRequired := endUserError(http.StatusForbidden, "Proof that the caller is the owner is needed: the login is older than the re-authentication window.")
 	ops := map[string]operation{
 		"POST /verifycodes/register": {id: "sendRegisterCode", tag: "account", summary: "Send a registration code to a phone or e-mail not in use",
 			body: codeBody, responses: sendCodeResponses},
@@ -105,10 +110,12 @@ func endUserOperations(c *components) map[string]operation {
 			responses: []response{ok("A token.", ref("LoginToken")),
 				tooMany("Too many failed logins for this account from this address, for it from all addresses, or from this address (docs/plus.md, Attempt limits)."), unsupported}},
 		"POST /auth/refresh": {id: "refreshToken", tag: "account", security: refreshToken, summary: "Exchange a token (expired or not) for a new one",
-			description: "Each token refreshes once, within the login's refresh window.",
-			responses:   []response{ok("A new token.", ref("LoginToken"))}},
-		"POST /auth/logout": {id: "logout", tag: "account", security: userToken, summary: "Revoke the caller's token",
-			responses: []response{ok("Logged out.", msgSchema)}},
+			description: "Each token refreshes once, within the login's refresh window. A token presented for refresh a second time " +
+				"(a sign that it was stolen) is refused and ends every token of its login, which then logs in again.",
+			responses: []response{ok("A new token.", ref("LoginToken"))}},
+		"POST /auth/logout": {id: "logout", tag: "account", security: userToken, summary: "End the caller's login",
+			description: "Revokes the token and every token refreshed from the same login.",
+			responses:   []response{ok("Logged out.", msgSchema)}},
 		"PUT /user/retrieve-password": {id: "retrievePassword", tag: "account", summary: "Set a new password with a code sent to the account",
 			body: formProps(S{"verifiable_type": verifiable, "phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema, "password": str()},
 				"verifiable_code", "password"),
@@ -141,17 +148,28 @@ func endUserOperations(c *components) map[string]operation {
 				"avatar": nullable(str()), "bg": nullable(str())}),
 			responses: []response{noContent("Changed."), unsupported}},
 		"DELETE /user": {id: "deleteMe", tag: "me", security: userToken, summary: "Delete the caller's account",
-			description: "Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.",
-			body:        formProps(S{"password": str(), "verifiable_code": codeSchema, "verifiable_type": verifiable}),
-			responses:   []response{noContent("Deleted."), tooMany(wrongPasswords), unsupported}},
+			description: "Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to " +
+				"another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.",
+			body:      formProps(S{"password": str(), "verifiable_code": codeSchema, "verifiable_type": verifiable}),
+			responses: []response{noContent("Deleted."), tooMany(wrongPasswords), unsupported}},
 		"GET /user/export": {id: "exportMe", tag: "me", security: userToken, summary: "Everything the service holds about the caller",
 			responses: []response{ok("The caller's data.", ref("SelfExport"))}},
 		"PUT /user": {id: "updateContact", tag: "me", security: userToken, summary: "Bind a new phone or e-mail, proven by a code sent to it",
-			body:      formProps(S{"phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema}, "verifiable_code"),
-			responses: []response{noContent("Bound."), tooMany("The code has had all its tries."), unsupported}},
+			description: "verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register)." + reauthNote +
+				"password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. " +
+				"The account's previous phone and e-mail are told of the change.",
+			body: formProps(S{"phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema,
+				"password": str(), "current_verifiable_code": codeSchema}, "verifiable_code"),
+			responses: []response{noContent("Bound."), reauthRequired,
+				tooMany("The code has had all its tries, or too many wrong passwords for this account."), unsupported}},
 		"PUT /user/password": {id: "changePassword", tag: "me", security: userToken, summary: "Change the password",
-			body:      formProps(S{"old_password": str(), "password": str(), "password_confirmation": str()}, "password", "password_confirmation"),
-			responses: []response{noContent("Changed; every older token stops working."), tooMany(wrongPasswords), unsupported}},
+			description: "old_password is required when the account has a password. Setting a first password (an account that signs in by " +
+				"code or WeChat) needs no old_password;" + reauthNote + "verifiable_code, a code sent to the account's phone (else e-mail). " +
+				"The account's phone and e-mail are told of a first password.",
+			body: formProps(S{"old_password": str(), "password": str(), "password_confirmation": str(), "verifiable_code": codeSchema},
+				"password", "password_confirmation"),
+			responses: []response{noContent("Changed; every older token stops working."), reauthRequired,
+				tooMany("Too many wrong passwords for this account, or the code has had all its tries."), unsupported}},
 		"DELETE /user/phone":   unbind("unbindPhone", "phone"),
 		"DELETE /user/email":   unbind("unbindEmail", "e-mail"),
 		"GET /user/followings": userList("listMyFollowings", "Whom the caller follows", userToken),
@@ -182,19 +200,27 @@ func endUserOperations(c *components) map[string]operation {
 				endUserError(http.StatusNotFound, "No user is linked and spec.wechat.createUsers is false."),
 				tooMany("WeChat's rate limit (errcode 45011), or this address has had too many failed logins, bogus codes included (docs/plus.md, Attempt limits)."), unsupported}},
 		"PUT /user/wechat": {id: "linkWeChat", tag: "wechat", security: userToken, summary: "Link the caller to the WeChat account of a wx.login code",
-			body: formProps(S{"code": str()}, "code"),
-			responses: []response{noContent("Linked."), endUserError(http.StatusConflict, "The WeChat account is another user's, or the caller has another one; conflict names it."),
-				tooMany("WeChat's rate limit."), unsupported}},
+			description: "Linking adds a way into the account." + reauthNote + "password, or verifiable_code, a code sent to the account's " +
+				"phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.",
+			body: formProps(S{"code": str(), "password": str(), "verifiable_code": codeSchema}, "code"),
+			responses: []response{noContent("Linked."), reauthRequired,
+				endUserError(http.StatusConflict, "The WeChat account is another user's, or the caller has another one; conflict names it."),
+				tooMany("WeChat's rate limit, or too many wrong passwords for this account."), unsupported}},
 		"DELETE /user/wechat": {id: "unlinkWeChat", tag: "wechat", security: userToken, summary: "Unlink WeChat (needs another way in)",
 			body:      formProps(S{"password": str(), "verifiable_code": codeSchema}),
 			responses: []response{noContent("Unlinked."), tooMany(wrongPasswords), unsupported}},
 		"POST /user/wechat/phone": {id: "bindWeChatPhone", tag: "wechat", security: userToken, summary: "Bind the phone of a getPhoneNumber code",
-			body: formProps(S{"code": str()}, "code"),
-			responses: []response{ok("Bound.", object(S{"phone": str(), "phone_verified": enum(true)}, "phone", "phone_verified")),
-				endUserError(http.StatusConflict, "Another user holds the phone."), tooMany("WeChat's rate limit."), unsupported}},
+			description: "A new phone is a way into the account (codes, password resets)." + reauthNote + "password, or verifiable_code, " +
+				"a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.",
+			body: formProps(S{"code": str(), "password": str(), "verifiable_code": codeSchema}, "code"),
+			responses: []response{ok("Bound.", object(S{"phone": str(), "phone_verified": enum(true)}, "phone", "phone_verified")), reauthRequired,
+				endUserError(http.StatusConflict, "Another user holds the phone."), tooMany("WeChat's rate limit, or too many wrong passwords for this account."), unsupported}},
 		"PUT /user/wechat/profile": {id: "setWeChatProfile", tag: "wechat", security: userToken, summary: "Set the profile from wx.getUserInfo's encrypted data",
+			description: "Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from " +
+				"jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. " +
+				"At most 10 tries per user and hour.",
 			body:      formProps(S{"encryptedData": str(), "iv": str()}, "encryptedData", "iv"),
-			responses: []response{noContent("Set."), unsupported}},
+			responses: []response{noContent("Set."), tooMany("Too many tries for this user this hour."), unsupported}},
 
 		"GET /openapi.json": {id: "getEndUserOpenAPI", tag: "meta", summary: "This document",
 			responses: []response{ok("The OpenAPI 3.1 document.", ref("OpenAPIDocument"))}},

@@ -290,7 +290,7 @@ func (op operation) withCommonResponses(d Dialect) []response {
 		}
 		add(response{status: http.StatusBadRequest, desc: "A malformed query string or body (not JSON or a form, or over 1 MiB).", schema: errSchema})
 		add(response{status: http.StatusUnprocessableEntity, desc: "Invalid input: message is the first problem, errors lists them by field (unknown parameters and fields included).", schema: errSchema})
-		add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready; retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
+		add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready, or (where a password is checked) this replica's password checks are at their memory budget; retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].status < out[j].status })
 	return out

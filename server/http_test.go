@@ -260,12 +260,19 @@ func startServer(t *testing.T, uri, database string) (base string, logs *syncBuf
 // serveStore is startServer over a given store.
 func serveStore(t *testing.T, st *store.Store) (base string, logs *syncBuffer, stop func() error) {
 	t.Helper()
+	return serveStoreWith(t, st, server.Options{})
+}
+
+// serveStoreWith is serveStore with options (its logger is replaced).
+func serveStoreWith(t *testing.T, st *store.Store, opts server.Options) (base string, logs *syncBuffer, stop func() error) {
+	t.Helper()
 	us := &v1alpha1.UserService{Spec: testSpec()}
 	us.Name = "acme"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, Database: st.Database(), AdminTokens: []string{adminToken}}
 	logs = &syncBuffer{}
-	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	s := server.New(cfg, st, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

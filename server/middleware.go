@@ -139,18 +139,14 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 }
 
 // limitBody caps request bodies at 1 MiB and bounds the request's time.
+// The bulk routes are left their larger body cap only: their longer
+// deadlines are granted by extendBulk once the admin token is checked, so
+// an anonymous request stays within the server-wide deadlines.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if limit, timeout, bulk := bulkLimits(r.URL.Path); bulk {
-			// Bulk import and export: bigger bodies and longer requests
-			// than the server-wide deadlines allow.
-			rc := http.NewResponseController(w)
-			_ = rc.SetReadDeadline(time.Now().Add(timeout))
-			_ = rc.SetWriteDeadline(time.Now().Add(timeout + 15*time.Second))
+		if limit, _, bulk := bulkLimits(r.URL.Path); bulk {
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
-			ctx, cancel := context.WithTimeout(r.Context(), timeout)
-			defer cancel()
-			next.ServeHTTP(w, r.WithContext(ctx))
+			next.ServeHTTP(w, r)
 			return
 		}
 		if r.ContentLength > httpx.MaxBody {
@@ -159,6 +155,25 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, httpx.MaxBody)
 		ctx, cancel := context.WithTimeout(r.Context(), RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// extendBulk runs behind requireAdmin: an authenticated bulk import or
+// export gets the longer read and write deadlines and request time it
+// needs (bulkLimits); every other request keeps limitBody's bounds.
+func (s *Server) extendBulk(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, timeout, bulk := bulkLimits(r.URL.Path)
+		if !bulk {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(timeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(timeout + 15*time.Second))
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

@@ -50,7 +50,7 @@ func (s *Server) routes() *mux.Router {
 func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	h := s.minapp
 	route := func(method, path string, handler http.HandlerFunc) {
-		r.Handle(prefix+path, s.requireAdmin(s.requireStore(handler))).Methods(method)
+		r.Handle(prefix+path, s.requireAdmin(s.extendBulk(s.requireStore(handler)))).Methods(method)
 	}
 	get, put, post, del, patch := http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch
 

@@ -49,9 +49,10 @@ type Server struct {
 
 	hserve *hserve.Handler // nil while the MinApp SDK dialect is off
 
-	handler http.Handler
-	openapi *openAPIDocs
-	started func()
+	handler  http.Handler
+	timeouts HTTPTimeouts
+	openapi  *openAPIDocs
+	started  func()
 }
 
 // Options are the optional dependencies of New.
@@ -62,11 +63,43 @@ type Options struct {
 	// Started runs once start-up work is done: the indexes exist and the
 	// ledger recovery ran. userve serve releases start-up memory there.
 	Started func()
+	// HTTP are the API listener's connection deadlines; zero fields take
+	// DefaultHTTPTimeouts' values.
+	HTTP HTTPTimeouts
+}
+
+// HTTPTimeouts are an http.Server's connection deadlines. Every request is
+// bounded by them until it has proved an admin token; only then may the
+// bulk routes extend them (extendBulk).
+type HTTPTimeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// DefaultHTTPTimeouts are the API listener's deadlines: a whole request is
+// read within 30 s, and answered within RequestTimeout and 15 s to write.
+var DefaultHTTPTimeouts = HTTPTimeouts{
+	ReadHeader: 10 * time.Second,
+	Read:       30 * time.Second,
+	Write:      RequestTimeout + 15*time.Second,
+	Idle:       120 * time.Second,
+}
+
+// orDefault fills the zero fields from DefaultHTTPTimeouts.
+func (t HTTPTimeouts) orDefault() HTTPTimeouts {
+	pick := func(v, d time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return d
+	}
+	d := DefaultHTTPTimeouts
+	return HTTPTimeouts{pick(t.ReadHeader, d.ReadHeader), pick(t.Read, d.Read), pick(t.Write, d.Write), pick(t.Idle, d.Idle)}
 }
 
 // New builds the server over an opened (or connected) store.
 func New(cfg *config.Config, st *store.Store, opts Options) *Server {
-	s := &Server{cfg: cfg, store: st, log: opts.Logger, now: opts.Now, metrics: newMetrics(), plusOptions: opts.Plus, started: opts.Started}
+	s := &Server{cfg: cfg, store: st, log: opts.Logger, now: opts.Now, metrics: newMetrics(), plusOptions: opts.Plus, started: opts.Started,
+		timeouts: opts.HTTP.orDefault()}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -86,7 +119,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s.minapp.Metrics = s.metrics.domain
 	router := s.routes()
 	s.openapi = &openAPIDocs{cfg: cfg, router: router}
-	s.handler = s.observe(s.recoverPanics(s.limitBody(router)))
+	s.handler = s.observe(s.recoverPanics(s.limitBody(noStore(router))))
 	return s
 }
 
@@ -124,10 +157,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      RequestTimeout + 15*time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: s.timeouts.ReadHeader,
+		ReadTimeout:       s.timeouts.Read,
+		WriteTimeout:      s.timeouts.Write,
+		IdleTimeout:       s.timeouts.Idle,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	var metricsSrv *http.Server

@@ -17,6 +17,7 @@ const (
 	DefaultPlusMaxLimit   = 50
 	DefaultTokenTTL       = time.Hour
 	DefaultRefreshTTL     = 14 * 24 * time.Hour
+	DefaultReauthWindow   = 10 * time.Minute
 	DefaultCodeTTL        = 5 * time.Minute
 	DefaultSMTPPort       = 587
 
@@ -47,6 +48,7 @@ func SetDefaults(us *UserService) {
 	p.MaxLimit = defaultInt32(p.MaxLimit, DefaultPlusMaxLimit)
 	p.TokenTTL = defaultDuration(p.TokenTTL, DefaultTokenTTL)
 	p.RefreshTTL = defaultDuration(p.RefreshTTL, DefaultRefreshTTL)
+	p.ReauthWindow = defaultDuration(p.ReauthWindow, DefaultReauthWindow)
 	v := &s.Verification
 	v.CodeTTL = defaultDuration(v.CodeTTL, DefaultCodeTTL)
 	l := &v.Limits

@@ -178,8 +178,10 @@ type MongoSpec struct {
 	// created, so a tenant never moves to another (empty) database. A
 	// database another UserService uses is refused (reason DatabaseInUse),
 	// and so is one that holds data but no ownership record naming this
-	// UserService (reason DatabaseNotOwned). MongoDB's own databases
-	// (admin, local, config) are refused at admission.
+	// UserService (reason DatabaseNotOwned). A name of the form
+	// "<namespace>_<name>" is another namespace's default name and refused
+	// outside that namespace (reason InvalidDatabase). MongoDB's own
+	// databases (admin, local, config) are refused at admission.
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="!(self.lowerAscii() in ['admin', 'local', 'config'])",message="spec.mongo.database may not be admin, local or config: those are MongoDB's own databases"
@@ -278,6 +280,14 @@ type PlusAPISpec struct {
 	// +kubebuilder:default="336h"
 	// +optional
 	RefreshTTL *metav1.Duration `json:"refreshTTL,omitempty"`
+	// ReauthWindow is how long after a login (password, code or WeChat) a
+	// user may change a contact, link WeChat, bind WeChat's phone or set a
+	// first password without proving again that it is them; later such a
+	// change needs the password or a code sent to a contact already bound.
+	// Refreshing a token does not reopen the window.
+	// +kubebuilder:default="10m"
+	// +optional
+	ReauthWindow *metav1.Duration `json:"reauthWindow,omitempty"`
 	// TrustedProxies are the CIDRs of the proxies in front of the tenant
 	// (ingress controllers, load balancers). A request that comes from one
 	// of them counts, for the per-address rate limits, as coming from the

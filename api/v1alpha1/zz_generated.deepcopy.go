@@ -370,6 +370,11 @@ func (in *PlusAPISpec) DeepCopyInto(out *PlusAPISpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.ReauthWindow != nil {
+		in, out := &in.ReauthWindow, &out.ReauthWindow
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.TrustedProxies != nil {
 		in, out := &in.TrustedProxies, &out.TrustedProxies
 		*out = make([]string, len(*in))

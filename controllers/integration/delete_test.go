@@ -192,13 +192,16 @@ func TestAnotherTenantsDatabaseIsRefused(t *testing.T) {
 	t.Cleanup(func() { _ = db.Drop(context.Background()) })
 	insertProfile(t, db)
 
+	// In the same namespace (another namespace may not even name it:
+	// TestDefaultDatabaseCannotBePreclaimed), so the holder may be named.
 	intruder := newTenant(t, func(u *v1alpha1.UserService) {
+		u.Namespace = first.Namespace
 		u.Name = "intruder"
 		u.Spec.Mongo.Database = database
 		u.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
 	})
 	refused := waitCondition(t, intruder, v1alpha1.ConditionDegraded, metav1.ConditionTrue, controllers.ReasonDatabaseInUse)
-	if c := condition(refused, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, first.Namespace+"/acme") {
+	if c := condition(refused, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, "UserService acme") {
 		t.Errorf("message does not name the holder: %s", c.Message)
 	}
 	if refused.Status.Database != "" {

@@ -255,7 +255,7 @@ func TestReadoptionAfterRetain(t *testing.T) {
 		t.Fatal("test setup: same UID")
 	}
 	waitEvent(t, again, "DatabaseAdopted", database)
-	owner, err := tenantdb.New(0).DatabaseOwner(context.Background(), mongofixture.URI(t), database)
+	owner, err := tenantdb.New(0).DatabaseOwner(context.Background(), tenantdb.OperatorURI(mongofixture.URI(t)), database)
 	if err != nil || owner == nil || owner.UID != string(got.UID) || owner.Namespace != ns {
 		t.Fatalf("record after adoption = %+v (%v), want UID %s", owner, err, got.UID)
 	}

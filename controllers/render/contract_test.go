@@ -2,7 +2,11 @@ package render
 
 import (
 	"crypto/rand"
+	"strconv"
+	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/config"
@@ -36,9 +40,19 @@ func TestTheServerAcceptsWhatThePodGets(t *testing.T) {
 	}
 	d := Deployment(us, DeploymentParams{Image: "i", Database: "shop_acme", Secrets: src, ConfigHash: "h"})
 	env := map[string]string{}
-	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+	container := d.Spec.Template.Spec.Containers[0]
+	for _, e := range container.Env {
 		if e.ValueFrom == nil {
 			env[e.Name] = e.Value
+			continue
+		}
+		if rf := e.ValueFrom.ResourceFieldRef; rf != nil {
+			// The kubelet's resolution: the limit divided by the divisor.
+			q, ok := container.Resources.Limits[corev1.ResourceName(strings.TrimPrefix(rf.Resource, "limits."))]
+			if !ok || rf.Divisor.Value() != 1 {
+				t.Fatalf("%s reads %s, which the container does not limit", e.Name, rf.Resource)
+			}
+			env[e.Name] = strconv.FormatInt(q.Value(), 10)
 			continue
 		}
 		ref := e.ValueFrom.SecretKeyRef
@@ -65,5 +79,8 @@ func TestTheServerAcceptsWhatThePodGets(t *testing.T) {
 	}
 	if _, ok := cfg.CustomField("level"); !ok {
 		t.Error("the custom field did not reach the server")
+	}
+	if got := env[config.EnvMemoryLimit]; got != "268435456" {
+		t.Errorf("%s = %q, want the default 256Mi limit in bytes", config.EnvMemoryLimit, got)
 	}
 }

@@ -7,10 +7,13 @@ package render
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"userve.dev/userve/api/v1alpha1"
 )
@@ -71,7 +74,8 @@ const (
 	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
 	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
 	EnvWeChatSecret  = "USERVE_WECHAT_APP_SECRET"
-	EnvGOMAXPROCS    = "GOMAXPROCS" // from the CPU limit, when there is one
+	EnvGOMAXPROCS    = "GOMAXPROCS"          // from the CPU limit, when there is one
+	EnvMemoryLimit   = "USERVE_MEMORY_LIMIT" // the memory limit in bytes: sizes the password-check budget
 
 	// MaxDatabaseName is the longest database name accepted (MongoDB allows
 	// fewer than 64 characters).
@@ -130,13 +134,22 @@ func objectMeta(us *v1alpha1.UserService, name string) metav1.ObjectMeta {
 // DatabaseName is the tenant's MongoDB database: spec.mongo.database, else
 // "<namespace>_<name>" (namespace "default" when empty), as `userve serve`
 // computes it.
+//
+// Default names are reserved for their namespace: an explicit name of the
+// form "<namespace>_<name>" (any case: MongoDB refuses names that differ only
+// in case) is refused in every other namespace, so that no namespace can
+// take the database of a UserService another namespace has yet to create.
+// A tenant that already uses such a name (status.database) keeps it.
 func DatabaseName(us *v1alpha1.UserService) (string, error) {
-	if us.Spec.Mongo.Database != "" {
-		return us.Spec.Mongo.Database, nil
-	}
 	ns := us.Namespace
 	if ns == "" {
 		ns = "default"
+	}
+	if d := us.Spec.Mongo.Database; d != "" {
+		if owner, ok := ReservedFor(d); ok && owner != ns && us.Status.Database != d {
+			return "", fmt.Errorf("spec.mongo.database %q is reserved for namespace %s: names of the form <namespace>_<name> are the default database names of that namespace's UserServices; choose another name, e.g. one starting with %q (a new UserService, since spec.mongo.database is immutable)", d, owner, ns+"_")
+		}
+		return d, nil
 	}
 	name := ns + "_" + us.Name
 	if len(name) > MaxDatabaseName {
@@ -144,6 +157,20 @@ func DatabaseName(us *v1alpha1.UserService) (string, error) {
 	}
 	return name, nil
 }
+
+// ReservedFor is the namespace whose default database names include
+// database: it has the form "<namespace>_<name>" (compared lower-cased), a
+// namespace name (a DNS label, never holding "_") and a UserService name.
+func ReservedFor(database string) (string, bool) {
+	ns, name, ok := strings.Cut(strings.ToLower(database), "_")
+	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || !userServiceName.MatchString(name) {
+		return "", false
+	}
+	return ns, true
+}
+
+// userServiceName is the CRD's rule for metadata.name.
+var userServiceName = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 
 // Endpoint is the tenant's base URL: its ingress when it has one, else its
 // Service inside the cluster.

@@ -109,3 +109,33 @@ func assertOwned(t *testing.T, us *v1alpha1.UserService, m metav1.Object, name s
 		t.Errorf("owner references = %+v, want the tenant as controller", refs)
 	}
 }
+
+// A namespace cannot name the default database of another namespace's
+// UserService (which may not exist yet), in any case; its own prefix, names
+// without "_" and a name a tenant already uses stay allowed.
+func TestDefaultDatabaseNamesAreReservedPerNamespace(t *testing.T) {
+	in := func(ns, db, recorded string) (string, error) {
+		return DatabaseName(tenant(func(u *v1alpha1.UserService) {
+			u.Namespace, u.Spec.Mongo.Database, u.Status.Database = ns, db, recorded
+		}))
+	}
+	for _, db := range []string{"victim_app", "VICTIM_App", "victim_a-b", "victim-2_x9"} {
+		if _, err := in("evil", db, ""); err == nil || !strings.Contains(err.Error(), "reserved for namespace victim") {
+			t.Errorf("namespace evil took %q: %v", db, err)
+		}
+	}
+	for _, tc := range []struct{ ns, db, recorded string }{
+		{"shop", "shop_app", ""},
+		{"shop", "SHOP_app", ""},
+		{"shop", "acme-users", ""},
+		{"shop", "-users_x", ""},     // "-users" is no namespace name
+		{"shop", "del_delete_1", ""}, // "delete_1" is no UserService name
+		{"shop", "my_2app", ""},      // nor is "2app"
+		{"shop", "victim_", ""},
+		{"shop", "legacy_app", "legacy_app"},
+	} {
+		if got, err := in(tc.ns, tc.db, tc.recorded); err != nil || got != tc.db {
+			t.Errorf("namespace %s, database %q (recorded %q): %q, %v", tc.ns, tc.db, tc.recorded, got, err)
+		}
+	}
+}

@@ -38,8 +38,9 @@ func TestWeChatReachesThePod(t *testing.T) {
 			env[e.Name] = e.Value
 			continue
 		}
-		ref := e.ValueFrom.SecretKeyRef
-		env[e.Name] = secrets[ref.Name+"/"+ref.Key]
+		if ref := e.ValueFrom.SecretKeyRef; ref != nil {
+			env[e.Name] = secrets[ref.Name+"/"+ref.Key]
+		}
 	}
 	if env[EnvWeChatSecret] != "the-app-secret" {
 		t.Fatalf("%s = %q", EnvWeChatSecret, env[EnvWeChatSecret])

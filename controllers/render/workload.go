@@ -171,6 +171,11 @@ func env(us *v1alpha1.UserService, p DeploymentParams) []corev1.EnvVar {
 	if p.Secrets.WeChatSecret != nil {
 		e = append(e, fromSecret(EnvWeChatSecret, *p.Secrets.WeChatSecret))
 	}
+	// The memory limit (always set: ServerResources) sizes the memory
+	// password checks may hold at once (a quarter of it).
+	e = append(e, corev1.EnvVar{Name: EnvMemoryLimit, ValueFrom: &corev1.EnvVarSource{
+		ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resourceQuantity("1")},
+	}})
 	// userve serve runs on one P unless told otherwise; a CPU limit says how
 	// many cores the tenant may use (rounded up by the divisor of 1).
 	if _, ok := us.Spec.Resources.Limits[corev1.ResourceCPU]; ok {

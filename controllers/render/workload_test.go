@@ -169,6 +169,24 @@ func TestDeploymentTakesGOMAXPROCSFromTheCPULimit(t *testing.T) {
 	}
 }
 
+// The server learns its memory limit in bytes, to size its password-check
+// budget (server/auth's gate).
+func TestDeploymentPassesTheMemoryLimit(t *testing.T) {
+	us := tenant()
+	var got *corev1.EnvVar
+	for _, e := range Deployment(us, params(us)).Spec.Template.Spec.Containers[0].Env {
+		if e.Name == EnvMemoryLimit {
+			got = &e
+		}
+	}
+	if got == nil || got.ValueFrom == nil || got.ValueFrom.ResourceFieldRef == nil {
+		t.Fatalf("%s not from the memory limit: %+v", EnvMemoryLimit, got)
+	}
+	if ref := got.ValueFrom.ResourceFieldRef; ref.Resource != "limits.memory" || ref.Divisor.String() != "1" {
+		t.Errorf("%s from %s divided by %s; want limits.memory in bytes", EnvMemoryLimit, ref.Resource, ref.Divisor.String())
+	}
+}
+
 func TestDeploymentReplicas(t *testing.T) {
 	five := int32(5)
 	cases := []struct {

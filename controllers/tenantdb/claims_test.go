@@ -25,7 +25,7 @@ func TestParallelClaimsOfOneDatabase(t *testing.T) {
 	for i := range n {
 		go func() {
 			me := Owner{Namespace: fmt.Sprintf("ns%02d", i), Name: "acme", UID: fmt.Sprint(i)}
-			c, err := pool.ClaimDatabase(context.Background(), mongofixture.URI(t), database, me, false)
+			c, err := pool.ClaimDatabase(context.Background(), OperatorURI(mongofixture.URI(t)), database, me, false)
 			errs <- err
 			outcomes <- c.Outcome
 		}()
@@ -78,12 +78,12 @@ func TestClaimOutcomes(t *testing.T) {
 		{Owner{"other", "acme", "u3"}, NotOwned},
 	}
 	for i, s := range steps {
-		c, err := p.ClaimDatabase(ctx, uri, db.Name(), s.who, false)
+		c, err := p.ClaimDatabase(ctx, OperatorURI(uri), db.Name(), s.who, false)
 		if err != nil || c.Outcome != s.want {
 			t.Fatalf("step %d: %+v, %v; want %v", i, c, err, s.want)
 		}
 	}
-	rec, err := p.DatabaseOwner(ctx, uri, db.Name())
+	rec, err := p.DatabaseOwner(ctx, OperatorURI(uri), db.Name())
 	if err != nil || rec == nil || *rec != (Owner{"shop", "acme", "u2"}) {
 		t.Fatalf("record %+v (%v)", rec, err)
 	}
@@ -93,10 +93,10 @@ func TestClaimOutcomes(t *testing.T) {
 	if _, err := legacy.Collection("profiles").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := p.ClaimDatabase(ctx, uri, legacy.Name(), me, false); err != nil || c.Outcome != NotOwned || c.Holder != nil {
+	if c, err := p.ClaimDatabase(ctx, OperatorURI(uri), legacy.Name(), me, false); err != nil || c.Outcome != NotOwned || c.Holder != nil {
 		t.Fatalf("unrecorded data: %+v, %v", c, err)
 	}
-	if c, err := p.ClaimDatabase(ctx, uri, legacy.Name(), me, true); err != nil || c.Outcome != Claimed {
+	if c, err := p.ClaimDatabase(ctx, OperatorURI(uri), legacy.Name(), me, true); err != nil || c.Outcome != Claimed {
 		t.Fatalf("unrecorded data used before: %+v, %v", c, err)
 	}
 }

@@ -73,7 +73,8 @@ func Judge(rec *Owner, me Owner, empty, adoptUnrecorded bool) Outcome {
 // ClaimDatabase makes the database the tenant's if it may use it: new or
 // empty (a record is then written), or recorded as the same namespace and
 // name (the UID is then brought up to date). adoptUnrecorded: see Judge.
-func (p *Pool) ClaimDatabase(ctx context.Context, uri, database string, me Owner, adoptUnrecorded bool) (Claim, error) {
+func (p *Pool) ClaimDatabase(ctx context.Context, uri URI, database string, me Owner, adoptUnrecorded bool) (_ Claim, err error) {
+	defer hide(ctx, uri, "claim database", &err)
 	c, err := p.client(uri)
 	if err != nil {
 		return Claim{}, err
@@ -128,7 +129,8 @@ func (p *Pool) ClaimDatabase(ctx context.Context, uri, database string, me Owner
 }
 
 // DatabaseOwner is the database's ownership record, nil when it has none.
-func (p *Pool) DatabaseOwner(ctx context.Context, uri, database string) (*Owner, error) {
+func (p *Pool) DatabaseOwner(ctx context.Context, uri URI, database string) (_ *Owner, err error) {
+	defer hide(ctx, uri, "read the ownership record", &err)
 	c, err := p.client(uri)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,8 @@
 // Package tenantdb is the operator's only reach into tenant databases: a ping
 // for the DatabaseReady condition and a drop for deletionPolicy Delete. It
 // keeps one client per MongoDB URI, since many tenants usually share one
-// server and every reconcile pings.
+// server and every reconcile pings. A tenant-supplied URI (TenantURI) is
+// dialed only under internal/mongouri's policy.
 package tenantdb
 
 import (
@@ -14,6 +15,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"userve.dev/userve/internal/mongouri"
 )
 
 // DefaultTimeout bounds each ping and drop, so an unreachable server costs a
@@ -26,7 +29,7 @@ const idle = 15 * time.Minute
 // Pool holds MongoDB clients by URI. The zero value is not usable; call New.
 type Pool struct {
 	mu      sync.Mutex
-	clients map[string]*entry
+	clients map[URI]*entry
 	timeout time.Duration
 	now     func() time.Time
 }
@@ -41,11 +44,12 @@ func New(timeout time.Duration) *Pool {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Pool{clients: map[string]*entry{}, timeout: timeout, now: time.Now}
+	return &Pool{clients: map[URI]*entry{}, timeout: timeout, now: time.Now}
 }
 
 // Ping checks that the server at uri answers.
-func (p *Pool) Ping(ctx context.Context, uri string) error {
+func (p *Pool) Ping(ctx context.Context, uri URI) (err error) {
+	defer hide(ctx, uri, "ping", &err)
 	c, err := p.client(uri)
 	if err != nil {
 		return err
@@ -60,7 +64,8 @@ func (p *Pool) Ping(ctx context.Context, uri string) error {
 
 // DropDatabase drops the named database, which is not an error when it does
 // not exist.
-func (p *Pool) DropDatabase(ctx context.Context, uri, database string) error {
+func (p *Pool) DropDatabase(ctx context.Context, uri URI, database string) (err error) {
+	defer hide(ctx, uri, "drop database", &err)
 	if database == "" {
 		return errors.New("drop database: empty name")
 	}
@@ -86,7 +91,7 @@ func (p *Pool) Close(ctx context.Context) {
 	}
 }
 
-func (p *Pool) client(uri string) (*mongo.Client, error) {
+func (p *Pool) client(uri URI) (*mongo.Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -95,8 +100,15 @@ func (p *Pool) client(uri string) (*mongo.Client, error) {
 		e.lastUsed = now
 		return e.client, nil
 	}
+	co := options.Client().ApplyURI(uri.value)
+	if uri.tenant {
+		var err error
+		if co, err = mongouri.ClientOptions(uri.value); err != nil {
+			return nil, err
+		}
+	}
 	// Connect does not dial: it validates the URI and starts monitoring.
-	c, err := mongo.Connect(options.Client().ApplyURI(uri).
+	c, err := mongo.Connect(co.
 		SetServerSelectionTimeout(p.timeout).
 		SetConnectTimeout(p.timeout).
 		SetMaxPoolSize(4).

@@ -24,10 +24,10 @@ func TestPingAndDrop(t *testing.T) {
 	p := New(0)
 	defer p.Close(ctx)
 	uri := mongofixture.URI(t)
-	if err := p.Ping(ctx, uri); err != nil {
+	if err := p.Ping(ctx, OperatorURI(uri)); err != nil {
 		t.Fatalf("ping: %v", err)
 	}
-	if err := p.DropDatabase(ctx, uri, db.Name()); err != nil {
+	if err := p.DropDatabase(ctx, OperatorURI(uri), db.Name()); err != nil {
 		t.Fatalf("drop: %v", err)
 	}
 	names, err := db.Client().ListDatabaseNames(ctx, bson.D{})
@@ -37,7 +37,7 @@ func TestPingAndDrop(t *testing.T) {
 	if slices.Contains(names, db.Name()) {
 		t.Fatalf("database %s still listed after the drop: %v", db.Name(), names)
 	}
-	if err := p.DropDatabase(ctx, uri, db.Name()); err != nil {
+	if err := p.DropDatabase(ctx, OperatorURI(uri), db.Name()); err != nil {
 		t.Errorf("dropping a missing database: %v", err)
 	}
 	if p.Len() != 1 {
@@ -52,10 +52,10 @@ func TestUnreachableServerFailsWithinTheTimeout(t *testing.T) {
 	p := New(timeout)
 	defer p.Close(context.Background())
 	start := time.Now()
-	if err := p.Ping(context.Background(), srv.URI); err == nil {
+	if err := p.Ping(context.Background(), OperatorURI(srv.URI)); err == nil {
 		t.Fatal("ping of a stopped server succeeded")
 	}
-	if err := p.DropDatabase(context.Background(), srv.URI, "x"); err == nil {
+	if err := p.DropDatabase(context.Background(), OperatorURI(srv.URI), "x"); err == nil {
 		t.Fatal("drop on a stopped server succeeded")
 	}
 	if elapsed := time.Since(start); elapsed > 4*timeout {
@@ -65,18 +65,18 @@ func TestUnreachableServerFailsWithinTheTimeout(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Ping(context.Background(), srv.URI); err != nil {
+	if err := p.Ping(context.Background(), OperatorURI(srv.URI)); err != nil {
 		t.Fatalf("ping after restart: %v", err)
 	}
 }
 
 func TestInvalidURIDoesNotLeakIt(t *testing.T) {
 	p := New(0)
-	err := p.Ping(context.Background(), "mongodb://user:s3cret@[bad")
+	err := p.Ping(context.Background(), OperatorURI("mongodb://user:s3cret@[bad"))
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("err = %v: want an error without the password", err)
 	}
-	if err := p.DropDatabase(context.Background(), "mongodb://x/", ""); err == nil {
+	if err := p.DropDatabase(context.Background(), OperatorURI("mongodb://x/"), ""); err == nil {
 		t.Fatal("dropping an unnamed database must fail")
 	}
 }
@@ -86,11 +86,11 @@ func TestIdleClientsAreEvicted(t *testing.T) {
 	defer p.Close(context.Background())
 	now := time.Now()
 	p.now = func() time.Time { return now }
-	if _, err := p.client("mongodb://127.0.0.1:1/"); err != nil {
+	if _, err := p.client(OperatorURI("mongodb://127.0.0.1:1/")); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(idle + time.Minute)
-	if _, err := p.client("mongodb://127.0.0.1:2/"); err != nil {
+	if _, err := p.client(OperatorURI("mongodb://127.0.0.1:2/")); err != nil {
 		t.Fatal(err)
 	}
 	if p.Len() != 1 {

@@ -33,6 +33,8 @@ const (
 )
 
 // User is one tenant's MongoDB user, defined on the tenant's database.
+// Users exist only on the operator's default MongoDB: the uri of the
+// methods below is always the operator's own (OperatorURI).
 type User struct {
 	Database string
 	Name     string
@@ -55,7 +57,7 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 	if u.Database == "" || u.Name == "" || u.Password == "" {
 		return 0, errors.New("ensure user: database, name and password are required")
 	}
-	c, err := p.client(uri)
+	c, err := p.client(OperatorURI(uri))
 	if err != nil {
 		return 0, err
 	}
@@ -120,7 +122,7 @@ func (u User) withPassword(set bool) User {
 
 // DropUser removes a tenant's user; a missing user is not an error.
 func (p *Pool) DropUser(ctx context.Context, uri, database, name string) error {
-	c, err := p.client(uri)
+	c, err := p.client(OperatorURI(uri))
 	if err != nil {
 		return err
 	}
@@ -135,7 +137,7 @@ func (p *Pool) DropUser(ctx context.Context, uri, database, name string) error {
 
 // UserExists says whether the user is defined on the database.
 func (p *Pool) UserExists(ctx context.Context, uri, database, name string) (bool, error) {
-	c, err := p.client(uri)
+	c, err := p.client(OperatorURI(uri))
 	if err != nil {
 		return false, err
 	}

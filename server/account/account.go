@@ -89,6 +89,12 @@ var (
 type Options struct {
 	// HashCost is the bcrypt cost; 0 means bcrypt's default (10).
 	HashCost int
+	// CheckMemory bounds the memory password checks hold at once in this
+	// process (auth's check gate); 0 means auth.DefaultCheckMemory.
+	CheckMemory int64
+	// CheckWait is the longest a check waits for that memory before
+	// auth.ErrBusy; 0 means auth.DefaultCheckWait.
+	CheckWait time.Duration
 	// Sender replaces the delivery configured in spec.verification.
 	Sender verify.Sender
 	// Metrics records logins, throttles and codes; nil records nothing.
@@ -121,7 +127,7 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) *S
 	}
 	s := &Service{
 		store: st, log: log, metrics: opts.Metrics,
-		hasher:  auth.NewHasher(opts.HashCost),
+		hasher:  auth.NewHasherWith(auth.HasherOptions{Cost: opts.HashCost, CheckMemory: opts.CheckMemory, CheckWait: opts.CheckWait}),
 		sender:  opts.Sender,
 		issuer:  cfg.Issuer,
 		codeKey: deriveKey(cfg.JWTKey, "userve verification codes"),

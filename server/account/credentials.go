@@ -30,7 +30,8 @@ type LoginTry struct {
 // Login judges a login: the attempt is counted against the address and
 // the account first, then the password or code is checked. It returns the
 // user, or ErrWrongPassword / ErrWrongCode (an unknown account answers
-// alike), ErrCodeSpent, or a *Throttled.
+// alike), ErrCodeSpent, a *Throttled, or auth.ErrBusy when the process's
+// password checks stayed busy (nothing judged, nothing counted).
 func (s *Service) Login(ctx context.Context, try LoginTry) (*store.Profile, error) {
 	var p *store.Profile
 	if try.Field != "" {
@@ -53,7 +54,13 @@ func (s *Service) Login(ctx context.Context, try LoginTry) (*store.Profile, erro
 		if p != nil {
 			hash = p.PasswordHash
 		}
-		if !s.hasher.Check(hash, try.Password) || p == nil {
+		ok, err := s.hasher.Verify(ctx, hash, try.Password)
+		if err != nil {
+			s.metrics.LoginThrottled(telemetry.ThrottleChecksBusy)
+			attempt.Abandoned(ctx)
+			return nil, err
+		}
+		if !ok || p == nil {
 			s.metrics.LoginFailed(telemetry.LoginPassword)
 			return nil, ErrWrongPassword
 		}
@@ -80,14 +87,20 @@ func (s *Service) Login(ctx context.Context, try LoginTry) (*store.Profile, erro
 // CheckPassword verifies the password of p, a signed-in user proving it
 // is them (changing the password, unbinding, deleting the account). It
 // spends the same budgets as a login, so parallel wrong passwords cannot
-// outrun them: ErrWrongPassword or a *Throttled. address is the client's
-// address key.
+// outrun them: ErrWrongPassword, a *Throttled or auth.ErrBusy. address is
+// the client's address key.
 func (s *Service) CheckPassword(ctx context.Context, address string, p *store.Profile, password string) error {
 	attempt, err := s.Begin(ctx, address, UserAccount(p.ID))
 	if err != nil {
 		return err
 	}
-	if !s.hasher.Check(p.PasswordHash, password) {
+	ok, err := s.hasher.Verify(ctx, p.PasswordHash, password)
+	if err != nil {
+		s.metrics.LoginThrottled(telemetry.ThrottleChecksBusy)
+		attempt.Abandoned(ctx)
+		return err
+	}
+	if !ok {
 		return ErrWrongPassword
 	}
 	attempt.Succeeded(ctx)
@@ -144,8 +157,9 @@ func (s *Service) SetPassword(ctx context.Context, id int64, password string) er
 }
 
 // rehashIfNeeded replaces an imported hash (argon2id, pbkdf2_sha256,
-// PHP's $2y$ bcrypt) or one of another cost by the tenant's bcrypt, once
-// the password has been checked against it. A failure only delays it.
+// PHP's $2y$ bcrypt; weak ones among them, auth.HashInfo.Weak) or one of
+// another cost by the tenant's bcrypt, once the password has been checked
+// against it. A failure only delays it.
 func (s *Service) rehashIfNeeded(ctx context.Context, p *store.Profile, password string) {
 	if !s.hasher.NeedsRehash(p.PasswordHash) {
 		return

@@ -65,9 +65,9 @@ func UnknownAccount(login string) Account {
 // slots it took stay taken (they are the failure's count) unless Succeeded
 // gives them back.
 type Attempt struct {
-	s                  *Service
-	addrSlot, ceilSlot store.RateSlot
-	pairKey            string
+	s                            *Service
+	addrSlot, pairSlot, ceilSlot store.RateSlot
+	pairKey                      string
 }
 
 // Begin takes an attempt slot of the client address (unless address is
@@ -93,7 +93,7 @@ func (s *Service) Begin(ctx context.Context, address string, acct Account) (*Att
 	}
 	if address != "" {
 		a.pairKey = acct.key + "|ip:" + address
-		_, win, admitted, err := s.store.TakeRateSlot(ctx, a.pairKey, FailureWindow, FailuresPerAccountAddress)
+		slot, win, admitted, err := s.store.TakeRateSlot(ctx, a.pairKey, FailureWindow, FailuresPerAccountAddress)
 		if err != nil {
 			return nil, err
 		}
@@ -101,6 +101,7 @@ func (s *Service) Begin(ctx context.Context, address string, acct Account) (*Att
 			s.metrics.LoginThrottled(telemetry.ThrottleAccount)
 			return nil, s.throttled(BudgetAccountAddress, win)
 		}
+		a.pairSlot = slot
 	}
 	slot, win, admitted, err := s.store.TakeRateSlot(ctx, acct.key, FailureWindow, FailuresPerAccount)
 	if err != nil {
@@ -152,6 +153,13 @@ func (s *Service) CountLookup(ctx context.Context, caller int64) error {
 		return s.throttled(BudgetLookup, win)
 	}
 	return nil
+}
+
+// Abandoned ends an attempt that was never judged (the password check was
+// refused as busy): it gives every slot back, so a burst the server could
+// not serve costs the owner none of their budget.
+func (a *Attempt) Abandoned(ctx context.Context) {
+	a.s.release(ctx, a.addrSlot, a.pairSlot, a.ceilSlot)
 }
 
 // release gives rate-limit slots back, best effort: a slot that stays

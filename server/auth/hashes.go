@@ -29,48 +29,130 @@ const (
 	SchemePBKDF2 = "pbkdf2_sha256"
 )
 
-// Bounds on the cost parameters of imported hashes: a hash with absurd
-// parameters would let one login burn a core for minutes or exhaust memory.
+// Bounds on the cost parameters of imported hashes. One check must stay a
+// small, bounded share of a tenant pod (256 MiB by default): argon2's memory
+// is held for the whole check, and a burst of checks shares the pod through
+// the check gate (gate.go), which admits at most its budget at once, so no
+// single hash may need more than the smallest sensible budget. The time
+// bounds keep one login under about a second of one core.
 const (
-	maxArgon2MemoryKiB  = 256 * 1024 // 256 MiB
-	maxArgon2Time       = 16
-	maxArgon2Threads    = 16
-	maxPBKDF2Iterations = 5_000_000
+	MaxBcryptCost       = 14        // about 1 s; PHP and Laravel default to 10
+	MaxArgon2MemoryKiB  = 64 * 1024 // 64 MiB: PHP's default m=65536 fits
+	MaxArgon2Time       = 10
+	MaxArgon2Threads    = 16
+	MaxPBKDF2Iterations = 1_000_000 // Django 5.2's default
 	maxHashBytes        = 512
 )
+
+// OWASP's minimums (Password Storage Cheat Sheet). A hash below them is the
+// user's real hash, so the import keeps it, counts it as weak, and the first
+// login replaces it with the tenant's bcrypt like every imported hash.
+const (
+	minStrongBcryptCost = 10
+	minStrongPBKDF2     = 600_000
+)
+
+// owaspArgon2 are OWASP's equivalent argon2id configurations (memory in
+// KiB, passes); a hash at or above one of them in both is not weak.
+var owaspArgon2 = [...]struct{ memory, time uint32 }{
+	{47104, 1}, {19456, 2}, {12288, 3}, {9216, 4}, {7168, 5},
+}
 
 // ErrUnknownHash is an imported hash in no supported scheme.
 var ErrUnknownHash = errors.New("password hash is in no supported format (bcrypt $2a$/$2b$/$2y$, argon2id PHC string, Django pbkdf2_sha256)")
 
-// HashScheme names the scheme of a stored or imported hash and checks its
-// shape and parameters.
+// HashInfo describes a stored or imported hash.
+type HashInfo struct {
+	Scheme string
+	// Weak: below OWASP's minimums (bcrypt cost < 10, argon2id under all of
+	// OWASP's configurations, pbkdf2_sha256 < 600,000 iterations).
+	Weak bool
+	// Memory is what one check of it holds, in bytes: the check gate's
+	// weight.
+	Memory int64
+}
+
+// checkOverhead is the memory of a check besides argon2's blocks: bcrypt's
+// 4 KiB state, pbkdf2's buffers, the goroutine. Rounded up generously.
+const checkOverhead = 64 << 10
+
+// InspectHash names the scheme of a stored or imported hash, checks its
+// shape and its parameters against the bounds above, and tells whether it
+// is weak. An error is a precise reason, fit for an import report.
+func InspectHash(hash string) (HashInfo, error) {
+	p, err := parseHash(hash)
+	if err != nil {
+		return HashInfo{}, err
+	}
+	return p.info(), nil
+}
+
+// HashScheme is InspectHash's scheme.
 func HashScheme(hash string) (string, error) {
+	info, err := InspectHash(hash)
+	return info.Scheme, err
+}
+
+// parsedHash is a hash read once: its scheme and the parameters its check
+// needs.
+type parsedHash struct {
+	raw        string
+	scheme     string
+	bcryptCost int
+	argon2     *argon2Params
+	pbkdf2     *pbkdf2Params
+}
+
+func (p *parsedHash) info() HashInfo {
+	info := HashInfo{Scheme: p.scheme, Memory: checkOverhead}
+	switch p.scheme {
+	case SchemeBcrypt:
+		info.Weak = p.bcryptCost < minStrongBcryptCost
+	case SchemeArgon2:
+		info.Memory += int64(p.argon2.memory) << 10
+		info.Weak = true
+		for _, c := range owaspArgon2 {
+			if p.argon2.memory >= c.memory && p.argon2.time >= c.time {
+				info.Weak = false
+			}
+		}
+	case SchemePBKDF2:
+		info.Weak = p.pbkdf2.iterations < minStrongPBKDF2
+	}
+	return info
+}
+
+func parseHash(hash string) (*parsedHash, error) {
 	if len(hash) > maxHashBytes {
-		return "", fmt.Errorf("password hash is longer than %d bytes", maxHashBytes)
+		return nil, fmt.Errorf("password hash is longer than %d bytes", maxHashBytes)
 	}
 	switch {
 	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
 		cost, err := bcrypt.Cost([]byte(hash))
 		if err != nil {
-			return "", fmt.Errorf("bcrypt hash is malformed: %v", err)
+			return nil, fmt.Errorf("bcrypt hash is malformed: %v", err)
 		}
 		if len(hash) != 60 {
-			return "", fmt.Errorf("bcrypt hash must be 60 characters, not %d", len(hash))
+			return nil, fmt.Errorf("bcrypt hash must be 60 characters, not %d", len(hash))
 		}
-		_ = cost
-		return SchemeBcrypt, nil
+		if cost > MaxBcryptCost {
+			return nil, fmt.Errorf("bcrypt cost %d exceeds the accepted %d", cost, MaxBcryptCost)
+		}
+		return &parsedHash{raw: hash, scheme: SchemeBcrypt, bcryptCost: cost}, nil
 	case strings.HasPrefix(hash, "$argon2id$"):
-		if _, err := parseArgon2(hash); err != nil {
-			return "", err
+		p, err := parseArgon2(hash)
+		if err != nil {
+			return nil, err
 		}
-		return SchemeArgon2, nil
+		return &parsedHash{scheme: SchemeArgon2, argon2: p}, nil
 	case strings.HasPrefix(hash, "pbkdf2_sha256$"):
-		if _, err := parsePBKDF2(hash); err != nil {
-			return "", err
+		p, err := parsePBKDF2(hash)
+		if err != nil {
+			return nil, err
 		}
-		return SchemePBKDF2, nil
+		return &parsedHash{scheme: SchemePBKDF2, pbkdf2: p}, nil
 	}
-	return "", ErrUnknownHash
+	return nil, ErrUnknownHash
 }
 
 type argon2Params struct {
@@ -116,9 +198,9 @@ func parseArgon2(hash string) (*argon2Params, error) {
 	switch {
 	case p.memory == 0 || p.time == 0 || p.threads == 0:
 		return nil, errors.New("argon2id hash needs m, t and p")
-	case p.memory > maxArgon2MemoryKiB || p.time > maxArgon2Time || p.threads > maxArgon2Threads:
-		return nil, fmt.Errorf("argon2id parameters m=%d,t=%d,p=%d exceed the accepted m<=%d,t<=%d,p<=%d",
-			p.memory, p.time, p.threads, maxArgon2MemoryKiB, maxArgon2Time, maxArgon2Threads)
+	case p.memory > MaxArgon2MemoryKiB || p.time > MaxArgon2Time || p.threads > MaxArgon2Threads:
+		return nil, fmt.Errorf("argon2id parameters m=%d,t=%d,p=%d exceed the accepted m<=%d (64 MiB),t<=%d,p<=%d",
+			p.memory, p.time, p.threads, MaxArgon2MemoryKiB, MaxArgon2Time, MaxArgon2Threads)
 	case p.memory < 8*uint32(p.threads):
 		return nil, errors.New("argon2id memory must be at least 8 KiB per thread")
 	}
@@ -145,8 +227,8 @@ func parsePBKDF2(hash string) (*pbkdf2Params, error) {
 		return nil, errors.New("pbkdf2_sha256 hash must look like pbkdf2_sha256$iterations$salt$hash")
 	}
 	n, err := strconv.Atoi(parts[1])
-	if err != nil || n < 1 || n > maxPBKDF2Iterations {
-		return nil, fmt.Errorf("pbkdf2_sha256 iterations %q must be 1 to %d", parts[1], maxPBKDF2Iterations)
+	if err != nil || n < 1 || n > MaxPBKDF2Iterations {
+		return nil, fmt.Errorf("pbkdf2_sha256 iterations %q must be 1 to %d", parts[1], MaxPBKDF2Iterations)
 	}
 	if parts[2] == "" {
 		return nil, errors.New("pbkdf2_sha256 salt is empty")
@@ -158,24 +240,19 @@ func parsePBKDF2(hash string) (*pbkdf2Params, error) {
 	return &pbkdf2Params{iterations: n, salt: parts[2], key: key}, nil
 }
 
-// checkImported verifies password against an argon2id or pbkdf2_sha256
-// hash in constant time; false for anything malformed.
-func checkImported(hash, password string) bool {
-	switch {
-	case strings.HasPrefix(hash, "$argon2id$"):
-		p, err := parseArgon2(hash)
-		if err != nil {
-			return false
-		}
-		got := argon2.IDKey([]byte(password), p.salt, p.time, p.memory, p.threads, uint32(len(p.key)))
-		return subtle.ConstantTimeCompare(got, p.key) == 1
-	case strings.HasPrefix(hash, "pbkdf2_sha256$"):
-		p, err := parsePBKDF2(hash)
-		if err != nil {
-			return false
-		}
-		got := pbkdf2.Key([]byte(password), []byte(p.salt), p.iterations, sha256.Size, sha256.New)
-		return subtle.ConstantTimeCompare(got, p.key) == 1
+// matches verifies password against the parsed hash in constant time.
+func (p *parsedHash) matches(password string) bool {
+	switch p.scheme {
+	case SchemeBcrypt:
+		return bcrypt.CompareHashAndPassword([]byte(p.raw), []byte(password)) == nil
+	case SchemeArgon2:
+		a := p.argon2
+		got := argon2.IDKey([]byte(password), a.salt, a.time, a.memory, a.threads, uint32(len(a.key)))
+		return subtle.ConstantTimeCompare(got, a.key) == 1
+	case SchemePBKDF2:
+		k := p.pbkdf2
+		got := pbkdf2.Key([]byte(password), []byte(k.salt), k.iterations, sha256.Size, sha256.New)
+		return subtle.ConstantTimeCompare(got, k.key) == 1
 	}
 	return false
 }

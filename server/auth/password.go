@@ -1,9 +1,10 @@
 package auth
 
 import (
+	"context"
 	"errors"
-	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -18,20 +19,34 @@ const (
 // ErrPasswordTooLong is returned for passwords bcrypt cannot hash whole.
 var ErrPasswordTooLong = errors.New("password may be at most 72 bytes")
 
-// Hasher hashes passwords with bcrypt at a fixed cost.
+// Hasher hashes passwords with bcrypt at a fixed cost, and checks them
+// against the tenant's bcrypt or an imported scheme through the check gate
+// (gate.go): this is the one place a password hash is verified.
 type Hasher struct {
 	Cost int
 
+	gate      *gate
 	dummyOnce sync.Once
 	dummy     []byte
 }
 
-// NewHasher returns a hasher; cost 0 means bcrypt.DefaultCost.
-func NewHasher(cost int) *Hasher {
-	if cost == 0 {
-		cost = bcrypt.DefaultCost
+// HasherOptions configure NewHasherWith; zero values are the defaults.
+type HasherOptions struct {
+	Cost        int           // bcrypt cost; 0: bcrypt.DefaultCost (10)
+	CheckMemory int64         // bytes checks may hold at once; 0: DefaultCheckMemory
+	CheckWait   time.Duration // longest wait for the gate; 0: DefaultCheckWait
+}
+
+// NewHasher returns a hasher with the default gate; cost 0 means
+// bcrypt.DefaultCost.
+func NewHasher(cost int) *Hasher { return NewHasherWith(HasherOptions{Cost: cost}) }
+
+// NewHasherWith returns a hasher configured by o.
+func NewHasherWith(o HasherOptions) *Hasher {
+	if o.Cost == 0 {
+		o.Cost = bcrypt.DefaultCost
 	}
-	return &Hasher{Cost: cost}
+	return &Hasher{Cost: o.Cost, gate: newGate(o.CheckMemory, o.CheckWait)}
 }
 
 // Hash returns the salted bcrypt hash of password.
@@ -46,20 +61,32 @@ func (h *Hasher) Hash(password string) (string, error) {
 	return string(b), nil
 }
 
-// Check reports whether password matches hash: the tenant's bcrypt or an
-// imported scheme (see hashes.go). An empty hash (no password
-// set) never matches, but still costs one bcrypt comparison so that the
-// response time does not tell whether an account exists.
-func (h *Hasher) Check(hash, password string) bool {
-	if hash == "" || len(password) > MaxPasswordBytes {
+// Verify reports whether password matches hash: the tenant's bcrypt or an
+// imported scheme (see hashes.go). An empty hash (no password set) or a
+// hash outside the accepted bounds never matches, but still costs one
+// bcrypt comparison, so that the response time does not tell whether an
+// account exists. The check first waits for its memory in the gate; when
+// the wait runs out (or ctx ends) it is ErrBusy and nothing was checked.
+func (h *Hasher) Verify(ctx context.Context, hash, password string) (bool, error) {
+	var p *parsedHash
+	if hash != "" && len(password) <= MaxPasswordBytes {
+		p, _ = parseHash(hash)
+	}
+	weight := int64(checkOverhead)
+	if p != nil {
+		weight = p.info().Memory
+	}
+	leave, err := h.gate.enter(ctx, weight)
+	if err != nil {
+		return false, err
+	}
+	defer leave()
+	if p == nil {
 		h.dummyOnce.Do(func() {
 			h.dummy, _ = bcrypt.GenerateFromPassword([]byte("userve-dummy-password"), h.Cost)
 		})
 		_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password))
-		return false
+		return false, nil
 	}
-	if !strings.HasPrefix(hash, "$2") {
-		return checkImported(hash, password)
-	}
-	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
+	return p.matches(password), nil
 }

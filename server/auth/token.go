@@ -28,10 +28,13 @@ var (
 // token was issued: a password change bumps the stored epoch, and every
 // token carrying an older one is dead. AuthTime is when the user logged in
 // (claim auth_time, as in OpenID Connect): a refreshed token keeps it, so
-// the refresh window is fixed at login.
+// the refresh window is fixed at login. Family names the login (claim fam):
+// every token refreshed from one login shares it, so that one revocation
+// ends all of them (logout, or a refresh token presented twice).
 type Claims struct {
 	UserID    int64
 	ID        string // jti, the handle revocation uses
+	Family    string // fam, the login's tokens; a token from before families: its jti
 	Epoch     int64
 	AuthTime  time.Time
 	IssuedAt  time.Time
@@ -81,35 +84,46 @@ type wireClaims struct {
 	// AuthTime is absent from tokens of earlier versions: their iat stands
 	// in for it (never later than the login, so never a longer window).
 	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
+	// Family is absent from tokens of earlier versions: their jti stands in
+	// for it (and their successors inherit that).
+	Family string `json:"fam,omitempty"`
 	jwt.RegisteredClaims
 }
 
-// Issue signs a new token for a user who just logged in (or registered).
+// Issue signs a new token for a user who just logged in (or registered):
+// a new login, so a new family.
 func (is *Issuer) Issue(userID, epoch int64) (string, Claims, error) {
-	return is.issue(userID, epoch, time.Time{})
+	return is.issue(userID, epoch, time.Time{}, "")
 }
 
 // IssueRefreshed signs the successor of a token being refreshed: same login
-// time, so the same refresh deadline. Its expiry never passes that deadline.
+// time, so the same refresh deadline, and the same family. Its expiry never
+// passes that deadline.
 func (is *Issuer) IssueRefreshed(prev Claims, epoch int64) (string, Claims, error) {
-	if prev.AuthTime.IsZero() {
+	if prev.AuthTime.IsZero() || prev.Family == "" {
 		return "", Claims{}, ErrInvalidToken
 	}
-	return is.issue(prev.UserID, epoch, prev.AuthTime)
+	return is.issue(prev.UserID, epoch, prev.AuthTime, prev.Family)
 }
 
-func (is *Issuer) issue(userID, epoch int64, authTime time.Time) (string, Claims, error) {
+func (is *Issuer) issue(userID, epoch int64, authTime time.Time, family string) (string, Claims, error) {
 	now := is.now().Truncate(time.Second)
 	if authTime.IsZero() {
 		authTime = now
 	}
-	var raw [16]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	jti, err := randomID()
+	if err != nil {
 		return "", Claims{}, err
+	}
+	if family == "" {
+		if family, err = randomID(); err != nil {
+			return "", Claims{}, err
+		}
 	}
 	c := Claims{
 		UserID:    userID,
-		ID:        base64.RawURLEncoding.EncodeToString(raw[:]),
+		ID:        jti,
+		Family:    family,
 		Epoch:     epoch,
 		AuthTime:  authTime,
 		IssuedAt:  now,
@@ -121,6 +135,7 @@ func (is *Issuer) issue(userID, epoch int64, authTime time.Time) (string, Claims
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, wireClaims{
 		Epoch:    epoch,
 		AuthTime: jwt.NewNumericDate(c.AuthTime),
+		Family:   c.Family,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    is.issuer,
 			Subject:   strconv.FormatInt(userID, 10),
@@ -134,6 +149,15 @@ func (is *Issuer) issue(userID, epoch int64, authTime time.Time) (string, Claims
 		return "", Claims{}, err
 	}
 	return s, c, nil
+}
+
+// randomID is 128 random bits, base64url.
+func randomID() (string, error) {
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(raw[:]), nil
 }
 
 // Verify checks signature (HS256 with this tenant's key only), issuer and
@@ -199,9 +223,14 @@ func (is *Issuer) parse(token string) (Claims, error) {
 	if authTime.After(wc.IssuedAt.Time) {
 		return Claims{}, ErrInvalidToken // a login after the token: not ours
 	}
+	family := wc.Family
+	if family == "" {
+		family = wc.ID
+	}
 	return Claims{
 		UserID:    uid,
 		ID:        wc.ID,
+		Family:    family,
 		Epoch:     wc.Epoch,
 		AuthTime:  authTime,
 		IssuedAt:  wc.IssuedAt.Time,

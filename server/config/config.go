@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/mongouri"
 )
 
 // Environment variables read by Load.
@@ -28,6 +29,9 @@ const (
 	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
 	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
 	EnvWeChatSecret  = "USERVE_WECHAT_APP_SECRET"
+	// EnvMemoryLimit is the container's memory limit in bytes (set by the
+	// operator); userve serve gives a quarter of it to password checks.
+	EnvMemoryLimit = "USERVE_MEMORY_LIMIT"
 )
 
 // MinJWTKeyLength is the shortest accepted HMAC key, in bytes (256 bits).
@@ -244,8 +248,8 @@ func validateLimits(s *v1alpha1.UserServiceSpec) error {
 		return errors.New("spec.api.plus: defaultLimit and maxLimit must be within 1..50")
 	case p.DefaultLimit > p.MaxLimit:
 		return errors.New("spec.api.plus.defaultLimit must not exceed maxLimit")
-	case p.TokenTTL.Duration < 0 || p.RefreshTTL.Duration < 0 || s.Verification.CodeTTL.Duration < 0:
-		return errors.New("spec: tokenTTL, refreshTTL and codeTTL must not be negative")
+	case p.TokenTTL.Duration < 0 || p.RefreshTTL.Duration < 0 || s.Verification.CodeTTL.Duration < 0 || p.ReauthWindow.Duration < 0:
+		return errors.New("spec: tokenTTL, refreshTTL, reauthWindow and codeTTL must not be negative")
 	}
 	// The CRD's bounds of spec.verification.limits.
 	l := s.Verification.Limits
@@ -302,6 +306,11 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 	}
 	if !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
 		return nil, fmt.Errorf("%s must start with mongodb:// or mongodb+srv://", EnvMongoURI)
+	}
+	// The same rules as the operator's for a tenant's URI: nothing that
+	// makes the driver send the pod's, node's or cloud's identity.
+	if err := mongouri.Check(c.MongoURI); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvMongoURI, err)
 	}
 	if c.Database == "" {
 		c.Database = us.Spec.Mongo.Database

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/store"
 )
@@ -23,12 +24,16 @@ type importResult struct {
 
 // ImportAnswer is the body of POST /v1/import/users/.
 type ImportAnswer struct {
-	Created int            `json:"created"`
-	Updated int            `json:"updated"`
-	Skipped int            `json:"skipped"`
-	Errors  int            `json:"errors"`
-	DryRun  bool           `json:"dry_run,omitempty"`
-	Results []importResult `json:"results"`
+	Created int `json:"created"`
+	Updated int `json:"updated"`
+	Skipped int `json:"skipped"`
+	Errors  int `json:"errors"`
+	// WeakHashes counts the created or updated records whose password
+	// hash is below OWASP's minimums: kept (it is the user's real hash)
+	// and replaced by the tenant's bcrypt at the user's first login.
+	WeakHashes int            `json:"weak_hashes"`
+	DryRun     bool           `json:"dry_run,omitempty"`
+	Results    []importResult `json:"results"`
 }
 
 // importParams are the import's query parameters.
@@ -125,14 +130,19 @@ func (h *Handler) ImportUsers(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, r, err, "import")
 		return
 	}
+	out := ImportAnswer{DryRun: params.dryRun, Results: answers}
 	for k, res := range results {
 		a := &answers[at[k]]
 		a.Status, a.UserID, a.Error = res.Status, res.UserID, res.Error
 		if res.Status != store.ImportError {
 			a.Error = ""
 		}
+		if res.Status == store.ImportCreated || res.Status == store.ImportUpdated {
+			if info, err := auth.InspectHash(users[k].Profile.PasswordHash); err == nil && info.Weak {
+				out.WeakHashes++
+			}
+		}
 	}
-	out := ImportAnswer{DryRun: params.dryRun, Results: answers}
 	for _, a := range answers {
 		switch a.Status {
 		case store.ImportCreated:
@@ -147,7 +157,7 @@ func (h *Handler) ImportUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info("import batch", "format", params.format, "on_conflict", params.policy, "dry_run", params.dryRun,
 		"records", len(answers), "created", out.Created, "updated", out.Updated, "skipped", out.Skipped,
-		"errors", out.Errors, "took", time.Since(start).Round(time.Millisecond))
+		"errors", out.Errors, "weak_hashes", out.WeakHashes, "took", time.Since(start).Round(time.Millisecond))
 	httpx.WriteJSON(w, http.StatusOK, out)
 }
 

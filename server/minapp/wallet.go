@@ -77,6 +77,9 @@ func ParseTransaction(data []byte) (store.AdjustRequest, error) {
 		if k == "" || len(k) > maxIdempotencyKey || strings.ContainsFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
 			return req, fmt.Errorf("idempotency_key must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey)
 		}
+		if store.ReservedAdjustKey(k) {
+			return req, fmt.Errorf("idempotency_key must not start with %q: imports book opening balances under such keys", "import:")
+		}
 		req.Key = k
 	}
 	return req, nil

@@ -71,14 +71,17 @@ func readVerifiableType(f *form, required bool) string {
 }
 
 // readCode reads verifiable_code (string or number).
-func readCode(f *form) (string, bool) {
-	code, ok := f.str("verifiable_code", true, 16)
+func readCode(f *form) (string, bool) { return readCodeField(f, "verifiable_code") }
+
+// readCodeField reads a verification code from field (string or number).
+func readCodeField(f *form, field string) (string, bool) {
+	code, ok := f.str(field, true, 16)
 	if !ok {
 		return "", false
 	}
 	code = strings.TrimSpace(code)
 	if len(code) < verify.MinDigits || len(code) > verify.MaxDigits || strings.Trim(code, "0123456789") != "" {
-		f.add("verifiable_code", "verifiable_code must be 4 to 6 digits")
+		f.add(field, field+" must be 4 to 6 digits")
 		return "", false
 	}
 	return code, true

@@ -5,12 +5,14 @@ import (
 
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify"
 )
 
-var updateContactInput = input{body: []string{"phone", "email", "verifiable_code"}}
+var updateContactInput = input{body: append([]string{"phone", "email", "verifiable_code"}, proofOfContactChange.fields()...)}
 
 // UpdateContact is PUT /user: bind a new phone or e-mail, proven by a code
-// sent to it.
+// sent to it, by a caller who proves to be the owner (reauth.go). The
+// contacts the account had are told.
 func (h *Handler) UpdateContact(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r)
 	f, err := updateContactInput.read(r)
@@ -20,11 +22,16 @@ func (h *Handler) UpdateContact(w http.ResponseWriter, r *http.Request) {
 	}
 	c, _ := readContact(f, "")
 	code, _ := readCode(f)
+	proof := h.readProof(r, f, proofOfContactChange)
 	if err := f.err(); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
+	if err := h.reauth(ctx, w, r, proof, proofOfContactChange); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if err := h.mustBeFree(ctx, c.Field, c.Value, me.profile.ID); err != nil {
 		h.fail(w, r, err)
 		return
@@ -36,6 +43,13 @@ func (h *Handler) UpdateContact(w http.ResponseWriter, r *http.Request) {
 	if _, err := h.store.SetContact(ctx, me.profile.ID, c.Field, c.Value); err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	old, notice := me.profile.Phone, verify.NoticePhoneChanged
+	if c.Field == store.FieldEmail {
+		old, notice = me.profile.Email, verify.NoticeEmailChanged
+	}
+	if old != c.Value {
+		h.accounts.Notify(ctx, me.profile, notice)
 	}
 	noContent(w)
 }

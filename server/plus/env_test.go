@@ -86,12 +86,25 @@ func (o *outbox) code(t *testing.T, to string) string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for i := len(o.msgs) - 1; i >= 0; i-- {
-		if o.msgs[i].To == to {
+		if o.msgs[i].To == to && o.msgs[i].Purpose != verify.PurposeNotice {
 			return o.msgs[i].Code
 		}
 	}
 	t.Fatalf("no code was sent to %s", to)
 	return ""
+}
+
+// notices are the account notices sent to `to`, oldest first.
+func (o *outbox) notices(to string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []string
+	for _, m := range o.msgs {
+		if m.To == to && m.Purpose == verify.PurposeNotice {
+			out = append(out, m.Notice)
+		}
+	}
+	return out
 }
 
 func (o *outbox) count() int { o.mu.Lock(); defer o.mu.Unlock(); return len(o.msgs) }
@@ -108,6 +121,10 @@ type tenant struct {
 	logOut   io.Writer // the servers' log (info and up); nil: warnings, if USERVE_TEST_LOG
 	// weChatHTTP is the client of WeChat calls (short timeouts in tests).
 	weChatHTTP *http.Client
+	// checkMemory and checkWait bound the replicas' password checks
+	// (plus.Options); zero: auth's defaults.
+	checkMemory int64
+	checkWait   time.Duration
 }
 
 // lockedLog is a log sink servers write to concurrently.
@@ -179,7 +196,8 @@ func (tn *tenant) replica() *replica {
 	}
 	opts := server.Options{
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})),
-		Plus:   plus.Options{HashCost: 4, Now: tn.clock.Now, WeChatHTTP: tn.weChatHTTP},
+		Plus: plus.Options{HashCost: 4, Now: tn.clock.Now, WeChatHTTP: tn.weChatHTTP,
+			CheckMemory: tn.checkMemory, CheckWait: tn.checkWait},
 	}
 	if !tn.noOutbox {
 		opts.Plus.Sender = tn.outbox

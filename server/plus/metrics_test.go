@@ -73,6 +73,7 @@ func TestDomainMetricsCountLoginsCodesAndWallet(t *testing.T) {
 		{"userve_login_failures_total", "method", "password"},
 		{"userve_login_throttled_total", "kind", "account"},
 		{"userve_login_throttled_total", "kind", "address"},
+		{"userve_login_throttled_total", "kind", "checks_busy"},
 		{"userve_codes_sent_total", "channel", "sms"},
 		{"userve_code_delivery_failures_total", "channel", "mail"},
 		{"userve_wallet_operations_total", "operation", "transfer", "result", "ok"},

@@ -6,11 +6,14 @@ import (
 
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify"
 )
 
-var changePasswordInput = input{body: []string{"old_password", "password", "password_confirmation"}}
+var changePasswordInput = input{body: append([]string{"old_password", "password", "password_confirmation"}, proofOfFirstPassword.fields()...)}
 
-// ChangePassword is PUT /user/password.
+// ChangePassword is PUT /user/password: old_password proves the caller;
+// an account without a password yet (WeChat or code logins) proves it as
+// reauth.go says, and its contacts are told that a password was set.
 func (h *Handler) ChangePassword(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	f, err := changePasswordInput.read(r)
@@ -29,20 +32,33 @@ func (h *Handler) ChangePassword(w http.ResponseWriter, r *http.Request) {
 	if ok && confirm != password {
 		f.add("password_confirmation", "password_confirmation does not match password")
 	}
+	first := c.profile.PasswordHash == ""
+	var proof account.Proof
+	if first {
+		proof = h.readProof(r, f, proofOfFirstPassword)
+	} else if f.has(proofOfFirstPassword.code) {
+		f.add(proofOfFirstPassword.code, proofOfFirstPassword.code+" is only for setting a first password; send old_password")
+	}
 	if err := f.err(); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
-	if c.profile.PasswordHash != "" {
-		if err := h.checkPassword(ctx, w, r, c.profile, "old_password", old); err != nil {
-			h.fail(w, r, err)
-			return
-		}
+	if first {
+		err = h.reauth(ctx, w, r, proof, proofOfFirstPassword)
+	} else {
+		err = h.checkPassword(ctx, w, r, c.profile, "old_password", old)
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	if err := h.accounts.SetPassword(ctx, c.profile.ID, password); err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	if first {
+		h.accounts.Notify(ctx, c.profile, verify.NoticePasswordSet)
 	}
 	noContent(w)
 }

@@ -36,6 +36,10 @@ const ledgerSweepEvery = time.Minute
 type Options struct {
 	// HashCost is the bcrypt cost; 0 means bcrypt's default (10).
 	HashCost int
+	// CheckMemory and CheckWait bound concurrent password checks
+	// (account.Options); 0 means auth's defaults.
+	CheckMemory int64
+	CheckWait   time.Duration
 	// Now is the token clock; nil means time.Now.
 	Now func() time.Time
 	// Sender replaces the delivery configured in spec.verification.
@@ -63,6 +67,7 @@ type Handler struct {
 
 	defaultLimit, maxLimit int64
 	trustedProxies         []netip.Prefix // see account.ClientAddress
+	reauthWindow           time.Duration  // spec.api.plus.reauthWindow (reauth.go)
 
 	lastLedgerSweep atomic.Int64
 
@@ -105,8 +110,14 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	if h.defaultLimit > h.maxLimit {
 		h.defaultLimit = h.maxLimit
 	}
+	h.reauthWindow = v1alpha1.DefaultReauthWindow
+	if p.ReauthWindow != nil {
+		h.reauthWindow = p.ReauthWindow.Duration
+	}
 	if h.accounts == nil {
-		h.accounts = account.New(st, cfg, log, account.Options{HashCost: opts.HashCost, Sender: opts.Sender, Metrics: opts.Metrics})
+		h.accounts = account.New(st, cfg, log, account.Options{
+			HashCost: opts.HashCost, CheckMemory: opts.CheckMemory, CheckWait: opts.CheckWait,
+			Sender: opts.Sender, Metrics: opts.Metrics})
 	}
 	if h.wechat, err = newWeChat(cfg, opts.WeChatHTTP); err != nil {
 		return nil, err
@@ -172,6 +183,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 		ae.write(w)
+	case errors.Is(err, auth.ErrBusy):
+		// The process's password checks are at their memory budget.
+		h.log.Warn("password check refused: checks busy", "method", r.Method, "path", r.URL.Path)
+		w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
+		newError(http.StatusServiceUnavailable, auth.ErrBusy.Error()).write(w)
 	case httpx.StoreUnavailable(w, err):
 		h.metrics.StoreError(telemetry.StoreUnavailable)
 		h.log.Warn("store unavailable", "method", r.Method, "path", account.LogPath(r.URL.Path), "error", err)
@@ -237,15 +253,28 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	return h.checkLive(r.Context(), claims)
 }
 
-// checkLive rejects revoked tokens and tokens older than the user's last
-// password change.
+// Answers of checkLive for a token that was revoked: by itself (refreshed
+// or logged out), or with every token of its login.
+var (
+	errTokenRevoked  = newError(http.StatusUnauthorized, "token has been revoked")
+	errFamilyRevoked = newError(http.StatusUnauthorized, "token's login has ended (logged out, or a refresh token was used twice); log in again")
+)
+
+// checkLive rejects revoked tokens, tokens of an ended login (family), and
+// tokens older than the user's last password change.
 func (h *Handler) checkLive(ctx context.Context, claims auth.Claims) (*caller, error) {
-	revoked, err := h.store.TokenRevoked(ctx, claims.ID)
+	revoked, err := h.store.FamilyRevoked(ctx, claims.Family)
 	if err != nil {
 		return nil, err
 	}
 	if revoked {
-		return nil, newError(http.StatusUnauthorized, "token has been revoked")
+		return nil, errFamilyRevoked
+	}
+	if revoked, err = h.store.TokenRevoked(ctx, claims.ID); err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, errTokenRevoked
 	}
 	p, err := h.store.GetProfile(ctx, claims.UserID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -303,7 +332,8 @@ func (h *Handler) clientIP(r *http.Request) string {
 	return account.ClientAddress(r, h.trustedProxies)
 }
 
-// sweepLedger finishes stalled wallet transfers of every user now and then,
+// sweepLedger finishes stalled wallet transfers of every user, and
+// deletions cut off half-way, now and then,
 // in the background: on the first authenticated request after a start, then
 // at most once a minute per replica (the server also runs one at start).
 // Reads of a balance also finish the reader's own right away.
@@ -320,6 +350,13 @@ func (h *Handler) sweepLedger() {
 			h.log.Warn("ledger recovery failed; retried later", "error", err)
 		} else if n > 0 {
 			h.log.Info("ledger recovery finished stalled entries", "entries", n)
+		}
+		// A deletion cut off half-way (its user's token is dead, so
+		// nobody would retry it) is finished here too.
+		if n, err := h.store.FinishDeletions(ctx); err != nil {
+			h.log.Warn("finishing cut-off deletions failed; retried later", "error", err)
+		} else if n > 0 {
+			h.log.Info("finished cut-off deletions", "users", n)
 		}
 	}()
 }

@@ -43,10 +43,9 @@ func (h *Handler) issuedBody(token string, claims auth.Claims) map[string]any {
 }
 
 // Refresh is POST /auth/refresh: the bearer token (expired or not, within
-// its refresh window) for a new one. The old token is revoked by the same
-// atomic insert that admits the refresh, so a token refreshes once. The new
-// token keeps the login time, so no chain of refreshes outlives login plus
-// refreshTTL.
+// its refresh window) for a new one, once (refreshToken, families.go). The
+// new token keeps the login time and family, so no chain of refreshes
+// outlives login plus refreshTTL, and a logout or a reuse ends the chain.
 func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
 	if _, err := noInput.read(r); err != nil {
 		h.fail(w, r, err)
@@ -63,32 +62,22 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, newError(http.StatusUnauthorized, "token is invalid or past its refresh window; log in again"))
 		return
 	}
-	c, err := h.checkLive(r.Context(), claims)
+	fresh, freshClaims, err := h.refreshToken(r.Context(), claims)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	first, err := h.store.RevokeToken(r.Context(), claims.ID, claims.RefreshDeadline(h.tokens.RefreshTTL))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if !first {
-		h.fail(w, r, newError(http.StatusUnauthorized, "token has been revoked"))
-		return
-	}
-	fresh, freshClaims, err := h.tokens.IssueRefreshed(claims, c.profile.TokenEpoch)
-	h.writeIssued(w, fresh, freshClaims, err)
+	h.writeIssued(w, fresh, freshClaims, nil)
 }
 
-// Logout is POST /auth/logout: the token stops working on every replica.
+// Logout is POST /auth/logout: the token and every token refreshed from
+// the same login stop working on every replica.
 func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
 	if _, err := noInput.read(r); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	c := callerOf(r)
-	if _, err := h.store.RevokeToken(r.Context(), c.claims.ID, c.claims.RefreshDeadline(h.tokens.RefreshTTL)); err != nil {
+	if err := h.endFamily(r.Context(), callerOf(r).claims, "logout"); err != nil {
 		h.fail(w, r, err)
 		return
 	}

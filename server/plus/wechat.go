@@ -12,6 +12,7 @@ import (
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify"
 	"userve.dev/userve/server/wechat"
 )
 
@@ -91,7 +92,10 @@ func conflict(field, msg string) *apiError {
 }
 
 var (
-	weChatCodeInput    = input{body: []string{"code"}}
+	weChatCodeInput = input{body: []string{"code"}}
+	// weChatProvenInput is a code and the proof of the owner (reauth.go)
+	// of the routes that add a way into the account.
+	weChatProvenInput  = input{body: append([]string{"code"}, proofOfWeChat.fields()...)}
 	weChatUnlinkInput  = input{body: []string{"password", "verifiable_code"}}
 	weChatProfileInput = input{body: []string{"encryptedData", "iv"}}
 )
@@ -102,14 +106,31 @@ func readWeChatCode(r *http.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	code := weChatCodeOf(f)
+	return code, f.err()
+}
+
+func weChatCodeOf(f *form) string {
 	code, ok := f.str("code", true, 256)
 	if ok && strings.TrimSpace(code) == "" {
 		f.add("code", "code must not be empty")
 	}
+	return strings.TrimSpace(code)
+}
+
+// readProvenWeChatCode reads {code} and the caller's proof of being the
+// owner, and judges the proof before WeChat is called.
+func (h *Handler) readProvenWeChatCode(w http.ResponseWriter, r *http.Request) (string, error) {
+	f, err := weChatProvenInput.read(r)
+	if err != nil {
+		return "", err
+	}
+	code := weChatCodeOf(f)
+	proof := h.readProof(r, f, proofOfWeChat)
 	if err := f.err(); err != nil {
 		return "", err
 	}
-	return strings.TrimSpace(code), nil
+	return code, h.reauth(r.Context(), w, r, proof, proofOfWeChat)
 }
 
 // keepSession seals and stores the session key of user's latest login.
@@ -181,7 +202,7 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 // caller linked to another account, is a 409 and nothing changes.
 func (h *Handler) LinkWeChat(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
-	code, err := readWeChatCode(r)
+	code, err := h.readProvenWeChatCode(w, r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -227,6 +248,9 @@ func (h *Handler) LinkWeChat(w http.ResponseWriter, r *http.Request) {
 	if err := h.keepSession(ctx, me.ID, sess.SessionKey); err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	if me.OpenID != sess.OpenID {
+		h.accounts.Notify(ctx, me, verify.NoticeWeChatLinked)
 	}
 	noContent(w)
 }
@@ -329,7 +353,7 @@ func phoneFromWeChat(p *wechat.Phone) string {
 // user holds is a 409.
 func (h *Handler) BindWeChatPhone(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
-	code, err := readWeChatCode(r)
+	code, err := h.readProvenWeChatCode(w, r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -379,6 +403,7 @@ func (h *Handler) BindWeChatPhone(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
+		h.accounts.Notify(ctx, me, verify.NoticePhoneChanged)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"phone": phone, "phone_verified": true})
 }
@@ -387,9 +412,27 @@ func (h *Handler) BindWeChatPhone(w http.ResponseWriter, r *http.Request) {
 // keep a tampered client from storing essays).
 const weChatFieldMax = 256
 
+// The per-user budget of PUT /user/wechat/profile. A legitimate client
+// sends its data once after a login; a padding-oracle attack needs hundreds
+// of tries per byte.
+const (
+	weChatProfileWindow = time.Hour
+	weChatProfileTries  = 10
+)
+
+// errWeChatData is the one answer to encrypted data that does not decrypt
+// to this user's profile, whatever the reason (encoding, length, padding,
+// JSON, watermark, another user's openid): distinct answers would be a CBC
+// padding oracle, which decrypts and forges ciphertexts block by block.
+var errWeChatData = invalid("encryptedData",
+	"encryptedData and iv do not decrypt to this user's WeChat profile: send wx.getUserInfo's data as encrypted after the latest WeChat login (POST /api/v2/auth/wechat)")
+
 // SetWeChatProfile is PUT /user/wechat/profile {encryptedData, iv}: the
 // profile from wx.getUserInfo's encrypted data, decrypted with the session
-// key of the caller's latest WeChat login.
+// key of the caller's latest WeChat login. Only profile fields are taken
+// (nickname, avatar, gender, city, province, country, language): the
+// openid and unionid come from jscode2session alone, never from data a
+// client sends.
 func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
 	f, err := weChatProfileInput.read(r)
@@ -404,6 +447,15 @@ func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	win, admitted, err := h.store.HitRateLimit(ctx, "wechat-profile:user:"+strconv.FormatInt(me.ID, 10), weChatProfileWindow, weChatProfileTries)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !admitted {
+		h.fail(w, r, tooMany(&account.Throttled{RetryAfter: win.RetryAfter(h.store.Now())}, "too many WeChat profile updates for this user"))
+		return
+	}
 	noSession := invalid("encryptedData", "no WeChat session for this user: log in with WeChat (POST /api/v2/auth/wechat) and send data encrypted after that login")
 	if me.OpenID == "" {
 		h.fail(w, r, invalid("encryptedData", "no WeChat account is linked to this user"))
@@ -425,16 +477,12 @@ func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := wechat.DecryptUserInfo(key, data, iv, h.wechat.appID)
 	var de *wechat.DecodeError
-	if errors.As(err, &de) {
-		h.fail(w, r, invalid(de.Field, de.Error()))
+	if errors.As(err, &de) || (err == nil && info.OpenID != "" && info.OpenID != me.OpenID) {
+		h.fail(w, r, errWeChatData)
 		return
 	}
 	if err != nil {
 		h.fail(w, r, err)
-		return
-	}
-	if info.OpenID != "" && info.OpenID != me.OpenID {
-		h.fail(w, r, invalid("encryptedData", "encryptedData is another WeChat user's"))
 		return
 	}
 	clip := func(s string) string {
@@ -448,14 +496,7 @@ func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 		store.FieldCity: clip(info.City), store.FieldProvince: clip(info.Province), store.FieldCountry: clip(info.Country),
 		store.FieldLanguage: clip(info.Language),
 	}
-	if me.UnionID == "" && info.UnionID != "" {
-		set[store.FieldUnionID] = info.UnionID
-	}
 	if _, err := h.store.UpdateProfile(ctx, me.ID, set); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			h.fail(w, r, conflict(store.FieldUnionID, "this WeChat unionid is already linked to another user"))
-			return
-		}
 		h.fail(w, r, err)
 		return
 	}

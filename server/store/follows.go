@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -47,19 +48,30 @@ func followID(follower, followee int64) string {
 }
 
 // Follow makes follower follow followee; changed is false when it already
-// did. Both users must exist (the caller checks).
+// did. Both users must exist (the caller checks). An edge to or from a user
+// being deleted or merged away is taken back and is ErrNotFound: the edge
+// is written before the tombstones are read, and a deletion writes its
+// tombstone before it removes edges, so one of the two sees the other.
 func (s *Store) Follow(ctx context.Context, follower, followee int64) (changed bool, err error) {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	_, err = s.col(ColFollows).InsertOne(ctx, followDoc{
-		ID: followID(follower, followee), Follower: follower, Followee: followee,
+	id := followID(follower, followee)
+	octx, cancel := s.opContext(ctx)
+	_, err = s.col(ColFollows).InsertOne(octx, followDoc{
+		ID: id, Follower: follower, Followee: followee,
 		Ends: []int64{followee, -follower}, Created: s.Now(),
 	})
+	cancel()
 	if mongo.IsDuplicateKeyError(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, classify(err)
+	}
+	buried, err := s.tombstonedAmong(ctx, []int64{follower, followee})
+	if err != nil {
+		return false, err
+	}
+	if len(buried) > 0 {
+		return false, errors.Join(ErrNotFound, s.deleteByID(ctx, ColFollows, id))
 	}
 	return true, nil
 }

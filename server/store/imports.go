@@ -263,30 +263,80 @@ func importProfile(u *ImportUser, id int64) *Profile {
 }
 
 // insertBatch inserts every record with its source id, unordered, and
-// returns the indexes the store refused.
+// returns the indexes the store refused. A source id that belonged to a
+// deleted or merged-away user (a tombstone) is never written: such records
+// go the slow way, which gives them a new id. The tombstones are read
+// before the insert (the common case, no wasted write) and again after it:
+// a deletion writes its tombstone before it removes the profile, so a user
+// deleted in between is seen then, and the record moves off the id.
 func (s *Store) insertBatch(ctx context.Context, users []ImportUser, results []ImportResult) ([]int, error) {
-	docs := make([]any, len(users))
+	ids := make([]int64, len(users))
+	for i := range users {
+		ids[i] = users[i].SourceID
+	}
+	buried, err := s.tombstonedAmong(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var docs []any
+	var at []int // at[k]: the record of docs[k]
 	now := s.Now()
 	for i := range users {
 		if users[i].Profile.Created.IsZero() {
 			users[i].Profile.Created = now
 		}
-		docs[i] = importProfile(&users[i], users[i].SourceID)
+		if !buried[ids[i]] {
+			docs = append(docs, importProfile(&users[i], users[i].SourceID))
+			at = append(at, i)
+		}
 	}
 	refused, err := s.insertUnordered(ctx, ColProfiles, docs)
 	if err != nil {
 		return nil, err
 	}
+	written := make([]int64, 0, len(docs))
+	for k, i := range at {
+		if !refused[k] {
+			written = append(written, ids[i])
+		}
+	}
+	late, err := s.tombstonedAmong(ctx, written)
+	if err != nil {
+		return nil, err
+	}
 	var slow []int
-	for i := range users {
-		if refused[i] {
-			slow = append(slow, i)
+	for k, i := range at {
+		u := &users[i]
+		if late[u.SourceID] {
+			if err := s.unwriteImported(ctx, u); err != nil {
+				return nil, err
+			}
+			refused[k] = true
+		}
+		if refused[k] {
 			continue
 		}
-		results[i] = ImportResult{Status: ImportCreated, UserID: users[i].SourceID}
-		s.knownImportIDs(users[i].Namespace).add(users[i].SourceID)
+		results[i] = ImportResult{Status: ImportCreated, UserID: u.SourceID}
+		s.knownImportIDs(u.Namespace).add(u.SourceID)
+	}
+	for i := range users {
+		if results[i].Status == "" {
+			slow = append(slow, i)
+		}
 	}
 	return slow, nil
+}
+
+// unwriteImported takes back a record written under an id that turned out
+// to be a deleted user's. Nothing refers to it yet but this batch.
+func (s *Store) unwriteImported(ctx context.Context, u *ImportUser) error {
+	err := retryTransient(ctx, func() error {
+		octx, cancel := s.opContext(ctx)
+		defer cancel()
+		_, err := s.col(ColProfiles).DeleteOne(octx, bson.D{{Key: FieldID, Value: u.SourceID}, {Key: FieldImportSource, Value: u.Source()}})
+		return err
+	})
+	return classify(err)
 }
 
 // importMatch is what a record's natural keys find.
@@ -303,9 +353,15 @@ func (s *Store) lookupImport(ctx context.Context, u *ImportUser) (*importMatch, 
 	if err != nil {
 		return nil, err
 	}
+	if byID == nil {
+		// The id of a deleted or merged-away user is never given out again.
+		if m.idTaken, err = s.Tombstoned(ctx, u.SourceID); err != nil {
+			return nil, err
+		}
+	}
 	if byID != nil {
 		m.idTaken = true
-		if byID.ImportSource == u.Source() {
+		if byID.ImportSource == u.Source() && byID.Tombstone == nil {
 			// The common slow path: a replayed, resumed or concurrent
 			// batch. The record is this user; any of its keys that another
 			// user holds shows up as a refused update, not here.
@@ -319,7 +375,7 @@ func (s *Store) lookupImport(ctx context.Context, u *ImportUser) (*importMatch, 
 		if err != nil {
 			return nil, err
 		}
-		if own != nil {
+		if own != nil && own.Tombstone == nil {
 			m.own = own.ID
 		}
 	}

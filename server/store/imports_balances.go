@@ -36,7 +36,12 @@ import (
 
 // OpeningBalanceKey is the idempotency key of an imported opening balance
 // (the ledger prefixes it with "adjust:").
-func OpeningBalanceKey(source string, a Account) string { return "import:" + source + ":" + string(a) }
+func OpeningBalanceKey(source string, a Account) string {
+	return openingKeyPrefix + source + ":" + string(a)
+}
+
+// openingKeyPrefix starts every OpeningBalanceKey (ReservedAdjustKey).
+const openingKeyPrefix = "import:"
 
 const openingTitle = "opening balance (import)"
 
@@ -91,7 +96,7 @@ func hasBalances(u *ImportUser) bool {
 // openingEntry is the entry Adjust would write for one opening balance.
 func openingEntry(user int64, a Account, amount int64, source string) *LedgerEntry {
 	return &LedgerEntry{
-		Key: "adjust:" + OpeningBalanceKey(source, a), Kind: KindAdjust, Account: a, UserID: user,
+		Key: ledgerKeyAdjust + OpeningBalanceKey(source, a), Kind: KindAdjust, Account: a, UserID: user,
 		Parties: []int64{user}, Amount: amount, Title: openingTitle,
 		Fingerprint: fmt.Sprintf("adjust|%d|%s|%d", user, a, amount),
 	}
@@ -240,7 +245,7 @@ func (s *Store) finishOpening(ctx context.Context, u *ImportUser, o *openingUser
 		switch {
 		case e.ID == 0:
 			_, _, err = s.Adjust(ctx, AdjustRequest{UserID: e.UserID, Account: e.Account, Amount: e.Amount,
-				Title: openingTitle, Key: OpeningBalanceKey(u.Source(), e.Account)})
+				Title: openingTitle, Key: OpeningBalanceKey(u.Source(), e.Account), internal: true})
 		case o.applied:
 			err = s.setState(ctx, e, StateCompleted)
 		default:
@@ -280,7 +285,7 @@ func (s *Store) importBalances(ctx context.Context, u *ImportUser, user int64) (
 			continue
 		}
 		_, _, err := s.Adjust(ctx, AdjustRequest{UserID: user, Account: a, Amount: amount,
-			Title: openingTitle, Key: OpeningBalanceKey(u.Source(), a)})
+			Title: openingTitle, Key: OpeningBalanceKey(u.Source(), a), internal: true})
 		msg, err := balanceProblem(a, err)
 		if err != nil {
 			return "", err

@@ -90,7 +90,17 @@ func (s *Store) insertProfileWithNextID(ctx context.Context, build func(id int64
 // import marks; if an import names the id, the profile is deleted again and
 // the sequence moved past the mark. Nothing refers to the profile yet but
 // edges an import wrote for that id, which belong to the imported user.
+// The id of a deleted or merged-away user (FerretDB's counter can fall
+// back) is given back the same way: it is never reused.
 func (s *Store) keepUnlessNamed(ctx context.Context, id int64) (bool, error) {
+	buried, err := s.Tombstoned(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if buried {
+		s.log.Info("a new user got a deleted user's id; taking another", "user_id", id)
+		return false, s.removeUnburied(ctx, id)
+	}
 	mark, err := s.importMarkAtOrAbove(ctx, id)
 	if err != nil {
 		// Keep it rather than lose the signup: the id is only at risk

@@ -286,27 +286,48 @@ func identityValue(p *Profile, field string) string {
 	return ""
 }
 
-// runMerge applies m's plan; every step is idempotent.
+// runMerge applies m's plan; every step is idempotent. A step that finds
+// from gone met a concurrent replay that has finished every step (from's
+// profile goes last).
 func (s *Store) runMerge(ctx context.Context, m *MergeRecord) error {
+	err := s.runMergeSteps(ctx, m)
+	if errors.Is(err, ErrNotFound) {
+		if _, perr := s.rawProfile(ctx, m.From); errors.Is(perr, ErrNotFound) {
+			return s.finishMerge(ctx, m)
+		}
+	}
+	return err
+}
+
+func (s *Store) runMergeSteps(ctx context.Context, m *MergeRecord) error {
 	p := m.Plan
 	// from's profile goes last (DeleteUser removes everything else first),
 	// so without it every step has run: only the record is left to finish.
-	if _, err := s.GetProfile(ctx, m.From); errors.Is(err, ErrNotFound) {
+	if _, err := s.rawProfile(ctx, m.From); errors.Is(err, ErrNotFound) {
 		return s.finishMerge(ctx, m)
 	} else if err != nil {
 		return err
 	}
+	// from is tombstoned before anything moves (tombstones.go): its id is
+	// never given out again, and the mark below makes nobody send it money
+	// or follow it meanwhile.
+	if err := s.recordTombstone(ctx, m.From, TombstoneMerged); err != nil {
+		return err
+	}
 	// Identities: free them on from (unique indexes), then set them on
-	// into. from's tokens end here too (a token_epoch no token carries), so
-	// it cannot spend what is about to move.
+	// into. from is marked and its tokens end in the same write (a
+	// token_epoch no token carries), so it cannot spend what is about to
+	// move. One write: on FerretDB two updates of one document racing
+	// (concurrent replays) could each write back what the other removed.
 	unset := bson.D{{Key: "password_hash", Value: ""}}
 	for f := range p.Identities {
 		unset = append(unset, bson.E{Key: f, Value: ""})
 	}
 	_, err := s.updateProfile(ctx, m.From, bson.D{
 		{Key: "$unset", Value: unset},
-		{Key: "$set", Value: bson.D{{Key: FieldUpdatedAt, Value: s.Now()}}},
-		{Key: "$inc", Value: bson.D{{Key: "token_epoch", Value: int64(1) << 32}}},
+		{Key: "$set", Value: bson.D{{Key: FieldUpdatedAt, Value: s.Now()},
+			{Key: "tombstone", Value: ProfileTombstone{Reason: TombstoneMerged, At: m.Created}}}},
+		{Key: "$inc", Value: bson.D{{Key: "token_epoch", Value: tombstoneEpochStep}}},
 	})
 	if err != nil {
 		return err
@@ -358,8 +379,7 @@ func (s *Store) runMerge(ctx context.Context, m *MergeRecord) error {
 	slices.Sort(accounts)
 	var transfers []int64
 	for _, a := range accounts {
-		e, _, err := s.Transfer(ctx, TransferRequest{From: m.From, To: m.Into, Account: Account(a), Amount: p.Balances[a],
-			Title: "merge of user " + strconv.FormatInt(m.From, 10), Key: "merge:" + m.Key + ":" + a})
+		e, err := s.mergeTransfer(ctx, m, Account(a), p.Balances[a])
 		if err != nil {
 			return fmt.Errorf("moving %s: %w", a, err)
 		}
@@ -378,6 +398,27 @@ func (s *Store) runMerge(ctx context.Context, m *MergeRecord) error {
 		return err
 	}
 	return s.finishMerge(ctx, m)
+}
+
+// mergeTransfer moves one planned balance under an internal ledger key
+// ("internal:merge:<key>:<account>"), which no client can take first.
+// Merges of earlier versions used the sender's client namespace
+// ("transfer:<from>:merge:<key>:<account>"): an entry there that is this
+// very transfer (same parties, account and amount) is taken as done, and
+// anything else there, such as a key a user sent to wedge the merge, is
+// ignored.
+func (s *Store) mergeTransfer(ctx context.Context, m *MergeRecord, a Account, amount int64) (*LedgerEntry, error) {
+	req := TransferRequest{From: m.From, To: m.Into, Account: a, Amount: amount,
+		Title: "merge of user " + strconv.FormatInt(m.From, 10), internalKey: "merge:" + m.Key + ":" + string(a)}
+	legacy, err := s.entryByKey(ctx, ledgerKeyTransfer+strconv.FormatInt(m.From, 10)+":merge:"+m.Key+":"+string(a))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if legacy != nil && legacy.Fingerprint == transferFingerprint(req) {
+		return s.settle(ctx, legacy)
+	}
+	e, _, err := s.Transfer(ctx, req)
+	return e, err
 }
 
 // moveFollows gives into every follow edge of from (in both directions),
@@ -408,7 +449,8 @@ func (s *Store) moveFollows(ctx context.Context, from, into int64) error {
 		if follower == followee {
 			continue
 		}
-		if err := retryTransient(ctx, func() error { _, err := s.Follow(ctx, follower, followee); return err }); err != nil {
+		err := retryTransient(ctx, func() error { _, err := s.Follow(ctx, follower, followee); return err })
+		if err != nil && !errors.Is(err, ErrNotFound) { // ErrNotFound: the other side is being deleted
 			return err
 		}
 	}

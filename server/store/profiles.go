@@ -59,6 +59,10 @@ type Profile struct {
 	// ImportSource is "<format>:<source id>" for an imported user: the
 	// natural key a retried import finds it by (see imports.go).
 	ImportSource string `bson:"import_source,omitempty"`
+
+	// Tombstone is set while the user is being deleted or merged away
+	// (tombstones.go); such a profile is not found by GetProfile.
+	Tombstone *ProfileTombstone `bson:"tombstone,omitempty"`
 }
 
 // Profile document fields, for filters and sorts.
@@ -183,12 +187,17 @@ func (s *Store) FindProfileBy(ctx context.Context, field, value string) (*Profil
 	return s.findProfile(ctx, bson.D{{Key: field, Value: value}})
 }
 
+// findProfile finds a live profile: one being deleted or merged away
+// (tombstoned) is not found.
 func (s *Store) findProfile(ctx context.Context, filter bson.D) (*Profile, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var p Profile
 	if err := decodeOne(s.col(ColProfiles).FindOne(ctx, filter), &p); err != nil {
 		return nil, classify(err)
+	}
+	if p.Tombstone != nil {
+		return nil, ErrNotFound
 	}
 	p.normalize()
 	return &p, nil
@@ -338,29 +347,41 @@ var userCleanups []UserCleanup
 // be idempotent: a failed delete is retried from the start.
 func RegisterUserCleanup(c UserCleanup) { userCleanups = append(userCleanups, c) }
 
-// DeleteUser removes a user: every registered cleanup (follows, wallet, ...)
-// first, then the profile, which holds the group memberships. Without
+// DeleteUser removes a user: a tombstone first (tombstones.go: the id is
+// never given out again, every token of the user dies and nothing new can
+// be made for it), then every registered cleanup (follows, wallet, ...),
+// then the profile, which holds the group memberships. Without
 // transactions a crash can stop it half-way; the profile goes last so the
-// same call can be repeated to finish the job.
+// same call (or FinishDeletions) can be repeated to finish the job. A
+// merged-away user keeps its merge tombstone.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
-	if _, err := s.GetProfile(ctx, id); err != nil {
+	p, err := s.rawProfile(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		if buried, terr := s.Tombstoned(ctx, id); terr == nil && buried {
+			// Cut off after the profile went: only the record is left.
+			if ferr := s.finishTombstone(ctx, id); ferr != nil {
+				return ferr
+			}
+		}
+		return ErrNotFound
+	}
+	if err != nil {
 		return err
+	}
+	if p.Tombstone == nil {
+		if err := s.buryUser(ctx, id, TombstoneDeleted); err != nil {
+			return err
+		}
 	}
 	for _, c := range userCleanups {
 		if err := c(ctx, s, id); err != nil {
 			return err
 		}
 	}
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	res, err := s.col(ColProfiles).DeleteOne(ctx, bson.D{{Key: FieldID, Value: id}})
-	if err != nil {
-		return classify(err)
+	if err := s.removeBuried(ctx, id); err != nil {
+		return err
 	}
-	if res.DeletedCount == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.finishTombstone(ctx, id)
 }
 
 // MissingUsers is the subset of ids with no profile.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"sync"
@@ -371,9 +372,13 @@ func TestDeleteUserRunsCleanupsFirst(t *testing.T) {
 	var cleaned []int64
 	store.RegisterUserCleanup(func(ctx context.Context, st *store.Store, id int64) error {
 		if st == s {
-			// The profile is still there while cleanups run.
-			if _, err := st.GetProfile(ctx, id); err != nil {
-				return err
+			// The profile is still there while cleanups run (tombstoned:
+			// GetProfile no longer finds it).
+			if missing, err := st.MissingUsers(ctx, []int64{id}); err != nil || len(missing) > 0 {
+				return fmt.Errorf("profile gone before the cleanups: %v %v", missing, err)
+			}
+			if _, err := st.GetProfile(ctx, id); !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("a profile being deleted is still found: %v", err)
 			}
 			cleaned = append(cleaned, id)
 		}

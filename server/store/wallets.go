@@ -324,13 +324,23 @@ func (s *Store) openWallet(ctx context.Context, user int64) (*Wallet, error) {
 	return w, err
 }
 
-// profileExists is ErrNotFound unless the user exists.
+// profileExists is ErrNotFound unless the user exists and is not being
+// deleted or merged away (tombstones.go).
 func (s *Store) profileExists(ctx context.Context, user int64) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	// No projection: with one, FerretDB 1.24 does not serve _id equality
 	// from the primary key and scans every profile.
-	return classify(s.col(ColProfiles).FindOne(ctx, bson.D{{Key: FieldID, Value: user}}).Err())
+	var p struct {
+		Tombstone *ProfileTombstone `bson:"tombstone"`
+	}
+	if err := decodeOne(s.col(ColProfiles).FindOne(ctx, bson.D{{Key: FieldID, Value: user}}), &p); err != nil {
+		return classify(err)
+	}
+	if p.Tombstone != nil {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // GetWallet is the user's wallet after finishing any of their stalled ledger
@@ -382,7 +392,21 @@ type AdjustRequest struct {
 	Amount  int64
 	Title   string
 	Key     string // idempotency key, unique per tenant; empty: a fresh one
+
+	// internal is set for the store's own adjusts (imports' opening
+	// balances), whose keys are in a namespace clients may not use
+	// (ReservedAdjustKey).
+	internal bool
 }
+
+// ErrReservedKey refuses a client's idempotency key in a namespace the
+// store uses for itself.
+var ErrReservedKey = errors.New("idempotency key is in a namespace reserved for the service's own entries")
+
+// ReservedAdjustKey reports a management adjust key the store keeps for
+// itself: imports book opening balances under OpeningBalanceKey, and a
+// client's adjust under such a key would take an import's place.
+func ReservedAdjustKey(key string) bool { return strings.HasPrefix(key, openingKeyPrefix) }
 
 // Adjust applies a management credit or debit once per key. It returns the
 // entry and whether this call created it (false: a replay of the key).
@@ -393,9 +417,12 @@ func (s *Store) Adjust(ctx context.Context, r AdjustRequest) (*LedgerEntry, bool
 	if _, ok := ParseAccount(string(r.Account)); !ok {
 		return nil, false, fmt.Errorf("store: unknown account %q", r.Account)
 	}
-	key := "adjust:" + r.Key
+	if !r.internal && ReservedAdjustKey(r.Key) {
+		return nil, false, ErrReservedKey
+	}
+	key := ledgerKeyAdjust + r.Key
 	if r.Key == "" {
-		key = "adjust:auto:" + randomToken()
+		key = ledgerKeyAdjust + "auto:" + randomToken()
 	}
 	e := &LedgerEntry{
 		Key: key, Kind: KindAdjust, Account: r.Account, UserID: r.UserID, Parties: []int64{r.UserID},
@@ -417,7 +444,22 @@ type TransferRequest struct {
 	Amount   int64
 	Title    string
 	Key      string // idempotency key, scoped to the sender; empty: a fresh one
+
+	// internalKey replaces Key for the store's own transfers (merges): a
+	// ledger key outside every namespace a client key lands in
+	// (ledgerKeyInternal), so no client can take it first. The sender may
+	// be tombstoned: it is the user being merged away.
+	internalKey string
 }
+
+// Ledger key namespaces. A client's key only ever lands under the first
+// two (a transfer's scoped to its sender), so keys the store makes for
+// itself live under ledgerKeyInternal, which no client can write.
+const (
+	ledgerKeyTransfer = "transfer:"
+	ledgerKeyAdjust   = "adjust:"
+	ledgerKeyInternal = "internal:"
+)
 
 // Transfer moves money once per (sender, key), all or nothing.
 func (s *Store) Transfer(ctx context.Context, r TransferRequest) (*LedgerEntry, bool, error) {
@@ -430,24 +472,40 @@ func (s *Store) Transfer(ctx context.Context, r TransferRequest) (*LedgerEntry, 
 	if _, ok := ParseAccount(string(r.Account)); !ok {
 		return nil, false, fmt.Errorf("store: unknown account %q", r.Account)
 	}
-	key := "transfer:" + strconv.FormatInt(r.From, 10) + ":" + r.Key
-	if r.Key == "" {
-		key = "transfer:auto:" + randomToken()
+	key := ledgerKeyTransfer + strconv.FormatInt(r.From, 10) + ":" + r.Key
+	switch {
+	case r.internalKey != "":
+		key = ledgerKeyInternal + r.internalKey
+	case r.Key == "":
+		key = ledgerKeyTransfer + "auto:" + randomToken()
 	}
 	e := &LedgerEntry{
 		Key: key, Kind: KindTransfer, Account: r.Account, UserID: r.From, To: r.To,
 		Parties: []int64{r.From, r.To}, Amount: r.Amount, Title: r.Title,
-		Fingerprint: fmt.Sprintf("transfer|%d|%d|%s|%d", r.From, r.To, r.Account, r.Amount),
+		Fingerprint: transferFingerprint(r),
 	}
 	return s.submit(ctx, e, func(ctx context.Context) (*Wallet, error) {
+		// Neither side may be deleted or merged away, or on its way there
+		// (tombstoned): money sent to a user being folded would stay
+		// behind on a wallet that is about to go.
 		if err := s.profileExists(ctx, r.To); err != nil {
 			return nil, err
+		}
+		if r.internalKey == "" {
+			if err := s.profileExists(ctx, r.From); err != nil {
+				return nil, err
+			}
 		}
 		if err := s.EnsureWallet(ctx, r.To); err != nil {
 			return nil, err
 		}
 		return s.openWallet(ctx, r.From)
 	})
+}
+
+// transferFingerprint is what a replay of a transfer's key must repeat.
+func transferFingerprint(r TransferRequest) string {
+	return fmt.Sprintf("transfer|%d|%d|%s|%d", r.From, r.To, r.Account, r.Amount)
 }
 
 // maxSubmitAttempts bounds submit's tries to insert an entry. A try fails
@@ -872,6 +930,22 @@ func (s *Store) process(parent context.Context, e *LedgerEntry, known *Wallet) (
 		r, err := s.applyStep(ctx, e.To, e.Account, e.Amount, stepName(e, "c"), true, e.Amount, false, nil)
 		if err != nil {
 			return nil, err
+		}
+		if r == stepApplied {
+			// A receiver deleted meanwhile (its check passed before the
+			// tombstone): the credit went to a wallet that is going or
+			// gone. The credit is written before the tombstone is read,
+			// and a deletion writes its tombstone before it removes the
+			// wallet, so one of the two sees the other: the sender is
+			// refunded and the receiver's versions are removed again.
+			if gone, err := s.deletedUser(ctx, e.To); err != nil {
+				return nil, err
+			} else if gone {
+				if err := deleteWallet(ctx, s, e.To); err != nil {
+					return nil, err
+				}
+				r = stepNoWallet
+			}
 		}
 		next := StateCompleted
 		if r == stepNoWallet {

@@ -41,7 +41,8 @@ const (
 	LoginCode     LoginMethod = "code"
 )
 
-// ThrottleKind is the budget that refused an attempt with a 429.
+// ThrottleKind is the budget that refused an attempt: with a 429, or for
+// ThrottleChecksBusy a 503.
 type ThrottleKind string
 
 const (
@@ -49,6 +50,9 @@ const (
 	ThrottleAccount ThrottleKind = "account"
 	// ThrottleAddress: too many failures from one client address.
 	ThrottleAddress ThrottleKind = "address"
+	// ThrottleChecksBusy: the replica's password checks stayed at their
+	// memory budget for the whole bounded wait (server/auth's gate).
+	ThrottleChecksBusy ThrottleKind = "checks_busy"
 )
 
 // Channel is how a verification code travels (verify.Channel's values).
@@ -113,7 +117,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		loginFailures: counter(LoginFailuresName,
 			"End-user logins refused for a wrong password or code, by method.", "method"),
 		loginThrottled: counter(LoginThrottledName,
-			"Login and password attempts refused with 429, by the budget that ran out (account or address).", "kind"),
+			"Login and password attempts refused, by the budget that ran out: account or address (429), checks_busy (503, the replica's password-check memory).", "kind"),
 		codesSent: counter(CodesSentName,
 			"Verification codes handed to their delivery channel, by channel.", "channel"),
 		codeFailures: counter(CodeFailuresName,
@@ -127,7 +131,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, l := range []LoginMethod{LoginPassword, LoginCode} {
 		m.loginFailures.WithLabelValues(string(l))
 	}
-	for _, k := range []ThrottleKind{ThrottleAccount, ThrottleAddress} {
+	for _, k := range []ThrottleKind{ThrottleAccount, ThrottleAddress, ThrottleChecksBusy} {
 		m.loginThrottled.WithLabelValues(string(k))
 	}
 	for _, c := range []Channel{ChannelSMS, ChannelMail} {

@@ -101,12 +101,21 @@ func (s SMTPSender) message(m Message) []byte {
 	var b strings.Builder
 	b.WriteString("From: " + s.From + "\r\n")
 	b.WriteString("To: " + m.To + "\r\n")
-	b.WriteString("Subject: " + mime.QEncoding.Encode("utf-8", "Your verification code") + "\r\n")
+	subject := "Your verification code"
+	if m.Purpose == PurposeNotice {
+		subject = "Your account was changed"
+	}
+	b.WriteString("Subject: " + mime.QEncoding.Encode("utf-8", subject) + "\r\n")
 	b.WriteString("Date: " + now().UTC().Format(time.RFC1123Z) + "\r\n")
 	b.WriteString("Message-ID: <" + hex.EncodeToString(id[:]) + "@" + domain + ">\r\n")
 	b.WriteString("MIME-Version: 1.0\r\n")
 	b.WriteString("Content-Type: text/plain; charset=utf-8\r\n")
 	b.WriteString("\r\n")
+	if m.Purpose == PurposeNotice {
+		b.WriteString(noticeText(m.Notice) + "\r\n")
+		b.WriteString("If it was not you, sign in another way and secure your account, or contact the service.\r\n")
+		return []byte(b.String())
+	}
 	fmt.Fprintf(&b, "Your verification code is %s. It expires in %d minute(s).\r\n", m.Code, mins)
 	b.WriteString("If you did not ask for it, ignore this message.\r\n")
 	return []byte(b.String())

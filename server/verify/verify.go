@@ -62,14 +62,42 @@ func HashCode(key []byte, target, code string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// Message is one code to deliver.
+// Message is one code to deliver, or a notice (Purpose PurposeNotice, no
+// code): a change to the account told to a contact it had before.
 type Message struct {
 	Tenant  string        `json:"tenant"`
 	Channel Channel       `json:"channel"`
 	To      string        `json:"to"`
-	Code    string        `json:"code"`
-	Purpose string        `json:"purpose"` // "register" or "verify"
+	Code    string        `json:"code,omitempty"`
+	Purpose string        `json:"purpose"`          // "register", "verify", "login" or "notice"
+	Notice  string        `json:"notice,omitempty"` // for a notice: one of the Notice* values
 	TTL     time.Duration `json:"-"`
+}
+
+// PurposeNotice marks a Message that carries a notice instead of a code.
+const PurposeNotice = "notice"
+
+// Notices: what changed on the account the recipient belongs to.
+const (
+	NoticePhoneChanged = "phone_changed"
+	NoticeEmailChanged = "email_changed"
+	NoticeWeChatLinked = "wechat_linked"
+	NoticePasswordSet  = "password_set"
+)
+
+// noticeText is a notice in words (mail and log).
+func noticeText(n string) string {
+	switch n {
+	case NoticePhoneChanged:
+		return "The phone number of your account was changed."
+	case NoticeEmailChanged:
+		return "The e-mail address of your account was changed."
+	case NoticeWeChatLinked:
+		return "A WeChat account was linked to your account."
+	case NoticePasswordSet:
+		return "A password was set for your account."
+	}
+	return "Your account was changed."
 }
 
 // Sender delivers codes.
@@ -85,6 +113,10 @@ func (s LogSender) Send(_ context.Context, m Message) error {
 	l := s.Logger
 	if l == nil {
 		l = slog.Default()
+	}
+	if m.Purpose == PurposeNotice {
+		l.Info("account notice (log delivery, development only)", "channel", string(m.Channel), "to", m.To, "notice", m.Notice)
+		return nil
 	}
 	l.Info("verification code (log delivery, development only)",
 		"channel", string(m.Channel), "to", m.To, "code", m.Code, "purpose", m.Purpose,

@@ -26,6 +26,10 @@ const (
 //	{"tenant":"ns/name","channel":"sms","to":"+8613800000000","code":"123456",
 //	 "purpose":"register","expires_in":300}
 //
+// or a notice of an account change to a contact the account had before:
+//
+//	{"tenant":"ns/name","channel":"sms","to":"13800000000","purpose":"notice","notice":"phone_changed"}
+//
 // with X-Userve-Timestamp (unix seconds) and
 // X-Userve-Signature: sha256=hex(HMAC-SHA256(secret, timestamp + "." + body)).
 // Any status outside 2xx is a failed delivery.
@@ -38,7 +42,7 @@ type WebhookSender struct {
 
 type webhookBody struct {
 	Message
-	ExpiresIn int64 `json:"expires_in"`
+	ExpiresIn int64 `json:"expires_in,omitempty"` // codes only
 }
 
 func (w WebhookSender) Send(ctx context.Context, m Message) error {

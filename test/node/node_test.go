@@ -113,7 +113,7 @@ func (n *node) samplesReady(t *testing.T) {
 	}
 	if n.adminPassword != "" {
 		// acme names its own database user (the sample's): the DBA creates it.
-		n.createUser(t, "acme", "change-me", "acme_users")
+		n.createUser(t, "acme", "change-me", "acme-users")
 	} else {
 		// A FerretDB without authentication refuses credentials: acme's URI
 		// loses them (the host stays: a *.svc name that CoreDNS must resolve).

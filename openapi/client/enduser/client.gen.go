@@ -573,7 +573,7 @@ type ListCurrencyOrdersParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 
 	// After Only orders older than this id (a cursor).
@@ -589,7 +589,7 @@ type ListWalletOrdersParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 
 	// After Only orders older than this id (a cursor).
@@ -762,7 +762,10 @@ type UpdateMeFormdataBody_Sex struct {
 
 // UpdateContactJSONBody defines parameters for UpdateContact.
 type UpdateContactJSONBody struct {
-	Email *openapi_types.Email `json:"email,omitempty"`
+	// CurrentVerifiableCode The verification code (6 digits).
+	CurrentVerifiableCode *UpdateContactJSONBody_CurrentVerifiableCode `json:"current_verifiable_code,omitempty"`
+	Email                 *openapi_types.Email                         `json:"email,omitempty"`
+	Password              *string                                      `json:"password,omitempty"`
 
 	// Phone 5-20 digits, optional leading +
 	Phone *string `json:"phone,omitempty"`
@@ -773,13 +776,27 @@ type UpdateContactJSONBody struct {
 
 // UpdateContactFormdataBody defines parameters for UpdateContact.
 type UpdateContactFormdataBody struct {
-	Email *openapi_types.Email `form:"email,omitempty" json:"email,omitempty"`
+	// CurrentVerifiableCode The verification code (6 digits).
+	CurrentVerifiableCode *UpdateContactFormdataBody_CurrentVerifiableCode `form:"current_verifiable_code,omitempty" json:"current_verifiable_code,omitempty"`
+	Email                 *openapi_types.Email                             `form:"email,omitempty" json:"email,omitempty"`
+	Password              *string                                          `form:"password,omitempty" json:"password,omitempty"`
 
 	// Phone 5-20 digits, optional leading +
 	Phone *string `form:"phone,omitempty" json:"phone,omitempty"`
 
 	// VerifiableCode The verification code (6 digits).
 	VerifiableCode UpdateContactFormdataBody_VerifiableCode `form:"verifiable_code" json:"verifiable_code"`
+}
+
+// UpdateContactJSONBodyCurrentVerifiableCode0 defines parameters for UpdateContact.
+type UpdateContactJSONBodyCurrentVerifiableCode0 = string
+
+// UpdateContactJSONBodyCurrentVerifiableCode1 defines parameters for UpdateContact.
+type UpdateContactJSONBodyCurrentVerifiableCode1 = int64
+
+// UpdateContactJSONBody_CurrentVerifiableCode defines parameters for UpdateContact.
+type UpdateContactJSONBody_CurrentVerifiableCode struct {
+	union json.RawMessage
 }
 
 // UpdateContactJSONBodyVerifiableCode0 defines parameters for UpdateContact.
@@ -790,6 +807,17 @@ type UpdateContactJSONBodyVerifiableCode1 = int64
 
 // UpdateContactJSONBody_VerifiableCode defines parameters for UpdateContact.
 type UpdateContactJSONBody_VerifiableCode struct {
+	union json.RawMessage
+}
+
+// UpdateContactFormdataBodyCurrentVerifiableCode0 defines parameters for UpdateContact.
+type UpdateContactFormdataBodyCurrentVerifiableCode0 = string
+
+// UpdateContactFormdataBodyCurrentVerifiableCode1 defines parameters for UpdateContact.
+type UpdateContactFormdataBodyCurrentVerifiableCode1 = int64
+
+// UpdateContactFormdataBody_CurrentVerifiableCode defines parameters for UpdateContact.
+type UpdateContactFormdataBody_CurrentVerifiableCode struct {
 	union json.RawMessage
 }
 
@@ -847,7 +875,7 @@ type ListMyFollowersParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
@@ -856,7 +884,7 @@ type ListMyFollowingsParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
@@ -865,6 +893,9 @@ type ChangePasswordJSONBody struct {
 	OldPassword          *string `json:"old_password,omitempty"`
 	Password             string  `json:"password"`
 	PasswordConfirmation string  `json:"password_confirmation"`
+
+	// VerifiableCode The verification code (6 digits).
+	VerifiableCode *ChangePasswordJSONBody_VerifiableCode `json:"verifiable_code,omitempty"`
 }
 
 // ChangePasswordFormdataBody defines parameters for ChangePassword.
@@ -872,6 +903,31 @@ type ChangePasswordFormdataBody struct {
 	OldPassword          *string `form:"old_password,omitempty" json:"old_password,omitempty"`
 	Password             string  `form:"password" json:"password"`
 	PasswordConfirmation string  `form:"password_confirmation" json:"password_confirmation"`
+
+	// VerifiableCode The verification code (6 digits).
+	VerifiableCode *ChangePasswordFormdataBody_VerifiableCode `form:"verifiable_code,omitempty" json:"verifiable_code,omitempty"`
+}
+
+// ChangePasswordJSONBodyVerifiableCode0 defines parameters for ChangePassword.
+type ChangePasswordJSONBodyVerifiableCode0 = string
+
+// ChangePasswordJSONBodyVerifiableCode1 defines parameters for ChangePassword.
+type ChangePasswordJSONBodyVerifiableCode1 = int64
+
+// ChangePasswordJSONBody_VerifiableCode defines parameters for ChangePassword.
+type ChangePasswordJSONBody_VerifiableCode struct {
+	union json.RawMessage
+}
+
+// ChangePasswordFormdataBodyVerifiableCode0 defines parameters for ChangePassword.
+type ChangePasswordFormdataBodyVerifiableCode0 = string
+
+// ChangePasswordFormdataBodyVerifiableCode1 defines parameters for ChangePassword.
+type ChangePasswordFormdataBodyVerifiableCode1 = int64
+
+// ChangePasswordFormdataBody_VerifiableCode defines parameters for ChangePassword.
+type ChangePasswordFormdataBody_VerifiableCode struct {
+	union json.RawMessage
 }
 
 // UnbindPhoneJSONBody defines parameters for UnbindPhone.
@@ -1006,22 +1062,82 @@ type UnlinkWeChatFormdataBody_VerifiableCode struct {
 
 // LinkWeChatJSONBody defines parameters for LinkWeChat.
 type LinkWeChatJSONBody struct {
-	Code string `json:"code"`
+	Code     string  `json:"code"`
+	Password *string `json:"password,omitempty"`
+
+	// VerifiableCode The verification code (6 digits).
+	VerifiableCode *LinkWeChatJSONBody_VerifiableCode `json:"verifiable_code,omitempty"`
 }
 
 // LinkWeChatFormdataBody defines parameters for LinkWeChat.
 type LinkWeChatFormdataBody struct {
-	Code string `form:"code" json:"code"`
+	Code     string  `form:"code" json:"code"`
+	Password *string `form:"password,omitempty" json:"password,omitempty"`
+
+	// VerifiableCode The verification code (6 digits).
+	VerifiableCode *LinkWeChatFormdataBody_VerifiableCode `form:"verifiable_code,omitempty" json:"verifiable_code,omitempty"`
+}
+
+// LinkWeChatJSONBodyVerifiableCode0 defines parameters for LinkWeChat.
+type LinkWeChatJSONBodyVerifiableCode0 = string
+
+// LinkWeChatJSONBodyVerifiableCode1 defines parameters for LinkWeChat.
+type LinkWeChatJSONBodyVerifiableCode1 = int64
+
+// LinkWeChatJSONBody_VerifiableCode defines parameters for LinkWeChat.
+type LinkWeChatJSONBody_VerifiableCode struct {
+	union json.RawMessage
+}
+
+// LinkWeChatFormdataBodyVerifiableCode0 defines parameters for LinkWeChat.
+type LinkWeChatFormdataBodyVerifiableCode0 = string
+
+// LinkWeChatFormdataBodyVerifiableCode1 defines parameters for LinkWeChat.
+type LinkWeChatFormdataBodyVerifiableCode1 = int64
+
+// LinkWeChatFormdataBody_VerifiableCode defines parameters for LinkWeChat.
+type LinkWeChatFormdataBody_VerifiableCode struct {
+	union json.RawMessage
 }
 
 // BindWeChatPhoneJSONBody defines parameters for BindWeChatPhone.
 type BindWeChatPhoneJSONBody struct {
-	Code string `json:"code"`
+	Code     string  `json:"code"`
+	Password *string `json:"password,omitempty"`
+
+	// VerifiableCode The verification code (6 digits).
+	VerifiableCode *BindWeChatPhoneJSONBody_VerifiableCode `json:"verifiable_code,omitempty"`
 }
 
 // BindWeChatPhoneFormdataBody defines parameters for BindWeChatPhone.
 type BindWeChatPhoneFormdataBody struct {
-	Code string `form:"code" json:"code"`
+	Code     string  `form:"code" json:"code"`
+	Password *string `form:"password,omitempty" json:"password,omitempty"`
+
+	// VerifiableCode The verification code (6 digits).
+	VerifiableCode *BindWeChatPhoneFormdataBody_VerifiableCode `form:"verifiable_code,omitempty" json:"verifiable_code,omitempty"`
+}
+
+// BindWeChatPhoneJSONBodyVerifiableCode0 defines parameters for BindWeChatPhone.
+type BindWeChatPhoneJSONBodyVerifiableCode0 = string
+
+// BindWeChatPhoneJSONBodyVerifiableCode1 defines parameters for BindWeChatPhone.
+type BindWeChatPhoneJSONBodyVerifiableCode1 = int64
+
+// BindWeChatPhoneJSONBody_VerifiableCode defines parameters for BindWeChatPhone.
+type BindWeChatPhoneJSONBody_VerifiableCode struct {
+	union json.RawMessage
+}
+
+// BindWeChatPhoneFormdataBodyVerifiableCode0 defines parameters for BindWeChatPhone.
+type BindWeChatPhoneFormdataBodyVerifiableCode0 = string
+
+// BindWeChatPhoneFormdataBodyVerifiableCode1 defines parameters for BindWeChatPhone.
+type BindWeChatPhoneFormdataBodyVerifiableCode1 = int64
+
+// BindWeChatPhoneFormdataBody_VerifiableCode defines parameters for BindWeChatPhone.
+type BindWeChatPhoneFormdataBody_VerifiableCode struct {
+	union json.RawMessage
 }
 
 // BindWeChatPhone200JSONResponseBodyPhoneVerified defines parameters for BindWeChatPhone.
@@ -1138,7 +1254,7 @@ type ListUserFollowersParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
@@ -1147,7 +1263,7 @@ type ListUserFollowingsParams struct {
 	// Limit Page size (default 20).
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Offset Rows to skip.
+	// Offset Rows to skip; deeper pages are refused (use the route's cursor).
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
@@ -1905,6 +2021,68 @@ func (t *UpdateMeFormdataBody_Sex) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// AsUpdateContactJSONBodyCurrentVerifiableCode0 returns the union data inside the UpdateContactJSONBody_CurrentVerifiableCode as a UpdateContactJSONBodyCurrentVerifiableCode0
+func (t UpdateContactJSONBody_CurrentVerifiableCode) AsUpdateContactJSONBodyCurrentVerifiableCode0() (UpdateContactJSONBodyCurrentVerifiableCode0, error) {
+	var body UpdateContactJSONBodyCurrentVerifiableCode0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromUpdateContactJSONBodyCurrentVerifiableCode0 overwrites any union data inside the UpdateContactJSONBody_CurrentVerifiableCode as the provided UpdateContactJSONBodyCurrentVerifiableCode0
+func (t *UpdateContactJSONBody_CurrentVerifiableCode) FromUpdateContactJSONBodyCurrentVerifiableCode0(v UpdateContactJSONBodyCurrentVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeUpdateContactJSONBodyCurrentVerifiableCode0 performs a merge with any union data inside the UpdateContactJSONBody_CurrentVerifiableCode, using the provided UpdateContactJSONBodyCurrentVerifiableCode0
+func (t *UpdateContactJSONBody_CurrentVerifiableCode) MergeUpdateContactJSONBodyCurrentVerifiableCode0(v UpdateContactJSONBodyCurrentVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsUpdateContactJSONBodyCurrentVerifiableCode1 returns the union data inside the UpdateContactJSONBody_CurrentVerifiableCode as a UpdateContactJSONBodyCurrentVerifiableCode1
+func (t UpdateContactJSONBody_CurrentVerifiableCode) AsUpdateContactJSONBodyCurrentVerifiableCode1() (UpdateContactJSONBodyCurrentVerifiableCode1, error) {
+	var body UpdateContactJSONBodyCurrentVerifiableCode1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromUpdateContactJSONBodyCurrentVerifiableCode1 overwrites any union data inside the UpdateContactJSONBody_CurrentVerifiableCode as the provided UpdateContactJSONBodyCurrentVerifiableCode1
+func (t *UpdateContactJSONBody_CurrentVerifiableCode) FromUpdateContactJSONBodyCurrentVerifiableCode1(v UpdateContactJSONBodyCurrentVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeUpdateContactJSONBodyCurrentVerifiableCode1 performs a merge with any union data inside the UpdateContactJSONBody_CurrentVerifiableCode, using the provided UpdateContactJSONBodyCurrentVerifiableCode1
+func (t *UpdateContactJSONBody_CurrentVerifiableCode) MergeUpdateContactJSONBodyCurrentVerifiableCode1(v UpdateContactJSONBodyCurrentVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t UpdateContactJSONBody_CurrentVerifiableCode) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *UpdateContactJSONBody_CurrentVerifiableCode) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // AsUpdateContactJSONBodyVerifiableCode0 returns the union data inside the UpdateContactJSONBody_VerifiableCode as a UpdateContactJSONBodyVerifiableCode0
 func (t UpdateContactJSONBody_VerifiableCode) AsUpdateContactJSONBodyVerifiableCode0() (UpdateContactJSONBodyVerifiableCode0, error) {
 	var body UpdateContactJSONBodyVerifiableCode0
@@ -1963,6 +2141,68 @@ func (t UpdateContactJSONBody_VerifiableCode) MarshalJSON() ([]byte, error) {
 }
 
 func (t *UpdateContactJSONBody_VerifiableCode) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsUpdateContactFormdataBodyCurrentVerifiableCode0 returns the union data inside the UpdateContactFormdataBody_CurrentVerifiableCode as a UpdateContactFormdataBodyCurrentVerifiableCode0
+func (t UpdateContactFormdataBody_CurrentVerifiableCode) AsUpdateContactFormdataBodyCurrentVerifiableCode0() (UpdateContactFormdataBodyCurrentVerifiableCode0, error) {
+	var body UpdateContactFormdataBodyCurrentVerifiableCode0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromUpdateContactFormdataBodyCurrentVerifiableCode0 overwrites any union data inside the UpdateContactFormdataBody_CurrentVerifiableCode as the provided UpdateContactFormdataBodyCurrentVerifiableCode0
+func (t *UpdateContactFormdataBody_CurrentVerifiableCode) FromUpdateContactFormdataBodyCurrentVerifiableCode0(v UpdateContactFormdataBodyCurrentVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeUpdateContactFormdataBodyCurrentVerifiableCode0 performs a merge with any union data inside the UpdateContactFormdataBody_CurrentVerifiableCode, using the provided UpdateContactFormdataBodyCurrentVerifiableCode0
+func (t *UpdateContactFormdataBody_CurrentVerifiableCode) MergeUpdateContactFormdataBodyCurrentVerifiableCode0(v UpdateContactFormdataBodyCurrentVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsUpdateContactFormdataBodyCurrentVerifiableCode1 returns the union data inside the UpdateContactFormdataBody_CurrentVerifiableCode as a UpdateContactFormdataBodyCurrentVerifiableCode1
+func (t UpdateContactFormdataBody_CurrentVerifiableCode) AsUpdateContactFormdataBodyCurrentVerifiableCode1() (UpdateContactFormdataBodyCurrentVerifiableCode1, error) {
+	var body UpdateContactFormdataBodyCurrentVerifiableCode1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromUpdateContactFormdataBodyCurrentVerifiableCode1 overwrites any union data inside the UpdateContactFormdataBody_CurrentVerifiableCode as the provided UpdateContactFormdataBodyCurrentVerifiableCode1
+func (t *UpdateContactFormdataBody_CurrentVerifiableCode) FromUpdateContactFormdataBodyCurrentVerifiableCode1(v UpdateContactFormdataBodyCurrentVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeUpdateContactFormdataBodyCurrentVerifiableCode1 performs a merge with any union data inside the UpdateContactFormdataBody_CurrentVerifiableCode, using the provided UpdateContactFormdataBodyCurrentVerifiableCode1
+func (t *UpdateContactFormdataBody_CurrentVerifiableCode) MergeUpdateContactFormdataBodyCurrentVerifiableCode1(v UpdateContactFormdataBodyCurrentVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t UpdateContactFormdataBody_CurrentVerifiableCode) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *UpdateContactFormdataBody_CurrentVerifiableCode) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }
@@ -2149,6 +2389,130 @@ func (t UnbindEmailFormdataBody_VerifiableCode) MarshalJSON() ([]byte, error) {
 }
 
 func (t *UnbindEmailFormdataBody_VerifiableCode) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsChangePasswordJSONBodyVerifiableCode0 returns the union data inside the ChangePasswordJSONBody_VerifiableCode as a ChangePasswordJSONBodyVerifiableCode0
+func (t ChangePasswordJSONBody_VerifiableCode) AsChangePasswordJSONBodyVerifiableCode0() (ChangePasswordJSONBodyVerifiableCode0, error) {
+	var body ChangePasswordJSONBodyVerifiableCode0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromChangePasswordJSONBodyVerifiableCode0 overwrites any union data inside the ChangePasswordJSONBody_VerifiableCode as the provided ChangePasswordJSONBodyVerifiableCode0
+func (t *ChangePasswordJSONBody_VerifiableCode) FromChangePasswordJSONBodyVerifiableCode0(v ChangePasswordJSONBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeChangePasswordJSONBodyVerifiableCode0 performs a merge with any union data inside the ChangePasswordJSONBody_VerifiableCode, using the provided ChangePasswordJSONBodyVerifiableCode0
+func (t *ChangePasswordJSONBody_VerifiableCode) MergeChangePasswordJSONBodyVerifiableCode0(v ChangePasswordJSONBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsChangePasswordJSONBodyVerifiableCode1 returns the union data inside the ChangePasswordJSONBody_VerifiableCode as a ChangePasswordJSONBodyVerifiableCode1
+func (t ChangePasswordJSONBody_VerifiableCode) AsChangePasswordJSONBodyVerifiableCode1() (ChangePasswordJSONBodyVerifiableCode1, error) {
+	var body ChangePasswordJSONBodyVerifiableCode1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromChangePasswordJSONBodyVerifiableCode1 overwrites any union data inside the ChangePasswordJSONBody_VerifiableCode as the provided ChangePasswordJSONBodyVerifiableCode1
+func (t *ChangePasswordJSONBody_VerifiableCode) FromChangePasswordJSONBodyVerifiableCode1(v ChangePasswordJSONBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeChangePasswordJSONBodyVerifiableCode1 performs a merge with any union data inside the ChangePasswordJSONBody_VerifiableCode, using the provided ChangePasswordJSONBodyVerifiableCode1
+func (t *ChangePasswordJSONBody_VerifiableCode) MergeChangePasswordJSONBodyVerifiableCode1(v ChangePasswordJSONBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t ChangePasswordJSONBody_VerifiableCode) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *ChangePasswordJSONBody_VerifiableCode) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsChangePasswordFormdataBodyVerifiableCode0 returns the union data inside the ChangePasswordFormdataBody_VerifiableCode as a ChangePasswordFormdataBodyVerifiableCode0
+func (t ChangePasswordFormdataBody_VerifiableCode) AsChangePasswordFormdataBodyVerifiableCode0() (ChangePasswordFormdataBodyVerifiableCode0, error) {
+	var body ChangePasswordFormdataBodyVerifiableCode0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromChangePasswordFormdataBodyVerifiableCode0 overwrites any union data inside the ChangePasswordFormdataBody_VerifiableCode as the provided ChangePasswordFormdataBodyVerifiableCode0
+func (t *ChangePasswordFormdataBody_VerifiableCode) FromChangePasswordFormdataBodyVerifiableCode0(v ChangePasswordFormdataBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeChangePasswordFormdataBodyVerifiableCode0 performs a merge with any union data inside the ChangePasswordFormdataBody_VerifiableCode, using the provided ChangePasswordFormdataBodyVerifiableCode0
+func (t *ChangePasswordFormdataBody_VerifiableCode) MergeChangePasswordFormdataBodyVerifiableCode0(v ChangePasswordFormdataBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsChangePasswordFormdataBodyVerifiableCode1 returns the union data inside the ChangePasswordFormdataBody_VerifiableCode as a ChangePasswordFormdataBodyVerifiableCode1
+func (t ChangePasswordFormdataBody_VerifiableCode) AsChangePasswordFormdataBodyVerifiableCode1() (ChangePasswordFormdataBodyVerifiableCode1, error) {
+	var body ChangePasswordFormdataBodyVerifiableCode1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromChangePasswordFormdataBodyVerifiableCode1 overwrites any union data inside the ChangePasswordFormdataBody_VerifiableCode as the provided ChangePasswordFormdataBodyVerifiableCode1
+func (t *ChangePasswordFormdataBody_VerifiableCode) FromChangePasswordFormdataBodyVerifiableCode1(v ChangePasswordFormdataBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeChangePasswordFormdataBodyVerifiableCode1 performs a merge with any union data inside the ChangePasswordFormdataBody_VerifiableCode, using the provided ChangePasswordFormdataBodyVerifiableCode1
+func (t *ChangePasswordFormdataBody_VerifiableCode) MergeChangePasswordFormdataBodyVerifiableCode1(v ChangePasswordFormdataBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t ChangePasswordFormdataBody_VerifiableCode) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *ChangePasswordFormdataBody_VerifiableCode) UnmarshalJSON(b []byte) error {
 	err := t.union.UnmarshalJSON(b)
 	return err
 }
@@ -2525,6 +2889,254 @@ func (t *UnlinkWeChatFormdataBody_VerifiableCode) UnmarshalJSON(b []byte) error 
 	return err
 }
 
+// AsLinkWeChatJSONBodyVerifiableCode0 returns the union data inside the LinkWeChatJSONBody_VerifiableCode as a LinkWeChatJSONBodyVerifiableCode0
+func (t LinkWeChatJSONBody_VerifiableCode) AsLinkWeChatJSONBodyVerifiableCode0() (LinkWeChatJSONBodyVerifiableCode0, error) {
+	var body LinkWeChatJSONBodyVerifiableCode0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromLinkWeChatJSONBodyVerifiableCode0 overwrites any union data inside the LinkWeChatJSONBody_VerifiableCode as the provided LinkWeChatJSONBodyVerifiableCode0
+func (t *LinkWeChatJSONBody_VerifiableCode) FromLinkWeChatJSONBodyVerifiableCode0(v LinkWeChatJSONBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeLinkWeChatJSONBodyVerifiableCode0 performs a merge with any union data inside the LinkWeChatJSONBody_VerifiableCode, using the provided LinkWeChatJSONBodyVerifiableCode0
+func (t *LinkWeChatJSONBody_VerifiableCode) MergeLinkWeChatJSONBodyVerifiableCode0(v LinkWeChatJSONBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsLinkWeChatJSONBodyVerifiableCode1 returns the union data inside the LinkWeChatJSONBody_VerifiableCode as a LinkWeChatJSONBodyVerifiableCode1
+func (t LinkWeChatJSONBody_VerifiableCode) AsLinkWeChatJSONBodyVerifiableCode1() (LinkWeChatJSONBodyVerifiableCode1, error) {
+	var body LinkWeChatJSONBodyVerifiableCode1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromLinkWeChatJSONBodyVerifiableCode1 overwrites any union data inside the LinkWeChatJSONBody_VerifiableCode as the provided LinkWeChatJSONBodyVerifiableCode1
+func (t *LinkWeChatJSONBody_VerifiableCode) FromLinkWeChatJSONBodyVerifiableCode1(v LinkWeChatJSONBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeLinkWeChatJSONBodyVerifiableCode1 performs a merge with any union data inside the LinkWeChatJSONBody_VerifiableCode, using the provided LinkWeChatJSONBodyVerifiableCode1
+func (t *LinkWeChatJSONBody_VerifiableCode) MergeLinkWeChatJSONBodyVerifiableCode1(v LinkWeChatJSONBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t LinkWeChatJSONBody_VerifiableCode) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *LinkWeChatJSONBody_VerifiableCode) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsLinkWeChatFormdataBodyVerifiableCode0 returns the union data inside the LinkWeChatFormdataBody_VerifiableCode as a LinkWeChatFormdataBodyVerifiableCode0
+func (t LinkWeChatFormdataBody_VerifiableCode) AsLinkWeChatFormdataBodyVerifiableCode0() (LinkWeChatFormdataBodyVerifiableCode0, error) {
+	var body LinkWeChatFormdataBodyVerifiableCode0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromLinkWeChatFormdataBodyVerifiableCode0 overwrites any union data inside the LinkWeChatFormdataBody_VerifiableCode as the provided LinkWeChatFormdataBodyVerifiableCode0
+func (t *LinkWeChatFormdataBody_VerifiableCode) FromLinkWeChatFormdataBodyVerifiableCode0(v LinkWeChatFormdataBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeLinkWeChatFormdataBodyVerifiableCode0 performs a merge with any union data inside the LinkWeChatFormdataBody_VerifiableCode, using the provided LinkWeChatFormdataBodyVerifiableCode0
+func (t *LinkWeChatFormdataBody_VerifiableCode) MergeLinkWeChatFormdataBodyVerifiableCode0(v LinkWeChatFormdataBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsLinkWeChatFormdataBodyVerifiableCode1 returns the union data inside the LinkWeChatFormdataBody_VerifiableCode as a LinkWeChatFormdataBodyVerifiableCode1
+func (t LinkWeChatFormdataBody_VerifiableCode) AsLinkWeChatFormdataBodyVerifiableCode1() (LinkWeChatFormdataBodyVerifiableCode1, error) {
+	var body LinkWeChatFormdataBodyVerifiableCode1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromLinkWeChatFormdataBodyVerifiableCode1 overwrites any union data inside the LinkWeChatFormdataBody_VerifiableCode as the provided LinkWeChatFormdataBodyVerifiableCode1
+func (t *LinkWeChatFormdataBody_VerifiableCode) FromLinkWeChatFormdataBodyVerifiableCode1(v LinkWeChatFormdataBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeLinkWeChatFormdataBodyVerifiableCode1 performs a merge with any union data inside the LinkWeChatFormdataBody_VerifiableCode, using the provided LinkWeChatFormdataBodyVerifiableCode1
+func (t *LinkWeChatFormdataBody_VerifiableCode) MergeLinkWeChatFormdataBodyVerifiableCode1(v LinkWeChatFormdataBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t LinkWeChatFormdataBody_VerifiableCode) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *LinkWeChatFormdataBody_VerifiableCode) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsBindWeChatPhoneJSONBodyVerifiableCode0 returns the union data inside the BindWeChatPhoneJSONBody_VerifiableCode as a BindWeChatPhoneJSONBodyVerifiableCode0
+func (t BindWeChatPhoneJSONBody_VerifiableCode) AsBindWeChatPhoneJSONBodyVerifiableCode0() (BindWeChatPhoneJSONBodyVerifiableCode0, error) {
+	var body BindWeChatPhoneJSONBodyVerifiableCode0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromBindWeChatPhoneJSONBodyVerifiableCode0 overwrites any union data inside the BindWeChatPhoneJSONBody_VerifiableCode as the provided BindWeChatPhoneJSONBodyVerifiableCode0
+func (t *BindWeChatPhoneJSONBody_VerifiableCode) FromBindWeChatPhoneJSONBodyVerifiableCode0(v BindWeChatPhoneJSONBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeBindWeChatPhoneJSONBodyVerifiableCode0 performs a merge with any union data inside the BindWeChatPhoneJSONBody_VerifiableCode, using the provided BindWeChatPhoneJSONBodyVerifiableCode0
+func (t *BindWeChatPhoneJSONBody_VerifiableCode) MergeBindWeChatPhoneJSONBodyVerifiableCode0(v BindWeChatPhoneJSONBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsBindWeChatPhoneJSONBodyVerifiableCode1 returns the union data inside the BindWeChatPhoneJSONBody_VerifiableCode as a BindWeChatPhoneJSONBodyVerifiableCode1
+func (t BindWeChatPhoneJSONBody_VerifiableCode) AsBindWeChatPhoneJSONBodyVerifiableCode1() (BindWeChatPhoneJSONBodyVerifiableCode1, error) {
+	var body BindWeChatPhoneJSONBodyVerifiableCode1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromBindWeChatPhoneJSONBodyVerifiableCode1 overwrites any union data inside the BindWeChatPhoneJSONBody_VerifiableCode as the provided BindWeChatPhoneJSONBodyVerifiableCode1
+func (t *BindWeChatPhoneJSONBody_VerifiableCode) FromBindWeChatPhoneJSONBodyVerifiableCode1(v BindWeChatPhoneJSONBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeBindWeChatPhoneJSONBodyVerifiableCode1 performs a merge with any union data inside the BindWeChatPhoneJSONBody_VerifiableCode, using the provided BindWeChatPhoneJSONBodyVerifiableCode1
+func (t *BindWeChatPhoneJSONBody_VerifiableCode) MergeBindWeChatPhoneJSONBodyVerifiableCode1(v BindWeChatPhoneJSONBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t BindWeChatPhoneJSONBody_VerifiableCode) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *BindWeChatPhoneJSONBody_VerifiableCode) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsBindWeChatPhoneFormdataBodyVerifiableCode0 returns the union data inside the BindWeChatPhoneFormdataBody_VerifiableCode as a BindWeChatPhoneFormdataBodyVerifiableCode0
+func (t BindWeChatPhoneFormdataBody_VerifiableCode) AsBindWeChatPhoneFormdataBodyVerifiableCode0() (BindWeChatPhoneFormdataBodyVerifiableCode0, error) {
+	var body BindWeChatPhoneFormdataBodyVerifiableCode0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromBindWeChatPhoneFormdataBodyVerifiableCode0 overwrites any union data inside the BindWeChatPhoneFormdataBody_VerifiableCode as the provided BindWeChatPhoneFormdataBodyVerifiableCode0
+func (t *BindWeChatPhoneFormdataBody_VerifiableCode) FromBindWeChatPhoneFormdataBodyVerifiableCode0(v BindWeChatPhoneFormdataBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeBindWeChatPhoneFormdataBodyVerifiableCode0 performs a merge with any union data inside the BindWeChatPhoneFormdataBody_VerifiableCode, using the provided BindWeChatPhoneFormdataBodyVerifiableCode0
+func (t *BindWeChatPhoneFormdataBody_VerifiableCode) MergeBindWeChatPhoneFormdataBodyVerifiableCode0(v BindWeChatPhoneFormdataBodyVerifiableCode0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsBindWeChatPhoneFormdataBodyVerifiableCode1 returns the union data inside the BindWeChatPhoneFormdataBody_VerifiableCode as a BindWeChatPhoneFormdataBodyVerifiableCode1
+func (t BindWeChatPhoneFormdataBody_VerifiableCode) AsBindWeChatPhoneFormdataBodyVerifiableCode1() (BindWeChatPhoneFormdataBodyVerifiableCode1, error) {
+	var body BindWeChatPhoneFormdataBodyVerifiableCode1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromBindWeChatPhoneFormdataBodyVerifiableCode1 overwrites any union data inside the BindWeChatPhoneFormdataBody_VerifiableCode as the provided BindWeChatPhoneFormdataBodyVerifiableCode1
+func (t *BindWeChatPhoneFormdataBody_VerifiableCode) FromBindWeChatPhoneFormdataBodyVerifiableCode1(v BindWeChatPhoneFormdataBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeBindWeChatPhoneFormdataBodyVerifiableCode1 performs a merge with any union data inside the BindWeChatPhoneFormdataBody_VerifiableCode, using the provided BindWeChatPhoneFormdataBodyVerifiableCode1
+func (t *BindWeChatPhoneFormdataBody_VerifiableCode) MergeBindWeChatPhoneFormdataBodyVerifiableCode1(v BindWeChatPhoneFormdataBodyVerifiableCode1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t BindWeChatPhoneFormdataBody_VerifiableCode) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *BindWeChatPhoneFormdataBody_VerifiableCode) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // AsRegisterJSONBodyVerifiableCode0 returns the union data inside the RegisterJSONBody_VerifiableCode as a RegisterJSONBodyVerifiableCode0
 func (t RegisterJSONBody_VerifiableCode) AsRegisterJSONBodyVerifiableCode0() (RegisterJSONBodyVerifiableCode0, error) {
 	var body RegisterJSONBodyVerifiableCode0
@@ -2750,14 +3362,16 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v2/auth/login (the `Login` operationId).
 	LoginWithFormdataBody(ctx context.Context, body LoginFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// Logout Revoke the caller's token
+	// Logout End the caller's login
+	//
+	// Revokes the token and every token refreshed from the same login.
 	//
 	// Corresponds with POST /api/v2/auth/logout (the `Logout` operationId).
 	Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RefreshToken Exchange a token (expired or not) for a new one
 	//
-	// Each token refreshes once, within the login's refresh window.
+	// Each token refreshes once, within the login's refresh window. A token presented for refresh a second time (a sign that it was stolen) is refused and ends every token of its login, which then logs in again.
 	//
 	// Corresponds with POST /api/v2/auth/refresh (the `RefreshToken` operationId).
 	RefreshToken(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2821,7 +3435,7 @@ type ClientInterface interface {
 
 	// DeleteMeWithBody Delete the caller's account
 	//
-	// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+	// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2830,7 +3444,7 @@ type ClientInterface interface {
 
 	// DeleteMe Delete the caller's account
 	//
-	// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+	// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2839,7 +3453,7 @@ type ClientInterface interface {
 
 	// DeleteMeWithFormdataBody Delete the caller's account
 	//
-	// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+	// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -2874,6 +3488,8 @@ type ClientInterface interface {
 
 	// UpdateContactWithBody Bind a new phone or e-mail, proven by a code sent to it
 	//
+	// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PUT /api/v2/user (the `UpdateContact` operationId).
@@ -2881,12 +3497,16 @@ type ClientInterface interface {
 
 	// UpdateContact Bind a new phone or e-mail, proven by a code sent to it
 	//
+	// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PUT /api/v2/user (the `UpdateContact` operationId).
 	UpdateContact(ctx context.Context, body UpdateContactJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpdateContactWithFormdataBody Bind a new phone or e-mail, proven by a code sent to it
+	//
+	// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -2941,6 +3561,8 @@ type ClientInterface interface {
 
 	// ChangePasswordWithBody Change the password
 	//
+	// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PUT /api/v2/user/password (the `ChangePassword` operationId).
@@ -2948,12 +3570,16 @@ type ClientInterface interface {
 
 	// ChangePassword Change the password
 	//
+	// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PUT /api/v2/user/password (the `ChangePassword` operationId).
 	ChangePassword(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ChangePasswordWithFormdataBody Change the password
+	//
+	// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -3025,12 +3651,16 @@ type ClientInterface interface {
 
 	// LinkWeChatWithBody Link the caller to the WeChat account of a wx.login code
 	//
+	// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PUT /api/v2/user/wechat (the `LinkWeChat` operationId).
 	LinkWeChatWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LinkWeChat Link the caller to the WeChat account of a wx.login code
+	//
+	// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3039,12 +3669,16 @@ type ClientInterface interface {
 
 	// LinkWeChatWithFormdataBody Link the caller to the WeChat account of a wx.login code
 	//
+	// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
+	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
 	// Corresponds with PUT /api/v2/user/wechat (the `LinkWeChat` operationId).
 	LinkWeChatWithFormdataBody(ctx context.Context, body LinkWeChatFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// BindWeChatPhoneWithBody Bind the phone of a getPhoneNumber code
+	//
+	// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -3053,12 +3687,16 @@ type ClientInterface interface {
 
 	// BindWeChatPhone Bind the phone of a getPhoneNumber code
 	//
+	// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api/v2/user/wechat/phone (the `BindWeChatPhone` operationId).
 	BindWeChatPhone(ctx context.Context, body BindWeChatPhoneJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// BindWeChatPhoneWithFormdataBody Bind the phone of a getPhoneNumber code
+	//
+	// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -3067,6 +3705,8 @@ type ClientInterface interface {
 
 	// SetWeChatProfileWithBody Set the profile from wx.getUserInfo's encrypted data
 	//
+	// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PUT /api/v2/user/wechat/profile (the `SetWeChatProfile` operationId).
@@ -3074,12 +3714,16 @@ type ClientInterface interface {
 
 	// SetWeChatProfile Set the profile from wx.getUserInfo's encrypted data
 	//
+	// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PUT /api/v2/user/wechat/profile (the `SetWeChatProfile` operationId).
 	SetWeChatProfile(ctx context.Context, body SetWeChatProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SetWeChatProfileWithFormdataBody Set the profile from wx.getUserInfo's encrypted data
+	//
+	// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -3227,7 +3871,9 @@ func (c *Client) LoginWithFormdataBody(ctx context.Context, body LoginFormdataRe
 	return c.Client.Do(req)
 }
 
-// Logout Revoke the caller's token
+// Logout End the caller's login
+//
+// Revokes the token and every token refreshed from the same login.
 //
 // Corresponds with POST /api/v2/auth/logout (the `Logout` operationId).
 func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3244,7 +3890,7 @@ func (c *Client) Logout(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 
 // RefreshToken Exchange a token (expired or not) for a new one
 //
-// Each token refreshes once, within the login's refresh window.
+// Each token refreshes once, within the login's refresh window. A token presented for refresh a second time (a sign that it was stolen) is refused and ends every token of its login, which then logs in again.
 //
 // Corresponds with POST /api/v2/auth/refresh (the `RefreshToken` operationId).
 func (c *Client) RefreshToken(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3408,7 +4054,7 @@ func (c *Client) TransferWithFormdataBody(ctx context.Context, params *TransferP
 
 // DeleteMeWithBody Delete the caller's account
 //
-// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3427,7 +4073,7 @@ func (c *Client) DeleteMeWithBody(ctx context.Context, contentType string, body 
 
 // DeleteMe Delete the caller's account
 //
-// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3446,7 +4092,7 @@ func (c *Client) DeleteMe(ctx context.Context, body DeleteMeJSONRequestBody, req
 
 // DeleteMeWithFormdataBody Delete the caller's account
 //
-// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -3531,6 +4177,8 @@ func (c *Client) UpdateMeWithFormdataBody(ctx context.Context, body UpdateMeForm
 
 // UpdateContactWithBody Bind a new phone or e-mail, proven by a code sent to it
 //
+// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PUT /api/v2/user (the `UpdateContact` operationId).
@@ -3548,6 +4196,8 @@ func (c *Client) UpdateContactWithBody(ctx context.Context, contentType string, 
 
 // UpdateContact Bind a new phone or e-mail, proven by a code sent to it
 //
+// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PUT /api/v2/user (the `UpdateContact` operationId).
@@ -3564,6 +4214,8 @@ func (c *Client) UpdateContact(ctx context.Context, body UpdateContactJSONReques
 }
 
 // UpdateContactWithFormdataBody Bind a new phone or e-mail, proven by a code sent to it
+//
+// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -3708,6 +4360,8 @@ func (c *Client) Follow(ctx context.Context, user string, reqEditors ...RequestE
 
 // ChangePasswordWithBody Change the password
 //
+// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PUT /api/v2/user/password (the `ChangePassword` operationId).
@@ -3725,6 +4379,8 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 
 // ChangePassword Change the password
 //
+// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PUT /api/v2/user/password (the `ChangePassword` operationId).
@@ -3741,6 +4397,8 @@ func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequ
 }
 
 // ChangePasswordWithFormdataBody Change the password
+//
+// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -3912,6 +4570,8 @@ func (c *Client) UnlinkWeChatWithFormdataBody(ctx context.Context, body UnlinkWe
 
 // LinkWeChatWithBody Link the caller to the WeChat account of a wx.login code
 //
+// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PUT /api/v2/user/wechat (the `LinkWeChat` operationId).
@@ -3928,6 +4588,8 @@ func (c *Client) LinkWeChatWithBody(ctx context.Context, contentType string, bod
 }
 
 // LinkWeChat Link the caller to the WeChat account of a wx.login code
+//
+// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3946,6 +4608,8 @@ func (c *Client) LinkWeChat(ctx context.Context, body LinkWeChatJSONRequestBody,
 
 // LinkWeChatWithFormdataBody Link the caller to the WeChat account of a wx.login code
 //
+// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
+//
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
 // Corresponds with PUT /api/v2/user/wechat (the `LinkWeChat` operationId).
@@ -3962,6 +4626,8 @@ func (c *Client) LinkWeChatWithFormdataBody(ctx context.Context, body LinkWeChat
 }
 
 // BindWeChatPhoneWithBody Bind the phone of a getPhoneNumber code
+//
+// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3980,6 +4646,8 @@ func (c *Client) BindWeChatPhoneWithBody(ctx context.Context, contentType string
 
 // BindWeChatPhone Bind the phone of a getPhoneNumber code
 //
+// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api/v2/user/wechat/phone (the `BindWeChatPhone` operationId).
@@ -3996,6 +4664,8 @@ func (c *Client) BindWeChatPhone(ctx context.Context, body BindWeChatPhoneJSONRe
 }
 
 // BindWeChatPhoneWithFormdataBody Bind the phone of a getPhoneNumber code
+//
+// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -4014,6 +4684,8 @@ func (c *Client) BindWeChatPhoneWithFormdataBody(ctx context.Context, body BindW
 
 // SetWeChatProfileWithBody Set the profile from wx.getUserInfo's encrypted data
 //
+// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PUT /api/v2/user/wechat/profile (the `SetWeChatProfile` operationId).
@@ -4031,6 +4703,8 @@ func (c *Client) SetWeChatProfileWithBody(ctx context.Context, contentType strin
 
 // SetWeChatProfile Set the profile from wx.getUserInfo's encrypted data
 //
+// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PUT /api/v2/user/wechat/profile (the `SetWeChatProfile` operationId).
@@ -4047,6 +4721,8 @@ func (c *Client) SetWeChatProfile(ctx context.Context, body SetWeChatProfileJSON
 }
 
 // SetWeChatProfileWithFormdataBody Set the profile from wx.getUserInfo's encrypted data
+//
+// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -6077,7 +6753,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v2/auth/login (the `Login` operationId).
 	LoginWithFormdataBodyWithResponse(ctx context.Context, body LoginFormdataRequestBody, reqEditors ...RequestEditorFn) (*LoginResponse, error)
 
-	// LogoutWithResponse Revoke the caller's token
+	// LogoutWithResponse End the caller's login
+	//
+	// Revokes the token and every token refreshed from the same login.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6086,7 +6764,7 @@ type ClientWithResponsesInterface interface {
 
 	// RefreshTokenWithResponse Exchange a token (expired or not) for a new one
 	//
-	// Each token refreshes once, within the login's refresh window.
+	// Each token refreshes once, within the login's refresh window. A token presented for refresh a second time (a sign that it was stolen) is refused and ends every token of its login, which then logs in again.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6158,7 +6836,7 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteMeWithBodyWithResponse Delete the caller's account
 	//
-	// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+	// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6167,7 +6845,7 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteMeWithResponse Delete the caller's account
 	//
-	// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+	// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6176,7 +6854,7 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteMeWithFormdataBodyWithResponse Delete the caller's account
 	//
-	// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+	// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6213,6 +6891,8 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateContactWithBodyWithResponse Bind a new phone or e-mail, proven by a code sent to it
 	//
+	// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/v2/user (the `UpdateContact` operationId).
@@ -6220,12 +6900,16 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateContactWithResponse Bind a new phone or e-mail, proven by a code sent to it
 	//
+	// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/v2/user (the `UpdateContact` operationId).
 	UpdateContactWithResponse(ctx context.Context, body UpdateContactJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateContactResponse, error)
 
 	// UpdateContactWithFormdataBodyWithResponse Bind a new phone or e-mail, proven by a code sent to it
+	//
+	// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6290,6 +6974,8 @@ type ClientWithResponsesInterface interface {
 
 	// ChangePasswordWithBodyWithResponse Change the password
 	//
+	// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/v2/user/password (the `ChangePassword` operationId).
@@ -6297,12 +6983,16 @@ type ClientWithResponsesInterface interface {
 
 	// ChangePasswordWithResponse Change the password
 	//
+	// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/v2/user/password (the `ChangePassword` operationId).
 	ChangePasswordWithResponse(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
 
 	// ChangePasswordWithFormdataBodyWithResponse Change the password
+	//
+	// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6374,12 +7064,16 @@ type ClientWithResponsesInterface interface {
 
 	// LinkWeChatWithBodyWithResponse Link the caller to the WeChat account of a wx.login code
 	//
+	// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/v2/user/wechat (the `LinkWeChat` operationId).
 	LinkWeChatWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LinkWeChatResponse, error)
 
 	// LinkWeChatWithResponse Link the caller to the WeChat account of a wx.login code
+	//
+	// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6388,12 +7082,16 @@ type ClientWithResponsesInterface interface {
 
 	// LinkWeChatWithFormdataBodyWithResponse Link the caller to the WeChat account of a wx.login code
 	//
+	// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
+	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/v2/user/wechat (the `LinkWeChat` operationId).
 	LinkWeChatWithFormdataBodyWithResponse(ctx context.Context, body LinkWeChatFormdataRequestBody, reqEditors ...RequestEditorFn) (*LinkWeChatResponse, error)
 
 	// BindWeChatPhoneWithBodyWithResponse Bind the phone of a getPhoneNumber code
+	//
+	// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6402,12 +7100,16 @@ type ClientWithResponsesInterface interface {
 
 	// BindWeChatPhoneWithResponse Bind the phone of a getPhoneNumber code
 	//
+	// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api/v2/user/wechat/phone (the `BindWeChatPhone` operationId).
 	BindWeChatPhoneWithResponse(ctx context.Context, body BindWeChatPhoneJSONRequestBody, reqEditors ...RequestEditorFn) (*BindWeChatPhoneResponse, error)
 
 	// BindWeChatPhoneWithFormdataBodyWithResponse Bind the phone of a getPhoneNumber code
+	//
+	// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6416,6 +7118,8 @@ type ClientWithResponsesInterface interface {
 
 	// SetWeChatProfileWithBodyWithResponse Set the profile from wx.getUserInfo's encrypted data
 	//
+	// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/v2/user/wechat/profile (the `SetWeChatProfile` operationId).
@@ -6423,12 +7127,16 @@ type ClientWithResponsesInterface interface {
 
 	// SetWeChatProfileWithResponse Set the profile from wx.getUserInfo's encrypted data
 	//
+	// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /api/v2/user/wechat/profile (the `SetWeChatProfile` operationId).
 	SetWeChatProfileWithResponse(ctx context.Context, body SetWeChatProfileJSONRequestBody, reqEditors ...RequestEditorFn) (*SetWeChatProfileResponse, error)
 
 	// SetWeChatProfileWithFormdataBodyWithResponse Set the profile from wx.getUserInfo's encrypted data
+	//
+	// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7507,6 +8215,8 @@ type UpdateContactResponse struct {
 	JSON400 *Error
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
 	// JSON415 the response for an HTTP 415 `application/json` response
 	JSON415 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
@@ -7531,6 +8241,11 @@ func (r UpdateContactResponse) GetJSON400() *Error {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r UpdateContactResponse) GetJSON401() *Error {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateContactResponse) GetJSON403() *Error {
+	return r.JSON403
 }
 
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
@@ -7767,6 +8482,11 @@ type ListMyFollowersResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListMyFollowersResponse429Headers the declared response headers of an HTTP 429 response for ListMyFollowers
+type ListMyFollowersResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListMyFollowersResponse503Headers the declared response headers of an HTTP 503 response for ListMyFollowers
 type ListMyFollowersResponse503Headers struct {
 	RetryAfter *string
@@ -7785,10 +8505,14 @@ type ListMyFollowersResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListMyFollowersResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListMyFollowersResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMyFollowersResponse503Headers
 }
@@ -7816,6 +8540,11 @@ func (r ListMyFollowersResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListMyFollowersResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListMyFollowersResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -7857,6 +8586,11 @@ type ListMyFollowingsResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListMyFollowingsResponse429Headers the declared response headers of an HTTP 429 response for ListMyFollowings
+type ListMyFollowingsResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListMyFollowingsResponse503Headers the declared response headers of an HTTP 503 response for ListMyFollowings
 type ListMyFollowingsResponse503Headers struct {
 	RetryAfter *string
@@ -7875,10 +8609,14 @@ type ListMyFollowingsResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListMyFollowingsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListMyFollowingsResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMyFollowingsResponse503Headers
 }
@@ -7906,6 +8644,11 @@ func (r ListMyFollowingsResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListMyFollowingsResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListMyFollowingsResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -8130,6 +8873,8 @@ type ChangePasswordResponse struct {
 	JSON400 *Error
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
 	// JSON415 the response for an HTTP 415 `application/json` response
 	JSON415 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
@@ -8154,6 +8899,11 @@ func (r ChangePasswordResponse) GetJSON400() *Error {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ChangePasswordResponse) GetJSON401() *Error {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ChangePasswordResponse) GetJSON403() *Error {
+	return r.JSON403
 }
 
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
@@ -8504,6 +9254,8 @@ type LinkWeChatResponse struct {
 	JSON400 *Error
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Error
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -8530,6 +9282,11 @@ func (r LinkWeChatResponse) GetJSON400() *Error {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r LinkWeChatResponse) GetJSON401() *Error {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r LinkWeChatResponse) GetJSON403() *Error {
+	return r.JSON403
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -8613,6 +9370,8 @@ type BindWeChatPhoneResponse struct {
 	JSON400 *Error
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Error
 	// JSON415 the response for an HTTP 415 `application/json` response
@@ -8647,6 +9406,11 @@ func (r BindWeChatPhoneResponse) GetJSON400() *Error {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r BindWeChatPhoneResponse) GetJSON401() *Error {
 	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r BindWeChatPhoneResponse) GetJSON403() *Error {
+	return r.JSON403
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
@@ -8708,6 +9472,11 @@ type SetWeChatProfileResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// SetWeChatProfileResponse429Headers the declared response headers of an HTTP 429 response for SetWeChatProfile
+type SetWeChatProfileResponse429Headers struct {
+	RetryAfter *string
+}
+
 // SetWeChatProfileResponse503Headers the declared response headers of an HTTP 503 response for SetWeChatProfile
 type SetWeChatProfileResponse503Headers struct {
 	RetryAfter *string
@@ -8724,10 +9493,14 @@ type SetWeChatProfileResponse struct {
 	JSON415 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *SetWeChatProfileResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SetWeChatProfileResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *SetWeChatProfileResponse503Headers
 }
@@ -8750,6 +9523,11 @@ func (r SetWeChatProfileResponse) GetJSON415() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r SetWeChatProfileResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r SetWeChatProfileResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -8791,6 +9569,11 @@ type ListUsersResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListUsersResponse429Headers the declared response headers of an HTTP 429 response for ListUsers
+type ListUsersResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListUsersResponse503Headers the declared response headers of an HTTP 503 response for ListUsers
 type ListUsersResponse503Headers struct {
 	RetryAfter *string
@@ -8807,10 +9590,14 @@ type ListUsersResponse struct {
 	JSON401 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListUsersResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListUsersResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUsersResponse503Headers
 }
@@ -8833,6 +9620,11 @@ func (r ListUsersResponse) GetJSON401() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListUsersResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListUsersResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -8972,6 +9764,11 @@ type GetUserResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// GetUserResponse429Headers the declared response headers of an HTTP 429 response for GetUser
+type GetUserResponse429Headers struct {
+	RetryAfter *string
+}
+
 // GetUserResponse503Headers the declared response headers of an HTTP 503 response for GetUser
 type GetUserResponse503Headers struct {
 	RetryAfter *string
@@ -8990,10 +9787,14 @@ type GetUserResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetUserResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetUserResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetUserResponse503Headers
 }
@@ -9021,6 +9822,11 @@ func (r GetUserResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r GetUserResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetUserResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -9062,6 +9868,11 @@ type ListUserFollowersResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListUserFollowersResponse429Headers the declared response headers of an HTTP 429 response for ListUserFollowers
+type ListUserFollowersResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListUserFollowersResponse503Headers the declared response headers of an HTTP 503 response for ListUserFollowers
 type ListUserFollowersResponse503Headers struct {
 	RetryAfter *string
@@ -9080,10 +9891,14 @@ type ListUserFollowersResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListUserFollowersResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListUserFollowersResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUserFollowersResponse503Headers
 }
@@ -9111,6 +9926,11 @@ func (r ListUserFollowersResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListUserFollowersResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListUserFollowersResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -9152,6 +9972,11 @@ type ListUserFollowingsResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListUserFollowingsResponse429Headers the declared response headers of an HTTP 429 response for ListUserFollowings
+type ListUserFollowingsResponse429Headers struct {
+	RetryAfter *string
+}
+
 // ListUserFollowingsResponse503Headers the declared response headers of an HTTP 503 response for ListUserFollowings
 type ListUserFollowingsResponse503Headers struct {
 	RetryAfter *string
@@ -9170,10 +9995,14 @@ type ListUserFollowingsResponse struct {
 	JSON404 *Error
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListUserFollowingsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListUserFollowingsResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListUserFollowingsResponse503Headers
 }
@@ -9201,6 +10030,11 @@ func (r ListUserFollowingsResponse) GetJSON404() *Error {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r ListUserFollowingsResponse) GetJSON422() *Error {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListUserFollowingsResponse) GetJSON429() *Error {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -9498,7 +10332,9 @@ func (c *ClientWithResponses) LoginWithFormdataBodyWithResponse(ctx context.Cont
 	return ParseLoginResponse(rsp)
 }
 
-// LogoutWithResponse Revoke the caller's token
+// LogoutWithResponse End the caller's login
+//
+// Revokes the token and every token refreshed from the same login.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9513,7 +10349,7 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, reqEditors
 
 // RefreshTokenWithResponse Exchange a token (expired or not) for a new one
 //
-// Each token refreshes once, within the login's refresh window.
+// Each token refreshes once, within the login's refresh window. A token presented for refresh a second time (a sign that it was stolen) is refused and ends every token of its login, which then logs in again.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9645,7 +10481,7 @@ func (c *ClientWithResponses) TransferWithFormdataBodyWithResponse(ctx context.C
 
 // DeleteMeWithBodyWithResponse Delete the caller's account
 //
-// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9660,7 +10496,7 @@ func (c *ClientWithResponses) DeleteMeWithBodyWithResponse(ctx context.Context, 
 
 // DeleteMeWithResponse Delete the caller's account
 //
-// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9675,7 +10511,7 @@ func (c *ClientWithResponses) DeleteMeWithResponse(ctx context.Context, body Del
 
 // DeleteMeWithFormdataBodyWithResponse Delete the caller's account
 //
-// Needs the password or a code sent to the account. Follows (with the other side's counts), memberships and tokens go; ledger entries stay, anonymized.
+// Needs the password or a code sent to the account. Every token of the user stops working at once and the id is never given to another user (imports included). Follows (with the other side's counts), memberships and the wallet go; ledger entries stay, anonymized.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9742,6 +10578,8 @@ func (c *ClientWithResponses) UpdateMeWithFormdataBodyWithResponse(ctx context.C
 
 // UpdateContactWithBodyWithResponse Bind a new phone or e-mail, proven by a code sent to it
 //
+// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /api/v2/user (the `UpdateContact` operationId).
@@ -9755,6 +10593,8 @@ func (c *ClientWithResponses) UpdateContactWithBodyWithResponse(ctx context.Cont
 
 // UpdateContactWithResponse Bind a new phone or e-mail, proven by a code sent to it
 //
+// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /api/v2/user (the `UpdateContact` operationId).
@@ -9767,6 +10607,8 @@ func (c *ClientWithResponses) UpdateContactWithResponse(ctx context.Context, bod
 }
 
 // UpdateContactWithFormdataBodyWithResponse Bind a new phone or e-mail, proven by a code sent to it
+//
+// verifiable_code is a code sent to the new phone or e-mail (POST /verifycodes/register). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or current_verifiable_code, a code sent to the account's phone (else e-mail) with POST /verifycodes. The account's previous phone and e-mail are told of the change.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9885,6 +10727,8 @@ func (c *ClientWithResponses) FollowWithResponse(ctx context.Context, user strin
 
 // ChangePasswordWithBodyWithResponse Change the password
 //
+// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /api/v2/user/password (the `ChangePassword` operationId).
@@ -9898,6 +10742,8 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 
 // ChangePasswordWithResponse Change the password
 //
+// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /api/v2/user/password (the `ChangePassword` operationId).
@@ -9910,6 +10756,8 @@ func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, bo
 }
 
 // ChangePasswordWithFormdataBodyWithResponse Change the password
+//
+// old_password is required when the account has a password. Setting a first password (an account that signs in by code or WeChat) needs no old_password; Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: verifiable_code, a code sent to the account's phone (else e-mail). The account's phone and e-mail are told of a first password.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10041,6 +10889,8 @@ func (c *ClientWithResponses) UnlinkWeChatWithFormdataBodyWithResponse(ctx conte
 
 // LinkWeChatWithBodyWithResponse Link the caller to the WeChat account of a wx.login code
 //
+// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /api/v2/user/wechat (the `LinkWeChat` operationId).
@@ -10053,6 +10903,8 @@ func (c *ClientWithResponses) LinkWeChatWithBodyWithResponse(ctx context.Context
 }
 
 // LinkWeChatWithResponse Link the caller to the WeChat account of a wx.login code
+//
+// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10067,6 +10919,8 @@ func (c *ClientWithResponses) LinkWeChatWithResponse(ctx context.Context, body L
 
 // LinkWeChatWithFormdataBodyWithResponse Link the caller to the WeChat account of a wx.login code
 //
+// Linking adds a way into the account. Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The account's phone and e-mail are told.
+//
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /api/v2/user/wechat (the `LinkWeChat` operationId).
@@ -10079,6 +10933,8 @@ func (c *ClientWithResponses) LinkWeChatWithFormdataBodyWithResponse(ctx context
 }
 
 // BindWeChatPhoneWithBodyWithResponse Bind the phone of a getPhoneNumber code
+//
+// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10093,6 +10949,8 @@ func (c *ClientWithResponses) BindWeChatPhoneWithBodyWithResponse(ctx context.Co
 
 // BindWeChatPhoneWithResponse Bind the phone of a getPhoneNumber code
 //
+// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api/v2/user/wechat/phone (the `BindWeChatPhone` operationId).
@@ -10105,6 +10963,8 @@ func (c *ClientWithResponses) BindWeChatPhoneWithResponse(ctx context.Context, b
 }
 
 // BindWeChatPhoneWithFormdataBodyWithResponse Bind the phone of a getPhoneNumber code
+//
+// A new phone is a way into the account (codes, password resets). Past the tenant's re-authentication window (spec.api.plus.reauthWindow, default 10 minutes after the login; a refresh keeps the login time) it also needs proof that the caller is the owner: password, or verifiable_code, a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10119,6 +10979,8 @@ func (c *ClientWithResponses) BindWeChatPhoneWithFormdataBodyWithResponse(ctx co
 
 // SetWeChatProfileWithBodyWithResponse Set the profile from wx.getUserInfo's encrypted data
 //
+// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /api/v2/user/wechat/profile (the `SetWeChatProfile` operationId).
@@ -10132,6 +10994,8 @@ func (c *ClientWithResponses) SetWeChatProfileWithBodyWithResponse(ctx context.C
 
 // SetWeChatProfileWithResponse Set the profile from wx.getUserInfo's encrypted data
 //
+// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PUT /api/v2/user/wechat/profile (the `SetWeChatProfile` operationId).
@@ -10144,6 +11008,8 @@ func (c *ClientWithResponses) SetWeChatProfileWithResponse(ctx context.Context, 
 }
 
 // SetWeChatProfileWithFormdataBodyWithResponse Set the profile from wx.getUserInfo's encrypted data
+//
+// Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. At most 10 tries per user and hour.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11246,6 +12112,13 @@ func ParseUpdateContactResponse(rsp *http.Response) (*UpdateContactResponse, err
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11535,6 +12408,13 @@ func ParseListMyFollowersResponse(rsp *http.Response) (*ListMyFollowersResponse,
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11555,6 +12435,16 @@ func ParseListMyFollowersResponse(rsp *http.Response) (*ListMyFollowersResponse,
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListMyFollowersResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListMyFollowersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11619,6 +12509,13 @@ func ParseListMyFollowingsResponse(rsp *http.Response) (*ListMyFollowingsRespons
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11639,6 +12536,16 @@ func ParseListMyFollowingsResponse(rsp *http.Response) (*ListMyFollowingsRespons
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListMyFollowingsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListMyFollowingsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11844,6 +12751,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
 		var dest Error
@@ -12216,6 +13130,13 @@ func ParseLinkWeChatResponse(rsp *http.Response) (*LinkWeChatResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12326,6 +13247,13 @@ func ParseBindWeChatPhoneResponse(rsp *http.Response) (*BindWeChatPhoneResponse,
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Error
@@ -12445,6 +13373,13 @@ func ParseSetWeChatProfileResponse(rsp *http.Response) (*SetWeChatProfileRespons
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12465,6 +13400,16 @@ func ParseSetWeChatProfileResponse(rsp *http.Response) (*SetWeChatProfileRespons
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers SetWeChatProfileResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers SetWeChatProfileResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12522,6 +13467,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12542,6 +13494,16 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListUsersResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUsersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12694,6 +13656,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12714,6 +13683,16 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetUserResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetUserResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12778,6 +13757,13 @@ func ParseListUserFollowersResponse(rsp *http.Response) (*ListUserFollowersRespo
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12798,6 +13784,16 @@ func ParseListUserFollowersResponse(rsp *http.Response) (*ListUserFollowersRespo
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListUserFollowersResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUserFollowersResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12862,6 +13858,13 @@ func ParseListUserFollowingsResponse(rsp *http.Response) (*ListUserFollowingsRes
 		}
 		response.JSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12882,6 +13885,16 @@ func ParseListUserFollowingsResponse(rsp *http.Response) (*ListUserFollowingsRes
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListUserFollowingsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUserFollowingsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

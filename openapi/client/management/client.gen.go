@@ -497,6 +497,9 @@ type ImportResult struct {
 	} `json:"results"`
 	Skipped int64 `json:"skipped"`
 	Updated int64 `json:"updated"`
+
+	// WeakHashes Created or updated records whose password hash is below OWASP's minimums (bcrypt cost < 10, argon2id under OWASP's configurations, pbkdf2_sha256 < 600,000 iterations): kept, and replaced by the tenant's bcrypt at the user's first login.
+	WeakHashes int64 `json:"weak_hashes"`
 }
 
 // ImportResultResultsStatus defines model for ImportResult.Results.Status.
