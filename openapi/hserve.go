@@ -149,7 +149,7 @@ func hserveOperations(c *components) map[string]operation {
 			body: jsonBody(ref("UserUpdate")), responses: []response{ok("The caller, changed.", ref("User"))}},
 		"PUT /v2.2/user/account/": {id: "updateAccount", tag: "users", security: clientToken, summary: "Change username, e-mail, phone or password (updatePassword, setEmail, setUsername, setMobilePhone, setAccount)",
 			description: "A new password needs the current one (password) when the user has one, and ends every older token. " +
-				"A new name, e-mail, phone or first password needs the current password or a login within the last 10 minutes. A new e-mail or phone is unverified.",
+				"A new name, e-mail, phone or first password needs the current password or a login within spec.api.plus.reauthWindow; the old contacts are told. A new e-mail or phone is unverified.",
 			body: jsonBody(object(S{"username": str(), "email": with(str(), "format", "email"), "phone": phone, "password": str(), "new_password": str()})),
 			responses: []response{ok("The caller, changed.", ref("User")),
 				hserveError(http.StatusForbidden, "An anonymous user, or no proof of identity (password or a recent login)."),

@@ -66,8 +66,10 @@ type Handler struct {
 	clientID []byte
 	origins  map[string]bool
 	trusted  []netip.Prefix
-	now      func() time.Time
 	wechat   *miniProgram // nil unless spec.wechat is set
+	// reauthWindow is spec.api.plus.reauthWindow: how recent a login
+	// must be for an account change without proof (account.Reauthenticate).
+	reauthWindow time.Duration
 }
 
 // New builds the handlers over the tenant's one account service (shared
@@ -94,9 +96,7 @@ func New(st *store.Store, cfg *config.Config, accounts *account.Service, log *sl
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now
 	if opts.Now != nil {
-		now = opts.Now
 		tokens.SetClock(opts.Now)
 	}
 	trusted, err := config.TrustedProxies(spec)
@@ -106,7 +106,11 @@ func New(st *store.Store, cfg *config.Config, accounts *account.Service, log *sl
 	h := &Handler{
 		store: st, cfg: cfg, log: log, accounts: accounts, tokens: tokens,
 		schema: minapp.NewSchema(spec.Profile.CustomFields), metrics: opts.Metrics,
-		clientID: []byte(hs.ClientID), origins: map[string]bool{}, trusted: trusted, now: now,
+		clientID: []byte(hs.ClientID), origins: map[string]bool{}, trusted: trusted,
+	}
+	h.reauthWindow = v1alpha1.DefaultReauthWindow
+	if p.ReauthWindow != nil {
+		h.reauthWindow = p.ReauthWindow.Duration
 	}
 	for _, o := range hs.AllowedOrigins {
 		h.origins[o] = true
@@ -303,29 +307,18 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	return h.checkLive(r.Context(), claims)
 }
 
-// checkLive rejects revoked tokens, tokens older than the user's last
-// password change, and tokens of deleted users (ids can be handed out
-// again on FerretDB), exactly as the end-user dialect does.
+// checkLive is the tenant's one token check (account.CheckToken):
+// revoked tokens and logins (families), deleted users and tokens older
+// than the last password change are refused here exactly as on /api/v2.
 func (h *Handler) checkLive(ctx context.Context, claims auth.Claims) (*caller, error) {
-	revoked, err := h.store.TokenRevoked(ctx, claims.ID)
-	if err != nil {
-		return nil, err
-	}
-	if revoked {
-		return nil, newError(http.StatusUnauthorized, "token has been revoked; log in again")
-	}
-	p, err := h.store.GetProfile(ctx, claims.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, newError(http.StatusUnauthorized, "token's user no longer exists")
+	p, err := h.accounts.CheckToken(ctx, claims)
+	for _, dead := range []error{account.ErrTokenRevoked, account.ErrLoginEnded, account.ErrUserGone, account.ErrPasswordChanged} {
+		if errors.Is(err, dead) {
+			return nil, newError(http.StatusUnauthorized, err.Error())
+		}
 	}
 	if err != nil {
 		return nil, err
-	}
-	if p.TokenEpoch != claims.Epoch {
-		return nil, newError(http.StatusUnauthorized, "token was ended by a password change; log in again")
-	}
-	if !p.Created.IsZero() && claims.AuthTime.Before(p.Created.Truncate(time.Second)) {
-		return nil, newError(http.StatusUnauthorized, "token's user no longer exists")
 	}
 	return &caller{profile: p, claims: claims}, nil
 }

@@ -187,6 +187,10 @@ func TestAccountRules(t *testing.T) {
 	if u["_phone"] != "13700000001" || u["_phone_verified"] != false {
 		t.Fatalf("new phone: %v", u)
 	}
+	// The e-mail the account had is told of the new phone.
+	if m := tn.mail.Next(t); len(m.To) != 1 || m.To[0] != "hank@example.com" || strings.Contains(m.Data, "code is ") {
+		t.Fatalf("no notice of the phone change to the account's e-mail: %+v", m)
+	}
 
 	// A taken name changes nothing, the password included.
 	tn.register("ivy_x", "secret-ivy")

@@ -2,6 +2,7 @@ package hserve
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -12,15 +13,11 @@ import (
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify"
 )
 
 // Limits of this dialect where MinApp says nothing (docs/hserve.md).
-const (
-	// sudoWindow is how recent a login must be to change the account's
-	// name, e-mail, phone or first password without the current password:
-	// a stolen token alone must not move an account.
-	sudoWindow = 10 * time.Minute
-)
+const ()
 
 // userInfo is the user object of the SDK (core/constants
 // USER_PROFILE_BUILD_IN_FIELDS and the "_" account fields), with the
@@ -127,15 +124,16 @@ func (h *Handler) UpdateMe(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, h.userInfo(p))
 }
 
-// Logout is POST /hserve/v2.0/session/destroy/: the token stops working on
-// every replica and in every dialect.
+// Logout is POST /hserve/v2.0/session/destroy/: the token's login (every
+// token refreshed from it) stops working on every replica and in every
+// dialect.
 func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	if _, err := readForm(r, true); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if _, err := h.store.RevokeToken(r.Context(), c.claims.ID, c.claims.RefreshDeadline(h.tokens.RefreshTTL)); err != nil {
+	if err := h.accounts.EndLogin(r.Context(), h.tokens, c.claims, "logout"); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -171,7 +169,8 @@ var accountFields = []string{"username", "email", "phone", "password", "new_pass
 // UpdateAccount is PUT /hserve/v2.2/user/account/. A new password needs the
 // current one when the user has one; a new name, e-mail or phone, or a
 // first password, needs the current password or a login within
-// sudoWindow. A new e-mail or phone is unverified until proven (e-mail
+// spec.api.plus.reauthWindow (account.Reauthenticate), and the account's
+// contacts are told of it. A new e-mail or phone is unverified until proven (e-mail
 // link, SMS code). Everything is one store update; a new password ends
 // every older token, the caller's too.
 func (h *Handler) UpdateAccount(w http.ResponseWriter, r *http.Request) {
@@ -224,22 +223,23 @@ func (h *Handler) UpdateAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	switch {
-	case hasPassword && me.PasswordHash != "":
-		err := h.accounts.CheckPassword(ctx, h.clientAddress(r), me, password)
-		if errors.Is(err, account.ErrWrongPassword) {
+	if hasPassword || len(set) > 0 || (hasNew && me.PasswordHash == "") {
+		// The tenant's re-authentication (spec.api.plus.reauthWindow): the
+		// current password, or a login recent enough.
+		proof := account.Proof{Address: h.clientAddress(r), LoggedInAt: c.claims.AuthTime, Password: password, HasPassword: hasPassword}
+		err := h.accounts.Reauthenticate(ctx, me, proof, h.reauthWindow)
+		switch {
+		case errors.Is(err, account.ErrWrongPassword):
 			err = badRequest("password (the current one) is wrong")
+		case errors.Is(err, account.ErrNoPassword):
+			err = badRequest("this user has no password yet: send new_password alone to set one")
+		case errors.Is(err, account.ErrReauthRequired):
+			err = newError(http.StatusForbidden, fmt.Sprintf("changing the account needs the current password (password) or a login within the last %s", h.reauthWindow))
 		}
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-	case hasPassword:
-		h.fail(w, r, badRequest("this user has no password yet: send new_password alone to set one"))
-		return
-	case (len(set) > 0 || hasNew) && h.now().Sub(c.claims.AuthTime) > sudoWindow:
-		h.fail(w, r, newError(http.StatusForbidden, "changing the account needs the current password (password) or a login within the last 10 minutes"))
-		return
 	}
 	hash := ""
 	if hasNew {
@@ -252,6 +252,16 @@ func (h *Handler) UpdateAccount(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	// The contacts the account had are told what changed.
+	if _, ok := set[store.FieldPhone]; ok {
+		h.accounts.Notify(ctx, me, verify.NoticePhoneChanged)
+	}
+	if _, ok := set[store.FieldEmail]; ok {
+		h.accounts.Notify(ctx, me, verify.NoticeEmailChanged)
+	}
+	if hasNew {
+		h.accounts.Notify(ctx, me, verify.NoticePasswordSet)
 	}
 	httpx.WriteJSON(w, http.StatusOK, h.userInfo(p))
 }

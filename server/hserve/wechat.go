@@ -3,15 +3,18 @@ package hserve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify"
 	"userve.dev/userve/server/wechat"
 )
 
@@ -144,8 +147,9 @@ func (h *Handler) SilentLogin(w http.ResponseWriter, r *http.Request) {
 
 // Associate is POST /hserve/v2.4/idp/wechat/user-associate/ {code,
 // associate_with_unionid} (currentUser.linkWechat()): link the caller to the
-// WeChat account of a wx.login code. It needs a login within sudoWindow (a
-// stolen token alone must not attach another WeChat account). A WeChat
+// WeChat account of a wx.login code. It needs a login within
+// spec.api.plus.reauthWindow (a stolen token alone must not attach another
+// WeChat account); the account's contacts are told. A WeChat
 // account linked to another user, or a caller linked to another WeChat
 // account, is a 409 and nothing changes.
 func (h *Handler) Associate(w http.ResponseWriter, r *http.Request) {
@@ -166,8 +170,12 @@ func (h *Handler) Associate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, newError(http.StatusForbidden, "an anonymous user cannot link WeChat: log in first"))
 		return
 	}
-	if h.now().Sub(c.claims.AuthTime) > sudoWindow {
-		h.fail(w, r, newError(http.StatusForbidden, "linking WeChat needs a login within the last 10 minutes: log in again first"))
+	proof := account.Proof{Address: h.clientAddress(r), LoggedInAt: c.claims.AuthTime}
+	if err := h.accounts.Reauthenticate(r.Context(), me, proof, h.reauthWindow); err != nil {
+		if errors.Is(err, account.ErrReauthRequired) {
+			err = newError(http.StatusForbidden, fmt.Sprintf("linking WeChat needs a login within the last %s: log in again first", h.reauthWindow))
+		}
+		h.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
@@ -194,6 +202,7 @@ func (h *Handler) Associate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	h.accounts.Notify(ctx, me, verify.NoticeWeChatLinked)
 	httpx.WriteJSON(w, http.StatusOK, h.userInfo(p))
 }
 
