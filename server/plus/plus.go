@@ -56,6 +56,13 @@ type Options struct {
 	WeChatHTTP *http.Client
 }
 
+// AccountOptions are the options of the account service o describes (the
+// server builds the one every end-user dialect shares from them).
+func (o Options) AccountOptions() account.Options {
+	return account.Options{HashCost: o.HashCost, CheckMemory: o.CheckMemory, CheckWait: o.CheckWait,
+		Sender: o.Sender, Metrics: o.Metrics}
+}
+
 // Handler serves the /api/v2 routes of one tenant.
 type Handler struct {
 	store    *store.Store
@@ -115,9 +122,7 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 		h.reauthWindow = p.ReauthWindow.Duration
 	}
 	if h.accounts == nil {
-		h.accounts = account.New(st, cfg, log, account.Options{
-			HashCost: opts.HashCost, CheckMemory: opts.CheckMemory, CheckWait: opts.CheckWait,
-			Sender: opts.Sender, Metrics: opts.Metrics})
+		h.accounts = account.New(st, cfg, log, opts.AccountOptions())
 	}
 	if h.wechat, err = newWeChat(cfg, opts.WeChatHTTP); err != nil {
 		return nil, err
