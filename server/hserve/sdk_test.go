@@ -168,7 +168,12 @@ func shortLines(s string) string {
 // delivers there, for scripts to read SMS codes.
 func (tn *tenant) codeSink() string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte(tn.code(r.URL.Query().Get("to"))))
+		code, err := tn.nextCode(r.URL.Query().Get("to"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte(code))
 	}))
 	tn.t.Cleanup(srv.Close)
 	return srv.URL
