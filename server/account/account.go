@@ -113,6 +113,7 @@ type Service struct {
 	codeKey []byte
 	codeTTL time.Duration
 	limits  v1alpha1.CodeLimits
+	touched touches // sessions' last uses written (sessions.go)
 }
 
 // New builds the accounts of the tenant cfg describes.

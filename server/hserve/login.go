@@ -131,7 +131,7 @@ func (h *Handler) Register(kind string) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		h.writeSession(w, r, http.StatusCreated, p)
+		h.writeSession(w, r, http.StatusCreated, p, account.MethodRegister)
 	}
 }
 
@@ -158,7 +158,7 @@ func (h *Handler) Login(kind string) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		h.writeSession(w, r, http.StatusCreated, p)
+		h.writeSession(w, r, http.StatusCreated, p, account.MethodPassword)
 	}
 }
 
@@ -254,7 +254,7 @@ func (h *Handler) LoginSMS(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, err)
 			return
 		}
-		h.writeSession(w, r, http.StatusCreated, p)
+		h.writeSession(w, r, http.StatusCreated, p, account.MethodCode)
 		return
 	}
 	// Nobody has the number: the code is judged first, so whether a number
@@ -278,5 +278,5 @@ func (h *Handler) LoginSMS(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.writeSession(w, r, http.StatusCreated, p)
+	h.writeSession(w, r, http.StatusCreated, p, account.MethodCode)
 }

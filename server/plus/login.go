@@ -60,7 +60,9 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, invalid("verifiable_code", "login or verifiable_code is wrong, or the code has expired"))
 	case err != nil:
 		h.fail(w, r, codeError(err))
+	case hasPassword:
+		h.writeToken(w, r, p, account.MethodPassword)
 	default:
-		h.writeToken(w, p)
+		h.writeToken(w, r, p, account.MethodCode)
 	}
 }
