@@ -44,12 +44,12 @@ func (c *components) schemas(d Dialect) S {
 		}
 	}
 	return S{
-		"Error":           endUserErrorSchema(),
-		"User":            publicUser(),
-		"Me":              me(),
-		"LoginToken":      loginToken(),
-		"Order":           order(),
-		"SelfExport":      selfExport(c),
+		"Error":      endUserErrorSchema(),
+		"User":       publicUser(),
+		"Me":         me(),
+		"LoginToken": loginToken(),
+		"Order":      order(),
+		"SelfExport": selfExport(c),
 		"Session": session(with(str(), "description", "UTC, 2006-01-02 15:04:05"),
 			S{"current": with(boolean(), "description", "The login of this request's token.")}),
 		"OpenAPIDocument": openAPIDocument(),
