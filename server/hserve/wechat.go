@@ -58,6 +58,15 @@ func readWxCode(f *form) string {
 	return strings.TrimSpace(code)
 }
 
+// weChatAttempt counts an anonymous call that spends the app's WeChat
+// quota against the client address's failure budget before WeChat is
+// asked, as /api/v2/auth/wechat does: a flood of bogus codes from one
+// address reaches WeChat at most account.FailuresPerAddress times a
+// window, and calls WeChat accepts give their slot back (Succeeded).
+func (h *Handler) weChatAttempt(r *http.Request) (*account.Attempt, error) {
+	return h.accounts.Begin(r.Context(), h.clientAddress(r), account.Account{})
+}
+
 // SilentLogin is POST /hserve/v2.5/idp/wechat/silent-login/ {code,
 // create_user, login_with_unionid} (auth.silentLogin, loginWithWechat()):
 // the wx.login code for a session. Parallel first logins of one WeChat user
@@ -77,11 +86,17 @@ func (h *Handler) SilentLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	attempt, err := h.weChatAttempt(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	sess, err := h.wechat.Client.Code2Session(ctx, code)
 	if err != nil {
 		h.weChatFail(w, r, err)
 		return
 	}
+	attempt.Succeeded(ctx)
 	p, created, err := h.store.LoginWeChat(ctx, sess.OpenID, sess.UnionID, create && h.wechat.CreateUsers)
 	if errors.Is(err, store.ErrNotFound) {
 		h.fail(w, r, newError(http.StatusNotFound, "no user is linked to this WeChat account: log in another way and call linkWechat"))
@@ -188,6 +203,11 @@ func (h *Handler) PhoneLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	attempt, err := h.weChatAttempt(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	phone, err := h.wechat.Phone(ctx, strings.TrimSpace(phoneCode))
 	if err != nil {
 		h.weChatFail(w, r, err)
@@ -200,6 +220,7 @@ func (h *Handler) PhoneLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	attempt.Succeeded(ctx)
 	p, created, err := h.phoneUser(ctx, phone, sess, create && h.wechat.CreateUsers)
 	if errors.Is(err, store.ErrNotFound) {
 		h.fail(w, r, newError(http.StatusNotFound, "no user has this phone number (send create_user: true to create one)"))
