@@ -185,7 +185,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae.write(w)
 	case errors.Is(err, auth.ErrBusy):
 		// The process's password checks are at their memory budget.
-		h.log.Warn("password check refused: checks busy", "method", r.Method, "path", r.URL.Path)
+		h.log.Warn("password check refused: checks busy", "method", r.Method, "path", account.LogPath(r.URL.Path))
 		w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
 		newError(http.StatusServiceUnavailable, auth.ErrBusy.Error()).write(w)
 	case httpx.StoreUnavailable(w, err):

@@ -41,7 +41,7 @@ func TestSeriesAreBoundedAndStartAtZero(t *testing.T) {
 	for name, want := range map[string]int{
 		telemetry.StoreErrorsName:     3,
 		telemetry.LoginFailuresName:   2,
-		telemetry.LoginThrottledName:  2,
+		telemetry.LoginThrottledName:  3, // account, address, checks_busy
 		telemetry.CodesSentName:       2,
 		telemetry.CodeFailuresName:    2,
 		telemetry.WalletOperationName: 15,
