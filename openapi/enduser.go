@@ -161,7 +161,7 @@ func endUserOperations(c *components) map[string]operation {
 			body: formProps(S{"phone": phoneSchema, "email": emailSchema, "verifiable_code": codeSchema,
 				"password": str(), "current_verifiable_code": codeSchema}, "verifiable_code"),
 			responses: []response{noContent("Bound."), reauthRequired,
-				tooMany("The code has had all its tries, or too many wrong passwords for this account."), unsupported}},
+				tooMany("The code has had all its tries. " + wrongPasswords), unsupported}},
 		"PUT /user/password": {id: "changePassword", tag: "me", security: userToken, summary: "Change the password",
 			description: "old_password is required when the account has a password. Setting a first password (an account that signs in by " +
 				"code or WeChat) needs no old_password;" + reauthNote + "verifiable_code, a code sent to the account's phone (else e-mail). " +
@@ -169,7 +169,7 @@ func endUserOperations(c *components) map[string]operation {
 			body: formProps(S{"old_password": str(), "password": str(), "password_confirmation": str(), "verifiable_code": codeSchema},
 				"password", "password_confirmation"),
 			responses: []response{noContent("Changed; every older token stops working."), reauthRequired,
-				tooMany("Too many wrong passwords for this account, or the code has had all its tries."), unsupported}},
+				tooMany(wrongPasswords + " Or the code has had all its tries."), unsupported}},
 		"DELETE /user/phone":   unbind("unbindPhone", "phone"),
 		"DELETE /user/email":   unbind("unbindEmail", "e-mail"),
 		"GET /user/followings": userList("listMyFollowings", "Whom the caller follows", userToken),
@@ -205,7 +205,7 @@ func endUserOperations(c *components) map[string]operation {
 			body: formProps(S{"code": str(), "password": str(), "verifiable_code": codeSchema}, "code"),
 			responses: []response{noContent("Linked."), reauthRequired,
 				endUserError(http.StatusConflict, "The WeChat account is another user's, or the caller has another one; conflict names it."),
-				tooMany("WeChat's rate limit, or too many wrong passwords for this account."), unsupported}},
+				tooMany("WeChat's rate limit. " + wrongPasswords), unsupported}},
 		"DELETE /user/wechat": {id: "unlinkWeChat", tag: "wechat", security: userToken, summary: "Unlink WeChat (needs another way in)",
 			body:      formProps(S{"password": str(), "verifiable_code": codeSchema}),
 			responses: []response{noContent("Unlinked."), tooMany(wrongPasswords), unsupported}},
@@ -214,7 +214,7 @@ func endUserOperations(c *components) map[string]operation {
 				"a code sent to the account's phone (else e-mail); WeChat is not called without it. The previous phone and e-mail are told.",
 			body: formProps(S{"code": str(), "password": str(), "verifiable_code": codeSchema}, "code"),
 			responses: []response{ok("Bound.", object(S{"phone": str(), "phone_verified": enum(true)}, "phone", "phone_verified")), reauthRequired,
-				endUserError(http.StatusConflict, "Another user holds the phone."), tooMany("WeChat's rate limit, or too many wrong passwords for this account."), unsupported}},
+				endUserError(http.StatusConflict, "Another user holds the phone."), tooMany("WeChat's rate limit. " + wrongPasswords), unsupported}},
 		"PUT /user/wechat/profile": {id: "setWeChatProfile", tag: "wechat", security: userToken, summary: "Set the profile from wx.getUserInfo's encrypted data",
 			description: "Takes nickname, avatar, gender, city, province, country and language; never an identity (openid and unionid come from " +
 				"jscode2session only). Data that does not decrypt to the caller's profile gets one answer whatever the reason. " +

@@ -108,9 +108,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s.plusOptions.Metrics = s.metrics.domain
 	s.accounts = s.plusOptions.Accounts
 	if s.accounts == nil {
-		s.accounts = account.New(st, cfg, s.log, account.Options{HashCost: opts.Plus.HashCost,
-			CheckMemory: opts.Plus.CheckMemory, CheckWait: opts.Plus.CheckWait,
-			Sender: opts.Plus.Sender, Metrics: s.metrics.domain})
+		s.accounts = account.New(st, cfg, s.log, s.plusOptions.AccountOptions())
 		s.plusOptions.Accounts = s.accounts
 	}
 	s.minapp = minapp.New(st, cfg, s.log)

@@ -30,6 +30,10 @@ func (c Contact) Target() string { return store.CodeTarget(c.Field, c.Value) }
 const (
 	PurposeRegister = "register" // the contact must be free
 	PurposeVerify   = "verify"   // a user must have the contact
+	// PurposeLogin is a code to log in or sign up with (the SDK dialect's
+	// SMS login with create_user): the contact is not looked up at all, so
+	// the answer tells nothing about who has it; every budget applies.
+	PurposeLogin = "login"
 )
 
 // Delivers reports whether codes for channel c are sent anywhere (a
@@ -59,14 +63,16 @@ func (s *Service) SendCode(ctx context.Context, address string, to Contact, purp
 	if !admitted {
 		return s.throttled(BudgetCodeAddress, win)
 	}
-	_, err = s.store.FindProfileBy(ctx, to.Field, to.Value)
-	switch {
-	case err == nil && purpose == PurposeRegister:
-		return ErrContactTaken
-	case errors.Is(err, store.ErrNotFound) && purpose != PurposeRegister:
-		return ErrNoSuchContact
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return err
+	if purpose != PurposeLogin {
+		_, err = s.store.FindProfileBy(ctx, to.Field, to.Value)
+		switch {
+		case err == nil && purpose == PurposeRegister:
+			return ErrContactTaken
+		case errors.Is(err, store.ErrNotFound) && purpose != PurposeRegister:
+			return ErrNoSuchContact
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		}
 	}
 	// The target's and the tenant's budgets count codes sent: their slots go
 	// back when no code leaves after all (resend too soon, delivery failed).

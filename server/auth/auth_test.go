@@ -243,3 +243,32 @@ func TestAuthTimeClaim(t *testing.T) {
 		t.Fatalf("refresh deadline of a token logged in an hour before: %+v %v", earlier, err)
 	}
 }
+
+// A login starts a family; refreshes keep it; a token from before families
+// (no fam claim) stands for a family of its own, its jti, which its
+// successors inherit.
+func TestFamilies(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	is := newIssuer(t, keyA, "default/acme", &now)
+	_, a, _ := is.Issue(42, 0)
+	_, b, _ := is.Issue(42, 0)
+	if a.Family == "" || a.Family == b.Family || a.Family == a.ID {
+		t.Fatalf("two logins: families %q and %q (jti %q)", a.Family, b.Family, a.ID)
+	}
+	tok, next, err := is.IssueRefreshed(a, 0)
+	if err != nil || next.Family != a.Family || next.ID == a.ID {
+		t.Fatalf("refreshed: %+v %v", next, err)
+	}
+	if got, err := is.Verify(tok); err != nil || got.Family != a.Family {
+		t.Fatalf("verified refreshed: %+v %v", got, err)
+	}
+	legacy, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "default/acme", "sub": "42", "jti": "old-jti",
+		"epoch": 0, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).SignedString(keyA)
+	old, err := is.Verify(legacy)
+	if err != nil || old.Family != "old-jti" {
+		t.Fatalf("legacy token: %+v %v", old, err)
+	}
+	if _, succ, err := is.IssueRefreshed(old, 0); err != nil || succ.Family != "old-jti" {
+		t.Fatalf("legacy successor: %+v %v", succ, err)
+	}
+}

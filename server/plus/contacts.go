@@ -28,7 +28,7 @@ func (h *Handler) UpdateContact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if err := h.reauth(ctx, w, r, proof, proofOfContactChange); err != nil {
+	if err := h.reauth(ctx, r, proof, proofOfContactChange); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -45,7 +45,7 @@ func (h *Handler) ChangePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if first {
-		err = h.reauth(ctx, w, r, proof, proofOfFirstPassword)
+		err = h.reauth(ctx, r, proof, proofOfFirstPassword)
 	} else {
 		err = h.checkPassword(ctx, w, r, c.profile, "old_password", old)
 	}

@@ -56,6 +56,13 @@ type Options struct {
 	WeChatHTTP *http.Client
 }
 
+// AccountOptions are the options of the account service o describes (the
+// server builds the one every end-user dialect shares from them).
+func (o Options) AccountOptions() account.Options {
+	return account.Options{HashCost: o.HashCost, CheckMemory: o.CheckMemory, CheckWait: o.CheckWait,
+		Sender: o.Sender, Metrics: o.Metrics}
+}
+
 // Handler serves the /api/v2 routes of one tenant.
 type Handler struct {
 	store    *store.Store
@@ -115,9 +122,7 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 		h.reauthWindow = p.ReauthWindow.Duration
 	}
 	if h.accounts == nil {
-		h.accounts = account.New(st, cfg, log, account.Options{
-			HashCost: opts.HashCost, CheckMemory: opts.CheckMemory, CheckWait: opts.CheckWait,
-			Sender: opts.Sender, Metrics: opts.Metrics})
+		h.accounts = account.New(st, cfg, log, opts.AccountOptions())
 	}
 	if h.wechat, err = newWeChat(cfg, opts.WeChatHTTP); err != nil {
 		return nil, err
@@ -253,46 +258,28 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	return h.checkLive(r.Context(), claims)
 }
 
-// Answers of checkLive for a token that was revoked: by itself (refreshed
-// or logged out), or with every token of its login.
-var (
-	errTokenRevoked  = newError(http.StatusUnauthorized, "token has been revoked")
-	errFamilyRevoked = newError(http.StatusUnauthorized, "token's login has ended (logged out, or a refresh token was used twice); log in again")
-)
-
-// checkLive rejects revoked tokens, tokens of an ended login (family), and
-// tokens older than the user's last password change.
+// checkLive is the caller of a token whose signature, issuer and expiry
+// were checked, or a 401 saying why the token is dead
+// (account.CheckToken: revocations of the token and of its login, the
+// user, its password changes).
 func (h *Handler) checkLive(ctx context.Context, claims auth.Claims) (*caller, error) {
-	revoked, err := h.store.FamilyRevoked(ctx, claims.Family)
+	p, err := h.accounts.CheckToken(ctx, claims)
 	if err != nil {
-		return nil, err
-	}
-	if revoked {
-		return nil, errFamilyRevoked
-	}
-	if revoked, err = h.store.TokenRevoked(ctx, claims.ID); err != nil {
-		return nil, err
-	}
-	if revoked {
-		return nil, errTokenRevoked
-	}
-	p, err := h.store.GetProfile(ctx, claims.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, newError(http.StatusUnauthorized, "token's user no longer exists")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if p.TokenEpoch != claims.Epoch {
-		return nil, newError(http.StatusUnauthorized, "token was ended by a password change; log in again")
-	}
-	// Ids can be handed out again on FerretDB (a deleted user's id to a new
-	// one): a login older than the user is someone else's. Tokens count
-	// whole seconds, so the comparison does too.
-	if !p.Created.IsZero() && claims.AuthTime.Before(p.Created.Truncate(time.Second)) {
-		return nil, newError(http.StatusUnauthorized, "token's user no longer exists")
+		return nil, tokenError(err)
 	}
 	return &caller{profile: p, claims: claims}, nil
+}
+
+// tokenError is the 401 of a dead token (the account package's words), or
+// err itself (the store).
+func tokenError(err error) error {
+	for _, dead := range []error{account.ErrTokenRevoked, account.ErrLoginEnded, account.ErrUserGone,
+		account.ErrPasswordChanged, account.ErrRefreshReused} {
+		if errors.Is(err, dead) {
+			return newError(http.StatusUnauthorized, dead.Error())
+		}
+	}
+	return err
 }
 
 // Authed requires a valid token.

@@ -57,7 +57,7 @@ func (h *Handler) readProof(r *http.Request, f *form, pf proofFields) account.Pr
 // reauth judges proof for the caller; the error is the answer: 403 without
 // proof past the window, 422 on the field of a wrong one, 429 when the
 // password or code budgets are spent.
-func (h *Handler) reauth(ctx context.Context, w http.ResponseWriter, r *http.Request, proof account.Proof, pf proofFields) error {
+func (h *Handler) reauth(ctx context.Context, r *http.Request, proof account.Proof, pf proofFields) error {
 	me := callerOf(r).profile
 	err := h.accounts.Reauthenticate(ctx, me, proof, h.reauthWindow)
 	var throttled *account.Throttled
@@ -71,7 +71,7 @@ func (h *Handler) reauth(ctx context.Context, w http.ResponseWriter, r *http.Req
 	case errors.Is(err, account.ErrNoContact):
 		return invalid(pf.code, "this account has no phone or e-mail to send a code to; log in again first")
 	case errors.As(err, &throttled):
-		return tooMany(throttled, "too many wrong passwords for this account")
+		return tooMany(throttled, failureBudget(throttled.Budget, "wrong passwords"))
 	case errors.Is(err, account.ErrWrongPassword):
 		return invalid(pf.password, pf.password+" is wrong")
 	}

@@ -43,9 +43,9 @@ func (h *Handler) issuedBody(token string, claims auth.Claims) map[string]any {
 }
 
 // Refresh is POST /auth/refresh: the bearer token (expired or not, within
-// its refresh window) for a new one, once (refreshToken, families.go). The
-// new token keeps the login time and family, so no chain of refreshes
-// outlives login plus refreshTTL, and a logout or a reuse ends the chain.
+// its refresh window) for a new one, once (account.RefreshToken). The new
+// token keeps the login time and family, so no chain of refreshes outlives
+// login plus refreshTTL, and a logout or a reuse ends the chain.
 func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
 	if _, err := noInput.read(r); err != nil {
 		h.fail(w, r, err)
@@ -62,9 +62,9 @@ func (h *Handler) Refresh(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, newError(http.StatusUnauthorized, "token is invalid or past its refresh window; log in again"))
 		return
 	}
-	fresh, freshClaims, err := h.refreshToken(r.Context(), claims)
+	fresh, freshClaims, err := h.accounts.RefreshToken(r.Context(), h.tokens, claims)
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, tokenError(err))
 		return
 	}
 	h.writeIssued(w, fresh, freshClaims, nil)
@@ -77,7 +77,7 @@ func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.endFamily(r.Context(), callerOf(r).claims, "logout"); err != nil {
+	if err := h.accounts.EndLogin(r.Context(), h.tokens, callerOf(r).claims, "logout"); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -120,7 +120,7 @@ func weChatCodeOf(f *form) string {
 
 // readProvenWeChatCode reads {code} and the caller's proof of being the
 // owner, and judges the proof before WeChat is called.
-func (h *Handler) readProvenWeChatCode(w http.ResponseWriter, r *http.Request) (string, error) {
+func (h *Handler) readProvenWeChatCode(r *http.Request) (string, error) {
 	f, err := weChatProvenInput.read(r)
 	if err != nil {
 		return "", err
@@ -130,7 +130,7 @@ func (h *Handler) readProvenWeChatCode(w http.ResponseWriter, r *http.Request) (
 	if err := f.err(); err != nil {
 		return "", err
 	}
-	return code, h.reauth(r.Context(), w, r, proof, proofOfWeChat)
+	return code, h.reauth(r.Context(), r, proof, proofOfWeChat)
 }
 
 // keepSession seals and stores the session key of user's latest login.
@@ -202,7 +202,7 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 // caller linked to another account, is a 409 and nothing changes.
 func (h *Handler) LinkWeChat(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
-	code, err := h.readProvenWeChatCode(w, r)
+	code, err := h.readProvenWeChatCode(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -353,7 +353,7 @@ func phoneFromWeChat(p *wechat.Phone) string {
 // user holds is a 409.
 func (h *Handler) BindWeChatPhone(w http.ResponseWriter, r *http.Request) {
 	me := callerOf(r).profile
-	code, err := h.readProvenWeChatCode(w, r)
+	code, err := h.readProvenWeChatCode(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return

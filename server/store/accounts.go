@@ -84,8 +84,10 @@ func (s *Store) ProfilesByIDs(ctx context.Context, ids []int64) (map[int64]*Prof
 		return nil, classify(err)
 	}
 	for _, p := range ps {
-		p.normalize()
-		out[p.ID] = p
+		if p.Tombstone == nil { // being deleted or merged away: gone
+			p.normalize()
+			out[p.ID] = p
+		}
 	}
 	return out, nil
 }

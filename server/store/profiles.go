@@ -249,9 +249,16 @@ func (s *Store) ListProfiles(ctx context.Context, q ProfileQuery) (*ProfilePage,
 	if int64(len(profiles)) > q.Limit {
 		page.Profiles, page.More = profiles[:q.Limit], true
 	}
+	live := page.Profiles[:0]
 	for _, p := range page.Profiles {
-		p.normalize()
+		// A user being deleted or merged away is gone for readers (a
+		// page may come out one short while that lasts).
+		if p.Tombstone == nil {
+			p.normalize()
+			live = append(live, p)
+		}
 	}
+	page.Profiles = live
 	if q.Count {
 		n, err := s.countMatches(ctx, filter, q.Offset, page)
 		if err != nil {

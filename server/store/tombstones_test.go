@@ -83,6 +83,19 @@ func TestNothingNewForAUserBeingDeleted(t *testing.T) {
 		during = append(during, err)
 		_, err = st.Follow(ctx, friend.ID, id)
 		during = append(during, err)
+		// Readers no longer see it either.
+		page, err := st.ListProfiles(ctx, store.ProfileQuery{Limit: 10})
+		if err != nil {
+			return err
+		}
+		for _, p := range page.Profiles {
+			if p.ID == id {
+				during = append(during, errors.New("listed while being deleted"))
+			}
+		}
+		if byID, err := st.ProfilesByIDs(ctx, []int64{id}); err != nil || len(byID) != 0 {
+			during = append(during, fmt.Errorf("found by id while being deleted: %v %v", byID, err))
+		}
 		return nil
 	})
 	if err := s.DeleteUser(ctx, victim.ID); err != nil {

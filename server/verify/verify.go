@@ -69,7 +69,7 @@ type Message struct {
 	Channel Channel       `json:"channel"`
 	To      string        `json:"to"`
 	Code    string        `json:"code,omitempty"`
-	Purpose string        `json:"purpose"`          // "register", "verify" or "notice"
+	Purpose string        `json:"purpose"`          // "register", "verify", "login" or "notice"
 	Notice  string        `json:"notice,omitempty"` // for a notice: one of the Notice* values
 	TTL     time.Duration `json:"-"`
 }
