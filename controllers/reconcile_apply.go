@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -373,18 +372,25 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 		}
 		wanted[gvk] = obj
 	}
+	var optional []schema.GroupVersionKind
 	for _, kind := range v1alpha1.OwnedKinds() {
-		if !kind.Optional {
-			continue
+		if kind.Optional {
+			optional = append(optional, kind.GroupVersionKind)
 		}
-		if obj, ok := wanted[kind.GroupVersionKind]; ok {
-			delete(wanted, kind.GroupVersionKind)
+	}
+	for gvk := range wanted {
+		if !slices.Contains(optional, gvk) {
+			return nil, &failure{Reason: ReasonApplyFailed, Err: fmt.Errorf("rendered a %s, not an optional kind of the tenant contract (v1alpha1.OwnedKinds)", gvk.Kind)}
+		}
+	}
+	for _, gvk := range optional {
+		if obj, ok := wanted[gvk]; ok {
 			if err := r.applyOne(ctx, a, us, obj); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		empty, err := newObject(r.Scheme, kind.GroupVersionKind)
+		empty, err := newObject(r.Scheme, gvk)
 		if err != nil {
 			return nil, &failure{Reason: ReasonApplyFailed, Err: err}
 		}
@@ -397,14 +403,6 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 		if removed {
 			r.event(us, empty, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s %s: the spec no longer asks for it", kindOf(r, empty), us.Name)
 		}
-	}
-	if len(wanted) > 0 {
-		var kinds []string
-		for gvk := range wanted {
-			kinds = append(kinds, gvk.Kind)
-		}
-		slices.Sort(kinds)
-		return nil, &failure{Reason: ReasonApplyFailed, Err: fmt.Errorf("rendered %s, not an optional kind of the tenant contract (v1alpha1.OwnedKinds)", strings.Join(kinds, ", "))}
 	}
 	return deployment, nil
 }
