@@ -18,6 +18,9 @@ func newComponents(spec v1alpha1.UserServiceSpec) *components {
 
 // schemas are the named schemas of dialect d.
 func (c *components) schemas(d Dialect) S {
+	if d == HServe {
+		return c.hserveSchemas()
+	}
 	if d == Management {
 		return S{
 			"Error":             managementErrorSchema(),

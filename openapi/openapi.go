@@ -1,6 +1,7 @@
-// Package openapi describes a tenant's two dialects as OpenAPI 3.1
-// documents: the management API (MinApp's user module, under /userve/) and
-// the end-user API (ThinkSNS Plus v2, under /api/v2/).
+// Package openapi describes a tenant's dialects as OpenAPI 3.1 documents:
+// the management API (MinApp's user module, under /userve/), the end-user
+// API (ThinkSNS Plus v2, under /api/v2/) and the MinApp SDK API (under
+// /hserve/).
 //
 // A document is built from the server's route table and the tenant's
 // UserService spec: every route the router holds must have an operation
@@ -27,7 +28,11 @@ type Dialect string
 const (
 	Management Dialect = "management"
 	EndUser    Dialect = "enduser"
+	HServe     Dialect = "hserve"
 )
+
+// Dialects are every document, in a stable order.
+var Dialects = []Dialect{Management, EndUser, HServe}
 
 // Path prefixes of the dialects. /oserve/ is an alias of /userve/ that the
 // management document describes once, under /userve/.
@@ -35,6 +40,7 @@ const (
 	ManagementPrefix = "/userve"
 	ManagementAlias  = "/oserve"
 	EndUserPrefix    = "/api/v2"
+	HServePrefix     = "/hserve"
 )
 
 // Route is one route of the server's table: a method and a path template in
@@ -54,6 +60,8 @@ const (
 	userToken              // an end-user access token
 	optionalToken          // an end-user token if sent
 	refreshToken           // an end-user token, expired or not
+	clientOnly             // the SDK's client ID (X-Hydrogen-Client-ID)
+	clientToken            // the SDK's client ID and a Hydrogen-r1 token
 )
 
 type param struct {
@@ -101,6 +109,8 @@ func Build(d Dialect, spec v1alpha1.UserServiceSpec, routes []Route) ([]byte, er
 		prefix, ops, info = ManagementPrefix, managementOperations(c), managementInfo()
 	case EndUser:
 		prefix, ops, info = EndUserPrefix, endUserOperations(c), endUserInfo()
+	case HServe:
+		prefix, ops, info = HServePrefix, hserveOperations(c), hserveInfo()
 	default:
 		return nil, fmt.Errorf("unknown dialect %q", d)
 	}
@@ -113,6 +123,9 @@ func Build(d Dialect, spec v1alpha1.UserServiceSpec, routes []Route) ([]byte, er
 		}
 		key := rt.Method + " " + rel
 		op, ok := ops[key]
+		if d == HServe && rt.Method == http.MethodOptions {
+			op, ok = preflightOperation(rel), true
+		}
 		if !ok {
 			missing = append(missing, key)
 			continue
@@ -147,6 +160,14 @@ func Build(d Dialect, spec v1alpha1.UserServiceSpec, routes []Route) ([]byte, er
 }
 
 func securitySchemes(d Dialect) S {
+	if d == HServe {
+		return S{
+			"clientID": S{"type": "apiKey", "in": "header", "name": "X-Hydrogen-Client-ID",
+				"description": "The tenant's spec.api.hserve.clientID, as BaaS.init(clientID) sends it."},
+			"hydrogenToken": S{"type": "apiKey", "in": "header", "name": "Authorization",
+				"description": "Hydrogen-r1 <token>, the token of a login, registration or silent login."},
+		}
+	}
 	if d == Management {
 		return S{"adminToken": S{"type": "http", "scheme": "bearer",
 			"description": "One of the tenant's admin tokens (USERVE_ADMIN_TOKENS; the operator keeps them in the Secret <name>-userve-admin)."}}
@@ -168,6 +189,10 @@ func (op operation) render(d Dialect, path string) S {
 		out["security"] = []S{{"userToken": []string{}}}
 	case optionalToken:
 		out["security"] = []S{{"userToken": []string{}}, {}}
+	case clientOnly:
+		out["security"] = []S{{"clientID": []string{}}}
+	case clientToken:
+		out["security"] = []S{{"clientID": []string{}, "hydrogenToken": []string{}}}
 	}
 	var params []S
 	for _, name := range pathParams(path) {
@@ -243,7 +268,14 @@ func (op operation) withCommonResponses(d Dialect) []response {
 		}
 	}
 	errSchema := ref("Error")
-	if d == Management {
+	if d == HServe {
+		if op.tag == "cors" || op.tag == "openapi" {
+			return out
+		}
+		add(response{status: http.StatusUnauthorized, desc: "A missing or wrong X-Hydrogen-Client-ID, or (signed-in routes) no token, or one that is invalid, expired, revoked or of a deleted user.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
+		add(response{status: http.StatusBadRequest, desc: "Invalid input: a malformed body, an unknown or repeated field, a wrong type or value; error_msg names every problem.", schema: errSchema})
+		add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready; retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
+	} else if d == Management {
 		if op.security == adminToken {
 			add(response{status: http.StatusUnauthorized, desc: "No admin token, or not one of the tenant's.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
 			add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready; retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
@@ -269,7 +301,33 @@ var headerSchemas = map[string]S{
 	"WWW-Authenticate":    {"description": "The Bearer challenge.", "schema": str()},
 	"Location":            {"description": "The path of the created resource.", "schema": str()},
 	"Idempotent-Replayed": {"description": "true when the answer is that of an earlier request with the same key; nothing changed.", "schema": enum("true")},
+
+	"Access-Control-Allow-Origin":  {"description": "The request's Origin, when allowed (never *).", "schema": str()},
+	"Access-Control-Allow-Methods": {"description": "The path's methods.", "schema": str()},
+	"Access-Control-Allow-Headers": {"description": "The SDK's request headers.", "schema": str()},
+	"Access-Control-Max-Age":       {"description": "Seconds a browser may keep this answer.", "schema": with(str(), "pattern", `^[0-9]+$`)},
 }
+
+// title is s with its first letter in upper case (ASCII).
+func title(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+// operationSuffix turns a path into an operationId suffix:
+// /v2.1/login/sms/ -> V21LoginSms.
+func operationSuffix(path string) string {
+	var b strings.Builder
+	for _, seg := range strings.Split(path, "/") {
+		seg = strings.NewReplacer(".", "", "-", "", "{", "", "}", "", "_", "").Replace(seg)
+		b.WriteString(title(seg))
+	}
+	return b.String()
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
 
 // pathParams are the {name} segments of a path template, in order.
 func pathParams(path string) []string {

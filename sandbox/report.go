@@ -25,6 +25,7 @@ import (
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers/tenantdb"
 	"userve.dev/userve/sandbox/runtime"
+	"userve.dev/userve/server/hserve"
 )
 
 // printer serializes lines to the terminal.
@@ -172,6 +173,9 @@ func (r *reporter) printReady(key string, t runtime.Tenant, token, dbUser string
 	if dbUser != "" {
 		fmt.Fprintf(&b, "    MongoDB user: %s (the tenant's own; its URI is in the Secret the pods read)\n", dbUser)
 	}
+	if id := r.hserveClientID(t); id != "" {
+		b.WriteString(hserve.DevSnippet(t.URL, id))
+	}
 	host := "127.0.0.1"
 	if u, err := url.Parse(t.URL); err == nil && u.Hostname() != "" {
 		host = u.Hostname()
@@ -185,6 +189,21 @@ func (r *reporter) printReady(key string, t runtime.Tenant, token, dbUser string
 	}
 	fmt.Fprintf(&b, "    logs:         %s\n", filepath.Join(r.podsDir, t.Namespace, t.Name+"-*", "log"))
 	r.p.printf("%s", b.String())
+}
+
+// hserveClientID is the tenant's MinApp SDK client ID while that dialect
+// is on, else "".
+func (r *reporter) hserveClientID(t runtime.Tenant) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var us v1alpha1.UserService
+	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: t.UserService}, &us); err != nil {
+		return ""
+	}
+	if !v1alpha1.HServeEnabled(&us.Spec) {
+		return ""
+	}
+	return us.Spec.API.HServe.ClientID
 }
 
 // secretEnv is the value the tenant's pods get for the environment variable

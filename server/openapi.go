@@ -37,7 +37,7 @@ func buildOpenAPI(cfg *config.Config, r *mux.Router) (map[openapi.Dialect][]byte
 		return nil, err
 	}
 	docs := map[openapi.Dialect][]byte{}
-	for _, d := range []openapi.Dialect{openapi.Management, openapi.EndUser} {
+	for _, d := range openapi.Dialects {
 		if docs[d], err = openapi.Build(d, *cfg.Spec(), routes); err != nil {
 			return nil, err
 		}

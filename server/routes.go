@@ -7,6 +7,7 @@ import (
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/openapi"
+	"userve.dev/userve/server/hserve"
 	"userve.dev/userve/server/plus"
 )
 
@@ -33,6 +34,9 @@ func (s *Server) routes() *mux.Router {
 	}
 	if v1alpha1.Enabled(spec.API.Plus.Enabled) {
 		s.plusRoutes(r)
+	}
+	if v1alpha1.HServeEnabled(spec) {
+		s.hserveRoutes(r)
 	}
 	return r
 }
@@ -156,5 +160,69 @@ func (s *Server) plusRoutes(r *mux.Router) {
 		route(del, "/user/wechat", h.Authed(h.UnlinkWeChat))
 		route(post, "/user/wechat/phone", h.Authed(h.BindWeChatPhone))
 		route(put, "/user/wechat/profile", h.Authed(h.SetWeChatProfile))
+	}
+}
+
+// hserveRoutes is the MinApp SDK dialect (issue 24; server/hserve), under
+// /hserve: the paths of minapp-sdk 3.23.6 (core/config API). Every route
+// checks the client ID first (and answers CORS for allowed origins, errors
+// included); h.Authed routes need a Hydrogen-r1 token. Each path also
+// answers CORS preflights (OPTIONS), which carry no client ID.
+func (s *Server) hserveRoutes(r *mux.Router) {
+	h, err := hserve.New(s.store, s.cfg, s.accounts, s.log, hserve.Options{
+		Now: s.plusOptions.Now, Metrics: s.metrics.domain, WeChatHTTP: s.plusOptions.WeChatHTTP})
+	if err != nil {
+		s.log.Error("MinApp SDK API disabled: bad configuration", "error", err)
+		r.PathPrefix(hserve.Prefix + "/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, http.StatusServiceUnavailable, "MinApp SDK API is misconfigured")
+		})
+		return
+	}
+	s.hserve = h
+	var paths []string
+	methods := map[string][]string{}
+	route := func(method, path string, handler http.HandlerFunc) {
+		r.Handle(hserve.Prefix+path, h.Client(s.requireStore(handler))).Methods(method)
+		if methods[path] == nil {
+			paths = append(paths, path)
+		}
+		methods[path] = append(methods[path], method)
+	}
+	get, put, post := http.MethodGet, http.MethodPut, http.MethodPost
+
+	// This dialect's OpenAPI document (public, like /api/v2/openapi.json).
+	r.Handle(hserve.Prefix+"/openapi.json", s.serveOpenAPI(openapi.HServe)).Methods(get)
+
+	// Registration, login, sessions (core/auth.js).
+	for _, kind := range []string{"username", "email", "phone"} {
+		route(post, "/v2.1/register/"+kind+"/", h.Register(kind))
+		route(post, "/v2.1/login/"+kind+"/", h.Login(kind))
+	}
+	route(post, "/v2.1/login/sms/", h.LoginSMS)
+	route(post, "/v2.0/login/anonymous/", h.AnonymousLogin)
+	route(post, "/v2.0/session/destroy/", h.Authed(h.Logout))
+
+	// SMS codes (BaaS.sendSmsCode, BaaS.verifySmsCode).
+	route(post, "/v2.2/sms-verification-code/", h.SendSMSCode)
+	route(post, "/v1.8/sms-verification-code/verify/", h.VerifySMSCode)
+
+	// The current user (core/User.js, core/UserRecord.js).
+	route(get, "/v2.5/user/info/{user_id}/", h.Authed(h.GetUser))
+	route(get, "/v2.5/user/info/", h.Authed(h.GetUser))
+	route(put, "/v2.5/user/info/", h.Authed(h.UpdateMe))
+	route(put, "/v2.2/user/account/", h.Authed(h.UpdateAccount))
+	route(post, "/v2.1/sms-phone-verification/", h.Authed(h.VerifyPhone))
+	route(post, "/v2.0/user/email-verify/", h.Authed(h.EmailVerify))
+	route(post, "/v2.0/user/password/reset/", h.RequestPasswordReset)
+
+	// WeChat mini-program login (the SDK's WeChat build), with spec.wechat.
+	if h.WeChatEnabled() {
+		route(post, "/v2.5/idp/wechat/silent-login/", h.SilentLogin)
+		route(post, "/v2.4/idp/wechat/user-associate/", h.Authed(h.Associate))
+		route(post, "/v2.7/idp/wechat/phone-login/", h.PhoneLogin)
+	}
+
+	for _, path := range paths {
+		r.Handle(hserve.Prefix+path, h.Preflight(methods[path]...)).Methods(http.MethodOptions)
 	}
 }

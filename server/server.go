@@ -1,6 +1,7 @@
 // Package server is one tenant's HTTP server: the management dialect
-// (server/minapp), the end-user dialect (server/plus) and the operational
-// endpoints, over one store (server/store). routes.go lists every route.
+// (server/minapp), the end-user dialect (server/plus), the MinApp SDK
+// dialect (server/hserve) and the operational endpoints, over one store
+// (server/store). routes.go lists every route.
 package server
 
 import (
@@ -14,6 +15,7 @@ import (
 
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/hserve"
 	"userve.dev/userve/server/minapp"
 	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
@@ -44,6 +46,8 @@ type Server struct {
 	// accounts are the attempt limits, credentials and codes every
 	// end-user dialect shares (one limiter, not a copy per dialect).
 	accounts *account.Service
+
+	hserve *hserve.Handler // nil while the MinApp SDK dialect is off
 
 	handler  http.Handler
 	timeouts HTTPTimeouts

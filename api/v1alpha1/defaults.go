@@ -103,3 +103,6 @@ func defaultDuration(d *metav1.Duration, def time.Duration) *metav1.Duration {
 	}
 	return d
 }
+
+// HServeEnabled reports whether the MinApp client SDK dialect is on.
+func HServeEnabled(s *UserServiceSpec) bool { return s.API.HServe != nil && s.API.HServe.Enabled }

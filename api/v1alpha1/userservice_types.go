@@ -50,7 +50,7 @@ type UserServiceSpec struct {
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
-	// API configures the two REST dialects.
+	// API configures the REST dialects.
 	// +kubebuilder:default={}
 	// +optional
 	API APISpec `json:"api,omitempty"`
@@ -200,6 +200,36 @@ type APISpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Plus PlusAPISpec `json:"plus,omitempty"`
+
+	// HServe is the dialect of MinApp's own client SDK (minapp-sdk), under
+	// /hserve/. Off unless enabled. It shares the end-user dialect's users,
+	// tokens and attempt limits.
+	// +optional
+	HServe *HServeAPISpec `json:"hserve,omitempty"`
+}
+
+// HServeAPISpec configures the MinApp client SDK dialect (docs/hserve.md).
+// +kubebuilder:validation:XValidation:rule="!(has(self.enabled) && self.enabled) || (has(self.clientID) && size(self.clientID) > 0)",message="api.hserve.clientID is required while api.hserve.enabled is true"
+type HServeAPISpec struct {
+	// Enabled serves the /hserve/ routes.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+	// ClientID is the app's MinApp client ID, the first argument of
+	// BaaS.init(clientID, {host}). Every /hserve/ request must carry it in
+	// X-Hydrogen-Client-ID (else 401). It is not a secret: it ships inside
+	// the app.
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]*$`
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+	// AllowedOrigins are the web origins (scheme://host[:port]) whose
+	// browser pages may call /hserve/ (CORS). Empty: no cross-origin
+	// browser access (mini-programs and same-origin pages need none).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.all(o, o.matches('^https?://[^/?#*]+$'))",message="api.hserve.allowedOrigins must be origins such as https://app.example.com (scheme and host, no path, no wildcard)"
+	// +optional
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 }
 
 // MinAppAPISpec configures the management dialect.

@@ -82,6 +82,18 @@ func TestInvalidUserServicesAreRejected(t *testing.T) {
 		{"database config", func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "config" }, "may not be admin, local or config"},
 		{"database Admin", func(u *v1alpha1.UserService) { u.Spec.Mongo.Database = "Admin" }, "may not be admin, local or config"},
 		{"ingress host", func(u *v1alpha1.UserService) { u.Spec.Ingress = &v1alpha1.IngressSpec{Host: "Bad Host"} }, "spec.ingress.host"},
+		{"hserve on without a client ID", func(u *v1alpha1.UserService) {
+			u.Spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true}
+		}, "api.hserve.clientID is required while api.hserve.enabled is true"},
+		{"hserve client ID", func(u *v1alpha1.UserService) {
+			u.Spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true, ClientID: "a/b"}
+		}, "spec.api.hserve.clientID"},
+		{"hserve origin with a path", func(u *v1alpha1.UserService) {
+			u.Spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true, ClientID: "abc", AllowedOrigins: []string{"https://app.example.com/login"}}
+		}, "api.hserve.allowedOrigins must be origins"},
+		{"hserve wildcard origin", func(u *v1alpha1.UserService) {
+			u.Spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true, ClientID: "abc", AllowedOrigins: []string{"*"}}
+		}, "api.hserve.allowedOrigins must be origins"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -208,4 +220,17 @@ func TestAutoscaledTenantsHaveACPURequest(t *testing.T) {
 			t.Errorf("requests.cpu %#v: err = %v, want the CPU request rule", c.cpu, err)
 		}
 	}
+}
+
+// A tenant with the MinApp SDK dialect on, as the full sample has it, is
+// accepted.
+func TestHServeSpecIsAccepted(t *testing.T) {
+	ns := namespace(t)
+	us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: "sdk", Namespace: ns}}
+	us.Spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true, ClientID: "a4d2d62965ddb57fa4d6",
+		AllowedOrigins: []string{"https://app.acme.example.com", "http://localhost:8080"}}
+	if err := k8s.Create(context.Background(), us); err != nil {
+		t.Fatalf("a valid spec.api.hserve refused: %v", err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), us) })
 }

@@ -1,5 +1,5 @@
 // Package base builds the base OpenAPI documents committed under
-// docs/openapi/: a tenant with both dialects and WeChat login on, and no
+// docs/openapi/: a tenant with every dialect and WeChat login on, and no
 // custom profile fields. A tenant's own documents add its custom fields.
 package base
 
@@ -19,6 +19,7 @@ func Documents() (map[openapi.Dialect][]byte, error) {
 		WeChat: &v1alpha1.WeChatSpec{AppID: "wx0000000000000000", AppSecretRef: v1alpha1.SecretKeyRef{Name: "wechat", Key: "app-secret"}},
 	}}
 	us.Name, us.Namespace = "example", "default"
+	us.Spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true, ClientID: "0123456789abcdef0123", AllowedOrigins: []string{"https://app.example.com"}}
 	v1alpha1.SetDefaults(us)
 	// Placeholders: the documents do not depend on the secrets' values.
 	cfg := &config.Config{Service: us, AdminTokens: []string{"0123456789abcdef0123456789abcdef"},

@@ -13,7 +13,7 @@
 //   - a path the document does not hold must be answered 404 or 405.
 //
 // Only the dialects' paths are checked (/userve/, /oserve/ as /userve/,
-// /api/v2/); /healthz and /readyz are operations, not API.
+// /api/v2/, /hserve/); /healthz and /readyz are operations, not API.
 package conformance
 
 import (
@@ -199,6 +199,8 @@ func dialectOf(path string) (openapi.Dialect, string, bool) {
 	switch {
 	case strings.HasPrefix(path, openapi.EndUserPrefix+"/"):
 		return openapi.EndUser, path, true
+	case strings.HasPrefix(path, openapi.HServePrefix+"/"):
+		return openapi.HServe, path, true
 	case strings.HasPrefix(path, openapi.ManagementPrefix+"/"):
 		return openapi.Management, path, true
 	case strings.HasPrefix(path, openapi.ManagementAlias+"/"):
@@ -279,7 +281,7 @@ type Server interface {
 // checkers are built once per distinct pair of documents: tests start many
 // servers of few configurations, and building a validator parses the
 // documents.
-var checkers sync.Map // string(management + enduser) -> *Checker
+var checkers sync.Map // the documents, concatenated -> *Checker
 
 // Handler is s's handler with every exchange checked against the documents
 // s serves; it fails t at once if s cannot describe itself.
@@ -287,7 +289,7 @@ func Handler(t testing.TB, s Server) http.Handler {
 	t.Helper()
 	docs := map[openapi.Dialect][]byte{}
 	var key strings.Builder
-	for _, d := range []openapi.Dialect{openapi.Management, openapi.EndUser} {
+	for _, d := range openapi.Dialects {
 		doc, err := s.OpenAPI(d)
 		if err != nil {
 			t.Fatalf("OpenAPI %s document: %v", d, err)

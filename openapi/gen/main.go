@@ -22,7 +22,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "openapi gen:", err)
 		os.Exit(1)
 	}
-	for _, d := range []openapi.Dialect{openapi.Management, openapi.EndUser} {
+	for _, d := range openapi.Dialects {
 		path := filepath.Join(dir, base.FileName(d))
 		if err := os.WriteFile(path, docs[d], 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "openapi gen:", err)

@@ -172,8 +172,38 @@ func validateSpec(s *v1alpha1.UserServiceSpec) error {
 	if err := validateWeChat(s.WeChat); err != nil {
 		return err
 	}
+	if err := validateHServe(s.API.HServe); err != nil {
+		return err
+	}
 	_, err := TrustedProxies(s)
 	return err
+}
+
+var (
+	hserveClientIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{0,64}$`)
+	originPattern         = regexp.MustCompile(`^https?://[^/?#*]+$`)
+)
+
+// validateHServe repeats the CRD's rules on spec.api.hserve.
+func validateHServe(h *v1alpha1.HServeAPISpec) error {
+	if h == nil {
+		return nil
+	}
+	if !hserveClientIDPattern.MatchString(h.ClientID) {
+		return fmt.Errorf("spec.api.hserve.clientID %q: must be at most 64 letters, digits, '_' or '-'", h.ClientID)
+	}
+	if h.Enabled && h.ClientID == "" {
+		return errors.New("spec.api.hserve.clientID is required while spec.api.hserve.enabled is true")
+	}
+	if len(h.AllowedOrigins) > 32 {
+		return fmt.Errorf("spec.api.hserve.allowedOrigins: %d entries, at most 32", len(h.AllowedOrigins))
+	}
+	for i, o := range h.AllowedOrigins {
+		if !originPattern.MatchString(o) || len(o) > 2048 {
+			return fmt.Errorf("spec.api.hserve.allowedOrigins[%d] %q: must be an origin such as https://app.example.com (scheme and host, no path, no wildcard)", i, o)
+		}
+	}
+	return nil
 }
 
 var weChatAppIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -296,6 +326,9 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 	}
 	if v1alpha1.Enabled(spec.API.Plus.Enabled) && len(c.JWTKey) == 0 {
 		return nil, fmt.Errorf("%s is required while the end-user API (spec.api.plus) is enabled", v1alpha1.EnvJWTKey)
+	}
+	if v1alpha1.HServeEnabled(spec) && len(c.JWTKey) == 0 {
+		return nil, fmt.Errorf("%s is required while the MinApp SDK API (spec.api.hserve) is enabled", v1alpha1.EnvJWTKey)
 	}
 	if len(c.JWTKey) > 0 && len(c.JWTKey) < MinJWTKeyLength {
 		return nil, fmt.Errorf("%s is %d bytes, shorter than %d (generate one with: openssl rand -hex 32)",

@@ -193,6 +193,11 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"wechat bad appID", goodYAML + strings.Replace(wechatYAML, "wx0123456789abcdef", "wx 1", 1), `spec.wechat.appID "wx 1"`, goodEnv},
 		{"wechat bad base", goodYAML + wechatYAML + "    apiBaseURL: ftp://x\n", `spec.wechat.apiBaseURL "ftp://x"`, goodEnv},
 		{"wechat base with query", goodYAML + wechatYAML + "    apiBaseURL: https://x/?a=b\n", `spec.wechat.apiBaseURL`, goodEnv},
+		{"hserve without clientID", strings.Replace(goodYAML, "  api:\n", "  api:\n    hserve:\n      enabled: true\n", 1), "spec.api.hserve.clientID is required", goodEnv},
+		{"hserve bad clientID", strings.Replace(goodYAML, "  api:\n", "  api:\n    hserve:\n      clientID: a/b\n", 1), `spec.api.hserve.clientID "a/b"`, goodEnv},
+		{"hserve origin with path", strings.Replace(goodYAML, "  api:\n", "  api:\n    hserve:\n      enabled: true\n      clientID: abc\n      allowedOrigins: [https://a.example.com/app]\n", 1), `allowedOrigins[0] "https://a.example.com/app"`, goodEnv},
+		{"hserve wildcard origin", strings.Replace(goodYAML, "  api:\n", "  api:\n    hserve:\n      enabled: true\n      clientID: abc\n      allowedOrigins: ['*']\n", 1), `allowedOrigins[0] "*"`, goodEnv},
+		{"hserve without jwt key", strings.Replace(plusOff, "  api:\n", "  api:\n    hserve:\n      enabled: true\n      clientID: abc\n", 1), "USERVE_JWT_KEY is required while the MinApp SDK API", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA}},
 		{"bad database", goodYAML, `database name "a.b"`, map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA, v1alpha1.EnvJWTKey: strings.Repeat("k", 32), v1alpha1.EnvMongoDatabase: "a.b"}},
 	}
 	for _, tc := range cases {

@@ -341,15 +341,7 @@ func (s Schema) profileJSON(p *store.Profile) map[string]any {
 		"created_at": p.Created.Unix(),
 		"updated_at": p.Updated.Unix(),
 	}
-	for _, name := range s.names {
-		v, ok := p.Custom[name]
-		if !ok {
-			out[name] = nil
-			continue
-		}
-		if t, ok := v.(time.Time); ok {
-			v = t.UTC().Format(time.RFC3339Nano)
-		}
+	for name, v := range s.CustomJSON(p) {
 		out[name] = v
 	}
 	if p.Username != "" {

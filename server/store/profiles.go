@@ -52,6 +52,9 @@ type Profile struct {
 	// TokenEpoch is bumped by a password change or reset; tokens carrying an
 	// older epoch are dead.
 	TokenEpoch int64 `bson:"token_epoch"`
+	// Anonymous marks a user made by the MinApp SDK's anonymous login
+	// (server/hserve): no account, only a session.
+	Anonymous bool `bson:"anonymous,omitempty"`
 
 	// ImportSource is "<format>:<source id>" for an imported user: the
 	// natural key a retried import finds it by (see imports.go).

@@ -1,0 +1,365 @@
+package hserve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server/account"
+	"userve.dev/userve/server/config"
+	"userve.dev/userve/server/httpx"
+	"userve.dev/userve/server/plus"
+	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/verify"
+	"userve.dev/userve/server/wechat"
+)
+
+// WeChat mini-program login as the SDK's mini-program build does it
+// (BaaS.auth.silentLogin, loginWithWechat, linkWechat), on the tenant's
+// spec.wechat and the same store records as /api/v2/auth/wechat: a WeChat
+// user is one user whichever dialect logged them in.
+
+// miniProgram is the tenant's WeChat mini-program.
+type miniProgram struct {
+	appID       string
+	createUsers bool
+	client      *wechat.Client
+	sealer      *wechat.Sealer
+}
+
+func newMiniProgram(cfg *config.Config, httpClient *http.Client) (*miniProgram, error) {
+	spec := cfg.Spec().WeChat
+	if spec == nil {
+		return nil, nil
+	}
+	sealer, err := wechat.NewSealer(cfg.WeChatSecret, spec.AppID)
+	if err != nil {
+		return nil, err
+	}
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: wechat.DefaultTimeout}
+	}
+	base := spec.APIBaseURL
+	if base == "" {
+		base = v1alpha1.DefaultWeChatAPIBaseURL
+	}
+	return &miniProgram{
+		appID: spec.AppID, createUsers: v1alpha1.Enabled(spec.CreateUsers), sealer: sealer,
+		client: &wechat.Client{BaseURL: base, AppID: spec.AppID, Secret: cfg.WeChatSecret, HTTP: httpClient},
+	}, nil
+}
+
+// WeChatEnabled reports whether spec.wechat is set (routes.go registers the
+// WeChat routes only then).
+func (h *Handler) WeChatEnabled() bool { return h.wechat != nil }
+
+// weChatFail writes a WeChat error: a bad or used code is a 400, WeChat's
+// rate limit a 429, a user WeChat blocks a 403, anything else WeChat-side
+// a 503 with Retry-After.
+func (h *Handler) weChatFail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *wechat.APIError
+	if !errors.As(err, &ae) && !errors.Is(err, wechat.ErrUnavailable) {
+		h.fail(w, r, err)
+		return
+	}
+	switch wechat.Code(err) {
+	case wechat.CodeInvalidCode, wechat.CodeCodeUsed:
+		h.fail(w, r, badRequest("code is invalid, used or expired (WeChat errcode %d): call wx.login again", wechat.Code(err)))
+	case wechat.CodeRateLimited:
+		h.fail(w, r, &apiError{status: http.StatusTooManyRequests, retryAfter: 60, msg: "WeChat's rate limit is reached (errcode 45011); retry in a minute"})
+	case wechat.CodeBlockedUser:
+		h.fail(w, r, newError(http.StatusForbidden, "WeChat refuses this user (errcode 40226: high-risk account)"))
+	default:
+		if ae != nil && ae.Code != wechat.CodeBusy {
+			h.log.Error("WeChat refused a call; check spec.wechat and its app secret", "error", err)
+		} else {
+			h.log.Warn("WeChat unavailable", "error", err)
+		}
+		h.fail(w, r, &apiError{status: http.StatusServiceUnavailable, retryAfter: 5, msg: "WeChat is unavailable; retry shortly"})
+	}
+}
+
+// readWxCode reads the wx.login code.
+func readWxCode(f *form) string {
+	code, ok := f.str("code", true, 256)
+	if ok && strings.TrimSpace(code) == "" {
+		f.add("code must not be empty")
+	}
+	return strings.TrimSpace(code)
+}
+
+// keepSession seals and stores the session key of user's latest login.
+func (h *Handler) keepSession(ctx context.Context, user int64, sessionKey string) error {
+	sealed, err := h.wechat.sealer.Seal(user, sessionKey)
+	if err != nil {
+		return err
+	}
+	return h.store.SaveWeChatSession(ctx, user, h.wechat.appID, sealed)
+}
+
+// SilentLogin is POST /hserve/v2.5/idp/wechat/silent-login/ {code,
+// create_user, login_with_unionid} (auth.silentLogin, loginWithWechat()):
+// the wx.login code for a session. Parallel first logins of one WeChat user
+// create one user (store.LoginWeChat). login_with_unionid is accepted; a
+// user is found by unionid whenever WeChat gives one.
+func (h *Handler) SilentLogin(w http.ResponseWriter, r *http.Request) {
+	f, err := readForm(r, false, "code", "create_user", "login_with_unionid")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	code := readWxCode(f)
+	create := f.boolean("create_user", true)
+	f.boolean("login_with_unionid", false)
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	sess, err := h.wechat.client.Code2Session(ctx, code)
+	if err != nil {
+		h.weChatFail(w, r, err)
+		return
+	}
+	p, created, err := h.store.LoginWeChat(ctx, sess.OpenID, sess.UnionID, create && h.wechat.createUsers)
+	if errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, newError(http.StatusNotFound, "no user is linked to this WeChat account: log in another way and call linkWechat"))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.keepSession(ctx, p.ID, sess.SessionKey); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	h.writeSession(w, r, status, p)
+}
+
+// Associate is POST /hserve/v2.4/idp/wechat/user-associate/ {code,
+// associate_with_unionid} (currentUser.linkWechat()): link the caller to the
+// WeChat account of a wx.login code. It needs a login within
+// spec.api.plus.reauthWindow (a stolen token alone must not attach another
+// WeChat account); the account's contacts are told. A WeChat
+// account linked to another user, or a caller linked to another WeChat
+// account, is a 409 and nothing changes.
+func (h *Handler) Associate(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	me := c.profile
+	f, err := readForm(r, false, "code", "associate_with_unionid")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	code := readWxCode(f)
+	f.boolean("associate_with_unionid", false)
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if me.Anonymous {
+		h.fail(w, r, newError(http.StatusForbidden, "an anonymous user cannot link WeChat: log in first"))
+		return
+	}
+	proof := account.Proof{Address: h.clientAddress(r), LoggedInAt: c.claims.AuthTime}
+	if err := h.accounts.Reauthenticate(r.Context(), me, proof, h.reauthWindow); err != nil {
+		if errors.Is(err, account.ErrReauthRequired) {
+			err = newError(http.StatusForbidden, fmt.Sprintf("linking WeChat needs a login within the last %s: log in again first", h.reauthWindow))
+		}
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	sess, err := h.wechat.client.Code2Session(ctx, code)
+	if err != nil {
+		h.weChatFail(w, r, err)
+		return
+	}
+	if (me.OpenID != "" && me.OpenID != sess.OpenID) || (me.UnionID != "" && sess.UnionID != "" && me.UnionID != sess.UnionID) {
+		h.fail(w, r, newError(http.StatusConflict, "this user is already linked to another WeChat account"))
+		return
+	}
+	p, err := h.store.LinkWeChat(ctx, me.ID, sess.OpenID, sess.UnionID)
+	var ce *store.ConflictError
+	if errors.As(err, &ce) {
+		h.fail(w, r, newError(http.StatusConflict, "this WeChat account is already linked to another user"))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.keepSession(ctx, p.ID, sess.SessionKey); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.accounts.Notify(ctx, me, verify.NoticeWeChatLinked)
+	httpx.WriteJSON(w, http.StatusOK, h.userInfo(p))
+}
+
+// accessToken is the app's access token from the store's shared cache (the
+// one /api/v2's WeChat routes use).
+func (h *Handler) accessToken(ctx context.Context, stale *store.AccessToken) (*store.AccessToken, error) {
+	fetch := func(ctx context.Context, force bool) (string, time.Duration, error) {
+		t, err := h.wechat.client.StableToken(ctx, force)
+		return t.AccessToken, t.ExpiresIn, err
+	}
+	if stale != nil {
+		return h.store.RefreshWeChatAccessToken(ctx, stale, fetch)
+	}
+	return h.store.WeChatAccessToken(ctx, h.wechat.appID, fetch)
+}
+
+// weChatPhone is the number of a getPhoneNumber button's code, verified by
+// WeChat.
+func (h *Handler) weChatPhone(ctx context.Context, code string) (string, error) {
+	tok, err := h.accessToken(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	info, err := h.wechat.client.PhoneNumber(ctx, tok.Value, code)
+	if wechat.TokenRejected(err) {
+		// Replaced elsewhere or expired early: fetch anew, try once more.
+		if tok, err = h.accessToken(ctx, tok); err == nil {
+			info, err = h.wechat.client.PhoneNumber(ctx, tok.Value, code)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	if info.WatermarkAppID != "" && info.WatermarkAppID != h.wechat.appID {
+		return "", errors.Join(wechat.ErrUnavailable, errors.New("getuserphonenumber: watermark names another app"))
+	}
+	phone := plus.PhoneFromWeChat(info)
+	if !plus.LooksLikePhone(phone) {
+		return "", errors.Join(wechat.ErrUnavailable, errors.New("getuserphonenumber: not a phone number"))
+	}
+	return phone, nil
+}
+
+// PhoneLogin is POST /hserve/v2.7/idp/wechat/phone-login/ {phone_code,
+// code, create_user, encryptedData, iv} (loginWithWechat with a
+// getPhoneNumber button's event, base library 2.21.2 and later): the user
+// of the number WeChat verified for phone_code, found by the WeChat
+// account of the wx.login code when one is sent, else by the number; with
+// create_user a new user. The number and the WeChat account are recorded on
+// the user when free. encryptedData and iv (the pre-2.21.2 way) are
+// accepted and not used: the number comes from WeChat, never from the
+// client.
+func (h *Handler) PhoneLogin(w http.ResponseWriter, r *http.Request) {
+	f, err := readForm(r, false, "phone_code", "code", "create_user", "encryptedData", "iv")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	phoneCode, _ := f.str("phone_code", true, 256)
+	code, _ := f.str("code", false, 256)
+	create := f.boolean("create_user", true)
+	f.str("encryptedData", false, 0)
+	f.str("iv", false, 64)
+	if err := f.err(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	phone, err := h.weChatPhone(ctx, strings.TrimSpace(phoneCode))
+	if err != nil {
+		h.weChatFail(w, r, err)
+		return
+	}
+	var sess *wechat.Session
+	if code = strings.TrimSpace(code); code != "" {
+		if sess, err = h.wechat.client.Code2Session(ctx, code); err != nil {
+			h.weChatFail(w, r, err)
+			return
+		}
+	}
+	p, created, err := h.phoneUser(ctx, phone, sess, create && h.wechat.createUsers)
+	if errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, newError(http.StatusNotFound, "no user has this phone number (send create_user: true to create one)"))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if sess != nil {
+		if err := h.keepSession(ctx, p.ID, sess.SessionKey); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	h.writeSession(w, r, status, p)
+}
+
+// phoneUser finds (or creates) the user of a WeChat-verified phone: the
+// WeChat account's user first, then the number's; the number, verified,
+// and the WeChat identity are completed where another user does not hold
+// them.
+func (h *Handler) phoneUser(ctx context.Context, phone string, sess *wechat.Session, create bool) (*store.Profile, bool, error) {
+	var p *store.Profile
+	var err error
+	if sess != nil {
+		p, err = h.store.FindWeChatUser(ctx, sess.OpenID, sess.UnionID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, false, err
+		}
+	}
+	if p == nil {
+		p, err = h.store.FindProfileBy(ctx, store.FieldPhone, phone)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, false, err
+		}
+		if p != nil && !p.PhoneVerified {
+			return nil, false, errUnverifiedPhone
+		}
+	}
+	if p == nil {
+		if !create {
+			return nil, false, store.ErrNotFound
+		}
+		p = &store.Profile{Phone: phone, PhoneVerified: true}
+		if sess != nil {
+			p.OpenID, p.UnionID = sess.OpenID, sess.UnionID
+		}
+		if err := h.store.CreateProfile(ctx, p); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				// A parallel first login made the user: it is found now.
+				return h.phoneUser(ctx, phone, sess, false)
+			}
+			return nil, false, err
+		}
+		return p, true, nil
+	}
+	set := map[string]any{}
+	if p.Phone == "" || (p.Phone == phone && !p.PhoneVerified) {
+		set[store.FieldPhone], set[store.FieldPhoneVerified] = phone, true
+	}
+	if sess != nil && p.OpenID == "" {
+		set[store.FieldOpenID] = sess.OpenID
+		if p.UnionID == "" && sess.UnionID != "" {
+			set[store.FieldUnionID] = sess.UnionID
+		}
+	}
+	if len(set) == 0 {
+		return p, false, nil
+	}
+	q, err := h.store.UpdateAccount(ctx, p.ID, set, "")
+	if errors.Is(err, store.ErrConflict) {
+		return p, false, nil // held by another user: keep what this one has
+	}
+	return q, false, err
+}
