@@ -66,7 +66,7 @@ type Handler struct {
 	clientID []byte
 	origins  map[string]bool
 	trusted  []netip.Prefix
-	wechat   *miniProgram // nil unless spec.wechat is set
+	wechat   *account.MiniProgram // nil unless spec.wechat is set
 	// reauthWindow is spec.api.plus.reauthWindow: how recent a login
 	// must be for an account change without proof (account.Reauthenticate).
 	reauthWindow time.Duration
@@ -115,7 +115,7 @@ func New(st *store.Store, cfg *config.Config, accounts *account.Service, log *sl
 	for _, o := range hs.AllowedOrigins {
 		h.origins[o] = true
 	}
-	if h.wechat, err = newMiniProgram(cfg, opts.WeChatHTTP); err != nil {
+	if h.wechat, err = account.NewMiniProgram(st, cfg, opts.WeChatHTTP); err != nil {
 		return nil, err
 	}
 	return h, nil

@@ -78,7 +78,7 @@ type Handler struct {
 
 	lastLedgerSweep atomic.Int64
 
-	wechat *weChat // nil unless spec.wechat is set
+	wechat *account.MiniProgram // nil unless spec.wechat is set
 }
 
 // New builds the handlers. The configuration has been validated by
@@ -124,7 +124,7 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	if h.accounts == nil {
 		h.accounts = account.New(st, cfg, log, opts.AccountOptions())
 	}
-	if h.wechat, err = newWeChat(cfg, opts.WeChatHTTP); err != nil {
+	if h.wechat, err = account.NewMiniProgram(st, cfg, opts.WeChatHTTP); err != nil {
 		return nil, err
 	}
 	if spec.Verification.LogCodes {
