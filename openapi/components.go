@@ -41,6 +41,8 @@ func (c *components) schemas(d Dialect) S {
 			"CustomFieldValues": c.customValues(false),
 			"Session":           session(unix(), nil),
 			"SessionList":       list("Session"),
+			"Login":             loginRecord(),
+			"LoginList":         list("Login"),
 		}
 	}
 	return S{
@@ -386,4 +388,15 @@ func session(timeSchema, extra S) S {
 		required = append(required, k)
 	}
 	return object(props, required...)
+}
+
+// loginRecord is one entry of a user's login history.
+func loginRecord() S {
+	return object(S{
+		"at":      unix(),
+		"api":     enum("v2", "hserve"),
+		"method":  enum("password", "code", "wechat", "register", "anonymous"),
+		"address": with(str(), "description", "The client's address."),
+		"result":  enum("ok", "wrong_password", "wrong_code", "throttled", "banned"),
+	}, "at", "api", "method", "address", "result")
 }

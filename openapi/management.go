@@ -165,6 +165,11 @@ func managementOperations(c *components) map[string]operation {
 			description: "Every token of that login is refused from now on, on every replica.",
 			responses:   []response{noContent("Ended."), notFound("No such session of this user.")}},
 
+		"GET /v1/users/{user_id}/logins/": {id: "listUserLogins", tag: "lifecycle", security: adminToken, summary: "A user's login history, newest first",
+			description: "Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's " +
+				"spec.api.plus.loginHistory (default 30 days). At most 100.",
+			responses: []response{ok("The attempts.", ref("LoginList")), notFound("No such user.")}},
+
 		"POST /v1/user-merge/": {id: "mergeUsers", tag: "users", security: adminToken, summary: "Fold one user into another",
 			description: "Moves from's identities, memberships, follows and balances to into, then deletes from. Replaying the request finishes a merge cut short.",
 			body:        jsonBody(object(S{"from": id(), "into": id(), "idempotency_key": with(str(), "minLength", 1)}, "from", "into")),

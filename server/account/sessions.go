@@ -66,6 +66,7 @@ var ErrNoSession = errors.New("no such session")
 // (*Banned), and records the session.
 func (s *Service) StartLogin(ctx context.Context, tokens *auth.Issuer, p *store.Profile, from LoginFrom) (string, auth.Claims, error) {
 	if b := p.ActiveBan(s.store.Now()); b != nil {
+		s.recordLogin(ctx, p.ID, from, ResultBanned)
 		return "", auth.Claims{}, bannedError(b)
 	}
 	token, claims, err := tokens.Issue(p.ID, p.TokenEpoch)
@@ -81,6 +82,7 @@ func (s *Service) StartLogin(ctx context.Context, tokens *auth.Issuer, p *store.
 	if err != nil {
 		return "", auth.Claims{}, err
 	}
+	s.recordLogin(ctx, p.ID, from, ResultOK)
 	return token, claims, nil
 }
 
@@ -142,4 +144,29 @@ func (s *Service) touch(ctx context.Context, claims auth.Claims) {
 	if err := s.store.TouchSession(ctx, claims.Family, now); err != nil {
 		s.log.Debug("recording a session's use failed", "family", claims.Family, "error", err)
 	}
+}
+
+// Results of login attempts, as the login history keeps them.
+const (
+	ResultOK            = "ok"
+	ResultWrongPassword = "wrong_password"
+	ResultWrongCode     = "wrong_code"
+	ResultThrottled     = "throttled"
+	ResultBanned        = "banned"
+)
+
+// recordLogin adds an attempt to user id's login history (best effort: a
+// failure is logged, the login goes on).
+func (s *Service) recordLogin(ctx context.Context, id int64, from LoginFrom, result string) {
+	now := s.store.Now()
+	err := s.store.RecordLogin(context.WithoutCancel(ctx), store.LoginRecord{UserID: id, At: now, API: from.API,
+		Method: from.Method, Address: from.Address, Result: result, ExpiresAt: now.Add(s.loginHistory)})
+	if err != nil {
+		s.log.Warn("recording a login attempt failed", "user", id, "result", result, "error", err)
+	}
+}
+
+// LoginHistory is user id's login attempts kept (newest first).
+func (s *Service) LoginHistory(ctx context.Context, id int64) ([]store.LoginRecord, error) {
+	return s.store.LoginHistory(ctx, id)
 }

@@ -46,6 +46,20 @@ func TestBansAndSessionsInTheSDK(t *testing.T) {
 	banned(tn.sdk("POST", "/hserve/v2.1/login/sms/", "", map[string]any{"phone": "13900000051", "code": sendCode("13900000051")}))
 	banned(tn.sdk("POST", "/hserve/v2.5/idp/wechat/silent-login/", "", map[string]any{"code": tn.wechat.Login("o-banned", "")}))
 
+	// The admin's login history shows the SDK's attempts, newest first.
+	logins := expect(t, tn.call("GET", fmt.Sprintf("/userve/v1/users/%d/logins/", pw), nil, admin), http.StatusOK).obj(t)["objects"].([]any)
+	var results []string
+	for _, l := range logins {
+		m := l.(map[string]any)
+		if m["api"] != "hserve" {
+			t.Fatalf("history entry: %v", m)
+		}
+		results = append(results, m["method"].(string)+" "+m["result"].(string))
+	}
+	if fmt.Sprint(results) != "[password wrong_password password banned register ok]" {
+		t.Fatalf("SDK login history: %v", results)
+	}
+
 	// Unbanned, the password user's SDK session is ended by the admin.
 	expect(t, tn.call("DELETE", fmt.Sprintf("/userve/v1/users/%d/ban/", pw), nil, admin), http.StatusOK)
 	expect(t, tn.sdk("GET", "/hserve/v2.5/user/info/", pwToken, nil), http.StatusOK)

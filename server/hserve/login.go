@@ -153,6 +153,7 @@ func (h *Handler) Login(kind string) http.HandlerFunc {
 		}
 		p, err := h.accounts.Login(r.Context(), account.LoginTry{
 			Address: h.clientAddress(r), Field: field, Ident: value, UsePassword: true, Password: password,
+			From: account.LoginOf(r, h.trusted, account.APIHServe, ""),
 		})
 		if err != nil {
 			h.fail(w, r, err)
@@ -249,7 +250,8 @@ func (h *Handler) LoginSMS(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, errUnverifiedPhone)
 			return
 		}
-		p, err = h.accounts.Login(ctx, account.LoginTry{Address: h.clientAddress(r), Field: store.FieldPhone, Ident: phone, Code: code})
+		p, err = h.accounts.Login(ctx, account.LoginTry{Address: h.clientAddress(r), Field: store.FieldPhone, Ident: phone, Code: code,
+			From: account.LoginOf(r, h.trusted, account.APIHServe, "")})
 		if err != nil {
 			h.fail(w, r, err)
 			return

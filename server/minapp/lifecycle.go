@@ -195,3 +195,30 @@ func (h *Handler) EndUserSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// ListUserLogins is GET /v1/users/{user_id}/logins/: the user's login
+// attempts within the tenant's spec.api.plus.loginHistory, newest first
+// (at most store.MaxLoginsListed).
+func (h *Handler) ListUserLogins(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.userID(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	_, err := h.store.GetProfile(ctx, id)
+	if err == nil {
+		var logins []store.LoginRecord
+		if logins, err = h.Accounts.LoginHistory(ctx, id); err == nil {
+			n := int64(len(logins))
+			body := listBody{Meta: listMeta{Limit: store.MaxLoginsListed, TotalCount: &n}, Objects: []any{}}
+			for _, l := range logins {
+				body.Objects = append(body.Objects, map[string]any{
+					"at": l.At.Unix(), "api": l.API, "method": l.Method, "address": l.Address, "result": l.Result,
+				})
+			}
+			httpx.WriteJSON(w, http.StatusOK, body)
+			return
+		}
+	}
+	h.storeError(w, r, err, fmt.Sprintf("user %d", id))
+}

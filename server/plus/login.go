@@ -35,7 +35,8 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind, ident := detectIdentity(login)
-	try := account.LoginTry{Address: h.clientIP(r), Ident: ident, UsePassword: hasPassword, Password: password, Code: code}
+	try := account.LoginTry{Address: h.clientIP(r), Ident: ident, UsePassword: hasPassword, Password: password, Code: code,
+		From: account.LoginOf(r, h.trustedProxies, account.APIPlus, "")}
 	switch kind {
 	case byEmail:
 		try.Field = store.FieldEmail

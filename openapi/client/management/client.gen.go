@@ -77,6 +77,78 @@ func (e ImportResultResultsStatus) Valid() bool {
 	}
 }
 
+// Defines values for LoginApi.
+const (
+	LoginApiHserve LoginApi = "hserve"
+	LoginApiV2     LoginApi = "v2"
+)
+
+// Valid indicates whether the value is a known member of the LoginApi enum.
+func (e LoginApi) Valid() bool {
+	switch e {
+	case LoginApiHserve:
+		return true
+	case LoginApiV2:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LoginMethod.
+const (
+	LoginMethodAnonymous LoginMethod = "anonymous"
+	LoginMethodCode      LoginMethod = "code"
+	LoginMethodPassword  LoginMethod = "password"
+	LoginMethodRegister  LoginMethod = "register"
+	LoginMethodWechat    LoginMethod = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the LoginMethod enum.
+func (e LoginMethod) Valid() bool {
+	switch e {
+	case LoginMethodAnonymous:
+		return true
+	case LoginMethodCode:
+		return true
+	case LoginMethodPassword:
+		return true
+	case LoginMethodRegister:
+		return true
+	case LoginMethodWechat:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LoginResult.
+const (
+	Banned        LoginResult = "banned"
+	Ok            LoginResult = "ok"
+	Throttled     LoginResult = "throttled"
+	WrongCode     LoginResult = "wrong_code"
+	WrongPassword LoginResult = "wrong_password"
+)
+
+// Valid indicates whether the value is a known member of the LoginResult enum.
+func (e LoginResult) Valid() bool {
+	switch e {
+	case Banned:
+		return true
+	case Ok:
+		return true
+	case Throttled:
+		return true
+	case WrongCode:
+		return true
+	case WrongPassword:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MembershipChangeOp.
 const (
 	Add    MembershipChangeOp = "add"
@@ -154,16 +226,16 @@ func (e ProfileCreateGender) Valid() bool {
 
 // Defines values for SessionApi.
 const (
-	Hserve SessionApi = "hserve"
-	V2     SessionApi = "v2"
+	SessionApiHserve SessionApi = "hserve"
+	SessionApiV2     SessionApi = "v2"
 )
 
 // Valid indicates whether the value is a known member of the SessionApi enum.
 func (e SessionApi) Valid() bool {
 	switch e {
-	case Hserve:
+	case SessionApiHserve:
 		return true
-	case V2:
+	case SessionApiV2:
 		return true
 	default:
 		return false
@@ -172,25 +244,25 @@ func (e SessionApi) Valid() bool {
 
 // Defines values for SessionMethod.
 const (
-	Anonymous SessionMethod = "anonymous"
-	Code      SessionMethod = "code"
-	Password  SessionMethod = "password"
-	Register  SessionMethod = "register"
-	Wechat    SessionMethod = "wechat"
+	SessionMethodAnonymous SessionMethod = "anonymous"
+	SessionMethodCode      SessionMethod = "code"
+	SessionMethodPassword  SessionMethod = "password"
+	SessionMethodRegister  SessionMethod = "register"
+	SessionMethodWechat    SessionMethod = "wechat"
 )
 
 // Valid indicates whether the value is a known member of the SessionMethod enum.
 func (e SessionMethod) Valid() bool {
 	switch e {
-	case Anonymous:
+	case SessionMethodAnonymous:
 		return true
-	case Code:
+	case SessionMethodCode:
 		return true
-	case Password:
+	case SessionMethodPassword:
 		return true
-	case Register:
+	case SessionMethodRegister:
 		return true
-	case Wechat:
+	case SessionMethodWechat:
 		return true
 	default:
 		return false
@@ -567,6 +639,33 @@ type ListMeta struct {
 	Offset     int64   `json:"offset"`
 	Previous   *string `json:"previous"`
 	TotalCount *int64  `json:"total_count,omitempty"`
+}
+
+// Login defines model for Login.
+type Login struct {
+	// Address The client's address.
+	Address string   `json:"address"`
+	Api     LoginApi `json:"api"`
+
+	// At unix seconds
+	At     int64       `json:"at"`
+	Method LoginMethod `json:"method"`
+	Result LoginResult `json:"result"`
+}
+
+// LoginApi defines model for Login.Api.
+type LoginApi string
+
+// LoginMethod defines model for Login.Method.
+type LoginMethod string
+
+// LoginResult defines model for Login.Result.
+type LoginResult string
+
+// LoginList defines model for LoginList.
+type LoginList struct {
+	Meta    ListMeta `json:"meta"`
+	Objects []Login  `json:"objects"`
 }
 
 // MembershipChange defines model for MembershipChange.
@@ -1241,6 +1340,13 @@ type ClientInterface interface {
 	// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
 	BanUser(ctx context.Context, userId string, body BanUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListUserLogins A user's login history, newest first
+	//
+	// Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's spec.api.plus.loginHistory (default 30 days). At most 100.
+	//
+	// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
+	ListUserLogins(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// EndUserSessions End every session of a user
 	//
 	// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/ (the `EndUserSessions` operationId).
@@ -1707,6 +1813,23 @@ func (c *Client) BanUserWithBody(ctx context.Context, userId string, contentType
 // Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
 func (c *Client) BanUser(ctx context.Context, userId string, body BanUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewBanUserRequest(c.Server, userId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListUserLogins A user's login history, newest first
+//
+// Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's spec.api.plus.loginHistory (default 30 days). At most 100.
+//
+// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
+func (c *Client) ListUserLogins(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListUserLoginsRequest(c.Server, userId)
 	if err != nil {
 		return nil, err
 	}
@@ -2681,6 +2804,40 @@ func NewBanUserRequestWithBody(server string, userId string, contentType string,
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListUserLoginsRequest constructs an http.Request for the ListUserLogins method
+func NewListUserLoginsRequest(server string, userId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/users/%s/logins/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -3748,6 +3905,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
 	BanUserWithResponse(ctx context.Context, userId string, body BanUserJSONRequestBody, reqEditors ...RequestEditorFn) (*BanUserResponse, error)
+
+	// ListUserLoginsWithResponse A user's login history, newest first
+	//
+	// Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's spec.api.plus.loginHistory (default 30 days). At most 100.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
+	ListUserLoginsWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*ListUserLoginsResponse, error)
 
 	// EndUserSessionsWithResponse End every session of a user
 	//
@@ -4983,6 +5149,89 @@ func (r BanUserResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r BanUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListUserLoginsResponse401Headers the declared response headers of an HTTP 401 response for ListUserLogins
+type ListUserLoginsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListUserLoginsResponse503Headers the declared response headers of an HTTP 503 response for ListUserLogins
+type ListUserLoginsResponse503Headers struct {
+	RetryAfter *string
+}
+
+type ListUserLoginsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LoginList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListUserLoginsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUserLoginsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListUserLoginsResponse) GetJSON200() *LoginList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListUserLoginsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListUserLoginsResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListUserLoginsResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListUserLoginsResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListUserLoginsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListUserLoginsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListUserLoginsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListUserLoginsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6507,6 +6756,21 @@ func (c *ClientWithResponses) BanUserWithResponse(ctx context.Context, userId st
 	return ParseBanUserResponse(rsp)
 }
 
+// ListUserLoginsWithResponse A user's login history, newest first
+//
+// Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's spec.api.plus.loginHistory (default 30 days). At most 100.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
+func (c *ClientWithResponses) ListUserLoginsWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*ListUserLoginsResponse, error) {
+	rsp, err := c.ListUserLogins(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListUserLoginsResponse(rsp)
+}
+
 // EndUserSessionsWithResponse End every session of a user
 //
 // Returns a wrapper object for the known response body format(s).
@@ -7796,6 +8060,83 @@ func ParseBanUserResponse(rsp *http.Response) (*BanUserResponse, error) {
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers BanUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListUserLoginsResponse parses an HTTP response from a ListUserLoginsWithResponse call
+func ParseListUserLoginsResponse(rsp *http.Response) (*ListUserLoginsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListUserLoginsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LoginList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListUserLoginsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUserLoginsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
