@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,11 +49,12 @@ type LoginFrom struct {
 // LoginOf is the LoginFrom of request r (its client's address as the
 // trusted proxies tell it, and its User-Agent).
 func LoginOf(r *http.Request, trusted []netip.Prefix, api, method string) LoginFrom {
-	ua := r.UserAgent()
+	// Header bytes need not be UTF-8, which the store's strings must be.
+	ua := strings.ToValidUTF8(r.UserAgent(), "\uFFFD")
 	if len(ua) > maxUserAgent {
 		ua = ua[:maxUserAgent]
 		for !utf8.ValidString(ua) {
-			ua = ua[:len(ua)-1]
+			ua = ua[:len(ua)-1] // a rune cut in two
 		}
 	}
 	return LoginFrom{API: api, Method: method, UserAgent: ua,

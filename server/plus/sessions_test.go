@@ -3,6 +3,7 @@ package plus_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,7 +37,8 @@ func TestSessionsListAndEnd(t *testing.T) {
 	id, _ := tn.register(a, "sessuser", "13600000041", "secret1")
 	phone := expect(t, a.call("POST", "/api/v2/auth/login", "", map[string]any{"login": "sessuser", "password": "secret1"},
 		"User-Agent: ExampleApp/2.1 (iPhone)"), http.StatusOK).obj(t)["access_token"].(string)
-	laptop := login(t, b, "sessuser", "secret1")
+	laptop := expect(t, b.call("POST", "/api/v2/auth/login", "", map[string]any{"login": "sessuser", "password": "secret1"},
+		"User-Agent: Laptop \xff\xfe/"+strings.Repeat("é", 300)), http.StatusOK).obj(t)["access_token"].(string)
 
 	list := mySessions(t, a, phone)
 	if len(list) != 3 { // registration, and two logins
@@ -48,6 +50,10 @@ func TestSessionsListAndEnd(t *testing.T) {
 		if s["api"] != "v2" || s["address"] != "127.0.0.1" || s["started_at"] != "2026-03-01 08:00:00" {
 			t.Fatalf("session: %v", s)
 		}
+	}
+	// A User-Agent that is not UTF-8 is kept mended, cut at 512 bytes on a character boundary.
+	if s := byUA["Laptop \ufffd/"+strings.Repeat("é", 250)]; s == nil {
+		t.Fatalf("the laptop's User-Agent: %v", list)
 	}
 	mine := byUA["ExampleApp/2.1 (iPhone)"]
 	if mine == nil || mine["current"] != true || mine["method"] != "password" {
