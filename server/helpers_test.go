@@ -75,7 +75,7 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 	us.Name, us.Namespace = "acme", "tenants"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, MongoURI: uri, Database: database,
-		AdminTokens: []string{"other-token", adminToken}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
+		AdminTokens: []config.AdminToken{{Name: "admin-1", Token: "other-token"}, {Name: "alice", Token: adminToken}}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
 	clock := &fakeClock{now: time.Unix(1_600_000_000, 0)}
 	var names []string
 	for _, f := range spec.Profile.CustomFields {

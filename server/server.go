@@ -37,7 +37,7 @@ type Server struct {
 	metrics *metrics
 	now     func() time.Time
 
-	adminTokens [][]byte
+	adminTokens []adminToken
 
 	minapp *minapp.Handler
 
@@ -107,7 +107,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 		s.now = time.Now
 	}
 	for _, t := range cfg.AdminTokens {
-		s.adminTokens = append(s.adminTokens, []byte(t))
+		s.adminTokens = append(s.adminTokens, adminToken{name: t.Name, token: []byte(t.Token)})
 	}
 	s.plusOptions.Metrics = s.metrics.domain
 	s.accounts = s.plusOptions.Accounts

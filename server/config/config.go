@@ -48,9 +48,9 @@ type Config struct {
 
 	MongoURI      string
 	Database      string
-	AdminTokens   []string // management bearer tokens
-	JWTKey        []byte   // end-user token signing key
-	WebhookSecret string   // HMAC key of the SMS webhook
+	AdminTokens   []AdminToken // management bearer tokens, named (ParseAdminTokens)
+	JWTKey        []byte       // end-user token signing key
+	WebhookSecret string       // HMAC key of the SMS webhook
 	SMTPPassword  string
 	WeChatSecret  string // the mini-program's AppSecret (spec.wechat)
 	// Issuer is the JWT iss: "<namespace>/<name>".
@@ -321,18 +321,11 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 	if !databaseNamePattern.MatchString(c.Database) || len(c.Database) > 63 {
 		return nil, fmt.Errorf("database name %q: must be 1-63 letters, digits, '_' or '-' (set %s or spec.mongo.database)", c.Database, EnvMongoDatabase)
 	}
-	for _, t := range strings.Split(getenv(EnvAdminTokens), ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			c.AdminTokens = append(c.AdminTokens, t)
-		}
+	tokens, err := ParseAdminTokens(getenv(EnvAdminTokens))
+	if err != nil {
+		return nil, err
 	}
-	for i, t := range c.AdminTokens {
-		// Never the token itself in the message: it lands in pod logs.
-		if len(t) < MinAdminTokenLength {
-			return nil, fmt.Errorf("%s: token %d of %d is %d bytes, shorter than %d (generate one with: openssl rand -hex 32)",
-				EnvAdminTokens, i+1, len(c.AdminTokens), len(t), MinAdminTokenLength)
-		}
-	}
+	c.AdminTokens = tokens
 	spec := &us.Spec
 	if v1alpha1.Enabled(spec.API.MinApp.Enabled) && len(c.AdminTokens) == 0 {
 		return nil, fmt.Errorf("%s is empty but the management API (spec.api.minapp) is enabled", EnvAdminTokens)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,7 +100,7 @@ func TestLoadYAMLAppliesDefaultsAndEnv(t *testing.T) {
 	if l := s.Verification.Limits; l.PerAddressHourly != 30 || l.PerTargetDaily != 10 || l.PerTenantHourly != 1000 || s.Verification.LogCodes {
 		t.Errorf("code limits not defaulted: %+v (logCodes %v)", l, s.Verification.LogCodes)
 	}
-	if c.Database != "shop_acme" || c.Issuer != "shop/acme" || strings.Join(c.AdminTokens, "|") != tokA+"|"+tokB {
+	if c.Database != "shop_acme" || c.Issuer != "shop/acme" || fmt.Sprint(c.AdminTokens) != fmt.Sprint([]AdminToken{{"admin-1", tokA}, {"admin-2", tokB}}) {
 		t.Errorf("config %+v", c)
 	}
 	if f, ok := c.CustomField("age"); !ok || !f.Required {
@@ -184,6 +185,9 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"short jwt key, end-user API off", plusOff, "USERVE_JWT_KEY is 8 bytes", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: "12345678"}},
 		{"one-byte admin token", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 1 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
 		{"second admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2 is 31 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA + "," + strings.Repeat("x", 31), EnvJWTKey: strings.Repeat("k", 32)}},
+		{"bad admin name", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2: the name before ':' must be", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA + ",bad name:" + tokB, EnvJWTKey: strings.Repeat("k", 32)}},
+		{"named admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 31 bytes", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "alice:" + strings.Repeat("x", 31), EnvJWTKey: strings.Repeat("k", 32)}},
+		{"admin name twice", goodYAML, `USERVE_ADMIN_TOKENS: token 2 of 2: the name "admin-1" is used twice`, map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA + ",admin-1:" + tokB, EnvJWTKey: strings.Repeat("k", 32)}},
 		{"code limit too high", strings.Replace(goodYAML, "  api:\n", "  verification:\n    limits:\n      perTargetDaily: 1001\n  api:\n", 1), "spec.verification.limits.perTargetDaily: 1001, must be within 1..1000", goodEnv},
 		{"webhook without secret", goodYAML + webhookYAML, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set", goodEnv},
 		{"webhook secretRef without secret", goodYAML + webhookYAML + webhookSecretRefYAML, "USERVE_WEBHOOK_SECRET is required", goodEnv},
