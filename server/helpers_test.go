@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, testSpec(), mongofixture.U
 
 // newEnvWith starts a server for spec on the MongoDB at uri (a fresh
 // database unless one is named).
-func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database string) *env {
+func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database string, opts ...server.Options) *env {
 	t.Helper()
 	if database == "" {
 		database = mongofixture.NewDatabase(t).Name()
@@ -93,7 +93,12 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 		logOut = os.Stderr
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, nil))
-	s := server.New(cfg, st, server.Options{Logger: log})
+	var o server.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Logger = log
+	s := server.New(cfg, st, o)
 	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(s.MetricsHandler())

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/hserve"
@@ -38,6 +39,9 @@ type Server struct {
 	now     func() time.Time
 
 	adminTokens []adminToken
+
+	audit          AuditWriter // the management API's audit log (audit.go)
+	auditRetention time.Duration
 
 	minapp *minapp.Handler
 
@@ -66,6 +70,9 @@ type Options struct {
 	// HTTP are the API listener's connection deadlines; zero fields take
 	// DefaultHTTPTimeouts' values.
 	HTTP HTTPTimeouts
+	// AuditLog wraps the store's audit log writes (default: the store);
+	// tests pass one whose writes fail.
+	AuditLog func(*store.Store) AuditWriter
 }
 
 // HTTPTimeouts are an http.Server's connection deadlines. Every request is
@@ -114,6 +121,13 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	if s.accounts == nil {
 		s.accounts = account.New(st, cfg, s.log, s.plusOptions.AccountOptions())
 		s.plusOptions.Accounts = s.accounts
+	}
+	s.audit, s.auditRetention = st, time.Duration(cfg.Spec().API.MinApp.AuditRetentionDays)*24*time.Hour
+	if s.auditRetention <= 0 { // a spec that skipped SetDefaults
+		s.auditRetention = v1alpha1.DefaultAuditRetentionDays * 24 * time.Hour
+	}
+	if opts.AuditLog != nil {
+		s.audit = opts.AuditLog(st)
 	}
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
