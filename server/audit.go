@@ -15,6 +15,7 @@ import (
 
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/telemetry"
 )
 
 // Bounds of one audit entry: an entry must stay small whatever the action.
@@ -101,10 +102,20 @@ func (s *Server) audited(action string, profile bool, next http.Handler) http.Ha
 	})
 }
 
+// auditUnavailable refuses an action whose entry could not be written:
+// 503 either way, in the store's words when the store is away (counted as
+// such, like any handler's).
 func (s *Server) auditUnavailable(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.Warn("admin action refused: the audit log cannot be written", "path", r.URL.Path, "error", err)
 	w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
-	s.writeError(w, r, http.StatusServiceUnavailable, "the audit log cannot be written right now, so the action was not applied; try again")
+	msg := "the audit log cannot be written right now, so the action was not applied; try again"
+	if store.IsTransient(err) {
+		s.metrics.domain.StoreError(telemetry.StoreUnavailable)
+		msg = httpx.UnavailableMessage + " (the action was not applied: its audit entry could not be written)"
+	} else {
+		s.metrics.domain.StoreError(telemetry.StoreInternal)
+	}
+	s.writeError(w, r, http.StatusServiceUnavailable, msg)
 }
 
 // errReader ends a replayed body with the error reading it met (a body over

@@ -192,6 +192,7 @@ func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listene
 	go func() {
 		s.ensureIndexes(bg)
 		s.recoverLedger(bg)
+		s.expireAudit(bg)
 		if s.started != nil && s.store.Ready() {
 			s.started()
 		}
@@ -250,6 +251,20 @@ func (s *Server) ensureIndexes(ctx context.Context) {
 		}
 		delay = min(2*delay, 15*time.Second)
 	}
+}
+
+// expireAudit deletes, once at start, the audit entries past retention;
+// afterwards about one admin action in fifty does it (store.MaybeExpireAudit).
+func (s *Server) expireAudit(ctx context.Context) {
+	if !s.store.Ready() {
+		return
+	}
+	n, err := s.store.ExpireAudit(ctx, s.store.Now().Add(-s.auditRetention))
+	if err != nil {
+		s.log.Warn("audit log expiry at start failed; admin actions retry it", "error", err)
+		return
+	}
+	s.log.Info("audit log expiry at start done", "deleted", n, "retention_days", int(s.auditRetention.Hours()/24))
 }
 
 // recoverLedger finishes, once at start, the ledger entries (transfers and

@@ -244,6 +244,8 @@ func validateLimits(s *v1alpha1.UserServiceSpec) error {
 		return errors.New("spec.api.minapp: defaultLimit and maxLimit must be within 1..1000")
 	case m.DefaultLimit > m.MaxLimit:
 		return errors.New("spec.api.minapp.defaultLimit must not exceed maxLimit")
+	case m.AuditRetentionDays < 1 || m.AuditRetentionDays > 3650:
+		return fmt.Errorf("spec.api.minapp.auditRetentionDays: %d, must be within 1..3650", m.AuditRetentionDays)
 	case p.DefaultLimit < 1 || p.DefaultLimit > 50 || p.MaxLimit < 1 || p.MaxLimit > 50:
 		return errors.New("spec.api.plus: defaultLimit and maxLimit must be within 1..50")
 	case p.DefaultLimit > p.MaxLimit:

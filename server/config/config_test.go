@@ -175,6 +175,7 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"twice", strings.Replace(goodYAML, "name: age", "name: name", 1), `"name" is declared twice`, goodEnv},
 		{"maxLength below 1", strings.Replace(goodYAML, "maxLength: 32", "maxLength: 0", 1), "customFields[0].maxLength must be at least 1", goodEnv},
 		{"limits", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 5", 1), "defaultLimit must not exceed maxLimit", goodEnv},
+		{"audit retention", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 500\n      auditRetentionDays: 3651", 1), "spec.api.minapp.auditRetentionDays: 3651, must be within 1..3650", goodEnv},
 		{"trusted proxy", strings.Replace(goodYAML, "  api:\n", "  api:\n    plus:\n      trustedProxies: [10.0.0.0/8, 10.1.2.3]\n", 1), `spec.api.plus.trustedProxies[1] "10.1.2.3": must be a CIDR`, goodEnv},
 		{"no mongo uri", goodYAML, "USERVE_MONGO_URI is required", map[string]string{EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 32)}},
 		{"bad mongo uri", goodYAML, "must start with mongodb://", map[string]string{EnvMongoURI: "http://x", EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 32)}},
