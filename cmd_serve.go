@@ -53,11 +53,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics (the pods' metrics port), never served on --listen; empty: no metrics")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile (pprof) of the whole run to this file")
-	checkMemory := fs.String("password-check-memory", "", "memory password checks may hold at once, e.g. 64Mi (default: a quarter of $"+config.EnvMemoryLimit+", else 64Mi)")
+	checkMemory := fs.String("password-check-memory", "", "memory password checks may hold at once, e.g. 64Mi (default: a quarter of $"+v1alpha1.EnvMemoryLimit+", else 64Mi)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: userve serve --config FILE [--listen ADDR] [--metrics-listen ADDR]\n\nenvironment: %s (required), %s, %s, %s, %s, %s, %s\n\nflags:\n",
-			config.EnvMongoURI, config.EnvMongoDatabase, config.EnvAdminTokens, config.EnvJWTKey,
-			config.EnvWebhookSecret, config.EnvSMTPPassword, config.EnvWeChatSecret)
+			v1alpha1.EnvMongoURI, v1alpha1.EnvMongoDatabase, v1alpha1.EnvAdminTokens, v1alpha1.EnvJWTKey,
+			v1alpha1.EnvWebhookSecret, v1alpha1.EnvSMTPPassword, v1alpha1.EnvWeChatSecret)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -87,7 +87,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		defer stopProfile()
 	}
-	checkBudget, err := passwordCheckMemory(*checkMemory, getenv(config.EnvMemoryLimit))
+	checkBudget, err := passwordCheckMemory(*checkMemory, getenv(v1alpha1.EnvMemoryLimit))
 	if err != nil {
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 2

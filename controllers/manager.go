@@ -218,7 +218,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 
 // MetricsServerOptions serve the operator's metrics as kubebuilder
 // scaffolds them: HTTPS with authentication and authorization delegated to
-// the API server (controller-runtime's filters), HTTP/1.1 only (HTTP/2's
+// the API server (metricsAuthFilter), HTTP/1.1 only (HTTP/2's
 // rapid-reset and stream floods are not worth it for a scrape), unless
 // o.MetricsInsecure.
 func MetricsServerOptions(o Options) metricsserver.Options {

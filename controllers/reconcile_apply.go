@@ -4,17 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers/render"
@@ -138,31 +138,18 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	}
 
 	in.secretValues = map[string][]byte{}
-	type envRef struct {
-		env string
-		ref *v1alpha1.SecretKeyRef
-	}
-	// In a fixed order, so that the same missing Secret gives the same
-	// message (and no status write) every time.
-	refs := []envRef{{render.EnvAdminTokens, us.Spec.AdminTokensSecretRef}}
-	if sms := us.Spec.Verification.SMS; sms != nil && sms.Webhook != nil {
-		refs = append(refs, envRef{render.EnvWebhookSecret, sms.Webhook.SecretRef})
-	}
-	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil {
-		refs = append(refs, envRef{render.EnvSMTPPassword, mail.SMTP.PasswordSecretRef})
-	}
-	if wc := us.Spec.WeChat; wc != nil {
-		refs = append(refs, envRef{render.EnvWeChatSecret, &wc.AppSecretRef})
-	}
-	for _, e := range refs {
-		if e.ref == nil {
+	// In the contract's fixed order, so that the same missing Secret gives
+	// the same message (and no status write) every time. The MongoDB URI
+	// was read above, judged by its policy.
+	for _, ref := range v1alpha1.TenantSecretRefs(&us.Spec) {
+		if ref.Env == v1alpha1.EnvMongoURI {
 			continue
 		}
-		v, err := r.secretValue(ctx, us.Namespace, e.ref.Name, e.ref.Key)
+		v, err := r.secretValue(ctx, us.Namespace, ref.Ref.Name, ref.Ref.Key)
 		if err != nil {
 			return in, asFailure(err)
 		}
-		in.secretValues[e.env] = v
+		in.secretValues[ref.Env] = v
 	}
 
 	if in.credentials, err = r.existingCredentials(ctx, us); err != nil {
@@ -208,7 +195,7 @@ func (r *UserServiceReconciler) loadInputs(ctx context.Context, us *v1alpha1.Use
 	}
 	in.database = db
 	in.isolation = iso
-	in.secretValues[render.EnvMongoURI] = in.podURI
+	in.secretValues[v1alpha1.EnvMongoURI] = in.podURI
 	return in, nil
 }
 
@@ -335,9 +322,9 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 	if err != nil {
 		return nil, &failure{Reason: ReasonApplyFailed, Err: err}
 	}
-	secrets := map[string][]byte{render.EnvJWTKey: creds.Data[render.KeyJWTKey]}
+	secrets := map[string][]byte{v1alpha1.EnvJWTKey: creds.Data[render.KeyJWTKey]}
 	if us.Spec.AdminTokensSecretRef == nil {
-		secrets[render.EnvAdminTokens] = creds.Data[render.KeyAdminTokens]
+		secrets[v1alpha1.EnvAdminTokens] = creds.Data[render.KeyAdminTokens]
 	}
 	for env, v := range in.secretValues {
 		secrets[env] = v
@@ -367,30 +354,54 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 			return nil, err
 		}
 	}
-	optional := []struct {
-		desired client.Object // nil: the spec turned it off
-		empty   client.Object
-	}{
-		{nilIfNil(render.Ingress(us)), &networkingv1.Ingress{}},
-		{nilIfNil(render.HorizontalPodAutoscaler(us)), &autoscalingv2.HorizontalPodAutoscaler{}},
-		{nilIfNil(render.PodDisruptionBudget(us)), &policyv1.PodDisruptionBudget{}},
-		{nilIfNil(render.NetworkPolicy(us)), &networkingv1.NetworkPolicy{}},
+	// What the spec asks for of the contract's optional kinds; an object of
+	// a kind it does not ask for is removed.
+	wanted := map[schema.GroupVersionKind]client.Object{}
+	for _, obj := range []client.Object{
+		nilIfNil(render.Ingress(us)),
+		nilIfNil(render.HorizontalPodAutoscaler(us)),
+		nilIfNil(render.PodDisruptionBudget(us)),
+		nilIfNil(render.NetworkPolicy(us)),
+	} {
+		if obj == nil {
+			continue
+		}
+		gvk, err := apiutil.GVKForObject(obj, r.Scheme)
+		if err != nil {
+			return nil, &failure{Reason: ReasonApplyFailed, Err: err}
+		}
+		wanted[gvk] = obj
 	}
-	for _, o := range optional {
-		if o.desired != nil {
-			if err := r.applyOne(ctx, a, us, o.desired); err != nil {
+	var optional []schema.GroupVersionKind
+	for _, kind := range v1alpha1.OwnedKinds() {
+		if kind.Optional {
+			optional = append(optional, kind.GroupVersionKind)
+		}
+	}
+	for gvk := range wanted {
+		if !slices.Contains(optional, gvk) {
+			return nil, &failure{Reason: ReasonApplyFailed, Err: fmt.Errorf("rendered a %s, not an optional kind of the tenant contract (v1alpha1.OwnedKinds)", gvk.Kind)}
+		}
+	}
+	for _, gvk := range optional {
+		if obj, ok := wanted[gvk]; ok {
+			if err := r.applyOne(ctx, a, us, obj); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		o.empty.SetNamespace(us.Namespace)
-		o.empty.SetName(us.Name)
-		removed, err := a.remove(ctx, o.empty, us)
+		empty, err := newObject(r.Scheme, gvk)
 		if err != nil {
-			return nil, r.applyFailed(us, o.empty, "delete", err)
+			return nil, &failure{Reason: ReasonApplyFailed, Err: err}
+		}
+		empty.SetNamespace(us.Namespace)
+		empty.SetName(us.Name)
+		removed, err := a.remove(ctx, empty, us)
+		if err != nil {
+			return nil, r.applyFailed(us, empty, "delete", err)
 		}
 		if removed {
-			r.event(us, o.empty, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s %s: the spec no longer asks for it", kindOf(r, o.empty), us.Name)
+			r.event(us, empty, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s %s: the spec no longer asks for it", kindOf(r, empty), us.Name)
 		}
 	}
 	return deployment, nil

@@ -9,17 +9,15 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -176,18 +174,13 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		// unreachable database, and a fixed Secret is noticed soon enough.
 		opts.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](time.Second, 5*time.Minute)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
-		For(&v1alpha1.UserService{}, builder.WithPredicates(specOrMetadataChanged())).
-		Owns(&corev1.ServiceAccount{}).
-		Owns(&corev1.ConfigMap{}).
-		Owns(&corev1.Secret{}).
-		Owns(&corev1.Service{}).
-		Owns(&appsv1.Deployment{}).
-		Owns(&networkingv1.Ingress{}).
-		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
-		Owns(&policyv1.PodDisruptionBudget{}).
-		Owns(&networkingv1.NetworkPolicy{}).
+		For(&v1alpha1.UserService{}, builder.WithPredicates(specOrMetadataChanged()))
+	for _, obj := range objectsOwned() {
+		b = b.Owns(obj)
+	}
+	return b.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.tenantsReading)).
 		WithOptions(opts).
 		Complete(r)
@@ -197,24 +190,11 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 // pods read, as "namespace/name".
 func (r *UserServiceReconciler) secretsRead(us *v1alpha1.UserService) []string {
 	var out []string
-	add := func(ref *v1alpha1.SecretKeyRef) {
-		if ref != nil {
-			out = append(out, us.Namespace+"/"+ref.Name)
-		}
+	for _, ref := range v1alpha1.TenantSecretRefs(&us.Spec) {
+		out = append(out, us.Namespace+"/"+ref.Ref.Name)
 	}
-	add(us.Spec.Mongo.URISecretRef)
 	if us.Spec.Mongo.URISecretRef == nil && r.DefaultMongoURISecret != nil {
 		out = append(out, r.DefaultMongoURISecret.Namespace+"/"+r.DefaultMongoURISecret.Name)
-	}
-	add(us.Spec.AdminTokensSecretRef)
-	if sms := us.Spec.Verification.SMS; sms != nil && sms.Webhook != nil {
-		add(sms.Webhook.SecretRef)
-	}
-	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil {
-		add(mail.SMTP.PasswordSecretRef)
-	}
-	if wc := us.Spec.WeChat; wc != nil {
-		add(&wc.AppSecretRef)
 	}
 	return out
 }
@@ -249,12 +229,33 @@ func specOrMetadataChanged() predicate.Predicate {
 	)
 }
 
-// objectsOwned lists one empty object of every kind the operator applies,
-// for the manager's cache configuration.
+// objectsOwned is one empty object of every kind the operator owns
+// (v1alpha1.OwnedKinds), for the watches and the cache configuration. A
+// kind the scheme does not know is a contract the operator cannot keep: it
+// stops at start-up.
 func objectsOwned() []client.Object {
-	return []client.Object{
-		&corev1.ServiceAccount{}, &corev1.ConfigMap{}, &corev1.Secret{}, &corev1.Service{},
-		&appsv1.Deployment{}, &networkingv1.Ingress{}, &autoscalingv2.HorizontalPodAutoscaler{},
-		&policyv1.PodDisruptionBudget{}, &networkingv1.NetworkPolicy{},
+	scheme := NewScheme()
+	kinds := v1alpha1.OwnedKinds()
+	out := make([]client.Object, 0, len(kinds))
+	for _, k := range kinds {
+		obj, err := newObject(scheme, k.GroupVersionKind)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, obj)
 	}
+	return out
+}
+
+// newObject is an empty object of kind gvk.
+func newObject(scheme *runtime.Scheme, gvk schema.GroupVersionKind) (client.Object, error) {
+	obj, err := scheme.New(gvk)
+	if err != nil {
+		return nil, fmt.Errorf("owned kind %s: %w", gvk, err)
+	}
+	co, ok := obj.(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("owned kind %s is not an object with metadata", gvk)
+	}
+	return co, nil
 }

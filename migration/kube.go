@@ -56,8 +56,8 @@ func FromCluster(ctx context.Context, cfg *rest.Config, ref string) (Tenant, err
 	if us.Status.CredentialsSecret != "" {
 		secretName = us.Status.CredentialsSecret
 	}
-	if r := us.Spec.AdminTokensSecretRef; r != nil {
-		secretName, key = r.Name, r.Key
+	if r, ok := v1alpha1.TenantSecretRefFor(&us.Spec, v1alpha1.EnvAdminTokens); ok {
+		secretName, key = r.Ref.Name, r.Ref.Key
 	}
 	var sec corev1.Secret
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: secretName}, &sec); err != nil {

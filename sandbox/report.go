@@ -28,14 +28,6 @@ import (
 	"userve.dev/userve/server/hserve"
 )
 
-// EnvAdminTokens is the server's admin tokens variable; the reporter reads
-// a tenant's token from the Secret key the Deployment feeds into it.
-const EnvAdminTokens = "USERVE_ADMIN_TOKENS"
-
-// EnvMongoURI is the server's MongoDB URI variable; the reporter shows whose
-// database user it names.
-const EnvMongoURI = "USERVE_MONGO_URI"
-
 // printer serializes lines to the terminal.
 type printer struct {
 	mu  sync.Mutex
@@ -126,8 +118,8 @@ func (r *reporter) update(t runtime.Tenant) {
 		state = "suspended"
 	case t.RolledOut():
 		state = "ready"
-		token = firstToken(r.secretEnv(t, EnvAdminTokens))
-		dbUser, _, _ = tenantdb.Credentials(r.secretEnv(t, EnvMongoURI))
+		token = firstToken(r.secretEnv(t, v1alpha1.EnvAdminTokens))
+		dbUser, _, _ = tenantdb.Credentials(r.secretEnv(t, v1alpha1.EnvMongoURI))
 	}
 
 	r.mu.Lock()

@@ -258,11 +258,11 @@ func TestRemovedSettingsAreRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	hasWebhookEnv := func(d *appsv1.Deployment) bool {
-		return slices.ContainsFunc(d.Spec.Template.Spec.Containers[0].Env, func(e corev1.EnvVar) bool { return e.Name == render.EnvWebhookSecret })
+		return slices.ContainsFunc(d.Spec.Template.Spec.Containers[0].Env, func(e corev1.EnvVar) bool { return e.Name == v1alpha1.EnvWebhookSecret })
 	}
 	eventually(t, "the webhook secret reaches the pods", func() error {
 		if !hasWebhookEnv(deployment(t, us)) {
-			return fmt.Errorf("no %s", render.EnvWebhookSecret)
+			return fmt.Errorf("no %s", v1alpha1.EnvWebhookSecret)
 		}
 		return nil
 	})

@@ -129,8 +129,8 @@ func TestTenantGetsItsOwnDatabaseUser(t *testing.T) {
 	// The pods read the URI from the credentials Secret, never the default.
 	d := deployment(t, us)
 	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
-		if e.Name == render.EnvMongoURI && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != render.CredentialsSecretName(us)) {
-			t.Errorf("pods read %s from %+v", render.EnvMongoURI, e.ValueFrom)
+		if e.Name == v1alpha1.EnvMongoURI && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != render.CredentialsSecretName(us)) {
+			t.Errorf("pods read %s from %+v", v1alpha1.EnvMongoURI, e.ValueFrom)
 		}
 	}
 }

@@ -84,7 +84,7 @@ func TestSecretValueChangeRollsPods(t *testing.T) {
 	eventually(t, "the Deployment reads the tenant's own tokens", func() error {
 		d := deployment(t, us)
 		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
-			if e.Name == render.EnvAdminTokens && e.ValueFrom.SecretKeyRef.Name == "tokens" && e.ValueFrom.SecretKeyRef.Key == "list" {
+			if e.Name == v1alpha1.EnvAdminTokens && e.ValueFrom.SecretKeyRef.Name == "tokens" && e.ValueFrom.SecretKeyRef.Key == "list" {
 				first = podHash(d)
 				return nil
 			}

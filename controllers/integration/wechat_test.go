@@ -66,7 +66,7 @@ func TestWeChatSecretIsWatchedAndRollsPods(t *testing.T) {
 	eventually(t, "the Deployment reads the WeChat secret", func() error {
 		d := deployment(t, us)
 		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
-			if e.Name == render.EnvWeChatSecret && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef.Name == "wx" && e.ValueFrom.SecretKeyRef.Key == "secret" {
+			if e.Name == v1alpha1.EnvWeChatSecret && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef.Name == "wx" && e.ValueFrom.SecretKeyRef.Key == "secret" {
 				first = podHash(d)
 				return nil
 			}

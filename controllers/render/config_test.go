@@ -88,15 +88,15 @@ func TestConfigMapHoldsTheConfig(t *testing.T) {
 }
 
 func TestConfigHashChangesWithConfigAndSecretsOnly(t *testing.T) {
-	secrets := map[string][]byte{EnvJWTKey: []byte("k"), EnvAdminTokens: []byte("t")}
+	secrets := map[string][]byte{v1alpha1.EnvJWTKey: []byte("k"), v1alpha1.EnvAdminTokens: []byte("t")}
 	h := ConfigHash([]byte("c"), secrets)
-	if h != ConfigHash([]byte("c"), map[string][]byte{EnvAdminTokens: []byte("t"), EnvJWTKey: []byte("k")}) {
+	if h != ConfigHash([]byte("c"), map[string][]byte{v1alpha1.EnvAdminTokens: []byte("t"), v1alpha1.EnvJWTKey: []byte("k")}) {
 		t.Error("hash depends on map order")
 	}
 	if h == ConfigHash([]byte("c2"), secrets) {
 		t.Error("config change kept the hash")
 	}
-	if h == ConfigHash([]byte("c"), map[string][]byte{EnvJWTKey: []byte("k2"), EnvAdminTokens: []byte("t")}) {
+	if h == ConfigHash([]byte("c"), map[string][]byte{v1alpha1.EnvJWTKey: []byte("k2"), v1alpha1.EnvAdminTokens: []byte("t")}) {
 		t.Error("secret change kept the hash")
 	}
 	// Boundaries are part of the hash: moving bytes between values changes it.

@@ -80,7 +80,7 @@ func TestTheServerAcceptsWhatThePodGets(t *testing.T) {
 	if _, ok := cfg.CustomField("level"); !ok {
 		t.Error("the custom field did not reach the server")
 	}
-	if got := env[config.EnvMemoryLimit]; got != "268435456" {
-		t.Errorf("%s = %q, want the default 256Mi limit in bytes", config.EnvMemoryLimit, got)
+	if got := env[v1alpha1.EnvMemoryLimit]; got != "268435456" {
+		t.Errorf("%s = %q, want the default 256Mi limit in bytes", v1alpha1.EnvMemoryLimit, got)
 	}
 }

@@ -66,17 +66,6 @@ const (
 	KeyJWTKey      = "jwt-key"
 	KeyMongoURI    = "mongo-uri"
 
-	// Environment of the tenant server (the `userve serve` contract).
-	EnvMongoURI      = "USERVE_MONGO_URI"
-	EnvMongoDatabase = "USERVE_MONGO_DATABASE"
-	EnvAdminTokens   = "USERVE_ADMIN_TOKENS"
-	EnvJWTKey        = "USERVE_JWT_KEY"
-	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
-	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
-	EnvWeChatSecret  = "USERVE_WECHAT_APP_SECRET"
-	EnvGOMAXPROCS    = "GOMAXPROCS"          // from the CPU limit, when there is one
-	EnvMemoryLimit   = "USERVE_MEMORY_LIMIT" // the memory limit in bytes: sizes the password-check budget
-
 	// MaxDatabaseName is the longest database name accepted (MongoDB allows
 	// fewer than 64 characters).
 	MaxDatabaseName = 63

@@ -86,8 +86,8 @@ func TestDeploymentHasDefaultResources(t *testing.T) {
 		t.Errorf("resources = %+v", c.Resources)
 	}
 	for _, e := range c.Env {
-		if e.Name == EnvGOMAXPROCS {
-			t.Errorf("%s set without a CPU limit", EnvGOMAXPROCS)
+		if e.Name == v1alpha1.EnvGOMAXPROCS {
+			t.Errorf("%s set without a CPU limit", v1alpha1.EnvGOMAXPROCS)
 		}
 	}
 }

@@ -25,10 +25,9 @@ type SecretSources struct {
 	MongoURI    corev1.SecretKeySelector
 	AdminTokens corev1.SecretKeySelector
 	JWTKey      corev1.SecretKeySelector
-	// Optional: only when the spec configures the delivery.
-	WebhookSecret *corev1.SecretKeySelector
-	SMTPPassword  *corev1.SecretKeySelector
-	WeChatSecret  *corev1.SecretKeySelector // spec.wechat.appSecretRef
+	// Optional are the other Secret keys the spec names (delivery and
+	// WeChat secrets), in the contract's order (v1alpha1.TenantSecretRefs).
+	Optional []SecretEnv
 
 	// CopyDefaultMongoURI is set when the tenant is on the operator's
 	// default MongoDB: the pods read the URI the operator writes into the
@@ -38,43 +37,52 @@ type SecretSources struct {
 	CopyDefaultMongoURI bool
 }
 
+// SecretEnv is an environment variable read from a Secret key.
+type SecretEnv struct {
+	Env    string
+	Secret corev1.SecretKeySelector
+}
+
 // ErrNoMongoURI means the tenant names no MongoDB URI and the operator has no
 // default.
 var ErrNoMongoURI = errors.New("no MongoDB URI: set spec.mongo.uriSecretRef or start the operator with --default-mongo-uri-secret")
 
-// Sources resolves where the tenant's secrets come from. defaultMongo is the
-// operator's --default-mongo-uri-secret, nil when unset.
+// Sources resolves where the tenant's secrets come from: the Secret keys
+// the spec names, else the credentials Secret the operator generates.
+// defaultMongo is the operator's --default-mongo-uri-secret, nil when unset.
 func Sources(us *v1alpha1.UserService, defaultMongo *SecretLocation) (SecretSources, error) {
 	creds := CredentialsSecretName(us)
 	src := SecretSources{
-		AdminTokens: selector(creds, KeyAdminTokens),
-		JWTKey:      selector(creds, KeyJWTKey),
+		MongoURI:            selector(creds, KeyMongoURI),
+		AdminTokens:         selector(creds, KeyAdminTokens),
+		JWTKey:              selector(creds, KeyJWTKey),
+		CopyDefaultMongoURI: true,
 	}
-	switch ref := us.Spec.Mongo.URISecretRef; {
-	case ref != nil:
-		src.MongoURI = selector(ref.Name, ref.Key)
-	case defaultMongo == nil:
+	for _, r := range v1alpha1.TenantSecretRefs(&us.Spec) {
+		s := selector(r.Ref.Name, r.Ref.Key)
+		switch r.Env {
+		case v1alpha1.EnvMongoURI:
+			src.MongoURI, src.CopyDefaultMongoURI = s, false
+		case v1alpha1.EnvAdminTokens:
+			src.AdminTokens = s
+		default:
+			src.Optional = append(src.Optional, SecretEnv{Env: r.Env, Secret: s})
+		}
+	}
+	if src.CopyDefaultMongoURI && defaultMongo == nil {
 		return SecretSources{}, ErrNoMongoURI
-	default:
-		src.MongoURI = selector(creds, KeyMongoURI)
-		src.CopyDefaultMongoURI = true
-	}
-	if ref := us.Spec.AdminTokensSecretRef; ref != nil {
-		src.AdminTokens = selector(ref.Name, ref.Key)
-	}
-	if sms := us.Spec.Verification.SMS; sms != nil && sms.Webhook != nil && sms.Webhook.SecretRef != nil {
-		s := selector(sms.Webhook.SecretRef.Name, sms.Webhook.SecretRef.Key)
-		src.WebhookSecret = &s
-	}
-	if mail := us.Spec.Verification.Mail; mail != nil && mail.SMTP != nil && mail.SMTP.PasswordSecretRef != nil {
-		s := selector(mail.SMTP.PasswordSecretRef.Name, mail.SMTP.PasswordSecretRef.Key)
-		src.SMTPPassword = &s
-	}
-	if wc := us.Spec.WeChat; wc != nil {
-		s := selector(wc.AppSecretRef.Name, wc.AppSecretRef.Key)
-		src.WeChatSecret = &s
 	}
 	return src, nil
+}
+
+// Get is the Secret key variable env reads, if it is one of the optional.
+func (s SecretSources) Get(env string) (corev1.SecretKeySelector, bool) {
+	for _, o := range s.Optional {
+		if o.Env == env {
+			return o.Secret, true
+		}
+	}
+	return corev1.SecretKeySelector{}, false
 }
 
 func selector(name, key string) corev1.SecretKeySelector {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,7 +30,7 @@ func TestSourcesUseTheCredentialsSecretByDefault(t *testing.T) {
 	want("mongo URI", src.MongoURI, "mongo", "uri")
 	want("admin tokens", src.AdminTokens, "acme-credentials", KeyAdminTokens)
 	want("JWT key", src.JWTKey, "acme-credentials", KeyJWTKey)
-	if src.WebhookSecret != nil || src.SMTPPassword != nil || src.CopyDefaultMongoURI {
+	if len(src.Optional) != 0 || src.CopyDefaultMongoURI {
 		t.Errorf("unconfigured sources set: %+v", src)
 	}
 }
@@ -51,8 +52,10 @@ func TestSourcesFollowTheSpecRefs(t *testing.T) {
 	if src.AdminTokens.Name != "tokens" || src.AdminTokens.Key != "list" {
 		t.Errorf("admin tokens from %+v, want tokens/list", src.AdminTokens)
 	}
-	if src.WebhookSecret == nil || src.WebhookSecret.Name != "hook" || src.SMTPPassword == nil || src.SMTPPassword.Key != "pw" {
-		t.Errorf("delivery secrets = %+v / %+v", src.WebhookSecret, src.SMTPPassword)
+	hook, okHook := src.Get(v1alpha1.EnvWebhookSecret)
+	smtp, okSMTP := src.Get(v1alpha1.EnvSMTPPassword)
+	if !okHook || hook.Name != "hook" || !okSMTP || smtp.Key != "pw" {
+		t.Errorf("delivery secrets = %+v", src.Optional)
 	}
 }
 
@@ -167,3 +170,45 @@ func TestRotationIsRecordedWithTheURI(t *testing.T) {
 type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
+
+// TestEverySpecSecretReachesThePods: each Secret key the spec names is read
+// by its variable, in the order the operator has always rendered them (a
+// reordered environment would roll every tenant on an operator upgrade).
+func TestEverySpecSecretReachesThePods(t *testing.T) {
+	us := tenant(func(u *v1alpha1.UserService) {
+		u.Spec.Mongo.URISecretRef = &v1alpha1.SecretKeyRef{Name: "mongo", Key: "uri"}
+		u.Spec.AdminTokensSecretRef = &v1alpha1.SecretKeyRef{Name: "tokens", Key: "list"}
+		u.Spec.Verification.SMS = &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{
+			URL: "https://sms.example.com/", SecretRef: &v1alpha1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
+		u.Spec.Verification.Mail = &v1alpha1.MailSpec{SMTP: &v1alpha1.SMTPSpec{
+			Host: "smtp.example.com", From: "a@example.com", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "smtp", Key: "pw"}}}
+		u.Spec.WeChat = &v1alpha1.WeChatSpec{AppID: "wx1", AppSecretRef: v1alpha1.SecretKeyRef{Name: "wx", Key: "secret"}}
+	})
+	src, err := Sources(us, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Deployment(us, DeploymentParams{Image: "i", Database: "shop_acme", Secrets: src, ConfigHash: "h"})
+	var got []string
+	for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			got = append(got, e.Name+"="+e.ValueFrom.SecretKeyRef.Name+"/"+e.ValueFrom.SecretKeyRef.Key)
+		}
+	}
+	want := []string{
+		v1alpha1.EnvMongoURI + "=mongo/uri",
+		v1alpha1.EnvAdminTokens + "=tokens/list",
+		v1alpha1.EnvJWTKey + "=acme-credentials/" + KeyJWTKey,
+		v1alpha1.EnvWebhookSecret + "=hook/hmac",
+		v1alpha1.EnvSMTPPassword + "=smtp/pw",
+		v1alpha1.EnvWeChatSecret + "=wx/secret",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the pods read\n%v\nwant\n%v", got, want)
+	}
+	for _, r := range v1alpha1.TenantSecretRefs(&us.Spec) {
+		if !slices.Contains(got, r.Env+"="+r.Ref.Name+"/"+r.Ref.Key) {
+			t.Errorf("%s (%s) does not reach the pods", r.Field, r.Env)
+		}
+	}
+}

@@ -21,8 +21,8 @@ func TestWeChatReachesThePod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if src.WeChatSecret == nil || src.WeChatSecret.Name != "wx" || src.WeChatSecret.Key != "secret" {
-		t.Fatalf("WeChat secret source %+v", src.WeChatSecret)
+	if wx, ok := src.Get(v1alpha1.EnvWeChatSecret); !ok || wx.Name != "wx" || wx.Key != "secret" {
+		t.Fatalf("WeChat secret source %+v", src.Optional)
 	}
 	creds, err := CredentialsSecret(us, nil, nil, rand.Reader)
 	if err != nil {
@@ -42,8 +42,8 @@ func TestWeChatReachesThePod(t *testing.T) {
 			env[e.Name] = secrets[ref.Name+"/"+ref.Key]
 		}
 	}
-	if env[EnvWeChatSecret] != "the-app-secret" {
-		t.Fatalf("%s = %q", EnvWeChatSecret, env[EnvWeChatSecret])
+	if env[v1alpha1.EnvWeChatSecret] != "the-app-secret" {
+		t.Fatalf("%s = %q", v1alpha1.EnvWeChatSecret, env[v1alpha1.EnvWeChatSecret])
 	}
 	cfgYAML, err := ServerConfig(us, "shop_acme")
 	if err != nil {
@@ -69,12 +69,12 @@ func TestWeChatReachesThePod(t *testing.T) {
 	plain := tenant()
 	src, _ = Sources(plain, &SecretLocation{Namespace: "ops", Name: "m", Key: "u"})
 	for _, e := range Deployment(plain, DeploymentParams{Image: "i", Database: "d", Secrets: src}).Spec.Template.Spec.Containers[0].Env {
-		if e.Name == EnvWeChatSecret {
+		if e.Name == v1alpha1.EnvWeChatSecret {
 			t.Fatal("WeChat secret without spec.wechat")
 		}
 	}
 	// A new app secret changes the config hash, so the pods roll.
-	if ConfigHash(cfgYAML, map[string][]byte{EnvWeChatSecret: []byte("a")}) == ConfigHash(cfgYAML, map[string][]byte{EnvWeChatSecret: []byte("b")}) {
+	if ConfigHash(cfgYAML, map[string][]byte{v1alpha1.EnvWeChatSecret: []byte("a")}) == ConfigHash(cfgYAML, map[string][]byte{v1alpha1.EnvWeChatSecret: []byte("b")}) {
 		t.Fatal("config hash ignores the WeChat secret")
 	}
 }

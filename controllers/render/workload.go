@@ -157,29 +157,23 @@ func env(us *v1alpha1.UserService, p DeploymentParams) []corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &s}}
 	}
 	e := []corev1.EnvVar{
-		fromSecret(EnvMongoURI, p.Secrets.MongoURI),
-		{Name: EnvMongoDatabase, Value: p.Database},
-		fromSecret(EnvAdminTokens, p.Secrets.AdminTokens),
-		fromSecret(EnvJWTKey, p.Secrets.JWTKey),
+		fromSecret(v1alpha1.EnvMongoURI, p.Secrets.MongoURI),
+		{Name: v1alpha1.EnvMongoDatabase, Value: p.Database},
+		fromSecret(v1alpha1.EnvAdminTokens, p.Secrets.AdminTokens),
+		fromSecret(v1alpha1.EnvJWTKey, p.Secrets.JWTKey),
 	}
-	if p.Secrets.WebhookSecret != nil {
-		e = append(e, fromSecret(EnvWebhookSecret, *p.Secrets.WebhookSecret))
-	}
-	if p.Secrets.SMTPPassword != nil {
-		e = append(e, fromSecret(EnvSMTPPassword, *p.Secrets.SMTPPassword))
-	}
-	if p.Secrets.WeChatSecret != nil {
-		e = append(e, fromSecret(EnvWeChatSecret, *p.Secrets.WeChatSecret))
+	for _, o := range p.Secrets.Optional {
+		e = append(e, fromSecret(o.Env, o.Secret))
 	}
 	// The memory limit (always set: ServerResources) sizes the memory
 	// password checks may hold at once (a quarter of it).
-	e = append(e, corev1.EnvVar{Name: EnvMemoryLimit, ValueFrom: &corev1.EnvVarSource{
+	e = append(e, corev1.EnvVar{Name: v1alpha1.EnvMemoryLimit, ValueFrom: &corev1.EnvVarSource{
 		ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resourceQuantity("1")},
 	}})
 	// userve serve runs on one P unless told otherwise; a CPU limit says how
 	// many cores the tenant may use (rounded up by the divisor of 1).
 	if _, ok := us.Spec.Resources.Limits[corev1.ResourceCPU]; ok {
-		e = append(e, corev1.EnvVar{Name: EnvGOMAXPROCS, ValueFrom: &corev1.EnvVarSource{
+		e = append(e, corev1.EnvVar{Name: v1alpha1.EnvGOMAXPROCS, ValueFrom: &corev1.EnvVarSource{
 			ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resourceQuantity("1")},
 		}})
 	}

@@ -127,26 +127,26 @@ func TestDeploymentEnvironment(t *testing.T) {
 		}
 		return e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
 	}
-	if got := ref(EnvMongoURI); got != "acme-credentials/mongo-uri" {
-		t.Errorf("%s from %s", EnvMongoURI, got)
+	if got := ref(v1alpha1.EnvMongoURI); got != "acme-credentials/mongo-uri" {
+		t.Errorf("%s from %s", v1alpha1.EnvMongoURI, got)
 	}
-	if got := ref(EnvAdminTokens); got != "acme-credentials/admin-tokens" {
-		t.Errorf("%s from %s", EnvAdminTokens, got)
+	if got := ref(v1alpha1.EnvAdminTokens); got != "acme-credentials/admin-tokens" {
+		t.Errorf("%s from %s", v1alpha1.EnvAdminTokens, got)
 	}
-	if got := ref(EnvJWTKey); got != "acme-credentials/jwt-key" {
-		t.Errorf("%s from %s", EnvJWTKey, got)
+	if got := ref(v1alpha1.EnvJWTKey); got != "acme-credentials/jwt-key" {
+		t.Errorf("%s from %s", v1alpha1.EnvJWTKey, got)
 	}
-	if got := ref(EnvWebhookSecret); got != "hook/hmac" {
-		t.Errorf("%s from %s", EnvWebhookSecret, got)
+	if got := ref(v1alpha1.EnvWebhookSecret); got != "hook/hmac" {
+		t.Errorf("%s from %s", v1alpha1.EnvWebhookSecret, got)
 	}
-	if env[EnvMongoDatabase].Value != "shop_acme" {
-		t.Errorf("%s = %q", EnvMongoDatabase, env[EnvMongoDatabase].Value)
+	if env[v1alpha1.EnvMongoDatabase].Value != "shop_acme" {
+		t.Errorf("%s = %q", v1alpha1.EnvMongoDatabase, env[v1alpha1.EnvMongoDatabase].Value)
 	}
-	if _, ok := env[EnvSMTPPassword]; ok {
-		t.Errorf("%s set without SMTP configured", EnvSMTPPassword)
+	if _, ok := env[v1alpha1.EnvSMTPPassword]; ok {
+		t.Errorf("%s set without SMTP configured", v1alpha1.EnvSMTPPassword)
 	}
-	if _, ok := env[EnvGOMAXPROCS]; ok {
-		t.Errorf("%s set without a CPU limit", EnvGOMAXPROCS)
+	if _, ok := env[v1alpha1.EnvGOMAXPROCS]; ok {
+		t.Errorf("%s set without a CPU limit", v1alpha1.EnvGOMAXPROCS)
 	}
 }
 
@@ -156,16 +156,16 @@ func TestDeploymentTakesGOMAXPROCSFromTheCPULimit(t *testing.T) {
 	})
 	var got *corev1.EnvVar
 	for _, e := range Deployment(us, params(us)).Spec.Template.Spec.Containers[0].Env {
-		if e.Name == EnvGOMAXPROCS {
+		if e.Name == v1alpha1.EnvGOMAXPROCS {
 			got = &e
 		}
 	}
 	if got == nil || got.ValueFrom == nil || got.ValueFrom.ResourceFieldRef == nil {
-		t.Fatalf("%s not from the CPU limit: %+v", EnvGOMAXPROCS, got)
+		t.Fatalf("%s not from the CPU limit: %+v", v1alpha1.EnvGOMAXPROCS, got)
 	}
 	// A divisor of 1 makes the kubelet round 1500m up to 2.
 	if ref := got.ValueFrom.ResourceFieldRef; ref.Resource != "limits.cpu" || ref.Divisor.String() != "1" {
-		t.Errorf("%s from %s divided by %s; want limits.cpu divided by 1", EnvGOMAXPROCS, ref.Resource, ref.Divisor.String())
+		t.Errorf("%s from %s divided by %s; want limits.cpu divided by 1", v1alpha1.EnvGOMAXPROCS, ref.Resource, ref.Divisor.String())
 	}
 }
 
@@ -175,15 +175,15 @@ func TestDeploymentPassesTheMemoryLimit(t *testing.T) {
 	us := tenant()
 	var got *corev1.EnvVar
 	for _, e := range Deployment(us, params(us)).Spec.Template.Spec.Containers[0].Env {
-		if e.Name == EnvMemoryLimit {
+		if e.Name == v1alpha1.EnvMemoryLimit {
 			got = &e
 		}
 	}
 	if got == nil || got.ValueFrom == nil || got.ValueFrom.ResourceFieldRef == nil {
-		t.Fatalf("%s not from the memory limit: %+v", EnvMemoryLimit, got)
+		t.Fatalf("%s not from the memory limit: %+v", v1alpha1.EnvMemoryLimit, got)
 	}
 	if ref := got.ValueFrom.ResourceFieldRef; ref.Resource != "limits.memory" || ref.Divisor.String() != "1" {
-		t.Errorf("%s from %s divided by %s; want limits.memory in bytes", EnvMemoryLimit, ref.Resource, ref.Divisor.String())
+		t.Errorf("%s from %s divided by %s; want limits.memory in bytes", v1alpha1.EnvMemoryLimit, ref.Resource, ref.Divisor.String())
 	}
 }
 

@@ -22,20 +22,24 @@ import (
 	"userve.dev/userve/api/v1alpha1"
 )
 
-// DependentKinds are the kinds the operator creates for a tenant; the
-// collector looks for UserService-owned objects among them.
-var DependentKinds = []schema.GroupVersionKind{
-	{Group: "apps", Version: "v1", Kind: "Deployment"},
-	{Version: "v1", Kind: "Service"},
-	{Version: "v1", Kind: "ConfigMap"},
-	{Version: "v1", Kind: "Secret"},
-	{Version: "v1", Kind: "ServiceAccount"},
-	{Group: "networking.k8s.io", Version: "v1", Kind: "Ingress"},
-	{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"},
-	{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"},
-	{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"},
-	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"},
-	{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"},
+// DependentKinds are the kinds the collector looks among for
+// UserService-owned objects: the operator's (v1alpha1.OwnedKinds) and the
+// RBAC kinds a user may give a tenant. The cluster's collector looks at
+// every kind; this one at those a tenant is known to own. Deployments come
+// first, so that local processes stop before what they read goes.
+func DependentKinds() []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	for _, k := range v1alpha1.OwnedKinds() {
+		if k.Kind == "Deployment" {
+			out = append([]schema.GroupVersionKind{k.GroupVersionKind}, out...)
+		} else {
+			out = append(out, k.GroupVersionKind)
+		}
+	}
+	return append(out,
+		schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"},
+		schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"},
+	)
 }
 
 // GarbageCollector deletes what a deleted UserService owned. A bare API
@@ -108,7 +112,7 @@ func (g *GarbageCollector) Reconcile(ctx context.Context, req reconcile.Request)
 // UID matches.
 func (g *GarbageCollector) dependents(ctx context.Context, ns, name string, match func(types.UID) bool) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
-	for _, gvk := range DependentKinds {
+	for _, gvk := range DependentKinds() {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 		if err := g.reader.List(ctx, list, client.InNamespace(ns)); err != nil {

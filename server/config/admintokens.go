@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // AdminToken is one management bearer token and the name the audit log
@@ -37,7 +39,7 @@ func ParseAdminTokens(s string) ([]AdminToken, error) {
 	tokens := make([]AdminToken, 0, len(entries))
 	seen := map[string]bool{}
 	for i, e := range entries {
-		where := fmt.Sprintf("%s: token %d of %d", EnvAdminTokens, i+1, len(entries))
+		where := fmt.Sprintf("%s: token %d of %d", v1alpha1.EnvAdminTokens, i+1, len(entries))
 		t := AdminToken{Name: UnnamedAdminPrefix + strconv.Itoa(i+1), Token: e}
 		if name, token, named := strings.Cut(e, ":"); named {
 			if name = strings.TrimSpace(name); !adminNamePattern.MatchString(name) {

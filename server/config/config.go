@@ -20,20 +20,6 @@ import (
 	"userve.dev/userve/internal/mongouri"
 )
 
-// Environment variables read by Load.
-const (
-	EnvMongoURI      = "USERVE_MONGO_URI"
-	EnvMongoDatabase = "USERVE_MONGO_DATABASE"
-	EnvAdminTokens   = "USERVE_ADMIN_TOKENS"
-	EnvJWTKey        = "USERVE_JWT_KEY"
-	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
-	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
-	EnvWeChatSecret  = "USERVE_WECHAT_APP_SECRET"
-	// EnvMemoryLimit is the container's memory limit in bytes (set by the
-	// operator); userve serve gives a quarter of it to password checks.
-	EnvMemoryLimit = "USERVE_MEMORY_LIMIT"
-)
-
 // MinJWTKeyLength is the shortest accepted HMAC key, in bytes (256 bits).
 const MinJWTKeyLength = 32
 
@@ -70,7 +56,8 @@ func (c *Config) CustomField(name string) (v1alpha1.CustomField, bool) {
 	return v1alpha1.CustomField{}, false
 }
 
-// Load reads the manifest at path and the environment through getenv.
+// Load reads the manifest at path and the environment through getenv (the
+// variables of the tenant contract, v1alpha1.Env*).
 // Errors are one line naming the problem.
 func Load(path string, getenv func(string) string) (*Config, error) {
 	if path == "" {
@@ -295,24 +282,24 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 	}
 	c := &Config{
 		Service:       us,
-		MongoURI:      strings.TrimSpace(getenv(EnvMongoURI)),
-		Database:      strings.TrimSpace(getenv(EnvMongoDatabase)),
-		JWTKey:        []byte(getenv(EnvJWTKey)),
-		WebhookSecret: getenv(EnvWebhookSecret),
-		SMTPPassword:  getenv(EnvSMTPPassword),
-		WeChatSecret:  getenv(EnvWeChatSecret),
+		MongoURI:      strings.TrimSpace(getenv(v1alpha1.EnvMongoURI)),
+		Database:      strings.TrimSpace(getenv(v1alpha1.EnvMongoDatabase)),
+		JWTKey:        []byte(getenv(v1alpha1.EnvJWTKey)),
+		WebhookSecret: getenv(v1alpha1.EnvWebhookSecret),
+		SMTPPassword:  getenv(v1alpha1.EnvSMTPPassword),
+		WeChatSecret:  getenv(v1alpha1.EnvWeChatSecret),
 		Issuer:        ns + "/" + us.Name,
 	}
 	if c.MongoURI == "" {
-		return nil, fmt.Errorf("%s is required (e.g. mongodb://127.0.0.1:27017/)", EnvMongoURI)
+		return nil, fmt.Errorf("%s is required (e.g. mongodb://127.0.0.1:27017/)", v1alpha1.EnvMongoURI)
 	}
 	if !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
-		return nil, fmt.Errorf("%s must start with mongodb:// or mongodb+srv://", EnvMongoURI)
+		return nil, fmt.Errorf("%s must start with mongodb:// or mongodb+srv://", v1alpha1.EnvMongoURI)
 	}
 	// The same rules as the operator's for a tenant's URI: nothing that
 	// makes the driver send the pod's, node's or cloud's identity.
 	if err := mongouri.Check(c.MongoURI); err != nil {
-		return nil, fmt.Errorf("%s: %w", EnvMongoURI, err)
+		return nil, fmt.Errorf("%s: %w", v1alpha1.EnvMongoURI, err)
 	}
 	if c.Database == "" {
 		c.Database = us.Spec.Mongo.Database
@@ -321,37 +308,37 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 		c.Database = ns + "_" + us.Name
 	}
 	if !databaseNamePattern.MatchString(c.Database) || len(c.Database) > 63 {
-		return nil, fmt.Errorf("database name %q: must be 1-63 letters, digits, '_' or '-' (set %s or spec.mongo.database)", c.Database, EnvMongoDatabase)
+		return nil, fmt.Errorf("database name %q: must be 1-63 letters, digits, '_' or '-' (set %s or spec.mongo.database)", c.Database, v1alpha1.EnvMongoDatabase)
 	}
-	tokens, err := ParseAdminTokens(getenv(EnvAdminTokens))
+	tokens, err := ParseAdminTokens(getenv(v1alpha1.EnvAdminTokens))
 	if err != nil {
 		return nil, err
 	}
 	c.AdminTokens = tokens
 	spec := &us.Spec
 	if v1alpha1.Enabled(spec.API.MinApp.Enabled) && len(c.AdminTokens) == 0 {
-		return nil, fmt.Errorf("%s is empty but the management API (spec.api.minapp) is enabled", EnvAdminTokens)
+		return nil, fmt.Errorf("%s is empty but the management API (spec.api.minapp) is enabled", v1alpha1.EnvAdminTokens)
 	}
 	if v1alpha1.Enabled(spec.API.Plus.Enabled) && len(c.JWTKey) == 0 {
-		return nil, fmt.Errorf("%s is required while the end-user API (spec.api.plus) is enabled", EnvJWTKey)
+		return nil, fmt.Errorf("%s is required while the end-user API (spec.api.plus) is enabled", v1alpha1.EnvJWTKey)
 	}
 	if v1alpha1.HServeEnabled(spec) && len(c.JWTKey) == 0 {
-		return nil, fmt.Errorf("%s is required while the MinApp SDK API (spec.api.hserve) is enabled", EnvJWTKey)
+		return nil, fmt.Errorf("%s is required while the MinApp SDK API (spec.api.hserve) is enabled", v1alpha1.EnvJWTKey)
 	}
 	if len(c.JWTKey) > 0 && len(c.JWTKey) < MinJWTKeyLength {
 		return nil, fmt.Errorf("%s is %d bytes, shorter than %d (generate one with: openssl rand -hex 32)",
-			EnvJWTKey, len(c.JWTKey), MinJWTKeyLength)
+			v1alpha1.EnvJWTKey, len(c.JWTKey), MinJWTKeyLength)
 	}
 	// Codes sent to the webhook are signed with the secret; with an empty
 	// key anyone could forge them, so no secret means no start.
 	if sms := spec.Verification.SMS; sms != nil && sms.Webhook != nil && c.WebhookSecret == "" {
-		return nil, fmt.Errorf("%s is required: spec.verification.sms.webhook is set and its requests are signed with it (set spec.verification.sms.webhook.secretRef)", EnvWebhookSecret)
+		return nil, fmt.Errorf("%s is required: spec.verification.sms.webhook is set and its requests are signed with it (set spec.verification.sms.webhook.secretRef)", v1alpha1.EnvWebhookSecret)
 	}
 	if m := spec.Verification.Mail; m != nil && m.SMTP != nil && m.SMTP.PasswordSecretRef != nil && c.SMTPPassword == "" {
-		return nil, fmt.Errorf("%s is required: spec.verification.mail.smtp.passwordSecretRef is set", EnvSMTPPassword)
+		return nil, fmt.Errorf("%s is required: spec.verification.mail.smtp.passwordSecretRef is set", v1alpha1.EnvSMTPPassword)
 	}
 	if spec.WeChat != nil && c.WeChatSecret == "" {
-		return nil, fmt.Errorf("%s is required: spec.wechat is set (set spec.wechat.appSecretRef)", EnvWeChatSecret)
+		return nil, fmt.Errorf("%s is required: spec.wechat is set (set spec.wechat.appSecretRef)", v1alpha1.EnvWeChatSecret)
 	}
 	return c, nil
 }

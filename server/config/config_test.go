@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 const goodYAML = `apiVersion: miniapp.userve.dev/v1alpha1
@@ -48,7 +50,7 @@ const wechatYAML = `  wechat:
 `
 
 func TestWeChatLoadsWithDefaults(t *testing.T) {
-	e := map[string]string{EnvWeChatSecret: "s3cret"}
+	e := map[string]string{v1alpha1.EnvWeChatSecret: "s3cret"}
 	for k, v := range goodEnv {
 		e[k] = v
 	}
@@ -73,9 +75,9 @@ var (
 )
 
 var goodEnv = map[string]string{
-	EnvMongoURI:    "mongodb://127.0.0.1:27017/",
-	EnvAdminTokens: " " + tokA + " , ," + tokB + " ",
-	EnvJWTKey:      strings.Repeat("k", 32),
+	v1alpha1.EnvMongoURI:    "mongodb://127.0.0.1:27017/",
+	v1alpha1.EnvAdminTokens: " " + tokA + " , ," + tokB + " ",
+	v1alpha1.EnvJWTKey:      strings.Repeat("k", 32),
 }
 
 func write(t *testing.T, name, content string) string {
@@ -110,7 +112,7 @@ func TestLoadYAMLAppliesDefaultsAndEnv(t *testing.T) {
 
 // A webhook starts once its signing secret is in the environment.
 func TestWebhookWithSecretLoads(t *testing.T) {
-	withSecret := map[string]string{EnvWebhookSecret: "s3cret"}
+	withSecret := map[string]string{v1alpha1.EnvWebhookSecret: "s3cret"}
 	for k, v := range goodEnv {
 		withSecret[k] = v
 	}
@@ -136,7 +138,7 @@ func TestLoadJSONAndDatabaseChoice(t *testing.T) {
 	if err != nil || c.Database != "from_spec" || c.Issuer != "default/acme" {
 		t.Fatalf("%+v %v", c, err)
 	}
-	e := map[string]string{EnvMongoDatabase: "from_env"}
+	e := map[string]string{v1alpha1.EnvMongoDatabase: "from_env"}
 	for k, v := range goodEnv {
 		e[k] = v
 	}
@@ -177,18 +179,18 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"limits", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 5", 1), "defaultLimit must not exceed maxLimit", goodEnv},
 		{"audit retention", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 500\n      auditRetentionDays: 3651", 1), "spec.api.minapp.auditRetentionDays: 3651, must be within 1..3650", goodEnv},
 		{"trusted proxy", strings.Replace(goodYAML, "  api:\n", "  api:\n    plus:\n      trustedProxies: [10.0.0.0/8, 10.1.2.3]\n", 1), `spec.api.plus.trustedProxies[1] "10.1.2.3": must be a CIDR`, goodEnv},
-		{"no mongo uri", goodYAML, "USERVE_MONGO_URI is required", map[string]string{EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 32)}},
-		{"bad mongo uri", goodYAML, "must start with mongodb://", map[string]string{EnvMongoURI: "http://x", EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 32)}},
-		{"no tokens", plusOff, "USERVE_ADMIN_TOKENS is empty", map[string]string{EnvMongoURI: "mongodb://x/"}},
-		{"no jwt key", minappOff, "USERVE_JWT_KEY is required", map[string]string{EnvMongoURI: "mongodb://x/"}},
-		{"short jwt key", minappOff, "USERVE_JWT_KEY is 5 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvJWTKey: "short"}},
-		{"31-byte jwt key", goodYAML, "USERVE_JWT_KEY is 31 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 31)}},
-		{"short jwt key, end-user API off", plusOff, "USERVE_JWT_KEY is 8 bytes", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: "12345678"}},
-		{"one-byte admin token", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 1 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "t", EnvJWTKey: strings.Repeat("k", 32)}},
-		{"second admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2 is 31 bytes, shorter than 32", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA + "," + strings.Repeat("x", 31), EnvJWTKey: strings.Repeat("k", 32)}},
-		{"bad admin name", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2: the name before ':' must be", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA + ",bad name:" + tokB, EnvJWTKey: strings.Repeat("k", 32)}},
-		{"named admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 31 bytes", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: "alice:" + strings.Repeat("x", 31), EnvJWTKey: strings.Repeat("k", 32)}},
-		{"admin name twice", goodYAML, `USERVE_ADMIN_TOKENS: token 2 of 2: the name "admin-1" is used twice`, map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA + ",admin-1:" + tokB, EnvJWTKey: strings.Repeat("k", 32)}},
+		{"no mongo uri", goodYAML, "USERVE_MONGO_URI is required", map[string]string{v1alpha1.EnvAdminTokens: tokA, v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
+		{"bad mongo uri", goodYAML, "must start with mongodb://", map[string]string{v1alpha1.EnvMongoURI: "http://x", v1alpha1.EnvAdminTokens: tokA, v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
+		{"no tokens", plusOff, "USERVE_ADMIN_TOKENS is empty", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/"}},
+		{"no jwt key", minappOff, "USERVE_JWT_KEY is required", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/"}},
+		{"short jwt key", minappOff, "USERVE_JWT_KEY is 5 bytes, shorter than 32", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvJWTKey: "short"}},
+		{"31-byte jwt key", goodYAML, "USERVE_JWT_KEY is 31 bytes, shorter than 32", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA, v1alpha1.EnvJWTKey: strings.Repeat("k", 31)}},
+		{"short jwt key, end-user API off", plusOff, "USERVE_JWT_KEY is 8 bytes", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA, v1alpha1.EnvJWTKey: "12345678"}},
+		{"one-byte admin token", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 1 bytes, shorter than 32", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: "t", v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
+		{"second admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2 is 31 bytes, shorter than 32", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA + "," + strings.Repeat("x", 31), v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
+		{"bad admin name", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2: the name before ':' must be", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA + ",bad name:" + tokB, v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
+		{"named admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 31 bytes", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: "alice:" + strings.Repeat("x", 31), v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
+		{"admin name twice", goodYAML, `USERVE_ADMIN_TOKENS: token 2 of 2: the name "admin-1" is used twice`, map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA + ",admin-1:" + tokB, v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
 		{"code limit too high", strings.Replace(goodYAML, "  api:\n", "  verification:\n    limits:\n      perTargetDaily: 1001\n  api:\n", 1), "spec.verification.limits.perTargetDaily: 1001, must be within 1..1000", goodEnv},
 		{"webhook without secret", goodYAML + webhookYAML, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set", goodEnv},
 		{"webhook secretRef without secret", goodYAML + webhookYAML + webhookSecretRefYAML, "USERVE_WEBHOOK_SECRET is required", goodEnv},
@@ -200,8 +202,8 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"hserve bad clientID", strings.Replace(goodYAML, "  api:\n", "  api:\n    hserve:\n      clientID: a/b\n", 1), `spec.api.hserve.clientID "a/b"`, goodEnv},
 		{"hserve origin with path", strings.Replace(goodYAML, "  api:\n", "  api:\n    hserve:\n      enabled: true\n      clientID: abc\n      allowedOrigins: [https://a.example.com/app]\n", 1), `allowedOrigins[0] "https://a.example.com/app"`, goodEnv},
 		{"hserve wildcard origin", strings.Replace(goodYAML, "  api:\n", "  api:\n    hserve:\n      enabled: true\n      clientID: abc\n      allowedOrigins: ['*']\n", 1), `allowedOrigins[0] "*"`, goodEnv},
-		{"hserve without jwt key", strings.Replace(plusOff, "  api:\n", "  api:\n    hserve:\n      enabled: true\n      clientID: abc\n", 1), "USERVE_JWT_KEY is required while the MinApp SDK API", map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA}},
-		{"bad database", goodYAML, `database name "a.b"`, map[string]string{EnvMongoURI: "mongodb://x/", EnvAdminTokens: tokA, EnvJWTKey: strings.Repeat("k", 32), EnvMongoDatabase: "a.b"}},
+		{"hserve without jwt key", strings.Replace(plusOff, "  api:\n", "  api:\n    hserve:\n      enabled: true\n      clientID: abc\n", 1), "USERVE_JWT_KEY is required while the MinApp SDK API", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA}},
+		{"bad database", goodYAML, `database name "a.b"`, map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA, v1alpha1.EnvJWTKey: strings.Repeat("k", 32), v1alpha1.EnvMongoDatabase: "a.b"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

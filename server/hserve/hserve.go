@@ -24,7 +24,6 @@ import (
 	"strings"
 	"time"
 
-	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/config"
@@ -66,7 +65,7 @@ type Handler struct {
 	clientID []byte
 	origins  map[string]bool
 	trusted  []netip.Prefix
-	wechat   *miniProgram // nil unless spec.wechat is set
+	wechat   *account.MiniProgram // nil unless spec.wechat is set
 	// reauthWindow is spec.api.plus.reauthWindow: how recent a login
 	// must be for an account change without proof (account.Reauthenticate).
 	reauthWindow time.Duration
@@ -84,20 +83,9 @@ func New(st *store.Store, cfg *config.Config, accounts *account.Service, log *sl
 	if hs == nil || hs.ClientID == "" {
 		return nil, errors.New("spec.api.hserve.clientID is required while spec.api.hserve is enabled")
 	}
-	p := spec.API.Plus
-	ttl, refresh := v1alpha1.DefaultTokenTTL, v1alpha1.DefaultRefreshTTL
-	if p.TokenTTL != nil && p.TokenTTL.Duration > 0 {
-		ttl = p.TokenTTL.Duration
-	}
-	if p.RefreshTTL != nil && p.RefreshTTL.Duration > 0 {
-		refresh = p.RefreshTTL.Duration
-	}
-	tokens, err := auth.NewIssuer(cfg.JWTKey, cfg.Issuer, ttl, refresh)
+	tokens, err := account.NewIssuer(cfg, opts.Now)
 	if err != nil {
 		return nil, err
-	}
-	if opts.Now != nil {
-		tokens.SetClock(opts.Now)
 	}
 	trusted, err := config.TrustedProxies(spec)
 	if err != nil {
@@ -108,14 +96,11 @@ func New(st *store.Store, cfg *config.Config, accounts *account.Service, log *sl
 		schema: minapp.NewSchema(spec.Profile.CustomFields), metrics: opts.Metrics,
 		clientID: []byte(hs.ClientID), origins: map[string]bool{}, trusted: trusted,
 	}
-	h.reauthWindow = v1alpha1.DefaultReauthWindow
-	if p.ReauthWindow != nil {
-		h.reauthWindow = p.ReauthWindow.Duration
-	}
+	h.reauthWindow = account.ReauthWindow(cfg)
 	for _, o := range hs.AllowedOrigins {
 		h.origins[o] = true
 	}
-	if h.wechat, err = newMiniProgram(cfg, opts.WeChatHTTP); err != nil {
+	if h.wechat, err = account.NewMiniProgram(st, cfg, opts.WeChatHTTP); err != nil {
 		return nil, err
 	}
 	return h, nil

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"userve.dev/userve/server/wechat/wechattest"
 )
 
 // CORS answers the tenant's allowed origins only, preflights included, and
@@ -286,5 +288,40 @@ func TestServesItsDocument(t *testing.T) {
 		if !strings.Contains(string(r.body), want) {
 			t.Fatalf("document lacks %s", want)
 		}
+	}
+}
+
+// Anonymous WeChat logins spend the app's WeChat quota, so, as on
+// /api/v2/auth/wechat, each one is an attempt of the client address's
+// failure budget before WeChat is asked: 60 parallel bogus codes from one
+// address reach WeChat at most 50 times, the rest are 429, and the phone
+// login is then refused before WeChat too. (Before: all 60 reached it.)
+func TestWeChatLoginFloodIsBoundedBeforeWeChat(t *testing.T) {
+	tn := newTenant(t)
+	const n = 60
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- tn.sdk("POST", "/hserve/v2.5/idp/wechat/silent-login/", "", map[string]any{"code": fmt.Sprintf("bogus-%02d", i)}).status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	calls := tn.wechat.Calls(wechattest.OpSession)
+	t.Logf("%d parallel bogus silent logins from one address: %d reached WeChat, statuses %v", n, calls, counts)
+	if calls > 50 || counts[http.StatusTooManyRequests] < n-50 || counts[http.StatusBadRequest]+counts[http.StatusTooManyRequests] != n {
+		t.Fatalf("%d calls reached WeChat, statuses %v: want at most 50, the rest 429", calls, counts)
+	}
+	phoneCalls := tn.wechat.Calls(wechattest.OpPhone)
+	expect(t, tn.sdk("POST", "/hserve/v2.7/idp/wechat/phone-login/", "", map[string]any{"phone_code": "bogus-phone"}), http.StatusTooManyRequests)
+	if got := tn.wechat.Calls(wechattest.OpPhone); got != phoneCalls {
+		t.Fatalf("a refused phone login reached WeChat (%d calls, was %d)", got, phoneCalls)
 	}
 }

@@ -27,7 +27,12 @@ const (
 	regeneratorVersion = "0.14.1"
 )
 
-var installOnce sync.Once
+// installOnce installs the SDK for the whole test binary; installErr is
+// its outcome for every later caller too.
+var (
+	installOnce sync.Once
+	installErr  error
+)
 
 // sdkModules installs the pinned SDK once into the user's cache (outside
 // the clone, shared by later runs) and returns its node_modules. npm is
@@ -45,7 +50,6 @@ func sdkModules(t *testing.T) string {
 	}
 	dir := filepath.Join(cache, "userve", "npm", "minapp-sdk-"+sdkVersion)
 	modules := filepath.Join(dir, "node_modules")
-	var installErr error
 	installOnce.Do(func() { installErr = install(dir, modules) })
 	if installErr != nil {
 		t.Fatal(installErr)

@@ -6,13 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
-	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/account"
-	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/httpx"
-	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
 	"userve.dev/userve/server/verify"
 	"userve.dev/userve/server/wechat"
@@ -22,36 +18,6 @@ import (
 // (BaaS.auth.silentLogin, loginWithWechat, linkWechat), on the tenant's
 // spec.wechat and the same store records as /api/v2/auth/wechat: a WeChat
 // user is one user whichever dialect logged them in.
-
-// miniProgram is the tenant's WeChat mini-program.
-type miniProgram struct {
-	appID       string
-	createUsers bool
-	client      *wechat.Client
-	sealer      *wechat.Sealer
-}
-
-func newMiniProgram(cfg *config.Config, httpClient *http.Client) (*miniProgram, error) {
-	spec := cfg.Spec().WeChat
-	if spec == nil {
-		return nil, nil
-	}
-	sealer, err := wechat.NewSealer(cfg.WeChatSecret, spec.AppID)
-	if err != nil {
-		return nil, err
-	}
-	if httpClient == nil {
-		httpClient = &http.Client{Timeout: wechat.DefaultTimeout}
-	}
-	base := spec.APIBaseURL
-	if base == "" {
-		base = v1alpha1.DefaultWeChatAPIBaseURL
-	}
-	return &miniProgram{
-		appID: spec.AppID, createUsers: v1alpha1.Enabled(spec.CreateUsers), sealer: sealer,
-		client: &wechat.Client{BaseURL: base, AppID: spec.AppID, Secret: cfg.WeChatSecret, HTTP: httpClient},
-	}, nil
-}
 
 // WeChatEnabled reports whether spec.wechat is set (routes.go registers the
 // WeChat routes only then).
@@ -92,13 +58,13 @@ func readWxCode(f *form) string {
 	return strings.TrimSpace(code)
 }
 
-// keepSession seals and stores the session key of user's latest login.
-func (h *Handler) keepSession(ctx context.Context, user int64, sessionKey string) error {
-	sealed, err := h.wechat.sealer.Seal(user, sessionKey)
-	if err != nil {
-		return err
-	}
-	return h.store.SaveWeChatSession(ctx, user, h.wechat.appID, sealed)
+// weChatAttempt counts an anonymous call that spends the app's WeChat
+// quota against the client address's failure budget before WeChat is
+// asked, as /api/v2/auth/wechat does: a flood of bogus codes from one
+// address reaches WeChat at most account.FailuresPerAddress times a
+// window, and calls WeChat accepts give their slot back (Succeeded).
+func (h *Handler) weChatAttempt(r *http.Request) (*account.Attempt, error) {
+	return h.accounts.Begin(r.Context(), h.clientAddress(r), account.Account{})
 }
 
 // SilentLogin is POST /hserve/v2.5/idp/wechat/silent-login/ {code,
@@ -120,12 +86,18 @@ func (h *Handler) SilentLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sess, err := h.wechat.client.Code2Session(ctx, code)
+	attempt, err := h.weChatAttempt(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sess, err := h.wechat.Client.Code2Session(ctx, code)
 	if err != nil {
 		h.weChatFail(w, r, err)
 		return
 	}
-	p, created, err := h.store.LoginWeChat(ctx, sess.OpenID, sess.UnionID, create && h.wechat.createUsers)
+	attempt.Succeeded(ctx)
+	p, created, err := h.store.LoginWeChat(ctx, sess.OpenID, sess.UnionID, create && h.wechat.CreateUsers)
 	if errors.Is(err, store.ErrNotFound) {
 		h.fail(w, r, newError(http.StatusNotFound, "no user is linked to this WeChat account: log in another way and call linkWechat"))
 		return
@@ -134,7 +106,7 @@ func (h *Handler) SilentLogin(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.keepSession(ctx, p.ID, sess.SessionKey); err != nil {
+	if err := h.wechat.KeepSession(ctx, p.ID, sess.SessionKey); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -179,7 +151,7 @@ func (h *Handler) Associate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sess, err := h.wechat.client.Code2Session(ctx, code)
+	sess, err := h.wechat.Client.Code2Session(ctx, code)
 	if err != nil {
 		h.weChatFail(w, r, err)
 		return
@@ -198,52 +170,12 @@ func (h *Handler) Associate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.keepSession(ctx, p.ID, sess.SessionKey); err != nil {
+	if err := h.wechat.KeepSession(ctx, p.ID, sess.SessionKey); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	h.accounts.Notify(ctx, me, verify.NoticeWeChatLinked)
 	httpx.WriteJSON(w, http.StatusOK, h.userInfo(p))
-}
-
-// accessToken is the app's access token from the store's shared cache (the
-// one /api/v2's WeChat routes use).
-func (h *Handler) accessToken(ctx context.Context, stale *store.AccessToken) (*store.AccessToken, error) {
-	fetch := func(ctx context.Context, force bool) (string, time.Duration, error) {
-		t, err := h.wechat.client.StableToken(ctx, force)
-		return t.AccessToken, t.ExpiresIn, err
-	}
-	if stale != nil {
-		return h.store.RefreshWeChatAccessToken(ctx, stale, fetch)
-	}
-	return h.store.WeChatAccessToken(ctx, h.wechat.appID, fetch)
-}
-
-// weChatPhone is the number of a getPhoneNumber button's code, verified by
-// WeChat.
-func (h *Handler) weChatPhone(ctx context.Context, code string) (string, error) {
-	tok, err := h.accessToken(ctx, nil)
-	if err != nil {
-		return "", err
-	}
-	info, err := h.wechat.client.PhoneNumber(ctx, tok.Value, code)
-	if wechat.TokenRejected(err) {
-		// Replaced elsewhere or expired early: fetch anew, try once more.
-		if tok, err = h.accessToken(ctx, tok); err == nil {
-			info, err = h.wechat.client.PhoneNumber(ctx, tok.Value, code)
-		}
-	}
-	if err != nil {
-		return "", err
-	}
-	if info.WatermarkAppID != "" && info.WatermarkAppID != h.wechat.appID {
-		return "", errors.Join(wechat.ErrUnavailable, errors.New("getuserphonenumber: watermark names another app"))
-	}
-	phone := plus.PhoneFromWeChat(info)
-	if !plus.LooksLikePhone(phone) {
-		return "", errors.Join(wechat.ErrUnavailable, errors.New("getuserphonenumber: not a phone number"))
-	}
-	return phone, nil
 }
 
 // PhoneLogin is POST /hserve/v2.7/idp/wechat/phone-login/ {phone_code,
@@ -271,19 +203,25 @@ func (h *Handler) PhoneLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	phone, err := h.weChatPhone(ctx, strings.TrimSpace(phoneCode))
+	attempt, err := h.weChatAttempt(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	phone, err := h.wechat.Phone(ctx, strings.TrimSpace(phoneCode))
 	if err != nil {
 		h.weChatFail(w, r, err)
 		return
 	}
 	var sess *wechat.Session
 	if code = strings.TrimSpace(code); code != "" {
-		if sess, err = h.wechat.client.Code2Session(ctx, code); err != nil {
+		if sess, err = h.wechat.Client.Code2Session(ctx, code); err != nil {
 			h.weChatFail(w, r, err)
 			return
 		}
 	}
-	p, created, err := h.phoneUser(ctx, phone, sess, create && h.wechat.createUsers)
+	attempt.Succeeded(ctx)
+	p, created, err := h.phoneUser(ctx, phone, sess, create && h.wechat.CreateUsers)
 	if errors.Is(err, store.ErrNotFound) {
 		h.fail(w, r, newError(http.StatusNotFound, "no user has this phone number (send create_user: true to create one)"))
 		return
@@ -293,7 +231,7 @@ func (h *Handler) PhoneLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sess != nil {
-		if err := h.keepSession(ctx, p.ID, sess.SessionKey); err != nil {
+		if err := h.wechat.KeepSession(ctx, p.ID, sess.SessionKey); err != nil {
 			h.fail(w, r, err)
 			return
 		}

@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/config"
@@ -78,7 +77,7 @@ type Handler struct {
 
 	lastLedgerSweep atomic.Int64
 
-	wechat *weChat // nil unless spec.wechat is set
+	wechat *account.MiniProgram // nil unless spec.wechat is set
 }
 
 // New builds the handlers. The configuration has been validated by
@@ -89,19 +88,9 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	}
 	spec := cfg.Spec()
 	p := spec.API.Plus
-	ttl, refresh := v1alpha1.DefaultTokenTTL, v1alpha1.DefaultRefreshTTL
-	if p.TokenTTL != nil && p.TokenTTL.Duration > 0 {
-		ttl = p.TokenTTL.Duration
-	}
-	if p.RefreshTTL != nil && p.RefreshTTL.Duration > 0 {
-		refresh = p.RefreshTTL.Duration
-	}
-	tokens, err := auth.NewIssuer(cfg.JWTKey, cfg.Issuer, ttl, refresh)
+	tokens, err := account.NewIssuer(cfg, opts.Now)
 	if err != nil {
 		return nil, err
-	}
-	if opts.Now != nil {
-		tokens.SetClock(opts.Now)
 	}
 	trusted, err := config.TrustedProxies(spec)
 	if err != nil {
@@ -117,14 +106,11 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) (*
 	if h.defaultLimit > h.maxLimit {
 		h.defaultLimit = h.maxLimit
 	}
-	h.reauthWindow = v1alpha1.DefaultReauthWindow
-	if p.ReauthWindow != nil {
-		h.reauthWindow = p.ReauthWindow.Duration
-	}
+	h.reauthWindow = account.ReauthWindow(cfg)
 	if h.accounts == nil {
 		h.accounts = account.New(st, cfg, log, opts.AccountOptions())
 	}
-	if h.wechat, err = newWeChat(cfg, opts.WeChatHTTP); err != nil {
+	if h.wechat, err = account.NewMiniProgram(st, cfg, opts.WeChatHTTP); err != nil {
 		return nil, err
 	}
 	if spec.Verification.LogCodes {

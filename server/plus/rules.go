@@ -1,7 +1,5 @@
 package plus
 
-import "userve.dev/userve/server/wechat"
-
 // The account rules of this dialect, for the other end-user dialect (the
 // MinApp SDK's, server/hserve): a user made there must log in here, so
 // names, phones, e-mails and passwords follow the same rules, written once
@@ -18,6 +16,3 @@ func LooksLikePhone(s string) bool { return looksLikePhone(s) }
 
 // NormalizeEmail is the address in lower case, or "" when s is not one.
 func NormalizeEmail(s string) string { return normalizeEmail(s) }
-
-// PhoneFromWeChat is a number WeChat verified as users are stored.
-func PhoneFromWeChat(p *wechat.Phone) string { return phoneFromWeChat(p) }

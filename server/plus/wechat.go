@@ -1,16 +1,13 @@
 package plus
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/account"
-	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
 	"userve.dev/userve/server/verify"
 	"userve.dev/userve/server/wechat"
@@ -19,36 +16,6 @@ import (
 // WeChat mini-program login and linking (spec.wechat). WeChat's answers map
 // to statuses in weChatFail; the session key WeChat hands out is sealed
 // (wechat.Sealer) and kept in the store, never sent to a client.
-
-// weChat is the tenant's mini-program.
-type weChat struct {
-	appID       string
-	createUsers bool
-	client      *wechat.Client
-	sealer      *wechat.Sealer
-}
-
-func newWeChat(cfg *config.Config, httpClient *http.Client) (*weChat, error) {
-	spec := cfg.Spec().WeChat
-	if spec == nil {
-		return nil, nil
-	}
-	sealer, err := wechat.NewSealer(cfg.WeChatSecret, spec.AppID)
-	if err != nil {
-		return nil, err
-	}
-	if httpClient == nil {
-		httpClient = &http.Client{Timeout: wechat.DefaultTimeout}
-	}
-	base := spec.APIBaseURL
-	if base == "" {
-		base = v1alpha1.DefaultWeChatAPIBaseURL
-	}
-	return &weChat{
-		appID: spec.AppID, createUsers: v1alpha1.Enabled(spec.CreateUsers), sealer: sealer,
-		client: &wechat.Client{BaseURL: base, AppID: spec.AppID, Secret: cfg.WeChatSecret, HTTP: httpClient},
-	}, nil
-}
 
 // WeChatEnabled reports whether spec.wechat is set (routes.go registers the
 // WeChat routes only then).
@@ -133,15 +100,6 @@ func (h *Handler) readProvenWeChatCode(r *http.Request) (string, error) {
 	return code, h.reauth(r.Context(), r, proof, proofOfWeChat)
 }
 
-// keepSession seals and stores the session key of user's latest login.
-func (h *Handler) keepSession(ctx context.Context, user int64, sessionKey string) error {
-	sealed, err := h.wechat.sealer.Seal(user, sessionKey)
-	if err != nil {
-		return err
-	}
-	return h.store.SaveWeChatSession(ctx, user, h.wechat.appID, sealed)
-}
-
 // LoginWeChat is POST /auth/wechat {code}: the wx.login code for a token.
 // 201 with "created": true for a new user, 200 with false for a known one.
 // Each call spends the app's WeChat quota, so a code is an attempt of the
@@ -164,13 +122,13 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	sess, err := h.wechat.client.Code2Session(ctx, code)
+	sess, err := h.wechat.Client.Code2Session(ctx, code)
 	if err != nil {
 		h.weChatFail(w, r, err, "code")
 		return
 	}
 	attempt.Succeeded(ctx)
-	p, created, err := h.store.LoginWeChat(ctx, sess.OpenID, sess.UnionID, h.wechat.createUsers)
+	p, created, err := h.store.LoginWeChat(ctx, sess.OpenID, sess.UnionID, h.wechat.CreateUsers)
 	if errors.Is(err, store.ErrNotFound) {
 		h.fail(w, r, newError(http.StatusNotFound, "no user is linked to this WeChat account: sign in another way and link it with PUT /api/v2/user/wechat"))
 		return
@@ -179,7 +137,7 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.keepSession(ctx, p.ID, sess.SessionKey); err != nil {
+	if err := h.wechat.KeepSession(ctx, p.ID, sess.SessionKey); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -208,7 +166,7 @@ func (h *Handler) LinkWeChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sess, err := h.wechat.client.Code2Session(ctx, code)
+	sess, err := h.wechat.Client.Code2Session(ctx, code)
 	if err != nil {
 		h.weChatFail(w, r, err, "code")
 		return
@@ -245,7 +203,7 @@ func (h *Handler) LinkWeChat(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if err := h.keepSession(ctx, me.ID, sess.SessionKey); err != nil {
+	if err := h.wechat.KeepSession(ctx, me.ID, sess.SessionKey); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -325,29 +283,6 @@ func (h *Handler) UnlinkWeChat(w http.ResponseWriter, r *http.Request) {
 	noContent(w)
 }
 
-// accessToken is the app's access token from the shared cache.
-func (h *Handler) accessToken(ctx context.Context, stale *store.AccessToken) (*store.AccessToken, error) {
-	fetch := func(ctx context.Context, force bool) (string, time.Duration, error) {
-		t, err := h.wechat.client.StableToken(ctx, force)
-		return t.AccessToken, t.ExpiresIn, err
-	}
-	if stale != nil {
-		return h.store.RefreshWeChatAccessToken(ctx, stale, fetch)
-	}
-	return h.store.WeChatAccessToken(ctx, h.wechat.appID, fetch)
-}
-
-// phoneFromWeChat is WeChat's number as this dialect stores phones:
-// Chinese numbers bare (13800000000), others with '+' and country code.
-func phoneFromWeChat(p *wechat.Phone) string {
-	pure := strings.TrimSpace(p.PurePhoneNumber)
-	cc := strings.TrimPrefix(strings.TrimSpace(p.CountryCode), "+")
-	if cc == "" || cc == "86" {
-		return pure
-	}
-	return "+" + cc + pure
-}
-
 // BindWeChatPhone is POST /user/wechat/phone {code}: bind the phone number
 // of a getPhoneNumber button's code (verified by WeChat). A number another
 // user holds is a 409.
@@ -359,30 +294,9 @@ func (h *Handler) BindWeChatPhone(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	tok, err := h.accessToken(ctx, nil)
+	phone, err := h.wechat.Phone(ctx, code)
 	if err != nil {
 		h.weChatFail(w, r, err, "code")
-		return
-	}
-	info, err := h.wechat.client.PhoneNumber(ctx, tok.Value, code)
-	if wechat.TokenRejected(err) {
-		// Replaced elsewhere (another force refresh) or expired early:
-		// one replica fetches anew, then the call is repeated once.
-		if tok, err = h.accessToken(ctx, tok); err == nil {
-			info, err = h.wechat.client.PhoneNumber(ctx, tok.Value, code)
-		}
-	}
-	if err != nil {
-		h.weChatFail(w, r, err, "code")
-		return
-	}
-	if info.WatermarkAppID != "" && info.WatermarkAppID != h.wechat.appID {
-		h.weChatFail(w, r, errors.Join(wechat.ErrUnavailable, errors.New("getuserphonenumber: watermark names another app")), "code")
-		return
-	}
-	phone := phoneFromWeChat(info)
-	if !looksLikePhone(phone) {
-		h.weChatFail(w, r, errors.Join(wechat.ErrUnavailable, errors.New("getuserphonenumber: not a phone number")), "code")
 		return
 	}
 	if me.Phone != phone {
@@ -461,21 +375,16 @@ func (h *Handler) SetWeChatProfile(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, invalid("encryptedData", "no WeChat account is linked to this user"))
 		return
 	}
-	appID, sealed, err := h.store.WeChatSession(ctx, me.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		h.fail(w, r, noSession)
-		return
-	}
+	key, ok, err := h.wechat.SessionKey(ctx, me.ID)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	key, err := h.wechat.sealer.Open(me.ID, sealed)
-	if err != nil || appID != h.wechat.appID {
-		h.fail(w, r, noSession) // sealed under another secret or app
+	if !ok {
+		h.fail(w, r, noSession) // none, or sealed under another secret or app
 		return
 	}
-	info, err := wechat.DecryptUserInfo(key, data, iv, h.wechat.appID)
+	info, err := wechat.DecryptUserInfo(key, data, iv, h.wechat.AppID)
 	var de *wechat.DecodeError
 	if errors.As(err, &de) || (err == nil && info.OpenID != "" && info.OpenID != me.OpenID) {
 		h.fail(w, r, errWeChatData)
