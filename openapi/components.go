@@ -222,13 +222,14 @@ func auditEntry() S {
 		"action":    with(str(), "description", "The operation id of the route, e.g. updateProfileV20."),
 		"method":    str(),
 		"path":      str(),
+		"query":     with(str(), "description", "The request's query string (at most 1 KiB, then truncated), e.g. an export's where or an import's format."),
 		"user_ids":  arrayOf(id()),
 		"remote":    str(),
 		"state":     with(enum("pending", "done", "failed"), "description", "pending: written before the action, outcome not recorded (docs/server.md)."),
 		"status":    with(nullable(integer()), "description", "The HTTP status answered; null while pending."),
 		"changes":   arrayOf(object(S{"field": str(), "before": anyValue, "after": anyValue}, "field", "before", "after")),
 		"truncated": boolean(),
-	}, "id", "at", "admin", "action", "method", "path", "user_ids", "remote", "state", "status", "changes", "truncated")
+	}, "id", "at", "admin", "action", "method", "path", "query", "user_ids", "remote", "state", "status", "changes", "truncated")
 }
 
 func membershipChange() S {

@@ -24,6 +24,7 @@ const (
 	auditMaxChanges     = 50        // changed fields kept
 	auditMaxValueBytes  = 1024      // a longer value is replaced by a note of its size
 	auditMaxCaptureBody = 256 << 10 // profile answers read for the "after" side
+	auditMaxQuery       = 1024      // query string kept (an export's where, an import's options)
 )
 
 // AuditWriter is where the audit middleware writes: the store, or a
@@ -42,7 +43,11 @@ type AuditWriter interface {
 // log, not the action) and the failure is logged.
 func (s *Server) audited(action string, profile bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e := &store.AuditEntry{Admin: AdminName(r.Context()), Action: action, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr}
+		e := &store.AuditEntry{Admin: AdminName(r.Context()), Action: action, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr,
+			Query: r.URL.RawQuery}
+		if len(e.Query) > auditMaxQuery {
+			e.Query, e.Truncated = e.Query[:auditMaxQuery], true
+		}
 		var pathUser int64
 		if raw, ok := mux.Vars(r)["user_id"]; ok {
 			if id, err := strconv.ParseInt(raw, 10, 64); err == nil && id > 0 {

@@ -44,7 +44,7 @@ func TestAuditRecordsEachAdminAction(t *testing.T) {
 	e.do("PATCH", "/userve/v1/miniapp/group/membership/", fmt.Sprintf(`[{"op":"add","path":"/membership","users":[%d,%d],"groups":[%d]}]`, a, b, group)).want(t, http.StatusNoContent)
 	e.do("POST", "/userve/v1/wallet/transactions/", map[string]any{"user_id": b, "account": "wallet", "amount": 100}).want(t, http.StatusCreated)
 	e.do("POST", "/userve/v1/user-merge/", map[string]any{"from": b, "into": a}).want(t, http.StatusOK)
-	e.do("GET", "/userve/v1/export/users/", nil).want(t, http.StatusOK)
+	e.do("GET", "/userve/v1/export/users/?include=password_hash", nil).want(t, http.StatusOK)
 	e.importBatch("format=thinksns", `{"id": 77, "name": "imported", "password": "$2y$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234"}`)
 	e.do("DELETE", fmt.Sprintf("/userve/v2.0/miniapp/user_profile/%d/", a), nil).want(t, http.StatusNoContent)
 	// Reads other than the export are not admin actions.
@@ -85,6 +85,9 @@ func TestAuditRecordsEachAdminAction(t *testing.T) {
 		t.Error("a password hash reached the audit log")
 	}
 
+	if q := entries[2]["query"]; q != "include=password_hash" {
+		t.Errorf("export entry query %q", q)
+	}
 	update := entries[len(entries)-4]
 	changes := fmt.Sprint(update["changes"])
 	if changes != "[map[after:31 before:30 field:age] map[after:hi before:<nil> field:motto]]" {

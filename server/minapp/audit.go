@@ -90,6 +90,7 @@ type auditJSON struct {
 	Action    string            `json:"action"`
 	Method    string            `json:"method"`
 	Path      string            `json:"path"`
+	Query     string            `json:"query"`
 	UserIDs   []int64           `json:"user_ids"`
 	Remote    string            `json:"remote"`
 	State     string            `json:"state"`
@@ -99,7 +100,7 @@ type auditJSON struct {
 }
 
 func toAuditJSON(e *store.AuditEntry) auditJSON {
-	a := auditJSON{ID: e.ID.Hex(), At: e.At.Unix(), Admin: e.Admin, Action: e.Action, Method: e.Method, Path: e.Path,
+	a := auditJSON{ID: e.ID.Hex(), At: e.At.Unix(), Admin: e.Admin, Action: e.Action, Method: e.Method, Path: e.Path, Query: e.Query,
 		UserIDs: e.UserIDs, Remote: e.Remote, State: e.State, Changes: []auditChangeJSON{}, Truncated: e.Truncated}
 	if a.UserIDs == nil {
 		a.UserIDs = []int64{}

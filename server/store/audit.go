@@ -39,7 +39,8 @@ type AuditEntry struct {
 	Admin   string        `bson:"admin"`  // the admin token's name
 	Action  string        `bson:"action"` // the route's OpenAPI operation id
 	Method  string        `bson:"method"`
-	Path    string        `bson:"path"` // the request path, without query
+	Path    string        `bson:"path"`  // the request path
+	Query   string        `bson:"query"` // its query string, at most auditMaxQuery bytes
 	UserIDs []int64       `bson:"user_ids"`
 	Remote  string        `bson:"remote"`
 	State   string        `bson:"state"`

@@ -446,6 +446,9 @@ type AuditEntry struct {
 	Id     string `json:"id"`
 	Method string `json:"method"`
 	Path   string `json:"path"`
+
+	// Query The request's query string (at most 1 KiB, then truncated), e.g. an export's where or an import's format.
+	Query  string `json:"query"`
 	Remote string `json:"remote"`
 
 	// State pending: written before the action, outcome not recorded (docs/server.md).
