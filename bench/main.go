@@ -113,6 +113,13 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
+	// The operator part runs on the default path: tenants get database
+	// users of their own, which only FerretDB with authentication has.
+	ferretAuth, err := testbin.Path("ferretdb-auth")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
 
 	started := time.Now()
 	res := &report.Results{StartedAt: started.UTC().Format(time.RFC3339), Host: host(userve)}
@@ -133,7 +140,7 @@ func run() int {
 	}
 	if (*only == "all" || *only == "operator") && ctx.Err() == nil {
 		op, err := opbench.Run(ctx, opbench.Config{
-			UserveBin: userve, FerretBin: ferret, LogDir: logDir, Tenants: *tenants,
+			UserveBin: userve, FerretBin: ferretAuth, LogDir: logDir, Tenants: *tenants,
 			MaxConcurrentReconciles: *mcr, ExtraFlags: strings.Fields(*opFlags), CreateWorkers: 16,
 			ReadyTimeout: *readyTimeout, SettleTimeout: 90 * time.Second, Logf: logf,
 		})

@@ -9,7 +9,9 @@ package opbench
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -467,6 +469,10 @@ func (o *operator) settle(ctx context.Context, timeout time.Duration) {
 
 // ---- helpers -------------------------------------------------------------------
 
+// startFerretSQLite starts FerretDB with authentication over SQLite (the
+// operator gives each tenant a database user of its own, which FerretDB
+// without authentication refuses: usersInfo is no command there) and
+// returns its administrator's URI.
 func startFerretSQLite(ctx context.Context, bin, logDir string) (string, func(), error) {
 	dir, err := os.MkdirTemp("", "userve-bench-ferret-")
 	if err != nil {
@@ -477,7 +483,16 @@ func startFerretSQLite(ctx context.Context, bin, logDir string) (string, func(),
 		return "", nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "--listen-addr", addr, "--handler", "sqlite", "--sqlite-url", "file:"+dir+"/", "--log-level", "error")
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return "", nil, err
+	}
+	password := hex.EncodeToString(secret)
+	cmd := exec.Command(bin, "--listen-addr="+addr, "--handler=sqlite", "--sqlite-url=file:"+dir+"/",
+		"--state-dir="+dir, "--debug-addr=-", "--telemetry=disable", "--log-level=error",
+		"--test-enable-new-auth", "--setup-database=admin", "--setup-username=admin")
+	// The password goes by environment, not on a command line ps shows.
+	cmd.Env = append(os.Environ(), "FERRETDB_SETUP_PASSWORD="+password)
 	p, err := procmon.Start("ferretdb (sqlite)", cmd, filepath.Join(logDir, "ferretdb-operator.log"), syscall.SIGKILL)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -488,7 +503,7 @@ func startFerretSQLite(ctx context.Context, bin, logDir string) (string, func(),
 	for {
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			return "mongodb://" + addr + "/", stop, nil
+			return "mongodb://admin:" + password + "@" + addr + "/?authSource=admin", stop, nil
 		}
 		if exited, _ := p.Exited(); exited || time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
