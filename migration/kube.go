@@ -70,9 +70,13 @@ func FromCluster(ctx context.Context, cfg *rest.Config, ref string) (Tenant, err
 	return t, nil
 }
 
-// FirstToken is the first of comma- or newline-separated tokens.
+// FirstToken is the token of the first of comma- or newline-separated
+// entries, each "name:token" or a bare token (config.ParseAdminTokens).
 func FirstToken(s string) string {
 	for _, t := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if _, token, named := strings.Cut(t, ":"); named {
+			t = token
+		}
 		if t = strings.TrimSpace(t); t != "" {
 			return t
 		}

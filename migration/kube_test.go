@@ -46,7 +46,7 @@ func TestFromCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	own := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mine", Namespace: "tenants"},
-		Data: map[string][]byte{"tokens": []byte("\nown-token\n")}}
+		Data: map[string][]byte{"tokens": []byte("\nops : own-token\n")}}
 	if err := c.Create(ctx, own); err != nil {
 		t.Fatal(err)
 	}

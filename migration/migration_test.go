@@ -42,7 +42,7 @@ func newTenant(t *testing.T) *tenant {
 	v1alpha1.SetDefaults(us)
 	db := mongofixture.NewDatabase(t).Name()
 	cfg := &config.Config{Service: us, MongoURI: mongofixture.URI(t), Database: db,
-		AdminTokens: []string{token}, JWTKey: []byte("migration-test-jwt-key-0123456789abcdef"), Issuer: "tenants/acme"}
+		AdminTokens: []config.AdminToken{{Name: "admin-1", Token: token}}, JWTKey: []byte("migration-test-jwt-key-0123456789abcdef"), Issuer: "tenants/acme"}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st, err := store.Open(ctx, cfg.MongoURI, db)

@@ -255,7 +255,7 @@ func tenantMetrics(t *testing.T) []string {
 		SecretRef: &v1alpha1.SecretKeyRef{Name: "s", Key: "k"}}}
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, MongoURI: uri, Database: db, WebhookSecret: string(secret),
-		AdminTokens: []string{adminToken}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
+		AdminTokens: []config.AdminToken{{Name: "admin-1", Token: adminToken}}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st, err := store.Open(ctx, uri, db)

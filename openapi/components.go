@@ -34,6 +34,8 @@ func (c *components) schemas(d Dialect) S {
 			"Transaction":       transaction(),
 			"TransactionList":   list("Transaction"),
 			"MembershipChange":  membershipChange(),
+			"AuditEntry":        auditEntry(),
+			"AuditList":         list("AuditEntry"),
 			"MergeResult":       mergeResult(),
 			"ImportResult":      importResult(),
 			"ExportRecord":      exportRecord(c),
@@ -218,6 +220,25 @@ func transaction() S {
 		"created_at":      unix(),
 		"updated_at":      unix(),
 	}, "id", "kind", "user_id", "account", "amount", "title", "idempotency_key", "state", "created_at", "updated_at")
+}
+
+func auditEntry() S {
+	anyValue := S{"description": "The field's value; null when absent."}
+	return object(S{
+		"id":        with(str(), "pattern", "^[0-9a-f]{24}$"),
+		"at":        unix(),
+		"admin":     with(str(), "description", "The admin token's name (admin-N for an unnamed entry)."),
+		"action":    with(str(), "description", "The operation id of the route, e.g. updateProfileV20."),
+		"method":    str(),
+		"path":      str(),
+		"query":     with(str(), "description", "The request's query string (at most 1 KiB, then truncated), e.g. an export's where or an import's format."),
+		"user_ids":  arrayOf(id()),
+		"remote":    str(),
+		"state":     with(enum("pending", "done", "failed"), "description", "pending: written before the action, outcome not recorded (docs/server.md)."),
+		"status":    with(nullable(integer()), "description", "The HTTP status answered; null while pending."),
+		"changes":   arrayOf(object(S{"field": str(), "before": anyValue, "after": anyValue}, "field", "before", "after")),
+		"truncated": boolean(),
+	}, "id", "at", "admin", "action", "method", "path", "query", "user_ids", "remote", "state", "status", "changes", "truncated")
 }
 
 func membershipChange() S {

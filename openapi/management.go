@@ -197,6 +197,19 @@ func managementOperations(c *components) map[string]operation {
 			responses: []response{{status: http.StatusOK, desc: "One user a line, in userve's import format.", media: "application/x-ndjson", schema: ref("ExportRecord")},
 				{status: http.StatusTooManyRequests, desc: "This replica already streams its maximum of exports; retry after Retry-After seconds.", schema: ref("Error"), headers: []string{"Retry-After"}}}},
 
+		"GET /v1/audit/": {id: "listAudit", tag: "audit", security: adminToken, summary: "Read the audit log, newest first",
+			description: "Every admin action through this API (each change and each export) is logged before it runs; the log is read-only (docs/server.md).",
+			params: []param{
+				query("admin", with(str(), "maxLength", 64), "Entries of this admin token's name."),
+				query("user_id", id(), "Entries about this user."),
+				query("action", with(str(), "maxLength", 64), "Entries of this operation id (e.g. updateProfileV20)."),
+				query("since", with(integer(), "minimum", 0), "Entries at or after this time (unix seconds)."),
+				query("until", with(integer(), "minimum", 0), "Entries before this time (unix seconds)."),
+				query("after", with(str(), "pattern", "^[0-9a-f]{24}$"), "Cursor: entries older than this entry id (meta.next carries it)."),
+				limitParam(), offsetParam(),
+			},
+			responses: []response{ok("A page of entries.", ref("AuditList"))}},
+
 		"GET /openapi.json": {id: "getManagementOpenAPI", tag: "meta", security: adminToken, summary: "This document, with the tenant's custom fields",
 			responses: []response{ok("The OpenAPI 3.1 document.", ref("OpenAPIDocument"))}},
 	}

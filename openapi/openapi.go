@@ -281,7 +281,7 @@ func (op operation) withCommonResponses(d Dialect) []response {
 	} else if d == Management {
 		if op.security == adminToken {
 			add(response{status: http.StatusUnauthorized, desc: "No admin token, or not one of the tenant's.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
-			add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready; retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
+			add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready, or (changes and exports) the audit log cannot be written, so nothing was applied; retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
 		}
 		add(response{status: http.StatusBadRequest, desc: "A malformed, unknown, repeated or out-of-range parameter or body field; error_msg names it.", schema: errSchema})
 	} else if op.id != "getEndUserOpenAPI" {

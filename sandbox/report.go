@@ -239,6 +239,9 @@ func (r *reporter) secretEnv(t runtime.Tenant, env string) string {
 
 func firstToken(s string) string {
 	tok, _, _ := strings.Cut(s, ",")
+	if _, t, named := strings.Cut(tok, ":"); named { // "name:token" (server/config.ParseAdminTokens)
+		tok = t
+	}
 	return strings.TrimSpace(tok)
 }
 

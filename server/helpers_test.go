@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, testSpec(), mongofixture.U
 
 // newEnvWith starts a server for spec on the MongoDB at uri (a fresh
 // database unless one is named).
-func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database string) *env {
+func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database string, opts ...server.Options) *env {
 	t.Helper()
 	if database == "" {
 		database = mongofixture.NewDatabase(t).Name()
@@ -75,7 +75,7 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 	us.Name, us.Namespace = "acme", "tenants"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, MongoURI: uri, Database: database,
-		AdminTokens: []string{"other-token", adminToken}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
+		AdminTokens: []config.AdminToken{{Name: "admin-1", Token: "other-token"}, {Name: "alice", Token: adminToken}}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
 	clock := &fakeClock{now: time.Unix(1_600_000_000, 0)}
 	var names []string
 	for _, f := range spec.Profile.CustomFields {
@@ -93,7 +93,12 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 		logOut = os.Stderr
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, nil))
-	s := server.New(cfg, st, server.Options{Logger: log})
+	var o server.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Logger = log
+	s := server.New(cfg, st, o)
 	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(s.MetricsHandler())

@@ -177,7 +177,7 @@ func TestRunServesMetricsOnTheirOwnAddress(t *testing.T) {
 	us := &v1alpha1.UserService{Spec: testSpec()}
 	us.Name = "acme"
 	v1alpha1.SetDefaults(us)
-	cfg := &config.Config{Service: us, Database: st.Database(), AdminTokens: []string{adminToken}}
+	cfg := &config.Config{Service: us, Database: st.Database(), AdminTokens: []config.AdminToken{{Name: "admin-1", Token: adminToken}}}
 	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 	api, metrics := freeLoopback(t), freeLoopback(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -269,7 +269,7 @@ func serveStoreWith(t *testing.T, st *store.Store, opts server.Options) (base st
 	us := &v1alpha1.UserService{Spec: testSpec()}
 	us.Name = "acme"
 	v1alpha1.SetDefaults(us)
-	cfg := &config.Config{Service: us, Database: st.Database(), AdminTokens: []string{adminToken}}
+	cfg := &config.Config{Service: us, Database: st.Database(), AdminTokens: []config.AdminToken{{Name: "admin-1", Token: adminToken}}}
 	logs = &syncBuffer{}
 	opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	s := server.New(cfg, st, opts)

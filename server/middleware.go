@@ -179,9 +179,10 @@ func (s *Server) extendBulk(next http.Handler) http.Handler {
 	})
 }
 
-// requireAdmin admits requests bearing one of the tenant's admin tokens.
-// Every token is compared in constant time, and all of them are compared,
-// so timing tells nothing about which one nearly matched.
+// requireAdmin admits requests bearing one of the tenant's admin tokens and
+// puts that token's name in the request's context (AdminName). Every token
+// is compared in constant time, and all of them are compared, so timing
+// tells nothing about which one nearly matched.
 func (s *Server) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := bearerToken(r)
@@ -190,17 +191,35 @@ func (s *Server) requireAdmin(next http.Handler) http.Handler {
 			s.writeError(w, r, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <admin token>")
 			return
 		}
-		match := 0
-		for _, t := range s.adminTokens {
-			match |= subtle.ConstantTimeCompare([]byte(token), t)
+		match, which := 0, 0
+		for i, t := range s.adminTokens {
+			eq := subtle.ConstantTimeCompare([]byte(token), t.token)
+			match |= eq
+			which = subtle.ConstantTimeSelect(eq, i, which)
 		}
 		if match != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="userve", error="invalid_token"`)
 			s.writeError(w, r, http.StatusUnauthorized, "invalid admin token")
 			return
 		}
-		next.ServeHTTP(w, r)
+		name := s.adminTokens[which].name
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, name)))
 	})
+}
+
+// adminToken is one admin token and its name (config.AdminToken).
+type adminToken struct {
+	name  string
+	token []byte
+}
+
+type adminKey struct{}
+
+// AdminName is the name of the admin token that authenticated the request
+// ("" outside the management routes).
+func AdminName(ctx context.Context) string {
+	name, _ := ctx.Value(adminKey{}).(string)
+	return name
 }
 
 func bearerToken(r *http.Request) (string, bool) {

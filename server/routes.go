@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -49,8 +50,22 @@ func (s *Server) routes() *mux.Router {
 // answers 404 instead of 405 (mux v1.8.1), so middleware wraps each handler.
 func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	h := s.minapp
+	operationIDs := openapi.ManagementOperationIDs()
 	route := func(method, path string, handler http.HandlerFunc) {
-		r.Handle(prefix+path, s.requireAdmin(s.extendBulk(s.requireStore(handler)))).Methods(method)
+		var next http.Handler = handler
+		// Every change, and the export (reading everybody), is an admin
+		// action the audit log records (audit.go).
+		if method != http.MethodGet || path == "/v1/export/users/" {
+			action := operationIDs[method+" "+path]
+			if action == "" {
+				action = method + " " + path
+			}
+			// Profile routes and bans answer the profile: their entries
+			// keep the fields changed.
+			profile := strings.Contains(path, "/user_profile/") || strings.HasSuffix(path, "/ban/")
+			next = s.audited(action, profile, next)
+		}
+		r.Handle(prefix+path, s.requireAdmin(s.extendBulk(s.requireStore(next)))).Methods(method)
 	}
 	get, put, post, del, patch := http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch
 
@@ -93,6 +108,10 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	// Migration in and out (issue 15; handlers in minapp/migration.go).
 	route(post, "/v1/import/users/", h.ImportUsers)
 	route(get, "/v1/export/users/", h.ExportUsers)
+
+	// The audit log (issue 23; server/audit.go), read-only: no route
+	// changes or deletes an entry.
+	route(get, "/v1/audit/", h.ListAudit)
 
 	// This dialect's OpenAPI document (issue 16; server/openapi.go); it
 	// names the tenant's custom fields, so it needs a token too.

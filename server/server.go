@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/hserve"
@@ -37,7 +38,10 @@ type Server struct {
 	metrics *metrics
 	now     func() time.Time
 
-	adminTokens [][]byte
+	adminTokens []adminToken
+
+	audit          AuditWriter // the management API's audit log (audit.go)
+	auditRetention time.Duration
 
 	minapp *minapp.Handler
 
@@ -66,6 +70,9 @@ type Options struct {
 	// HTTP are the API listener's connection deadlines; zero fields take
 	// DefaultHTTPTimeouts' values.
 	HTTP HTTPTimeouts
+	// AuditLog wraps the store's audit log writes (default: the store);
+	// tests pass one whose writes fail.
+	AuditLog func(*store.Store) AuditWriter
 }
 
 // HTTPTimeouts are an http.Server's connection deadlines. Every request is
@@ -107,13 +114,20 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 		s.now = time.Now
 	}
 	for _, t := range cfg.AdminTokens {
-		s.adminTokens = append(s.adminTokens, []byte(t))
+		s.adminTokens = append(s.adminTokens, adminToken{name: t.Name, token: []byte(t.Token)})
 	}
 	s.plusOptions.Metrics = s.metrics.domain
 	s.accounts = s.plusOptions.Accounts
 	if s.accounts == nil {
 		s.accounts = account.New(st, cfg, s.log, s.plusOptions.AccountOptions())
 		s.plusOptions.Accounts = s.accounts
+	}
+	s.audit, s.auditRetention = st, time.Duration(cfg.Spec().API.MinApp.AuditRetentionDays)*24*time.Hour
+	if s.auditRetention <= 0 { // a spec that skipped SetDefaults
+		s.auditRetention = v1alpha1.DefaultAuditRetentionDays * 24 * time.Hour
+	}
+	if opts.AuditLog != nil {
+		s.audit = opts.AuditLog(st)
 	}
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
@@ -179,6 +193,7 @@ func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listene
 	go func() {
 		s.ensureIndexes(bg)
 		s.recoverLedger(bg)
+		s.expireAudit(bg)
 		if s.started != nil && s.store.Ready() {
 			s.started()
 		}
@@ -237,6 +252,20 @@ func (s *Server) ensureIndexes(ctx context.Context) {
 		}
 		delay = min(2*delay, 15*time.Second)
 	}
+}
+
+// expireAudit deletes, once at start, the audit entries past retention;
+// afterwards about one admin action in fifty does it (store.MaybeExpireAudit).
+func (s *Server) expireAudit(ctx context.Context) {
+	if !s.store.Ready() {
+		return
+	}
+	n, err := s.store.ExpireAudit(ctx, s.store.Now().Add(-s.auditRetention))
+	if err != nil {
+		s.log.Warn("audit log expiry at start failed; admin actions retry it", "error", err)
+		return
+	}
+	s.log.Info("audit log expiry at start done", "deleted", n, "retention_days", int(s.auditRetention.Hours()/24))
 }
 
 // recoverLedger finishes, once at start, the ledger entries (transfers and

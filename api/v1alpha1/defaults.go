@@ -13,14 +13,16 @@ import (
 const (
 	DefaultMinAppLimit    = 20
 	DefaultMinAppMaxLimit = 1000
-	DefaultPlusLimit      = 20
-	DefaultPlusMaxLimit   = 50
-	DefaultTokenTTL       = time.Hour
-	DefaultRefreshTTL     = 14 * 24 * time.Hour
-	DefaultReauthWindow   = 10 * time.Minute
-	DefaultLoginHistory   = 30 * 24 * time.Hour
-	DefaultCodeTTL        = 5 * time.Minute
-	DefaultSMTPPort       = 587
+	// DefaultAuditRetentionDays keeps the audit log for about six months.
+	DefaultAuditRetentionDays = 180
+	DefaultPlusLimit          = 20
+	DefaultPlusMaxLimit       = 50
+	DefaultTokenTTL           = time.Hour
+	DefaultRefreshTTL         = 14 * 24 * time.Hour
+	DefaultReauthWindow       = 10 * time.Minute
+	DefaultLoginHistory       = 30 * 24 * time.Hour
+	DefaultCodeTTL            = 5 * time.Minute
+	DefaultSMTPPort           = 587
 
 	DefaultCodesPerAddressHourly = 30
 	DefaultCodesPerTargetDaily   = 10
@@ -43,6 +45,7 @@ func SetDefaults(us *UserService) {
 	m.Enabled = defaultBool(m.Enabled, true)
 	m.DefaultLimit = defaultInt32(m.DefaultLimit, DefaultMinAppLimit)
 	m.MaxLimit = defaultInt32(m.MaxLimit, DefaultMinAppMaxLimit)
+	m.AuditRetentionDays = defaultInt32(m.AuditRetentionDays, DefaultAuditRetentionDays)
 	p := &s.API.Plus
 	p.Enabled = defaultBool(p.Enabled, true)
 	p.DefaultLimit = defaultInt32(p.DefaultLimit, DefaultPlusLimit)

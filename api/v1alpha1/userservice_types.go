@@ -251,6 +251,13 @@ type MinAppAPISpec struct {
 	// +kubebuilder:default=1000
 	// +optional
 	MaxLimit int32 `json:"maxLimit,omitempty"`
+	// AuditRetentionDays is how long the audit log keeps an admin action;
+	// older entries are deleted by the server (docs/server.md).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3650
+	// +kubebuilder:default=180
+	// +optional
+	AuditRetentionDays int32 `json:"auditRetentionDays,omitempty"`
 }
 
 // PlusAPISpec configures the end-user dialect.

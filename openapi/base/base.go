@@ -22,7 +22,7 @@ func Documents() (map[openapi.Dialect][]byte, error) {
 	us.Spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true, ClientID: "0123456789abcdef0123", AllowedOrigins: []string{"https://app.example.com"}}
 	v1alpha1.SetDefaults(us)
 	// Placeholders: the documents do not depend on the secrets' values.
-	cfg := &config.Config{Service: us, AdminTokens: []string{"0123456789abcdef0123456789abcdef"},
+	cfg := &config.Config{Service: us, AdminTokens: []config.AdminToken{{Name: "admin-1", Token: "0123456789abcdef0123456789abcdef"}},
 		JWTKey: []byte("0123456789abcdef0123456789abcdef"), WeChatSecret: "placeholder", Issuer: "default/example"}
 	return server.OpenAPIDocuments(cfg)
 }

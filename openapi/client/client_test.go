@@ -70,7 +70,7 @@ func TestManagementClientAgainstTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	cfg := &config.Config{Service: us, MongoURI: uri, Database: db, AdminTokens: []string{adminToken}, Issuer: "tenants/acme"}
+	cfg := &config.Config{Service: us, MongoURI: uri, Database: db, AdminTokens: []config.AdminToken{{Name: "admin-1", Token: adminToken}}, Issuer: "tenants/acme"}
 	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)

@@ -34,9 +34,9 @@ type Config struct {
 
 	MongoURI      string
 	Database      string
-	AdminTokens   []string // management bearer tokens
-	JWTKey        []byte   // end-user token signing key
-	WebhookSecret string   // HMAC key of the SMS webhook
+	AdminTokens   []AdminToken // management bearer tokens, named (ParseAdminTokens)
+	JWTKey        []byte       // end-user token signing key
+	WebhookSecret string       // HMAC key of the SMS webhook
 	SMTPPassword  string
 	WeChatSecret  string // the mini-program's AppSecret (spec.wechat)
 	// Issuer is the JWT iss: "<namespace>/<name>".
@@ -231,6 +231,8 @@ func validateLimits(s *v1alpha1.UserServiceSpec) error {
 		return errors.New("spec.api.minapp: defaultLimit and maxLimit must be within 1..1000")
 	case m.DefaultLimit > m.MaxLimit:
 		return errors.New("spec.api.minapp.defaultLimit must not exceed maxLimit")
+	case m.AuditRetentionDays < 1 || m.AuditRetentionDays > 3650:
+		return fmt.Errorf("spec.api.minapp.auditRetentionDays: %d, must be within 1..3650", m.AuditRetentionDays)
 	case p.DefaultLimit < 1 || p.DefaultLimit > 50 || p.MaxLimit < 1 || p.MaxLimit > 50:
 		return errors.New("spec.api.plus: defaultLimit and maxLimit must be within 1..50")
 	case p.DefaultLimit > p.MaxLimit:
@@ -308,18 +310,11 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 	if !databaseNamePattern.MatchString(c.Database) || len(c.Database) > 63 {
 		return nil, fmt.Errorf("database name %q: must be 1-63 letters, digits, '_' or '-' (set %s or spec.mongo.database)", c.Database, v1alpha1.EnvMongoDatabase)
 	}
-	for _, t := range strings.Split(getenv(v1alpha1.EnvAdminTokens), ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			c.AdminTokens = append(c.AdminTokens, t)
-		}
+	tokens, err := ParseAdminTokens(getenv(v1alpha1.EnvAdminTokens))
+	if err != nil {
+		return nil, err
 	}
-	for i, t := range c.AdminTokens {
-		// Never the token itself in the message: it lands in pod logs.
-		if len(t) < MinAdminTokenLength {
-			return nil, fmt.Errorf("%s: token %d of %d is %d bytes, shorter than %d (generate one with: openssl rand -hex 32)",
-				v1alpha1.EnvAdminTokens, i+1, len(c.AdminTokens), len(t), MinAdminTokenLength)
-		}
-	}
+	c.AdminTokens = tokens
 	spec := &us.Spec
 	if v1alpha1.Enabled(spec.API.MinApp.Enabled) && len(c.AdminTokens) == 0 {
 		return nil, fmt.Errorf("%s is empty but the management API (spec.api.minapp) is enabled", v1alpha1.EnvAdminTokens)

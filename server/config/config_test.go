@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,7 +102,7 @@ func TestLoadYAMLAppliesDefaultsAndEnv(t *testing.T) {
 	if l := s.Verification.Limits; l.PerAddressHourly != 30 || l.PerTargetDaily != 10 || l.PerTenantHourly != 1000 || s.Verification.LogCodes {
 		t.Errorf("code limits not defaulted: %+v (logCodes %v)", l, s.Verification.LogCodes)
 	}
-	if c.Database != "shop_acme" || c.Issuer != "shop/acme" || strings.Join(c.AdminTokens, "|") != tokA+"|"+tokB {
+	if c.Database != "shop_acme" || c.Issuer != "shop/acme" || fmt.Sprint(c.AdminTokens) != fmt.Sprint([]AdminToken{{"admin-1", tokA}, {"admin-2", tokB}}) {
 		t.Errorf("config %+v", c)
 	}
 	if f, ok := c.CustomField("age"); !ok || !f.Required {
@@ -176,6 +177,7 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"twice", strings.Replace(goodYAML, "name: age", "name: name", 1), `"name" is declared twice`, goodEnv},
 		{"maxLength below 1", strings.Replace(goodYAML, "maxLength: 32", "maxLength: 0", 1), "customFields[0].maxLength must be at least 1", goodEnv},
 		{"limits", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 5", 1), "defaultLimit must not exceed maxLimit", goodEnv},
+		{"audit retention", strings.Replace(goodYAML, "maxLimit: 500", "maxLimit: 500\n      auditRetentionDays: 3651", 1), "spec.api.minapp.auditRetentionDays: 3651, must be within 1..3650", goodEnv},
 		{"trusted proxy", strings.Replace(goodYAML, "  api:\n", "  api:\n    plus:\n      trustedProxies: [10.0.0.0/8, 10.1.2.3]\n", 1), `spec.api.plus.trustedProxies[1] "10.1.2.3": must be a CIDR`, goodEnv},
 		{"no mongo uri", goodYAML, "USERVE_MONGO_URI is required", map[string]string{v1alpha1.EnvAdminTokens: tokA, v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
 		{"bad mongo uri", goodYAML, "must start with mongodb://", map[string]string{v1alpha1.EnvMongoURI: "http://x", v1alpha1.EnvAdminTokens: tokA, v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
@@ -186,6 +188,9 @@ func TestLoadErrorsAreOneClearLine(t *testing.T) {
 		{"short jwt key, end-user API off", plusOff, "USERVE_JWT_KEY is 8 bytes", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA, v1alpha1.EnvJWTKey: "12345678"}},
 		{"one-byte admin token", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 1 bytes, shorter than 32", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: "t", v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
 		{"second admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2 is 31 bytes, shorter than 32", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA + "," + strings.Repeat("x", 31), v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
+		{"bad admin name", goodYAML, "USERVE_ADMIN_TOKENS: token 2 of 2: the name before ':' must be", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA + ",bad name:" + tokB, v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
+		{"named admin token short", goodYAML, "USERVE_ADMIN_TOKENS: token 1 of 1 is 31 bytes", map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: "alice:" + strings.Repeat("x", 31), v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
+		{"admin name twice", goodYAML, `USERVE_ADMIN_TOKENS: token 2 of 2: the name "admin-1" is used twice`, map[string]string{v1alpha1.EnvMongoURI: "mongodb://x/", v1alpha1.EnvAdminTokens: tokA + ",admin-1:" + tokB, v1alpha1.EnvJWTKey: strings.Repeat("k", 32)}},
 		{"code limit too high", strings.Replace(goodYAML, "  api:\n", "  verification:\n    limits:\n      perTargetDaily: 1001\n  api:\n", 1), "spec.verification.limits.perTargetDaily: 1001, must be within 1..1000", goodEnv},
 		{"webhook without secret", goodYAML + webhookYAML, "USERVE_WEBHOOK_SECRET is required: spec.verification.sms.webhook is set", goodEnv},
 		{"webhook secretRef without secret", goodYAML + webhookYAML + webhookSecretRefYAML, "USERVE_WEBHOOK_SECRET is required", goodEnv},

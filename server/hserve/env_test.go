@@ -90,7 +90,7 @@ func newTenant(t *testing.T) *tenant {
 	us.Name, us.Namespace = "acme", "tenants"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, MongoURI: mongofixture.URI(t), Database: mongofixture.NewDatabase(t).Name(),
-		AdminTokens: []string{adminToken}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme",
+		AdminTokens: []config.AdminToken{{Name: "admin-1", Token: adminToken}}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme",
 		WebhookSecret: webhookSecret, WeChatSecret: weChatSecret}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -159,7 +159,7 @@ func (tn *tenant) config() *config.Config {
 	us.Name, us.Namespace = "acme", "tenants"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, MongoURI: tn.uri, Database: tn.db,
-		AdminTokens: []string{adminToken}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
+		AdminTokens: []config.AdminToken{{Name: "admin-1", Token: adminToken}}, JWTKey: []byte(jwtKey), Issuer: "tenants/acme"}
 	if tn.cfgEdit != nil {
 		tn.cfgEdit(cfg)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers/render"
+	"userve.dev/userve/migration"
 )
 
 const (
@@ -349,8 +350,7 @@ func (n *node) sampleToken(t *testing.T) string {
 	if err := n.c.Get(context.Background(), types.NamespacedName{Namespace: tenantsNS, Name: "acme-admin-tokens"}, &s); err != nil {
 		t.Fatal(err)
 	}
-	token, _, _ := strings.Cut(string(s.Data["tokens"]), ",")
-	return strings.TrimSpace(token)
+	return migration.FirstToken(string(s.Data["tokens"]))
 }
 
 // mongoURI is the administrator's URI of the node's FerretDB at host.

@@ -17,6 +17,27 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AuditEntryState.
+const (
+	AuditEntryStateDone    AuditEntryState = "done"
+	AuditEntryStateFailed  AuditEntryState = "failed"
+	AuditEntryStatePending AuditEntryState = "pending"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryState enum.
+func (e AuditEntryState) Valid() bool {
+	switch e {
+	case AuditEntryStateDone:
+		return true
+	case AuditEntryStateFailed:
+		return true
+	case AuditEntryStatePending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorStatus.
 const (
 	ErrorStatusError ErrorStatus = "error"
@@ -310,25 +331,25 @@ func (e TransactionKind) Valid() bool {
 
 // Defines values for TransactionState.
 const (
-	Completed TransactionState = "completed"
-	Debited   TransactionState = "debited"
-	Pending   TransactionState = "pending"
-	Refunded  TransactionState = "refunded"
-	Refused   TransactionState = "refused"
+	TransactionStateCompleted TransactionState = "completed"
+	TransactionStateDebited   TransactionState = "debited"
+	TransactionStatePending   TransactionState = "pending"
+	TransactionStateRefunded  TransactionState = "refunded"
+	TransactionStateRefused   TransactionState = "refused"
 )
 
 // Valid indicates whether the value is a known member of the TransactionState enum.
 func (e TransactionState) Valid() bool {
 	switch e {
-	case Completed:
+	case TransactionStateCompleted:
 		return true
-	case Debited:
+	case TransactionStateDebited:
 		return true
-	case Pending:
+	case TransactionStatePending:
 		return true
-	case Refunded:
+	case TransactionStateRefunded:
 		return true
-	case Refused:
+	case TransactionStateRefused:
 		return true
 	default:
 		return false
@@ -519,6 +540,50 @@ func (e ListProfilesV22ParamsReturnTotalCount) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// AuditEntry defines model for AuditEntry.
+type AuditEntry struct {
+	// Action The operation id of the route, e.g. updateProfileV20.
+	Action string `json:"action"`
+
+	// Admin The admin token's name (admin-N for an unnamed entry).
+	Admin string `json:"admin"`
+
+	// At unix seconds
+	At      int64 `json:"at"`
+	Changes []struct {
+		// After The field's value; null when absent.
+		After interface{} `json:"after"`
+
+		// Before The field's value; null when absent.
+		Before interface{} `json:"before"`
+		Field  string      `json:"field"`
+	} `json:"changes"`
+	Id     string `json:"id"`
+	Method string `json:"method"`
+	Path   string `json:"path"`
+
+	// Query The request's query string (at most 1 KiB, then truncated), e.g. an export's where or an import's format.
+	Query  string `json:"query"`
+	Remote string `json:"remote"`
+
+	// State pending: written before the action, outcome not recorded (docs/server.md).
+	State AuditEntryState `json:"state"`
+
+	// Status The HTTP status answered; null while pending.
+	Status    *int64  `json:"status"`
+	Truncated bool    `json:"truncated"`
+	UserIds   []int64 `json:"user_ids"`
+}
+
+// AuditEntryState pending: written before the action, outcome not recorded (docs/server.md).
+type AuditEntryState string
+
+// AuditList defines model for AuditList.
+type AuditList struct {
+	Meta    ListMeta     `json:"meta"`
+	Objects []AuditEntry `json:"objects"`
 }
 
 // Error defines model for Error.
@@ -843,6 +908,33 @@ type TransactionState string
 type TransactionList struct {
 	Meta    ListMeta      `json:"meta"`
 	Objects []Transaction `json:"objects"`
+}
+
+// ListAuditParams defines parameters for ListAudit.
+type ListAuditParams struct {
+	// Admin Entries of this admin token's name.
+	Admin *string `form:"admin,omitempty" json:"admin,omitempty"`
+
+	// UserId Entries about this user.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Action Entries of this operation id (e.g. updateProfileV20).
+	Action *string `form:"action,omitempty" json:"action,omitempty"`
+
+	// Since Entries at or after this time (unix seconds).
+	Since *int64 `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Entries before this time (unix seconds).
+	Until *int64 `form:"until,omitempty" json:"until,omitempty"`
+
+	// After Cursor: entries older than this entry id (meta.next carries it).
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to spec.api.minapp.maxLimit (default 20; larger values are clamped).
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Offset Rows to skip.
+	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
 
 // ExportUsersParams defines parameters for ExportUsers.
@@ -1200,6 +1292,13 @@ type ClientInterface interface {
 	// Corresponds with GET /userve/openapi.json (the `GetManagementOpenAPI` operationId).
 	GetManagementOpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListAudit Read the audit log, newest first
+	//
+	// Every admin action through this API (each change and each export) is logged before it runs; the log is read-only (docs/server.md).
+	//
+	// Corresponds with GET /userve/v1/audit/ (the `ListAudit` operationId).
+	ListAudit(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ExportUsers Stream every user as JSON Lines
 	//
 	// Corresponds with GET /userve/v1/export/users/ (the `ExportUsers` operationId).
@@ -1493,6 +1592,23 @@ type ClientInterface interface {
 // Corresponds with GET /userve/openapi.json (the `GetManagementOpenAPI` operationId).
 func (c *Client) GetManagementOpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetManagementOpenAPIRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAudit Read the audit log, newest first
+//
+// Every admin action through this API (each change and each export) is logged before it runs; the log is read-only (docs/server.md).
+//
+// Corresponds with GET /userve/v1/audit/ (the `ListAudit` operationId).
+func (c *Client) ListAudit(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAuditRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2197,6 +2313,144 @@ func NewGetManagementOpenAPIRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAuditRequest constructs an http.Request for the ListAudit method
+func NewListAuditRequest(server string, params *ListAuditParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/audit/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Admin != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "admin", *params.Admin, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Offset != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "offset", *params.Offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -3754,6 +4008,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /userve/openapi.json (the `GetManagementOpenAPI` operationId).
 	GetManagementOpenAPIWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetManagementOpenAPIResponse, error)
 
+	// ListAuditWithResponse Read the audit log, newest first
+	//
+	// Every admin action through this API (each change and each export) is logged before it runs; the log is read-only (docs/server.md).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /userve/v1/audit/ (the `ListAudit` operationId).
+	ListAuditWithResponse(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*ListAuditResponse, error)
+
 	// ExportUsersWithResponse Stream every user as JSON Lines
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -4146,6 +4409,82 @@ func (r GetManagementOpenAPIResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetManagementOpenAPIResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListAuditResponse401Headers the declared response headers of an HTTP 401 response for ListAudit
+type ListAuditResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListAuditResponse503Headers the declared response headers of an HTTP 503 response for ListAudit
+type ListAuditResponse503Headers struct {
+	RetryAfter *string
+}
+
+type ListAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAuditResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListAuditResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAuditResponse) GetJSON200() *AuditList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListAuditResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAuditResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListAuditResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAuditResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6496,6 +6835,21 @@ func (c *ClientWithResponses) GetManagementOpenAPIWithResponse(ctx context.Conte
 	return ParseGetManagementOpenAPIResponse(rsp)
 }
 
+// ListAuditWithResponse Read the audit log, newest first
+//
+// Every admin action through this API (each change and each export) is logged before it runs; the log is read-only (docs/server.md).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /userve/v1/audit/ (the `ListAudit` operationId).
+func (c *ClientWithResponses) ListAuditWithResponse(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*ListAuditResponse, error) {
+	rsp, err := c.ListAudit(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAuditResponse(rsp)
+}
+
 // ExportUsersWithResponse Stream every user as JSON Lines
 //
 // Returns a wrapper object for the known response body format(s).
@@ -7108,6 +7462,76 @@ func ParseGetManagementOpenAPIResponse(rsp *http.Response) (*GetManagementOpenAP
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetManagementOpenAPIResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListAuditResponse parses an HTTP response from a ListAuditWithResponse call
+func ParseListAuditResponse(rsp *http.Response) (*ListAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListAuditResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListAuditResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
