@@ -41,15 +41,21 @@ func (c *components) schemas(d Dialect) S {
 			"ExportRecord":      exportRecord(c),
 			"OpenAPIDocument":   openAPIDocument(),
 			"CustomFieldValues": c.customValues(false),
+			"Session":           session(unix(), nil),
+			"SessionList":       list("Session"),
+			"Login":             loginRecord(),
+			"LoginList":         list("Login"),
 		}
 	}
 	return S{
-		"Error":           endUserErrorSchema(),
-		"User":            publicUser(),
-		"Me":              me(),
-		"LoginToken":      loginToken(),
-		"Order":           order(),
-		"SelfExport":      selfExport(c),
+		"Error":      endUserErrorSchema(),
+		"User":       publicUser(),
+		"Me":         me(),
+		"LoginToken": loginToken(),
+		"Order":      order(),
+		"SelfExport": selfExport(c),
+		"Session": session(with(str(), "description", "UTC, 2006-01-02 15:04:05"),
+			S{"current": with(boolean(), "description", "The login of this request's token.")}),
 		"OpenAPIDocument": openAPIDocument(),
 	}
 }
@@ -144,6 +150,9 @@ func builtinProfile() S {
 		"_email_verified": boolean(),
 		"_phone":          str(),
 		"_phone_verified": boolean(),
+		"_banned":         with(boolean(), "description", "A ban holds now: the user's tokens and logins are refused (PUT .../ban/)."),
+		"_ban_reason":     with(str(), "description", "When banned: the reason the user is shown."),
+		"_ban_expires_at": with(nullable(unix()), "description", "When banned: when the ban lifts by itself; null: never."),
 	}
 }
 
@@ -165,7 +174,7 @@ func (c *components) profile() S {
 
 func (c *components) profileCreate() S {
 	props := builtinProfile()
-	for _, name := range []string{"user_id", "created_at", "updated_at"} {
+	for _, name := range []string{"user_id", "created_at", "updated_at", "_banned", "_ban_reason", "_ban_expires_at"} {
 		delete(props, name)
 	}
 	props["openid"], props["unionid"] = str(), str()
@@ -379,4 +388,36 @@ func selfExport(c *components) S {
 		"ledger":     arrayOf(ref("Order")),
 		"truncated":  with(boolean(), "description", "true when the ledger was cut at its cap"),
 	}, "profile", "identities", "custom", "groups", "followings", "followers", "ledger", "truncated")
+}
+
+// session is one login (a token family) as both dialects answer it; times
+// in the dialect's format.
+func session(timeSchema, extra S) S {
+	props := S{
+		"id":           with(str(), "description", "The session's id: its login's token family (claim fam)."),
+		"api":          with(enum("v2", "hserve"), "description", "Logged in through /api/v2 or the MinApp SDK (/hserve)."),
+		"method":       enum("password", "code", "wechat", "register", "anonymous"),
+		"address":      with(str(), "description", "The client's address at login."),
+		"user_agent":   with(str(), "description", "The User-Agent at login (at most 512 bytes)."),
+		"started_at":   timeSchema,
+		"last_used_at": with(timeSchema, "description", "The last request with one of its tokens, to the minute."),
+		"expires_at":   with(timeSchema, "description", "Its refresh deadline: no token of it works after."),
+	}
+	required := []string{"id", "api", "method", "address", "user_agent", "started_at", "last_used_at", "expires_at"}
+	for k, v := range extra {
+		props[k] = v
+		required = append(required, k)
+	}
+	return object(props, required...)
+}
+
+// loginRecord is one entry of a user's login history.
+func loginRecord() S {
+	return object(S{
+		"at":      unix(),
+		"api":     enum("v2", "hserve"),
+		"method":  enum("password", "code", "wechat", "register", "anonymous"),
+		"address": with(str(), "description", "The client's address."),
+		"result":  enum("ok", "wrong_password", "wrong_code", "throttled", "banned"),
+	}, "at", "api", "method", "address", "result")
 }

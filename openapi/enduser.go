@@ -107,7 +107,7 @@ func endUserOperations(c *components) map[string]operation {
 		"POST /auth/login": {id: "login", tag: "account", summary: "Log in with a password or a verification code",
 			description: "login is a name, e-mail or phone. Wrong credentials are a 422 whether or not the account exists.",
 			body:        formProps(S{"login": str(), "password": str(), "verifiable_code": codeSchema}, "login"),
-			responses: []response{ok("A token.", ref("LoginToken")),
+			responses: []response{ok("A token.", ref("LoginToken")), bannedResponse,
 				tooMany("Too many failed logins for this account from this address, for it from all addresses, or from this address (docs/plus.md, Attempt limits)."), unsupported}},
 		"POST /auth/refresh": {id: "refreshToken", tag: "account", security: refreshToken, summary: "Exchange a token (expired or not) for a new one",
 			description: "Each token refreshes once, within the login's refresh window. A token presented for refresh a second time " +
@@ -170,6 +170,13 @@ func endUserOperations(c *components) map[string]operation {
 				"password", "password_confirmation"),
 			responses: []response{noContent("Changed; every older token stops working."), reauthRequired,
 				tooMany(wrongPasswords + " Or the code has had all its tries."), unsupported}},
+		"GET /user/sessions": {id: "listMySessions", tag: "me", security: userToken, summary: "The caller's sessions (logins), newest first",
+			description: "Each login (password, code, WeChat, registration, the MinApp SDK's) is a session until it is ended, its refresh window " +
+				"passes or the password changes. The current one is marked. At most 100.",
+			responses: []response{ok("The sessions.", arrayOf(ref("Session")))}},
+		"DELETE /user/sessions/{session}": {id: "endMySession", tag: "me", security: userToken, summary: "End one of the caller's sessions",
+			description: "Every token of that login is refused from now on, on every replica (ending the current one is a logout).",
+			responses:   []response{noContent("Ended."), endUserError(http.StatusNotFound, "The caller has no such session (or it ended already).")}},
 		"DELETE /user/phone":   unbind("unbindPhone", "phone"),
 		"DELETE /user/email":   unbind("unbindEmail", "e-mail"),
 		"GET /user/followings": userList("listMyFollowings", "Whom the caller follows", userToken),
@@ -196,7 +203,7 @@ func endUserOperations(c *components) map[string]operation {
 			responses: []response{
 				created("A new user was created; its token (created: true).", ref("LoginToken")),
 				ok("A known user's token.", ref("LoginToken")),
-				endUserError(http.StatusForbidden, "WeChat refuses this user (errcode 40226)."),
+				endUserError(http.StatusForbidden, "WeChat refuses this user (errcode 40226), or the user is banned (the message tells the reason)."),
 				endUserError(http.StatusNotFound, "No user is linked and spec.wechat.createUsers is false."),
 				tooMany("WeChat's rate limit (errcode 45011), or this address has had too many failed logins, bogus codes included (docs/plus.md, Attempt limits)."), unsupported}},
 		"PUT /user/wechat": {id: "linkWeChat", tag: "wechat", security: userToken, summary: "Link the caller to the WeChat account of a wx.login code",

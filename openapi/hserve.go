@@ -110,7 +110,7 @@ func hserveOperations(c *components) map[string]operation {
 	login := func(kind string, schema S) operation {
 		return operation{id: "loginBy" + title(kind), tag: "auth", security: clientOnly, summary: "Log in with a " + kind + " and a password (auth.login)",
 			body: jsonBody(object(S{kind: schema, "password": str()}, kind, "password")),
-			responses: []response{session("A session."),
+			responses: []response{session("A session."), bannedResponse,
 				hserveError(http.StatusUnauthorized, "Wrong credentials (alike whether or not the account exists), or a wrong client ID.", "WWW-Authenticate"),
 				throttled("Too many failed logins for this account or from this address (the limits of /api/v2/auth/login).")}}
 	}
@@ -124,7 +124,7 @@ func hserveOperations(c *components) map[string]operation {
 		"POST /v2.1/login/sms/": {id: "loginBySMS", tag: "auth", security: clientOnly, summary: "Log in with a code sent by SMS (auth.loginWithSmsVerificationCode)",
 			body: jsonBody(object(S{"phone": phone, "code": code, "create_user": boolean()}, "phone", "code")),
 			responses: []response{session("A session (a new user with create_user)."),
-				hserveError(http.StatusForbidden, "The number is on an account that has not verified it."),
+				hserveError(http.StatusForbidden, "The number is on an account that has not verified it, or the user is banned (the message tells the reason)."),
 				hserveError(http.StatusNotFound, "No user has the number and create_user is false."),
 				throttled("Too many failed attempts, or the code has had all its tries.")}},
 		"POST /v2.0/login/anonymous/": {id: "loginAnonymous", tag: "auth", security: clientOnly, summary: "A new anonymous user's session (auth.anonymousLogin)",
@@ -172,7 +172,7 @@ func hserveOperations(c *components) map[string]operation {
 			body: jsonBody(object(S{"code": str(), "create_user": boolean(), "login_with_unionid": boolean()}, "code")),
 			responses: []response{ok("A known WeChat user's session.", ref("Session")), session("A new user's session."),
 				hserveError(http.StatusNotFound, "No user is linked to this WeChat account and none may be created."),
-				hserveError(http.StatusForbidden, "WeChat refuses this user (40226)."),
+				hserveError(http.StatusForbidden, "WeChat refuses this user (40226), or the user is banned (the message tells the reason)."),
 				throttled("WeChat's rate limit (45011)."),
 				hserveError(http.StatusServiceUnavailable, "WeChat or the store is unavailable.", "Retry-After")}},
 		"POST /v2.4/idp/wechat/user-associate/": {id: "wechatAssociate", tag: "wechat", security: clientToken, summary: "Link the caller to a WeChat account (linkWechat)",
@@ -187,7 +187,7 @@ func hserveOperations(c *components) map[string]operation {
 			body:        jsonBody(object(S{"phone_code": str(), "code": str(), "create_user": boolean(), "encryptedData": str(), "iv": str()}, "phone_code")),
 			responses: []response{ok("A known user's session.", ref("Session")), session("A new user's session."),
 				hserveError(http.StatusNotFound, "No user has the number and create_user is false."),
-				hserveError(http.StatusForbidden, "The number is on an account that has not verified it, or WeChat refuses this user."),
+				hserveError(http.StatusForbidden, "The number is on an account that has not verified it, WeChat refuses this user, or the user is banned."),
 				throttled("WeChat's rate limit (45011)."),
 				hserveError(http.StatusServiceUnavailable, "WeChat or the store is unavailable.", "Retry-After")}},
 	}

@@ -146,6 +146,30 @@ func managementOperations(c *components) map[string]operation {
 			params:    []param{query("user_id", id(), "Entries of this user."), query("account", enum("wallet", "new_wallet", "currency"), ""), limitParam(), offsetParam()},
 			responses: []response{ok("A page of entries.", ref("TransactionList"))}},
 
+		"PUT /v1/users/{user_id}/ban/": {id: "banUser", tag: "lifecycle", security: adminToken, summary: "Ban a user",
+			description: "From the next request on, on every replica and in every dialect, the user's tokens are refused and every login " +
+				"answers 403 with the reason, until expires_at (unix seconds; left out or null: no expiry). A second ban replaces the first. " +
+				"Sessions are not ended: after the ban, tokens still within their login's refresh window work again.",
+			body: jsonBody(object(S{"reason": with(str(), "minLength", 1, "maxLength", 500, "description", "Shown to the user."),
+				"expires_at": nullable(unix())}, "reason")),
+			responses: []response{ok("The profile, banned.", ref("Profile")), notFound("No such user.")}},
+		"DELETE /v1/users/{user_id}/ban/": {id: "unbanUser", tag: "lifecycle", security: adminToken, summary: "Lift a user's ban",
+			description: "Also when there is none.",
+			responses:   []response{ok("The profile.", ref("Profile")), notFound("No such user.")}},
+		"GET /v1/users/{user_id}/sessions/": {id: "listUserSessions", tag: "lifecycle", security: adminToken, summary: "A user's sessions (logins), newest first",
+			description: "Live sessions only: not ended, not past their refresh deadline, not older than the last password change. At most 100.",
+			responses:   []response{ok("The sessions.", ref("SessionList")), notFound("No such user.")}},
+		"DELETE /v1/users/{user_id}/sessions/": {id: "endUserSessions", tag: "lifecycle", security: adminToken, summary: "End every session of a user",
+			responses: []response{noContent("Ended: every token of the user is refused."), notFound("No such user.")}},
+		"DELETE /v1/users/{user_id}/sessions/{session_id}/": {id: "endUserSession", tag: "lifecycle", security: adminToken, summary: "End one session of a user",
+			description: "Every token of that login is refused from now on, on every replica.",
+			responses:   []response{noContent("Ended."), notFound("No such session of this user.")}},
+
+		"GET /v1/users/{user_id}/logins/": {id: "listUserLogins", tag: "lifecycle", security: adminToken, summary: "A user's login history, newest first",
+			description: "Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's " +
+				"spec.api.plus.loginHistory (default 30 days). At most 100.",
+			responses: []response{ok("The attempts.", ref("LoginList")), notFound("No such user.")}},
+
 		"POST /v1/user-merge/": {id: "mergeUsers", tag: "users", security: adminToken, summary: "Fold one user into another",
 			description: "Moves from's identities, memberships, follows and balances to into, then deletes from. Replaying the request finishes a merge cut short.",
 			body:        jsonBody(object(S{"from": id(), "into": id(), "idempotency_key": with(str(), "minLength", 1)}, "from", "into")),

@@ -273,6 +273,9 @@ func (op operation) withCommonResponses(d Dialect) []response {
 			return out
 		}
 		add(response{status: http.StatusUnauthorized, desc: "A missing or wrong X-Hydrogen-Client-ID, or (signed-in routes) no token, or one that is invalid, expired, revoked or of a deleted user.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
+		if op.security == clientToken {
+			add(bannedResponse)
+		}
 		add(response{status: http.StatusBadRequest, desc: "Invalid input: a malformed body, an unknown or repeated field, a wrong type or value; error_msg names every problem.", schema: errSchema})
 		add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready; retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
 	} else if d == Management {
@@ -285,8 +288,10 @@ func (op operation) withCommonResponses(d Dialect) []response {
 		switch op.security {
 		case userToken, refreshToken:
 			add(response{status: http.StatusUnauthorized, desc: "No token, or one that is invalid, expired, revoked or of a deleted user.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
+			add(bannedResponse)
 		case optionalToken:
 			add(response{status: http.StatusUnauthorized, desc: "A token was sent but is invalid, expired, revoked or of a deleted user.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
+			add(bannedResponse)
 		}
 		add(response{status: http.StatusBadRequest, desc: "A malformed query string or body (not JSON or a form, or over 1 MiB).", schema: errSchema})
 		add(response{status: http.StatusUnprocessableEntity, desc: "Invalid input: message is the first problem, errors lists them by field (unknown parameters and fields included).", schema: errSchema})
@@ -295,6 +300,11 @@ func (op operation) withCommonResponses(d Dialect) []response {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].status < out[j].status })
 	return out
 }
+
+// bannedResponse is the refusal of a banned user's token or login; the
+// message tells the tenant's reason and when the ban lifts.
+var bannedResponse = response{status: http.StatusForbidden, schema: ref("Error"),
+	desc: "The user is banned: the message tells the reason and, for a ban with an expiry, when it lifts (docs/server.md, Bans)."}
 
 var headerSchemas = map[string]S{
 	"Retry-After":         {"description": "Seconds to wait before retrying.", "schema": with(str(), "pattern", `^[0-9]+$`)},
@@ -342,6 +352,8 @@ func pathParams(path string) []string {
 
 func pathParamSchema(name string) S {
 	switch name {
+	case "session", "session_id":
+		return with(str(), "pattern", `^[A-Za-z0-9_-]{1,64}$`, "description", "A session id (its login's token family).")
 	case "user":
 		// The end-user dialect's {user}: an id, a name, an e-mail or a phone.
 		return with(str(), "description", "A user id, name, e-mail address or phone number.")

@@ -91,6 +91,14 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	route(post, "/v1/wallet/transactions/", h.CreateWalletTransaction)
 	route(get, "/v1/wallet/transactions/", h.ListWalletTransactions)
 
+	// Bans and sessions (issue 23; minapp/lifecycle.go).
+	route(put, "/v1/users/{user_id}/ban/", h.BanUser)
+	route(del, "/v1/users/{user_id}/ban/", h.UnbanUser)
+	route(get, "/v1/users/{user_id}/sessions/", h.ListUserSessions)
+	route(del, "/v1/users/{user_id}/sessions/", h.EndUserSessions)
+	route(del, "/v1/users/{user_id}/sessions/{session_id}/", h.EndUserSession)
+	route(get, "/v1/users/{user_id}/logins/", h.ListUserLogins)
+
 	// User merge (issue 14; minapp/merge.go).
 	route(post, "/v1/user-merge/", h.MergeUsers)
 
@@ -156,6 +164,8 @@ func (s *Server) plusRoutes(r *mux.Router) {
 	route(get, "/user/export", h.Authed(h.ExportMe))
 	route(put, "/user", h.Authed(h.UpdateContact))
 	route(put, "/user/password", h.Authed(h.ChangePassword))
+	route(get, "/user/sessions", h.Authed(h.MySessions))
+	route(del, "/user/sessions/{session}", h.Authed(h.EndMySession))
 	route(del, "/user/phone", h.Authed(h.UnbindPhone))
 	route(del, "/user/email", h.Authed(h.UnbindEmail))
 	route(get, "/user/followings", h.Authed(h.MyFollowings))

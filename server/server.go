@@ -131,6 +131,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	}
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
+	s.minapp.Accounts = s.accounts
 	router := s.routes()
 	s.openapi = &openAPIDocs{cfg: cfg, router: router}
 	s.handler = s.observe(s.recoverPanics(s.limitBody(noStore(router))))

@@ -20,6 +20,7 @@ const (
 	DefaultTokenTTL           = time.Hour
 	DefaultRefreshTTL         = 14 * 24 * time.Hour
 	DefaultReauthWindow       = 10 * time.Minute
+	DefaultLoginHistory       = 30 * 24 * time.Hour
 	DefaultCodeTTL            = 5 * time.Minute
 	DefaultSMTPPort           = 587
 
@@ -52,6 +53,7 @@ func SetDefaults(us *UserService) {
 	p.TokenTTL = defaultDuration(p.TokenTTL, DefaultTokenTTL)
 	p.RefreshTTL = defaultDuration(p.RefreshTTL, DefaultRefreshTTL)
 	p.ReauthWindow = defaultDuration(p.ReauthWindow, DefaultReauthWindow)
+	p.LoginHistory = defaultDuration(p.LoginHistory, DefaultLoginHistory)
 	v := &s.Verification
 	v.CodeTTL = defaultDuration(v.CodeTTL, DefaultCodeTTL)
 	l := &v.Limits

@@ -295,6 +295,12 @@ type PlusAPISpec struct {
 	// +kubebuilder:default="10m"
 	// +optional
 	ReauthWindow *metav1.Duration `json:"reauthWindow,omitempty"`
+	// LoginHistory is how long each login attempt on a known account
+	// (its time, client address, method and result) is kept for the
+	// admin's login history of a user (GET /userve/v1/users/{id}/logins/).
+	// +kubebuilder:default="720h"
+	// +optional
+	LoginHistory *metav1.Duration `json:"loginHistory,omitempty"`
 	// TrustedProxies are the CIDRs of the proxies in front of the tenant
 	// (ingress controllers, load balancers). A request that comes from one
 	// of them counts, for the per-address rate limits, as coming from the

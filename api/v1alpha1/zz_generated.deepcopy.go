@@ -375,6 +375,11 @@ func (in *PlusAPISpec) DeepCopyInto(out *PlusAPISpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.LoginHistory != nil {
+		in, out := &in.LoginHistory, &out.LoginHistory
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.TrustedProxies != nil {
 		in, out := &in.TrustedProxies, &out.TrustedProxies
 		*out = make([]string, len(*in))

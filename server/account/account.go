@@ -113,6 +113,9 @@ type Service struct {
 	codeKey []byte
 	codeTTL time.Duration
 	limits  v1alpha1.CodeLimits
+	touched touches // sessions' last uses written (sessions.go)
+	// loginHistory is how long login attempts are kept (sessions.go).
+	loginHistory time.Duration
 }
 
 // New builds the accounts of the tenant cfg describes.
@@ -133,6 +136,11 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) *S
 		codeKey: deriveKey(cfg.JWTKey, "userve verification codes"),
 		codeTTL: codeTTL,
 		limits:  spec.Verification.Limits,
+
+		loginHistory: v1alpha1.DefaultLoginHistory,
+	}
+	if h := spec.API.Plus.LoginHistory; h != nil && h.Duration > 0 {
+		s.loginHistory = h.Duration
 	}
 	if s.sender == nil {
 		s.sender = senderFromConfig(cfg, log)

@@ -25,6 +25,9 @@ type LoginTry struct {
 	UsePassword bool
 	Password    string
 	Code        string
+	// From is where the login comes from, for the login history of a
+	// known account (its Method is set by Login).
+	From LoginFrom
 }
 
 // Login judges a login: the attempt is counted against the address and
@@ -45,7 +48,20 @@ func (s *Service) Login(ctx context.Context, try LoginTry) (*store.Profile, erro
 	if p != nil {
 		acct = UserAccount(p.ID)
 	}
+	try.From.Method = MethodCode
+	if try.UsePassword {
+		try.From.Method = MethodPassword
+	}
+	record := func(result string) {
+		if p != nil {
+			s.recordLogin(ctx, p.ID, try.From, result)
+		}
+	}
 	attempt, err := s.Begin(ctx, try.Address, acct)
+	var throttled *Throttled
+	if errors.As(err, &throttled) {
+		record(ResultThrottled)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +78,7 @@ func (s *Service) Login(ctx context.Context, try LoginTry) (*store.Profile, erro
 		}
 		if !ok || p == nil {
 			s.metrics.LoginFailed(telemetry.LoginPassword)
+			record(ResultWrongPassword)
 			return nil, ErrWrongPassword
 		}
 		attempt.Succeeded(ctx)
@@ -78,6 +95,7 @@ func (s *Service) Login(ctx context.Context, try LoginTry) (*store.Profile, erro
 	}
 	if !ok {
 		s.metrics.LoginFailed(telemetry.LoginCode)
+		record(ResultWrongCode)
 		return nil, ErrWrongCode
 	}
 	attempt.Succeeded(ctx)

@@ -40,7 +40,8 @@ var (
 )
 
 // CheckToken is the user of a token whose signature, issuer and expiry
-// were checked (auth.Issuer), or why the token is dead.
+// were checked (auth.Issuer), or why the token is dead, or *Banned. It
+// records the use on the token's session (at most once a minute).
 func (s *Service) CheckToken(ctx context.Context, claims auth.Claims) (*store.Profile, error) {
 	revoked, err := s.store.FamilyRevoked(ctx, claims.Family)
 	if err != nil {
@@ -71,6 +72,12 @@ func (s *Service) CheckToken(ctx context.Context, claims auth.Claims) (*store.Pr
 	if !p.Created.IsZero() && claims.AuthTime.Before(p.Created.Truncate(time.Second)) {
 		return nil, ErrUserGone
 	}
+	// The ban is in the profile just read: it holds from the request after
+	// it was written, on every replica.
+	if b := p.ActiveBan(s.store.Now()); b != nil {
+		return nil, bannedError(b)
+	}
+	s.touch(ctx, claims)
 	return p, nil
 }
 
@@ -109,13 +116,16 @@ func (s *Service) refreshReused(ctx context.Context, tokens *auth.Issuer, claims
 // EndLogin revokes every token of the login claims belongs to, until they
 // would have died anyway (the login's refresh deadline); reason is kept
 // for the record ("logout", "reuse"). The token itself is revoked too, so
-// that a check that knows only jtis refuses it as well.
+// that a check that knows only jtis refuses it as well. Its session is
+// forgotten.
 func (s *Service) EndLogin(ctx context.Context, tokens *auth.Issuer, claims auth.Claims, reason string) error {
 	ctx = context.WithoutCancel(ctx)
 	until := claims.RefreshDeadline(tokens.RefreshTTL)
 	if err := s.store.RevokeFamily(ctx, claims.Family, until, reason); err != nil {
 		return err
 	}
-	_, err := s.store.RevokeToken(ctx, claims.ID, until)
-	return err
+	if _, err := s.store.RevokeToken(ctx, claims.ID, until); err != nil {
+		return err
+	}
+	return s.store.DeleteSession(ctx, claims.Family)
 }

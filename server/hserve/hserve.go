@@ -141,8 +141,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var th *account.Throttled
 	var ce *store.ConflictError
 	var soon *store.TooSoonError
+	var banned *account.Banned
 	switch {
 	case errors.As(err, &ae):
+	case errors.As(err, &banned):
+		ae = newError(http.StatusForbidden, banned.Error())
 	case errors.As(err, &th):
 		ae = &apiError{status: http.StatusTooManyRequests, retryAfter: th.Seconds(),
 			msg: fmt.Sprintf("too many attempts (%s); retry in %d seconds", th.Budget, th.Seconds())}

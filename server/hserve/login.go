@@ -131,7 +131,7 @@ func (h *Handler) Register(kind string) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		h.writeSession(w, r, http.StatusCreated, p)
+		h.writeSession(w, r, http.StatusCreated, p, account.MethodRegister)
 	}
 }
 
@@ -153,12 +153,13 @@ func (h *Handler) Login(kind string) http.HandlerFunc {
 		}
 		p, err := h.accounts.Login(r.Context(), account.LoginTry{
 			Address: h.clientAddress(r), Field: field, Ident: value, UsePassword: true, Password: password,
+			From: account.LoginOf(r, h.trusted, account.APIHServe, ""),
 		})
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		h.writeSession(w, r, http.StatusCreated, p)
+		h.writeSession(w, r, http.StatusCreated, p, account.MethodPassword)
 	}
 }
 
@@ -249,12 +250,13 @@ func (h *Handler) LoginSMS(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, errUnverifiedPhone)
 			return
 		}
-		p, err = h.accounts.Login(ctx, account.LoginTry{Address: h.clientAddress(r), Field: store.FieldPhone, Ident: phone, Code: code})
+		p, err = h.accounts.Login(ctx, account.LoginTry{Address: h.clientAddress(r), Field: store.FieldPhone, Ident: phone, Code: code,
+			From: account.LoginOf(r, h.trusted, account.APIHServe, "")})
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		h.writeSession(w, r, http.StatusCreated, p)
+		h.writeSession(w, r, http.StatusCreated, p, account.MethodCode)
 		return
 	}
 	// Nobody has the number: the code is judged first, so whether a number
@@ -278,5 +280,5 @@ func (h *Handler) LoginSMS(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.writeSession(w, r, http.StatusCreated, p)
+	h.writeSession(w, r, http.StatusCreated, p, account.MethodCode)
 }

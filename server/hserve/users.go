@@ -61,8 +61,11 @@ func nullIfEmpty(s string) any {
 // writeSession answers a login or registration: the token, its lifetime in
 // seconds, the user's id and object (core/auth handleLoginSuccess and
 // core/utils flatAuthResponse read these).
-func (h *Handler) writeSession(w http.ResponseWriter, r *http.Request, status int, p *store.Profile) {
-	token, claims, err := h.tokens.Issue(p.ID, p.TokenEpoch)
+//
+// The login is refused when p is banned, and recorded as a session
+// (account.StartLogin), method saying how it was made.
+func (h *Handler) writeSession(w http.ResponseWriter, r *http.Request, status int, p *store.Profile, method string) {
+	token, claims, err := h.accounts.StartLogin(r.Context(), h.tokens, p, account.LoginOf(r, h.trusted, account.APIHServe, method))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -158,7 +161,7 @@ func (h *Handler) AnonymousLogin(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.writeSession(w, r, http.StatusCreated, p)
+	h.writeSession(w, r, http.StatusCreated, p, account.MethodAnonymous)
 }
 
 // accountFields are what PUT user/account/ takes: the SDK's

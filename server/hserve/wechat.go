@@ -114,7 +114,7 @@ func (h *Handler) SilentLogin(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	h.writeSession(w, r, status, p)
+	h.writeSession(w, r, status, p, account.MethodWeChat)
 }
 
 // Associate is POST /hserve/v2.4/idp/wechat/user-associate/ {code,
@@ -240,7 +240,7 @@ func (h *Handler) PhoneLogin(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	h.writeSession(w, r, status, p)
+	h.writeSession(w, r, status, p, account.MethodWeChat)
 }
 
 // phoneUser finds (or creates) the user of a WeChat-verified phone: the

@@ -71,6 +71,22 @@ var builtinFields = map[string]field{
 type Schema struct {
 	fields map[string]field
 	names  []string // declared order
+	// clock is the now of computed fields (_banned in where); nil:
+	// time.Now.
+	clock func() time.Time
+}
+
+// WithClock is s whose computed fields are judged at clock's now.
+func (s Schema) WithClock(clock func() time.Time) Schema {
+	s.clock = clock
+	return s
+}
+
+func (s Schema) now() time.Time {
+	if s.clock == nil {
+		return time.Now()
+	}
+	return s.clock()
 }
 
 // NewSchema indexes the declared custom fields.

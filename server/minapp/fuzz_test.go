@@ -68,6 +68,7 @@ func FuzzParseWhere(f *testing.F) {
 		`{"tags":{"$contains":"x"},"prefs":{"$isnull":true},"user_group":[1,2]}`,
 		`{"score":{"$nin":[1.5,2e10]},"vip":{"$ne":true},"_email":{"$isnull":false}}`,
 		`{"age":1e400}`, `{"$or":[{}]}`, `[1]`, `{"a":`, `{"gender":{"$eq":null}}`,
+		`{"_banned":true}`, `{"_banned":{}}`, `{"$or":[{"_banned":{"$ne":false}},{"_banned":{"$eq":true,"$ne":true}}]}`,
 	} {
 		f.Add(seed)
 	}

@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/store"
@@ -30,6 +32,8 @@ type Handler struct {
 	// Metrics records store errors and wallet operations; nil records
 	// nothing. The server sets it.
 	Metrics *telemetry.Metrics
+	// Accounts ends sessions (lifecycle.go). The server sets it.
+	Accounts *account.Service
 }
 
 // New builds the handlers.
@@ -38,9 +42,17 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger) *Handler {
 	return &Handler{
 		store:  st,
 		log:    log,
-		schema: NewSchema(cfg.Spec().Profile.CustomFields),
+		schema: NewSchema(cfg.Spec().Profile.CustomFields).WithClock(storeClock(st)),
 		limits: Limits{Default: int64(m.DefaultLimit), Max: int64(m.MaxLimit)},
 	}
+}
+
+// storeClock is st's clock, or the wall clock without a store.
+func storeClock(st *store.Store) func() time.Time {
+	if st == nil {
+		return time.Now
+	}
+	return st.Now
 }
 
 // listMeta is the "meta" of every list.

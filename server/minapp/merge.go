@@ -127,6 +127,6 @@ func (h *Handler) MergeUsers(w http.ResponseWriter, r *http.Request) {
 		"from": m.From, "into": m.Into, "status": m.State,
 		"moved":        map[string]any{"identities": moved, "user_group": groups, "balances": m.Plan.Balances, "profile": m.Plan.Profile},
 		"transactions": m.Transfers,
-		"user":         h.schema.profileJSON(p),
+		"user":         h.profileOut(p),
 	})
 }

@@ -52,7 +52,7 @@ func (h *Handler) listProfiles(w http.ResponseWriter, r *http.Request, q ListQue
 	}
 	body.Meta.Next, body.Meta.Previous = pageLinks(r.URL, q.Limit, q.Offset, page.More)
 	for _, p := range page.Profiles {
-		body.Objects = append(body.Objects, h.schema.profileJSON(p))
+		body.Objects = append(body.Objects, h.profileOut(p))
 	}
 	httpx.WriteJSON(w, http.StatusOK, body)
 }
@@ -68,7 +68,7 @@ func (h *Handler) GetProfile(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, r, err, fmt.Sprintf("user %d", id))
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, h.schema.profileJSON(p))
+	httpx.WriteJSON(w, http.StatusOK, h.profileOut(p))
 }
 
 // UpdateProfile is PUT .../user_profile/{user_id}/: custom fields only.
@@ -96,7 +96,7 @@ func (h *Handler) UpdateProfile(w http.ResponseWriter, r *http.Request) {
 		h.storeError(w, r, err, fmt.Sprintf("user %d", id))
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, h.schema.profileJSON(p))
+	httpx.WriteJSON(w, http.StatusOK, h.profileOut(p))
 }
 
 // CreateProfile is POST .../user_profile/: 201 with the new profile.
@@ -131,7 +131,7 @@ func (h *Handler) CreateProfile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", r.URL.Path+strconv.FormatInt(p.ID, 10)+"/")
-	httpx.WriteJSON(w, http.StatusCreated, h.schema.profileJSON(p))
+	httpx.WriteJSON(w, http.StatusCreated, h.profileOut(p))
 }
 
 // DeleteProfile is DELETE .../user_profile/{user_id}/: 204; the user's

@@ -120,6 +120,14 @@ func (p *whereParser) object(obj map[string]any, depth int) (store.Filter, error
 			if strings.HasPrefix(key, "$") {
 				return store.Filter{}, whereErr("unsupported operator %q at the top of an object; use $and or $or, or put it under a field", key)
 			}
+			if key == bannedField {
+				cond, err := p.banned(val)
+				if err != nil {
+					return store.Filter{}, err
+				}
+				parts = append(parts, cond)
+				continue
+			}
 			f, ok := p.schema.lookup(key)
 			if !ok {
 				return store.Filter{}, whereErr("unknown field %q", key)
@@ -160,6 +168,48 @@ func (p *whereParser) field(f field, val any) (store.Filter, error) {
 			return store.Filter{}, err
 		}
 		parts = append(parts, c)
+	}
+	return store.All(parts...), nil
+}
+
+// bannedField is the computed field "banned now" (a ban whose end is
+// later than the schema's now; store.Ban).
+const bannedField = "_banned"
+
+// banned reads a condition on _banned: true, false, or {"$eq"|"$ne": bool}.
+func (p *whereParser) banned(val any) (store.Filter, error) {
+	ops, ok := val.(map[string]any)
+	if !ok {
+		ops = map[string]any{"$eq": val}
+	}
+	if len(ops) == 0 {
+		return store.Filter{}, whereErr("field %q has no operator", bannedField)
+	}
+	now := p.schema.now()
+	var parts []store.Filter
+	for _, op := range sortedKeys(ops) {
+		if op != "$eq" && op != "$ne" {
+			return store.Filter{}, whereErr("operator %s is not supported on %q; use $eq or $ne", op, bannedField)
+		}
+		want, ok := ops[op].(bool)
+		if !ok {
+			return store.Filter{}, whereErr("%s on %q takes true or false, not %s", op, bannedField, jsonTypeOf(ops[op]))
+		}
+		p.conds += 2
+		if p.conds > store.MaxFilterConds {
+			return store.Filter{}, whereErr("more than %d conditions", store.MaxFilterConds)
+		}
+		if op == "$ne" {
+			want = !want
+		}
+		if want {
+			parts = append(parts, store.Where(store.FieldBanUntil, store.OpGt, now))
+		} else {
+			parts = append(parts, store.Filter{Or: []store.Filter{
+				store.Where(store.FieldBanUntil, store.OpIsNull, true),
+				store.Where(store.FieldBanUntil, store.OpLte, now),
+			}})
+		}
 	}
 	return store.All(parts...), nil
 }

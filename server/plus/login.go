@@ -35,7 +35,8 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kind, ident := detectIdentity(login)
-	try := account.LoginTry{Address: h.clientIP(r), Ident: ident, UsePassword: hasPassword, Password: password, Code: code}
+	try := account.LoginTry{Address: h.clientIP(r), Ident: ident, UsePassword: hasPassword, Password: password, Code: code,
+		From: account.LoginOf(r, h.trustedProxies, account.APIPlus, "")}
 	switch kind {
 	case byEmail:
 		try.Field = store.FieldEmail
@@ -60,7 +61,9 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, invalid("verifiable_code", "login or verifiable_code is wrong, or the code has expired"))
 	case err != nil:
 		h.fail(w, r, codeError(err))
+	case hasPassword:
+		h.writeToken(w, r, p, account.MethodPassword)
 	default:
-		h.writeToken(w, p)
+		h.writeToken(w, r, p, account.MethodCode)
 	}
 }

@@ -171,9 +171,12 @@ func (e *apiError) write(w http.ResponseWriter) {
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	var ce *store.ConflictError
+	var banned *account.Banned
 	switch {
 	case errors.As(err, &ae):
 		ae.write(w)
+	case errors.As(err, &banned):
+		newError(http.StatusForbidden, banned.Error()).write(w)
 	case errors.Is(err, auth.ErrBusy):
 		// The process's password checks are at their memory budget.
 		h.log.Warn("password check refused: checks busy", "method", r.Method, "path", account.LogPath(r.URL.Path))

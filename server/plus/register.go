@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/store"
 )
 
@@ -64,7 +65,7 @@ func (h *Handler) Register(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	token, err := h.issue(p)
+	token, _, err := h.startLogin(r, p, account.MethodRegister)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -5,21 +5,27 @@ import (
 	"strings"
 	"time"
 
+	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/store"
 )
 
 func (h *Handler) minutes(d time.Duration) int64 { return int64(d / time.Minute) }
 
-func (h *Handler) issue(p *store.Profile) (string, error) {
-	token, _, err := h.tokens.Issue(p.ID, p.TokenEpoch)
-	return token, err
+// startLogin issues the first token of a login of p by method (refused
+// when p is banned) and records its session (account.StartLogin).
+func (h *Handler) startLogin(r *http.Request, p *store.Profile, method string) (string, auth.Claims, error) {
+	return h.accounts.StartLogin(r.Context(), h.tokens, p, account.LoginOf(r, h.trustedProxies, account.APIPlus, method))
 }
 
 // writeToken answers a login with a fresh token for p.
-func (h *Handler) writeToken(w http.ResponseWriter, p *store.Profile) {
-	token, claims, err := h.tokens.Issue(p.ID, p.TokenEpoch)
-	h.writeIssued(w, token, claims, err)
+func (h *Handler) writeToken(w http.ResponseWriter, r *http.Request, p *store.Profile, method string) {
+	token, claims, err := h.startLogin(r, p, method)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.writeIssued(w, token, claims, nil)
 }
 
 // writeIssued is the body of login and refresh. expires_in and refresh_ttl

@@ -141,7 +141,7 @@ func (h *Handler) LoginWeChat(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	token, claims, err := h.tokens.Issue(p.ID, p.TokenEpoch)
+	token, claims, err := h.startLogin(r, p, account.MethodWeChat)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -86,7 +86,7 @@ var filterableFields = map[string]bool{
 	FieldUnionID: true, FieldGroups: true, FieldCreatedAt: true, FieldUpdatedAt: true,
 	FieldUsername: true, FieldEmail: true, FieldPhone: true, FieldEmailVerified: true,
 	FieldPhoneVerified: true, FieldBio: true, FieldLocation: true,
-	FieldFollowersCount: true, FieldFollowingsCount: true,
+	FieldFollowersCount: true, FieldFollowingsCount: true, FieldBanUntil: true,
 }
 
 // ValidField reports whether a filter or sort may name this field.

@@ -60,6 +60,9 @@ type Profile struct {
 	// natural key a retried import finds it by (see imports.go).
 	ImportSource string `bson:"import_source,omitempty"`
 
+	// Ban, when set and not past its Until, keeps the user out (bans.go).
+	Ban *Ban `bson:"ban,omitempty"`
+
 	// Tombstone is set while the user is being deleted or merged away
 	// (tombstones.go); such a profile is not found by GetProfile.
 	Tombstone *ProfileTombstone `bson:"tombstone,omitempty"`
@@ -426,6 +429,9 @@ func (s *Store) missingIDs(ctx context.Context, collection string, ids []int64) 
 // normalize turns decoded BSON into plain Go values and UTC times.
 func (p *Profile) normalize() {
 	p.Created, p.Updated = p.Created.UTC(), p.Updated.UTC()
+	if p.Ban != nil {
+		p.Ban.At, p.Ban.Until = p.Ban.At.UTC(), p.Ban.Until.UTC()
+	}
 	if p.Groups == nil {
 		p.Groups = []int64{}
 	}

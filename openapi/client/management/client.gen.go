@@ -98,6 +98,78 @@ func (e ImportResultResultsStatus) Valid() bool {
 	}
 }
 
+// Defines values for LoginApi.
+const (
+	LoginApiHserve LoginApi = "hserve"
+	LoginApiV2     LoginApi = "v2"
+)
+
+// Valid indicates whether the value is a known member of the LoginApi enum.
+func (e LoginApi) Valid() bool {
+	switch e {
+	case LoginApiHserve:
+		return true
+	case LoginApiV2:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LoginMethod.
+const (
+	LoginMethodAnonymous LoginMethod = "anonymous"
+	LoginMethodCode      LoginMethod = "code"
+	LoginMethodPassword  LoginMethod = "password"
+	LoginMethodRegister  LoginMethod = "register"
+	LoginMethodWechat    LoginMethod = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the LoginMethod enum.
+func (e LoginMethod) Valid() bool {
+	switch e {
+	case LoginMethodAnonymous:
+		return true
+	case LoginMethodCode:
+		return true
+	case LoginMethodPassword:
+		return true
+	case LoginMethodRegister:
+		return true
+	case LoginMethodWechat:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LoginResult.
+const (
+	Banned        LoginResult = "banned"
+	Ok            LoginResult = "ok"
+	Throttled     LoginResult = "throttled"
+	WrongCode     LoginResult = "wrong_code"
+	WrongPassword LoginResult = "wrong_password"
+)
+
+// Valid indicates whether the value is a known member of the LoginResult enum.
+func (e LoginResult) Valid() bool {
+	switch e {
+	case Banned:
+		return true
+	case Ok:
+		return true
+	case Throttled:
+		return true
+	case WrongCode:
+		return true
+	case WrongPassword:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MembershipChangeOp.
 const (
 	Add    MembershipChangeOp = "add"
@@ -167,6 +239,51 @@ func (e ProfileCreateGender) Valid() bool {
 	case ProfileCreateGenderN1:
 		return true
 	case ProfileCreateGenderN2:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SessionApi.
+const (
+	SessionApiHserve SessionApi = "hserve"
+	SessionApiV2     SessionApi = "v2"
+)
+
+// Valid indicates whether the value is a known member of the SessionApi enum.
+func (e SessionApi) Valid() bool {
+	switch e {
+	case SessionApiHserve:
+		return true
+	case SessionApiV2:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SessionMethod.
+const (
+	SessionMethodAnonymous SessionMethod = "anonymous"
+	SessionMethodCode      SessionMethod = "code"
+	SessionMethodPassword  SessionMethod = "password"
+	SessionMethodRegister  SessionMethod = "register"
+	SessionMethodWechat    SessionMethod = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the SessionMethod enum.
+func (e SessionMethod) Valid() bool {
+	switch e {
+	case SessionMethodAnonymous:
+		return true
+	case SessionMethodCode:
+		return true
+	case SessionMethodPassword:
+		return true
+	case SessionMethodRegister:
+		return true
+	case SessionMethodWechat:
 		return true
 	default:
 		return false
@@ -485,6 +602,14 @@ type ExportRecord struct {
 
 // ExportRecord0 defines model for ExportRecord.0.
 type ExportRecord0 struct {
+	// UnderscoreBanExpiresAt When banned: when the ban lifts by itself; null: never.
+	UnderscoreBanExpiresAt *int64 `json:"_ban_expires_at,omitempty"`
+
+	// UnderscoreBanReason When banned: the reason the user is shown.
+	UnderscoreBanReason *string `json:"_ban_reason,omitempty"`
+
+	// UnderscoreBanned A ban holds now: the user's tokens and logins are refused (PUT .../ban/).
+	UnderscoreBanned        *bool                `json:"_banned,omitempty"`
 	UnderscoreBg            string               `json:"_bg"`
 	UnderscoreBio           string               `json:"_bio"`
 	UnderscoreEmail         *openapi_types.Email `json:"_email,omitempty"`
@@ -581,6 +706,33 @@ type ListMeta struct {
 	TotalCount *int64  `json:"total_count,omitempty"`
 }
 
+// Login defines model for Login.
+type Login struct {
+	// Address The client's address.
+	Address string   `json:"address"`
+	Api     LoginApi `json:"api"`
+
+	// At unix seconds
+	At     int64       `json:"at"`
+	Method LoginMethod `json:"method"`
+	Result LoginResult `json:"result"`
+}
+
+// LoginApi defines model for Login.Api.
+type LoginApi string
+
+// LoginMethod defines model for Login.Method.
+type LoginMethod string
+
+// LoginResult defines model for Login.Result.
+type LoginResult string
+
+// LoginList defines model for LoginList.
+type LoginList struct {
+	Meta    ListMeta `json:"meta"`
+	Objects []Login  `json:"objects"`
+}
+
 // MembershipChange defines model for MembershipChange.
 type MembershipChange struct {
 	Groups []int64              `json:"groups"`
@@ -615,6 +767,14 @@ type OpenAPIDocument = map[string]interface{}
 
 // Profile defines model for Profile.
 type Profile struct {
+	// UnderscoreBanExpiresAt When banned: when the ban lifts by itself; null: never.
+	UnderscoreBanExpiresAt *int64 `json:"_ban_expires_at,omitempty"`
+
+	// UnderscoreBanReason When banned: the reason the user is shown.
+	UnderscoreBanReason *string `json:"_ban_reason,omitempty"`
+
+	// UnderscoreBanned A ban holds now: the user's tokens and logins are refused (PUT .../ban/).
+	UnderscoreBanned        *bool                `json:"_banned,omitempty"`
 	UnderscoreEmail         *openapi_types.Email `json:"_email,omitempty"`
 	UnderscoreEmailVerified *bool                `json:"_email_verified,omitempty"`
 	UnderscorePhone         *string              `json:"_phone,omitempty"`
@@ -676,6 +836,43 @@ type ProfileList struct {
 
 // ProfileUpdate Custom fields only; null unsets one (refused for required fields).
 type ProfileUpdate = map[string]interface{}
+
+// Session defines model for Session.
+type Session struct {
+	// Address The client's address at login.
+	Address string `json:"address"`
+
+	// Api Logged in through /api/v2 or the MinApp SDK (/hserve).
+	Api SessionApi `json:"api"`
+
+	// ExpiresAt Its refresh deadline: no token of it works after.
+	ExpiresAt int64 `json:"expires_at"`
+
+	// Id The session's id: its login's token family (claim fam).
+	Id string `json:"id"`
+
+	// LastUsedAt The last request with one of its tokens, to the minute.
+	LastUsedAt int64         `json:"last_used_at"`
+	Method     SessionMethod `json:"method"`
+
+	// StartedAt unix seconds
+	StartedAt int64 `json:"started_at"`
+
+	// UserAgent The User-Agent at login (at most 512 bytes).
+	UserAgent string `json:"user_agent"`
+}
+
+// SessionApi Logged in through /api/v2 or the MinApp SDK (/hserve).
+type SessionApi string
+
+// SessionMethod defines model for Session.Method.
+type SessionMethod string
+
+// SessionList defines model for SessionList.
+type SessionList struct {
+	Meta    ListMeta  `json:"meta"`
+	Objects []Session `json:"objects"`
+}
 
 // Transaction defines model for Transaction.
 type Transaction struct {
@@ -816,6 +1013,15 @@ type MergeUsersJSONBody struct {
 	Into           int64   `json:"into"`
 }
 
+// BanUserJSONBody defines parameters for BanUser.
+type BanUserJSONBody struct {
+	// ExpiresAt unix seconds
+	ExpiresAt *int64 `json:"expires_at,omitempty"`
+
+	// Reason Shown to the user.
+	Reason string `json:"reason"`
+}
+
 // ListWalletTransactionsParams defines parameters for ListWalletTransactions.
 type ListWalletTransactionsParams struct {
 	// UserId Entries of this user.
@@ -926,6 +1132,9 @@ type UpdateGroupJSONRequestBody UpdateGroupJSONBody
 
 // MergeUsersJSONRequestBody defines body for MergeUsers for application/json ContentType.
 type MergeUsersJSONRequestBody MergeUsersJSONBody
+
+// BanUserJSONRequestBody defines body for BanUser for application/json ContentType.
+type BanUserJSONRequestBody BanUserJSONBody
 
 // CreateWalletTransactionJSONRequestBody defines body for CreateWalletTransaction for application/json ContentType.
 type CreateWalletTransactionJSONRequestBody CreateWalletTransactionJSONBody
@@ -1204,6 +1413,57 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /userve/v1/user-merge/ (the `MergeUsers` operationId).
 	MergeUsers(ctx context.Context, body MergeUsersJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnbanUser Lift a user's ban
+	//
+	// Also when there is none.
+	//
+	// Corresponds with DELETE /userve/v1/users/{user_id}/ban/ (the `UnbanUser` operationId).
+	UnbanUser(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BanUserWithBody Ban a user
+	//
+	// From the next request on, on every replica and in every dialect, the user's tokens are refused and every login answers 403 with the reason, until expires_at (unix seconds; left out or null: no expiry). A second ban replaces the first. Sessions are not ended: after the ban, tokens still within their login's refresh window work again.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
+	BanUserWithBody(ctx context.Context, userId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BanUser Ban a user
+	//
+	// From the next request on, on every replica and in every dialect, the user's tokens are refused and every login answers 403 with the reason, until expires_at (unix seconds; left out or null: no expiry). A second ban replaces the first. Sessions are not ended: after the ban, tokens still within their login's refresh window work again.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
+	BanUser(ctx context.Context, userId string, body BanUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListUserLogins A user's login history, newest first
+	//
+	// Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's spec.api.plus.loginHistory (default 30 days). At most 100.
+	//
+	// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
+	ListUserLogins(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EndUserSessions End every session of a user
+	//
+	// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/ (the `EndUserSessions` operationId).
+	EndUserSessions(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListUserSessions A user's sessions (logins), newest first
+	//
+	// Live sessions only: not ended, not past their refresh deadline, not older than the last password change. At most 100.
+	//
+	// Corresponds with GET /userve/v1/users/{user_id}/sessions/ (the `ListUserSessions` operationId).
+	ListUserSessions(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EndUserSession End one session of a user
+	//
+	// Every token of that login is refused from now on, on every replica.
+	//
+	// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/{session_id}/ (the `EndUserSession` operationId).
+	EndUserSession(ctx context.Context, userId string, sessionId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListWalletTransactions List ledger entries, newest first
 	//
@@ -1614,6 +1874,127 @@ func (c *Client) MergeUsersWithBody(ctx context.Context, contentType string, bod
 // Corresponds with POST /userve/v1/user-merge/ (the `MergeUsers` operationId).
 func (c *Client) MergeUsers(ctx context.Context, body MergeUsersJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewMergeUsersRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnbanUser Lift a user's ban
+//
+// Also when there is none.
+//
+// Corresponds with DELETE /userve/v1/users/{user_id}/ban/ (the `UnbanUser` operationId).
+func (c *Client) UnbanUser(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnbanUserRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BanUserWithBody Ban a user
+//
+// From the next request on, on every replica and in every dialect, the user's tokens are refused and every login answers 403 with the reason, until expires_at (unix seconds; left out or null: no expiry). A second ban replaces the first. Sessions are not ended: after the ban, tokens still within their login's refresh window work again.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
+func (c *Client) BanUserWithBody(ctx context.Context, userId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBanUserRequestWithBody(c.Server, userId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BanUser Ban a user
+//
+// From the next request on, on every replica and in every dialect, the user's tokens are refused and every login answers 403 with the reason, until expires_at (unix seconds; left out or null: no expiry). A second ban replaces the first. Sessions are not ended: after the ban, tokens still within their login's refresh window work again.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
+func (c *Client) BanUser(ctx context.Context, userId string, body BanUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBanUserRequest(c.Server, userId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListUserLogins A user's login history, newest first
+//
+// Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's spec.api.plus.loginHistory (default 30 days). At most 100.
+//
+// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
+func (c *Client) ListUserLogins(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListUserLoginsRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EndUserSessions End every session of a user
+//
+// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/ (the `EndUserSessions` operationId).
+func (c *Client) EndUserSessions(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEndUserSessionsRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListUserSessions A user's sessions (logins), newest first
+//
+// Live sessions only: not ended, not past their refresh deadline, not older than the last password change. At most 100.
+//
+// Corresponds with GET /userve/v1/users/{user_id}/sessions/ (the `ListUserSessions` operationId).
+func (c *Client) ListUserSessions(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListUserSessionsRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EndUserSession End one session of a user
+//
+// Every token of that login is refused from now on, on every replica.
+//
+// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/{session_id}/ (the `EndUserSession` operationId).
+func (c *Client) EndUserSession(ctx context.Context, userId string, sessionId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEndUserSessionRequest(c.Server, userId, sessionId)
 	if err != nil {
 		return nil, err
 	}
@@ -2600,6 +2981,230 @@ func NewMergeUsersRequestWithBody(server string, contentType string, body io.Rea
 	return req, nil
 }
 
+// NewUnbanUserRequest constructs an http.Request for the UnbanUser method
+func NewUnbanUserRequest(server string, userId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/users/%s/ban/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewBanUserRequest calls the generic BanUser builder with application/json body
+func NewBanUserRequest(server string, userId string, body BanUserJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewBanUserRequestWithBody(server, userId, "application/json", bodyReader)
+}
+
+// NewBanUserRequestWithBody constructs an http.Request for the BanUser method, with any body, and a specified content type
+func NewBanUserRequestWithBody(server string, userId string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/users/%s/ban/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListUserLoginsRequest constructs an http.Request for the ListUserLogins method
+func NewListUserLoginsRequest(server string, userId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/users/%s/logins/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEndUserSessionsRequest constructs an http.Request for the EndUserSessions method
+func NewEndUserSessionsRequest(server string, userId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/users/%s/sessions/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListUserSessionsRequest constructs an http.Request for the ListUserSessions method
+func NewListUserSessionsRequest(server string, userId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/users/%s/sessions/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEndUserSessionRequest constructs an http.Request for the EndUserSession method
+func NewEndUserSessionRequest(server string, userId string, sessionId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "session_id", sessionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/users/%s/sessions/%s/", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListWalletTransactionsRequest constructs an http.Request for the ListWalletTransactions method
 func NewListWalletTransactionsRequest(server string, params *ListWalletTransactionsParams) (*http.Request, error) {
 	var err error
@@ -3536,6 +4141,67 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /userve/v1/user-merge/ (the `MergeUsers` operationId).
 	MergeUsersWithResponse(ctx context.Context, body MergeUsersJSONRequestBody, reqEditors ...RequestEditorFn) (*MergeUsersResponse, error)
+
+	// UnbanUserWithResponse Lift a user's ban
+	//
+	// Also when there is none.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /userve/v1/users/{user_id}/ban/ (the `UnbanUser` operationId).
+	UnbanUserWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*UnbanUserResponse, error)
+
+	// BanUserWithBodyWithResponse Ban a user
+	//
+	// From the next request on, on every replica and in every dialect, the user's tokens are refused and every login answers 403 with the reason, until expires_at (unix seconds; left out or null: no expiry). A second ban replaces the first. Sessions are not ended: after the ban, tokens still within their login's refresh window work again.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
+	BanUserWithBodyWithResponse(ctx context.Context, userId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BanUserResponse, error)
+
+	// BanUserWithResponse Ban a user
+	//
+	// From the next request on, on every replica and in every dialect, the user's tokens are refused and every login answers 403 with the reason, until expires_at (unix seconds; left out or null: no expiry). A second ban replaces the first. Sessions are not ended: after the ban, tokens still within their login's refresh window work again.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
+	BanUserWithResponse(ctx context.Context, userId string, body BanUserJSONRequestBody, reqEditors ...RequestEditorFn) (*BanUserResponse, error)
+
+	// ListUserLoginsWithResponse A user's login history, newest first
+	//
+	// Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's spec.api.plus.loginHistory (default 30 days). At most 100.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
+	ListUserLoginsWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*ListUserLoginsResponse, error)
+
+	// EndUserSessionsWithResponse End every session of a user
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/ (the `EndUserSessions` operationId).
+	EndUserSessionsWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*EndUserSessionsResponse, error)
+
+	// ListUserSessionsWithResponse A user's sessions (logins), newest first
+	//
+	// Live sessions only: not ended, not past their refresh deadline, not older than the last password change. At most 100.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /userve/v1/users/{user_id}/sessions/ (the `ListUserSessions` operationId).
+	ListUserSessionsWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*ListUserSessionsResponse, error)
+
+	// EndUserSessionWithResponse End one session of a user
+	//
+	// Every token of that login is refused from now on, on every replica.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/{session_id}/ (the `EndUserSession` operationId).
+	EndUserSessionWithResponse(ctx context.Context, userId string, sessionId string, reqEditors ...RequestEditorFn) (*EndUserSessionResponse, error)
 
 	// ListWalletTransactionsWithResponse List ledger entries, newest first
 	//
@@ -4656,6 +5322,490 @@ func (r MergeUsersResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r MergeUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UnbanUserResponse401Headers the declared response headers of an HTTP 401 response for UnbanUser
+type UnbanUserResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// UnbanUserResponse503Headers the declared response headers of an HTTP 503 response for UnbanUser
+type UnbanUserResponse503Headers struct {
+	RetryAfter *string
+}
+
+type UnbanUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Profile
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UnbanUserResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UnbanUserResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnbanUserResponse) GetJSON200() *Profile {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UnbanUserResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UnbanUserResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UnbanUserResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UnbanUserResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UnbanUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnbanUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnbanUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnbanUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// BanUserResponse401Headers the declared response headers of an HTTP 401 response for BanUser
+type BanUserResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// BanUserResponse503Headers the declared response headers of an HTTP 503 response for BanUser
+type BanUserResponse503Headers struct {
+	RetryAfter *string
+}
+
+type BanUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Profile
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *BanUserResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *BanUserResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r BanUserResponse) GetJSON200() *Profile {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r BanUserResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r BanUserResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r BanUserResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r BanUserResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r BanUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BanUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BanUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BanUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListUserLoginsResponse401Headers the declared response headers of an HTTP 401 response for ListUserLogins
+type ListUserLoginsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListUserLoginsResponse503Headers the declared response headers of an HTTP 503 response for ListUserLogins
+type ListUserLoginsResponse503Headers struct {
+	RetryAfter *string
+}
+
+type ListUserLoginsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LoginList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListUserLoginsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUserLoginsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListUserLoginsResponse) GetJSON200() *LoginList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListUserLoginsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListUserLoginsResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListUserLoginsResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListUserLoginsResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListUserLoginsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListUserLoginsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListUserLoginsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListUserLoginsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// EndUserSessionsResponse401Headers the declared response headers of an HTTP 401 response for EndUserSessions
+type EndUserSessionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// EndUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for EndUserSessions
+type EndUserSessionsResponse503Headers struct {
+	RetryAfter *string
+}
+
+type EndUserSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *EndUserSessionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EndUserSessionsResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r EndUserSessionsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r EndUserSessionsResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r EndUserSessionsResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r EndUserSessionsResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EndUserSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EndUserSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EndUserSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EndUserSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListUserSessionsResponse401Headers the declared response headers of an HTTP 401 response for ListUserSessions
+type ListUserSessionsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for ListUserSessions
+type ListUserSessionsResponse503Headers struct {
+	RetryAfter *string
+}
+
+type ListUserSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SessionList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListUserSessionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListUserSessionsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListUserSessionsResponse) GetJSON200() *SessionList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListUserSessionsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListUserSessionsResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListUserSessionsResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListUserSessionsResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListUserSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListUserSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListUserSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListUserSessionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// EndUserSessionResponse401Headers the declared response headers of an HTTP 401 response for EndUserSession
+type EndUserSessionResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// EndUserSessionResponse503Headers the declared response headers of an HTTP 503 response for EndUserSession
+type EndUserSessionResponse503Headers struct {
+	RetryAfter *string
+}
+
+type EndUserSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *EndUserSessionResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EndUserSessionResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r EndUserSessionResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r EndUserSessionResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r EndUserSessionResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r EndUserSessionResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EndUserSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EndUserSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EndUserSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EndUserSessionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5915,6 +7065,109 @@ func (c *ClientWithResponses) MergeUsersWithResponse(ctx context.Context, body M
 	return ParseMergeUsersResponse(rsp)
 }
 
+// UnbanUserWithResponse Lift a user's ban
+//
+// Also when there is none.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /userve/v1/users/{user_id}/ban/ (the `UnbanUser` operationId).
+func (c *ClientWithResponses) UnbanUserWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*UnbanUserResponse, error) {
+	rsp, err := c.UnbanUser(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnbanUserResponse(rsp)
+}
+
+// BanUserWithBodyWithResponse Ban a user
+//
+// From the next request on, on every replica and in every dialect, the user's tokens are refused and every login answers 403 with the reason, until expires_at (unix seconds; left out or null: no expiry). A second ban replaces the first. Sessions are not ended: after the ban, tokens still within their login's refresh window work again.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
+func (c *ClientWithResponses) BanUserWithBodyWithResponse(ctx context.Context, userId string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*BanUserResponse, error) {
+	rsp, err := c.BanUserWithBody(ctx, userId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBanUserResponse(rsp)
+}
+
+// BanUserWithResponse Ban a user
+//
+// From the next request on, on every replica and in every dialect, the user's tokens are refused and every login answers 403 with the reason, until expires_at (unix seconds; left out or null: no expiry). A second ban replaces the first. Sessions are not ended: after the ban, tokens still within their login's refresh window work again.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /userve/v1/users/{user_id}/ban/ (the `BanUser` operationId).
+func (c *ClientWithResponses) BanUserWithResponse(ctx context.Context, userId string, body BanUserJSONRequestBody, reqEditors ...RequestEditorFn) (*BanUserResponse, error) {
+	rsp, err := c.BanUser(ctx, userId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBanUserResponse(rsp)
+}
+
+// ListUserLoginsWithResponse A user's login history, newest first
+//
+// Login attempts on the account (successes, wrong passwords or codes, throttled and banned attempts) within the tenant's spec.api.plus.loginHistory (default 30 days). At most 100.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
+func (c *ClientWithResponses) ListUserLoginsWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*ListUserLoginsResponse, error) {
+	rsp, err := c.ListUserLogins(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListUserLoginsResponse(rsp)
+}
+
+// EndUserSessionsWithResponse End every session of a user
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/ (the `EndUserSessions` operationId).
+func (c *ClientWithResponses) EndUserSessionsWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*EndUserSessionsResponse, error) {
+	rsp, err := c.EndUserSessions(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEndUserSessionsResponse(rsp)
+}
+
+// ListUserSessionsWithResponse A user's sessions (logins), newest first
+//
+// Live sessions only: not ended, not past their refresh deadline, not older than the last password change. At most 100.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /userve/v1/users/{user_id}/sessions/ (the `ListUserSessions` operationId).
+func (c *ClientWithResponses) ListUserSessionsWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*ListUserSessionsResponse, error) {
+	rsp, err := c.ListUserSessions(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListUserSessionsResponse(rsp)
+}
+
+// EndUserSessionWithResponse End one session of a user
+//
+// Every token of that login is refused from now on, on every replica.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/{session_id}/ (the `EndUserSession` operationId).
+func (c *ClientWithResponses) EndUserSessionWithResponse(ctx context.Context, userId string, sessionId string, reqEditors ...RequestEditorFn) (*EndUserSessionResponse, error) {
+	rsp, err := c.EndUserSession(ctx, userId, sessionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEndUserSessionResponse(rsp)
+}
+
 // ListWalletTransactionsWithResponse List ledger entries, newest first
 //
 // Returns a wrapper object for the known response body format(s).
@@ -7077,6 +8330,460 @@ func ParseMergeUsersResponse(rsp *http.Response) (*MergeUsersResponse, error) {
 		response.Headers409 = &headers
 	case rsp.StatusCode == 503:
 		var headers MergeUsersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUnbanUserResponse parses an HTTP response from a UnbanUserWithResponse call
+func ParseUnbanUserResponse(rsp *http.Response) (*UnbanUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnbanUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Profile
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UnbanUserResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers UnbanUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseBanUserResponse parses an HTTP response from a BanUserWithResponse call
+func ParseBanUserResponse(rsp *http.Response) (*BanUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BanUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Profile
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers BanUserResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers BanUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListUserLoginsResponse parses an HTTP response from a ListUserLoginsWithResponse call
+func ParseListUserLoginsResponse(rsp *http.Response) (*ListUserLoginsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListUserLoginsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LoginList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListUserLoginsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUserLoginsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEndUserSessionsResponse parses an HTTP response from a EndUserSessionsWithResponse call
+func ParseEndUserSessionsResponse(rsp *http.Response) (*EndUserSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EndUserSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers EndUserSessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers EndUserSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListUserSessionsResponse parses an HTTP response from a ListUserSessionsWithResponse call
+func ParseListUserSessionsResponse(rsp *http.Response) (*ListUserSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListUserSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SessionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListUserSessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListUserSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEndUserSessionResponse parses an HTTP response from a EndUserSessionWithResponse call
+func ParseEndUserSessionResponse(rsp *http.Response) (*EndUserSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EndUserSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers EndUserSessionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers EndUserSessionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
