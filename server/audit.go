@@ -86,9 +86,7 @@ func (s *Server) audited(action string, profile bool, next http.Handler) http.Ha
 		}
 		if profile && e.State == store.AuditDone {
 			var after map[string]any
-			// A deletion answers nothing: the profile is gone. A DELETE
-			// that answers the profile (lifting a ban) has an after.
-			if (r.Method != http.MethodDelete || cw.body.Len() > 0) && !cw.overflow {
+			if !cw.overflow { // a deletion's 204 has no body: nothing after
 				after = decodeObject(cw.body.Bytes())
 			}
 			if id, ok := after["user_id"].(int64); ok && pathUser == 0 {

@@ -293,3 +293,25 @@ func TestAuditExpiry(t *testing.T) {
 		t.Fatalf("left %v", en)
 	}
 }
+
+// A ban and an unban are admin actions on a user: each entry names the
+// user and the ban fields before and after (the ban routes answer with the
+// profile, as the profile routes do).
+func TestAuditRecordsBansWithTheirFields(t *testing.T) {
+	e := newEnv(t)
+	id := e.createUser(map[string]any{"nickname": "mallory"})
+	path := fmt.Sprintf("/userve/v1/users/%d/ban/", id)
+	e.do("PUT", path, map[string]any{"reason": "spam"}).want(t, http.StatusOK)
+	e.do("DELETE", path, nil).want(t, http.StatusOK)
+	entries := e.auditEntries("user_id=" + fmt.Sprint(id))
+	if len(entries) != 3 {
+		t.Fatalf("%d entries for the user, want create, ban and unban: %v", len(entries), entries)
+	}
+	unban, ban := fmt.Sprint(entries[0]["changes"]), fmt.Sprint(entries[1]["changes"])
+	if !strings.Contains(ban, "after:true before:false field:_banned") || !strings.Contains(ban, "after:spam") {
+		t.Errorf("ban changes: %s", ban)
+	}
+	if !strings.Contains(unban, "after:false before:true field:_banned") || strings.Contains(unban, "field:nickname") {
+		t.Errorf("unban changes (the ban fields only): %s", unban)
+	}
+}

@@ -60,10 +60,10 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 			if action == "" {
 				action = method + " " + path
 			}
-			// Profile routes and bans answer the profile: their entries
-			// keep the fields changed.
-			profile := strings.Contains(path, "/user_profile/") || strings.HasSuffix(path, "/ban/")
-			next = s.audited(action, profile, next)
+			// Routes that answer with the profile record its fields before
+			// and after.
+			answersProfile := strings.Contains(path, "/user_profile/") || strings.HasSuffix(path, "/ban/")
+			next = s.audited(action, answersProfile, next)
 		}
 		r.Handle(prefix+path, s.requireAdmin(s.extendBulk(s.requireStore(next)))).Methods(method)
 	}

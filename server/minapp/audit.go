@@ -153,5 +153,5 @@ func (h *Handler) ProfileSnapshot(ctx context.Context, id int64) (map[string]any
 	if err != nil {
 		return nil, err
 	}
-	return h.profileOut(p), nil // as the profile routes answer it
+	return h.profileOut(p), nil
 }
