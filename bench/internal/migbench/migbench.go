@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -280,23 +279,10 @@ func startServer(ctx context.Context, cfg Config, dir, mongoURI string) (*procmo
 		return nil, "", err
 	}
 	base := "http://" + addr
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if r, err := http.Get(base + "/readyz"); err == nil {
-			r.Body.Close()
-			if r.StatusCode == http.StatusOK {
-				return p, base, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			p.Stop(syscall.SIGKILL, 0)
-			return nil, "", ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := p.AwaitReady(ctx, base+"/readyz", 60*time.Second); err != nil {
+		return nil, "", err
 	}
-	p.Stop(syscall.SIGKILL, 0)
-	return nil, "", fmt.Errorf("userve serve not ready: %s", p.Tail(1500))
+	return p, base, nil
 }
 
 func quarters(series []uint64) []float64 {

@@ -9,8 +9,10 @@ package procmon
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -247,6 +249,31 @@ func (p *Process) Stop(sig syscall.Signal, grace time.Duration) {
 		}
 	}
 	mu.Unlock()
+}
+
+// AwaitReady polls url until it answers 200, the process exits, ctx ends or
+// timeout passes; on failure the process is killed and the error carries
+// the tail of its log.
+func (p *Process) AwaitReady(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if r, err := http.Get(url); err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			p.Stop(syscall.SIGKILL, 0)
+			return ctx.Err()
+		case <-p.done:
+			return fmt.Errorf("%s exited before %s answered: %s", p.Name, url, p.Tail(1500))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	p.Stop(syscall.SIGKILL, 0)
+	return fmt.Errorf("%s not ready at %s: %s", p.Name, url, p.Tail(1500))
 }
 
 // StopAll stops every process still running, newest first (a server before
