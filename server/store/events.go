@@ -99,15 +99,14 @@ type DeliveryAttempt struct {
 // MaxDeliveryLog bounds the attempts an entry keeps (Attempts counts all).
 const MaxDeliveryLog = 20
 
-// WithEvents records the event types the tenant subscribes to (none: no
-// outbox writes at all).
-func WithEvents(types ...v1alpha1.EventType) Option {
-	return func(s *Store) {
-		s.events = map[v1alpha1.EventType]bool{}
-		for _, t := range types {
-			s.events[t] = true
-		}
+// SetEvents records the event types the tenant subscribes to (none: no
+// outbox writes at all). Call it before the store serves requests.
+func (s *Store) SetEvents(types ...v1alpha1.EventType) {
+	events := map[v1alpha1.EventType]bool{}
+	for _, t := range types {
+		events[t] = true
 	}
+	s.events = events
 }
 
 // clock is the outbox's time: milliseconds (what BSON keeps), since
