@@ -43,11 +43,14 @@ type EventsOptions struct {
 	RetryFirst time.Duration // the first retry's delay, doubled each time (default 10 s)
 	RetryMax   time.Duration // the longest delay between retries (default 1 h)
 	Parallel   int           // deliveries at once (default 4)
+	// KeepDelivered and KeepDead are how long the delivery log keeps
+	// delivered and dead events (default 7 and 30 days).
+	KeepDelivered, KeepDead time.Duration
 }
 
 // DefaultEventsOptions are the production values.
 var DefaultEventsOptions = EventsOptions{DeadAfter: 24 * time.Hour, Lease: time.Minute, Grace: 2 * time.Minute, Poll: time.Second,
-	RetryFirst: 10 * time.Second, RetryMax: time.Hour, Parallel: 4}
+	RetryFirst: 10 * time.Second, RetryMax: time.Hour, Parallel: 4, KeepDelivered: 7 * 24 * time.Hour, KeepDead: 30 * 24 * time.Hour}
 
 func (o EventsOptions) orDefault() EventsOptions {
 	d := DefaultEventsOptions
@@ -59,6 +62,7 @@ func (o EventsOptions) orDefault() EventsOptions {
 	}
 	o.DeadAfter, o.Lease, o.Grace, o.Poll = pick(o.DeadAfter, d.DeadAfter), pick(o.Lease, d.Lease), pick(o.Grace, d.Grace), pick(o.Poll, d.Poll)
 	o.RetryFirst, o.RetryMax = pick(o.RetryFirst, d.RetryFirst), pick(o.RetryMax, d.RetryMax)
+	o.KeepDelivered, o.KeepDead = pick(o.KeepDelivered, d.KeepDelivered), pick(o.KeepDead, d.KeepDead)
 	if o.Parallel <= 0 {
 		o.Parallel = d.Parallel
 	}
@@ -194,9 +198,15 @@ func newEventWorker(s *Server, client *http.Client, opts EventsOptions) *eventWo
 }
 
 func (w *eventWorker) run(ctx context.Context) {
-	lastDepth := time.Time{}
+	lastDepth, lastExpiry := time.Time{}, time.Time{}
 	for ctx.Err() == nil {
 		busy := false
+		if w.store.Ready() && time.Since(lastExpiry) >= time.Hour {
+			now := w.store.Clock()
+			if _, err := w.store.ExpireEvents(ctx, now.Add(-w.opts.KeepDelivered), now.Add(-w.opts.KeepDead)); err == nil {
+				lastExpiry = time.Now()
+			}
+		}
 		if w.store.Ready() {
 			var err error
 			busy, err = w.pass(ctx)
@@ -272,7 +282,7 @@ func (w *eventWorker) deliver(ctx context.Context, e *store.EventEntry) {
 	body, err := json.Marshal(EventPayload{ID: e.ID, Type: e.Event, Tenant: w.tenant, CreatedAt: e.CreatedAt.Unix(), UserID: e.UserID,
 		Data: data, Recovered: e.Recovered})
 	start := time.Now()
-	a := store.DeliveryAttempt{At: w.store.Now()}
+	a := store.DeliveryAttempt{At: w.store.Clock()}
 	if err == nil {
 		a.Status, err = w.post(ctx, e, body)
 	}
@@ -289,10 +299,10 @@ func (w *eventWorker) deliver(ctx context.Context, e *store.EventEntry) {
 		}
 		o.Attempt = a
 		result = "failed"
-		if !w.store.Now().Before(e.RetryFrom.Add(w.opts.DeadAfter)) {
+		if now := w.store.Clock(); !now.Before(e.RetryFrom.Add(w.opts.DeadAfter)) {
 			o.Dead, result = true, "dead"
 		} else {
-			o.NextAt = time.Now().UTC().Add(w.opts.RetryDelay(e.Attempts + 1))
+			o.NextAt = now.Add(w.opts.RetryDelay(e.Attempts + 1))
 		}
 	}
 	w.metrics.attempts.WithLabelValues(result).Inc()

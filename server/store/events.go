@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -17,10 +19,10 @@ import (
 // change the entry is sealed (pending: to deliver) or, when the change was
 // refused, dropped. A process that dies between the two leaves an open
 // entry; once it is older than the recovery grace, the delivery worker
-// settles it by looking at the data (RecoverOpenEvents): a change that
+// settles it by looking at the data (events_recover.go): a change that
 // shows (the session exists, the ledger entry completed, the profile was
 // written since) is delivered, marked recovered; one that does not is
-// dropped. So a crash can never lose an event; at worst a change whose
+// voided. So a crash can never lose an event; at worst a change whose
 // outcome cannot be told (a profile edit cut off after a later write) is
 // announced once too often.
 //
@@ -41,6 +43,10 @@ const (
 	EventPending   = "pending"   // to deliver (waiting for its turn or a retry)
 	EventDelivered = "delivered" // the receiver answered 2xx
 	EventDead      = "dead"      // undelivered for DeadAfter: no more retries
+	// EventVoid is an open entry recovery judged never applied. It is kept
+	// (not deleted), so its id is never given to another event and a
+	// change that was only slow finds out when it seals (reemit).
+	EventVoid = "void"
 )
 
 // FieldCreatedEvent marks a profile with the outbox entry of its creation,
@@ -109,9 +115,10 @@ func (s *Store) SetEvents(types ...v1alpha1.EventType) {
 	s.events = events
 }
 
-// clock is the outbox's time: milliseconds (what BSON keeps), since
-// retries and leases are shorter than the profiles' second precision.
-func (s *Store) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+// Clock is the outbox's time: the store's clock at milliseconds (what
+// BSON keeps), since retries and leases are shorter than the profiles'
+// second precision.
+func (s *Store) Clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
 
 // openEvent is an outbox entry written ahead of its change; nil when the
 // tenant does not subscribe to the type (every method is then a no-op).
@@ -129,7 +136,7 @@ func (s *Store) beginEvent(ctx context.Context, t v1alpha1.EventType, user int64
 	if data == nil {
 		data = map[string]any{}
 	}
-	now := s.clock()
+	now := s.Clock()
 	e := &EventEntry{Event: string(t), UserID: user, State: EventOpen, Data: data, Ref: ref, CreatedAt: now, RetryFrom: now, NextAt: now,
 		LeaseUntil: now, Log: []DeliveryAttempt{}}
 	_, err := s.InsertWithNextID(ctx, ColEvents, ColEvents, func(id int64) any {
@@ -140,6 +147,51 @@ func (s *Store) beginEvent(ctx context.Context, t v1alpha1.EventType, user int64
 		return nil, err
 	}
 	return &openEvent{s: s, e: e}, nil
+}
+
+// Settling an open entry: the change's seal or drop, or recovery, whoever
+// comes first, and only one. FerretDB does not isolate concurrent updates
+// of a document (a recovery voiding an entry and a slow change sealing it
+// could both "win"), so the right to settle is an insert of
+// "<id>:settle" into ColEventClaims, holding the decision; only its taker
+// writes the entry's new state.
+const (
+	settledSealed = "sealed"
+	settledVoid   = "void"
+)
+
+func settleKey(id int64) string { return fmt.Sprintf("%d:settle", id) }
+
+// takeSettlement records outcome as id's settlement unless one is recorded
+// already; it returns the settlement in force.
+func (s *Store) takeSettlement(ctx context.Context, id int64, outcome string) (string, error) {
+	err := s.insert(ctx, ColEventClaims, bson.D{{Key: "_id", Value: settleKey(id)}, {Key: "entry", Value: id}, {Key: "outcome", Value: outcome}})
+	if err == nil || !errors.Is(err, ErrConflict) {
+		return outcome, err
+	}
+	var doc struct {
+		Outcome string `bson:"outcome"`
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	if err := decodeOne(s.col(ColEventClaims).FindOne(octx, bson.D{{Key: "_id", Value: settleKey(id)}}), &doc); err != nil {
+		return "", classify(err)
+	}
+	return doc.Outcome, nil
+}
+
+// writeSettlement applies a settlement to the entry: pending with set, or
+// void.
+func (s *Store) writeSettlement(ctx context.Context, id int64, outcome string, set bson.D) error {
+	if outcome == settledVoid {
+		set = bson.D{{Key: "state", Value: EventVoid}}
+	} else {
+		set = append(bson.D{{Key: "state", Value: EventPending}}, set...)
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.col(ColEvents).UpdateOne(octx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: EventOpen}}, bson.D{{Key: "$set", Value: set}})
+	return classify(err)
 }
 
 // seal makes the entry deliverable, with the user and data learnt from the
@@ -154,20 +206,28 @@ func (o *openEvent) sealAs(ctx context.Context, t v1alpha1.EventType, user int64
 	if o == nil {
 		return
 	}
-	set := bson.D{{Key: "state", Value: EventPending}}
-	if t != "" {
-		set = append(set, bson.E{Key: "event", Value: string(t)})
+	ctx = context.WithoutCancel(ctx)
+	outcome, err := o.s.takeSettlement(ctx, o.e.ID, settledSealed)
+	if err == nil && outcome == settledVoid {
+		// Recovery judged the change never applied before it finished
+		// (it was only slow): it did happen, and this process is alive, so
+		// the event is written again.
+		o.reemit(ctx, t, user, more)
+		return
 	}
-	if user != 0 {
-		set = append(set, bson.E{Key: "user_id", Value: user})
+	if err == nil && outcome == settledSealed {
+		set := bson.D{}
+		if t != "" {
+			set = append(set, bson.E{Key: "event", Value: string(t)})
+		}
+		if user != 0 {
+			set = append(set, bson.E{Key: "user_id", Value: user})
+		}
+		for k, v := range more {
+			set = append(set, bson.E{Key: "data." + k, Value: v})
+		}
+		err = o.s.writeSettlement(ctx, o.e.ID, settledSealed, set)
 	}
-	for k, v := range more {
-		set = append(set, bson.E{Key: "data." + k, Value: v})
-	}
-	ctx, cancel := o.s.opContext(context.WithoutCancel(ctx))
-	defer cancel()
-	_, err := o.s.col(ColEvents).UpdateOne(ctx, bson.D{{Key: "_id", Value: o.e.ID}, {Key: "state", Value: EventOpen}},
-		bson.D{{Key: "$set", Value: set}})
 	if err != nil {
 		o.s.log.Warn("sealing an event failed; recovery delivers it later", "event", o.e.Event, "id", o.e.ID, "error", err)
 		return
@@ -175,15 +235,42 @@ func (o *openEvent) sealAs(ctx context.Context, t v1alpha1.EventType, user int64
 	o.s.notifyEvents()
 }
 
-// drop removes the entry of a change that was refused.
+// reemit writes the event of a change anew, deliverable at once.
+func (o *openEvent) reemit(ctx context.Context, t v1alpha1.EventType, user int64, more map[string]any) {
+	e := *o.e
+	if t != "" {
+		e.Event = string(t)
+	}
+	if user != 0 {
+		e.UserID = user
+	}
+	e.Data = maps.Clone(e.Data)
+	maps.Copy(e.Data, more)
+	now := o.s.Clock()
+	e.State, e.CreatedAt, e.RetryFrom, e.NextAt, e.LeaseUntil = EventPending, now, now, now, now
+	if _, err := o.s.InsertWithNextID(ctx, ColEvents, ColEvents, func(id int64) any {
+		e.ID = id
+		return &e
+	}); err != nil {
+		o.s.log.Error("an event judged void by recovery could not be written again: it is lost", "event", e.Event, "user", e.UserID, "error", err)
+		return
+	}
+	o.s.notifyEvents()
+}
+
+// drop voids the entry of a change that was refused. The entry is kept
+// (void), never deleted, so that its id is not given to another event.
 func (o *openEvent) drop(ctx context.Context) {
 	if o == nil {
 		return
 	}
-	ctx, cancel := o.s.opContext(context.WithoutCancel(ctx))
-	defer cancel()
-	if _, err := o.s.col(ColEvents).DeleteOne(ctx, bson.D{{Key: "_id", Value: o.e.ID}, {Key: "state", Value: EventOpen}}); err != nil {
-		o.s.log.Warn("dropping the event of a refused change failed; recovery drops it later", "event", o.e.Event, "id", o.e.ID, "error", err)
+	ctx = context.WithoutCancel(ctx)
+	outcome, err := o.s.takeSettlement(ctx, o.e.ID, settledVoid)
+	if err == nil && outcome == settledVoid {
+		err = o.s.writeSettlement(ctx, o.e.ID, settledVoid, nil)
+	}
+	if err != nil {
+		o.s.log.Warn("voiding the event of a refused change failed; recovery settles it later", "event", o.e.Event, "id", o.e.ID, "error", err)
 	}
 }
 

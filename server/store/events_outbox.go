@@ -41,7 +41,7 @@ func (s *Store) DueEvents(ctx context.Context, grace time.Duration, max int) (du
 	if err := decodeAll(ctx, cur, &all); err != nil {
 		return nil, nil, classify(err)
 	}
-	now := s.clock()
+	now := s.Clock()
 	waiting := map[int64]bool{} // users with an earlier undelivered entry
 	for _, e := range all {
 		head := e.UserID == 0 || !waiting[e.UserID]
@@ -65,7 +65,7 @@ func (s *Store) DueEvents(ctx context.Context, grace time.Duration, max int) (du
 func (s *Store) ClaimEvent(ctx context.Context, e *EventEntry, owner string, lease time.Duration) (*EventEntry, error) {
 	n := e.Claims + 1
 	err := s.insert(ctx, ColEventClaims, bson.D{{Key: "_id", Value: fmt.Sprintf("%d:%d", e.ID, n)}, {Key: "entry", Value: e.ID},
-		{Key: "owner", Value: owner}, {Key: "at", Value: s.clock()}})
+		{Key: "owner", Value: owner}, {Key: "at", Value: s.Clock()}})
 	if errors.Is(err, ErrConflict) {
 		return nil, nil
 	}
@@ -78,7 +78,7 @@ func (s *Store) ClaimEvent(ctx context.Context, e *EventEntry, owner string, lea
 	err = decodeOne(s.col(ColEvents).FindOneAndUpdate(ctx,
 		bson.D{{Key: "_id", Value: e.ID}, {Key: "claims", Value: e.Claims}, {Key: "state", Value: EventPending}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "claims", Value: n}, {Key: "lease_owner", Value: owner},
-			{Key: "lease_until", Value: s.clock().Add(lease)}}}},
+			{Key: "lease_until", Value: s.Clock().Add(lease)}}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)), &out)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil // delivered or claimed in between
@@ -106,7 +106,7 @@ func (s *Store) RecordDelivery(ctx context.Context, e *EventEntry, o DeliveryOut
 	if len(log) > MaxDeliveryLog {
 		log = log[len(log)-MaxDeliveryLog:]
 	}
-	now := s.clock()
+	now := s.Clock()
 	set := bson.D{{Key: "attempts", Value: e.Attempts + 1}, {Key: "log", Value: log}, {Key: "last_status", Value: o.Attempt.Status},
 		{Key: "last_error", Value: o.Attempt.Error}, {Key: "lease_until", Value: now}}
 	switch {
@@ -138,7 +138,7 @@ func (s *Store) RecordDelivery(ctx context.Context, e *EventEntry, o DeliveryOut
 func (s *Store) RetryDeadEvent(ctx context.Context, id int64) (*EventEntry, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	now := s.clock()
+	now := s.Clock()
 	var out EventEntry
 	err := decodeOne(s.col(ColEvents).FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: EventDead}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: EventPending}, {Key: "next_at", Value: now}, {Key: "retry_from", Value: now}}},
@@ -149,6 +149,22 @@ func (s *Store) RetryDeadEvent(ctx context.Context, id int64) (*EventEntry, erro
 	}
 	s.notifyEvents()
 	return &out, nil
+}
+
+// ExpireEvents deletes delivered and void entries created before
+// delivered, and dead ones created before dead: the delivery log is kept
+// for a while, not for ever (FerretDB has no TTL index).
+func (s *Store) ExpireEvents(ctx context.Context, delivered, dead time.Time) (int64, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	res, err := s.col(ColEvents).DeleteMany(ctx, bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{EventDelivered, EventVoid}}}}, {Key: "created_at", Value: bson.D{{Key: "$lt", Value: delivered}}}},
+		bson.D{{Key: "state", Value: EventDead}, {Key: "retry_from", Value: bson.D{{Key: "$lt", Value: dead}}}},
+	}}})
+	if err != nil {
+		return 0, classify(err)
+	}
+	return res.DeletedCount, nil
 }
 
 // OutboxDepth counts the undelivered entries (open and pending).
@@ -178,6 +194,7 @@ func (s *Store) ListEvents(ctx context.Context, q EventQuery) ([]EventEntry, int
 	}
 	switch q.State {
 	case "":
+		filter = append(filter, bson.E{Key: "state", Value: bson.D{{Key: "$ne", Value: EventVoid}}})
 	case EventPending:
 		filter = append(filter, bson.E{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{EventOpen, EventPending}}}})
 	default:

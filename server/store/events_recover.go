@@ -13,7 +13,8 @@ import (
 // the grace period belongs to a change whose process died (or whose seal
 // failed). Whether the change happened is read from the data it would have
 // written; if it shows, the entry is sealed (marked recovered), if it
-// cannot have happened, dropped.
+// cannot have happened, voided (kept, in case the change was only slow:
+// its seal then writes the event again, events.go).
 
 // RecoverOpenEvent settles one stale open entry. It returns false when
 // the change may still complete (a ledger entry in flight): the entry is
@@ -23,25 +24,27 @@ func (s *Store) RecoverOpenEvent(ctx context.Context, e *EventEntry) (bool, erro
 	if err != nil || happened == outcomeUnknown {
 		return false, err
 	}
-	o := &openEvent{s: s, e: e}
+	decided := settledSealed
 	if happened == outcomeNo {
-		o.drop(ctx)
-		return true, nil
+		decided = settledVoid
 	}
-	if data == nil {
-		data = map[string]any{}
+	// The change's own seal or drop may have taken the settlement (and
+	// perhaps died before writing it): what was decided is applied.
+	outcome, err := s.takeSettlement(ctx, e.ID, decided)
+	if err != nil {
+		return false, err
 	}
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	set := bson.D{{Key: "state", Value: EventPending}, {Key: "recovered", Value: true}}
+	set := bson.D{{Key: "recovered", Value: true}}
 	if user != 0 {
 		set = append(set, bson.E{Key: "user_id", Value: user})
 	}
 	for k, v := range data {
 		set = append(set, bson.E{Key: "data." + k, Value: v})
 	}
-	_, err = s.col(ColEvents).UpdateOne(ctx, bson.D{{Key: "_id", Value: e.ID}, {Key: "state", Value: EventOpen}}, bson.D{{Key: "$set", Value: set}})
-	return err == nil, classify(err)
+	if err := s.writeSettlement(ctx, e.ID, outcome, set); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 type outcome int
