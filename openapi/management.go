@@ -223,7 +223,7 @@ func managementOperations(c *components) map[string]operation {
 			responses: []response{ok("A page of deliveries, with total_count.", ref("EventDeliveryList"))}},
 		"POST /v1/events/deliveries/{id}/retry/": {id: "retryEventDelivery", tag: "events", security: adminToken, summary: "Send a dead event again",
 			description: "The event is pending again, with a new day of retries; it may reach the receiver after later events of its user.",
-			responses: []response{ok("The delivery, pending.", ref("EventDelivery")), notFound("No dead delivery with this id.")}},
+			responses:   []response{ok("The delivery, pending.", ref("EventDelivery")), notFound("No dead delivery with this id.")}},
 
 		"GET /openapi.json": {id: "getManagementOpenAPI", tag: "meta", security: adminToken, summary: "This document, with the tenant's custom fields",
 			responses: []response{ok("The OpenAPI 3.1 document.", ref("OpenAPIDocument"))}},

@@ -122,8 +122,8 @@ type eventWorker struct {
 	opts    EventsOptions
 	metrics *eventMetrics
 	log     *slog.Logger
-	owner string // this worker's name in leases
-	wake  chan struct{}
+	owner   string // this worker's name in leases
+	wake    chan struct{}
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
