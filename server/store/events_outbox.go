@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -248,5 +249,8 @@ func (s *Store) ListEvents(ctx context.Context, q EventQuery) ([]EventEntry, int
 	if err := s.settledView(ctx, out); err != nil {
 		return nil, 0, err
 	}
+	// An entry decided void a moment ago (its change refused) is not an
+	// event; the page is a row short until the entry says so too.
+	out = slices.DeleteFunc(out, func(e EventEntry) bool { return e.State == EventVoid })
 	return out, total, nil
 }
