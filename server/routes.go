@@ -33,6 +33,11 @@ func (s *Server) routes() *mux.Router {
 			s.minappRoutes(r, prefix)
 		}
 	}
+	if v1alpha1.ConsoleEnabled(spec) {
+		for _, prefix := range []string{"/userve", "/oserve"} {
+			s.consoleRoutes(r, prefix)
+		}
+	}
 	if v1alpha1.Enabled(spec.API.Plus.Enabled) {
 		s.plusRoutes(r)
 	}
@@ -116,6 +121,16 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	// This dialect's OpenAPI document (issue 16; server/openapi.go); it
 	// names the tenant's custom fields, so it needs a token too.
 	r.Handle(prefix+"/openapi.json", s.requireAdmin(s.serveOpenAPI(openapi.Management))).Methods(get)
+}
+
+// consoleRoutes serve the tenant console (server/console, issue 23) under
+// one prefix: HTML pages whose every read and change is a management
+// request run in-process as the signed-in admin (console_api.go).
+func (s *Server) consoleRoutes(r *mux.Router, prefix string) {
+	h := s.newConsole(prefix)
+	base := prefix + openapi.ConsolePath
+	r.Handle(base, http.RedirectHandler(base+"/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix(base+"/").Handler(h).Methods(http.MethodGet, http.MethodHead, http.MethodPost)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
@@ -53,6 +55,7 @@ type Server struct {
 
 	hserve *hserve.Handler // nil while the MinApp SDK dialect is off
 
+	router   *mux.Router // the routes, which the console calls in-process
 	handler  http.Handler
 	timeouts HTTPTimeouts
 	openapi  *openAPIDocs
@@ -133,6 +136,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s.minapp.Metrics = s.metrics.domain
 	s.minapp.Accounts = s.accounts
 	router := s.routes()
+	s.router = router
 	s.openapi = &openAPIDocs{cfg: cfg, router: router}
 	s.handler = s.observe(s.recoverPanics(s.limitBody(noStore(router))))
 	return s
