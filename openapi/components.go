@@ -45,6 +45,7 @@ func (c *components) schemas(d Dialect) S {
 			"SessionList":       list("Session"),
 			"Login":             loginRecord(),
 			"LoginList":         list("Login"),
+			"UserOverview":      userOverview(),
 		}
 	}
 	return S{
@@ -412,6 +413,14 @@ func session(timeSchema, extra S) S {
 }
 
 // loginRecord is one entry of a user's login history.
+func userOverview() S {
+	count := with(integer(), "minimum", 0)
+	return object(S{
+		"user_id": id(), "followers_count": count, "followings_count": count,
+		"wallet": integer(), "new_wallet": integer(), "currency": integer(),
+	}, "user_id", "followers_count", "followings_count", "wallet", "new_wallet", "currency")
+}
+
 func loginRecord() S {
 	return object(S{
 		"at":      unix(),

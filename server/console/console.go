@@ -116,6 +116,9 @@ func (h *Handler) routes() {
 	for name, act := range h.userActions() {
 		h.mux.HandleFunc("POST "+b+"/users/{id}/"+name, h.action(act))
 	}
+
+	// Anything else under the console is a page that does not exist.
+	h.mux.HandleFunc(b+"/", func(w http.ResponseWriter, r *http.Request) { h.fail(w, r, nil, http.StatusNotFound, "err_not_found") })
 }
 
 // ServeHTTP answers with the console's security headers on every answer.

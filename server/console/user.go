@@ -77,6 +77,9 @@ func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, v *view, stat
 	p := ans.Object()
 	d := &userData{ID: id, Profile: p, IdemKey: randomToken(), Accounts: walletAccounts}
 	v.Title, v.Data = fmt.Sprintf("%s #%d", v.Lang.T("user_title"), id), d
+	if nick, _ := p["nickname"].(string); nick != "" {
+		v.Title += " · " + nick
+	}
 	d.Banned, _ = p["_banned"].(bool)
 	d.BanReason, _ = p["_ban_reason"].(string)
 	d.BanExpires, _ = toInt(p["_ban_expires_at"])
