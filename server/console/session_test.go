@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -86,6 +88,30 @@ func TestConsoleLoginSessionAndLogout(t *testing.T) {
 	if got := strings.Join(actions, ","); got != "consoleLogout,consoleLogin,consoleLogin,consoleLogin" {
 		t.Fatalf("audit of alice's sessions: %s", got)
 	}
+}
+
+// Sessions live in the store, so every replica honours a login and a
+// logout at once; the store holds only a hash of the cookie.
+func TestConsoleSessionsAreSharedByReplicas(t *testing.T) {
+	a := newEnv(t)
+	b := a.replica()
+	c := a.browser()
+	res := a.post(c, "/login", url.Values{"token": {adminToken}}).want(t, http.StatusSeeOther)
+	cookie := strings.TrimPrefix(strings.Split(res.header.Get("Set-Cookie"), ";")[0], "userve_console=")
+	if _, err := a.store.GetConsoleSession(t.Context(), cookie); err == nil {
+		t.Fatal("the store holds the cookie's value itself")
+	}
+	sum := sha256.Sum256([]byte(cookie))
+	if cs, err := a.store.GetConsoleSession(t.Context(), hex.EncodeToString(sum[:])); err != nil || cs.Admin != "alice" {
+		t.Fatalf("the session under the cookie's hash: %v %v", cs, err)
+	}
+	// The same browser served by replica b (cookies are per host, not
+	// per port): signed in there, and signed out everywhere from there.
+	page := b.get(c, "/users/").want(t, http.StatusOK)
+	csrf := csrfInput.FindStringSubmatch(page.body)[1]
+	b.post(c, "/logout", url.Values{"csrf": {csrf}}).want(t, http.StatusSeeOther)
+	c.Jar.SetCookies(res.request.URL, []*http.Cookie{{Name: "userve_console", Value: cookie}}) // the cookie, kept by a thief
+	a.get(c, "/users/").want(t, http.StatusSeeOther)
 }
 
 // A session ends after IdleTimeout without use, and after SessionTTL
