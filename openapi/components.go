@@ -235,11 +235,12 @@ func auditEntry() S {
 		"query":     with(str(), "description", "The request's query string (at most 1 KiB, then truncated), e.g. an export's where or an import's format."),
 		"user_ids":  arrayOf(id()),
 		"remote":    str(),
+		"via":       with(enum("api", "console"), "description", "api: a request with the admin's bearer token; console: an action in the tenant console (docs/console.md) by the admin signed in there."),
 		"state":     with(enum("pending", "done", "failed"), "description", "pending: written before the action, outcome not recorded (docs/server.md)."),
 		"status":    with(nullable(integer()), "description", "The HTTP status answered; null while pending."),
 		"changes":   arrayOf(object(S{"field": str(), "before": anyValue, "after": anyValue}, "field", "before", "after")),
 		"truncated": boolean(),
-	}, "id", "at", "admin", "action", "method", "path", "query", "user_ids", "remote", "state", "status", "changes", "truncated")
+	}, "id", "at", "admin", "action", "method", "path", "query", "user_ids", "remote", "via", "state", "status", "changes", "truncated")
 }
 
 func membershipChange() S {

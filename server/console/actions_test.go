@@ -96,8 +96,15 @@ func TestConsoleUserActions(t *testing.T) {
 		t.Fatalf("a confirmed deletion: %d", status)
 	}
 
+	// The same admin through the API: its entry says so.
+	if status, _ := e.api("PUT", fmt.Sprintf("/userve/v1/users/%d/ban/", annie), map[string]any{"reason": "api"}); status != http.StatusOK {
+		t.Fatalf("ban through the API: %d", status)
+	}
 	done := map[string]int{}
-	for _, a := range e.audit("admin=alice&limit=100") {
+	for i, a := range e.audit("admin=alice&limit=100") {
+		if want := map[bool]string{true: "api", false: "console"}[i == 0]; a["via"] != want {
+			t.Errorf("entry %d (%s) via %v, want %s", i, a["action"], a["via"], want)
+		}
 		if a["state"] == "done" {
 			done[fmt.Sprint(a["action"])]++
 		}

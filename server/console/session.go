@@ -195,7 +195,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, v *view) {
 // to the actions the session's admin takes (those are logged by the API).
 func (h *Handler) auditSession(r *http.Request, admin, action string, status int) {
 	ctx := context.WithoutCancel(r.Context())
-	e := &store.AuditEntry{Admin: admin, Action: action, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr}
+	e := &store.AuditEntry{Admin: admin, Action: action, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Via: store.AuditViaConsole}
 	err := h.o.Store.BeginAudit(ctx, e)
 	if err == nil {
 		e.State, e.Status = store.AuditDone, status

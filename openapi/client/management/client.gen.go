@@ -38,6 +38,24 @@ func (e AuditEntryState) Valid() bool {
 	}
 }
 
+// Defines values for AuditEntryVia.
+const (
+	Api     AuditEntryVia = "api"
+	Console AuditEntryVia = "console"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryVia enum.
+func (e AuditEntryVia) Valid() bool {
+	switch e {
+	case Api:
+		return true
+	case Console:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorStatus.
 const (
 	ErrorStatusError ErrorStatus = "error"
@@ -575,10 +593,16 @@ type AuditEntry struct {
 	Status    *int64  `json:"status"`
 	Truncated bool    `json:"truncated"`
 	UserIds   []int64 `json:"user_ids"`
+
+	// Via api: a request with the admin's bearer token; console: an action in the tenant console (docs/console.md) by the admin signed in there.
+	Via AuditEntryVia `json:"via"`
 }
 
 // AuditEntryState pending: written before the action, outcome not recorded (docs/server.md).
 type AuditEntryState string
+
+// AuditEntryVia api: a request with the admin's bearer token; console: an action in the tenant console (docs/console.md) by the admin signed in there.
+type AuditEntryVia string
 
 // AuditList defines model for AuditList.
 type AuditList struct {
