@@ -72,23 +72,30 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, consoleSpec()) }
 
 func newEnvWith(t *testing.T, spec v1alpha1.UserServiceSpec) *env {
 	t.Helper()
-	return newReplica(t, spec, mongofixture.NewDatabase(t).Name(), nil)
+	return newReplica(t, spec, mongofixture.NewDatabase(t).Name(), nil, defaultTokens)
 }
 
-// replica is another server of the same tenant: same database and clock.
-func (e *env) replica() *env {
+// defaultTokens are the tenant's admin tokens: alice's, and an unnamed one.
+var defaultTokens = []config.AdminToken{{Name: "admin-1", Token: otherToken}, {Name: "alice", Token: adminToken}}
+
+// replica is another server of the same tenant: same database and clock;
+// with tokens, the pod of a new version of the tenant's admin tokens.
+func (e *env) replica(tokens ...config.AdminToken) *env {
 	e.t.Helper()
-	return newReplica(e.t, consoleSpec(), e.store.Database(), e.clock)
+	if tokens == nil {
+		tokens = defaultTokens
+	}
+	return newReplica(e.t, consoleSpec(), e.store.Database(), e.clock, tokens)
 }
 
-func newReplica(t *testing.T, spec v1alpha1.UserServiceSpec, database string, c *clock) *env {
+func newReplica(t *testing.T, spec v1alpha1.UserServiceSpec, database string, c *clock, tokens []config.AdminToken) *env {
 	t.Helper()
 	uri := mongofixture.URI(t)
 	us := &v1alpha1.UserService{Spec: spec}
 	us.Name, us.Namespace = "acme", "tenants"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, MongoURI: uri, Database: database, JWTKey: []byte(jwtKey), Issuer: "tenants/acme",
-		AdminTokens: []config.AdminToken{{Name: "admin-1", Token: otherToken}, {Name: "alice", Token: adminToken}}}
+		AdminTokens: tokens}
 	if c == nil {
 		c = &clock{now: time.Now().UTC().Truncate(time.Second)}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"userve.dev/userve/server/account"
+	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/console"
 )
 
@@ -112,6 +113,22 @@ func TestConsoleSessionsAreSharedByReplicas(t *testing.T) {
 	b.post(c, "/logout", url.Values{"csrf": {csrf}}).want(t, http.StatusSeeOther)
 	c.Jar.SetCookies(res.request.URL, []*http.Cookie{{Name: "userve_console", Value: cookie}}) // the cookie, kept by a thief
 	a.get(c, "/users/").want(t, http.StatusSeeOther)
+}
+
+// A session ends with its admin token: once the tenant's tokens are
+// rotated (the operator rolls the pods with the new Secret), a session
+// signed in with the old token is refused by the pods that have the new
+// ones, though the name is the same; the others' sessions go on.
+func TestConsoleSessionEndsWithItsToken(t *testing.T) {
+	old := newEnv(t)
+	alice, other := old.browser(), old.browser()
+	old.signIn(alice, adminToken)
+	old.signIn(other, otherToken)
+	rotated := old.replica(config.AdminToken{Name: "admin-1", Token: otherToken},
+		config.AdminToken{Name: "alice", Token: "console-new-alice-token-0123456789abcd"})
+	rotated.get(alice, "/users/").want(t, http.StatusSeeOther)
+	rotated.get(other, "/users/").want(t, http.StatusOK)
+	old.get(alice, "/users/").want(t, http.StatusSeeOther) // ended for good: the store forgot it
 }
 
 // A session ends after IdleTimeout without use, and after SessionTTL
