@@ -123,6 +123,9 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET "+b+"/users/{$}", h.page(h.usersPage))
 	h.mux.HandleFunc("GET "+b+"/users/{id}/{$}", h.page(h.userPage))
 	h.mux.HandleFunc("POST "+b+ExportPath, h.action(h.exportUsers))
+
+	// The audit log (audit.go).
+	h.mux.HandleFunc("GET "+b+"/audit/{$}", h.page(h.auditPage))
 	for name, act := range h.userActions() {
 		h.mux.HandleFunc("POST "+b+"/users/{id}/"+name, h.action(act))
 	}

@@ -38,7 +38,7 @@ type navItem struct {
 
 // menu is the console's navigation, in order (docs/console.md, "Adding a
 // page").
-var menu = []navItem{{Key: "nav_users", Path: "/users/"}}
+var menu = []navItem{{Key: "nav_users", Path: "/users/"}, {Key: "nav_audit", Path: "/audit/"}}
 
 func (h *Handler) newView(r *http.Request, cs *store.ConsoleSession) *view {
 	v := &view{Lang: requestLang(r), Base: h.base, Here: r.URL.RequestURI()}
