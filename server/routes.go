@@ -9,7 +9,6 @@ import (
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/openapi"
 	"userve.dev/userve/server/hserve"
-	"userve.dev/userve/server/plus"
 )
 
 // routes lists every route of the server.
@@ -33,10 +32,10 @@ func (s *Server) routes() *mux.Router {
 			s.minappRoutes(r, prefix)
 		}
 	}
-	if v1alpha1.Enabled(spec.API.Plus.Enabled) {
+	if s.plus != nil || s.plusErr != nil {
 		s.plusRoutes(r)
 	}
-	if v1alpha1.HServeEnabled(spec) {
+	if s.hserve != nil || s.hserveErr != nil {
 		s.hserveRoutes(r)
 	}
 	return r
@@ -126,17 +125,14 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 // answer 404 for a wrong method); the router's NotFound and
 // MethodNotAllowed handlers answer /api/ paths in this dialect's shape.
 func (s *Server) plusRoutes(r *mux.Router) {
-	h, err := plus.New(s.store, s.cfg, s.log, s.plusOptions)
-	if err != nil {
-		// config.Load refuses such a configuration; a Server built by hand
-		// with one answers 503 on every end-user route instead of crashing.
-		s.log.Error("end-user API disabled: bad configuration", "error", err)
+	h := s.plus
+	if s.plusErr != nil {
+		// A configuration New could not build the dialect with (buildDialects).
 		r.PathPrefix("/api/v2/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, http.StatusServiceUnavailable, "end-user API is misconfigured")
 		})
 		return
 	}
-	s.plus = h
 	route := func(method, path string, handler http.HandlerFunc) {
 		r.Handle("/api/v2"+path, s.requireStore(handler)).Methods(method)
 	}
@@ -198,16 +194,13 @@ func (s *Server) plusRoutes(r *mux.Router) {
 // included); h.Authed routes need a Hydrogen-r1 token. Each path also
 // answers CORS preflights (OPTIONS), which carry no client ID.
 func (s *Server) hserveRoutes(r *mux.Router) {
-	h, err := hserve.New(s.store, s.cfg, s.accounts, s.log, hserve.Options{
-		Now: s.plusOptions.Now, Metrics: s.metrics.domain, WeChatHTTP: s.plusOptions.WeChatHTTP})
-	if err != nil {
-		s.log.Error("MinApp SDK API disabled: bad configuration", "error", err)
+	h := s.hserve
+	if s.hserveErr != nil {
 		r.PathPrefix(hserve.Prefix + "/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, http.StatusServiceUnavailable, "MinApp SDK API is misconfigured")
 		})
 		return
 	}
-	s.hserve = h
 	var paths []string
 	methods := map[string][]string{}
 	route := func(method, path string, handler http.HandlerFunc) {

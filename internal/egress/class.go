@@ -30,6 +30,9 @@ const (
 	Invalid     Class = "invalid"     // not an IP address (a dial the guard cannot check)
 )
 
+// Refused lists every class a guard refuses (the metrics' label values).
+var Refused = []Class{Unspecified, Loopback, LinkLocal, Private, Shared, Multicast, Reserved, Denied, Invalid}
+
 type classRange struct {
 	prefix netip.Prefix
 	class  Class
