@@ -16,6 +16,9 @@ import (
 	"userve.dev/userve/server/wechat/wechattest"
 )
 
+// sdkClientID is the SDK dialect's client ID in these tests.
+const sdkClientID = "egress-test-client-0123"
+
 // probe is a listener on 127.0.0.1 that only accepts.
 type probe struct {
 	ln    net.Listener
@@ -88,6 +91,7 @@ func TestEgressGuardRefusesLoopbackCalls(t *testing.T) {
 		Host: "127.0.0.1", Port: int32(relay.ln.Addr().(*net.TCPAddr).Port), From: "noreply@acme.test"}}
 	tn.spec.WeChat = &v1alpha1.WeChatSpec{AppID: weChatAppID, APIBaseURL: "http://localhost:" + wx.port(),
 		AppSecretRef: v1alpha1.SecretKeyRef{Name: "wx", Key: "secret"}}
+	tn.spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true, ClientID: sdkClientID}
 	tn.cfgEdit = func(c *config.Config) { c.WebhookSecret, c.WeChatSecret = "hook-secret", weChatSecret }
 	rp := tn.replica()
 
@@ -100,10 +104,14 @@ func TestEgressGuardRefusesLoopbackCalls(t *testing.T) {
 		t.Fatalf("WeChat refusal without Retry-After: %s", r.body)
 	}
 	wx.sawNothing(t)
+	// The SDK dialect's WeChat login goes through the same guard.
+	expect(t, rp.call("POST", "/hserve/v2.5/idp/wechat/silent-login/", "", map[string]any{"code": "any-code"},
+		"X-Hydrogen-Client-ID: "+sdkClientID), http.StatusServiceUnavailable)
+	wx.sawNothing(t)
 
 	m := rp.scrape()
-	if v := value(t, m, "userve_egress_refused_total", "class", "loopback"); v < 3 {
-		t.Fatalf("egress refusals counted: %v, want one per call at least (3)", v)
+	if v := value(t, m, "userve_egress_refused_total", "class", "loopback"); v < 4 {
+		t.Fatalf("egress refusals counted: %v, want one per call at least (4)", v)
 	}
 	for _, ch := range []string{"sms", "mail"} {
 		if v := value(t, m, "userve_code_delivery_failures_total", "channel", ch); v != 1 {
@@ -133,6 +141,7 @@ func TestEgressGuardAllowsListedRanges(t *testing.T) {
 	tn.spec.Verification.SMS = &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{URL: hook.URL, SecretRef: &v1alpha1.SecretKeyRef{Name: "s", Key: "k"}}}
 	tn.spec.Verification.Mail = &v1alpha1.MailSpec{SMTP: &v1alpha1.SMTPSpec{Host: mail.Host, Port: int32(mail.Port), From: "noreply@acme.test"}}
 	tn.spec.WeChat = &v1alpha1.WeChatSpec{AppID: weChatAppID, APIBaseURL: base, AppSecretRef: v1alpha1.SecretKeyRef{Name: "wx", Key: "secret"}}
+	tn.spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true, ClientID: sdkClientID}
 	tn.cfgEdit = func(c *config.Config) { c.WebhookSecret, c.WeChatSecret = string(secret), weChatSecret }
 	rp := tn.replica()
 
@@ -147,6 +156,8 @@ func TestEgressGuardAllowsListedRanges(t *testing.T) {
 	if status, token, _ := weChatLogin(t, rp, fake.Login("o-allowed", "")); status != http.StatusCreated || token == "" {
 		t.Fatalf("WeChat login through an allowed range: %d", status)
 	}
+	expect(t, rp.call("POST", "/hserve/v2.5/idp/wechat/silent-login/", "", map[string]any{"code": fake.Login("o-allowed", "")},
+		"X-Hydrogen-Client-ID: "+sdkClientID), http.StatusOK)
 	if v := value(t, rp.scrape(), "userve_egress_refused_total", "class", "loopback"); v != 0 {
 		t.Fatalf("egress refusals = %v with the loopback allowed", v)
 	}
