@@ -53,8 +53,14 @@ func TestStartSweepsTheLedgerPeriodically(t *testing.T) {
 	started := make(chan struct{})
 	s := server.New(bareConfig(db), st, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		LedgerSweep: 20 * time.Millisecond, Started: func() { close(started) }})
-	s.Start(ctx)
-	s.Start(ctx) // a second Start does nothing (Started would run twice)
+	// Thirty parallel Starts start it once (a second Started would close
+	// the channel twice and panic).
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Start(ctx) }()
+	}
+	wg.Wait()
 	t.Cleanup(s.Close)
 	select {
 	case <-started:
@@ -106,7 +112,15 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 		Started: func() { t.Error("Started ran without a store") }})
 	s.Start(context.Background())
 	closed := make(chan struct{})
-	go func() { s.Close(); close(closed) }()
+	go func() {
+		var wg sync.WaitGroup
+		for range 30 { // parallel Closes all return once the work has ended
+			wg.Add(1)
+			go func() { defer wg.Done(); s.Close() }()
+		}
+		wg.Wait()
+		close(closed)
+	}()
 	select {
 	case <-closed:
 	case <-time.After(10 * time.Second):
