@@ -11,12 +11,11 @@ import (
 	"userve.dev/userve/server/hserve"
 )
 
-// routes lists every route of the server.
+// routes lists every route of the server, and answers the router of their
+// shape, shared with the servers whose routes are the same (routelist.go).
 func (s *Server) routes() *mux.Router {
-	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(s.notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
-	r.Use(recordRoute)
+	r := &routeList{}
+	defer func() { s.routeHandlers = r.handlers }()
 
 	// Operations.
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
@@ -38,7 +37,7 @@ func (s *Server) routes() *mux.Router {
 	if s.hserve != nil || s.hserveErr != nil {
 		s.hserveRoutes(r)
 	}
-	return r
+	return r.router()
 }
 
 // minappRoutes is the management dialect (MinApp's user module), under one
@@ -47,7 +46,7 @@ func (s *Server) routes() *mux.Router {
 // The routes are registered on the root router, not on a gorilla subrouter:
 // with subrouters, a wrong method on a path that several routes share
 // answers 404 instead of 405 (mux v1.8.1), so middleware wraps each handler.
-func (s *Server) minappRoutes(r *mux.Router, prefix string) {
+func (s *Server) minappRoutes(r *routeList, prefix string) {
 	h := s.minapp
 	operationIDs := openapi.ManagementOperationIDs()
 	route := func(method, path string, handler http.HandlerFunc) {
@@ -124,7 +123,7 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 // Like minappRoutes, the routes are on the root router (a subrouter would
 // answer 404 for a wrong method); the router's NotFound and
 // MethodNotAllowed handlers answer /api/ paths in this dialect's shape.
-func (s *Server) plusRoutes(r *mux.Router) {
+func (s *Server) plusRoutes(r *routeList) {
 	h := s.plus
 	if s.plusErr != nil {
 		// A configuration New could not build the dialect with (buildDialects).
@@ -193,7 +192,7 @@ func (s *Server) plusRoutes(r *mux.Router) {
 // checks the client ID first (and answers CORS for allowed origins, errors
 // included); h.Authed routes need a Hydrogen-r1 token. Each path also
 // answers CORS preflights (OPTIONS), which carry no client ID.
-func (s *Server) hserveRoutes(r *mux.Router) {
+func (s *Server) hserveRoutes(r *routeList) {
 	h := s.hserve
 	if s.hserveErr != nil {
 		r.PathPrefix(hserve.Prefix + "/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

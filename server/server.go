@@ -63,10 +63,13 @@ type Server struct {
 	// refusals counted on this server's metrics.
 	egress *egress.Guard
 
-	handler  http.Handler
-	timeouts HTTPTimeouts
-	openapi  *openAPIDocs
-	started  func()
+	// routeHandlers are this server's handlers, in the order of its
+	// routes in the shared router (routelist.go).
+	routeHandlers []http.Handler
+	handler       http.Handler
+	timeouts      HTTPTimeouts
+	openapi       *openAPIDocs
+	started       func()
 
 	// Background work (background.go): Start runs it, Close stops it.
 	ledgerSweep          time.Duration
