@@ -156,3 +156,26 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPrefixesSet: --allow-egress never panics, keeps only masked valid
+// ranges, and what it prints parses back to the same ranges.
+func FuzzPrefixesSet(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "10.0.0.0/8,fd00::/8", " 192.168.1.7 ", "::ffff:10.0.0.0/104", "1.2.3.4/33", ",,", "fe80::1%eth0", "10.1.2.3/8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		var p Prefixes
+		if err := p.Set(v); err != nil {
+			return
+		}
+		for _, x := range p {
+			if !x.IsValid() || x != x.Masked() {
+				t.Fatalf("Set(%q) kept %v", v, x)
+			}
+		}
+		var q Prefixes
+		if err := q.Set(p.String()); err != nil || q.String() != p.String() {
+			t.Fatalf("Set(%q) = %s, which parses back as %s (%v)", v, p.String(), q.String(), err)
+		}
+	})
+}
