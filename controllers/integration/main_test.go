@@ -104,6 +104,7 @@ func run(m *testing.M) int {
 		ServerImage:             serverImage,
 		DefaultMongoURISecret:   defaultMongo,
 		WatchNamespaces:         namespaces,
+		PoolNamespace:           operatorNamespace,
 		MaxConcurrentReconciles: 4,
 		MetricsBindAddress:      "0",
 		HealthProbeBindAddress:  "0",
