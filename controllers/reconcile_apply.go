@@ -108,7 +108,11 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 		}
 	}
 	obs.failure = fail
-	placedBefore := meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced)
+	// A copy: setStatus changes the condition in place.
+	var placedBefore *metav1.Condition
+	if c := meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced); c != nil {
+		placedBefore = c.DeepCopy()
+	}
 	setStatus(us, obs)
 	if p := obs.placed; p != nil && (placedBefore == nil || placedBefore.Reason != p.Reason) {
 		switch p.Reason {
