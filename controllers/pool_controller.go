@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -43,6 +44,7 @@ const (
 //
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservicepools,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservicepools/status,verbs=get;patch
+// +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservicepools/finalizers,verbs=update
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=patch
 
@@ -69,10 +71,6 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	if err := r.APIReader.Get(ctx, req.NamespacedName, pool); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !pool.DeletionTimestamp.IsZero() {
-		// Its objects go with it (owner references).
-		return ctrl.Result{}, nil
-	}
 	before := pool.Status.DeepCopy()
 	defer func() {
 		if equality.Semantic.DeepEqual(*before, pool.Status) {
@@ -90,6 +88,16 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return ctrl.Result{}, err
 	}
 	pool.Status.Tenants = int32(len(tenants.Items))
+	if !pool.DeletionTimestamp.IsZero() {
+		return r.drain(ctx, pool)
+	}
+	if !controllerutil.ContainsFinalizer(pool, PoolFinalizer) {
+		patch := client.MergeFromWithOptions(pool.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(pool, PoolFinalizer)
+		if err := r.Client.Patch(ctx, pool, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 
 	ns := render.PoolNamespace(pool, r.DefaultNamespace)
 	pool.Status.Namespace = ns
@@ -113,6 +121,33 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return ctrl.Result{}, fail
 	}
 	return ctrl.Result{}, nil
+}
+
+// PoolFinalizer keeps a deleted pool, and with it its pods, until no tenant
+// is placed in it: its tenants move back to Deployments of their own first
+// (a pool being deleted places no one and sends its tenants out), so that
+// deleting a pool fails no request.
+const PoolFinalizer = "miniapp.userve.dev/tenants"
+
+// ReasonDraining: a deleted pool waits for its tenants to move out.
+const ReasonDraining = "Draining"
+
+// drain finishes a pool's deletion once its tenants have left; its objects
+// then go with it (owner references).
+func (r *PoolReconciler) drain(ctx context.Context, pool *v1alpha1.UserServicePool) (ctrl.Result, error) {
+	if n := pool.Status.Tenants; n > 0 {
+		msg := fmt.Sprintf("deleting: %d tenants are moving back to Deployments of their own first", n)
+		meta.SetStatusCondition(&pool.Status.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonDraining, Message: msg, ObservedGeneration: pool.Generation,
+		})
+		return ctrl.Result{}, nil
+	}
+	if !controllerutil.ContainsFinalizer(pool, PoolFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	patch := client.MergeFromWithOptions(pool.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(pool, PoolFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, pool, patch))
 }
 
 func (r *PoolReconciler) applyPool(ctx context.Context, pool *v1alpha1.UserServicePool, ns string) (*appsv1.Deployment, *failure) {

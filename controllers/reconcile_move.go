@@ -140,11 +140,19 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			available := err == nil && rolloutOf(&d).done && d.Spec.Template.Annotations[render.AnnotationConfigHash] == out.deployment.Spec.Template.Annotations[render.AnnotationConfigHash]
 			return move{layout: layout{dedicated: true, poolService: !available, slice: slice}, placed: placed, serving: serving, moving: true}, nil
 		}
+		// The Service has its selector. If the pool never had its
+		// endpoints (a move in that did not get that far), nothing waits.
+		switched := true
+		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(us), &discoveryv1.EndpointSlice{}); apierrors.IsNotFound(err) {
+			switched = false
+		} else if err != nil {
+			return fail(err)
+		}
 		ready, err := r.dedicatedSlicesLeft(ctx, us, true)
 		if err != nil {
 			return fail(err)
 		}
-		if !ready && !(render.Replicas(us) != nil && *render.Replicas(us) == 0) {
+		if switched && !ready && !(render.Replicas(us) != nil && *render.Replicas(us) == 0) {
 			placed.Message = fmt.Sprintf("leaving UserServicePool %s: waiting for the tenant's own pods to be ready endpoints of its Service", cur)
 			return move{layout: layout{dedicated: true, slice: slice}, placed: placed, moving: true}, nil
 		}

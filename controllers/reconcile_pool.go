@@ -103,7 +103,7 @@ func (r *UserServiceReconciler) place(ctx context.Context, us *v1alpha1.UserServ
 			return pl, nil
 		}
 		pool, err := r.getPool(ctx, cur)
-		if err != nil || pool == nil {
+		if err != nil || pool == nil || !pool.DeletionTimestamp.IsZero() {
 			return pl, err
 		}
 		pl.target, pl.targetNamespace = cur, render.PoolNamespace(pool, r.PoolNamespace)
@@ -118,6 +118,10 @@ func (r *UserServiceReconciler) place(ctx context.Context, us *v1alpha1.UserServ
 	}
 	if pool == nil {
 		return stay(ReasonPoolNotFound, "UserServicePool %s does not exist", want)
+	}
+	if !pool.DeletionTimestamp.IsZero() {
+		// Its tenants move out before it goes (PoolFinalizer).
+		return stay(ReasonPoolNotFound, "UserServicePool %s is being deleted", want)
 	}
 	ns := render.PoolNamespace(pool, r.PoolNamespace)
 	if ns == "" {

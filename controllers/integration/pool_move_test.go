@@ -302,3 +302,43 @@ func TestPoolSeatsHoldUnderParallelPlacement(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDeletingAPoolMovesItsTenantsOutFirst: a deleted pool keeps its pods
+// until its tenants are back on Deployments of their own, which happens
+// without a moment where their Service has no serving endpoints.
+func TestDeletingAPoolMovesItsTenantsOutFirst(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	us := newTenantIn(t, ns, "acme")
+	markAvailable(t, us)
+	waitCondition(t, us, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	p := newPool(t, "leaving", nil)
+	pods := poolPods(t, "leaving", 3, 1)
+	moveIn(t, us, "leaving", pods)
+	gone(t, "the dedicated Deployment", func() error { return get(t, &appsv1.Deployment{}, ns, "acme") })
+
+	if err := k8s.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, us, v1alpha1.ConditionPlaced, metav1.ConditionFalse, controllers.ReasonMovingOut)
+	var still v1alpha1.UserServicePool
+	if err := k8s.Get(ctx, types.NamespacedName{Name: "leaving"}, &still); err != nil || still.DeletionTimestamp.IsZero() {
+		t.Fatalf("the pool went before its tenant left: %v", err)
+	}
+	if err := get(t, &appsv1.Deployment{}, operatorNamespace, poolObjectName("leaving")); err != nil {
+		t.Fatalf("the pool's pods went before its tenant left: %v", err)
+	}
+	markAvailable(t, us)
+	eventually(t, "the Service's selector is back", func() error {
+		if len(service(t, us).Spec.Selector) == 0 {
+			return fmt.Errorf("no selector")
+		}
+		return nil
+	})
+	dedicatedSlice(t, us)
+	got := waitCondition(t, us, v1alpha1.ConditionPlaced, metav1.ConditionFalse, controllers.ReasonPoolNotFound)
+	if got.Status.Pool != "" || condition(got, v1alpha1.ConditionReady).Status != metav1.ConditionTrue {
+		t.Errorf("after the pool's deletion: status.pool %q, Ready %+v", got.Status.Pool, condition(got, v1alpha1.ConditionReady))
+	}
+	gone(t, "the pool", func() error { return k8s.Get(ctx, types.NamespacedName{Name: "leaving"}, &v1alpha1.UserServicePool{}) })
+}
