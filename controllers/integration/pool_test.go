@@ -185,4 +185,3 @@ func newTenantIn(t *testing.T, ns, name string, mutate ...func(*v1alpha1.UserSer
 	}
 	return us
 }
-
