@@ -84,13 +84,13 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 		slice := render.TenantEndpointSlice(us, family, eps)
 		serving := &poolServing{pool: pl.target, ready: int32(len(eps))}
 		if poolService {
-			left, err := r.dedicatedSlicesLeft(ctx, us, false)
+			left, err := r.withdrawDedicatedEndpoints(ctx, us)
 			if err != nil {
 				return fail(err)
 			}
 			m := move{layout: layout{dedicated: left, poolService: true, slice: slice}, placed: pl.placed, serving: serving, moving: left}
 			if left {
-				m.placed = moving(ReasonMovingIn, "served by UserServicePool %s; the tenant's own pods are leaving its Service's endpoints", pl.target)
+				m.placed = moving(ReasonMovingIn, "served by UserServicePool %s; the tenant's own pods are being withdrawn from its Service's endpoints", pl.target)
 			}
 			return m, nil
 		}

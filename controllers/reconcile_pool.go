@@ -237,18 +237,16 @@ func first(s []string) string {
 	return s[0]
 }
 
-// dedicatedSlicesLeft says whether the EndpointSlice controller still has
-// slices with endpoints for the tenant's Service (made while it had a
-// selector): the tenant's own pods may still receive traffic.
+// dedicatedSlicesLeft says whether an EndpointSlice other than the
+// operator's serves the tenant's Service (one the EndpointSlice controller
+// made while the Service had a selector, or the mirroring controller made
+// from its Endpoints); with wantReady, one with a ready endpoint.
 func (r *UserServiceReconciler) dedicatedSlicesLeft(ctx context.Context, us *v1alpha1.UserService, wantReady bool) (bool, error) {
-	var list discoveryv1.EndpointSliceList
-	if err := r.Client.List(ctx, &list, client.InNamespace(us.Namespace), client.MatchingLabels{render.LabelServiceName: us.Name}); err != nil {
+	foreign, err := r.foreignSlices(ctx, us)
+	if err != nil {
 		return false, err
 	}
-	for _, s := range list.Items {
-		if s.Labels[render.LabelEndpointSliceManagedBy] == render.EndpointSliceManager {
-			continue
-		}
+	for _, s := range foreign {
 		for _, e := range s.Endpoints {
 			if !wantReady || e.Conditions.Ready == nil || *e.Conditions.Ready {
 				return true, nil
@@ -256,6 +254,47 @@ func (r *UserServiceReconciler) dedicatedSlicesLeft(ctx context.Context, us *v1a
 		}
 	}
 	return false, nil
+}
+
+func (r *UserServiceReconciler) foreignSlices(ctx context.Context, us *v1alpha1.UserService) ([]discoveryv1.EndpointSlice, error) {
+	var list discoveryv1.EndpointSliceList
+	if err := r.Client.List(ctx, &list, client.InNamespace(us.Namespace), client.MatchingLabels{render.LabelServiceName: us.Name}); err != nil {
+		return nil, err
+	}
+	var out []discoveryv1.EndpointSlice
+	for _, s := range list.Items {
+		if s.Labels[render.LabelEndpointSliceManagedBy] != render.EndpointSliceManager {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// withdrawDedicatedEndpoints deletes what still sends the tenant's Service
+// to its own pods once the Service has no selector: Kubernetes leaves the
+// EndpointSlice controller's slices and the Endpoints controller's
+// Endpoints in place when a selector is removed, and the mirroring
+// controller then mirrors those Endpoints into a slice of its own
+// (kubernetes/kubernetes#118376, #91072). Left alone they would send
+// traffic to the tenant's deleted pods. It reports whether any was left:
+// the Deployment goes only once none is.
+func (r *UserServiceReconciler) withdrawDedicatedEndpoints(ctx context.Context, us *v1alpha1.UserService) (bool, error) {
+	foreign, err := r.foreignSlices(ctx, us)
+	if err != nil || len(foreign) == 0 {
+		return false, err
+	}
+	// The Endpoints first: the mirroring controller would mirror them again.
+	// (Deprecated as an API, still written by the Endpoints controller.)
+	ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: us.Namespace, Name: us.Name}}
+	if err := r.Client.Delete(ctx, ep); err != nil && !apierrors.IsNotFound(err) {
+		return true, fmt.Errorf("delete Endpoints %s: %w", us.Name, err)
+	}
+	for i := range foreign {
+		if err := r.Client.Delete(ctx, &foreign[i]); err != nil && !apierrors.IsNotFound(err) {
+			return true, fmt.Errorf("delete EndpointSlice %s: %w", foreign[i].Name, err)
+		}
+	}
+	return true, nil
 }
 
 // removeStalePoolSecrets deletes the tenant's Secrets in pools other than

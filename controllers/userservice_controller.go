@@ -56,6 +56,7 @@ const ControllerName = "userservice"
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=endpoints,verbs=delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 //
 // Pooled tenants (docs/pools.md): the operator deletes a pooled tenant's

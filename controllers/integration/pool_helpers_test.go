@@ -163,19 +163,32 @@ func markPoolAvailable(t *testing.T, pool string) {
 
 // dedicatedSlice plays the EndpointSlice controller for a tenant's Service
 // with a selector: its own pod, ready.
-func dedicatedSlice(t *testing.T, us *v1alpha1.UserService) {
+func dedicatedSlice(t *testing.T, us *v1alpha1.UserService, suffix string) {
 	t.Helper()
 	labels := render.Labels(us)
 	labels[discoveryv1.LabelServiceName] = us.Name
 	labels[discoveryv1.LabelManagedBy] = "endpointslice-controller.k8s.io"
 	yes := true
 	s := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: us.Name + "-xyz12", Namespace: us.Namespace, Labels: labels},
+		ObjectMeta:  metav1.ObjectMeta{Name: us.Name + "-" + suffix, Namespace: us.Namespace, Labels: labels},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.88.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &yes}}},
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr(int32(8080))}},
 	}
 	if err := k8s.Create(context.Background(), s); err != nil {
 		t.Fatalf("create the tenant's own EndpointSlice: %v", err)
+	}
+}
+
+// dedicatedEndpoints plays the Endpoints controller for a tenant's Service
+// with a selector.
+func dedicatedEndpoints(t *testing.T, us *v1alpha1.UserService) {
+	t.Helper()
+	ep := &corev1.Endpoints{ //nolint:staticcheck // what the Endpoints controller still writes
+		ObjectMeta: metav1.ObjectMeta{Name: us.Name, Namespace: us.Namespace, Labels: render.Labels(us)},
+		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.88.0.1"}}, Ports: []corev1.EndpointPort{{Name: "http", Port: 8080}}}},
+	}
+	if err := k8s.Create(context.Background(), ep); err != nil {
+		t.Fatalf("create the tenant's Endpoints: %v", err)
 	}
 }

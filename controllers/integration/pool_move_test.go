@@ -57,6 +57,8 @@ func TestTenantMovesIntoAPoolAndBack(t *testing.T) {
 		}}
 	})
 	markAvailable(t, us)
+	dedicatedSlice(t, us, "own01")
+	dedicatedEndpoints(t, us)
 	before := waitCondition(t, us, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
 	clusterIP := service(t, us).Spec.ClusterIP
 	newPool(t, "movers", []string{ns})
@@ -127,6 +129,10 @@ func TestTenantMovesIntoAPoolAndBack(t *testing.T) {
 	if !slices.Equal(addrs, []string{"10.77.1.1", "10.77.1.2"}) || slice.Labels[discoveryv1.LabelServiceName] != "acme" || *slice.Ports[0].Port != 8080 {
 		t.Errorf("the tenant's EndpointSlice: %v, labels %v, ports %v", addrs, slice.Labels, slice.Ports)
 	}
+	// Kubernetes leaves the endpoints of a Service whose selector went
+	// (kubernetes#118376): the operator withdraws them before the pods go.
+	gone(t, "the EndpointSlice controller's slice", func() error { return get(t, &discoveryv1.EndpointSlice{}, ns, "acme-own01") })
+	gone(t, "the Endpoints controller's Endpoints", func() error { return get(t, &corev1.Endpoints{}, ns, "acme") }) //nolint:staticcheck
 	gone(t, "the dedicated Deployment", func() error { return get(t, &appsv1.Deployment{}, ns, "acme") })
 	gone(t, "the dedicated PodDisruptionBudget", func() error { return get(t, &policyv1.PodDisruptionBudget{}, ns, "acme") })
 	got = waitCondition(t, us, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
@@ -168,7 +174,7 @@ func TestTenantMovesIntoAPoolAndBack(t *testing.T) {
 	if err := get(t, &discoveryv1.EndpointSlice{}, ns, "acme"); err != nil {
 		t.Fatalf("the pool's endpoints went before the tenant's own pods were endpoints: %v", err)
 	}
-	dedicatedSlice(t, us)
+	dedicatedSlice(t, us, "own02")
 	got = waitCondition(t, us, v1alpha1.ConditionPlaced, metav1.ConditionTrue, controllers.ReasonDedicated)
 	gone(t, "the tenant's EndpointSlice of pool endpoints", func() error { return get(t, &discoveryv1.EndpointSlice{}, ns, "acme") })
 	gone(t, "the tenant's Secret in the pool's namespace", func() error {
@@ -335,7 +341,7 @@ func TestDeletingAPoolMovesItsTenantsOutFirst(t *testing.T) {
 		}
 		return nil
 	})
-	dedicatedSlice(t, us)
+	dedicatedSlice(t, us, "own01")
 	got := waitCondition(t, us, v1alpha1.ConditionPlaced, metav1.ConditionFalse, controllers.ReasonPoolNotFound)
 	if got.Status.Pool != "" || condition(got, v1alpha1.ConditionReady).Status != metav1.ConditionTrue {
 		t.Errorf("after the pool's deletion: status.pool %q, Ready %+v", got.Status.Pool, condition(got, v1alpha1.ConditionReady))
