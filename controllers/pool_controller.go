@@ -21,7 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -84,7 +86,8 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	}()
 
 	var tenants v1alpha1.UserServiceList
-	if err := r.Client.List(ctx, &tenants, client.MatchingFields{indexPlacedIn: pool.Name}); err != nil {
+	// Counted, not read: no copies of thousands of tenants.
+	if err := r.Client.List(ctx, &tenants, client.MatchingFields{indexPlacedIn: pool.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	pool.Status.Tenants = int32(len(tenants.Items))
@@ -209,6 +212,15 @@ func (r *PoolReconciler) applyOne(ctx context.Context, a applier, pool *v1alpha1
 	return nil
 }
 
+// placementChanged passes tenants that appear, go, or change the pool they
+// are in or ask for: the only tenant changes a pool's status depends on.
+func placementChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld.(*v1alpha1.UserService), e.ObjectNew.(*v1alpha1.UserService)
+		return o.Status.Pool != n.Status.Pool || o.Spec.Pool != n.Spec.Pool
+	}}
+}
+
 // setPoolStatus follows kstatus: Ready normal-true, Reconciling and Stalled
 // abnormal-true; observedGeneration moves only when the spec was applied.
 func setPoolStatus(pool *v1alpha1.UserServicePool, d *appsv1.Deployment, fail *failure) {
@@ -269,7 +281,7 @@ func (r *PoolReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Opti
 				}
 			}
 			return reqs
-		})).
+		}), builder.WithPredicates(placementChanged())).
 		WithOptions(opts).
 		Complete(r)
 }
