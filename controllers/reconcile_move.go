@@ -157,7 +157,7 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			return move{layout: layout{dedicated: true, slice: slice}, placed: placed, moving: true}, nil
 		}
 		// Out: what remains of the pool goes after the layout is applied.
-		return move{layout: layout{dedicated: true}, placed: pl.placed, leave: cur, moving: pl.target != ""}, nil
+		return move{layout: layout{dedicated: true}, placed: pl.placed, leave: cur, moving: us.Spec.Pool != ""}, nil
 	}
 	return move{layout: layout{dedicated: true}, placed: pl.placed}, nil
 }

@@ -145,11 +145,9 @@ func (r *UserServiceReconciler) place(ctx context.Context, us *v1alpha1.UserServ
 		}
 		if cur != "" {
 			// Moving from one pool to another goes through a Deployment of
-			// its own: out of cur first, then into want.
+			// its own: out of cur first (target ""), then into want.
 			r.seats.release(want, key)
-			pl, err := stay(ReasonMovingOut, "leaving UserServicePool %s for %s", cur, want)
-			pl.refused = false
-			return pl, err
+			return placement{placed: cond(metav1.ConditionFalse, ReasonMovingOut, "leaving UserServicePool %s for %s", cur, want)}, nil
 		}
 		us.Status.Pool = want
 	}

@@ -348,3 +348,35 @@ func TestDeletingAPoolMovesItsTenantsOutFirst(t *testing.T) {
 	}
 	gone(t, "the pool", func() error { return k8s.Get(ctx, types.NamespacedName{Name: "leaving"}, &v1alpha1.UserServicePool{}) })
 }
+
+// TestTenantMovesFromOnePoolToAnother: through a Deployment of its own,
+// out of the first pool (its Secret there goes) and into the second.
+func TestTenantMovesFromOnePoolToAnother(t *testing.T) {
+	ns := namespace(t)
+	us := newTenantIn(t, ns, "acme")
+	markAvailable(t, us)
+	waitCondition(t, us, v1alpha1.ConditionReady, metav1.ConditionTrue, "")
+	newPool(t, "from", nil)
+	newPool(t, "to", nil)
+	fromPods, toPods := poolPods(t, "from", 4, 1), poolPods(t, "to", 5, 1)
+	moveIn(t, us, "from", fromPods)
+	gone(t, "the dedicated Deployment", func() error { return get(t, &appsv1.Deployment{}, ns, "acme") })
+
+	update(t, us, func(u *v1alpha1.UserService) { u.Spec.Pool = "to" })
+	waitCondition(t, us, v1alpha1.ConditionPlaced, metav1.ConditionFalse, controllers.ReasonMovingOut)
+	markAvailable(t, us)
+	dedicatedSlice(t, us, "own03")
+	s := poolSecret(t, "to", us)
+	gone(t, "the tenant's Secret in the first pool", func() error {
+		return get(t, &corev1.Secret{}, operatorNamespace, v1alpha1.PoolTenantSecretName("from", ns, "acme"))
+	})
+	ackPods(t, toPods, s.ResourceVersion)
+	got := waitCondition(t, us, v1alpha1.ConditionPlaced, metav1.ConditionTrue, controllers.ReasonPooled)
+	if got.Status.Pool != "to" {
+		t.Errorf("status.pool = %q", got.Status.Pool)
+	}
+	var slice discoveryv1.EndpointSlice
+	if err := get(t, &slice, ns, "acme"); err != nil || len(slice.Endpoints) != 1 || slice.Endpoints[0].Addresses[0] != "10.77.5.1" {
+		t.Errorf("the tenant's endpoints are not the second pool's: %v %+v", err, slice.Endpoints)
+	}
+}
