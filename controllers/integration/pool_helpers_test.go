@@ -186,7 +186,7 @@ func dedicatedEndpoints(t *testing.T, us *v1alpha1.UserService) {
 	t.Helper()
 	ep := &corev1.Endpoints{ //nolint:staticcheck // what the Endpoints controller still writes
 		ObjectMeta: metav1.ObjectMeta{Name: us.Name, Namespace: us.Namespace, Labels: render.Labels(us)},
-		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.88.0.1"}}, Ports: []corev1.EndpointPort{{Name: "http", Port: 8080}}}},
+		Subsets:    []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.88.0.1"}}, Ports: []corev1.EndpointPort{{Name: "http", Port: 8080}}}},
 	}
 	if err := k8s.Create(context.Background(), ep); err != nil {
 		t.Fatalf("create the tenant's Endpoints: %v", err)
