@@ -194,6 +194,13 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 	if err := env.Client.Get(ctx, types.NamespacedName{Name: crdName}, crd); err != nil {
 		t.Fatalf("helm uninstall removed the CRD despite crds.keep: %v", err)
 	}
+	// Pools are kept too (their tenants would otherwise lose them); this
+	// one has no tenant and goes.
+	if err := env.Client.Get(ctx, types.NamespacedName{Name: "shared"}, pool); err != nil {
+		t.Errorf("helm uninstall removed the pool: %v", err)
+	} else if err := env.Client.Delete(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
 	us := &v1alpha1.UserService{}
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "life", Name: "minimal"}, us); err != nil {
 		t.Errorf("the tenant did not survive the uninstall: %v", err)
@@ -318,6 +325,7 @@ func TestFullSampleUsesEverySpecField(t *testing.T) {
 		"spec.replicas":                      "exclusive with spec.autoscaling",
 		"spec.image":                         "defaults to the operator's --server-image",
 		"spec.podTemplate.priorityClassName": "needs a PriorityClass of the cluster",
+		"spec.pool":                          "needs a UserServicePool (docs/pools.md)",
 	}
 	// Kubernetes' own types are not walked into.
 	opaque := []string{"spec.resources", "spec.podTemplate.nodeSelector", "spec.podTemplate.tolerations",
