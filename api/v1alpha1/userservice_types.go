@@ -283,6 +283,7 @@ const (
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`,priority=1
 // +kubebuilder:printcolumn:name="Database",type=string,JSONPath=`.status.database`,priority=1
+// +kubebuilder:printcolumn:name="Pool",type=string,JSONPath=`.status.pool`,priority=1
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (lower case letters, digits and '-', starting with a letter, at most 63 characters): it names the tenant's Service"
 type UserService struct {
 	metav1.TypeMeta   `json:",inline"`

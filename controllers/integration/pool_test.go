@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"userve.dev/userve/api/v1alpha1"
@@ -69,6 +70,30 @@ func TestPoolObjectsAndStatus(t *testing.T) {
 		}
 		return nil
 	})
+	// A converged pool costs no write on a resync.
+	counting := &writeCounter{Client: mgr.GetClient()}
+	r := &controllers.PoolReconciler{Client: counting, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(),
+		Recorder: mgr.GetEventRecorder("userve-operator-test"), ServerImage: serverImage, DefaultNamespace: operatorNamespace}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "objects"}}
+	eventually(t, "a pool reconcile without writes", func() error {
+		counting.writes.Store(0)
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			return err
+		}
+		if n := counting.writes.Load(); n > 0 {
+			return fmt.Errorf("%d writes: %v", n, counting.log)
+		}
+		return nil
+	})
+	for range 3 {
+		if _, err := r.Reconcile(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := counting.writes.Load(); n != 0 {
+		t.Errorf("converged pool reconciles made %d writes: %v", n, counting.log)
+	}
+
 	out, err := kubectl(t, "get", "usp", "objects")
 	if err != nil {
 		t.Fatalf("kubectl get usp: %v\n%s", err, out)
