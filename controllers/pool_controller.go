@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -187,7 +188,7 @@ func (r *PoolReconciler) applyPool(ctx context.Context, pool *v1alpha1.UserServi
 		o.empty.SetName(render.PoolObjectName(pool))
 		removed, err := a.remove(ctx, o.empty, pool)
 		if err != nil {
-			return nil, &failure{Reason: ReasonApplyFailed, Err: fmt.Errorf("delete %T: %w", o.empty, err)}
+			return nil, &failure{Reason: ReasonApplyFailed, Err: fmt.Errorf("delete %s/%s: %w", ns, o.empty.GetName(), err)}
 		}
 		if removed {
 			r.Recorder.Eventf(pool, o.empty, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s/%s: the spec no longer asks for it", ns, o.empty.GetName())
@@ -197,17 +198,21 @@ func (r *PoolReconciler) applyPool(ctx context.Context, pool *v1alpha1.UserServi
 }
 
 func (r *PoolReconciler) applyOne(ctx context.Context, a applier, pool *v1alpha1.UserServicePool, obj client.Object) *failure {
+	kind := fmt.Sprintf("%T", obj)
+	if gvk, err := apiutil.GVKForObject(obj, r.Scheme); err == nil {
+		kind = gvk.Kind
+	}
 	outcome, err := a.apply(ctx, obj)
 	if err != nil {
-		f := &failure{Reason: ReasonApplyFailed, Err: fmt.Errorf("apply %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)}
+		f := &failure{Reason: ReasonApplyFailed, Err: fmt.Errorf("apply %s %s/%s: %w", kind, obj.GetNamespace(), obj.GetName(), err)}
 		f.UserError = apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsNotFound(err)
 		return f
 	}
 	switch outcome {
 	case created:
-		r.Recorder.Eventf(pool, obj, corev1.EventTypeNormal, "Created", "Apply", "Created %T %s/%s", obj, obj.GetNamespace(), obj.GetName())
+		r.Recorder.Eventf(pool, obj, corev1.EventTypeNormal, "Created", "Apply", "Created %s %s/%s", kind, obj.GetNamespace(), obj.GetName())
 	case updated:
-		r.Recorder.Eventf(pool, obj, corev1.EventTypeNormal, "Updated", "Apply", "Updated %T %s/%s", obj, obj.GetNamespace(), obj.GetName())
+		r.Recorder.Eventf(pool, obj, corev1.EventTypeNormal, "Updated", "Apply", "Updated %s %s/%s", kind, obj.GetNamespace(), obj.GetName())
 	}
 	return nil
 }

@@ -54,6 +54,7 @@ type UserServicePoolSpec struct {
 	// placed in the pool, by the namespaces' labels (every namespace has
 	// kubernetes.io/metadata.name=<its name>). Unset: no namespace may (a
 	// pool is a platform decision: opting every namespace in takes {}).
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'] && ((e.operator in ['In', 'NotIn']) == (has(e.values) && size(e.values) > 0)))",message="spec.namespaceSelector.matchExpressions: the operator must be In or NotIn (with values), Exists or DoesNotExist (without)"
 	// +optional
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 

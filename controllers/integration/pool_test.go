@@ -130,6 +130,9 @@ func TestPoolValidation(t *testing.T) {
 		"short idle":    {func(p *v1alpha1.UserServicePool) { p.Spec.IdleTimeout = &metav1.Duration{Duration: 1e6} }, "between 1s and 24h"},
 		"zero tenants":  {func(p *v1alpha1.UserServicePool) { p.Spec.MaxTenants = -1 }, "maxTenants"},
 		"bad namespace": {func(p *v1alpha1.UserServicePool) { p.Spec.Namespace = "Not_A_Label" }, "spec.namespace"},
+		"bad selector": {func(p *v1alpha1.UserServicePool) {
+			p.Spec.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Exists", Values: []string{"a"}}}}
+		}, "namespaceSelector.matchExpressions"},
 	} {
 		p := &v1alpha1.UserServicePool{ObjectMeta: metav1.ObjectMeta{Name: "invalid"}}
 		tc.mutate(p)
