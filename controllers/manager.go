@@ -189,9 +189,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 	if o.LeaderElectionNamespace == "" {
 		o.LeaderElectionNamespace = os.Getenv("POD_NAMESPACE")
 	}
-	if o.PoolNamespace == "" {
-		o.PoolNamespace = os.Getenv("POD_NAMESPACE")
-	}
+	operatorNamespace := os.Getenv("POD_NAMESPACE")
 	scheme := NewScheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
@@ -221,6 +219,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 		ResyncInterval:            o.ResyncInterval,
 		RetryInterval:             o.RetryInterval,
 		PoolNamespace:             o.PoolNamespace,
+		OperatorNamespace:         operatorNamespace,
 	}
 	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
 	if o.SkipControllerNameValidation {
@@ -233,7 +232,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 	pools := &PoolReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: scheme,
 		Recorder:    mgr.GetEventRecorder("userve-operator"),
-		ServerImage: o.ServerImage, DefaultNamespace: o.PoolNamespace,
+		ServerImage: o.ServerImage, DefaultNamespace: o.PoolNamespace, OperatorNamespace: operatorNamespace,
 		CachedNamespaces: CachedNamespaces(o.WatchNamespaces, o.PoolNamespace),
 	}
 	if err := pools.SetupWithManager(mgr, copts); err != nil {

@@ -38,7 +38,7 @@ const PoolControllerName = "userservicepool"
 // Reasons of a pool's conditions besides the rollout's.
 const (
 	ReasonNamespaceNotWatched = "NamespaceNotWatched"
-	ReasonNoNamespace         = "NoNamespace"
+	ReasonNoNamespace         = "NoNamespace" // none given, or one no pool may run in
 )
 
 // The pool's objects live in its namespace; the operator needs roles and
@@ -63,6 +63,8 @@ type PoolReconciler struct {
 	ServerImage string
 	// DefaultNamespace is where a pool without spec.namespace runs.
 	DefaultNamespace string
+	// OperatorNamespace is the operator's own, where no pool may run.
+	OperatorNamespace string
 	// CachedNamespaces are the namespaces the operator's cache holds; nil:
 	// all. A pool elsewhere cannot be watched.
 	CachedNamespaces []string
@@ -106,9 +108,9 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	ns := render.PoolNamespace(pool, r.DefaultNamespace)
 	pool.Status.Namespace = ns
 	var fail *failure
-	switch {
-	case ns == "":
-		fail = userError(ReasonNoNamespace, errors.New("spec.namespace is unset and the operator does not know its own namespace (POD_NAMESPACE): set spec.namespace"))
+	switch refusal := poolNamespaceRefusal(pool, ns, r.OperatorNamespace); {
+	case refusal != "":
+		fail = userError(ReasonNoNamespace, errors.New(refusal))
 	case r.CachedNamespaces != nil && !slices.Contains(r.CachedNamespaces, ns):
 		fail = userError(ReasonNamespaceNotWatched, fmt.Errorf("namespace %s is neither watched by the operator (--watch-namespaces) nor its own: pools run in one of those", ns))
 	}
@@ -289,4 +291,18 @@ func (r *PoolReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Opti
 		}), builder.WithPredicates(placementChanged())).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// poolNamespaceRefusal says why a pool cannot run in namespace ns, "" when
+// it can. Never in the operator's own: a Role cannot narrow Secret list and
+// watch, so the pool pods would read the operator's credentials (the
+// default MongoDB URI among them).
+func poolNamespaceRefusal(pool *v1alpha1.UserServicePool, ns, operatorNamespace string) string {
+	switch {
+	case ns == "":
+		return fmt.Sprintf("UserServicePool %s has no spec.namespace and the operator no --pool-namespace: set one of them", pool.Name)
+	case ns == operatorNamespace:
+		return fmt.Sprintf("UserServicePool %s may not run in namespace %s, the operator's own: pool pods may read every Secret of their namespace, the operator's credentials included; give pools a namespace of their own (spec.namespace, or the operator's --pool-namespace)", pool.Name, ns)
+	}
+	return ""
 }

@@ -124,8 +124,8 @@ func (r *UserServiceReconciler) place(ctx context.Context, us *v1alpha1.UserServ
 		return stay(ReasonPoolNotFound, "UserServicePool %s is being deleted", want)
 	}
 	ns := render.PoolNamespace(pool, r.PoolNamespace)
-	if ns == "" {
-		return stay(ReasonPoolNoNamespace, "UserServicePool %s names no spec.namespace and the operator does not know its own namespace (POD_NAMESPACE)", want)
+	if refusal := poolNamespaceRefusal(pool, ns, r.OperatorNamespace); refusal != "" {
+		return stay(ReasonPoolNoNamespace, "%s", refusal)
 	}
 	if cur != want {
 		allowed, err := r.namespaceAllowed(ctx, pool, us.Namespace)

@@ -95,9 +95,12 @@ type UserServiceReconciler struct {
 	// MongoDB URI Secret (gone with its namespace) before it is released
 	// without its database or user being dropped.
 	URISecretGrace time.Duration
-	// PoolNamespace is where a UserServicePool without spec.namespace runs:
-	// the operator's namespace.
+	// PoolNamespace is where a UserServicePool without spec.namespace runs
+	// (the operator's --pool-namespace; "": such a pool runs nowhere).
 	PoolNamespace string
+	// OperatorNamespace is the operator's own, where no pool may run
+	// (poolNamespaceRefusal).
+	OperatorNamespace string
 	// seats counts the tenants placed in each pool.
 	seats poolSeats
 	// Random generates credentials (crypto/rand.Reader).

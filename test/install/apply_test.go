@@ -124,7 +124,7 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 
 	// A pool in values cannot be created with the CRD that defines it: the
 	// first install says so, the upgrade creates it.
-	pools := []string{"--set", "pools[0].name=shared", "--set", "pools[0].maxTenants=5"}
+	pools := []string{"--set", "pools[0].name=shared", "--set", "pools[0].maxTenants=5", "--set", "operator.poolNamespace=life-pools"}
 	notes := string(helm(t, append([]string{"install", "life", chartDir(t), "--namespace", "life", "--create-namespace"}, pools...)...))
 	for _, want := range []string{"Create a first tenant", "kind: UserService", "uriSecretRef", "helm test life -n life", "were NOT created"} {
 		if !strings.Contains(notes, want) {
@@ -148,11 +148,11 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 	// Upgrade to two replicas, narrowed to one namespace, with a default
 	// MongoDB Secret: RBAC switches from the ClusterRole to a Role.
 	notes = string(helm(t, "upgrade", "life", chartDir(t), "--namespace", "life", "--set", "replicaCount=2",
-		"--set", "operator.watchNamespaces={life}", "--set", "defaultMongo.uri=mongodb://mongo.example:27017", pools[0], pools[1], pools[2], pools[3]))
+		"--set", "operator.watchNamespaces={life}", "--set", "defaultMongo.uri=mongodb://mongo.example:27017", pools[0], pools[1], pools[2], pools[3], pools[4], pools[5]))
 	pool := &v1alpha1.UserServicePool{}
 	if err := env.Client.Get(ctx, types.NamespacedName{Name: "shared"}, pool); err != nil {
 		t.Errorf("the upgrade did not create the pool from values: %v", err)
-	} else if pool.Spec.Namespace != "life" || pool.Spec.MaxTenants != 5 {
+	} else if pool.Spec.Namespace != "life-pools" || pool.Spec.MaxTenants != 5 {
 		t.Errorf("pool from values: %+v", pool.Spec)
 	}
 	if strings.Contains(notes, "were NOT created") {

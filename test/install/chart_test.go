@@ -1,6 +1,7 @@
 package install
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -555,10 +556,11 @@ func nilIfEmpty(m map[string]string) map[string]string {
 }
 
 // TestChartPools: each entry of pools is a UserServicePool with the entry's
-// spec, in the release namespace unless it names one; none before the CRD
-// exists (the install that creates it).
+// spec, in operator.poolNamespace unless it names one (never the release
+// namespace: without either, the chart refuses); none before the CRD exists
+// (the install that creates it).
 func TestChartPools(t *testing.T) {
-	values := []string{"--set", "pools[0].name=shared", "--set", "pools[0].replicas=3", "--set", "pools[0].namespaceSelector.matchLabels.team=a",
+	values := []string{"--set", "operator.poolNamespace=userve-pools", "--set", "pools[0].name=shared", "--set", "pools[0].replicas=3", "--set", "pools[0].namespaceSelector.matchLabels.team=a",
 		"--set", "pools[1].name=edge", "--set", "pools[1].namespace=edge-pools", "--set", "pools[1].egress.allowCIDRs={10.0.3.7/32}"}
 	objs := decode(t, render(t, "userve", "userve-system", append(values, "--api-versions", "miniapp.userve.dev/v1alpha1/UserServicePool")...))
 	pools := ofKind(objs, "UserServicePool")
@@ -566,7 +568,7 @@ func TestChartPools(t *testing.T) {
 		t.Fatalf("pools %v, want shared and edge", names(pools))
 	}
 	shared, edge := typed[v1alpha1.UserServicePool](t, pools[0]), typed[v1alpha1.UserServicePool](t, pools[1])
-	if shared.Name != "shared" || shared.Spec.Namespace != "userve-system" || *shared.Spec.Replicas != 3 || shared.Spec.NamespaceSelector.MatchLabels["team"] != "a" {
+	if shared.Name != "shared" || shared.Spec.Namespace != "userve-pools" || *shared.Spec.Replicas != 3 || shared.Spec.NamespaceSelector.MatchLabels["team"] != "a" {
 		t.Errorf("shared: %s %+v", shared.Name, shared.Spec)
 	}
 	if edge.Name != "edge" || edge.Spec.Namespace != "edge-pools" || !slices.Equal(edge.Spec.Egress.AllowCIDRs, []string{"10.0.3.7/32"}) {
@@ -577,5 +579,14 @@ func TestChartPools(t *testing.T) {
 	}
 	if _, err := run(t, "helm", nil, "template", "userve", chartDir(t), "--set", "pools[0].replicas=2"); err == nil || !strings.Contains(err.Error(), "name") {
 		t.Errorf("a pool without a name: %v", err)
+	}
+	_, err := run(t, "helm", nil, "template", "userve", chartDir(t), "--namespace", "userve-system", "--set", "pools[0].name=shared",
+		"--api-versions", "miniapp.userve.dev/v1alpha1/UserServicePool")
+	if err == nil || !strings.Contains(err.Error(), "needs a namespace of its own") {
+		t.Errorf("a pool without a namespace, and no operator.poolNamespace: %v", err)
+	}
+	args := decode(t, render(t, "userve", "userve-system", values...))
+	if d := ofKind(args, "Deployment"); len(d) != 1 || !strings.Contains(fmt.Sprint(d[0].Object), "--pool-namespace=userve-pools") {
+		t.Errorf("the operator is not given --pool-namespace")
 	}
 }
