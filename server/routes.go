@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/mux"
 
@@ -125,11 +126,16 @@ func (s *Server) minappRoutes(r *routeList, prefix string) {
 // consoleRoutes serve the tenant console (server/console, issue 23) under
 // one prefix: HTML pages whose every read and change is a management
 // request run in-process as the signed-in admin (console_api.go).
+//
+// The console is built on its first request: most servers (a pool builds
+// one per tenant) never serve it, and building it costs about a third of
+// building the rest of the server.
 func (s *Server) consoleRoutes(r *routeList, prefix string) {
-	h := s.newConsole(prefix)
+	console := sync.OnceValue(func() http.Handler { return s.newConsole(prefix) })
 	base := prefix + openapi.ConsolePath
 	r.Handle(base, http.RedirectHandler(base+"/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
-	r.PathPrefix(base+"/").Handler(h).Methods(http.MethodGet, http.MethodHead, http.MethodPost)
+	r.PathPrefix(base+"/").HandlerFunc(func(w http.ResponseWriter, req *http.Request) { console().ServeHTTP(w, req) }).
+		Methods(http.MethodGet, http.MethodHead, http.MethodPost)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.
