@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/server/store"
 	"userve.dev/userve/server/verify"
 )
@@ -39,6 +40,7 @@ type EventsOptions struct {
 	DeadAfter  time.Duration // undelivered this long: dead (default 24 h)
 	Lease      time.Duration // a claim's hold on an entry (default 1 min; above the client's timeout)
 	Grace      time.Duration // an open entry's age before recovery judges it (default 2 min)
+	Settle     time.Duration // an entry's age before its first attempt, so that earlier ids are visible (default 2 s)
 	Poll       time.Duration // between looks at the outbox when idle (default 1 s)
 	RetryFirst time.Duration // the first retry's delay, doubled each time (default 10 s)
 	RetryMax   time.Duration // the longest delay between retries (default 1 h)
@@ -49,7 +51,7 @@ type EventsOptions struct {
 }
 
 // DefaultEventsOptions are the production values.
-var DefaultEventsOptions = EventsOptions{DeadAfter: 24 * time.Hour, Lease: time.Minute, Grace: 2 * time.Minute, Poll: time.Second,
+var DefaultEventsOptions = EventsOptions{DeadAfter: 24 * time.Hour, Lease: time.Minute, Grace: 2 * time.Minute, Settle: 2 * time.Second, Poll: time.Second,
 	RetryFirst: 10 * time.Second, RetryMax: time.Hour, Parallel: 4, KeepDelivered: 7 * 24 * time.Hour, KeepDead: 30 * 24 * time.Hour}
 
 func (o EventsOptions) orDefault() EventsOptions {
@@ -61,6 +63,7 @@ func (o EventsOptions) orDefault() EventsOptions {
 		return def
 	}
 	o.DeadAfter, o.Lease, o.Grace, o.Poll = pick(o.DeadAfter, d.DeadAfter), pick(o.Lease, d.Lease), pick(o.Grace, d.Grace), pick(o.Poll, d.Poll)
+	o.Settle = pick(o.Settle, d.Settle)
 	o.RetryFirst, o.RetryMax = pick(o.RetryFirst, d.RetryFirst), pick(o.RetryMax, d.RetryMax)
 	o.KeepDelivered, o.KeepDead = pick(o.KeepDelivered, d.KeepDelivered), pick(o.KeepDead, d.KeepDead)
 	if o.Parallel <= 0 {
@@ -69,11 +72,17 @@ func (o EventsOptions) orDefault() EventsOptions {
 	return o
 }
 
-// DefaultEventsClient is the events' HTTP client when Options.EventsHTTP is
-// nil: bounded connects and answers, no redirects (a redirect would carry
-// the signed event somewhere the spec does not name).
-func DefaultEventsClient() *http.Client {
-	return &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+// DefaultEventsTimeout bounds one event request.
+const DefaultEventsTimeout = 15 * time.Second
+
+// eventsClient is the events' HTTP client when Options.EventsHTTP is nil:
+// through the tenant's egress guard (nil: unguarded), bounded, and not
+// following redirects (a redirect would carry the signed event somewhere
+// the spec does not name).
+func eventsClient(g *egress.Guard) *http.Client {
+	c := g.HTTPClient(DefaultEventsTimeout)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
 }
 
 // RetryDelay is the wait before retry n (1, 2, ...): RetryFirst doubled
@@ -130,10 +139,9 @@ type eventWorker struct {
 	done   chan struct{}
 }
 
-// StartEvents starts the event delivery worker, unless the tenant has no
-// webhook or it runs already. Run starts it; a pool that serves the
-// Handler without Run calls StartEvents and StopEvents itself.
-func (s *Server) StartEvents(ctx context.Context) {
+// startEvents starts the event delivery worker (Start), unless the tenant
+// has no webhook.
+func (s *Server) startEvents(ctx context.Context) {
 	w := s.events
 	if w == nil {
 		return
@@ -151,9 +159,9 @@ func (s *Server) StartEvents(ctx context.Context) {
 	}()
 }
 
-// StopEvents stops the worker and waits for it: an attempt under way is
-// cut off, and its entry is sent again once its lease runs out.
-func (s *Server) StopEvents() {
+// stopEvents stops the worker and waits for it (Close): an attempt under
+// way is cut off, and its entry is sent again once its lease runs out.
+func (s *Server) stopEvents() {
 	w := s.events
 	if w == nil {
 		return
@@ -166,6 +174,7 @@ func (s *Server) StopEvents() {
 		cancel()
 		<-done
 	}
+	w.client.CloseIdleConnections()
 }
 
 func newEventWorker(s *Server, client *http.Client, opts EventsOptions) *eventWorker {
@@ -181,7 +190,7 @@ func newEventWorker(s *Server, client *http.Client, opts EventsOptions) *eventWo
 	}
 	s.store.SetEvents(types...)
 	if client == nil {
-		client = DefaultEventsClient()
+		client = eventsClient(s.egress)
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -234,7 +243,7 @@ func (w *eventWorker) run(ctx context.Context) {
 // pass recovers stale open entries and delivers the due ones, each user's
 // head at once; busy says another pass may find more at once.
 func (w *eventWorker) pass(ctx context.Context) (busy bool, err error) {
-	due, stale, err := w.store.DueEvents(ctx, w.opts.Grace, 64)
+	due, stale, err := w.store.DueEvents(ctx, w.opts.Grace, w.opts.Settle, 64)
 	if err != nil {
 		return false, err
 	}

@@ -133,7 +133,7 @@ const eventsClientID = "events0123456789abcd"
 // fastEvents are delivery knobs that make retries, leases and dead
 // letters happen within a test.
 var fastEvents = server.EventsOptions{Poll: 50 * time.Millisecond, RetryFirst: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
-	Lease: 2 * time.Second, Grace: time.Second}
+	Lease: 2 * time.Second, Grace: time.Second, Settle: time.Second}
 
 // eventsTenant is a tenant whose webhook is rc, on the wall clock.
 func eventsTenant(t *testing.T, rc *receiver, opts server.EventsOptions, only ...v1alpha1.EventType) *tenant {
@@ -435,7 +435,7 @@ func TestEventsStoppedWorkerLeavesTheEventToAnother(t *testing.T) {
 	a := tn.replica()
 	expect(t, a.call("POST", "/userve/v2.0/miniapp/user_profile/", adminToken, map[string]any{"nickname": "gus"}), http.StatusCreated)
 	<-inFlight
-	a.server.StopEvents() // killed between claim and record
+	a.server.Close() // killed between claim and record
 	b := tn.replica()
 	got := rc.waitFor("the event, from the other replica", func(got []server.EventPayload) bool { return len(got) >= 1 })
 	d := waitDelivery(t, b, got[0].ID, "delivered")
@@ -460,7 +460,7 @@ func TestEventsDeadAfterTheConfiguredAgeAndRetried(t *testing.T) {
 		return 0
 	}
 	opts := fastEvents
-	opts.DeadAfter = 300 * time.Millisecond
+	opts.DeadAfter = opts.Settle + 500*time.Millisecond
 	tn := eventsTenant(t, rc, opts, v1alpha1.EventUserCreated)
 	rp := tn.replica()
 	expect(t, rp.call("POST", "/userve/v2.0/miniapp/user_profile/", adminToken, map[string]any{"nickname": "hal"}), http.StatusCreated)

@@ -30,7 +30,13 @@ const outboxScan = 2000
 // user (an entry waits while an earlier one of its user is undelivered,
 // open included) whose retry time has come and whose lease has run out;
 // and the open entries older than grace, for recovery.
-func (s *Store) DueEvents(ctx context.Context, grace time.Duration, max int) (due, stale []EventEntry, err error) {
+//
+// An entry is also at least settle old: ids are taken before the entry is
+// inserted, so an entry with a smaller id (of the same user, made at the
+// same moment on another replica) may become visible a little after a
+// larger one. Waiting settle (longer than an insert takes) keeps the
+// outbox order.
+func (s *Store) DueEvents(ctx context.Context, grace, settle time.Duration, max int) (due, stale []EventEntry, err error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	cur, err := s.col(ColEvents).Find(ctx, bson.D{{Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{EventOpen, EventPending}}}}},
@@ -61,7 +67,7 @@ func (s *Store) DueEvents(ctx context.Context, grace time.Duration, max int) (du
 			if !now.Before(e.CreatedAt.Add(grace)) {
 				stale = append(stale, e)
 			}
-		case head && len(due) < max && !now.Before(e.NextAt) && !now.Before(e.LeaseUntil):
+		case head && len(due) < max && !now.Before(e.NextAt) && !now.Before(e.LeaseUntil) && !now.Before(e.CreatedAt.Add(settle)):
 			due = append(due, e)
 		}
 	}
