@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/verify"
@@ -571,4 +573,42 @@ func TestEventsOutboxDepthGauge(t *testing.T) {
 	mu.Unlock()
 	rc.waitFor("the three events", func(got []server.EventPayload) bool { return len(got) == 3 })
 	waitMetric(t, rp, "userve_event_outbox_depth 0\n")
+}
+
+// A pooled tenant's events go through its egress guard: a receiver on a
+// refused address (loopback) is never connected to, the attempt fails
+// naming the refusal, and the guard counts it; allowed, the event goes.
+func TestEventsGoThroughTheEgressGuard(t *testing.T) {
+	rc := newReceiver(t)
+	opts := fastEvents
+	opts.RetryFirst, opts.RetryMax = 50*time.Millisecond, 50*time.Millisecond
+	tn := eventsTenant(t, rc, opts, v1alpha1.EventUserCreated)
+	tn.egress = egress.New(egress.Options{})
+	rp := tn.replica()
+	expect(t, rp.call("POST", "/userve/v2.0/miniapp/user_profile/", adminToken, map[string]any{"nickname": "pia"}), http.StatusCreated)
+	waitMetric(t, rp, `userve_egress_refused_total{class="loopback"}`)
+	waitDeliveries(t, rp, "status=pending", 1)
+	var d map[string]any
+	for deadline := time.Now().Add(time.Minute); ; {
+		list := expect(t, rp.call("GET", "/userve/v1/events/deliveries/", adminToken, nil), http.StatusOK).obj(t)
+		if d = list["objects"].([]any)[0].(map[string]any); d["attempts"] != float64(0) || time.Now().After(deadline) {
+			break
+		}
+		<-time.After(20 * time.Millisecond) // polling a condition
+	}
+	if e, _ := d["last_error"].(string); !strings.Contains(e, "loopback") || d["last_status"] != nil {
+		t.Fatalf("a refused attempt: %v", d)
+	}
+	rc.mu.Lock()
+	n := rc.requests + rc.forged
+	rc.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the receiver got %d requests through a refusing guard", n)
+	}
+
+	allowed := eventsTenant(t, rc, opts, v1alpha1.EventUserCreated)
+	allowed.egress = egress.New(egress.Options{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	ap := allowed.replica()
+	expect(t, ap.call("POST", "/userve/v2.0/miniapp/user_profile/", adminToken, map[string]any{"nickname": "quinn"}), http.StatusCreated)
+	rc.waitFor("the allowed tenant's event", func(got []server.EventPayload) bool { return len(got) == 1 })
 }
