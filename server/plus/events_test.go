@@ -132,7 +132,7 @@ const eventsClientID = "events0123456789abcd"
 // fastEvents are delivery knobs that make retries, leases and dead
 // letters happen within a test.
 var fastEvents = server.EventsOptions{Poll: 50 * time.Millisecond, RetryFirst: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
-	Lease: 2 * time.Second, Grace: time.Second, Settle: time.Second}
+	Lease: 5 * time.Second, Grace: time.Second, Settle: time.Second}
 
 // eventsTenant is a tenant whose webhook is rc, on the wall clock.
 func eventsTenant(t *testing.T, rc *receiver, opts server.EventsOptions, only ...v1alpha1.EventType) *tenant {
