@@ -49,7 +49,7 @@ type Options struct {
 	// ClusterDomain completes the tenants' Service names (default
 	// v1alpha1.DefaultClusterDomain).
 	ClusterDomain string
-	Logger    *slog.Logger
+	Logger        *slog.Logger
 
 	// IdleTimeout closes a tenant's server no request used for this long.
 	IdleTimeout time.Duration
