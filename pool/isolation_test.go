@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -88,7 +87,7 @@ func TestTenantsWithTheSameUsersNeverSeeEachOther(t *testing.T) {
 // while another tenant of the pool goes on serving; fixing the Secret
 // brings the broken one up without a restart.
 func TestABrokenOrUnreachableTenantLeavesTheOthersServing(t *testing.T) {
-	e := newPoolEnv(t, Options{IndexWait: 200 * time.Millisecond}, testHooks{})
+	e := newPoolEnv(t, Options{}, testHooks{})
 	good := e.add("team-a", "acme")
 
 	broken := newCreds(t, "team-b", "broken")
