@@ -136,12 +136,18 @@ func TestABrokenOrUnreachableTenantLeavesTheOthersServing(t *testing.T) {
 	if n := testutil.ToFloat64(e.pool.metrics.rejections.WithLabelValues(reasonTenantConfig)); n != 3 {
 		t.Errorf("rejections{tenant_config} = %v, want 3", n)
 	}
+	if n := testutil.ToFloat64(e.pool.metrics.invalid); n != 1 {
+		t.Errorf("tenants invalid = %v, want 1", n)
+	}
 
 	e.put(broken, broken.secretData(nil))
 	e.waitFor("the fixed tenant to serve", func() bool {
 		r, err := e.call(broken.host(), "GET", "/userve/v1/user-group/", nil, broken.admin())
 		return err == nil && r.status == http.StatusOK
 	})
+	if n := testutil.ToFloat64(e.pool.metrics.invalid); n != 0 {
+		t.Errorf("tenants invalid once fixed = %v, want 0", n)
+	}
 }
 
 // A panic outside the tenant server's own recovery (here a wrapper the

@@ -18,6 +18,7 @@ type metrics struct {
 	registry *prometheus.Registry
 
 	tenants        prometheus.Gauge // Secrets known
+	invalid        prometheus.Gauge // of which with a broken configuration
 	loaded         prometheus.Gauge // built servers in service
 	ambiguousHosts prometheus.Gauge
 
@@ -38,6 +39,8 @@ func newMetrics(p *Pool, topK int) *metrics {
 		registry: prometheus.NewRegistry(),
 		tenants: prometheus.NewGauge(prometheus.GaugeOpts{Name: "userve_pool_tenants",
 			Help: "Tenants placed in this pool (their Secrets)."}),
+		invalid: prometheus.NewGauge(prometheus.GaugeOpts{Name: "userve_pool_tenants_invalid",
+			Help: "Tenants whose Secret holds no valid configuration (they answer 503; the pool's log says why)."}),
 		loaded: prometheus.NewGauge(prometheus.GaugeOpts{Name: "userve_pool_tenants_loaded",
 			Help: "Tenants whose server is built and in service (the others cost only their configuration)."}),
 		ambiguousHosts: prometheus.NewGauge(prometheus.GaugeOpts{Name: "userve_pool_ambiguous_hosts",
@@ -64,7 +67,7 @@ func newMetrics(p *Pool, topK int) *metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "userve_pool_requests_in_flight",
 			Help: "Requests being served, all tenants together."}),
 	}
-	m.registry.MustRegister(m.tenants, m.loaded, m.ambiguousHosts, m.activations, m.activationSeconds,
+	m.registry.MustRegister(m.tenants, m.invalid, m.loaded, m.ambiguousHosts, m.activations, m.activationSeconds,
 		m.evictions, m.reloads, m.closed, m.rejections, m.requests, m.latency, m.inFlight,
 		newTopTenants(p, topK),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -162,6 +162,14 @@ func (r *registry) upsert(p *Pool, s *corev1.Secret) {
 		r.unclaimLocked(t)
 		r.claimLocked(t, conf.hosts)
 	}
+	if invalid := conf.err != nil; invalid != t.invalid {
+		t.invalid = invalid
+		if invalid {
+			r.metrics.invalid.Inc()
+		} else {
+			r.metrics.invalid.Dec()
+		}
+	}
 	r.mu.Unlock()
 	if !t.setConf(conf) {
 		return
@@ -184,6 +192,9 @@ func (r *registry) remove(key string) {
 		delete(r.byKey, key)
 		r.unclaimLocked(t)
 		r.metrics.tenants.Dec()
+		if t.invalid {
+			r.metrics.invalid.Dec()
+		}
 	}
 	r.mu.Unlock()
 	if t != nil {

@@ -31,7 +31,9 @@ type tenant struct {
 	building *activation // the build in progress, which other requests wait for
 	removed  bool        // the Secret is gone
 
-	hosts []string // the hosts it claims (the registry's, under its lock)
+	// The registry's, under its lock.
+	hosts   []string // the hosts it claims
+	invalid bool     // its configuration is broken
 
 	inFlight atomic.Int64  // requests being served, against --tenant-max-inflight
 	requests atomic.Uint64 // answered, for the busiest-tenant metrics
