@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,19 +31,28 @@ import (
 )
 
 // kube is envtest's API server: the tenants' Secrets are real objects,
-// watched through a Role like the pool pod's.
-var kube *kubefixture.Env
+// watched through a Role like the pool pod's. It starts with the first
+// test that needs it (fuzzing workers, which run TestMain too, need none).
+var (
+	kube     *kubefixture.Env
+	kubeOnce sync.Once
+	kubeErr  error
+)
+
+func startKube(t *testing.T) {
+	t.Helper()
+	kubeOnce.Do(func() { kube, kubeErr = kubefixture.Start() })
+	if kubeErr != nil {
+		t.Fatalf("kubefixture: %v", kubeErr)
+	}
+}
 
 func TestMain(m *testing.M) {
-	e, err := kubefixture.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kubefixture:", err)
-		os.Exit(1)
-	}
-	kube = e
 	code := mongofixture.Run(m)
-	if err := e.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "kubefixture: stop:", err)
+	if kube != nil {
+		if err := kube.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "kubefixture: stop:", err)
+		}
 	}
 	os.Exit(code)
 }
@@ -69,6 +79,7 @@ type testHooks struct {
 // Secrets in its own namespace (the pod's Role), and waits for it to sync.
 func newPoolEnv(t *testing.T, opts Options, hooks testHooks) *poolEnv {
 	t.Helper()
+	startKube(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ns := fmt.Sprintf("pool-%d", nsSeq.Add(1))
 	k := kube.Client

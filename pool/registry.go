@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/config"
@@ -60,11 +61,13 @@ func confFromSecret(s *corev1.Secret, clusterDomain string) *tenantConf {
 }
 
 // parseHosts reads one Host name per line, then adds more, normalized,
-// without repeats.
+// without repeats. What is not a DNS name after normalizing (a blank line,
+// an IP, stray characters) is left out: no request's Host could match it.
 func parseHosts(data []byte, more []string) []string {
 	var hosts []string
 	add := func(h string) {
-		if h = v1alpha1.NormalizeHost(h); h != "" && !slices.Contains(hosts, h) {
+		h = v1alpha1.NormalizeHost(h)
+		if h != "" && len(validation.IsDNS1123Subdomain(h)) == 0 && !slices.Contains(hosts, h) {
 			hosts = append(hosts, h)
 		}
 	}
