@@ -2,8 +2,6 @@ package pool
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -69,9 +67,7 @@ func FuzzParseHosts(f *testing.F) {
 // informer's cache and its parsed configuration: 1,000 of them, with a
 // manifest of the size the operator writes, stay under 64 KiB each.
 func TestAnIdleTenantCostsLittle(t *testing.T) {
-	p := &Pool{log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: Options{ClusterDomain: v1alpha1.DefaultClusterDomain}}
-	p.metrics = newMetrics(p, 10)
-	p.registry = newRegistry(p.log, p.metrics)
+	p := newBarePool(Options{})
 	const n = 1000
 	secrets := make([]*corev1.Secret, 0, n) // the informer's cache holds them
 	before := heapInUse()
