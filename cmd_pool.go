@@ -40,6 +40,7 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 	listen := fs.String("listen", ":8080", "address of the tenants' APIs")
 	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics, never served on --listen; empty: no metrics")
 	idle := fs.Duration("idle-timeout", pool.DefaultIdleTimeout, "close a tenant's server (and its store connections) after this long without a request")
+	maxLoaded := fs.Int("max-loaded", 0, "tenants' servers built at once; beyond it the least recently used idle one is closed (0: only --idle-timeout bounds them)")
 	maxInFlight := fs.Int("tenant-max-inflight", pool.DefaultTenantMaxInFlight, "concurrent requests per tenant; more are answered 503 with Retry-After")
 	topTenants := fs.Int("metrics-top-tenants", pool.DefaultTopTenants, "how many of the busiest tenants get series of their own; 0: none")
 	clusterDomain := fs.String("cluster-domain", v1alpha1.DefaultClusterDomain, "the cluster's DNS domain, for the tenants' Service names")
@@ -70,6 +71,8 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 		return usageError("--namespace is required (or $%s, which the pool's pods get from the downward API)", envPodNamespace)
 	case *idle <= 0:
 		return usageError("--idle-timeout %s: want a positive duration such as 10m", *idle)
+	case *maxLoaded < 0:
+		return usageError("--max-loaded %d: want 0 (no bound) or more", *maxLoaded)
 	case *maxInFlight < 1:
 		return usageError("--tenant-max-inflight %d: want at least 1", *maxInFlight)
 	case *topTenants < 0:
@@ -99,7 +102,7 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 		*topTenants = -1 // pool.Options: negative is none
 	}
 	p, err := pool.New(kube, pool.Options{Pool: *name, Namespace: *namespace, ClusterDomain: *clusterDomain, Logger: log,
-		IdleTimeout: *idle, TenantMaxInFlight: *maxInFlight, CheckMemory: checkBudget, TopTenants: *topTenants})
+		IdleTimeout: *idle, MaxLoaded: *maxLoaded, TenantMaxInFlight: *maxInFlight, CheckMemory: checkBudget, TopTenants: *topTenants})
 	if err != nil {
 		return fail("%v", err)
 	}

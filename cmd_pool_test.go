@@ -19,6 +19,7 @@ func TestPoolRejectsBadFlags(t *testing.T) {
 		{nil, env, "--pool is required"},
 		{[]string{"--pool", "shared"}, envOf(nil), "--namespace is required (or $POD_NAMESPACE"},
 		{[]string{"--pool", "shared", "--idle-timeout", "0s"}, env, "--idle-timeout 0s: want a positive duration"},
+		{[]string{"--pool", "shared", "--max-loaded", "-1"}, env, "--max-loaded -1: want 0 (no bound) or more"},
 		{[]string{"--pool", "shared", "--tenant-max-inflight", "0"}, env, "--tenant-max-inflight 0: want at least 1"},
 		{[]string{"--pool", "shared", "--metrics-top-tenants", "-1"}, env, "--metrics-top-tenants -1: want 0 or more"},
 		{[]string{"--pool", "shared", "--listen", ":8080", "--metrics-listen", ":8080"}, env, `--metrics-listen ":8080" must differ from --listen`},

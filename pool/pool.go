@@ -53,6 +53,10 @@ type Options struct {
 
 	// IdleTimeout closes a tenant's server no request used for this long.
 	IdleTimeout time.Duration
+	// MaxLoaded bounds how many tenants' servers are built at once: an
+	// activation beyond it closes the least recently used idle one. 0: no
+	// bound but the idle timeout.
+	MaxLoaded int
 	// TenantMaxInFlight bounds each tenant's concurrent requests; the
 	// excess is answered 503 with Retry-After.
 	TenantMaxInFlight int
@@ -88,6 +92,7 @@ type Pool struct {
 
 	closing sync.WaitGroup // instances being closed
 	synced  atomic.Bool
+	loaded  atomic.Int64 // servers in service (the gauge, readable)
 }
 
 // New builds a pool reading its tenants' Secrets through the API server
@@ -196,11 +201,33 @@ func (p *Pool) evictLoop(ctx context.Context) {
 	}
 }
 
+// makeRoom closes least recently used idle servers, other than keep's,
+// while more than MaxLoaded are in service. Servers with requests in flight
+// are never closed: the bound is exceeded while every server is busy.
+func (p *Pool) makeRoom(keep *tenant) {
+	for p.opts.MaxLoaded > 0 && p.loaded.Load() > int64(p.opts.MaxLoaded) {
+		var oldest *tenant
+		var oldestUse time.Time
+		for _, t := range p.registry.all() {
+			if t == keep {
+				continue
+			}
+			if used, idle := t.idleSince(); idle && (oldest == nil || used.Before(oldestUse)) {
+				oldest, oldestUse = t, used
+			}
+		}
+		if oldest == nil || !oldest.evictIdle(oldestUse) {
+			return // all busy, or it was just used: the next activation tries again
+		}
+		p.metrics.evictions.WithLabelValues(evictCapacity).Inc()
+	}
+}
+
 // evictIdle closes every server idle since before now minus the timeout.
 func (p *Pool) evictIdle(now time.Time) {
 	for _, t := range p.registry.all() {
 		if t.evictIdle(now.Add(-p.opts.IdleTimeout)) {
-			p.metrics.evictions.Inc()
+			p.metrics.evictions.WithLabelValues(evictIdle).Inc()
 		}
 	}
 }
