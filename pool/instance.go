@@ -37,12 +37,16 @@ type instance struct {
 // start and close below become those two calls.
 func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error) {
 	began := time.Now()
+	var st *store.Store
 	defer func() {
 		// A panic while building (a configuration no test foresaw) fails
 		// this tenant's activation, not the process.
 		if v := recover(); v != nil {
 			p.log.Error("panic building a tenant's server", "tenant", t.name, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			inst, err = nil, fmt.Errorf("building the server failed: %v", v)
+			if st != nil {
+				_ = st.Close(context.Background())
+			}
 		}
 		result := "ok"
 		if err != nil {
@@ -53,7 +57,7 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	}()
 	cfg := conf.cfg
 	log := p.log.With("tenant", t.name)
-	st, err := store.Connect(cfg.MongoURI, cfg.Database,
+	st, err = store.Connect(cfg.MongoURI, cfg.Database,
 		store.WithLogger(log), store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...))
 	if err != nil {
 		return nil, err
