@@ -48,6 +48,11 @@ func TestPoolRejectsBadFlags(t *testing.T) {
 	if code := servePool(context.Background(), []string{"--no-such-flag"}, env, &bytes.Buffer{}, &stderr); code != 2 {
 		t.Errorf("an unknown flag exited %d, want 2", code)
 	}
+	stderr.Reset()
+	if code := servePool(context.Background(), []string{"--pool", "shared", "--allow-egress", "10.0.0.0/33"}, env, &bytes.Buffer{}, &stderr); code != 2 ||
+		!strings.HasPrefix(stderr.String(), `invalid value "10.0.0.0/33" for flag -allow-egress: "10.0.0.0/33" is not a CIDR range`) {
+		t.Errorf("a bad --allow-egress: exit %d, stderr %q", code, stderr.String())
+	}
 	if code := servePool(context.Background(), []string{"--help"}, env, &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
 		t.Errorf("--help exited %d, want 0", code)
 	}

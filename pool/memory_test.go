@@ -54,13 +54,11 @@ func TestALoadedTenantsHeap(t *testing.T) {
 		tn.release(inst, inst.lastUsed)
 	}
 	per := (heapInUse() - before) / n
-
 	t.Logf("%d loaded tenants: %.0f KiB of heap each", n, float64(per)/1024)
-	// Measured: about 980 KiB, 83% of it the tenant's router (gorilla/mux
-	// compiles a regular expression per route, ~680 KiB per server;
-	// docs/pools.md). The bound catches a regression, not the goal.
-	if per > 1536<<10 {
-		t.Errorf("a loaded tenant holds %d bytes of heap, more than 1.5 MiB", per)
+	// Measured: about 120 KiB (980 KiB before servers shared their
+	// compiled route table; docs/pools.md). The bound catches a regression.
+	if per > 256<<10 {
+		t.Errorf("a loaded tenant holds %d bytes of heap, more than 256 KiB", per)
 	}
 }
 
