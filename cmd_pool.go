@@ -19,12 +19,6 @@ import (
 	"userve.dev/userve/pool"
 )
 
-// The pool pod's namespace and name (the downward API).
-const (
-	envPodNamespace = "POD_NAMESPACE"
-	envPodName      = "POD_NAME"
-)
-
 // runPool is `userve pool`: many tenants of one UserServicePool in one
 // process (docs/pools.md).
 func runPool(args []string) int {
@@ -40,7 +34,7 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 	fs := flag.NewFlagSet("userve pool", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	name := fs.String("pool", "", "the UserServicePool this process serves (required)")
-	namespace := fs.String("namespace", "", "the pool's namespace, where its tenants' Secrets are (default: $"+envPodNamespace+")")
+	namespace := fs.String("namespace", "", "the pool's namespace, where its tenants' Secrets are (default: $"+v1alpha1.EnvPodNamespace+")")
 	listen := fs.String("listen", ":8080", "address of the tenants' APIs")
 	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics, never served on --listen; empty: no metrics")
 	idle := fs.Duration("idle-timeout", pool.DefaultIdleTimeout, "close a tenant's server (and its store connections) after this long without a request")
@@ -68,7 +62,7 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 		return 2
 	}
 	if *namespace == "" {
-		*namespace = getenv(envPodNamespace)
+		*namespace = getenv(v1alpha1.EnvPodNamespace)
 	}
 	var level slog.Level
 	switch {
@@ -77,7 +71,7 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 	case *name == "":
 		return usageError("--pool is required: the UserServicePool this process serves")
 	case *namespace == "":
-		return usageError("--namespace is required (or $%s, which the pool's pods get from the downward API)", envPodNamespace)
+		return usageError("--namespace is required (or $%s, which the pool's pods get from the downward API)", v1alpha1.EnvPodNamespace)
 	case *idle <= 0:
 		return usageError("--idle-timeout %s: want a positive duration such as 10m", *idle)
 	case *maxLoaded < 0:
@@ -111,7 +105,7 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 		*topTenants = -1 // pool.Options: negative is none
 	}
 	p, err := pool.New(kube, pool.Options{Pool: *name, Namespace: *namespace, ClusterDomain: *clusterDomain, Logger: log,
-		Egress: egress.New(egress.Options{Allow: allowEgress}), PodName: getenv(envPodName),
+		Egress: egress.New(egress.Options{Allow: allowEgress}), PodName: getenv(v1alpha1.EnvPodName),
 		IdleTimeout: *idle, MaxLoaded: *maxLoaded, TenantMaxInFlight: *maxInFlight, CheckMemory: checkBudget, TopTenants: *topTenants})
 	if err != nil {
 		return fail("%v", err)
