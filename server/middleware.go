@@ -14,7 +14,9 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"userve.dev/userve/openapi"
 	"userve.dev/userve/server/account"
+	"userve.dev/userve/server/console"
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/minapp"
 	"userve.dev/userve/server/telemetry"
@@ -317,7 +319,9 @@ func bulkLimits(path string) (body int64, timeout time.Duration, ok bool) {
 		switch path {
 		case prefix + "/v1/import/users/":
 			return minapp.MaxImportBodyBytes, ImportRequestTimeout, true
-		case prefix + "/v1/export/users/":
+		case prefix + "/v1/export/users/", prefix + openapi.ConsolePath + console.ExportPath:
+			// The console's download is this export, streamed (the
+			// in-process export route extends the deadlines).
 			return httpx.MaxBody, ExportRequestTimeout, true
 		}
 	}

@@ -43,6 +43,9 @@ type API interface {
 	// Do runs method path (with its query; body JSON or nil) as admin; r
 	// is the console request being served.
 	Do(r *http.Request, admin, method, path string, body []byte) Answer
+	// Stream runs a bodiless request as admin, its answer written to w as
+	// it comes (a download too large to hold: the export).
+	Stream(w http.ResponseWriter, r *http.Request, admin, method, path string)
 	// CheckToken is the management API's admin token check: the token's
 	// name, compared in constant time.
 	CheckToken(token string) (name string, ok bool)
@@ -116,6 +119,8 @@ func (h *Handler) routes() {
 	for name, act := range h.userActions() {
 		h.mux.HandleFunc("POST "+b+"/users/{id}/"+name, h.action(act))
 	}
+	// Groups, import and export, audit log, deliveries (more.go).
+	h.moreRoutes()
 }
 
 // ServeHTTP answers with the console's security headers on every answer.

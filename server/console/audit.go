@@ -1,0 +1,129 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"userve.dev/userve/openapi"
+)
+
+// The audit log (GET audit/): GET /v1/audit/ with the form's filters
+// (admin, action, user, time range in UTC), newest first, a page at a
+// time. Read-only: the API has no route that changes an entry.
+
+// auditLimits are the page sizes offered.
+var auditLimits = []int64{50, 100, 200}
+
+// auditTimeLayout is how the form's datetime-local inputs send a time.
+const auditTimeLayout = "2006-01-02T15:04"
+
+type auditData struct {
+	Q          url.Values
+	Entries    []map[string]any
+	Actions    []string // every action an entry may name, for the filter's suggestions
+	Limits     []int64
+	Limit      int64
+	From, To   int64
+	Prev, Next string
+	Problems   []string
+}
+
+func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
+	q := r.URL.Query()
+	d := &auditData{Q: q, Actions: auditActions(), Limits: auditLimits, Limit: auditLimits[0]}
+	v.Title, v.Data = v.Lang.T("audit_title"), d
+	if n, err := strconv.ParseInt(q.Get("limit"), 10, 64); err == nil && n >= 1 && n <= 1000 {
+		d.Limit = n
+	}
+	offset, _ := strconv.ParseInt(q.Get("offset"), 10, 64)
+	offset = max(offset, 0)
+	params := url.Values{"limit": {itoa(d.Limit)}}
+	if offset > 0 {
+		params.Set("offset", itoa(offset))
+	}
+	for _, k := range []string{"admin", "action"} {
+		if s := strings.TrimSpace(q.Get(k)); s != "" {
+			params.Set(k, s)
+		}
+	}
+	if s := strings.TrimSpace(q.Get("user_id")); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err != nil || n < 1 {
+			d.Problems = append(d.Problems, v.Lang.Tf("err_not_integer", v.Lang.T("f_user_id"), s))
+		} else {
+			params.Set("user_id", s)
+		}
+	}
+	for _, k := range []string{"since", "until"} {
+		s := strings.TrimSpace(q.Get(k))
+		if s == "" {
+			continue
+		}
+		// until is exclusive in the API: the whole minute (or second)
+		// typed is included.
+		t, err := time.Parse(auditTimeLayout, s)
+		step := time.Minute
+		if err != nil {
+			t, err = time.Parse(auditTimeLayout+":05", s)
+			step = time.Second
+		}
+		if err != nil {
+			d.Problems = append(d.Problems, v.Lang.Tf("err_not_datetime", v.Lang.T("audit_"+k), s))
+			continue
+		}
+		if k == "until" {
+			t = t.Add(step)
+		}
+		params.Set(k, itoa(t.Unix()))
+	}
+	if len(d.Problems) > 0 {
+		h.render(w, http.StatusBadRequest, "audit", v)
+		return
+	}
+	ans := h.call(r, v, http.MethodGet, "/v1/audit/?"+params.Encode(), nil)
+	if !ans.OK() {
+		v.Error = ans.Message()
+		h.render(w, ans.Status, "audit", v)
+		return
+	}
+	d.Entries, _ = ans.List()
+	meta, _ := ans.Object()["meta"].(map[string]any)
+	if len(d.Entries) > 0 {
+		d.From, d.To = offset+1, offset+int64(len(d.Entries))
+	}
+	page := func(off int64) string {
+		p := url.Values{}
+		for k, vs := range q {
+			p[k] = vs
+		}
+		p.Set("offset", itoa(off))
+		return h.base + "/audit/?" + p.Encode()
+	}
+	if offset > 0 {
+		d.Prev = page(max(offset-d.Limit, 0))
+	}
+	if next, _ := meta["next"].(string); next != "" {
+		d.Next = page(offset + d.Limit)
+	}
+	h.render(w, http.StatusOK, "audit", v)
+}
+
+// auditActions are the management operations and the console's own
+// entries, sorted.
+func auditActions() []string {
+	seen := map[string]bool{"consoleLogin": true, "consoleLogout": true}
+	for route, id := range openapi.ManagementOperationIDs() {
+		if !strings.HasPrefix(route, http.MethodGet+" ") || strings.HasSuffix(route, "/export/users/") {
+			seen[id] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for id := range seen {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
