@@ -29,8 +29,9 @@ function fmt(text) {
 
 // splitRecords cuts a file into its records' texts: JSON Lines (one
 // object a line) or a JSON array, whose elements are cut without being
-// parsed (ids and amounts keep every digit). It throws a message for a
-// file that is neither.
+// parsed (ids and amounts keep every digit) and put on one line each (a
+// raw line break in JSON is only ever white space between tokens). It
+// throws a message for a file that is neither.
 function splitRecords(text, msgs) {
   if (text.charCodeAt(0) === 0xfeff) {
     text = text.slice(1);
@@ -46,6 +47,9 @@ function splitRecords(text, msgs) {
     throw msgs.notJSON;
   }
   var out = [], depth = 0, from = -1, inString = false;
+  var push = function (to) {
+    out.push(text.slice(from, to).trim().replace(/[\r\n]+/g, " "));
+  };
   for (var i = start + 1; i < text.length; i++) {
     var c = text[i];
     if (inString) {
@@ -69,14 +73,14 @@ function splitRecords(text, msgs) {
     } else if (c === "}" || c === "]") {
       if (depth === 0) { // the array's end
         if (from >= 0) {
-          out.push(text.slice(from, i).trim());
+          push(i);
         }
         return out;
       }
       depth--;
     } else if (depth === 0 && c === ",") {
       if (from >= 0) {
-        out.push(text.slice(from, i).trim());
+        push(i);
       }
       from = -1;
     } else if (depth === 0 && from < 0 && !/\s/.test(c)) {
