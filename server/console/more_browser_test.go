@@ -79,6 +79,22 @@ func (e *env) userGroups(id int64) []int64 {
 	return out
 }
 
+// onPhone shows the page at a phone's width and fails if anything but a
+// table's own scroll box is wider than the screen; the screenshot is
+// name; then the viewport is the tests' desktop size again.
+func (tb *tab) onPhone(name string) {
+	tb.t.Helper()
+	tb.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	wide := value(tb, "overflow", chromedp.Evaluate[[]string](`[...document.querySelectorAll("body *")]
+		.filter(el => !el.closest(".scroll") && el.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+		.map(el => el.tagName + (el.id ? "#" + el.id : ""))`))
+	if len(wide) != 0 {
+		tb.t.Fatalf("%s on a phone: wider than the screen: %v", name, wide)
+	}
+	tb.screenshot(name)
+	tb.do("desktop viewport", chromedp.EmulateViewport(1280, 900)) // the tabs' size
+}
+
 // auditFilter filters the audit page by the signed-in admin and action
 // through its form and answers the rows' "action users" texts.
 func (tb *tab) auditFilter(admin, action string) []string {
@@ -146,7 +162,6 @@ func TestGroupsInBrowser(t *testing.T) {
 			t.Fatalf("group %v: parent %v, want %d", g["name"], g["parent"], vip)
 		}
 	}
-	tb.screenshot("groups")
 
 	// Batch: three users ticked on the list, added to golden in one go.
 	tb.open("/users/?order=user_id")
@@ -174,6 +189,13 @@ func TestGroupsInBrowser(t *testing.T) {
 	if slices.Contains(e.userGroups(ids[2]), gold) || !slices.Contains(e.userGroups(ids[0]), gold) {
 		t.Fatalf("after removing user %d: %v / %v", ids[2], e.userGroups(ids[2]), e.userGroups(ids[0]))
 	}
+
+	tb.open("/groups/")
+	if got := tb.text(fmt.Sprintf("#group-%d", gold)); !strings.Contains(got, "2 members") {
+		t.Fatalf("golden on the groups page: %q", got)
+	}
+	tb.screenshot("groups")
+	tb.onPhone("groups-phone")
 
 	// Delete silver: the confirmation box must be ticked.
 	tb.open(fmt.Sprintf("/groups/%d/", silver))
@@ -205,7 +227,11 @@ func TestGroupsInBrowser(t *testing.T) {
 	if n := tb.unlabelled(); n != 0 {
 		t.Fatalf("audit page: %d unlabelled controls", n)
 	}
+	if rows := tb.auditFilter("alice", ""); len(rows) != 9 { // the eight above and the sign-in
+		t.Fatalf("alice's entries: %q", rows)
+	}
 	tb.screenshot("audit")
+	tb.onPhone("audit-phone")
 }
 
 // thinkSNSFile is a ThinkSNS users export of n records as a pretty JSON
@@ -288,6 +314,7 @@ func TestImportExportInBrowser(t *testing.T) {
 		t.Fatalf("status: %q", got)
 	}
 	tb.screenshot("import")
+	tb.onPhone("import-phone")
 
 	// Export: the download holds every user, one JSON line each.
 	dir := t.TempDir()
