@@ -55,7 +55,9 @@ type Server struct {
 
 	hserve *hserve.Handler // nil while the MinApp SDK dialect is off
 
-	router   *mux.Router // the routes, which the console calls in-process
+	router *mux.Router  // the routes, which the console calls in-process
+	events *eventWorker // nil without spec.events.webhook (events.go)
+
 	handler  http.Handler
 	timeouts HTTPTimeouts
 	openapi  *openAPIDocs
@@ -76,6 +78,11 @@ type Options struct {
 	// AuditLog wraps the store's audit log writes (default: the store);
 	// tests pass one whose writes fail.
 	AuditLog func(*store.Store) AuditWriter
+	// EventsHTTP sends the events to spec.events.webhook (default:
+	// DefaultEventsClient). A shared pool passes its egress-guarded client.
+	EventsHTTP *http.Client
+	// Events tune the event delivery worker (retries, leases; tests).
+	Events EventsOptions
 }
 
 // HTTPTimeouts are an http.Server's connection deadlines. Every request is
@@ -132,6 +139,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	if opts.AuditLog != nil {
 		s.audit = opts.AuditLog(st)
 	}
+	s.events = newEventWorker(s, opts.EventsHTTP, opts.Events)
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
 	s.minapp.Accounts = s.accounts
@@ -202,6 +210,9 @@ func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listene
 			s.started()
 		}
 	}()
+	// The event worker waits for the store by itself.
+	s.StartEvents(bg)
+	defer s.StopEvents()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
