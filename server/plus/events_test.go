@@ -128,6 +128,8 @@ func types(ps []server.EventPayload) []string {
 	return out
 }
 
+const eventsClientID = "events0123456789abcd"
+
 // fastEvents are delivery knobs that make retries, leases and dead
 // letters happen within a test.
 var fastEvents = server.EventsOptions{Poll: 50 * time.Millisecond, RetryFirst: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
@@ -150,6 +152,7 @@ func eventsTenant(t *testing.T, rc *receiver, opts server.EventsOptions, only ..
 func TestEventsEveryTypeOnceByItsPath(t *testing.T) {
 	rc := newReceiver(t)
 	tn := eventsTenant(t, rc, fastEvents)
+	tn.spec.API.HServe = &v1alpha1.HServeAPISpec{Enabled: true, ClientID: eventsClientID}
 	rp := tn.replica()
 
 	id, _ := tn.register(rp, "alice", "13800000001", "secret-alice")
@@ -209,6 +212,20 @@ func TestEventsEveryTypeOnceByItsPath(t *testing.T) {
 			t.Errorf("imported user %d's events %v", id, ts)
 		}
 	}
+	// The MinApp SDK dialect: registration (a created user and its first
+	// session) and a login, both through /hserve.
+	sdk := "X-Hydrogen-Client-ID: " + eventsClientID
+	m := expect(t, rp.call("POST", "/hserve/v2.1/register/username/", "", map[string]any{"username": "kim_sdk", "password": "secret-kim"}, sdk), http.StatusCreated).obj(t)
+	kim := int64(m["user_id"].(float64))
+	expect(t, rp.call("POST", "/hserve/v2.1/login/username/", "", map[string]any{"username": "kim_sdk", "password": "secret-kim"}, sdk), http.StatusCreated)
+	got = rc.waitFor("kim's events", func(got []server.EventPayload) bool { return len(ofUser(got, kim)) >= 3 })
+	if ts := types(ofUser(got, kim)); !slices.Equal(ts, []string{"user.created", "user.login", "user.login"}) {
+		t.Errorf("kim's events %v", ts)
+	}
+	if d := ofUser(got, kim)[2].Data; d["api"] != "hserve" || d["method"] != "password" {
+		t.Errorf("an SDK login's data %v", d)
+	}
+
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	for id, n := range rc.count {
