@@ -18,8 +18,8 @@ import (
 // auditLimits are the page sizes offered.
 var auditLimits = []int64{50, 100, 200}
 
-// auditTimeLayout is how the form's datetime-local inputs send a time.
-const auditTimeLayout = "2006-01-02T15:04"
+// formTimeLayout is how a form's datetime-local input sends a time.
+const formTimeLayout = "2006-01-02T15:04"
 
 type auditData struct {
 	Q          url.Values
@@ -57,28 +57,7 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 			params.Set("user_id", s)
 		}
 	}
-	for _, k := range []string{"since", "until"} {
-		s := strings.TrimSpace(q.Get(k))
-		if s == "" {
-			continue
-		}
-		// until is exclusive in the API: the whole minute (or second)
-		// typed is included.
-		t, err := time.Parse(auditTimeLayout, s)
-		step := time.Minute
-		if err != nil {
-			t, err = time.Parse(auditTimeLayout+":05", s)
-			step = time.Second
-		}
-		if err != nil {
-			d.Problems = append(d.Problems, v.Lang.Tf("err_not_datetime", v.Lang.T("audit_"+k), s))
-			continue
-		}
-		if k == "until" {
-			t = t.Add(step)
-		}
-		params.Set(k, itoa(t.Unix()))
-	}
+	d.Problems = append(d.Problems, timeRange(q, params, v.Lang)...)
 	if len(d.Problems) > 0 {
 		h.render(w, http.StatusBadRequest, "audit", v)
 		return
@@ -94,14 +73,7 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 	if len(d.Entries) > 0 {
 		d.From, d.To = offset+1, offset+int64(len(d.Entries))
 	}
-	page := func(off int64) string {
-		p := url.Values{}
-		for k, vs := range q {
-			p[k] = vs
-		}
-		p.Set("offset", itoa(off))
-		return h.base + "/audit/?" + p.Encode()
-	}
+	page := func(off int64) string { return withOffset(h.base+"/audit/", q, off) }
 	if offset > 0 {
 		d.Prev = page(max(offset-d.Limit, 0))
 	}
@@ -109,6 +81,44 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 		d.Next = page(offset + d.Limit)
 	}
 	h.render(w, http.StatusOK, "audit", v)
+}
+
+// withOffset is path with the query q at another offset (a pager link).
+func withOffset(path string, q url.Values, offset int64) string {
+	p := url.Values{}
+	for k, vs := range q {
+		p[k] = vs
+	}
+	p.Set("offset", itoa(offset))
+	return path + "?" + p.Encode()
+}
+
+// timeRange puts the form's since and until (datetime-local, UTC) into
+// params as the API's unix seconds, or says what is wrong with them. The
+// API's until is exclusive: the whole minute (or second) typed is
+// included.
+func timeRange(q, params url.Values, l lang) (problems []string) {
+	for _, k := range []string{"since", "until"} {
+		s := strings.TrimSpace(q.Get(k))
+		if s == "" {
+			continue
+		}
+		t, err := time.Parse(formTimeLayout, s)
+		step := time.Minute
+		if err != nil {
+			t, err = time.Parse(formTimeLayout+":05", s)
+			step = time.Second
+		}
+		if err != nil {
+			problems = append(problems, l.Tf("err_not_datetime", l.T("range_"+k), s))
+			continue
+		}
+		if k == "until" {
+			t = t.Add(step)
+		}
+		params.Set(k, itoa(t.Unix()))
+	}
+	return problems
 }
 
 // auditActions are the management operations and the console's own

@@ -45,10 +45,19 @@ var moreMessages = map[lang]map[string]string{
 		"export_hint":       "Every user as JSON Lines in userve's import format (profile, custom fields, groups, follows, balances), streamed as it is read.",
 		"export_hashes":     "Include password hashes (sensitive; the export is audited)", "export_download": "Download the export",
 
-		"audit_title": "Audit log", "audit_admin": "Admin", "audit_action": "Action", "audit_since": "From (UTC)",
-		"audit_until": "Until (UTC)", "audit_users": "Users", "audit_request": "Request", "audit_changes": "Changes",
+		"audit_title": "Audit log", "audit_admin": "Admin", "audit_action": "Action", "range_since": "From (UTC)",
+		"range_until": "Until (UTC)", "audit_users": "Users", "audit_request": "Request", "audit_changes": "Changes",
 		"audit_shown": "entries %d–%d, newest first", "audit_none": "No entry matches.", "audit_utc": "times in UTC",
 		"audit_n_changes": "%d fields", "audit_truncated": "More changes were cut from this entry.",
+
+		"nav_deliveries": "Deliveries", "deliveries_title": "Event deliveries",
+		"deliveries_webhook": "Events are sent to", "deliveries_off": "No webhook is configured (spec.events.webhook): no event is recorded.",
+		"delivery_event": "Event", "delivery_created": "Created", "delivery_attempts": "Attempts", "delivery_last": "Last attempt",
+		"delivery_details": "Details", "delivery_show": "Attempts and payload", "delivery_retry": "Retry",
+		"delivery_pending": "pending", "delivery_delivered": "delivered", "delivery_dead": "dead",
+		"delivery_next": "next attempt", "delivery_delivered_at": "delivered", "delivery_dead_at": "given up",
+		"deliveries_total": "%d deliveries", "deliveries_none": "No delivery matches.",
+		"err_no_delivery": "No such delivery.", "done_delivery_retried": "The delivery is pending again: it will be sent shortly.",
 	},
 	langZH: {
 		"nav_groups": "分组", "nav_transfer": "导入导出", "nav_audit": "审计日志",
@@ -92,9 +101,18 @@ var moreMessages = map[lang]map[string]string{
 		"export_hint":       "以 userve 导入格式的 JSON Lines 导出全部用户（资料、自定义字段、分组、关注、余额），边读边下载。",
 		"export_hashes":     "包含密码哈希（敏感；导出会记入审计日志）", "export_download": "下载导出文件",
 
-		"audit_title": "审计日志", "audit_admin": "管理员", "audit_action": "操作", "audit_since": "起始时间（UTC）",
-		"audit_until": "截止时间（UTC）", "audit_users": "用户", "audit_request": "请求", "audit_changes": "变更",
+		"audit_title": "审计日志", "audit_admin": "管理员", "audit_action": "操作", "range_since": "起始时间（UTC）",
+		"range_until": "截止时间（UTC）", "audit_users": "用户", "audit_request": "请求", "audit_changes": "变更",
 		"audit_shown": "第 %d–%d 条，最新在前", "audit_none": "没有符合条件的记录。", "audit_utc": "时间为 UTC",
 		"audit_n_changes": "%d 个字段", "audit_truncated": "该记录的部分变更已截断。",
+
+		"nav_deliveries": "事件投递", "deliveries_title": "事件投递",
+		"deliveries_webhook": "事件发送至", "deliveries_off": "未配置 webhook（spec.events.webhook）：不记录任何事件。",
+		"delivery_event": "事件", "delivery_created": "创建时间", "delivery_attempts": "尝试次数", "delivery_last": "最近一次尝试",
+		"delivery_details": "详情", "delivery_show": "尝试记录与内容", "delivery_retry": "重试",
+		"delivery_pending": "待投递", "delivery_delivered": "已投递", "delivery_dead": "已放弃",
+		"delivery_next": "下次尝试", "delivery_delivered_at": "投递于", "delivery_dead_at": "放弃于",
+		"deliveries_total": "共 %d 条投递", "deliveries_none": "没有符合条件的投递。",
+		"err_no_delivery": "投递不存在。", "done_delivery_retried": "该投递已重新排队，稍后发送。",
 	},
 }

@@ -11,6 +11,7 @@ func init() {
 		navItem{Key: "nav_groups", Path: "/groups/"},
 		navItem{Key: "nav_transfer", Path: "/transfer/"},
 		navItem{Key: "nav_audit", Path: "/audit/"},
+		navItem{Key: "nav_deliveries", Path: "/deliveries/"},
 	)
 	for l, msgs := range moreMessages {
 		for k, s := range msgs {
@@ -40,4 +41,7 @@ func (h *Handler) moreRoutes() {
 	h.mux.HandleFunc("GET "+b+ExportPath, h.page(h.export))
 	// The audit log (audit.go).
 	h.mux.HandleFunc("GET "+b+"/audit/{$}", h.page(h.auditPage))
+	// Event deliveries (deliveries.go).
+	h.mux.HandleFunc("GET "+b+"/deliveries/{$}", h.page(h.deliveriesPage))
+	h.mux.HandleFunc("POST "+b+"/deliveries/{id}/retry", h.action(h.retryDelivery))
 }

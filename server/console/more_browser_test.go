@@ -4,16 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server"
+	"userve.dev/userve/server/config"
 )
 
 // Helpers of the browser tests of the groups, import/export, audit and
@@ -358,3 +366,113 @@ func TestImportExportInBrowser(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// hook is the tenant's backend receiving events: it fails (500) while
+// down.
+type hook struct {
+	srv  *httptest.Server
+	down atomic.Bool
+}
+
+func newHook(t *testing.T) *hook {
+	h := &hook{}
+	h.down.Store(true)
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if h.down.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// newEventsEnv is env with a webhook for user.created at hk, retries
+// within milliseconds and dead letters after a minute of the env's clock.
+func newEventsEnv(t *testing.T, hk *hook) *env {
+	spec := consoleSpec()
+	spec.Events.Webhook = &v1alpha1.EventWebhookSpec{URL: hk.srv.URL + "/hooks/userve",
+		SecretRef: &v1alpha1.SecretKeyRef{Name: "events", Key: "secret"}, Events: []v1alpha1.EventType{v1alpha1.EventUserCreated}}
+	return newEnvWith(t, spec, func(c *config.Config, o *server.Options) {
+		c.EventsSecret = "console-events-secret-0123456789"
+		o.Events = server.EventsOptions{Poll: 20 * time.Millisecond, RetryFirst: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+			Lease: 2 * time.Second, Grace: time.Second, DeadAfter: time.Minute}
+	})
+}
+
+// waitDelivery waits until user id's user.created delivery has status,
+// moving the clock past the dead-letter age when waiting for "dead".
+func (e *env) waitDelivery(user int64, status string) map[string]any {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	moved := false
+	for {
+		_, body := e.api("GET", fmt.Sprintf("/userve/v1/events/deliveries/?user_id=%d", user), nil)
+		if objs, _ := body["objects"].([]any); len(objs) == 1 {
+			d := objs[0].(map[string]any)
+			if d["status"] == status {
+				return d
+			}
+			if status == "dead" && !moved && num(e.t, d["attempts"]) >= 1 {
+				e.clock.Add(2 * time.Minute) // the next failure is past DeadAfter
+				moved = true
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("user %d's delivery never became %s: %v", user, status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The deliveries page lists the delivery log with its filters; a dead
+// delivery is retried with its button (CSRF-checked), reaches the
+// backend once it is up, and the retry is in the audit log under the
+// admin's name.
+func TestDeliveriesInBrowser(t *testing.T) {
+	hk := newHook(t)
+	e := newEventsEnv(t, hk)
+	_, lost := e.api("POST", "/userve/v2.0/miniapp/user_profile/", map[string]any{"nickname": "lost"})
+	lostID := num(t, lost["user_id"])
+	dead := e.waitDelivery(lostID, "dead")
+	hk.down.Store(false)
+	_, fine := e.api("POST", "/userve/v2.0/miniapp/user_profile/", map[string]any{"nickname": "fine"})
+	fineID := num(t, fine["user_id"])
+	e.waitDelivery(fineID, "delivered")
+
+	tb := e.tab(1280, 900)
+	tb.signIn(adminToken)
+	tb.open("/deliveries/")
+	if got := tb.text("#delivery-total"); !strings.Contains(got, "2 deliveries") {
+		t.Fatalf("unfiltered: %q", got)
+	}
+	if n := tb.unlabelled(); n != 0 {
+		t.Fatalf("deliveries page: %d unlabelled controls", n)
+	}
+	tb.choose("#d-status", "dead")
+	tb.submit("#delivery-apply", "#deliveries")
+	rows := tb.text("#deliveries tbody")
+	shown := value(tb, "rows", chromedp.Evaluate[[]string](`[...document.querySelectorAll("#deliveries tr.delivery")].map(tr => tr.id)`))
+	if len(shown) != 1 || shown[0] != fmt.Sprintf("delivery-%v", dead["id"]) || !strings.Contains(rows, "user.created") {
+		t.Fatalf("dead deliveries: %v %q", shown, rows)
+	}
+	if !strings.Contains(rows, "HTTP 500") {
+		t.Fatalf("the dead delivery's last attempt is not shown: %q", rows)
+	}
+	tb.screenshot("deliveries")
+	tb.onPhone("deliveries-phone")
+	tb.submit(fmt.Sprintf("#retry-%v", dead["id"]), "#flash")
+	if got := tb.text("#flash"); !strings.Contains(got, "pending again") {
+		t.Fatalf("after the retry: %q", got)
+	}
+	e.waitDelivery(lostID, "delivered")
+	tb.open("/deliveries/?status=delivered")
+	if got := tb.text("#delivery-total"); !strings.Contains(got, "2 deliveries") {
+		t.Fatalf("delivered after the retry: %q", got)
+	}
+	if rows := tb.auditFilter("alice", "retryEventDelivery"); len(rows) != 1 || !strings.HasPrefix(rows[0], "alice retryEventDelivery") {
+		t.Fatalf("audit of the retry: %q", rows)
+	}
+}
