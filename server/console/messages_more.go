@@ -52,7 +52,7 @@ var moreMessages = map[lang]map[string]string{
 
 		"nav_deliveries": "Deliveries", "deliveries_title": "Event deliveries",
 		"deliveries_webhook": "Events are sent to", "deliveries_off": "No webhook is configured (spec.events.webhook): no event is recorded.",
-		"delivery_event": "Event", "delivery_created": "Created", "delivery_attempts": "Attempts", "delivery_last": "Last attempt",
+		"delivery_event": "Event", "delivery_user": "User", "delivery_created": "Created", "delivery_attempts": "Attempts", "delivery_last": "Last attempt",
 		"delivery_details": "Details", "delivery_show": "Attempts and payload", "delivery_retry": "Retry",
 		"delivery_pending": "pending", "delivery_delivered": "delivered", "delivery_dead": "dead",
 		"delivery_next": "next attempt", "delivery_delivered_at": "delivered", "delivery_dead_at": "given up",
@@ -108,7 +108,7 @@ var moreMessages = map[lang]map[string]string{
 
 		"nav_deliveries": "事件投递", "deliveries_title": "事件投递",
 		"deliveries_webhook": "事件发送至", "deliveries_off": "未配置 webhook（spec.events.webhook）：不记录任何事件。",
-		"delivery_event": "事件", "delivery_created": "创建时间", "delivery_attempts": "尝试次数", "delivery_last": "最近一次尝试",
+		"delivery_event": "事件", "delivery_user": "用户", "delivery_created": "创建时间", "delivery_attempts": "尝试次数", "delivery_last": "最近一次尝试",
 		"delivery_details": "详情", "delivery_show": "尝试记录与内容", "delivery_retry": "重试",
 		"delivery_pending": "待投递", "delivery_delivered": "已投递", "delivery_dead": "已放弃",
 		"delivery_next": "下次尝试", "delivery_delivered_at": "投递于", "delivery_dead_at": "放弃于",

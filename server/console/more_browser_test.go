@@ -472,6 +472,13 @@ func TestDeliveriesInBrowser(t *testing.T) {
 	if got := tb.text("#delivery-total"); !strings.Contains(got, "2 deliveries") {
 		t.Fatalf("delivered after the retry: %q", got)
 	}
+	// In Chinese, switched with the link at the top.
+	tb.submit(`a[hreflang="zh"]`, "#deliveries")
+	if got := tb.text("h1"); got != "事件投递" {
+		t.Fatalf("the Chinese page's title: %q", got)
+	}
+	tb.screenshot("deliveries-zh")
+	tb.submit(`a[hreflang="en"]`, "#deliveries")
 	if rows := tb.auditFilter("alice", "retryEventDelivery"); len(rows) != 1 || !strings.HasPrefix(rows[0], "alice retryEventDelivery") {
 		t.Fatalf("audit of the retry: %q", rows)
 	}
