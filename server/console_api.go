@@ -53,6 +53,16 @@ func (c consoleAPI) Do(r *http.Request, admin, method, path string, body []byte)
 // console's login form: constant time, every token compared.
 func (c consoleAPI) CheckToken(token string) (string, bool) { return c.s.adminTokenName(token) }
 
+// TokenKeys are the digests of the admin tokens, which a console session
+// must still be signed in with.
+func (c consoleAPI) TokenKeys() []string {
+	keys := make([]string, 0, len(c.s.adminTokens))
+	for _, t := range c.s.adminTokens {
+		keys = append(keys, console.TokenKey(string(t.token)))
+	}
+	return keys
+}
+
 // answerRecorder keeps an in-process answer.
 type answerRecorder struct {
 	header http.Header

@@ -106,6 +106,7 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 	route(del, "/v1/users/{user_id}/sessions/", h.EndUserSessions)
 	route(del, "/v1/users/{user_id}/sessions/{session_id}/", h.EndUserSession)
 	route(get, "/v1/users/{user_id}/logins/", h.ListUserLogins)
+	route(get, "/v1/users/{user_id}/overview/", h.UserOverview)
 
 	// User merge (issue 14; minapp/merge.go).
 	route(post, "/v1/user-merge/", h.MergeUsers)

@@ -49,6 +49,8 @@ type API interface {
 	// CheckToken is the management API's admin token check: the token's
 	// name, compared in constant time.
 	CheckToken(token string) (name string, ok bool)
+	// TokenKeys are the SHA-256s (hex) of the tenant's admin tokens now.
+	TokenKeys() []string
 }
 
 // Options are New's dependencies.
@@ -80,6 +82,7 @@ type Handler struct {
 	mux    *http.ServeMux
 	pages  map[string]*template.Template
 	fields []v1alpha1.CustomField
+	keys   map[string]bool // the admin tokens' SHA-256s: a session's token must be one
 }
 
 // New builds the console.
@@ -96,6 +99,10 @@ func New(o Options) *Handler {
 	h := &Handler{o: o, base: o.Prefix + "/console", mux: http.NewServeMux(), pages: parsePages()}
 	if o.Spec != nil {
 		h.fields = o.Spec.Profile.CustomFields
+	}
+	h.keys = map[string]bool{}
+	for _, k := range o.API.TokenKeys() {
+		h.keys[k] = true
 	}
 	h.routes()
 	return h
@@ -121,6 +128,9 @@ func (h *Handler) routes() {
 	}
 	// Groups, import and export, audit log, deliveries (more.go).
 	h.moreRoutes()
+
+	// Anything else under the console is a page that does not exist.
+	h.mux.HandleFunc(b+"/", func(w http.ResponseWriter, r *http.Request) { h.fail(w, r, nil, http.StatusNotFound, "err_not_found") })
 }
 
 // ServeHTTP answers with the console's security headers on every answer.

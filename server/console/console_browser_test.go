@@ -30,7 +30,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("login page: %d unlabelled controls", n)
 	}
 	tb.screenshot("login")
-	tb.signIn(adminToken)
+	// By keyboard: the token field has the focus, Enter signs in.
+	if focused := value(tb, "focus", chromedp.Evaluate[string](`document.activeElement.id`)); focused != "token" {
+		t.Fatalf("the login page focuses %q, not the token field", focused)
+	}
+	value(tb, "mark", chromedp.Evaluate[bool](`document.body.dataset.left = "1"; true`))
+	tb.do("type the token and Enter", chromedp.KeyEvent(adminToken+"\r"),
+		chromedp.WaitReady(chromedp.CSS("body:not([data-left])")), chromedp.WaitVisible(chromedp.CSS("#users")))
 	if got := tb.text("#total"); !strings.Contains(got, "27 users") || !strings.Contains(got, "showing 1–20") {
 		t.Fatalf("unfiltered list: %q", got)
 	}
@@ -106,4 +112,29 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("audit log:\n got %v\nwant %v", got, want)
 	}
 	_ = annID
+
+	// On a phone the pages reflow: nothing wider than the screen but the
+	// tables, which scroll inside their own box.
+	phone := e.tab(390, 844)
+	phone.signIn(adminToken)
+	for _, path := range []string{"/users/", fmt.Sprintf("/users/%d/", bobID)} {
+		phone.open(path)
+		if over := value(phone, "overflow", chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`)); over > 0 {
+			wide := value(phone, "wide elements", chromedp.Evaluate[string](`[...document.querySelectorAll("body *")]
+				.filter(e => e.getBoundingClientRect().right > window.innerWidth).slice(0, 8)
+				.map(e => e.tagName + "#" + e.id + "." + e.className).join(" ")`))
+			t.Errorf("%s on a phone: %d px wider than the screen: %s", path, over, wide)
+		}
+	}
+	phone.screenshot("user-phone")
+
+	// The language switch, by keyboard: focus the link, press Enter.
+	phone.open("/users/")
+	value(phone, "mark", chromedp.Evaluate[bool](`document.body.dataset.left = "1"; true`))
+	phone.do("switch to Chinese", chromedp.Focus(chromedp.CSS(`a[hreflang="zh"]`)), chromedp.KeyEvent("\r"),
+		chromedp.WaitReady(chromedp.CSS("body:not([data-left])")), chromedp.WaitVisible(chromedp.CSS("#users")))
+	if h1 := phone.text("h1"); h1 != "用户" {
+		t.Fatalf("after switching to Chinese the heading is %q", h1)
+	}
+	phone.screenshot("users-zh-phone")
 }

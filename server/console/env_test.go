@@ -74,13 +74,34 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, consoleSpec()) }
 // server's options (e.g. the events' secret and delivery knobs).
 func newEnvWith(t *testing.T, spec v1alpha1.UserServiceSpec, edits ...func(*config.Config, *server.Options)) *env {
 	t.Helper()
-	uri, database := mongofixture.URI(t), mongofixture.NewDatabase(t).Name()
+	return newReplica(t, spec, mongofixture.NewDatabase(t).Name(), nil, defaultTokens, edits...)
+}
+
+// defaultTokens are the tenant's admin tokens: alice's, and an unnamed one.
+var defaultTokens = []config.AdminToken{{Name: "admin-1", Token: otherToken}, {Name: "alice", Token: adminToken}}
+
+// replica is another server of the same tenant: same database and clock;
+// with tokens, the pod of a new version of the tenant's admin tokens.
+func (e *env) replica(tokens ...config.AdminToken) *env {
+	e.t.Helper()
+	if tokens == nil {
+		tokens = defaultTokens
+	}
+	return newReplica(e.t, consoleSpec(), e.store.Database(), e.clock, tokens)
+}
+
+func newReplica(t *testing.T, spec v1alpha1.UserServiceSpec, database string, c *clock, tokens []config.AdminToken,
+	edits ...func(*config.Config, *server.Options)) *env {
+	t.Helper()
+	uri := mongofixture.URI(t)
 	us := &v1alpha1.UserService{Spec: spec}
 	us.Name, us.Namespace = "acme", "tenants"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, MongoURI: uri, Database: database, JWTKey: []byte(jwtKey), Issuer: "tenants/acme",
-		AdminTokens: []config.AdminToken{{Name: "admin-1", Token: otherToken}, {Name: "alice", Token: adminToken}}}
-	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
+		AdminTokens: tokens}
+	if c == nil {
+		c = &clock{now: time.Now().UTC().Truncate(time.Second)}
+	}
 	var names []string
 	for _, f := range spec.Profile.CustomFields {
 		names = append(names, f.Name)
@@ -117,9 +138,10 @@ func (e *env) browser() *http.Client {
 
 // page is an answer's status, headers and body.
 type page struct {
-	status int
-	header http.Header
-	body   string
+	status  int
+	header  http.Header
+	body    string
+	request *http.Request
 }
 
 func (e *env) get(c *http.Client, path string, headers ...string) page {
@@ -155,7 +177,7 @@ func (e *env) send(c *http.Client, method, path string, form url.Values, headers
 	}
 	defer res.Body.Close()
 	data, _ := io.ReadAll(res.Body)
-	return page{status: res.StatusCode, header: res.Header, body: string(data)}
+	return page{status: res.StatusCode, header: res.Header, body: string(data), request: req}
 }
 
 func (p page) want(t *testing.T, status int) page {

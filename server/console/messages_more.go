@@ -48,7 +48,7 @@ var moreMessages = map[lang]map[string]string{
 		"audit_title": "Audit log", "audit_admin": "Admin", "audit_action": "Action", "range_since": "From (UTC)",
 		"range_until": "Until (UTC)", "audit_users": "Users", "audit_request": "Request", "audit_changes": "Changes",
 		"audit_shown": "entries %d–%d, newest first", "audit_none": "No entry matches.", "audit_utc": "times in UTC",
-		"audit_n_changes": "%d fields", "audit_truncated": "More changes were cut from this entry.",
+		"audit_n_changes": "%d fields", "via_api": "through the API", "via_console": "in the console", "audit_truncated": "More changes were cut from this entry.",
 
 		"nav_deliveries": "Deliveries", "deliveries_title": "Event deliveries",
 		"deliveries_webhook": "Events are sent to", "deliveries_off": "No webhook is configured (spec.events.webhook): no event is recorded.",
@@ -104,7 +104,7 @@ var moreMessages = map[lang]map[string]string{
 		"audit_title": "审计日志", "audit_admin": "管理员", "audit_action": "操作", "range_since": "起始时间（UTC）",
 		"range_until": "截止时间（UTC）", "audit_users": "用户", "audit_request": "请求", "audit_changes": "变更",
 		"audit_shown": "第 %d–%d 条，最新在前", "audit_none": "没有符合条件的记录。", "audit_utc": "时间为 UTC",
-		"audit_n_changes": "%d 个字段", "audit_truncated": "该记录的部分变更已截断。",
+		"audit_n_changes": "%d 个字段", "via_api": "通过 API", "via_console": "在控制台", "audit_truncated": "该记录的部分变更已截断。",
 
 		"nav_deliveries": "事件投递", "deliveries_title": "事件投递",
 		"deliveries_webhook": "事件发送至", "deliveries_off": "未配置 webhook（spec.events.webhook）：不记录任何事件。",

@@ -50,7 +50,7 @@ func (h *Handler) session(r *http.Request) (*store.ConsoleSession, error) {
 		return nil, err
 	}
 	now := h.o.Store.Now()
-	if now.Sub(cs.LastUsed) > h.o.IdleTimeout {
+	if now.Sub(cs.LastUsed) > h.o.IdleTimeout || !h.keys[cs.TokenKey] {
 		if err := h.o.Store.DeleteConsoleSession(r.Context(), id); err != nil {
 			h.o.Log.Warn("console: deleting an idle session failed", "error", err)
 		}
@@ -65,6 +65,14 @@ func (h *Handler) session(r *http.Request) (*store.ConsoleSession, error) {
 // sessionID is the stored id of a cookie value (its SHA-256).
 func sessionID(cookie string) string {
 	sum := sha256.Sum256([]byte(cookie))
+	return hex.EncodeToString(sum[:])
+}
+
+// TokenKey is what a session keeps of its admin token: its SHA-256 (hex).
+// Admin tokens are at least 32 random bytes, so the digest gives nothing
+// away.
+func TokenKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -158,7 +166,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.storeDown(w, r, err)
 		return
 	}
-	admin, ok := h.o.API.CheckToken(strings.TrimSpace(r.PostFormValue("token")))
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	admin, ok := h.o.API.CheckToken(token)
 	if !ok {
 		v.Error = v.Lang.T("err_token")
 		h.render(w, http.StatusUnauthorized, "login", v)
@@ -166,7 +175,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	attempt.Succeeded(ctx)
 	raw, now := randomToken(), h.o.Store.Now()
-	cs := &store.ConsoleSession{ID: sessionID(raw), Admin: admin, CSRF: randomToken(), Address: addr,
+	cs := &store.ConsoleSession{ID: sessionID(raw), Admin: admin, CSRF: randomToken(), TokenKey: TokenKey(token), Address: addr,
 		UserAgent: clip(r.UserAgent(), 200), Created: now, LastUsed: now, ExpiresAt: now.Add(h.o.SessionTTL)}
 	if err := h.o.Store.CreateConsoleSession(ctx, cs); err != nil {
 		h.storeDown(w, r, err)
@@ -195,7 +204,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, v *view) {
 // to the actions the session's admin takes (those are logged by the API).
 func (h *Handler) auditSession(r *http.Request, admin, action string, status int) {
 	ctx := context.WithoutCancel(r.Context())
-	e := &store.AuditEntry{Admin: admin, Action: action, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr}
+	e := &store.AuditEntry{Admin: admin, Action: action, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Via: store.AuditViaConsole}
 	err := h.o.Store.BeginAudit(ctx, e)
 	if err == nil {
 		e.State, e.Status = store.AuditDone, status

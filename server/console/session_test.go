@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"userve.dev/userve/server/account"
+	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/console"
 )
 
@@ -86,6 +89,46 @@ func TestConsoleLoginSessionAndLogout(t *testing.T) {
 	if got := strings.Join(actions, ","); got != "consoleLogout,consoleLogin,consoleLogin,consoleLogin" {
 		t.Fatalf("audit of alice's sessions: %s", got)
 	}
+}
+
+// Sessions live in the store, so every replica honours a login and a
+// logout at once; the store holds only a hash of the cookie.
+func TestConsoleSessionsAreSharedByReplicas(t *testing.T) {
+	a := newEnv(t)
+	b := a.replica()
+	c := a.browser()
+	res := a.post(c, "/login", url.Values{"token": {adminToken}}).want(t, http.StatusSeeOther)
+	cookie := strings.TrimPrefix(strings.Split(res.header.Get("Set-Cookie"), ";")[0], "userve_console=")
+	if _, err := a.store.GetConsoleSession(t.Context(), cookie); err == nil {
+		t.Fatal("the store holds the cookie's value itself")
+	}
+	sum := sha256.Sum256([]byte(cookie))
+	if cs, err := a.store.GetConsoleSession(t.Context(), hex.EncodeToString(sum[:])); err != nil || cs.Admin != "alice" {
+		t.Fatalf("the session under the cookie's hash: %v %v", cs, err)
+	}
+	// The same browser served by replica b (cookies are per host, not
+	// per port): signed in there, and signed out everywhere from there.
+	page := b.get(c, "/users/").want(t, http.StatusOK)
+	csrf := csrfInput.FindStringSubmatch(page.body)[1]
+	b.post(c, "/logout", url.Values{"csrf": {csrf}}).want(t, http.StatusSeeOther)
+	c.Jar.SetCookies(res.request.URL, []*http.Cookie{{Name: "userve_console", Value: cookie}}) // the cookie, kept by a thief
+	a.get(c, "/users/").want(t, http.StatusSeeOther)
+}
+
+// A session ends with its admin token: once the tenant's tokens are
+// rotated (the operator rolls the pods with the new Secret), a session
+// signed in with the old token is refused by the pods that have the new
+// ones, though the name is the same; the others' sessions go on.
+func TestConsoleSessionEndsWithItsToken(t *testing.T) {
+	old := newEnv(t)
+	alice, other := old.browser(), old.browser()
+	old.signIn(alice, adminToken)
+	old.signIn(other, otherToken)
+	rotated := old.replica(config.AdminToken{Name: "admin-1", Token: otherToken},
+		config.AdminToken{Name: "alice", Token: "console-new-alice-token-0123456789abcd"})
+	rotated.get(alice, "/users/").want(t, http.StatusSeeOther)
+	rotated.get(other, "/users/").want(t, http.StatusOK)
+	old.get(alice, "/users/").want(t, http.StatusSeeOther) // ended for good: the store forgot it
 }
 
 // A session ends after IdleTimeout without use, and after SessionTTL

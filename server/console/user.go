@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"userve.dev/userve/api/v1alpha1"
 )
@@ -77,6 +78,9 @@ func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, v *view, stat
 	p := ans.Object()
 	d := &userData{ID: id, Profile: p, IdemKey: randomToken(), Accounts: walletAccounts}
 	v.Title, v.Data = fmt.Sprintf("%s #%d", v.Lang.T("user_title"), id), d
+	if nick, _ := p["nickname"].(string); nick != "" {
+		v.Title += " · " + nick
+	}
 	d.Banned, _ = p["_banned"].(bool)
 	d.BanReason, _ = p["_ban_reason"].(string)
 	d.BanExpires, _ = toInt(p["_ban_expires_at"])
@@ -106,19 +110,28 @@ func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, v *view, stat
 		}
 		d.Fields = append(d.Fields, fi)
 	}
-	_, names := h.groups(r, v)
+	// The sections are independent reads: fetched at once, the page
+	// costs the slowest of them rather than their sum.
+	var names map[int64]string
+	var wg sync.WaitGroup
+	wg.Go(func() { _, names = h.groups(r, v) })
+	wg.Go(func() {
+		if a := h.call(r, v, http.MethodGet, fmt.Sprintf("/v1/users/%d/overview/", id), nil); a.OK() {
+			d.Overview = a.Object()
+		}
+	})
+	wg.Go(func() {
+		d.Ledger = h.rows(r, v, fmt.Sprintf("/v1/wallet/transactions/?user_id=%d&limit=%d", id, pageRows))
+	})
+	wg.Go(func() { d.Sessions = h.rows(r, v, fmt.Sprintf("/v1/users/%d/sessions/", id)) })
+	wg.Go(func() { d.Logins = h.rows(r, v, fmt.Sprintf("/v1/users/%d/logins/", id)) })
+	wg.Wait()
 	if ids, ok := p["user_group"].([]any); ok {
 		for _, g := range ids {
 			n, _ := toInt(g)
 			d.Groups = append(d.Groups, fmt.Sprintf("%s (%d)", names[n], n))
 		}
 	}
-	if a := h.call(r, v, http.MethodGet, fmt.Sprintf("/v1/users/%d/overview/", id), nil); a.OK() {
-		d.Overview = a.Object()
-	}
-	d.Ledger = h.rows(r, v, fmt.Sprintf("/v1/wallet/transactions/?user_id=%d&limit=%d", id, pageRows))
-	d.Sessions = h.rows(r, v, fmt.Sprintf("/v1/users/%d/sessions/", id))
-	d.Logins = h.rows(r, v, fmt.Sprintf("/v1/users/%d/logins/", id))
 	if len(d.Logins) > pageRows {
 		d.Logins = d.Logins[:pageRows]
 	}

@@ -3,6 +3,7 @@ package console
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -100,7 +101,7 @@ func typedValue(t v1alpha1.CustomFieldType, s string) any {
 			return n
 		}
 	case v1alpha1.FieldNumber:
-		if n, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
+		if n, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil && !math.IsNaN(n) && !math.IsInf(n, 0) {
 			return n
 		}
 	case v1alpha1.FieldBoolean:

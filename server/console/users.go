@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -73,23 +74,31 @@ func (h *Handler) usersPage(w http.ResponseWriter, r *http.Request, v *view) {
 			d.Columns = append(d.Columns, f.Name)
 		}
 	}
-	d.Groups, d.GroupName = h.groups(r, v)
+	// The groups (for the filter and the names) are read while the list is.
+	groupsRead := make(chan struct{})
+	go func() { d.Groups, d.GroupName = h.groups(r, v); close(groupsRead) }()
+	show := func(status int) { <-groupsRead; h.render(w, status, "users", v) }
 
 	where, problems := h.usersWhere(q, v.Lang)
 	if len(problems) > 0 {
 		d.FilterErrors = problems
-		h.render(w, http.StatusBadRequest, "users", v)
+		show(http.StatusBadRequest)
 		return
 	}
 	params := url.Values{"order_by": {d.Order}, "limit": {itoa(d.Limit)}, "offset": {itoa(offset)}, "return_total_count": {"1"}}
 	if len(where) > 0 {
-		data, _ := json.Marshal(map[string]any{"$and": where})
+		data, err := json.Marshal(map[string]any{"$and": where})
+		if err != nil { // never with the values usersWhere makes (FuzzUsersWhere)
+			<-groupsRead
+			h.fail(w, r, v, http.StatusBadRequest, err.Error())
+			return
+		}
 		params.Set("where", string(data))
 	}
 	ans := h.call(r, v, http.MethodGet, "/v2.2/miniapp/user_profile/?"+params.Encode(), nil)
 	if !ans.OK() {
 		v.Error = ans.Message()
-		h.render(w, ans.Status, "users", v)
+		show(ans.Status)
 		return
 	}
 	d.Users, d.Total = ans.List()
@@ -110,7 +119,7 @@ func (h *Handler) usersPage(w http.ResponseWriter, r *http.Request, v *view) {
 	if offset+int64(len(d.Users)) < d.Total {
 		d.Next = page(offset + d.Limit)
 	}
-	h.render(w, http.StatusOK, "users", v)
+	show(http.StatusOK)
 }
 
 // filterable are the custom field types the list filters on.
@@ -186,7 +195,7 @@ func (h *Handler) usersWhere(q url.Values, l lang) (conds []map[string]any, prob
 			cond(f.Name, "$eq", n)
 		case v1alpha1.FieldNumber:
 			n, err := strconv.ParseFloat(s, 64)
-			if err != nil {
+			if err != nil || math.IsNaN(n) || math.IsInf(n, 0) { // JSON has neither
 				problems = append(problems, l.Tf("err_not_number", f.Name, s))
 				continue
 			}

@@ -25,9 +25,13 @@ func init() {
 
 // ConsoleSession is one admin signed in to the console.
 type ConsoleSession struct {
-	ID        string    `bson:"_id"`   // hex SHA-256 of the cookie value
-	Admin     string    `bson:"admin"` // the admin token's name: the audit log's "who"
-	CSRF      string    `bson:"csrf"`  // the token every change must carry
+	ID    string `bson:"_id"`   // hex SHA-256 of the cookie value
+	Admin string `bson:"admin"` // the admin token's name: the audit log's "who"
+	CSRF  string `bson:"csrf"`  // the token every change must carry
+	// TokenKey is a SHA-256 of the admin token signed in with: the session
+	// ends when the tenant's tokens no longer hold it (a rotated or removed
+	// token ends its sessions on the pods that have the new tokens).
+	TokenKey  string    `bson:"token_key"`
 	Address   string    `bson:"address"`
 	UserAgent string    `bson:"user_agent"`
 	Created   time.Time `bson:"created_at"`
