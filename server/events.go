@@ -213,7 +213,7 @@ func (w *eventWorker) run(ctx context.Context) {
 			if err != nil && ctx.Err() == nil {
 				w.log.Warn("event delivery pass failed; retrying", "error", err)
 			}
-			if time.Since(lastDepth) >= 5*w.opts.Poll || !busy {
+			if time.Since(lastDepth) >= 5*w.opts.Poll {
 				if n, err := w.store.OutboxDepth(ctx); err == nil {
 					w.metrics.depth.Set(float64(n))
 					lastDepth = time.Now()

@@ -533,3 +533,42 @@ func TestEventsDeliveryLogQueries(t *testing.T) {
 	}
 	expect(t, rp.call("GET", "/userve/v1/events/deliveries/", "", nil), http.StatusUnauthorized)
 }
+
+// waitMetric waits until the replica's metrics show line.
+func waitMetric(t *testing.T, rp *replica, line string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(scrape(t, rp), line) {
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed %q", line)
+		}
+		<-time.After(20 * time.Millisecond) // polling a condition
+	}
+}
+
+// The outbox depth gauge follows the undelivered events: three while the
+// receiver is down, none once it is back.
+func TestEventsOutboxDepthGauge(t *testing.T) {
+	rc := newReceiver(t)
+	var mu sync.Mutex
+	down := true
+	rc.answer = func(server.EventPayload, int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			return http.StatusBadGateway
+		}
+		return 0
+	}
+	tn := eventsTenant(t, rc, fastEvents, v1alpha1.EventUserCreated)
+	rp := tn.replica()
+	for _, name := range []string{"mia", "ned", "ola"} {
+		expect(t, rp.call("POST", "/userve/v2.0/miniapp/user_profile/", adminToken, map[string]any{"nickname": name}), http.StatusCreated)
+	}
+	waitMetric(t, rp, "userve_event_outbox_depth 3\n")
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	rc.waitFor("the three events", func(got []server.EventPayload) bool { return len(got) == 3 })
+	waitMetric(t, rp, "userve_event_outbox_depth 0\n")
+}

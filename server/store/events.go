@@ -330,6 +330,9 @@ func profileEventFields(update bson.D) []string {
 // updateProfileAs applies update to user id's profile with event t written
 // ahead of it (user.updated names the changed fields).
 func (s *Store) updateProfileAs(ctx context.Context, id int64, update bson.D, t v1alpha1.EventType, data map[string]any) (*Profile, error) {
+	if !s.events[t] {
+		return s.applyProfileUpdate(ctx, id, update)
+	}
 	if t == v1alpha1.EventUserUpdated {
 		fields := profileEventFields(update)
 		if len(fields) == 0 {
