@@ -98,16 +98,5 @@ func (h *Handler) retryDelivery(w http.ResponseWriter, r *http.Request, v *view)
 		h.fail(w, r, v, ans.Status, ans.Message())
 		return
 	}
-	back := r.PostFormValue("back")
-	if !strings.HasPrefix(back, h.base+"/deliveries/") {
-		back = h.base + "/deliveries/"
-	}
-	u, err := url.Parse(h.next(back))
-	if err != nil {
-		u = &url.URL{Path: h.base + "/deliveries/"}
-	}
-	q := u.Query()
-	q.Set("done", "delivery_retried")
-	u.RawQuery = q.Encode()
-	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+	h.backTo(w, r, r.PostFormValue("back"), h.base+"/deliveries/", "done", "delivery_retried")
 }

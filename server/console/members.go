@@ -17,7 +17,6 @@ import (
 const maxBatchUsers = 1000
 
 func (h *Handler) batchMembership(w http.ResponseWriter, r *http.Request, v *view) {
-	back := h.listReturn(r.PostFormValue("back"))
 	_ = r.ParseForm()
 	var users []int64
 	for _, s := range r.PostForm["user"] {
@@ -29,54 +28,45 @@ func (h *Handler) batchMembership(w http.ResponseWriter, r *http.Request, v *vie
 	}
 	op := r.PostFormValue("op")
 	group, ok := formGroupID(r, "group")
+	list := func(key, value string) { h.backTo(w, r, r.PostFormValue("back"), h.base+"/users/", key, value) }
 	switch {
 	case len(users) == 0:
-		h.listNote(w, r, back, "error", "members_none")
+		list("note", "members_none")
 		return
 	case len(users) > maxBatchUsers:
-		h.listNote(w, r, back, "error", "members_too_many")
+		list("note", "members_too_many")
 		return
 	case !ok:
-		h.listNote(w, r, back, "error", "members_no_group")
+		list("note", "members_no_group")
 		return
 	case op != "add" && op != "remove":
-		h.listNote(w, r, back, "error", "members_bad_op")
+		list("note", "members_bad_op")
 		return
 	}
 	ans := h.call(r, v, http.MethodPatch, "/v1/miniapp/group/membership/",
 		[]map[string]any{{"op": op, "path": "/membership", "users": users, "groups": []int64{group}}})
 	if !ans.OK() {
-		v.Error = ans.Message()
 		h.fail(w, r, v, ans.Status, ans.Message())
 		return
 	}
-	h.listNote(w, r, back, "done", "members_"+op)
+	list("done", "members_"+op)
 }
 
-// listReturn is the user list URL a batch came from (its filters and
-// page), or the plain list.
-func (h *Handler) listReturn(back string) string {
-	if strings.HasPrefix(back, h.base+"/users/?") || back == h.base+"/users/" {
-		return h.next(back)
-	}
-	return h.base + "/users/"
-}
-
-// listNote goes back to the list with a note: ?done=key or ?note=key
-// (an error note, shown as such).
-func (h *Handler) listNote(w http.ResponseWriter, r *http.Request, back, kind, key string) {
-	u, err := url.Parse(back)
-	if err != nil {
-		u = &url.URL{Path: h.base + "/users/"}
+// backTo answers a 303 to the console page back names when it is page
+// itself or page with a query (the list a form came from, its filters
+// kept), else to page; the query gets key=value (a note) in place of any
+// earlier note.
+func (h *Handler) backTo(w http.ResponseWriter, r *http.Request, back, page, key, value string) {
+	u := &url.URL{Path: page}
+	if back == page || strings.HasPrefix(back, page+"?") {
+		if parsed, err := url.Parse(h.next(back)); err == nil && parsed.Path == page {
+			u.RawQuery = parsed.RawQuery
+		}
 	}
 	q := u.Query()
 	q.Del("done")
 	q.Del("note")
-	if kind == "done" {
-		q.Set("done", key)
-	} else {
-		q.Set("note", key)
-	}
+	q.Set(key, value)
 	u.RawQuery = q.Encode()
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
 }
