@@ -136,6 +136,12 @@ async function startImport(form) {
   if (form.querySelector("#import-dry").checked) {
     params.set("dry_run", "1");
   }
+  // Leaving the page would stop the import half-way: the browser asks.
+  var guard = function (ev) {
+    ev.preventDefault();
+    ev.returnValue = "";
+  };
+  window.addEventListener("beforeunload", guard);
   button.disabled = true;
   state.hidden = false;
   results.hidden = true;
@@ -174,6 +180,7 @@ async function startImport(form) {
       status.textContent = fmt(msgs.stopped, done, total);
     }
   } finally {
+    window.removeEventListener("beforeunload", guard);
     button.disabled = false;
     showResults(results, totals, rows, msgs);
   }
