@@ -25,6 +25,31 @@ type consoleAdminKey struct{}
 // being served (its context and client address, which the audit log
 // records).
 func (c consoleAPI) Do(r *http.Request, admin, method, path string, body []byte) console.Answer {
+	req, err := c.request(r, admin, method, path, body)
+	if err != nil {
+		return console.Answer{Status: http.StatusBadRequest, Body: []byte(`{"status":"error","error_msg":"bad console request"}`)}
+	}
+	rec := &answerRecorder{header: http.Header{}}
+	c.s.router.ServeHTTP(rec, req)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	return console.Answer{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}
+}
+
+// Forward runs one bodiless management request for admin with its answer
+// written to w as it comes (a download: the export streams).
+func (c consoleAPI) Forward(w http.ResponseWriter, r *http.Request, admin, method, path string) {
+	req, err := c.request(r, admin, method, path, nil)
+	if err != nil {
+		c.s.writeError(w, r, http.StatusBadRequest, "bad console request")
+		return
+	}
+	c.s.router.ServeHTTP(w, req)
+}
+
+// request is the in-process request of Do and Forward.
+func (c consoleAPI) request(r *http.Request, admin, method, path string, body []byte) (*http.Request, error) {
 	ctx := context.WithValue(r.Context(), consoleAdminKey{}, admin)
 	// The console request keeps its own route label in the metrics.
 	ctx = context.WithValue(ctx, routeKey{}, &routeInfo{})
@@ -34,19 +59,14 @@ func (c consoleAPI) Do(r *http.Request, admin, method, path string, body []byte)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, path, rd)
 	if err != nil {
-		return console.Answer{Status: http.StatusBadRequest, Body: []byte(`{"status":"error","error_msg":"bad console request"}`)}
+		return nil, err
 	}
 	req.RemoteAddr = r.RemoteAddr
 	req.Header.Set("User-Agent", r.UserAgent())
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	rec := &answerRecorder{header: http.Header{}}
-	c.s.router.ServeHTTP(rec, req)
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	return console.Answer{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}
+	return req, nil
 }
 
 // CheckToken is the admin token check requireAdmin makes, for the

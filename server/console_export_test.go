@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -56,8 +58,18 @@ func TestConsoleExportOutlivesTheWriteDeadline(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther || len(jar.Cookies(res.Request.URL)) == 0 {
 		t.Fatalf("sign-in: %d", res.StatusCode)
 	}
+	res, err = c.Get(base + "/userve/console/transfer/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the import page: %d %.300s", res.StatusCode, page)
+	}
 	start := time.Now()
-	res, err = c.Get(base + "/userve/console/transfer/export")
+	res, err = c.PostForm(base+"/userve/console/users/export", url.Values{"csrf": {string(m[1])}})
 	if err != nil {
 		t.Fatal(err)
 	}

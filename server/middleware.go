@@ -320,8 +320,8 @@ func bulkLimits(path string) (body int64, timeout time.Duration, ok bool) {
 		case prefix + "/v1/import/users/":
 			return minapp.MaxImportBodyBytes, ImportRequestTimeout, true
 		case prefix + "/v1/export/users/", prefix + openapi.ConsolePath + console.ExportPath:
-			// The console's download is this export, streamed (the
-			// in-process export route extends the deadlines).
+			// The console's download is the export, run once its session
+			// is checked (server/console).
 			return httpx.MaxBody, ExportRequestTimeout, true
 		}
 	}

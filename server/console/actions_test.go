@@ -115,3 +115,36 @@ func TestConsoleUserActions(t *testing.T) {
 		}
 	}
 }
+
+// The list's download is the API's export of the users its filters
+// select, named as a file, audited under the admin as via the console;
+// without the CSRF token it is refused and nothing is exported.
+func TestConsoleExportDownload(t *testing.T) {
+	e := newEnv(t)
+	for _, n := range []string{"annie", "anna", "bobby"} {
+		e.user(n, nil)
+	}
+	c := e.browser()
+	csrf := e.signIn(c, adminToken)
+	list := e.get(c, "/users/?nickname=ann").want(t, http.StatusOK)
+	if !strings.Contains(list.body, `action="/userve/console/users/export?nickname=ann"`) {
+		t.Fatalf("the list's export form: %.3000s", list.body)
+	}
+	e.post(c, "/users/export?nickname=ann", url.Values{}).want(t, http.StatusForbidden)
+	if got := e.audit("action=exportUsers"); len(got) != 0 {
+		t.Fatalf("a refused export was run: %v", got)
+	}
+	p := e.post(c, "/users/export?nickname=ann", url.Values{"csrf": {csrf}}).want(t, http.StatusOK)
+	if cd := p.header.Get("Content-Disposition"); !strings.HasPrefix(cd, `attachment; filename="users-`) {
+		t.Fatalf("Content-Disposition %q", cd)
+	}
+	lines := strings.Split(strings.TrimSpace(p.body), "\n")
+	if len(lines) != 2 || !strings.Contains(p.body, `"annie"`) || !strings.Contains(p.body, `"anna"`) || strings.Contains(p.body, "bobby") {
+		t.Fatalf("export of nickname contains ann: %s", p.body)
+	}
+	got := e.audit("action=exportUsers")
+	if len(got) != 1 || got[0]["admin"] != "alice" || got[0]["via"] != "console" || !strings.Contains(fmt.Sprint(got[0]["query"]), "where=") {
+		t.Fatalf("audit of the export: %v", got)
+	}
+	e.post(c, "/users/export?user_id=x", url.Values{"csrf": {csrf}}).want(t, http.StatusBadRequest)
+}

@@ -89,5 +89,3 @@ func errorBody(msg string) []byte {
 	data, _ := json.Marshal(map[string]string{"status": "error", "error_msg": msg})
 	return data
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

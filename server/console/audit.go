@@ -11,9 +11,11 @@ import (
 	"userve.dev/userve/openapi"
 )
 
-// The audit log (GET audit/): GET /v1/audit/ with the form's filters
-// (admin, action, user, time range in UTC), newest first, a page at a
-// time. Read-only: the API has no route that changes an entry.
+// The audit log page (GET audit/): the API's audit log (GET /v1/audit/)
+// with the form's filters (admin, action, user, time range in UTC),
+// newest first, a page at a time, each entry with where the admin acted
+// (api or console) and the fields it changed. Read-only: the API has no
+// route that changes an entry.
 
 // auditLimits are the page sizes offered.
 var auditLimits = []int64{50, 100, 200}
@@ -93,32 +95,41 @@ func withOffset(path string, q url.Values, offset int64) string {
 	return path + "?" + p.Encode()
 }
 
-// timeRange puts the form's since and until (datetime-local, UTC) into
-// params as the API's unix seconds, or says what is wrong with them. The
-// API's until is exclusive: the whole minute (or second) typed is
-// included.
+// timeRange puts the form's from and to (UTC; a datetime-local input's
+// "2006-01-02T15:04", with or without seconds, or a day) into params as
+// the API's since and until, or says what is wrong with them. The API's
+// until is exclusive: the whole day, minute or second typed is included.
 func timeRange(q, params url.Values, l lang) (problems []string) {
-	for _, k := range []string{"since", "until"} {
+	for k, param := range map[string]string{"from": "since", "to": "until"} {
 		s := strings.TrimSpace(q.Get(k))
 		if s == "" {
 			continue
 		}
-		t, err := time.Parse(formTimeLayout, s)
-		step := time.Minute
-		if err != nil {
-			t, err = time.Parse(formTimeLayout+":05", s)
-			step = time.Second
-		}
-		if err != nil {
+		t, step, ok := parseFormTime(s)
+		if !ok {
 			problems = append(problems, l.Tf("err_not_datetime", l.T("range_"+k), s))
 			continue
 		}
-		if k == "until" {
+		if k == "to" {
 			t = t.Add(step)
 		}
-		params.Set(k, itoa(t.Unix()))
+		params.Set(param, itoa(t.Unix()))
 	}
+	sort.Strings(problems) // a stable page
 	return problems
+}
+
+// parseFormTime reads a form's time in UTC and the span it names.
+func parseFormTime(s string) (time.Time, time.Duration, bool) {
+	for _, f := range []struct {
+		layout string
+		step   time.Duration
+	}{{formTimeLayout, time.Minute}, {formTimeLayout + ":05", time.Second}, {time.DateOnly, 24 * time.Hour}} {
+		if t, err := time.Parse(f.layout, s); err == nil {
+			return t, f.step, true
+		}
+	}
+	return time.Time{}, 0, false
 }
 
 // auditActions are the management operations and the console's own

@@ -25,6 +25,9 @@ import (
 // the PATH.
 func chromiumPath(t *testing.T) string {
 	if p := os.Getenv("USERVE_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("USERVE_CHROMIUM=%s: %v", p, err)
+		}
 		return p
 	}
 	for _, name := range []string{"chromium", "chromium-browser"} {

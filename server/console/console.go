@@ -43,9 +43,8 @@ type API interface {
 	// Do runs method path (with its query; body JSON or nil) as admin; r
 	// is the console request being served.
 	Do(r *http.Request, admin, method, path string, body []byte) Answer
-	// Stream runs a bodiless request as admin, its answer written to w as
-	// it comes (a download too large to hold: the export).
-	Stream(w http.ResponseWriter, r *http.Request, admin, method, path string)
+	// Forward is Do with the answer written to w as it comes (downloads).
+	Forward(w http.ResponseWriter, r *http.Request, admin, method, path string)
 	// CheckToken is the management API's admin token check: the token's
 	// name, compared in constant time.
 	CheckToken(token string) (name string, ok bool)
@@ -123,6 +122,10 @@ func (h *Handler) routes() {
 	// Users (users.go, user.go, useractions.go).
 	h.mux.HandleFunc("GET "+b+"/users/{$}", h.page(h.usersPage))
 	h.mux.HandleFunc("GET "+b+"/users/{id}/{$}", h.page(h.userPage))
+	h.mux.HandleFunc("POST "+b+ExportPath, h.action(h.exportUsers))
+
+	// The audit log (audit.go).
+	h.mux.HandleFunc("GET "+b+"/audit/{$}", h.page(h.auditPage))
 	for name, act := range h.userActions() {
 		h.mux.HandleFunc("POST "+b+"/users/{id}/"+name, h.action(act))
 	}

@@ -97,6 +97,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("sessions after ending one: %d", n)
 	}
 
+	// The user's audit log, one click away, shows them too.
+	tb.submit("#user-audit", "#audit")
+	if rows := tb.text("#audit tbody"); !strings.Contains(rows, "banUser") || !strings.Contains(rows, "endUserSession") ||
+		!strings.Contains(rows, "console") || !strings.Contains(rows, "carpe diem") {
+		t.Fatalf("the user's audit log page: %q", rows)
+	}
+	tb.screenshot("audit")
+
 	// Each action is audited under the admin's name, with the user.
 	var got []string
 	for _, a := range e.audit("admin=alice&limit=20") {

@@ -4,8 +4,11 @@ package console
 // with "done_" is the note an action's redirect shows (?done=...).
 var messages = map[lang]map[string]string{
 	langEN: {
-		"console": "Console", "skip": "Skip to content", "nav": "Sections", "nav_users": "Users",
-		"signed_in_as": "Signed in as", "logout": "Sign out",
+		"console": "Console", "skip": "Skip to content", "nav": "Sections", "nav_users": "Users", "nav_audit": "Audit log",
+		"audit_title": "Audit log", "audit_admin": "Admin", "audit_action": "Action", "audit_via": "Via",
+		"audit_users": "Users", "audit_changes": "Changes",
+		"audit_of_user": "This user's audit log",
+		"signed_in_as":  "Signed in as", "logout": "Sign out",
 		"login_title": "Sign in", "login_token": "Admin token", "login": "Sign in",
 		"login_hint":  "One of the tenant's admin tokens. It is checked once and never stored in the browser; the session lasts at most 8 hours.",
 		"error_title": "Something went wrong", "back_home": "Back to the console",
@@ -14,6 +17,7 @@ var messages = map[lang]map[string]string{
 		"filter": "Filter", "reset": "Reset", "users_total": "%d users", "rows_shown": "showing %d–%d",
 		"status": "Status", "banned": "Banned", "no_users": "No user matches.", "pages": "Pages",
 		"prev": "Previous", "next": "Next",
+		"export": "Export these users", "export_hint": "JSON Lines, in userve's import format (docs/migration.md).",
 		"order_-created_at": "Newest first", "order_created_at": "Oldest first", "order_-user_id": "Highest id first",
 		"order_user_id": "Lowest id first", "order_-updated_at": "Recently updated",
 		"gender_0": "unknown", "gender_1": "male", "gender_2": "female",
@@ -59,8 +63,11 @@ var messages = map[lang]map[string]string{
 		"done_deleted": "The user was deleted.",
 	},
 	langZH: {
-		"console": "控制台", "skip": "跳到正文", "nav": "栏目", "nav_users": "用户",
-		"signed_in_as": "当前管理员", "logout": "退出登录",
+		"console": "控制台", "skip": "跳到正文", "nav": "栏目", "nav_users": "用户", "nav_audit": "审计日志",
+		"audit_title": "审计日志", "audit_admin": "管理员", "audit_action": "操作", "audit_via": "途径",
+		"audit_users": "用户", "audit_changes": "变更",
+		"audit_of_user": "该用户的审计日志",
+		"signed_in_as":  "当前管理员", "logout": "退出登录",
 		"login_title": "登录", "login_token": "管理员令牌", "login": "登录",
 		"login_hint":  "租户的任一管理员令牌。令牌只校验一次，不会保存在浏览器中；会话最长 8 小时。",
 		"error_title": "出错了", "back_home": "返回控制台",
@@ -69,6 +76,7 @@ var messages = map[lang]map[string]string{
 		"filter": "筛选", "reset": "重置", "users_total": "共 %d 个用户", "rows_shown": "第 %d–%d 条",
 		"status": "状态", "banned": "已封禁", "no_users": "没有符合条件的用户。", "pages": "分页",
 		"prev": "上一页", "next": "下一页",
+		"export": "导出这些用户", "export_hint": "JSON Lines 格式，即 userve 的导入格式（docs/migration.md）。",
 		"order_-created_at": "最新创建", "order_created_at": "最早创建", "order_-user_id": "ID 从大到小",
 		"order_user_id": "ID 从小到大", "order_-updated_at": "最近更新",
 		"gender_0": "未知", "gender_1": "男", "gender_2": "女",

@@ -4,7 +4,7 @@ package console
 // (merged into messages at start; a key defined twice panics).
 var moreMessages = map[lang]map[string]string{
 	langEN: {
-		"nav_groups": "Groups", "nav_transfer": "Import & export", "nav_audit": "Audit log",
+		"nav_groups": "Groups", "nav_transfer": "Import & export",
 
 		"groups_title": "Groups", "group_new": "New group", "group_name": "Name", "group_parent": "Parent group",
 		"group_top": "(top level)", "group_create": "Create", "groups_total": "%d groups", "no_groups": "No group yet.",
@@ -42,13 +42,12 @@ var moreMessages = map[lang]map[string]string{
 		"import_per_record": "Per record (errors first)", "import_record": "Record", "import_error": "Error",
 		"import_rows_shown": "%d of %d records shown.",
 		"export_title":      "Export users",
-		"export_hint":       "Every user as JSON Lines in userve's import format (profile, custom fields, groups, follows, balances), streamed as it is read.",
+		"export_all_hint":   "Every user as JSON Lines in userve's import format (profile, custom fields, groups, follows, balances), streamed as it is read.",
 		"export_hashes":     "Include password hashes (sensitive; the export is audited)", "export_download": "Download the export",
 
-		"audit_title": "Audit log", "audit_admin": "Admin", "audit_action": "Action", "range_since": "From (UTC)",
-		"range_until": "Until (UTC)", "audit_users": "Users", "audit_request": "Request", "audit_changes": "Changes",
-		"audit_shown": "entries %d–%d, newest first", "audit_none": "No entry matches.", "audit_utc": "times in UTC",
-		"audit_n_changes": "%d fields", "via_api": "through the API", "via_console": "in the console", "audit_truncated": "More changes were cut from this entry.",
+		"range_from": "From (UTC)",
+		"range_to":   "Until (UTC)", "audit_request": "Request", "audit_shown": "entries %d–%d, newest first", "audit_none": "No entry matches.", "audit_utc": "times in UTC",
+		"audit_truncated": "More changes were cut from this entry.",
 
 		"nav_deliveries": "Deliveries", "deliveries_title": "Event deliveries",
 		"deliveries_webhook": "Events are sent to", "deliveries_off": "No webhook is configured (spec.events.webhook): no event is recorded.",
@@ -60,7 +59,7 @@ var moreMessages = map[lang]map[string]string{
 		"err_no_delivery": "No such delivery.", "done_delivery_retried": "The delivery is pending again: it will be sent shortly.",
 	},
 	langZH: {
-		"nav_groups": "分组", "nav_transfer": "导入导出", "nav_audit": "审计日志",
+		"nav_groups": "分组", "nav_transfer": "导入导出",
 
 		"groups_title": "分组", "group_new": "新建分组", "group_name": "名称", "group_parent": "上级分组",
 		"group_top": "（顶级）", "group_create": "创建", "groups_total": "共 %d 个分组", "no_groups": "还没有分组。",
@@ -98,13 +97,12 @@ var moreMessages = map[lang]map[string]string{
 		"import_per_record": "逐条结果（错误在前）", "import_record": "记录", "import_error": "错误",
 		"import_rows_shown": "显示 %d / %d 条记录。",
 		"export_title":      "导出用户",
-		"export_hint":       "以 userve 导入格式的 JSON Lines 导出全部用户（资料、自定义字段、分组、关注、余额），边读边下载。",
+		"export_all_hint":   "以 userve 导入格式的 JSON Lines 导出全部用户（资料、自定义字段、分组、关注、余额），边读边下载。",
 		"export_hashes":     "包含密码哈希（敏感；导出会记入审计日志）", "export_download": "下载导出文件",
 
-		"audit_title": "审计日志", "audit_admin": "管理员", "audit_action": "操作", "range_since": "起始时间（UTC）",
-		"range_until": "截止时间（UTC）", "audit_users": "用户", "audit_request": "请求", "audit_changes": "变更",
-		"audit_shown": "第 %d–%d 条，最新在前", "audit_none": "没有符合条件的记录。", "audit_utc": "时间为 UTC",
-		"audit_n_changes": "%d 个字段", "via_api": "通过 API", "via_console": "在控制台", "audit_truncated": "该记录的部分变更已截断。",
+		"range_from": "起始时间（UTC）",
+		"range_to":   "截止时间（UTC）", "audit_request": "请求", "audit_shown": "第 %d–%d 条，最新在前", "audit_none": "没有符合条件的记录。", "audit_utc": "时间为 UTC",
+		"audit_truncated": "该记录的部分变更已截断。",
 
 		"nav_deliveries": "事件投递", "deliveries_title": "事件投递",
 		"deliveries_webhook": "事件发送至", "deliveries_off": "未配置 webhook（spec.events.webhook）：不记录任何事件。",

@@ -2,15 +2,14 @@ package console
 
 import "fmt"
 
-// The console's pages beyond the users' (groups, import and export, the
-// audit log, event deliveries): their routes, menu entries, strings and
+// The console's pages beyond the users' and the audit log's (groups,
+// import and export, event deliveries): their routes, menu entries, strings and
 // template helpers, added to the framework's at start.
 
 func init() {
 	menu = append(menu,
 		navItem{Key: "nav_groups", Path: "/groups/"},
 		navItem{Key: "nav_transfer", Path: "/transfer/"},
-		navItem{Key: "nav_audit", Path: "/audit/"},
 		navItem{Key: "nav_deliveries", Path: "/deliveries/"},
 	)
 	for l, msgs := range moreMessages {
@@ -38,9 +37,6 @@ func (h *Handler) moreRoutes() {
 	// Import and export (transfer.go).
 	h.mux.HandleFunc("GET "+b+"/transfer/{$}", h.page(h.transferPage))
 	h.mux.HandleFunc("POST "+b+"/import/batch", h.action(h.importBatch))
-	h.mux.HandleFunc("GET "+b+ExportPath, h.page(h.export))
-	// The audit log (audit.go).
-	h.mux.HandleFunc("GET "+b+"/audit/{$}", h.page(h.auditPage))
 	// Event deliveries (deliveries.go).
 	h.mux.HandleFunc("GET "+b+"/deliveries/{$}", h.page(h.deliveriesPage))
 	h.mux.HandleFunc("POST "+b+"/deliveries/{id}/retry", h.action(h.retryDelivery))

@@ -1,8 +1,10 @@
 package console_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -62,3 +64,42 @@ func TestConsoleCanBeTurnedOff(t *testing.T) {
 		}
 	}
 }
+
+// The audit log page shows the API's log with its filters, newest first;
+// a malformed filter names itself.
+func TestConsoleAuditPage(t *testing.T) {
+	e := newEnv(t)
+	id, _ := e.user("annie", nil)
+	other := e.browser()
+	e.signIn(other, otherToken)
+	c := e.browser()
+	csrf := e.signIn(c, adminToken)
+	e.post(c, fmt.Sprintf("/users/%d/ban", id), url.Values{"csrf": {csrf}, "reason": {"spam"}}).want(t, http.StatusSeeOther)
+	e.post(c, fmt.Sprintf("/users/%d/unban", id), url.Values{"csrf": {csrf}}).want(t, http.StatusSeeOther)
+	rows := func(q string) string {
+		body := e.get(c, "/audit/?"+q).want(t, http.StatusOK).body
+		var actions []string
+		for _, m := range auditRow.FindAllStringSubmatch(body, -1) {
+			actions = append(actions, m[1]+"/"+m[2])
+		}
+		return strings.Join(actions, " ")
+	}
+	today := e.clock.Now().Format("2006-01-02")
+	for q, want := range map[string]string{
+		"":                               "alice/unbanUser alice/banUser alice/consoleLogin admin-1/consoleLogin",
+		"admin=alice&action=banUser":     "alice/banUser",
+		fmt.Sprintf("user_id=%d", id):    "alice/unbanUser alice/banUser",
+		"admin=admin-1":                  "admin-1/consoleLogin",
+		"from=" + today + "&to=" + today: "alice/unbanUser alice/banUser alice/consoleLogin admin-1/consoleLogin",
+		"to=2000-01-01":                  "",
+	} {
+		if got := rows(q); got != want {
+			t.Errorf("audit/?%s: %q, want %q", q, got, want)
+		}
+	}
+	if p := e.get(c, "/audit/?user_id=x").want(t, http.StatusBadRequest); !strings.Contains(p.body, `is not a whole number`) {
+		t.Fatalf("a malformed filter: %.300s", p.body)
+	}
+}
+
+var auditRow = regexp.MustCompile(`<tr>\s*<td>[^<]*</td><td>([^<]*)</td><td>console</td><td>([^<]*)</td>`)

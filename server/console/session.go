@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -88,7 +89,7 @@ func (h *Handler) page(fn func(http.ResponseWriter, *http.Request, *view)) http.
 	return func(w http.ResponseWriter, r *http.Request) {
 		cs, err := h.session(r)
 		if errors.Is(err, errNoSession) {
-			http.Redirect(w, r, h.base+"/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			http.Redirect(w, r, h.base+"/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		if err != nil {

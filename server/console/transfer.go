@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,8 +19,8 @@ import (
 // died, and an import stopped half-way (tab closed, network gone) is
 // finished by importing the same file again with on_conflict=skip.
 //
-// An export is the API's GET /v1/export/users/ streamed straight to the
-// browser as a download (API.Stream), never held in memory.
+// The export button posts to the user list's download (export.go) without
+// filters: every user, password hashes when ticked.
 
 // Import batch bounds: what one console request carries. They keep a
 // batch within the server's body limit for non-bulk requests (1 MiB) and
@@ -31,10 +30,6 @@ const (
 	importBatchBytes   = 896 << 10
 	importRecordBytes  = 256 << 10 // minapp.MaxImportRecordBytes
 )
-
-// ExportPath is the console's export download under the console's base;
-// the server gives it an export's deadlines (server.bulkLimits).
-const ExportPath = "/transfer/export"
 
 // importFormats and importPolicies are the choices the import form offers
 // (the API's format and on_conflict values).
@@ -91,73 +86,3 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	w.WriteHeader(status)
 	_, _ = w.Write(errorBody(msg))
 }
-
-// export is GET transfer/export[?include=password_hash]: every user, as
-// the API's export (JSON Lines in userve's import format), downloaded.
-// A refusal before the first line is an error page, not a file.
-func (h *Handler) export(w http.ResponseWriter, r *http.Request, v *view) {
-	path := h.o.Prefix + "/v1/export/users/"
-	if r.URL.Query().Get("include") == "password_hash" {
-		path += "?include=password_hash"
-	}
-	name := "users-" + h.o.Store.Now().UTC().Format("20060102-150405") + ".jsonl"
-	dw := &downloadWriter{w: w, header: http.Header{}, filename: name}
-	h.o.API.Stream(dw, r, v.Admin, http.MethodGet, path)
-	if dw.status == 0 {
-		dw.WriteHeader(http.StatusOK) // an empty export
-	}
-	if dw.status != http.StatusOK {
-		h.fail(w, r, v, dw.status, Answer{Status: dw.status, Body: dw.errBody.Bytes()}.Message())
-	}
-}
-
-// downloadWriter passes a 200 answer through as an attachment and keeps
-// any other for the console's error page.
-type downloadWriter struct {
-	w        http.ResponseWriter
-	header   http.Header // the API's headers
-	status   int
-	errBody  bytes.Buffer
-	filename string
-}
-
-func (d *downloadWriter) Header() http.Header { return d.header }
-
-func (d *downloadWriter) WriteHeader(code int) {
-	if d.status != 0 {
-		return
-	}
-	d.status = code
-	if code != http.StatusOK {
-		return
-	}
-	hd := d.w.Header()
-	hd.Set("Content-Type", d.header.Get("Content-Type"))
-	hd.Set("Content-Disposition", `attachment; filename="`+d.filename+`"`)
-	hd.Set("Cache-Control", "no-store")
-	d.w.WriteHeader(code)
-}
-
-func (d *downloadWriter) Write(b []byte) (int, error) {
-	if d.status == 0 {
-		d.WriteHeader(http.StatusOK)
-	}
-	if d.status != http.StatusOK {
-		if d.errBody.Len() > 64<<10 {
-			return len(b), nil
-		}
-		return d.errBody.Write(b)
-	}
-	return d.w.Write(b)
-}
-
-// Flush sends what the export wrote so far (it flushes every 256 users).
-func (d *downloadWriter) Flush() {
-	if f, ok := d.w.(http.Flusher); ok && d.status == http.StatusOK {
-		f.Flush()
-	}
-}
-
-// Unwrap lets the export extend the connection's deadlines
-// (http.ResponseController).
-func (d *downloadWriter) Unwrap() http.ResponseWriter { return d.w }

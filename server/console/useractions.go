@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -133,7 +134,7 @@ func (h *Handler) ban(w http.ResponseWriter, r *http.Request, v *view) {
 
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, v *view) {
 	sid := r.PostFormValue("session")
-	path := fmt.Sprintf("/v1/users/%d/sessions/%s/", pathUser(r), urlPathEscape(sid))
+	path := fmt.Sprintf("/v1/users/%d/sessions/%s/", pathUser(r), url.PathEscape(sid))
 	h.finish(w, r, v, h.call(r, v, http.MethodDelete, path, nil), "session_ended", nil)
 }
 

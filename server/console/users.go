@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"html/template"
 	"math"
 	"net/http"
 	"net/url"
@@ -37,6 +38,8 @@ type usersData struct {
 	Order        string
 	GroupName    map[int64]string
 	FilterErrors []string
+	// ExportAction is the download of the users these filters select.
+	ExportAction template.URL
 }
 
 type group struct {
@@ -54,7 +57,9 @@ const maxColumns = 4
 
 func (h *Handler) usersPage(w http.ResponseWriter, r *http.Request, v *view) {
 	q := r.URL.Query()
-	d := &usersData{Q: q, Limits: listLimits, Orders: listOrders, Limit: listLimits[0], Order: listOrders[0]}
+	d := &usersData{Q: q, Limits: listLimits, Orders: listOrders, Limit: listLimits[0], Order: listOrders[0],
+		// Our path and a query re-encoded from its parsed values: safe.
+		ExportAction: template.URL(h.base + ExportPath + "?" + q.Encode())}
 	v.Title, v.Data = v.Lang.T("users_title"), d
 	if n, err := strconv.ParseInt(q.Get("limit"), 10, 64); err == nil && n >= 1 && n <= 1000 {
 		d.Limit = n

@@ -2,11 +2,11 @@ package console
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +38,7 @@ type navItem struct {
 
 // menu is the console's navigation, in order (docs/console.md, "Adding a
 // page").
-var menu = []navItem{{Key: "nav_users", Path: "/users/"}}
+var menu = []navItem{{Key: "nav_users", Path: "/users/"}, {Key: "nav_audit", Path: "/audit/"}}
 
 func (h *Handler) newView(r *http.Request, cs *store.ConsoleSession) *view {
 	v := &view{Lang: requestLang(r), Base: h.base, Here: r.URL.RequestURI()}
@@ -62,7 +62,7 @@ func (h *Handler) newView(r *http.Request, cs *store.ConsoleSession) *view {
 	return v
 }
 
-// pageNames are the templates under templates/, each with the layout.
+// parsePages parses every template under templates/, each with the layout.
 func parsePages() map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	names, err := fs.Glob(templateFiles, "templates/*.html")
@@ -89,7 +89,6 @@ var funcs = template.FuncMap{
 		return time.Unix(n, 0).UTC().Format("2006-01-02 15:04:05")
 	},
 	"str":  func(v any) string { return display(v) },
-	"add":  func(a, b int64) int64 { return a + b },
 	"list": func(items ...string) []string { return items },
 }
 
@@ -130,7 +129,7 @@ func display(v any) string {
 	case bool, int64, float64, int:
 		return fmt.Sprint(t)
 	}
-	data, err := jsonMarshal(v)
+	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Sprint(v)
 	}
@@ -150,7 +149,3 @@ func toInt(v any) (int64, bool) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
-
-func urlPathEscape(s string) string { return url.PathEscape(s) }

@@ -12,8 +12,9 @@ document.addEventListener("DOMContentLoaded", function () {
       }
     });
   });
-  // A form sent once is not sent again by a second click.
-  document.querySelectorAll("form[method=post]").forEach(function (form) {
+  // A form sent once is not sent again by a second click (a download
+  // leaves the page in place, so it may be sent again).
+  document.querySelectorAll("form[method=post]:not([data-download])").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
       if (ev.defaultPrevented) {
         return;
