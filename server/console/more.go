@@ -7,11 +7,11 @@ import "fmt"
 // template helpers, added to the framework's at start.
 
 func init() {
-	menu = append(menu,
-		navItem{Key: "nav_groups", Path: "/groups/"},
-		navItem{Key: "nav_transfer", Path: "/transfer/"},
-		navItem{Key: "nav_deliveries", Path: "/deliveries/"},
-	)
+	// Groups and import after the users, deliveries after the audit log.
+	menu = append(append([]navItem{menu[0],
+		{Key: "nav_groups", Path: "/groups/"},
+		{Key: "nav_transfer", Path: "/transfer/"},
+	}, menu[1:]...), navItem{Key: "nav_deliveries", Path: "/deliveries/"})
 	for l, msgs := range moreMessages {
 		for k, s := range msgs {
 			if _, dup := messages[l][k]; dup {
