@@ -5,6 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
+	"userve.dev/userve/server/httpx"
+	"userve.dev/userve/server/minapp"
 )
 
 // Import and export (GET transfer/, docs/console.md "Import and export").
@@ -27,8 +30,8 @@ import (
 // its 15 s deadline; a record alone is at most the API's own bound.
 const (
 	importBatchRecords = 200
-	importBatchBytes   = 896 << 10
-	importRecordBytes  = 256 << 10 // minapp.MaxImportRecordBytes
+	importBatchBytes   = httpx.MaxBody - 128<<10 // room for the request's own bytes
+	importRecordBytes  = minapp.MaxImportRecordBytes
 )
 
 // importFormats and importPolicies are the choices the import form offers
