@@ -51,8 +51,9 @@ func (c consoleAPI) Forward(w http.ResponseWriter, r *http.Request, admin, metho
 // request is the in-process request of Do and Forward.
 func (c consoleAPI) request(r *http.Request, admin, method, path string, body []byte) (*http.Request, error) {
 	ctx := context.WithValue(r.Context(), consoleAdminKey{}, admin)
-	// The console request keeps its own route label in the metrics.
-	ctx = context.WithValue(ctx, routeKey{}, &routeInfo{})
+	// The console request keeps its own route label in the metrics; the
+	// shared router serves the request with this server's handlers.
+	ctx = context.WithValue(ctx, routeKey{}, &routeInfo{server: c.s})
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		rd = bytes.NewReader(body)

@@ -30,7 +30,12 @@ const RequestTimeout = 15 * time.Second
 // the matched route template (metrics must not be labelled by raw paths).
 type routeKey struct{}
 
-type routeInfo struct{ template string }
+// routeInfo also names the server the request came in through, for the
+// shared router's routes (routelist.go).
+type routeInfo struct {
+	template string
+	server   *Server
+}
 
 // statusWriter remembers the status and size of a response.
 type statusWriter struct {
@@ -61,7 +66,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
-		info := &routeInfo{}
+		info := &routeInfo{server: s}
 		sw := &statusWriter{ResponseWriter: w}
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()

@@ -3,21 +3,20 @@ package server
 import (
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/mux"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/openapi"
 	"userve.dev/userve/server/hserve"
-	"userve.dev/userve/server/plus"
 )
 
-// routes lists every route of the server.
+// routes lists every route of the server, and answers the router of their
+// shape, shared with the servers whose routes are the same (routelist.go).
 func (s *Server) routes() *mux.Router {
-	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(s.notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
-	r.Use(recordRoute)
+	r := &routeList{}
+	defer func() { s.routeHandlers = r.handlers }()
 
 	// Operations.
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
@@ -38,13 +37,13 @@ func (s *Server) routes() *mux.Router {
 			s.consoleRoutes(r, prefix)
 		}
 	}
-	if v1alpha1.Enabled(spec.API.Plus.Enabled) {
+	if s.plus != nil || s.plusErr != nil {
 		s.plusRoutes(r)
 	}
-	if v1alpha1.HServeEnabled(spec) {
+	if s.hserve != nil || s.hserveErr != nil {
 		s.hserveRoutes(r)
 	}
-	return r
+	return r.router()
 }
 
 // minappRoutes is the management dialect (MinApp's user module), under one
@@ -53,7 +52,7 @@ func (s *Server) routes() *mux.Router {
 // The routes are registered on the root router, not on a gorilla subrouter:
 // with subrouters, a wrong method on a path that several routes share
 // answers 404 instead of 405 (mux v1.8.1), so middleware wraps each handler.
-func (s *Server) minappRoutes(r *mux.Router, prefix string) {
+func (s *Server) minappRoutes(r *routeList, prefix string) {
 	h := s.minapp
 	operationIDs := openapi.ManagementOperationIDs()
 	route := func(method, path string, handler http.HandlerFunc) {
@@ -131,11 +130,16 @@ func (s *Server) minappRoutes(r *mux.Router, prefix string) {
 // consoleRoutes serve the tenant console (server/console, issue 23) under
 // one prefix: HTML pages whose every read and change is a management
 // request run in-process as the signed-in admin (console_api.go).
-func (s *Server) consoleRoutes(r *mux.Router, prefix string) {
-	h := s.newConsole(prefix)
+//
+// The console is built on its first request: most servers (a pool builds
+// one per tenant) never serve it, and building it costs about a third of
+// building the rest of the server.
+func (s *Server) consoleRoutes(r *routeList, prefix string) {
+	console := sync.OnceValue(func() http.Handler { return s.newConsole(prefix) })
 	base := prefix + openapi.ConsolePath
 	r.Handle(base, http.RedirectHandler(base+"/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
-	r.PathPrefix(base+"/").Handler(h).Methods(http.MethodGet, http.MethodHead, http.MethodPost)
+	r.PathPrefix(base+"/").HandlerFunc(func(w http.ResponseWriter, req *http.Request) { console().ServeHTTP(w, req) }).
+		Methods(http.MethodGet, http.MethodHead, http.MethodPost)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.
@@ -145,18 +149,15 @@ func (s *Server) consoleRoutes(r *mux.Router, prefix string) {
 // Like minappRoutes, the routes are on the root router (a subrouter would
 // answer 404 for a wrong method); the router's NotFound and
 // MethodNotAllowed handlers answer /api/ paths in this dialect's shape.
-func (s *Server) plusRoutes(r *mux.Router) {
-	h, err := plus.New(s.store, s.cfg, s.log, s.plusOptions)
-	if err != nil {
-		// config.Load refuses such a configuration; a Server built by hand
-		// with one answers 503 on every end-user route instead of crashing.
-		s.log.Error("end-user API disabled: bad configuration", "error", err)
+func (s *Server) plusRoutes(r *routeList) {
+	h := s.plus
+	if s.plusErr != nil {
+		// A configuration New could not build the dialect with (buildDialects).
 		r.PathPrefix("/api/v2/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, http.StatusServiceUnavailable, "end-user API is misconfigured")
 		})
 		return
 	}
-	s.plus = h
 	route := func(method, path string, handler http.HandlerFunc) {
 		r.Handle("/api/v2"+path, s.requireStore(handler)).Methods(method)
 	}
@@ -217,17 +218,14 @@ func (s *Server) plusRoutes(r *mux.Router) {
 // checks the client ID first (and answers CORS for allowed origins, errors
 // included); h.Authed routes need a Hydrogen-r1 token. Each path also
 // answers CORS preflights (OPTIONS), which carry no client ID.
-func (s *Server) hserveRoutes(r *mux.Router) {
-	h, err := hserve.New(s.store, s.cfg, s.accounts, s.log, hserve.Options{
-		Now: s.plusOptions.Now, Metrics: s.metrics.domain, WeChatHTTP: s.plusOptions.WeChatHTTP})
-	if err != nil {
-		s.log.Error("MinApp SDK API disabled: bad configuration", "error", err)
+func (s *Server) hserveRoutes(r *routeList) {
+	h := s.hserve
+	if s.hserveErr != nil {
 		r.PathPrefix(hserve.Prefix + "/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, http.StatusServiceUnavailable, "MinApp SDK API is misconfigured")
 		})
 		return
 	}
-	s.hserve = h
 	var paths []string
 	methods := map[string][]string{}
 	route := func(method, path string, handler http.HandlerFunc) {

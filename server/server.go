@@ -11,25 +11,28 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/hserve"
 	"userve.dev/userve/server/minapp"
 	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/wechat"
 )
 
 // ShutdownTimeout is how long in-flight requests get to finish on SIGTERM;
 // below Kubernetes' default 30 s grace period.
 const ShutdownTimeout = 25 * time.Second
 
-// LedgerRecoveryTimeout bounds the wallet recovery run at start; what it
-// leaves is finished by the end-user handlers' periodic sweep.
+// LedgerRecoveryTimeout bounds one ledger recovery run (at start, and each
+// periodic sweep); what one leaves, the next sweep finishes.
 const LedgerRecoveryTimeout = 2 * time.Minute
 
 // Server holds one tenant server's dependencies.
@@ -54,14 +57,29 @@ type Server struct {
 	accounts *account.Service
 
 	hserve *hserve.Handler // nil while the MinApp SDK dialect is off
+	// plusErr and hserveErr are the dialects' configuration errors:
+	// their routes answer 503 (routes.go).
+	plusErr, hserveErr error
 
-	router *mux.Router  // the routes, which the console calls in-process
-	events *eventWorker // nil without spec.events.webhook (events.go)
+	// egress guards the tenant's outbound calls (nil: unguarded), its
+	// refusals counted on this server's metrics.
+	egress *egress.Guard
 
-	handler  http.Handler
-	timeouts HTTPTimeouts
-	openapi  *openAPIDocs
-	started  func()
+	// routeHandlers are this server's handlers, in the order of its
+	// routes in the shared router (routelist.go).
+	routeHandlers []http.Handler
+	router        *mux.Router  // the (shared) router, which the console calls in-process
+	events        *eventWorker // nil without spec.events.webhook (events.go)
+	handler       http.Handler
+	timeouts      HTTPTimeouts
+	openapi       *openAPIDocs
+	started       func()
+
+	// Background work (background.go): Start runs it, Close stops it.
+	ledgerSweep          time.Duration
+	startOnce, closeOnce sync.Once
+	stopBackground       context.CancelFunc
+	background           sync.WaitGroup
 }
 
 // Options are the optional dependencies of New.
@@ -83,6 +101,15 @@ type Options struct {
 	EventsHTTP *http.Client
 	// Events tune the event delivery worker (retries, leases; tests).
 	Events EventsOptions
+	// Egress guards every outbound call of the tenant: the SMS webhook,
+	// SMTP, WeChat (unless Plus.WeChatHTTP replaces its client) and event
+	// webhooks. Nil lets them go anywhere, as a dedicated tenant's (its
+	// NetworkPolicy is the platform's business); a pool always sets one
+	// (docs/pools.md, "Outbound calls").
+	Egress *egress.Guard
+	// LedgerSweep is how often the background work finishes stalled
+	// ledger entries and cut-off deletions; 0 means LedgerSweepEvery.
+	LedgerSweep time.Duration
 }
 
 // HTTPTimeouts are an http.Server's connection deadlines. Every request is
@@ -113,23 +140,35 @@ func (t HTTPTimeouts) orDefault() HTTPTimeouts {
 	return HTTPTimeouts{pick(t.ReadHeader, d.ReadHeader), pick(t.Read, d.Read), pick(t.Write, d.Write), pick(t.Idle, d.Idle)}
 }
 
-// New builds the server over an opened (or connected) store.
+// New builds the server over an opened (or connected) store: both
+// end-user dialects, the management dialect and the router. It does no I/O
+// and starts nothing (Start does), so a pool may build one per tenant on
+// its first request.
 func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s := &Server{cfg: cfg, store: st, log: opts.Logger, now: opts.Now, metrics: newMetrics(), plusOptions: opts.Plus, started: opts.Started,
-		timeouts: opts.HTTP.orDefault()}
+		timeouts: opts.HTTP.orDefault(), ledgerSweep: opts.LedgerSweep}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.ledgerSweep <= 0 {
+		s.ledgerSweep = LedgerSweepEvery
+	}
 	for _, t := range cfg.AdminTokens {
 		s.adminTokens = append(s.adminTokens, adminToken{name: t.Name, token: []byte(t.Token)})
 	}
+	s.egress = opts.Egress.WithReport(func(e *egress.RefusedError) { s.metrics.domain.EgressRefused(e.Class) })
 	s.plusOptions.Metrics = s.metrics.domain
+	if s.plusOptions.WeChatHTTP == nil && s.egress != nil {
+		s.plusOptions.WeChatHTTP = s.egress.HTTPClient(wechat.DefaultTimeout)
+	}
 	s.accounts = s.plusOptions.Accounts
 	if s.accounts == nil {
-		s.accounts = account.New(st, cfg, s.log, s.plusOptions.AccountOptions())
+		ao := s.plusOptions.AccountOptions()
+		ao.Egress = s.egress
+		s.accounts = account.New(st, cfg, s.log, ao)
 		s.plusOptions.Accounts = s.accounts
 	}
 	s.audit, s.auditRetention = st, time.Duration(cfg.Spec().API.MinApp.AuditRetentionDays)*24*time.Hour
@@ -143,6 +182,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
 	s.minapp.Accounts = s.accounts
+	s.buildDialects()
 	router := s.routes()
 	s.router = router
 	s.openapi = &openAPIDocs{cfg: cfg, router: router}
@@ -150,15 +190,33 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	return s
 }
 
+// buildDialects builds the enabled end-user dialects over the one account
+// service. A configuration error (config.Load refuses such a configuration;
+// a Server built by hand may have one) is logged and kept: that dialect's
+// routes answer 503 instead of the process crashing.
+func (s *Server) buildDialects() {
+	spec := s.cfg.Spec()
+	if v1alpha1.Enabled(spec.API.Plus.Enabled) {
+		if s.plus, s.plusErr = plus.New(s.store, s.cfg, s.log, s.plusOptions); s.plusErr != nil {
+			s.log.Error("end-user API disabled: bad configuration", "error", s.plusErr)
+		}
+	}
+	if v1alpha1.HServeEnabled(spec) {
+		s.hserve, s.hserveErr = hserve.New(s.store, s.cfg, s.accounts, s.log, hserve.Options{
+			Now: s.plusOptions.Now, Metrics: s.metrics.domain, WeChatHTTP: s.plusOptions.WeChatHTTP})
+		if s.hserveErr != nil {
+			s.log.Error("MinApp SDK API disabled: bad configuration", "error", s.hserveErr)
+		}
+	}
+}
+
 // Handler is the whole HTTP surface.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run serves the API on addr, and /metrics on metricsAddr unless it is
 // empty, until ctx ends, then shuts down gracefully, letting in-flight
-// requests finish. It also creates the store's indexes in the background
-// when they are not there yet, retrying while MongoDB is away, so the process
-// starts (and answers /healthz) without a store; then it finishes wallet
-// movements a crashed process left half-done.
+// requests finish. It runs the background work (Start) meanwhile and stops
+// it (Close) before returning.
 func (s *Server) Run(ctx context.Context, addr, metricsAddr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -200,18 +258,10 @@ func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listene
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		}
 	}
-	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	go func() {
-		s.ensureIndexes(bg)
-		s.recoverLedger(bg)
-		s.expireAudit(bg)
-		if s.started != nil && s.store.Ready() {
-			s.started()
-		}
-	}()
+	s.Start(ctx)
+	defer s.Close()
 	// The event worker waits for the store by itself.
-	s.StartEvents(bg)
+	s.StartEvents(ctx)
 	defer s.StopEvents()
 
 	errc := make(chan error, 1)
@@ -248,58 +298,4 @@ func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listene
 		return err
 	}
 	return nil
-}
-
-// ensureIndexes retries store.EnsureIndexes with backoff until it succeeds.
-func (s *Server) ensureIndexes(ctx context.Context) {
-	delay := 500 * time.Millisecond
-	for !s.store.Ready() {
-		err := s.store.EnsureIndexes(ctx)
-		if err == nil {
-			s.log.Info("store indexes ready")
-			return
-		}
-		s.log.Warn("creating store indexes failed; retrying", "error", err, "retry_in", delay.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 15*time.Second)
-	}
-}
-
-// expireAudit deletes, once at start, the audit entries past retention;
-// afterwards about one admin action in fifty does it (store.MaybeExpireAudit).
-func (s *Server) expireAudit(ctx context.Context) {
-	if !s.store.Ready() {
-		return
-	}
-	n, err := s.store.ExpireAudit(ctx, s.store.Now().Add(-s.auditRetention))
-	if err != nil {
-		s.log.Warn("audit log expiry at start failed; admin actions retry it", "error", err)
-		return
-	}
-	s.log.Info("audit log expiry at start done", "deleted", n, "retention_days", int(s.auditRetention.Hours()/24))
-}
-
-// recoverLedger finishes, once at start, the ledger entries (transfers and
-// management adjustments) that a crashed process left half-done, so money
-// in flight does not wait for an end-user request to come by. Readiness does
-// not wait for it. Entries whose lease still runs belong to a live replica
-// (or to the crashed one, until the lease ends) and are left to the
-// periodic sweep.
-func (s *Server) recoverLedger(ctx context.Context) {
-	if !s.store.Ready() {
-		return // shutting down before the store was ever ready
-	}
-	ctx, cancel := context.WithTimeout(ctx, LedgerRecoveryTimeout)
-	defer cancel()
-	start := time.Now()
-	n, err := s.store.RecoverLedger(ctx, 0)
-	if err != nil {
-		s.log.Warn("ledger recovery at start failed; the periodic sweep retries", "error", err, "finished", n)
-		return
-	}
-	s.log.Info("ledger recovery at start done", "finished", n, "duration_ms", time.Since(start).Milliseconds())
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
@@ -99,6 +100,9 @@ type Options struct {
 	Sender verify.Sender
 	// Metrics records logins, throttles and codes; nil records nothing.
 	Metrics *telemetry.Metrics
+	// Egress guards the configured deliveries' connections (the SMS
+	// webhook and SMTP); nil lets them go anywhere.
+	Egress *egress.Guard
 }
 
 // Service is one tenant's accounts: limiter, credential reader, codes.
@@ -143,10 +147,13 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) *S
 		s.loginHistory = h.Duration
 	}
 	if s.sender == nil {
-		s.sender = senderFromConfig(cfg, log)
+		s.sender = senderFromConfig(cfg, log, opts.Egress)
 	}
 	return s
 }
+
+// webhookTimeout bounds one code delivery to the SMS webhook.
+const webhookTimeout = 10 * time.Second
 
 // deriveKey separates the code-hashing key from the signing key.
 func deriveKey(key []byte, purpose string) []byte {
@@ -156,16 +163,16 @@ func deriveKey(key []byte, purpose string) []byte {
 }
 
 // senderFromConfig delivers phone codes by webhook and e-mail codes by
-// SMTP when configured; the rest goes to the log if spec.verification.logCodes
-// says so, and nowhere otherwise.
-func senderFromConfig(cfg *config.Config, log *slog.Logger) verify.Sender {
+// SMTP when configured, their connections through guard; the rest goes to
+// the log if spec.verification.logCodes says so, and nowhere otherwise.
+func senderFromConfig(cfg *config.Config, log *slog.Logger, guard *egress.Guard) verify.Sender {
 	v := cfg.Spec().Verification
 	var r verify.Router
 	if v.LogCodes {
 		r.Default = verify.LogSender{Logger: log}
 	}
 	if v.SMS != nil && v.SMS.Webhook != nil && v.SMS.Webhook.URL != "" {
-		r.SMS = verify.WebhookSender{URL: v.SMS.Webhook.URL, Secret: []byte(cfg.WebhookSecret)}
+		r.SMS = verify.WebhookSender{URL: v.SMS.Webhook.URL, Secret: []byte(cfg.WebhookSecret), Client: guard.HTTPClient(webhookTimeout)}
 	}
 	if v.Mail != nil && v.Mail.SMTP != nil && v.Mail.SMTP.Host != "" {
 		m := v.Mail.SMTP
@@ -173,7 +180,8 @@ func senderFromConfig(cfg *config.Config, log *slog.Logger) verify.Sender {
 		if port == 0 {
 			port = v1alpha1.DefaultSMTPPort
 		}
-		r.Mail = verify.SMTPSender{Host: m.Host, Port: port, From: m.From, Username: m.Username, Password: cfg.SMTPPassword}
+		r.Mail = verify.SMTPSender{Host: m.Host, Port: port, From: m.From, Username: m.Username, Password: cfg.SMTPPassword,
+			Dial: guard.DialContext}
 	}
 	return r
 }

@@ -67,64 +67,63 @@ func UnknownAccount(login string) Account {
 type Attempt struct {
 	s                            *Service
 	addrSlot, pairSlot, ceilSlot store.RateSlot
-	pairKey                      string
 }
 
 // Begin takes an attempt slot of the client address (unless address is
 // ""), of acct from that address and of acct's ceiling (unless acct is
 // zero) before anything is judged, so parallel guesses cannot outrun the
-// budgets. A spent budget is a *Throttled; the slots taken before it stay
-// taken (a refused try from an address still counts for that address).
+// budgets; all three in one store round trip in the common case. A spent
+// budget is a *Throttled; the slots of the budgets before it stay taken (a
+// refused try from an address still counts for that address), the ones
+// after it are not taken.
 func (s *Service) Begin(ctx context.Context, address string, acct Account) (*Attempt, error) {
-	a := &Attempt{s: s}
-	if address != "" {
-		slot, win, admitted, err := s.store.TakeRateSlot(ctx, "login-fail:ip:"+address, FailureWindow, FailuresPerAddress)
-		if err != nil {
-			return nil, err
-		}
-		if !admitted {
-			s.metrics.LoginThrottled(telemetry.ThrottleAddress)
-			return nil, s.throttled(BudgetAddress, win)
-		}
-		a.addrSlot = slot
+	type budget struct {
+		name     Budget
+		throttle telemetry.ThrottleKind
+		slot     *store.RateSlot
 	}
-	if acct.key == "" {
+	a := &Attempt{s: s}
+	var claims []store.RateClaim
+	var budgets []budget
+	claim := func(key string, limit int64, b budget) {
+		claims = append(claims, store.RateClaim{Key: key, Window: FailureWindow, Limit: limit})
+		budgets = append(budgets, b)
+	}
+	if address != "" {
+		claim("login-fail:ip:"+address, FailuresPerAddress, budget{BudgetAddress, telemetry.ThrottleAddress, &a.addrSlot})
+	}
+	if acct.key != "" {
+		if address != "" {
+			claim(acct.key+"|ip:"+address, FailuresPerAccountAddress, budget{BudgetAccountAddress, telemetry.ThrottleAccount, &a.pairSlot})
+		}
+		claim(acct.key, FailuresPerAccount, budget{BudgetAccount, telemetry.ThrottleAccount, &a.ceilSlot})
+	}
+	if len(claims) == 0 {
 		return a, nil
 	}
-	if address != "" {
-		a.pairKey = acct.key + "|ip:" + address
-		slot, win, admitted, err := s.store.TakeRateSlot(ctx, a.pairKey, FailureWindow, FailuresPerAccountAddress)
-		if err != nil {
-			return nil, err
-		}
-		if !admitted {
-			s.metrics.LoginThrottled(telemetry.ThrottleAccount)
-			return nil, s.throttled(BudgetAccountAddress, win)
-		}
-		a.pairSlot = slot
-	}
-	slot, win, admitted, err := s.store.TakeRateSlot(ctx, acct.key, FailureWindow, FailuresPerAccount)
+	takes, err := s.store.TakeRateSlots(ctx, claims...)
 	if err != nil {
 		return nil, err
 	}
-	if !admitted {
-		s.metrics.LoginThrottled(telemetry.ThrottleAccount)
-		return nil, s.throttled(BudgetAccount, win)
+	for i, t := range takes {
+		if !t.Admitted {
+			s.metrics.LoginThrottled(budgets[i].throttle)
+			return nil, s.throttled(budgets[i].name, t.Window)
+		}
+		*budgets[i].slot = t.Slot
 	}
-	a.ceilSlot = slot
 	return a, nil
 }
 
 // Succeeded ends a successful attempt: it counts against neither the
 // address nor the ceiling, and it proves the owner at this address, so the
 // account's failures from here are forgiven. (Failures from other
-// addresses stay counted: a success here says nothing about them.)
+// addresses stay counted: a success here says nothing about them.) One
+// store round trip.
 func (a *Attempt) Succeeded(ctx context.Context) {
-	a.s.release(ctx, a.addrSlot, a.ceilSlot)
-	if a.pairKey != "" {
-		if err := a.s.store.ResetRateLimit(context.WithoutCancel(ctx), a.pairKey, FailureWindow); err != nil {
-			a.s.log.Warn("resetting an account's failures failed", "error", err)
-		}
+	err := a.s.store.GiveBackRateSlots(context.WithoutCancel(ctx), []store.RateSlot{a.addrSlot, a.ceilSlot}, []store.RateSlot{a.pairSlot})
+	if err != nil {
+		a.s.log.Warn("giving back a successful login's rate-limit slots failed", "error", err)
 	}
 }
 
@@ -165,9 +164,7 @@ func (a *Attempt) Abandoned(ctx context.Context) {
 // release gives rate-limit slots back, best effort: a slot that stays
 // taken only makes a limit stricter until its window ends.
 func (s *Service) release(ctx context.Context, slots ...store.RateSlot) {
-	for _, sl := range slots {
-		if err := s.store.ReleaseRateSlot(context.WithoutCancel(ctx), sl); err != nil {
-			s.log.Warn("giving a rate-limit slot back failed", "error", err)
-		}
+	if err := s.store.GiveBackRateSlots(context.WithoutCancel(ctx), slots, nil); err != nil {
+		s.log.Warn("giving rate-limit slots back failed", "error", err)
 	}
 }

@@ -95,7 +95,7 @@ func New(o Options) *Handler {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = IdleTimeout
 	}
-	h := &Handler{o: o, base: o.Prefix + "/console", mux: http.NewServeMux(), pages: parsePages()}
+	h := &Handler{o: o, base: o.Prefix + "/console", mux: http.NewServeMux(), pages: pages()}
 	if o.Spec != nil {
 		h.fields = o.Spec.Profile.CustomFields
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"userve.dev/userve/server/store"
@@ -61,6 +62,10 @@ func (h *Handler) newView(r *http.Request, cs *store.ConsoleSession) *view {
 	}
 	return v
 }
+
+// pages are the parsed templates, shared by every console of the process
+// (a pool builds a server, so a console, per tenant).
+var pages = sync.OnceValue(parsePages)
 
 // parsePages parses every template under templates/, each with the layout.
 func parsePages() map[string]*template.Template {

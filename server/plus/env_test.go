@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/openapi/conformance"
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/auth"
@@ -127,6 +128,8 @@ type tenant struct {
 	checkWait   time.Duration
 	// events tune the replicas' event workers (spec.events; events_test.go).
 	events server.EventsOptions
+	// egress guards the replicas' outbound calls (server.Options.Egress).
+	egress *egress.Guard
 }
 
 // lockedLog is a log sink servers write to concurrently.
@@ -201,6 +204,7 @@ func (tn *tenant) replica() *replica {
 		Logger: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})),
 		Plus: plus.Options{HashCost: 4, Now: tn.clock.Now, WeChatHTTP: tn.weChatHTTP,
 			CheckMemory: tn.checkMemory, CheckWait: tn.checkWait},
+		Egress: tn.egress,
 	}
 	if !tn.noOutbox {
 		opts.Plus.Sender = tn.outbox

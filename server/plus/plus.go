@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"userve.dev/userve/server/account"
@@ -26,10 +25,6 @@ import (
 	"userve.dev/userve/server/telemetry"
 	"userve.dev/userve/server/verify"
 )
-
-// ledgerSweepEvery is how often a replica finishes stalled transfers. The
-// attempt and code limits are server/account's (docs/plus.md).
-const ledgerSweepEvery = time.Minute
 
 // Options are the optional dependencies of New.
 type Options struct {
@@ -74,8 +69,6 @@ type Handler struct {
 	defaultLimit, maxLimit int64
 	trustedProxies         []netip.Prefix // see account.ClientAddress
 	reauthWindow           time.Duration  // spec.api.plus.reauthWindow (reauth.go)
-
-	lastLedgerSweep atomic.Int64
 
 	wechat *account.MiniProgram // nil unless spec.wechat is set
 }
@@ -282,7 +275,6 @@ func (h *Handler) Authed(next http.HandlerFunc) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		h.sweepLedger()
 		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 	}
 }
@@ -306,35 +298,6 @@ func (h *Handler) MaybeAuthed(next http.HandlerFunc) http.HandlerFunc {
 // against.
 func (h *Handler) clientIP(r *http.Request) string {
 	return account.ClientAddress(r, h.trustedProxies)
-}
-
-// sweepLedger finishes stalled wallet transfers of every user, and
-// deletions cut off half-way, now and then,
-// in the background: on the first authenticated request after a start, then
-// at most once a minute per replica (the server also runs one at start).
-// Reads of a balance also finish the reader's own right away.
-func (h *Handler) sweepLedger() {
-	now := time.Now().UnixNano()
-	last := h.lastLedgerSweep.Load()
-	if now-last < int64(ledgerSweepEvery) || !h.lastLedgerSweep.CompareAndSwap(last, now) {
-		return
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if n, err := h.store.RecoverLedger(ctx, 0); err != nil {
-			h.log.Warn("ledger recovery failed; retried later", "error", err)
-		} else if n > 0 {
-			h.log.Info("ledger recovery finished stalled entries", "entries", n)
-		}
-		// A deletion cut off half-way (its user's token is dead, so
-		// nobody would retry it) is finished here too.
-		if n, err := h.store.FinishDeletions(ctx); err != nil {
-			h.log.Warn("finishing cut-off deletions failed; retried later", "error", err)
-		} else if n > 0 {
-			h.log.Info("finished cut-off deletions", "users", n)
-		}
-	}()
 }
 
 const timeLayout = "2006-01-02 15:04:05"

@@ -275,7 +275,6 @@ func (h *Handler) Me(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.sweepLedger()
 	p := callerOf(r).profile
 	wallet, err := h.store.GetWallet(r.Context(), p.ID)
 	if err != nil {

@@ -129,7 +129,6 @@ func (h *Handler) orders(w http.ResponseWriter, r *http.Request, acct store.Acco
 		h.fail(w, r, err)
 		return
 	}
-	h.sweepLedger()
 	me := callerOf(r).profile
 	q := store.LedgerQuery{UserID: me.ID, Account: acct}
 	limit, offset, err := parsePage(r, h.defaultLimit, h.maxLimit)
@@ -194,7 +193,6 @@ var transferInput = input{body: []string{"user", "amount", "title"}}
 // another user, all or nothing, once per Idempotency-Key (a retry with the
 // same key answers with the same order and moves nothing).
 func (h *Handler) Transfer(w http.ResponseWriter, r *http.Request) {
-	h.sweepLedger()
 	me := callerOf(r).profile
 	key, err := idempotencyKey(r)
 	if err != nil {

@@ -2,26 +2,37 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
+	mathrand "math/rand/v2"
 	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // ColRateLimits holds fixed-window rate limit counters shared by all
-// replicas. A window's count is a set of slot documents, _id
-// "<key>|<window start>|<n>": taking a slot is an insert under the unique
-// _id, so two replicas can never both take the last one. (A findAndModify
-// {$inc} counter would be simpler, but FerretDB applies $inc as an
-// unisolated read-modify-write and loses counts under concurrency.)
+// replicas. A window's count is the set of its live slot documents, _id
+// "<key>|<window start>|<n>" with n in 1..limit: taking a slot is an insert
+// under the unique _id, so two replicas can never both take the last one,
+// and a window never holds more than limit live slots however requests
+// interleave. (A findAndModify {$inc} counter would be simpler, but
+// FerretDB applies $inc as an unisolated read-modify-write and loses counts
+// under concurrency.)
 //
-// A slot can be given back (a login that succeeded, a code that was not
-// sent after all): that inserts a release document "<slot id>|release",
-// also under a unique _id, so one slot is given back at most once. A window
-// admits slot numbers up to limit + releases, so slots taken minus slots
-// given back never exceeds limit, however the requests interleave:
-// releases only ever grow, and every taker reads them before choosing n.
+// A slot is given back (a login that succeeded, a code that was not sent
+// after all) by deleting its document, matched by the random taker it
+// carries, so a handle given back twice cannot free a slot someone else took
+// since. The common case costs one round trip to take every slot a request
+// needs (a random slot of each key, one unordered insert: parallel takers
+// rarely pick the same) and one to give them back; only a pick that was
+// taken pays a count and further inserts.
+//
+// The scheme before this one gave a slot back with a release document
+// "<slot id>|release" instead; counts subtract those (liveSlots), so a
+// rolling upgrade neither loosens nor wedges a limit.
 const ColRateLimits = "ratelimits"
 
 func init() {
@@ -33,6 +44,8 @@ func init() {
 
 // RateWindow is one key's count in the current window.
 type RateWindow struct {
+	// Count is, for a refusal, limit+1; for an admitted take, the number
+	// of the slot taken; for a peek, the live count.
 	Count int64
 	Reset time.Time // when the window ends
 }
@@ -44,8 +57,24 @@ func (w RateWindow) RetryAfter(now time.Time) time.Duration {
 
 // RateSlot is a slot taken by TakeRateSlot, the handle to give it back.
 type RateSlot struct {
-	id, key, window string
-	expires         time.Time
+	id, taker, key, window string
+	number                 int64
+	expires                time.Time
+}
+
+// RateClaim asks for one slot of Key's current window of length Window,
+// which has Limit slots.
+type RateClaim struct {
+	Key    string
+	Window time.Duration
+	Limit  int64
+}
+
+// RateTake is what a claim got: a slot (Admitted) or a refusal.
+type RateTake struct {
+	Slot     RateSlot
+	Window   RateWindow
+	Admitted bool
 }
 
 func (s *Store) window(key string, window time.Duration) (string, time.Time) {
@@ -53,70 +82,165 @@ func (s *Store) window(key string, window time.Duration) (string, time.Time) {
 	return key + "|" + strconv.FormatInt(start.Unix(), 10), start.Add(window)
 }
 
-// windowCounts is the number of slot documents and of release documents in
-// the window.
-func (s *Store) windowCounts(ctx context.Context, key, win string) (slots, released int64, err error) {
+// liveSlots counts a key's live slots in a window. Slots of the scheme
+// before this one are given back by a release document each rather than
+// deleted: they count as the slot documents minus the release documents
+// (released), so replicas of both schemes agree during an upgrade.
+func (s *Store) liveSlots(ctx context.Context, key, win string) (live, released int64, err error) {
 	all, err := s.col(ColRateLimits).CountDocuments(ctx, bson.D{{Key: "key", Value: key}, {Key: "window", Value: win}})
-	if err != nil {
+	if err != nil || all == 0 {
 		return 0, 0, classify(err)
-	}
-	if all == 0 {
-		return 0, 0, nil
 	}
 	released, err = s.col(ColRateLimits).CountDocuments(ctx, bson.D{{Key: "key", Value: key}, {Key: "window", Value: win}, {Key: "release", Value: true}})
 	if err != nil {
 		return 0, 0, classify(err)
 	}
-	return all - released, released, nil
+	return all - 2*released, released, nil
+}
+
+func slotDocument(slot RateSlot, n int64) (bson.D, RateSlot) {
+	slot.id, slot.number = slot.window+"|"+strconv.FormatInt(n, 10), n
+	return bson.D{{Key: "_id", Value: slot.id}, {Key: "key", Value: slot.key}, {Key: "window", Value: slot.window},
+		{Key: "taker", Value: slot.taker}, {Key: "expires_at", Value: slot.expires}}, slot
 }
 
 // TakeRateSlot takes one of the limit slots of key's current fixed window,
 // or reports (false) that all are taken. Callers take the slot BEFORE the
 // work it limits (a password check, a code sent), so that parallel requests
-// cannot all pass a check made before any of them was counted. The window
-// it returns counts this event (a refusal: limit+1).
+// cannot all pass a check made before any of them was counted.
 func (s *Store) TakeRateSlot(ctx context.Context, key string, window time.Duration, limit int64) (RateSlot, RateWindow, bool, error) {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	win, reset := s.window(key, window)
-	slots, released, err := s.windowCounts(ctx, key, win)
+	takes, err := s.TakeRateSlots(ctx, RateClaim{Key: key, Window: window, Limit: limit})
 	if err != nil {
 		return RateSlot{}, RateWindow{}, false, err
 	}
-	for n := slots + 1; n <= limit+released; n++ {
-		id := win + "|" + strconv.FormatInt(n, 10)
-		_, err := s.col(ColRateLimits).InsertOne(ctx, bson.D{
-			{Key: "_id", Value: id}, {Key: "key", Value: key}, {Key: "window", Value: win}, {Key: "expires_at", Value: reset},
-		})
-		if err == nil {
-			s.maybeSweep(ctx, ColRateLimits, "expires_at")
-			return RateSlot{id: id, key: key, window: win, expires: reset},
-				RateWindow{Count: n - released, Reset: reset}, true, nil
+	return takes[0].Slot, takes[0].Window, takes[0].Admitted, nil
+}
+
+// TakeRateSlots takes a slot of every claim, in one round trip when their
+// keys have no live slots. The claims are judged in order: it returns the
+// takes up to the first refusal, included, and gives back the slots the
+// claims after it took, as if they had never been asked for (the slots
+// before it stay taken, like TakeRateSlot one after the other).
+func (s *Store) TakeRateSlots(ctx context.Context, claims ...RateClaim) ([]RateTake, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	takes := make([]RateTake, len(claims))
+	var docs []any
+	var tried []int // docs[k] is slot 1 of claims[tried[k]]
+	for i, c := range claims {
+		win, reset := s.window(c.Key, c.Window)
+		takes[i].Slot = RateSlot{taker: rand.Text(), key: c.Key, window: win, expires: reset}
+		takes[i].Window = RateWindow{Count: c.Limit + 1, Reset: reset}
+		if c.Limit >= 1 {
+			doc, slot := slotDocument(takes[i].Slot, 1+mathrand.Int64N(c.Limit))
+			takes[i].Slot = slot
+			docs, tried = append(docs, doc), append(tried, i)
 		}
-		if !mongo.IsDuplicateKeyError(err) {
-			return RateSlot{}, RateWindow{}, false, classify(err)
-		}
-		// Slot n was taken meanwhile: try the next one.
 	}
-	return RateSlot{}, RateWindow{Count: limit + 1, Reset: reset}, false, nil
+	taken := make([]bool, len(claims))
+	if len(docs) > 0 {
+		_, err := s.col(ColRateLimits).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		for _, i := range tried {
+			taken[i] = true
+		}
+		if err != nil {
+			var bwe mongo.BulkWriteException
+			if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+				return nil, classify(err)
+			}
+			for _, we := range bwe.WriteErrors {
+				if !mongo.IsDuplicateKeyError(we) && !uniqueViolation(we) {
+					return nil, classify(err)
+				}
+				taken[tried[we.Index]] = false
+			}
+		}
+	}
+	for i, c := range claims {
+		switch {
+		case taken[i]:
+			takes[i].Window.Count, takes[i].Admitted = takes[i].Slot.number, true
+		case c.Limit >= 1:
+			takes[i].Slot.id = ""
+			if err := s.takeLaterSlot(ctx, c.Limit, &takes[i]); err != nil {
+				return nil, err
+			}
+		}
+		if !takes[i].Admitted {
+			var later []RateSlot
+			for j := i + 1; j < len(claims); j++ {
+				if taken[j] {
+					later = append(later, takes[j].Slot)
+				}
+			}
+			if err := s.GiveBackRateSlots(context.WithoutCancel(ctx), later, nil); err != nil {
+				s.log.Warn("giving back rate-limit slots after a refusal failed", "error", err)
+			}
+			return takes[:i+1], nil
+		}
+	}
+	s.maybeSweep(ctx, ColRateLimits, "expires_at")
+	return takes, nil
+}
+
+// takeLaterSlot takes a free slot of a key whose first pick was taken:
+// unless the live count says none is free, it tries every number once,
+// from above the slot documents there are (where a free one is likeliest).
+// Numbers go up to limit plus the release documents of the scheme before,
+// whose given-back slots keep their numbers.
+func (s *Store) takeLaterSlot(ctx context.Context, limit int64, t *RateTake) error {
+	live, released, err := s.liveSlots(ctx, t.Slot.key, t.Slot.window)
+	if err != nil {
+		return err
+	}
+	if live >= limit {
+		return nil
+	}
+	numbers := limit + released
+	for k := range numbers {
+		n := (live+released+k)%numbers + 1
+		doc, slot := slotDocument(t.Slot, n)
+		_, err := s.col(ColRateLimits).InsertOne(ctx, doc)
+		if err == nil {
+			t.Slot, t.Window.Count, t.Admitted = slot, n, true
+			return nil
+		}
+		if !mongo.IsDuplicateKeyError(err) && !uniqueViolation(err) {
+			return classify(err)
+		}
+	}
+	return nil
 }
 
 // ReleaseRateSlot gives a slot back, so that it does not count. Releasing a
 // zero slot or one twice does nothing.
 func (s *Store) ReleaseRateSlot(ctx context.Context, slot RateSlot) error {
-	if slot.id == "" {
+	return s.GiveBackRateSlots(ctx, []RateSlot{slot}, nil)
+}
+
+// GiveBackRateSlots gives slots back and clears the whole current window of
+// the key of every slot in clear (e.g. an account's failures from an address
+// after it logged in from there), in one round trip. Zero slots and slots
+// given back already are ignored.
+func (s *Store) GiveBackRateSlots(ctx context.Context, giveBack, clear []RateSlot) error {
+	var or bson.A
+	for _, sl := range giveBack {
+		if sl.id != "" {
+			or = append(or, bson.D{{Key: "_id", Value: sl.id}, {Key: "taker", Value: sl.taker}})
+		}
+	}
+	for _, sl := range clear {
+		if sl.key != "" {
+			or = append(or, bson.D{{Key: "key", Value: sl.key}, {Key: "window", Value: sl.window}})
+		}
+	}
+	if len(or) == 0 {
 		return nil
 	}
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	_, err := s.col(ColRateLimits).InsertOne(ctx, bson.D{
-		{Key: "_id", Value: slot.id + "|release"}, {Key: "key", Value: slot.key}, {Key: "window", Value: slot.window},
-		{Key: "release", Value: true}, {Key: "expires_at", Value: slot.expires},
-	})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return classify(err)
-	}
-	return nil
+	_, err := s.col(ColRateLimits).DeleteMany(ctx, bson.D{{Key: "$or", Value: or}})
+	return classify(err)
 }
 
 // HitRateLimit counts one event for key in the current fixed window unless
@@ -132,17 +256,15 @@ func (s *Store) PeekRateLimit(ctx context.Context, key string, window time.Durat
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	win, reset := s.window(key, window)
-	slots, released, err := s.windowCounts(ctx, key, win)
+	live, _, err := s.liveSlots(ctx, key, win)
 	if err != nil {
 		return RateWindow{}, err
 	}
-	return RateWindow{Count: slots - released, Reset: reset}, nil
+	return RateWindow{Count: live, Reset: reset}, nil
 }
 
 // ResetRateLimit clears key's current window (e.g. failures after a
-// successful login). A key is either reset or has slots released, never
-// both: a release landing after a reset would credit a slot that no longer
-// counts.
+// successful login).
 func (s *Store) ResetRateLimit(ctx context.Context, key string, window time.Duration) error {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()

@@ -59,8 +59,8 @@ package store
 // does it look the key up; a retry so finds the entry and answers with it,
 // finishing it first if needed. An entry
 // left `pending` or `debited` by a crash is finished by whoever finds it with
-// its lease expired: a retry with the same key, RecoverLedger (the first
-// requests after a start, then at most once a minute per replica) and
+// its lease expired: a retry with the same key, RecoverLedger (at a
+// server's start, then once a minute per replica: server.LedgerSweepEvery) and
 // GetWallet / the order lists (the reader's own entries, before reading).
 // Finishing re-runs the steps from the recorded state; the unique steps make
 // the re-run skip what had happened, so a transfer stopped after its debit is

@@ -15,9 +15,11 @@ package telemetry
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/server/store"
 )
 
@@ -94,6 +96,7 @@ const (
 	CodesSentName       = "userve_codes_sent_total"
 	CodeFailuresName    = "userve_code_delivery_failures_total"
 	WalletOperationName = "userve_wallet_operations_total"
+	EgressRefusedName   = "userve_egress_refused_total"
 )
 
 // Metrics are the domain counters of one tenant server.
@@ -104,6 +107,7 @@ type Metrics struct {
 	codesSent      *prometheus.CounterVec
 	codeFailures   *prometheus.CounterVec
 	wallet         *prometheus.CounterVec
+	egressRefused  *prometheus.CounterVec
 }
 
 // New creates the counters on reg, every label combination at zero.
@@ -124,6 +128,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			"Verification codes whose delivery failed (the client got a 503), by channel.", "channel"),
 		wallet: counter(WalletOperationName,
 			"Wallet operations by operation (transfer, credit, debit) and result.", "operation", "result"),
+		egressRefused: counter(EgressRefusedName,
+			"Outbound connections (code delivery, WeChat, event webhooks) the egress guard refused, by the address class refused.", "class"),
 	}
 	for _, k := range []StoreErrorKind{StoreUnavailable, StoreNotReady, StoreInternal} {
 		m.storeErrors.WithLabelValues(string(k))
@@ -143,7 +149,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			m.wallet.WithLabelValues(string(op), string(r))
 		}
 	}
-	reg.MustRegister(m.storeErrors, m.loginFailures, m.loginThrottled, m.codesSent, m.codeFailures, m.wallet)
+	for _, c := range egress.Refused {
+		m.egressRefused.WithLabelValues(string(c))
+	}
+	reg.MustRegister(m.storeErrors, m.loginFailures, m.loginThrottled, m.codesSent, m.codeFailures, m.wallet, m.egressRefused)
 	return m
 }
 
@@ -183,6 +192,13 @@ func (m *Metrics) CodeFailed(channel string) {
 }
 
 func knownChannel(c string) bool { return c == string(ChannelSMS) || c == string(ChannelMail) }
+
+// EgressRefused counts an outbound connection the egress guard refused.
+func (m *Metrics) EgressRefused(class egress.Class) {
+	if m != nil && slices.Contains(egress.Refused, class) {
+		m.egressRefused.WithLabelValues(string(class)).Inc()
+	}
+}
 
 // Wallet counts a wallet operation.
 func (m *Metrics) Wallet(op WalletOperation, result WalletResult) {

@@ -27,6 +27,9 @@ type SMTPSender struct {
 	// TLSConfig for STARTTLS; nil means verify against Host.
 	TLSConfig *tls.Config
 	Now       func() time.Time
+	// Dial opens the connection to the relay (a pooled tenant's goes
+	// through its egress guard); nil means net.Dialer with a 10 s timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (s SMTPSender) Send(ctx context.Context, m Message) error {
@@ -34,8 +37,12 @@ func (s SMTPSender) Send(ctx context.Context, m Message) error {
 		return errors.New("smtp: address contains a line break")
 	}
 	addr := net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
-	d := net.Dialer{Timeout: 10 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	dial := s.Dial
+	if dial == nil {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		dial = d.DialContext
+	}
+	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("smtp: %w", err)
 	}

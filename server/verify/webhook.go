@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -36,7 +38,7 @@ const (
 type WebhookSender struct {
 	URL    string
 	Secret []byte
-	Client *http.Client
+	Client *http.Client // nil: a client with a 10 s timeout
 	Now    func() time.Time
 }
 
@@ -68,6 +70,12 @@ func (w WebhookSender) Send(ctx context.Context, m Message) error {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		// A *url.Error quotes the URL, which may carry a token: keep only
+		// its cause (an egress refusal names the address, not the URL).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("webhook: %w", err)
 	}
 	defer resp.Body.Close()
