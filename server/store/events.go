@@ -92,6 +92,8 @@ type EventEntry struct {
 	DeliveredAt *time.Time        `bson:"delivered_at,omitempty"`
 	DeadAt      *time.Time        `bson:"dead_at,omitempty"`
 	Log         []DeliveryAttempt `bson:"log"` // the last MaxDeliveryLog attempts
+
+	settled bool // an open entry with a settlement (settledView)
 }
 
 // DeliveryAttempt is one POST of an event.
@@ -153,8 +155,12 @@ func (s *Store) beginEvent(ctx context.Context, t v1alpha1.EventType, user int64
 // comes first, and only one. FerretDB does not isolate concurrent updates
 // of a document (a recovery voiding an entry and a slow change sealing it
 // could both "win"), so the right to settle is an insert of
-// "<id>:settle" into ColEventClaims, holding the decision; only its taker
-// writes the entry's new state.
+// "<id>:settle" into ColEventClaims. The settlement document is the
+// decision: a sealed one carries what the change learnt (the user, the
+// type, data) and makes the entry deliverable as it is, with no update of
+// the entry (an update costs a collection scan on FerretDB, in the
+// request's path); the first claim copies it into the entry. A void one
+// is also written into the entry (rare: refused changes, recovery).
 const (
 	settledSealed = "sealed"
 	settledVoid   = "void"
@@ -162,35 +168,98 @@ const (
 
 func settleKey(id int64) string { return fmt.Sprintf("%d:settle", id) }
 
-// takeSettlement records outcome as id's settlement unless one is recorded
-// already; it returns the settlement in force.
-func (s *Store) takeSettlement(ctx context.Context, id int64, outcome string) (string, error) {
-	err := s.insert(ctx, ColEventClaims, bson.D{{Key: "_id", Value: settleKey(id)}, {Key: "entry", Value: id}, {Key: "outcome", Value: outcome}})
-	if err == nil || !errors.Is(err, ErrConflict) {
-		return outcome, err
-	}
-	var doc struct {
-		Outcome string `bson:"outcome"`
-	}
-	octx, cancel := s.opContext(ctx)
-	defer cancel()
-	if err := decodeOne(s.col(ColEventClaims).FindOne(octx, bson.D{{Key: "_id", Value: settleKey(id)}}), &doc); err != nil {
-		return "", classify(err)
-	}
-	return doc.Outcome, nil
+// settlement is the document deciding an open entry.
+type settlement struct {
+	Key       string         `bson:"_id"`
+	Entry     int64          `bson:"entry"`
+	Outcome   string         `bson:"outcome"`
+	Event     string         `bson:"event,omitempty"`
+	UserID    int64          `bson:"user_id,omitempty"`
+	Data      map[string]any `bson:"data,omitempty"`
+	Recovered bool           `bson:"recovered,omitempty"`
+	At        time.Time      `bson:"at"`
 }
 
-// writeSettlement applies a settlement to the entry: pending with set, or
-// void.
-func (s *Store) writeSettlement(ctx context.Context, id int64, outcome string, set bson.D) error {
-	if outcome == settledVoid {
-		set = bson.D{{Key: "state", Value: EventVoid}}
-	} else {
-		set = append(bson.D{{Key: "state", Value: EventPending}}, set...)
+// apply shows entry e as the settlement decided it.
+func (st *settlement) apply(e *EventEntry) {
+	if st.Outcome == settledVoid {
+		e.State = EventVoid
+		return
+	}
+	e.State = EventPending
+	if st.Event != "" {
+		e.Event = st.Event
+	}
+	if st.UserID != 0 {
+		e.UserID = st.UserID
+	}
+	if len(st.Data) > 0 {
+		data := maps.Clone(e.Data)
+		if data == nil {
+			data = map[string]any{}
+		}
+		maps.Copy(data, st.Data)
+		e.Data = data
+	}
+	e.Recovered = e.Recovered || st.Recovered
+}
+
+// takeSettlement records st as its entry's settlement unless one is
+// recorded already; it returns the settlement in force.
+func (s *Store) takeSettlement(ctx context.Context, st settlement) (*settlement, error) {
+	st.Key, st.At = settleKey(st.Entry), s.Clock()
+	err := s.insert(ctx, ColEventClaims, st)
+	if err == nil || !errors.Is(err, ErrConflict) {
+		return &st, err
+	}
+	var cur settlement
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	if err := decodeOne(s.col(ColEventClaims).FindOne(octx, bson.D{{Key: "_id", Value: st.Key}}), &cur); err != nil {
+		return nil, classify(err)
+	}
+	return &cur, nil
+}
+
+// settledView shows open entries as their settlements decided (one read of
+// the settlements of the open ones).
+func (s *Store) settledView(ctx context.Context, entries []EventEntry) error {
+	var keys bson.A
+	at := map[int64]int{}
+	for i, e := range entries {
+		if e.State == EventOpen {
+			keys = append(keys, settleKey(e.ID))
+			at[e.ID] = i
+		}
+	}
+	if len(keys) == 0 {
+		return nil
 	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	_, err := s.col(ColEvents).UpdateOne(octx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: EventOpen}}, bson.D{{Key: "$set", Value: set}})
+	cur, err := s.col(ColEventClaims).Find(octx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
+	if err != nil {
+		return classify(err)
+	}
+	var sts []settlement
+	if err := decodeAll(octx, cur, &sts); err != nil {
+		return classify(err)
+	}
+	for i := range sts {
+		if j, ok := at[sts[i].Entry]; ok {
+			sts[i].apply(&entries[j])
+			entries[j].settled = true
+		}
+	}
+	return nil
+}
+
+// voidEntry writes a void settlement into its entry.
+func (s *Store) voidEntry(ctx context.Context, id int64) error {
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	_, err := s.col(ColEvents).UpdateOne(octx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: EventOpen}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: EventVoid}}}})
 	return classify(err)
 }
 
@@ -207,29 +276,16 @@ func (o *openEvent) sealAs(ctx context.Context, t v1alpha1.EventType, user int64
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	outcome, err := o.s.takeSettlement(ctx, o.e.ID, settledSealed)
-	if err == nil && outcome == settledVoid {
+	st, err := o.s.takeSettlement(ctx, settlement{Entry: o.e.ID, Outcome: settledSealed, Event: string(t), UserID: user, Data: more})
+	if err != nil {
+		o.s.log.Warn("sealing an event failed; recovery delivers it later", "event", o.e.Event, "id", o.e.ID, "error", err)
+		return
+	}
+	if st.Outcome == settledVoid {
 		// Recovery judged the change never applied before it finished
 		// (it was only slow): it did happen, and this process is alive, so
 		// the event is written again.
 		o.reemit(ctx, t, user, more)
-		return
-	}
-	if err == nil && outcome == settledSealed {
-		set := bson.D{}
-		if t != "" {
-			set = append(set, bson.E{Key: "event", Value: string(t)})
-		}
-		if user != 0 {
-			set = append(set, bson.E{Key: "user_id", Value: user})
-		}
-		for k, v := range more {
-			set = append(set, bson.E{Key: "data." + k, Value: v})
-		}
-		err = o.s.writeSettlement(ctx, o.e.ID, settledSealed, set)
-	}
-	if err != nil {
-		o.s.log.Warn("sealing an event failed; recovery delivers it later", "event", o.e.Event, "id", o.e.ID, "error", err)
 		return
 	}
 	o.s.notifyEvents()
@@ -265,9 +321,9 @@ func (o *openEvent) drop(ctx context.Context) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
-	outcome, err := o.s.takeSettlement(ctx, o.e.ID, settledVoid)
-	if err == nil && outcome == settledVoid {
-		err = o.s.writeSettlement(ctx, o.e.ID, settledVoid, nil)
+	st, err := o.s.takeSettlement(ctx, settlement{Entry: o.e.ID, Outcome: settledVoid})
+	if err == nil && st.Outcome == settledVoid {
+		err = o.s.voidEntry(ctx, o.e.ID)
 	}
 	if err != nil {
 		o.s.log.Warn("voiding the event of a refused change failed; recovery settles it later", "event", o.e.Event, "id", o.e.ID, "error", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -41,9 +42,16 @@ func (s *Store) DueEvents(ctx context.Context, grace time.Duration, max int) (du
 	if err := decodeAll(ctx, cur, &all); err != nil {
 		return nil, nil, classify(err)
 	}
+	if err := s.settledView(ctx, all); err != nil {
+		return nil, nil, err
+	}
 	now := s.Clock()
 	waiting := map[int64]bool{} // users with an earlier undelivered entry
 	for _, e := range all {
+		if e.State == EventVoid { // decided void, not written yet: recovery writes it
+			stale = append(stale, e)
+			continue
+		}
 		head := e.UserID == 0 || !waiting[e.UserID]
 		if e.UserID != 0 {
 			waiting[e.UserID] = true
@@ -75,10 +83,16 @@ func (s *Store) ClaimEvent(ctx context.Context, e *EventEntry, owner string, lea
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var out EventEntry
+	// The first claim also writes the sealed settlement into the entry.
+	data := e.Data
+	if data == nil {
+		data = map[string]any{}
+	}
 	err = decodeOne(s.col(ColEvents).FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: e.ID}, {Key: "claims", Value: e.Claims}, {Key: "state", Value: EventPending}},
+		bson.D{{Key: "_id", Value: e.ID}, {Key: "claims", Value: e.Claims}, {Key: "state", Value: bson.D{{Key: "$in", Value: bson.A{EventOpen, EventPending}}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "claims", Value: n}, {Key: "lease_owner", Value: owner},
-			{Key: "lease_until", Value: s.Clock().Add(lease)}}}},
+			{Key: "lease_until", Value: s.Clock().Add(lease)}, {Key: "state", Value: EventPending}, {Key: "event", Value: e.Event},
+			{Key: "user_id", Value: e.UserID}, {Key: "data", Value: data}, {Key: "recovered", Value: e.Recovered}}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)), &out)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil // delivered or claimed in between
@@ -164,6 +178,11 @@ func (s *Store) ExpireEvents(ctx context.Context, delivered, dead time.Time) (in
 	if err != nil {
 		return 0, classify(err)
 	}
+	// Claims and settlements that old decide nothing any more (an open
+	// entry losing its settlement is judged again by recovery).
+	if _, err := s.col(ColEventClaims).DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: delivered}}}}); err != nil {
+		return res.DeletedCount, classify(err)
+	}
 	return res.DeletedCount, nil
 }
 
@@ -225,5 +244,13 @@ func (s *Store) ListEvents(ctx context.Context, q EventQuery) ([]EventEntry, int
 	if err := decodeAll(ctx, cur, &out); err != nil {
 		return nil, 0, classify(err)
 	}
+	// Sealed entries not attempted yet show their settlement's user and
+	// data (the list's filters read the entries as written).
+	if err := s.settledView(ctx, out); err != nil {
+		return nil, 0, err
+	}
+	// An entry decided void a moment ago (its change refused) is not an
+	// event; the page is a row short until the entry says so too.
+	out = slices.DeleteFunc(out, func(e EventEntry) bool { return e.State == EventVoid })
 	return out, total, nil
 }

@@ -24,25 +24,21 @@ func (s *Store) RecoverOpenEvent(ctx context.Context, e *EventEntry) (bool, erro
 	if err != nil || happened == outcomeUnknown {
 		return false, err
 	}
-	decided := settledSealed
+	st := settlement{Entry: e.ID, Outcome: settledSealed, UserID: user, Data: data, Recovered: true}
 	if happened == outcomeNo {
-		decided = settledVoid
+		st = settlement{Entry: e.ID, Outcome: settledVoid}
 	}
 	// The change's own seal or drop may have taken the settlement (and
-	// perhaps died before writing it): what was decided is applied.
-	outcome, err := s.takeSettlement(ctx, e.ID, decided)
+	// perhaps died before writing a void one into the entry): what was
+	// decided holds.
+	got, err := s.takeSettlement(ctx, st)
 	if err != nil {
 		return false, err
 	}
-	set := bson.D{{Key: "recovered", Value: true}}
-	if user != 0 {
-		set = append(set, bson.E{Key: "user_id", Value: user})
-	}
-	for k, v := range data {
-		set = append(set, bson.E{Key: "data." + k, Value: v})
-	}
-	if err := s.writeSettlement(ctx, e.ID, outcome, set); err != nil {
-		return false, err
+	if got.Outcome == settledVoid {
+		if err := s.voidEntry(ctx, e.ID); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
 }
