@@ -36,6 +36,8 @@ func (c *components) schemas(d Dialect) S {
 			"MembershipChange":  membershipChange(),
 			"AuditEntry":        auditEntry(),
 			"AuditList":         list("AuditEntry"),
+			"EventDelivery":     eventDelivery(),
+			"EventDeliveryList": list("EventDelivery"),
 			"MergeResult":       mergeResult(),
 			"ImportResult":      importResult(),
 			"ExportRecord":      exportRecord(c),
@@ -241,6 +243,37 @@ func auditEntry() S {
 		"changes":   arrayOf(object(S{"field": str(), "before": anyValue, "after": anyValue}, "field", "before", "after")),
 		"truncated": boolean(),
 	}, "id", "at", "admin", "action", "method", "path", "query", "user_ids", "remote", "via", "state", "status", "changes", "truncated")
+}
+
+// eventTypes are spec.events.webhook's event types.
+func eventTypes() []any {
+	var out []any
+	for _, t := range v1alpha1.EventTypes() {
+		out = append(out, string(t))
+	}
+	return out
+}
+
+func eventDelivery() S {
+	nullableUnix := nullable(unix())
+	return object(S{
+		"id":              with(id(), "description", "The event's id, as in its payload and X-Userve-Event-Id."),
+		"event":           enum(eventTypes()...),
+		"user_id":         with(nullable(id()), "description", "null only while an import's record is being written."),
+		"status":          enum("pending", "delivered", "dead"),
+		"recovered":       with(boolean(), "description", "Settled by recovery after the process making the change stopped (docs/events.md)."),
+		"created_at":      unix(),
+		"data":            with(S{"type": "object"}, "description", "The payload's data (docs/events.md)."),
+		"attempts":        integer(),
+		"last_status":     with(nullable(integer()), "description", "The HTTP status of the last attempt; null: none yet, or no answer."),
+		"last_error":      nullable(str()),
+		"next_attempt_at": with(nullableUnix, "description", "While pending: no attempt before this time."),
+		"delivered_at":    nullableUnix,
+		"dead_at":         nullableUnix,
+		"log": with(arrayOf(object(S{"at": unix(), "duration_ms": integer(), "status": nullable(integer()), "error": nullable(str())},
+			"at", "duration_ms", "status", "error")), "description", "The last 20 attempts, oldest first."),
+	}, "id", "event", "user_id", "status", "recovered", "created_at", "data", "attempts", "last_status", "last_error",
+		"next_attempt_at", "delivered_at", "dead_at", "log")
 }
 
 func membershipChange() S {

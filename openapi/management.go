@@ -214,6 +214,21 @@ func managementOperations(c *components) map[string]operation {
 			},
 			responses: []response{ok("A page of entries.", ref("AuditList"))}},
 
+		"GET /v1/events/deliveries/": {id: "listEventDeliveries", tag: "events", security: adminToken, summary: "The events sent to the tenant's backend, newest first",
+			description: "Each event of spec.events.webhook with its delivery state and its last attempts (docs/events.md). Empty without a webhook.",
+			params: []param{
+				query("event", enum(eventTypes()...), "Events of this type."),
+				query("status", enum("pending", "delivered", "dead"), "Events in this state (pending: not delivered yet, retries included)."),
+				query("user_id", id(), "Events of this user."),
+				query("since", with(integer(), "minimum", 0), "Events created at or after this time (unix seconds)."),
+				query("until", with(integer(), "minimum", 0), "Events created before this time (unix seconds)."),
+				limitParam(), offsetParam(),
+			},
+			responses: []response{ok("A page of deliveries, with total_count.", ref("EventDeliveryList"))}},
+		"POST /v1/events/deliveries/{id}/retry/": {id: "retryEventDelivery", tag: "events", security: adminToken, summary: "Send a dead event again",
+			description: "The event is pending again, with a new day of retries; it may reach the receiver after later events of its user.",
+			responses:   []response{ok("The delivery, pending.", ref("EventDelivery")), notFound("No dead delivery with this id.")}},
+
 		"GET /openapi.json": {id: "getManagementOpenAPI", tag: "meta", security: adminToken, summary: "This document, with the tenant's custom fields",
 			responses: []response{ok("The OpenAPI 3.1 document.", ref("OpenAPIDocument"))}},
 	}

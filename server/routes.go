@@ -118,6 +118,10 @@ func (s *Server) minappRoutes(r *routeList, prefix string) {
 	// changes or deletes an entry.
 	route(get, "/v1/audit/", h.ListAudit)
 
+	// Event deliveries to the tenant's backend (issue 23; minapp/events.go).
+	route(get, "/v1/events/deliveries/", h.ListDeliveries)
+	route(post, "/v1/events/deliveries/{id}/retry/", h.RetryDelivery)
+
 	// This dialect's OpenAPI document (issue 16; server/openapi.go); it
 	// names the tenant's custom fields, so it needs a token too.
 	r.Handle(prefix+"/openapi.json", s.requireAdmin(s.serveOpenAPI(openapi.Management))).Methods(get)

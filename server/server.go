@@ -68,7 +68,8 @@ type Server struct {
 	// routeHandlers are this server's handlers, in the order of its
 	// routes in the shared router (routelist.go).
 	routeHandlers []http.Handler
-	router        *mux.Router // the (shared) router, which the console calls in-process
+	router        *mux.Router  // the (shared) router, which the console calls in-process
+	events        *eventWorker // nil without spec.events.webhook (events.go)
 	handler       http.Handler
 	timeouts      HTTPTimeouts
 	openapi       *openAPIDocs
@@ -95,6 +96,11 @@ type Options struct {
 	// AuditLog wraps the store's audit log writes (default: the store);
 	// tests pass one whose writes fail.
 	AuditLog func(*store.Store) AuditWriter
+	// EventsHTTP sends the events to spec.events.webhook (default:
+	// DefaultEventsClient). A shared pool passes its egress-guarded client.
+	EventsHTTP *http.Client
+	// Events tune the event delivery worker (retries, leases; tests).
+	Events EventsOptions
 	// Egress guards every outbound call of the tenant: the SMS webhook,
 	// SMTP, WeChat (unless Plus.WeChatHTTP replaces its client) and event
 	// webhooks. Nil lets them go anywhere, as a dedicated tenant's (its
@@ -172,6 +178,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	if opts.AuditLog != nil {
 		s.audit = opts.AuditLog(st)
 	}
+	s.events = newEventWorker(s, opts.EventsHTTP, opts.Events)
 	s.minapp = minapp.New(st, cfg, s.log)
 	s.minapp.Metrics = s.metrics.domain
 	s.minapp.Accounts = s.accounts
@@ -253,6 +260,9 @@ func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listene
 	}
 	s.Start(ctx)
 	defer s.Close()
+	// The event worker waits for the store by itself.
+	s.StartEvents(ctx)
+	defer s.StopEvents()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -16,6 +16,8 @@ const (
 	EnvWebhookSecret = "USERVE_WEBHOOK_SECRET"
 	EnvSMTPPassword  = "USERVE_SMTP_PASSWORD"
 	EnvWeChatSecret  = "USERVE_WECHAT_APP_SECRET"
+	// EnvEventsWebhookSecret signs the events sent to the tenant's backend.
+	EnvEventsWebhookSecret = "USERVE_EVENTS_WEBHOOK_SECRET"
 	// EnvMemoryLimit is the container's memory limit in bytes: the server
 	// gives a quarter of it to password checks.
 	EnvMemoryLimit = "USERVE_MEMORY_LIMIT"
@@ -53,6 +55,9 @@ func TenantSecretRefs(spec *UserServiceSpec) []TenantSecretRef {
 	}
 	if wc := spec.WeChat; wc != nil {
 		add(EnvWeChatSecret, "spec.wechat.appSecretRef", &wc.AppSecretRef)
+	}
+	if wh := spec.Events.Webhook; wh != nil {
+		add(EnvEventsWebhookSecret, "spec.events.webhook.secretRef", wh.SecretRef)
 	}
 	return out
 }

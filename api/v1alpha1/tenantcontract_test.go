@@ -69,7 +69,8 @@ func TestTenantSecretRefsNamesEverySecretOfTheSpec(t *testing.T) {
 	// The order is the contract's: the first missing Secret is always the
 	// same one, and the pods' environment never reorders (which would roll
 	// every tenant).
-	want := []string{v1alpha1.EnvMongoURI, v1alpha1.EnvAdminTokens, v1alpha1.EnvWebhookSecret, v1alpha1.EnvSMTPPassword, v1alpha1.EnvWeChatSecret}
+	want := []string{v1alpha1.EnvMongoURI, v1alpha1.EnvAdminTokens, v1alpha1.EnvWebhookSecret, v1alpha1.EnvSMTPPassword, v1alpha1.EnvWeChatSecret,
+		v1alpha1.EnvEventsWebhookSecret}
 	var envs []string
 	for _, r := range refs {
 		envs = append(envs, r.Env)
@@ -134,7 +135,7 @@ func TestOwnedKinds(t *testing.T) {
 
 func TestEnvironmentNamesAreDistinct(t *testing.T) {
 	names := []string{v1alpha1.EnvMongoURI, v1alpha1.EnvMongoDatabase, v1alpha1.EnvAdminTokens, v1alpha1.EnvJWTKey,
-		v1alpha1.EnvWebhookSecret, v1alpha1.EnvSMTPPassword, v1alpha1.EnvWeChatSecret, v1alpha1.EnvMemoryLimit, v1alpha1.EnvGOMAXPROCS}
+		v1alpha1.EnvWebhookSecret, v1alpha1.EnvSMTPPassword, v1alpha1.EnvWeChatSecret, v1alpha1.EnvEventsWebhookSecret, v1alpha1.EnvMemoryLimit, v1alpha1.EnvGOMAXPROCS}
 	if len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {
 		t.Errorf("two variables share a name: %v", names)
 	}

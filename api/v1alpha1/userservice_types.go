@@ -123,6 +123,11 @@ type UserServiceSpec struct {
 	// (POST /api/v2/auth/wechat and /api/v2/user/wechat...). Unset: off.
 	// +optional
 	WeChat *WeChatSpec `json:"wechat,omitempty"`
+
+	// Events sends user and wallet events to the tenant's backend
+	// (docs/events.md). Unset: none are recorded or sent.
+	// +optional
+	Events EventsSpec `json:"events,omitempty"`
 }
 
 // WeChatSpec is the tenant's WeChat mini-program.

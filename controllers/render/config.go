@@ -34,6 +34,7 @@ type serverSpec struct {
 	Profile      v1alpha1.ProfileSpec      `json:"profile,omitzero"`
 	Verification v1alpha1.VerificationSpec `json:"verification"`
 	WeChat       *v1alpha1.WeChatSpec      `json:"wechat,omitempty"`
+	Events       v1alpha1.EventsSpec       `json:"events,omitzero"`
 }
 
 type serverMongo struct {
@@ -57,6 +58,7 @@ func ServerConfig(us *v1alpha1.UserService, database string) ([]byte, error) {
 			Profile:      s.Profile,
 			Verification: s.Verification,
 			WeChat:       s.WeChat,
+			Events:       s.Events,
 		},
 	})
 }

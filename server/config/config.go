@@ -39,6 +39,8 @@ type Config struct {
 	WebhookSecret string       // HMAC key of the SMS webhook
 	SMTPPassword  string
 	WeChatSecret  string // the mini-program's AppSecret (spec.wechat)
+	// EventsSecret signs the events sent to spec.events.webhook.
+	EventsSecret string
 	// Issuer is the JWT iss: "<namespace>/<name>".
 	Issuer string
 }
@@ -187,6 +189,9 @@ func validateSpec(s *v1alpha1.UserServiceSpec) error {
 	if err := validateHServe(s.API.HServe); err != nil {
 		return err
 	}
+	if err := ValidateEventsWebhook(s.Events.Webhook); err != nil {
+		return err
+	}
 	_, err := TrustedProxies(s)
 	return err
 }
@@ -300,6 +305,7 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 		WebhookSecret: getenv(v1alpha1.EnvWebhookSecret),
 		SMTPPassword:  getenv(v1alpha1.EnvSMTPPassword),
 		WeChatSecret:  getenv(v1alpha1.EnvWeChatSecret),
+		EventsSecret:  getenv(v1alpha1.EnvEventsWebhookSecret),
 		Issuer:        ns + "/" + us.Name,
 	}
 	if c.MongoURI == "" {
@@ -348,6 +354,10 @@ func FromManifest(us *v1alpha1.UserService, getenv func(string) string) (*Config
 	}
 	if m := spec.Verification.Mail; m != nil && m.SMTP != nil && m.SMTP.PasswordSecretRef != nil && c.SMTPPassword == "" {
 		return nil, fmt.Errorf("%s is required: spec.verification.mail.smtp.passwordSecretRef is set", v1alpha1.EnvSMTPPassword)
+	}
+	// Like the SMS webhook's: unsigned events could be forged.
+	if spec.Events.Webhook != nil && c.EventsSecret == "" {
+		return nil, fmt.Errorf("%s is required: spec.events.webhook is set and its requests are signed with it (set spec.events.webhook.secretRef)", v1alpha1.EnvEventsWebhookSecret)
 	}
 	if spec.WeChat != nil && c.WeChatSecret == "" {
 		return nil, fmt.Errorf("%s is required: spec.wechat is set (set spec.wechat.appSecretRef)", v1alpha1.EnvWeChatSecret)

@@ -126,6 +126,8 @@ type tenant struct {
 	// (plus.Options); zero: auth's defaults.
 	checkMemory int64
 	checkWait   time.Duration
+	// events tune the replicas' event workers (spec.events; events_test.go).
+	events server.EventsOptions
 	// egress guards the replicas' outbound calls (server.Options.Egress).
 	egress *egress.Guard
 }
@@ -177,6 +179,7 @@ type replica struct {
 	store *store.Store
 	// metrics serves the server's MetricsHandler, as its own listener does.
 	metrics *httptest.Server
+	server  *server.Server
 }
 
 func (tn *tenant) replica() *replica {
@@ -206,12 +209,17 @@ func (tn *tenant) replica() *replica {
 	if !tn.noOutbox {
 		opts.Plus.Sender = tn.outbox
 	}
+	opts.Events = tn.events
 	s := server.New(tn.config(), st, opts)
+	// As a pool would: the event worker without Run (a no-op without
+	// spec.events.webhook).
+	s.StartEvents(context.Background())
+	t.Cleanup(s.StopEvents)
 	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(s.MetricsHandler())
 	t.Cleanup(metrics.Close)
-	return &replica{t: t, srv: srv, store: st, metrics: metrics}
+	return &replica{t: t, srv: srv, store: st, metrics: metrics, server: s}
 }
 
 type resp struct {

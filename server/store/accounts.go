@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // End-user account writes on the profile document that need more than
@@ -19,10 +21,10 @@ func (s *Store) SetPasswordHash(ctx context.Context, id int64, hash string) (*Pr
 	if hash == "" {
 		return nil, errors.New("store: empty password hash")
 	}
-	return s.updateProfile(ctx, id, bson.D{
+	return s.updateProfileAs(ctx, id, bson.D{
 		{Key: "$set", Value: bson.D{{Key: "password_hash", Value: hash}, {Key: FieldUpdatedAt, Value: s.Now()}}},
 		{Key: "$inc", Value: bson.D{{Key: "token_epoch", Value: int64(1)}}},
-	})
+	}, v1alpha1.EventUserPasswordChanged, nil)
 }
 
 func contactFields(field string) (string, error) {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // Ban is why and until when a user may not sign in or use a token
@@ -52,7 +54,12 @@ func (s *Store) BanUser(ctx context.Context, id int64, reason string, until time
 	}
 	now := s.Now()
 	ban := Ban{Reason: reason, At: now, Until: until.UTC()}
-	return s.updateProfile(ctx, id, bson.D{{Key: "$set", Value: bson.D{{Key: "ban", Value: ban}, {Key: FieldUpdatedAt, Value: now}}}})
+	var expires any // null: no expiry
+	if !ban.Permanent() {
+		expires = ban.Until.Unix()
+	}
+	return s.updateProfileAs(ctx, id, bson.D{{Key: "$set", Value: bson.D{{Key: "ban", Value: ban}, {Key: FieldUpdatedAt, Value: now}}}},
+		v1alpha1.EventUserBanned, map[string]any{"reason": reason, "expires_at": expires})
 }
 
 // UnbanUser lifts user id's ban, if any; the profile comes back.

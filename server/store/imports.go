@@ -155,10 +155,15 @@ func (s *Store) ImportUsers(ctx context.Context, users []ImportUser, opt ImportO
 		return nil, err
 	}
 	phase("groups and sequence")
+	evs, err := s.beginImportEvents(ctx, users)
+	if err != nil {
+		return nil, err
+	}
 	slow, err := s.insertBatch(ctx, users, results)
 	if err != nil {
 		return nil, err
 	}
+	defer s.settleImportEvents(ctx, evs, results)
 	phase("insert", "refused", len(slow))
 	err = s.forEach(ctx, len(slow), func(k int) error {
 		i := slow[k]

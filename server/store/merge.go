@@ -37,6 +37,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // ColMerges holds one document per merge.
@@ -323,12 +325,15 @@ func (s *Store) runMergeSteps(ctx context.Context, m *MergeRecord) error {
 	for f := range p.Identities {
 		unset = append(unset, bson.E{Key: f, Value: ""})
 	}
-	_, err := s.updateProfile(ctx, m.From, bson.D{
+	// This write is from's end: its user.deleted event goes with it (a
+	// replay announces it again; DeleteUser below finds it tombstoned and
+	// does not).
+	_, err := s.updateProfileAs(ctx, m.From, bson.D{
 		{Key: "$unset", Value: unset},
 		{Key: "$set", Value: bson.D{{Key: FieldUpdatedAt, Value: s.Now()},
 			{Key: "tombstone", Value: ProfileTombstone{Reason: TombstoneMerged, At: m.Created}}}},
 		{Key: "$inc", Value: bson.D{{Key: "token_epoch", Value: tombstoneEpochStep}}},
-	})
+	}, v1alpha1.EventUserDeleted, map[string]any{"reason": TombstoneMerged, "merged_into": m.Into})
 	if err != nil {
 		return err
 	}

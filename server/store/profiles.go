@@ -8,6 +8,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // Profile is one user: the one document both dialects read and write, in
@@ -66,6 +68,9 @@ type Profile struct {
 	// Tombstone is set while the user is being deleted or merged away
 	// (tombstones.go); such a profile is not found by GetProfile.
 	Tombstone *ProfileTombstone `bson:"tombstone,omitempty"`
+
+	// CreatedEvent is the outbox entry of the user's creation (events.go).
+	CreatedEvent int64 `bson:"created_event,omitempty"`
 }
 
 // Profile document fields, for filters and sorts.
@@ -129,7 +134,7 @@ func init() {
 
 // CreateProfile inserts p. A zero p.ID takes the next user id; zero times
 // take the store clock. A taken unique value is a *ConflictError.
-func (s *Store) CreateProfile(ctx context.Context, p *Profile) error {
+func (s *Store) CreateProfile(ctx context.Context, p *Profile) (err error) {
 	now := s.Now()
 	if p.Created.IsZero() {
 		p.Created = now
@@ -140,7 +145,20 @@ func (s *Store) CreateProfile(ctx context.Context, p *Profile) error {
 	if p.Groups == nil {
 		p.Groups = []int64{}
 	}
-	var err error
+	ev, err := s.beginEvent(ctx, v1alpha1.EventUserCreated, p.ID, "", nil)
+	if err != nil {
+		return err
+	}
+	if ev != nil {
+		p.CreatedEvent = ev.e.ID
+	}
+	defer func() {
+		if err == nil {
+			ev.seal(ctx, p.ID, nil)
+		} else {
+			ev.settle(ctx, err)
+		}
+	}()
 	if p.ID == 0 {
 		_, err = s.insertProfileWithNextID(ctx, func(id int64) any {
 			p.ID = id
@@ -335,7 +353,14 @@ func (s *Store) UpdateProfile(ctx context.Context, id int64, set map[string]any)
 	return s.updateProfile(ctx, id, bson.D{{Key: "$set", Value: setDoc}})
 }
 
+// updateProfile applies update with a user.updated event naming the
+// changed fields (events.go).
 func (s *Store) updateProfile(ctx context.Context, id int64, update bson.D) (*Profile, error) {
+	return s.updateProfileAs(ctx, id, update, v1alpha1.EventUserUpdated, nil)
+}
+
+// applyProfileUpdate applies update and returns the profile after it.
+func (s *Store) applyProfileUpdate(ctx context.Context, id int64, update bson.D) (*Profile, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	var p Profile
@@ -379,7 +404,15 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 		return err
 	}
 	if p.Tombstone == nil {
-		if err := s.buryUser(ctx, id, TombstoneDeleted); err != nil {
+		// The first attempt announces the deletion; a resumed one (the
+		// tombstone is there) already did, or left it to recovery.
+		ev, err := s.beginEvent(ctx, v1alpha1.EventUserDeleted, id, "", map[string]any{"reason": TombstoneDeleted})
+		if err != nil {
+			return err
+		}
+		err = s.buryUser(ctx, id, TombstoneDeleted)
+		ev.settle(ctx, err)
+		if err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // UpdateOwnFields is a user's edit of their own profile in one update (so
@@ -52,5 +54,14 @@ func (s *Store) UpdateAccount(ctx context.Context, id int64, set map[string]any,
 		update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: "token_epoch", Value: int64(1)}}})
 	}
 	update = append(bson.D{{Key: "$set", Value: setDoc}}, update...)
-	return s.updateProfile(ctx, id, update)
+	if hash == "" {
+		return s.updateProfile(ctx, id, update)
+	}
+	pw, err := s.beginEvent(ctx, v1alpha1.EventUserPasswordChanged, id, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.updateProfile(ctx, id, update)
+	pw.settle(ctx, err)
+	return p, err
 }

@@ -6,6 +6,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // ColSessions records each login (a token family, auth.Claims.Family: the
@@ -50,7 +52,12 @@ type Session struct {
 
 // CreateSession records a login.
 func (s *Store) CreateSession(ctx context.Context, ss *Session) error {
-	err := s.insert(ctx, ColSessions, ss)
+	ev, err := s.beginEvent(ctx, v1alpha1.EventUserLogin, ss.UserID, ss.ID, loginEventData(ss))
+	if err != nil {
+		return err
+	}
+	err = s.insert(ctx, ColSessions, ss)
+	ev.settle(ctx, err)
 	if err == nil {
 		s.maybeSweep(ctx, ColSessions, "expires_at")
 	}

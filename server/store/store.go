@@ -22,6 +22,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // Collection names. Issue 4 adds its own next to its code.
@@ -79,6 +81,9 @@ type Store struct {
 	importSeqMu sync.Mutex
 
 	exportSlots chan struct{} // see ExportUsers
+
+	events       map[v1alpha1.EventType]bool // subscribed event types (events.go)
+	eventsNotify atomic.Pointer[func()]
 
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.

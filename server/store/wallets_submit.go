@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // Submitting movements to the ledger (see the design at the top of wallets.go):
@@ -153,6 +155,32 @@ const maxSubmitAttempts = 100
 // costs no lookup, and a replay finds its entry through the unique index
 // violation. The entry's key, not a lookup, decides every race.
 func (s *Store) submit(ctx context.Context, e *LedgerEntry, prepare func(context.Context) (*Wallet, error)) (*LedgerEntry, bool, error) {
+	// The event is written ahead under the entry's key; a replay, a refusal
+	// or a failed check drops it, and a crash leaves it to recovery, which
+	// reads the entry the key names (events_recover.go).
+	ev, err := s.beginEvent(ctx, v1alpha1.EventWalletTransaction, e.UserID, e.Key, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	out, created, err := s.submitEntry(ctx, e, prepare)
+	switch {
+	case err == nil && created && out.State == StateCompleted:
+		ev.seal(ctx, 0, ledgerEventData(out))
+	case err == nil || ledgerRefusal(err):
+		ev.drop(ctx) // a replay (announced by its first call), or refused
+	}
+	return out, created, err
+}
+
+// ledgerRefusal reports an error after which no money moved, nor will.
+// After any other the entry may still finish (recovery), so its event
+// stays open for the outbox recovery to judge.
+func ledgerRefusal(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrInsufficientFunds) || errors.Is(err, ErrBalanceLimit) ||
+		errors.Is(err, ErrConflict) || errors.Is(err, ErrReservedKey)
+}
+
+func (s *Store) submitEntry(ctx context.Context, e *LedgerEntry, prepare func(context.Context) (*Wallet, error)) (*LedgerEntry, bool, error) {
 	known, err := prepare(ctx)
 	if errors.Is(err, ErrNotFound) {
 		// A replay answers with its entry even when the user is gone since.

@@ -71,6 +71,60 @@ func (e ErrorStatus) Valid() bool {
 	}
 }
 
+// Defines values for EventDeliveryEvent.
+const (
+	EventDeliveryEventUserBanned          EventDeliveryEvent = "user.banned"
+	EventDeliveryEventUserCreated         EventDeliveryEvent = "user.created"
+	EventDeliveryEventUserDeleted         EventDeliveryEvent = "user.deleted"
+	EventDeliveryEventUserLogin           EventDeliveryEvent = "user.login"
+	EventDeliveryEventUserPasswordChanged EventDeliveryEvent = "user.password_changed"
+	EventDeliveryEventUserUpdated         EventDeliveryEvent = "user.updated"
+	EventDeliveryEventWalletTransaction   EventDeliveryEvent = "wallet.transaction"
+)
+
+// Valid indicates whether the value is a known member of the EventDeliveryEvent enum.
+func (e EventDeliveryEvent) Valid() bool {
+	switch e {
+	case EventDeliveryEventUserBanned:
+		return true
+	case EventDeliveryEventUserCreated:
+		return true
+	case EventDeliveryEventUserDeleted:
+		return true
+	case EventDeliveryEventUserLogin:
+		return true
+	case EventDeliveryEventUserPasswordChanged:
+		return true
+	case EventDeliveryEventUserUpdated:
+		return true
+	case EventDeliveryEventWalletTransaction:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EventDeliveryStatus.
+const (
+	EventDeliveryStatusDead      EventDeliveryStatus = "dead"
+	EventDeliveryStatusDelivered EventDeliveryStatus = "delivered"
+	EventDeliveryStatusPending   EventDeliveryStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the EventDeliveryStatus enum.
+func (e EventDeliveryStatus) Valid() bool {
+	switch e {
+	case EventDeliveryStatusDead:
+		return true
+	case EventDeliveryStatusDelivered:
+		return true
+	case EventDeliveryStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExportRecord0Gender.
 const (
 	ExportRecord0GenderN0 ExportRecord0Gender = 0
@@ -374,6 +428,60 @@ func (e TransactionState) Valid() bool {
 	}
 }
 
+// Defines values for ListEventDeliveriesParamsEvent.
+const (
+	ListEventDeliveriesParamsEventUserBanned          ListEventDeliveriesParamsEvent = "user.banned"
+	ListEventDeliveriesParamsEventUserCreated         ListEventDeliveriesParamsEvent = "user.created"
+	ListEventDeliveriesParamsEventUserDeleted         ListEventDeliveriesParamsEvent = "user.deleted"
+	ListEventDeliveriesParamsEventUserLogin           ListEventDeliveriesParamsEvent = "user.login"
+	ListEventDeliveriesParamsEventUserPasswordChanged ListEventDeliveriesParamsEvent = "user.password_changed"
+	ListEventDeliveriesParamsEventUserUpdated         ListEventDeliveriesParamsEvent = "user.updated"
+	ListEventDeliveriesParamsEventWalletTransaction   ListEventDeliveriesParamsEvent = "wallet.transaction"
+)
+
+// Valid indicates whether the value is a known member of the ListEventDeliveriesParamsEvent enum.
+func (e ListEventDeliveriesParamsEvent) Valid() bool {
+	switch e {
+	case ListEventDeliveriesParamsEventUserBanned:
+		return true
+	case ListEventDeliveriesParamsEventUserCreated:
+		return true
+	case ListEventDeliveriesParamsEventUserDeleted:
+		return true
+	case ListEventDeliveriesParamsEventUserLogin:
+		return true
+	case ListEventDeliveriesParamsEventUserPasswordChanged:
+		return true
+	case ListEventDeliveriesParamsEventUserUpdated:
+		return true
+	case ListEventDeliveriesParamsEventWalletTransaction:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListEventDeliveriesParamsStatus.
+const (
+	ListEventDeliveriesParamsStatusDead      ListEventDeliveriesParamsStatus = "dead"
+	ListEventDeliveriesParamsStatusDelivered ListEventDeliveriesParamsStatus = "delivered"
+	ListEventDeliveriesParamsStatusPending   ListEventDeliveriesParamsStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the ListEventDeliveriesParamsStatus enum.
+func (e ListEventDeliveriesParamsStatus) Valid() bool {
+	switch e {
+	case ListEventDeliveriesParamsStatusDead:
+		return true
+	case ListEventDeliveriesParamsStatusDelivered:
+		return true
+	case ListEventDeliveriesParamsStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExportUsersParamsInclude.
 const (
 	PasswordHash ExportUsersParamsInclude = "password_hash"
@@ -618,6 +726,62 @@ type Error struct {
 
 // ErrorStatus defines model for Error.Status.
 type ErrorStatus string
+
+// EventDelivery defines model for EventDelivery.
+type EventDelivery struct {
+	Attempts int64 `json:"attempts"`
+
+	// CreatedAt unix seconds
+	CreatedAt int64 `json:"created_at"`
+
+	// Data The payload's data (docs/events.md).
+	Data map[string]interface{} `json:"data"`
+
+	// DeadAt unix seconds
+	DeadAt *int64 `json:"dead_at"`
+
+	// DeliveredAt unix seconds
+	DeliveredAt *int64             `json:"delivered_at"`
+	Event       EventDeliveryEvent `json:"event"`
+
+	// Id The event's id, as in its payload and X-Userve-Event-Id.
+	Id        int64   `json:"id"`
+	LastError *string `json:"last_error"`
+
+	// LastStatus The HTTP status of the last attempt; null: none yet, or no answer.
+	LastStatus *int64 `json:"last_status"`
+
+	// Log The last 20 attempts, oldest first.
+	Log []struct {
+		// At unix seconds
+		At         int64   `json:"at"`
+		DurationMs int64   `json:"duration_ms"`
+		Error      *string `json:"error"`
+		Status     *int64  `json:"status"`
+	} `json:"log"`
+
+	// NextAttemptAt While pending: no attempt before this time.
+	NextAttemptAt *int64 `json:"next_attempt_at"`
+
+	// Recovered Settled by recovery after the process making the change stopped (docs/events.md).
+	Recovered bool                `json:"recovered"`
+	Status    EventDeliveryStatus `json:"status"`
+
+	// UserId null only while an import's record is being written.
+	UserId *int64 `json:"user_id"`
+}
+
+// EventDeliveryEvent defines model for EventDelivery.Event.
+type EventDeliveryEvent string
+
+// EventDeliveryStatus defines model for EventDelivery.Status.
+type EventDeliveryStatus string
+
+// EventDeliveryList defines model for EventDeliveryList.
+type EventDeliveryList struct {
+	Meta    ListMeta        `json:"meta"`
+	Objects []EventDelivery `json:"objects"`
+}
 
 // ExportRecord defines model for ExportRecord.
 type ExportRecord struct {
@@ -970,6 +1134,36 @@ type ListAuditParams struct {
 	// Offset Rows to skip.
 	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
 }
+
+// ListEventDeliveriesParams defines parameters for ListEventDeliveries.
+type ListEventDeliveriesParams struct {
+	// Event Events of this type.
+	Event *ListEventDeliveriesParamsEvent `form:"event,omitempty" json:"event,omitempty"`
+
+	// Status Events in this state (pending: not delivered yet, retries included).
+	Status *ListEventDeliveriesParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// UserId Events of this user.
+	UserId *int64 `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Since Events created at or after this time (unix seconds).
+	Since *int64 `form:"since,omitempty" json:"since,omitempty"`
+
+	// Until Events created before this time (unix seconds).
+	Until *int64 `form:"until,omitempty" json:"until,omitempty"`
+
+	// Limit Page size, 1 to spec.api.minapp.maxLimit (default 20; larger values are clamped).
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Offset Rows to skip.
+	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
+}
+
+// ListEventDeliveriesParamsEvent defines parameters for ListEventDeliveries.
+type ListEventDeliveriesParamsEvent string
+
+// ListEventDeliveriesParamsStatus defines parameters for ListEventDeliveries.
+type ListEventDeliveriesParamsStatus string
 
 // ExportUsersParams defines parameters for ExportUsers.
 type ExportUsersParams struct {
@@ -1333,6 +1527,20 @@ type ClientInterface interface {
 	// Corresponds with GET /userve/v1/audit/ (the `ListAudit` operationId).
 	ListAudit(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListEventDeliveries The events sent to the tenant's backend, newest first
+	//
+	// Each event of spec.events.webhook with its delivery state and its last attempts (docs/events.md). Empty without a webhook.
+	//
+	// Corresponds with GET /userve/v1/events/deliveries/ (the `ListEventDeliveries` operationId).
+	ListEventDeliveries(ctx context.Context, params *ListEventDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryEventDelivery Send a dead event again
+	//
+	// The event is pending again, with a new day of retries; it may reach the receiver after later events of its user.
+	//
+	// Corresponds with POST /userve/v1/events/deliveries/{id}/retry/ (the `RetryEventDelivery` operationId).
+	RetryEventDelivery(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ExportUsers Stream every user as JSON Lines
 	//
 	// Corresponds with GET /userve/v1/export/users/ (the `ExportUsers` operationId).
@@ -1650,6 +1858,40 @@ func (c *Client) GetManagementOpenAPI(ctx context.Context, reqEditors ...Request
 // Corresponds with GET /userve/v1/audit/ (the `ListAudit` operationId).
 func (c *Client) ListAudit(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEventDeliveries The events sent to the tenant's backend, newest first
+//
+// Each event of spec.events.webhook with its delivery state and its last attempts (docs/events.md). Empty without a webhook.
+//
+// Corresponds with GET /userve/v1/events/deliveries/ (the `ListEventDeliveries` operationId).
+func (c *Client) ListEventDeliveries(ctx context.Context, params *ListEventDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventDeliveriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryEventDelivery Send a dead event again
+//
+// The event is pending again, with a new day of retries; it may reach the receiver after later events of its user.
+//
+// Corresponds with POST /userve/v1/events/deliveries/{id}/retry/ (the `RetryEventDelivery` operationId).
+func (c *Client) RetryEventDelivery(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryEventDeliveryRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2512,6 +2754,166 @@ func NewListAuditRequest(server string, params *ListAuditParams) (*http.Request,
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListEventDeliveriesRequest constructs an http.Request for the ListEventDeliveries method
+func NewListEventDeliveriesRequest(server string, params *ListEventDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/events/deliveries/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Event != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event", *params.Event, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Until != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "until", *params.Until, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Offset != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "offset", *params.Offset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryEventDeliveryRequest constructs an http.Request for the RetryEventDelivery method
+func NewRetryEventDeliveryRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/events/deliveries/%s/retry/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -4109,6 +4511,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /userve/v1/audit/ (the `ListAudit` operationId).
 	ListAuditWithResponse(ctx context.Context, params *ListAuditParams, reqEditors ...RequestEditorFn) (*ListAuditResponse, error)
 
+	// ListEventDeliveriesWithResponse The events sent to the tenant's backend, newest first
+	//
+	// Each event of spec.events.webhook with its delivery state and its last attempts (docs/events.md). Empty without a webhook.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /userve/v1/events/deliveries/ (the `ListEventDeliveries` operationId).
+	ListEventDeliveriesWithResponse(ctx context.Context, params *ListEventDeliveriesParams, reqEditors ...RequestEditorFn) (*ListEventDeliveriesResponse, error)
+
+	// RetryEventDeliveryWithResponse Send a dead event again
+	//
+	// The event is pending again, with a new day of retries; it may reach the receiver after later events of its user.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /userve/v1/events/deliveries/{id}/retry/ (the `RetryEventDelivery` operationId).
+	RetryEventDeliveryWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RetryEventDeliveryResponse, error)
+
 	// ExportUsersWithResponse Stream every user as JSON Lines
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -4586,6 +5006,165 @@ func (r ListAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEventDeliveriesResponse401Headers the declared response headers of an HTTP 401 response for ListEventDeliveries
+type ListEventDeliveriesResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListEventDeliveriesResponse503Headers the declared response headers of an HTTP 503 response for ListEventDeliveries
+type ListEventDeliveriesResponse503Headers struct {
+	RetryAfter *string
+}
+
+type ListEventDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventDeliveryList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListEventDeliveriesResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListEventDeliveriesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventDeliveriesResponse) GetJSON200() *EventDeliveryList {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListEventDeliveriesResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListEventDeliveriesResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListEventDeliveriesResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryEventDeliveryResponse401Headers the declared response headers of an HTTP 401 response for RetryEventDelivery
+type RetryEventDeliveryResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RetryEventDeliveryResponse503Headers the declared response headers of an HTTP 503 response for RetryEventDelivery
+type RetryEventDeliveryResponse503Headers struct {
+	RetryAfter *string
+}
+
+type RetryEventDeliveryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventDelivery
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RetryEventDeliveryResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetryEventDeliveryResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetryEventDeliveryResponse) GetJSON200() *EventDelivery {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetryEventDeliveryResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RetryEventDeliveryResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RetryEventDeliveryResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RetryEventDeliveryResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryEventDeliveryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryEventDeliveryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryEventDeliveryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryEventDeliveryResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7034,6 +7613,36 @@ func (c *ClientWithResponses) ListAuditWithResponse(ctx context.Context, params 
 	return ParseListAuditResponse(rsp)
 }
 
+// ListEventDeliveriesWithResponse The events sent to the tenant's backend, newest first
+//
+// Each event of spec.events.webhook with its delivery state and its last attempts (docs/events.md). Empty without a webhook.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /userve/v1/events/deliveries/ (the `ListEventDeliveries` operationId).
+func (c *ClientWithResponses) ListEventDeliveriesWithResponse(ctx context.Context, params *ListEventDeliveriesParams, reqEditors ...RequestEditorFn) (*ListEventDeliveriesResponse, error) {
+	rsp, err := c.ListEventDeliveries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventDeliveriesResponse(rsp)
+}
+
+// RetryEventDeliveryWithResponse Send a dead event again
+//
+// The event is pending again, with a new day of retries; it may reach the receiver after later events of its user.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /userve/v1/events/deliveries/{id}/retry/ (the `RetryEventDelivery` operationId).
+func (c *ClientWithResponses) RetryEventDeliveryWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RetryEventDeliveryResponse, error) {
+	rsp, err := c.RetryEventDelivery(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryEventDeliveryResponse(rsp)
+}
+
 // ExportUsersWithResponse Stream every user as JSON Lines
 //
 // Returns a wrapper object for the known response body format(s).
@@ -7731,6 +8340,153 @@ func ParseListAuditResponse(rsp *http.Response) (*ListAuditResponse, error) {
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListAuditResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListEventDeliveriesResponse parses an HTTP response from a ListEventDeliveriesWithResponse call
+func ParseListEventDeliveriesResponse(rsp *http.Response) (*ListEventDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventDeliveryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListEventDeliveriesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListEventDeliveriesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryEventDeliveryResponse parses an HTTP response from a RetryEventDeliveryWithResponse call
+func ParseRetryEventDeliveryResponse(rsp *http.Response) (*RetryEventDeliveryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryEventDeliveryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventDelivery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers RetryEventDeliveryResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers RetryEventDeliveryResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
