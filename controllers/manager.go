@@ -187,9 +187,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 		o.RetryInterval = 30 * time.Second
 	}
 	if o.LeaderElectionNamespace == "" {
-		o.LeaderElectionNamespace = os.Getenv("POD_NAMESPACE")
+		o.LeaderElectionNamespace = os.Getenv(v1alpha1.EnvPodNamespace)
 	}
-	operatorNamespace := os.Getenv("POD_NAMESPACE")
+	operatorNamespace := os.Getenv(v1alpha1.EnvPodNamespace)
 	scheme := NewScheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,

@@ -37,10 +37,16 @@ const (
 
 // EventsOptions tune the delivery worker; zero fields take the defaults.
 type EventsOptions struct {
-	DeadAfter  time.Duration // undelivered this long: dead (default 24 h)
-	Lease      time.Duration // a claim's hold on an entry (default 1 min; above the client's timeout)
-	Grace      time.Duration // an open entry's age before recovery judges it (default 2 min)
-	Settle     time.Duration // an entry's age before its first attempt, so that earlier ids are visible (default 2 s)
+	DeadAfter time.Duration // undelivered this long: dead (default 24 h)
+	Lease     time.Duration // a claim's hold on an entry (default 1 min; above the client's timeout)
+	Grace     time.Duration // an open entry's age before recovery judges it (default 2 min)
+	// Settle is how long a worker has seen an entry as its user's next
+	// before the first attempt (default 2 s): ids are taken before the
+	// entry is inserted, so an entry with a smaller id (of the same user,
+	// made at the same moment on another replica) may become visible a
+	// little after a larger one; waiting keeps the outbox order. It is
+	// wall time, whatever the store's clock.
+	Settle     time.Duration
 	Poll       time.Duration // between looks at the outbox when idle (default 1 s)
 	RetryFirst time.Duration // the first retry's delay, doubled each time (default 10 s)
 	RetryMax   time.Duration // the longest delay between retries (default 1 h)
@@ -133,6 +139,8 @@ type eventWorker struct {
 	log     *slog.Logger
 	owner   string // this worker's name in leases
 	wake    chan struct{}
+	// firstSeen is when this worker first saw each entry due (Settle).
+	firstSeen map[int64]time.Time
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -196,7 +204,7 @@ func newEventWorker(s *Server, client *http.Client, opts EventsOptions) *eventWo
 	_, _ = rand.Read(b)
 	w := &eventWorker{store: s.store, client: client, url: wh.URL, secret: []byte(s.cfg.EventsSecret), tenant: s.cfg.Issuer,
 		opts: opts.orDefault(), metrics: newEventMetrics(s.metrics.registry), log: s.log, owner: hex.EncodeToString(b),
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), firstSeen: map[int64]time.Time{}}
 	s.store.NotifyEvents(func() {
 		select {
 		case w.wake <- struct{}{}:
@@ -243,7 +251,7 @@ func (w *eventWorker) run(ctx context.Context) {
 // pass recovers stale open entries and delivers the due ones, each user's
 // head at once; busy says another pass may find more at once.
 func (w *eventWorker) pass(ctx context.Context) (busy bool, err error) {
-	due, stale, err := w.store.DueEvents(ctx, w.opts.Grace, w.opts.Settle, 64)
+	due, stale, err := w.store.DueEvents(ctx, w.opts.Grace, 64)
 	if err != nil {
 		return false, err
 	}
@@ -254,6 +262,7 @@ func (w *eventWorker) pass(ctx context.Context) (busy bool, err error) {
 		}
 		busy = busy || settled
 	}
+	due = w.settled(due)
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, w.opts.Parallel)
 	for i := range due {
@@ -270,6 +279,26 @@ func (w *eventWorker) pass(ctx context.Context) (busy bool, err error) {
 	}
 	wg.Wait()
 	return busy || len(due) > 0, nil
+}
+
+// settled keeps the due entries this worker has seen due for Settle;
+// it forgets the others.
+func (w *eventWorker) settled(due []store.EventEntry) []store.EventEntry {
+	now := time.Now()
+	seen := make(map[int64]time.Time, len(due))
+	var out []store.EventEntry
+	for _, e := range due {
+		first, ok := w.firstSeen[e.ID]
+		if !ok {
+			first = now
+		}
+		seen[e.ID] = first
+		if now.Sub(first) >= w.opts.Settle {
+			out = append(out, e)
+		}
+	}
+	w.firstSeen = seen
+	return out
 }
 
 // EventPayload is the JSON body of an event request (docs/events.md).

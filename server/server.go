@@ -61,8 +61,6 @@ type Server struct {
 	// their routes answer 503 (routes.go).
 	plusErr, hserveErr error
 
-	events *eventWorker // nil without spec.events.webhook (events.go)
-
 	// egress guards the tenant's outbound calls (nil: unguarded), its
 	// refusals counted on this server's metrics.
 	egress *egress.Guard
@@ -70,7 +68,8 @@ type Server struct {
 	// routeHandlers are this server's handlers, in the order of its
 	// routes in the shared router (routelist.go).
 	routeHandlers []http.Handler
-	router        *mux.Router // the (shared) router, which the console calls in-process
+	router        *mux.Router  // the (shared) router, which the console calls in-process
+	events        *eventWorker // nil without spec.events.webhook (events.go)
 	handler       http.Handler
 	timeouts      HTTPTimeouts
 	openapi       *openAPIDocs

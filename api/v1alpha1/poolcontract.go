@@ -15,6 +15,14 @@ import (
 // Secrets with a label selector, through a Role in their own namespace; they
 // never read a tenant's namespace.
 
+// Environment of a pool pod, from the downward API: its namespace (where
+// its tenants' Secrets are) and its Pod's name (which it annotates with
+// PoolAppliedAnnotation).
+const (
+	EnvPodNamespace = "POD_NAMESPACE"
+	EnvPodName      = "POD_NAME"
+)
+
 // Labels of a pooled tenant's Secret in the pool's namespace.
 const (
 	PoolLabel                 = "miniapp.userve.dev/pool"

@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -147,8 +148,16 @@ func TestPoolValidation(t *testing.T) {
 		t.Errorf("a 41-character name: %v", err)
 	}
 	p := newPool(t, "immutable", nil, func(p *v1alpha1.UserServicePool) { p.Spec.Namespace = operatorNamespace })
-	p.Spec.Namespace = "elsewhere"
-	if err := k8s.Update(ctx, p); err == nil || !strings.Contains(err.Error(), "spec.namespace is immutable") {
+	// The controller adds its finalizer meanwhile: update the latest.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &v1alpha1.UserServicePool{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), cur); err != nil {
+			return err
+		}
+		cur.Spec.Namespace = "elsewhere"
+		return k8s.Update(ctx, cur)
+	})
+	if err == nil || !strings.Contains(err.Error(), "spec.namespace is immutable") {
 		t.Errorf("moving a pool's namespace: %v", err)
 	}
 }

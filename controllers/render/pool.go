@@ -150,7 +150,7 @@ func PoolDeployment(pool *v1alpha1.UserServicePool, namespace, image string) *ap
 	fieldEnv := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
 	}
-	c.Env = []corev1.EnvVar{fieldEnv("POD_NAMESPACE", "metadata.namespace"), fieldEnv("POD_NAME", "metadata.name")}
+	c.Env = []corev1.EnvVar{fieldEnv(v1alpha1.EnvPodNamespace, "metadata.namespace"), fieldEnv(v1alpha1.EnvPodName, "metadata.name")}
 	c.Env = append(c.Env, resourceEnv(pool.Spec.Resources)...)
 	c.VolumeMounts = []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
 	return &appsv1.Deployment{

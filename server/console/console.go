@@ -129,6 +129,8 @@ func (h *Handler) routes() {
 	for name, act := range h.userActions() {
 		h.mux.HandleFunc("POST "+b+"/users/{id}/"+name, h.action(act))
 	}
+	// Groups, import and export, audit log, deliveries (more.go).
+	h.moreRoutes()
 
 	// Anything else under the console is a page that does not exist.
 	h.mux.HandleFunc(b+"/", func(w http.ResponseWriter, r *http.Request) { h.fail(w, r, nil, http.StatusNotFound, "err_not_found") })

@@ -70,9 +70,11 @@ func consoleSpec() v1alpha1.UserServiceSpec {
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, consoleSpec()) }
 
-func newEnvWith(t *testing.T, spec v1alpha1.UserServiceSpec) *env {
+// newEnvWith is env with spec; edits adjust the configuration and the
+// server's options (e.g. the events' secret and delivery knobs).
+func newEnvWith(t *testing.T, spec v1alpha1.UserServiceSpec, edits ...func(*config.Config, *server.Options)) *env {
 	t.Helper()
-	return newReplica(t, spec, mongofixture.NewDatabase(t).Name(), nil, defaultTokens)
+	return newReplica(t, spec, mongofixture.NewDatabase(t).Name(), nil, defaultTokens, edits...)
 }
 
 // defaultTokens are the tenant's admin tokens: alice's, and an unnamed one.
@@ -88,7 +90,8 @@ func (e *env) replica(tokens ...config.AdminToken) *env {
 	return newReplica(e.t, consoleSpec(), e.store.Database(), e.clock, tokens)
 }
 
-func newReplica(t *testing.T, spec v1alpha1.UserServiceSpec, database string, c *clock, tokens []config.AdminToken) *env {
+func newReplica(t *testing.T, spec v1alpha1.UserServiceSpec, database string, c *clock, tokens []config.AdminToken,
+	edits ...func(*config.Config, *server.Options)) *env {
 	t.Helper()
 	uri := mongofixture.URI(t)
 	us := &v1alpha1.UserService{Spec: spec}
@@ -114,7 +117,16 @@ func newReplica(t *testing.T, spec v1alpha1.UserServiceSpec, database string, c 
 	if os.Getenv("USERVE_TEST_LOG") != "" {
 		logOut = os.Stderr
 	}
-	s := server.New(cfg, st, server.Options{Logger: slog.New(slog.NewJSONHandler(logOut, nil)), Now: c.Now})
+	opts := server.Options{Logger: slog.New(slog.NewJSONHandler(logOut, nil)), Now: c.Now}
+	for _, edit := range edits {
+		edit(cfg, &opts)
+	}
+	s := server.New(cfg, st, opts)
+	if cfg.Spec().Events.Webhook != nil {
+		// The event worker runs with the background work (Start, Close).
+		s.Start(context.Background())
+		t.Cleanup(s.Close)
+	}
 	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, store: st, clock: c, console: srv.URL + "/userve/console"}

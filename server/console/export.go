@@ -27,6 +27,9 @@ func (h *Handler) exportUsers(w http.ResponseWriter, r *http.Request, v *view) {
 		}
 		params.Set("where", string(data))
 	}
+	if r.PostFormValue("include") == "password_hash" { // the import page's export of everyone
+		params.Set("include", "password_hash")
+	}
 	name := "users-" + h.o.Store.Now().Format("20060102-150405") + ".jsonl"
 	h.o.API.Forward(&attachment{ResponseWriter: w, name: name}, r, v.Admin, http.MethodGet, h.o.Prefix+"/v1/export/users/?"+params.Encode())
 }

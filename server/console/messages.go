@@ -6,7 +6,7 @@ var messages = map[lang]map[string]string{
 	langEN: {
 		"console": "Console", "skip": "Skip to content", "nav": "Sections", "nav_users": "Users", "nav_audit": "Audit log",
 		"audit_title": "Audit log", "audit_admin": "Admin", "audit_action": "Action", "audit_via": "Via",
-		"audit_users": "Users", "audit_changes": "Changes", "audit_from": "From", "audit_to": "Until",
+		"audit_users": "Users", "audit_changes": "Changes",
 		"audit_of_user": "This user's audit log",
 		"signed_in_as":  "Signed in as", "logout": "Sign out",
 		"login_title": "Sign in", "login_token": "Admin token", "login": "Sign in",
@@ -65,7 +65,7 @@ var messages = map[lang]map[string]string{
 	langZH: {
 		"console": "控制台", "skip": "跳到正文", "nav": "栏目", "nav_users": "用户", "nav_audit": "审计日志",
 		"audit_title": "审计日志", "audit_admin": "管理员", "audit_action": "操作", "audit_via": "途径",
-		"audit_users": "用户", "audit_changes": "变更", "audit_from": "起始日期", "audit_to": "截止日期",
+		"audit_users": "用户", "audit_changes": "变更",
 		"audit_of_user": "该用户的审计日志",
 		"signed_in_as":  "当前管理员", "logout": "退出登录",
 		"login_title": "登录", "login_token": "管理员令牌", "login": "登录",

@@ -55,6 +55,11 @@ func (h *Handler) newView(r *http.Request, cs *store.ConsoleSession) *view {
 			v.Flash = msg
 		}
 	}
+	if note := r.URL.Query().Get("note"); note != "" { // an action's refusal, after a redirect
+		if msg, ok := messages[v.Lang]["note_"+note]; ok {
+			v.Error = msg
+		}
+	}
 	return v
 }
 

@@ -108,7 +108,7 @@ func TestOpenEventsAreSettledFromTheData(t *testing.T) {
 	add("wallet entry completed", true, mustBegin(t, s, ctx, v1alpha1.EventWalletTransaction, 2, le.Key))
 	add("wallet entry never inserted", false, mustBegin(t, s, ctx, v1alpha1.EventWalletTransaction, 2, "adjust:k2"))
 
-	_, stale, err := s.DueEvents(ctx, 0, 0, 64)
+	_, stale, err := s.DueEvents(ctx, 0, 64)
 	if err != nil || len(stale) != len(cases) {
 		t.Fatalf("%d stale entries (%v), want %d", len(stale), err, len(cases))
 	}
