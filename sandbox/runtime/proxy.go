@@ -20,10 +20,14 @@ type frontend struct {
 	server   *http.Server
 	listener net.Listener
 	next     atomic.Uint64
-	backends func() []string // ready replicas' host:port
+	backends func() []backend // the ready replicas
 }
 
-func newFrontend(host string, port int, backends func() []string) (*frontend, error) {
+// backend is one ready replica: its address, and the Host to send when it
+// is a pool's ("" keeps the caller's).
+type backend struct{ addr, host string }
+
+func newFrontend(host string, port int, backends func() []backend) (*frontend, error) {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, err
@@ -36,8 +40,14 @@ func newFrontend(host string, port int, backends func() []string) (*frontend, er
 	type ctxKey struct{}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(&url.URL{Scheme: "http", Host: pr.In.Context().Value(ctxKey{}).(string)})
+			b := pr.In.Context().Value(ctxKey{}).(backend)
+			pr.SetURL(&url.URL{Scheme: "http", Host: b.addr})
 			pr.Out.Host = pr.In.Host
+			if b.host != "" {
+				// A pool picks the tenant by Host, as kube-proxy's
+				// callers name the tenant's Service.
+				pr.Out.Host = b.host
+			}
 			pr.SetXForwarded()
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

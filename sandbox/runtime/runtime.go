@@ -20,6 +20,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,8 +56,12 @@ type Options struct {
 	Ports *proc.PortBook
 	// Logf receives one line per process event (start, exit, problem).
 	Logf func(format string, args ...any)
-	// OnUpdate is called after a tenant's local state changed.
+	// OnUpdate is called after a tenant's (or a pool's) local state changed.
 	OnUpdate func(Tenant)
+	// Kubeconfig is given to pool processes (KUBECONFIG) in place of the
+	// service account token their pods mount: they watch their tenants'
+	// Secrets and annotate their own Pod.
+	Kubeconfig string
 }
 
 // Tenant is the local state of one UserService's Deployment.
@@ -75,6 +80,12 @@ type Tenant struct {
 	// Removed: the Deployment is gone (or no longer a tenant's); its
 	// processes are stopping and its URL is closed.
 	Removed bool
+	// Pool: the tenant is served by this UserServicePool's pods (its
+	// Service's endpoints are the pool's); Pods are those pool pods.
+	Pool string
+	// ServesPool: this is not a tenant but the Deployment of this
+	// UserServicePool (no URL of its own: the pool routes by Host).
+	ServesPool string
 }
 
 // RolledOut reports whether every wanted replica runs the current template and is ready.
@@ -92,19 +103,24 @@ type Runtime struct {
 	mu          sync.Mutex
 	closed      bool
 	deployments map[types.NamespacedName]*deployment
-	stopping    sync.WaitGroup
+	// fronts are the tenants' URLs, shared by a tenant's own replicas and
+	// the pool pods its Service points at (both serve during a move).
+	fronts   map[types.NamespacedName]*frontend
+	pooled   map[types.NamespacedName]*pooledTenant
+	reported map[types.NamespacedName]Tenant
+	stopping sync.WaitGroup
 }
 
 type deployment struct {
 	key         types.NamespacedName
 	owner       string
+	pool        string // the UserServicePool owning it, for a pool's Deployment
 	front       *frontend
 	replicas    []*replica
 	terminating map[int]*replica
 	hash        string // current pod template
 	desired     int32
 	problem     string
-	reported    *Tenant
 }
 
 // New makes a Runtime; SetupWithManager wires it in.
@@ -129,6 +145,9 @@ func New(opts Options) (*Runtime, error) {
 		opts:        opts,
 		events:      make(chan event.GenericEvent, 1024),
 		deployments: map[types.NamespacedName]*deployment{},
+		fronts:      map[types.NamespacedName]*frontend{},
+		pooled:      map[types.NamespacedName]*pooledTenant{},
+		reported:    map[types.NamespacedName]Tenant{},
 	}, nil
 }
 
@@ -141,11 +160,17 @@ func (r *Runtime) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("local-runtime").
 		For(&appsv1.Deployment{}, builder.WithPredicates(ownedByUserService)).
 		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
-		Complete(r)
+		Complete(r); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("local-pooled-services").
+		For(&discoveryv1.EndpointSlice{}, builder.WithPredicates(operatorSlices)).
+		Complete(pooledReconciler{r})
 }
 
 // Start waits for the manager to stop, then stops every process (Runnable).
@@ -170,9 +195,9 @@ func (r *Runtime) Shutdown() {
 			all = append(all, t)
 		}
 		d.replicas = nil
-		if d.front != nil {
-			fronts = append(fronts, d.front)
-		}
+	}
+	for _, f := range r.fronts {
+		fronts = append(fronts, f)
 	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
@@ -200,21 +225,27 @@ func (r *Runtime) Tenants() []Tenant {
 	return out
 }
 
+// ownedByUserService selects tenants' Deployments and pools' Deployments.
 var ownedByUserService = predicate.Funcs{
-	CreateFunc:  func(e event.CreateEvent) bool { return userServiceOwner(e.Object) != "" },
-	DeleteFunc:  func(e event.DeleteEvent) bool { return userServiceOwner(e.Object) != "" },
-	GenericFunc: func(e event.GenericEvent) bool { return userServiceOwner(e.Object) != "" },
+	CreateFunc:  func(e event.CreateEvent) bool { return runs(e.Object) },
+	DeleteFunc:  func(e event.DeleteEvent) bool { return runs(e.Object) },
+	GenericFunc: func(e event.GenericEvent) bool { return runs(e.Object) },
 	// Losing the owner reference must stop the processes too.
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		return userServiceOwner(e.ObjectOld) != "" || userServiceOwner(e.ObjectNew) != ""
-	},
+	UpdateFunc: func(e event.UpdateEvent) bool { return runs(e.ObjectOld) || runs(e.ObjectNew) },
+}
+
+func runs(obj metav1.Object) bool {
+	return userServiceOwner(obj) != "" || ownerOfKind(obj, "UserServicePool") != ""
 }
 
 // userServiceOwner is the name of the UserService owning obj, or "".
-func userServiceOwner(obj metav1.Object) string {
+func userServiceOwner(obj metav1.Object) string { return ownerOfKind(obj, "UserService") }
+
+// ownerOfKind is the name of obj's owner of that kind in userve's API group, or "".
+func ownerOfKind(obj metav1.Object, kind string) string {
 	for _, ref := range obj.GetOwnerReferences() {
 		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err == nil && gv.Group == v1alpha1.GroupVersion.Group && ref.Kind == "UserService" {
+		if err == nil && gv.Group == v1alpha1.GroupVersion.Group && ref.Kind == kind {
 			return ref.Name
 		}
 	}
@@ -242,12 +273,12 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		}
 		return reconcile.Result{}, err
 	}
-	owner := userServiceOwner(&d)
-	if owner == "" || d.DeletionTimestamp != nil {
+	owner, pool := userServiceOwner(&d), ownerOfKind(&d, "UserServicePool")
+	if (owner == "" && pool == "") || d.DeletionTimestamp != nil {
 		r.remove(key)
 		return reconcile.Result{}, nil
 	}
-	dep, err := r.ensure(key, owner)
+	dep, err := r.ensure(key, owner, pool)
 	if err != nil || dep == nil {
 		return reconcile.Result{}, err
 	}
@@ -277,7 +308,12 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	if err := r.writeStatus(ctx, &d, t, hash); err != nil {
 		return reconcile.Result{}, err
 	}
-	r.report(dep, t)
+	if pool != "" {
+		if err := r.writePoolEndpoints(ctx, &d, t); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	r.report(key)
 	if problem != "" {
 		// The missing Secret or ConfigMap may appear: look again soon.
 		return reconcile.Result{RequeueAfter: 3 * time.Second}, nil
@@ -285,29 +321,73 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	return reconcile.Result{}, nil
 }
 
-func (r *Runtime) report(dep *deployment, t Tenant) {
+// report tells OnUpdate what key looks like now, if that changed: its own
+// replicas, or the pool pods its Service points at once any is ready.
+func (r *Runtime) report(key types.NamespacedName) {
 	r.mu.Lock()
-	changed := dep.reported == nil || !equality.Semantic.DeepEqual(*dep.reported, t)
-	dep.reported = &t
+	t, ok := r.viewLocked(key)
+	prev, known := r.reported[key]
+	changed := ok && (!known || !equality.Semantic.DeepEqual(prev, t))
+	if ok {
+		r.reported[key] = t
+	} else {
+		delete(r.reported, key)
+	}
 	r.mu.Unlock()
-	if changed && r.opts.OnUpdate != nil {
+	if r.opts.OnUpdate == nil {
+		return
+	}
+	switch {
+	case changed:
 		r.opts.OnUpdate(t)
+	case !ok && known:
+		r.opts.OnUpdate(Tenant{Namespace: key.Namespace, Name: key.Name, UserService: prev.UserService, ServesPool: prev.ServesPool, Removed: true})
 	}
 }
 
+// viewLocked is key's Tenant: its pool's pods when its Service points at
+// ready ones, else its own Deployment's replicas; false when it has neither.
+func (r *Runtime) viewLocked(key types.NamespacedName) (Tenant, bool) {
+	d, dedicated := r.deployments[key]
+	if p, ok := r.pooled[key]; ok && (!dedicated || p.ready(r) > 0) {
+		return r.pooledSnapshotLocked(key, p), true
+	}
+	if dedicated {
+		return r.snapshotLocked(d), true
+	}
+	return Tenant{}, false
+}
+
 // ensure returns key's state, creating it and its URL on first sight; nil
-// after Shutdown.
-func (r *Runtime) ensure(key types.NamespacedName, owner string) (*deployment, error) {
+// after Shutdown. A pool's Deployment gets no URL: the pool routes by Host,
+// and its tenants' URLs reach it.
+func (r *Runtime) ensure(key types.NamespacedName, owner, pool string) (*deployment, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, nil
 	}
 	if d, ok := r.deployments[key]; ok {
-		d.owner = owner
+		d.owner, d.pool = owner, pool
 		return d, nil
 	}
-	d := &deployment{key: key, owner: owner, terminating: map[int]*replica{}}
+	d := &deployment{key: key, owner: owner, pool: pool, terminating: map[int]*replica{}}
+	if pool == "" {
+		front, err := r.frontLocked(key)
+		if err != nil {
+			return nil, err
+		}
+		d.front = front
+	}
+	r.deployments[key] = d
+	return d, nil
+}
+
+// frontLocked is the tenant's URL, opened on first use.
+func (r *Runtime) frontLocked(key types.NamespacedName) (*frontend, error) {
+	if f, ok := r.fronts[key]; ok {
+		return f, nil
+	}
 	port := 0
 	if r.opts.Ports != nil {
 		p, err := r.opts.Ports.Port("tenant:" + key.String())
@@ -316,23 +396,48 @@ func (r *Runtime) ensure(key types.NamespacedName, owner string) (*deployment, e
 		}
 		port = p
 	}
-	front, err := newFrontend(r.opts.Host, port, func() []string { return r.backends(d) })
+	front, err := newFrontend(r.opts.Host, port, func() []backend { return r.backends(key) })
 	if err != nil {
 		return nil, fmt.Errorf("tenant URL for %s: %w", key, err)
 	}
-	d.front = front
-	r.deployments[key] = d
-	return d, nil
+	r.fronts[key] = front
+	return front, nil
 }
 
-func (r *Runtime) backends(d *deployment) []string {
+// closeFrontLocked closes key's URL once neither its own replicas nor a
+// pool serve it.
+func (r *Runtime) closeFrontLocked(key types.NamespacedName) {
+	_, dedicated := r.deployments[key]
+	_, pooled := r.pooled[key]
+	if f, ok := r.fronts[key]; ok && !dedicated && !pooled {
+		delete(r.fronts, key)
+		go f.close()
+	}
+}
+
+// backends are the ready replicas behind key's URL, as its Service's
+// endpoints would be: its own, and the pool pods its Service points at
+// (reached with the tenant's Host: the pool routes by it).
+func (r *Runtime) backends(key types.NamespacedName) []backend {
 	r.mu.Lock()
-	reps := append([]*replica(nil), d.replicas...)
+	var reps []*replica
+	if d, ok := r.deployments[key]; ok && d.pool == "" {
+		reps = append(reps, d.replicas...)
+	}
+	var poolReps []*replica
+	if p, ok := r.pooled[key]; ok {
+		poolReps = r.poolReplicasLocked(p)
+	}
 	r.mu.Unlock()
-	var out []string
+	var out []backend
 	for _, rep := range reps {
 		if addr, ready := rep.backend(); ready {
-			out = append(out, addr)
+			out = append(out, backend{addr: addr})
+		}
+	}
+	for _, rep := range poolReps {
+		if addr, ready := rep.backend(); ready {
+			out = append(out, backend{addr: addr, host: serviceHost(key)})
 		}
 	}
 	return out
@@ -348,13 +453,11 @@ func (r *Runtime) remove(key types.NamespacedName) {
 			r.terminateLocked(d, rep)
 		}
 		d.replicas = nil
+		r.closeFrontLocked(key)
 	}
 	r.mu.Unlock()
 	if ok {
-		go d.front.close()
-		if r.opts.OnUpdate != nil {
-			r.opts.OnUpdate(Tenant{Namespace: key.Namespace, Name: key.Name, UserService: d.owner, Removed: true})
-		}
+		r.report(key)
 	}
 }
 
@@ -435,6 +538,9 @@ func (r *Runtime) terminateLocked(d *deployment, rep *replica) {
 	r.stopping.Go(func() {
 		rep.stop()
 		r.opts.Logf("%s: stopped", rep.name)
+		if d.pool != "" {
+			r.deletePod(rep)
+		}
 		r.mu.Lock()
 		if d.terminating[rep.index] == rep {
 			delete(d.terminating, rep.index)
@@ -462,9 +568,18 @@ func (r *Runtime) startReplica(ctx context.Context, d *deployment, dep *appsv1.D
 		Port:        port,
 		MetricsPort: metricsPort,
 	}
+	if d.pool != "" {
+		pod.Kubeconfig = r.opts.Kubeconfig
+	}
 	launch, err := Render(ctx, r.lookup, dep, pod, r.opts.Executable)
 	if err != nil {
 		return err
+	}
+	if d.pool != "" {
+		// The pool process annotates its own Pod: there must be one.
+		if err := r.createPod(ctx, dep, name); err != nil {
+			return err
+		}
 	}
 	if !launch.ServesMetrics {
 		pod.MetricsPort = 0
@@ -500,6 +615,7 @@ func (r *Runtime) snapshotLocked(d *deployment) Tenant {
 		Namespace:   d.key.Namespace,
 		Name:        d.key.Name,
 		UserService: d.owner,
+		ServesPool:  d.pool,
 		Desired:     d.desired,
 		Problem:     d.problem,
 	}
