@@ -189,7 +189,8 @@ func (r *Runtime) deletePod(rep *replica) {
 // writePoolEndpoints gives the pool's Service (named like its Deployment)
 // an EndpointSlice of the local replicas, as the EndpointSlice controller
 // would: the operator points pooled tenants' Services at its ready ones.
-// Each replica gets an address of its own (127.0.1.<index+1>): the operator
+// Each replica gets an address of its own, 198.51.100.<index+1> (TEST-NET-2:
+// the API server refuses loopback endpoints): the operator
 // tells endpoints apart by address; the URLs reach the replica's real port
 // through the endpoint's Pod.
 func (r *Runtime) writePoolEndpoints(ctx context.Context, d *appsv1.Deployment, t Tenant) error {
@@ -203,7 +204,7 @@ func (r *Runtime) writePoolEndpoints(ctx context.Context, d *appsv1.Deployment, 
 		index, _ := strconv.Atoi(name[strings.LastIndexByte(name, '-')+1:])
 		ready, terminating := p.Ready, false
 		endpoints = append(endpoints, discoveryv1.Endpoint{
-			Addresses:  []string{fmt.Sprintf("127.0.1.%d", index%254+1)},
+			Addresses:  []string{fmt.Sprintf("198.51.100.%d", index%254+1)},
 			Conditions: discoveryv1.EndpointConditions{Ready: &ready, Serving: &ready, Terminating: &terminating},
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: name},
 		})
