@@ -308,12 +308,22 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	if err := r.writeStatus(ctx, &d, t, hash); err != nil {
 		return reconcile.Result{}, err
 	}
+	r.report(key)
 	if pool != "" {
+		// Its tenants' URLs follow its replicas' readiness.
+		r.mu.Lock()
+		var served []types.NamespacedName
+		for k := range r.pooled {
+			served = append(served, k)
+		}
+		r.mu.Unlock()
+		for _, k := range served {
+			r.report(k)
+		}
 		if err := r.writePoolEndpoints(ctx, &d, t); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
-	r.report(key)
 	if problem != "" {
 		// The missing Secret or ConfigMap may appear: look again soon.
 		return reconcile.Result{RequeueAfter: 3 * time.Second}, nil
