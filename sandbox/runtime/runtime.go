@@ -217,7 +217,14 @@ func (r *Runtime) Tenants() []Tenant {
 	defer r.mu.Unlock()
 	var out []Tenant
 	for _, d := range r.deployments {
-		out = append(out, r.snapshotLocked(d))
+		if _, pooled := r.pooled[d.key]; !pooled {
+			out = append(out, r.snapshotLocked(d))
+		}
+	}
+	for key := range r.pooled {
+		if t, ok := r.viewLocked(key); ok {
+			out = append(out, t)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name
