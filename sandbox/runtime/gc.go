@@ -68,7 +68,7 @@ func (g *GarbageCollector) SetupWithManager(mgr ctrl.Manager) error {
 					return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: owner}}}
 				}
 				return nil
-			}), builder.WithPredicates(ownedByUserService)).
+			}), builder.WithPredicates(ownedByTenantOrPool)).
 		Complete(g)
 }
 

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -89,6 +90,43 @@ func (pr pooledReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	}
 	r.report(key)
 	return reconcile.Result{}, nil
+}
+
+// report tells OnUpdate what key looks like now, if that changed: its own
+// replicas, or the pool pods its Service points at once any is ready.
+func (r *Runtime) report(key types.NamespacedName) {
+	r.mu.Lock()
+	t, ok := r.viewLocked(key)
+	prev, known := r.reported[key]
+	changed := ok && (!known || !equality.Semantic.DeepEqual(prev, t))
+	if ok {
+		r.reported[key] = t
+	} else {
+		delete(r.reported, key)
+	}
+	r.mu.Unlock()
+	if r.opts.OnUpdate == nil {
+		return
+	}
+	switch {
+	case changed:
+		r.opts.OnUpdate(t)
+	case !ok && known:
+		r.opts.OnUpdate(Tenant{Namespace: key.Namespace, Name: key.Name, UserService: prev.UserService, ServesPool: prev.ServesPool, Removed: true})
+	}
+}
+
+// viewLocked is key's Tenant: its pool's pods when its Service points at
+// ready ones, else its own Deployment's replicas; false when it has neither.
+func (r *Runtime) viewLocked(key types.NamespacedName) (Tenant, bool) {
+	d, dedicated := r.deployments[key]
+	if p, ok := r.pooled[key]; ok && (!dedicated || p.ready(r) > 0) {
+		return r.pooledSnapshotLocked(key, p), true
+	}
+	if dedicated {
+		return r.snapshotLocked(d), true
+	}
+	return Tenant{}, false
 }
 
 // poolReplicasLocked are the local replicas standing for p's pods.

@@ -162,7 +162,7 @@ func (r *Runtime) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("local-runtime").
-		For(&appsv1.Deployment{}, builder.WithPredicates(ownedByUserService)).
+		For(&appsv1.Deployment{}, builder.WithPredicates(ownedByTenantOrPool)).
 		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
 		Complete(r); err != nil {
 		return err
@@ -232,8 +232,8 @@ func (r *Runtime) Tenants() []Tenant {
 	return out
 }
 
-// ownedByUserService selects tenants' Deployments and pools' Deployments.
-var ownedByUserService = predicate.Funcs{
+// ownedByTenantOrPool selects tenants' Deployments and pools' Deployments.
+var ownedByTenantOrPool = predicate.Funcs{
 	CreateFunc:  func(e event.CreateEvent) bool { return runs(e.Object) },
 	DeleteFunc:  func(e event.DeleteEvent) bool { return runs(e.Object) },
 	GenericFunc: func(e event.GenericEvent) bool { return runs(e.Object) },
@@ -241,6 +241,7 @@ var ownedByUserService = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool { return runs(e.ObjectOld) || runs(e.ObjectNew) },
 }
 
+// runs: obj is a tenant's or a pool's (by its owner).
 func runs(obj metav1.Object) bool {
 	return userServiceOwner(obj) != "" || ownerOfKind(obj, "UserServicePool") != ""
 }
@@ -338,43 +339,6 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	return reconcile.Result{}, nil
 }
 
-// report tells OnUpdate what key looks like now, if that changed: its own
-// replicas, or the pool pods its Service points at once any is ready.
-func (r *Runtime) report(key types.NamespacedName) {
-	r.mu.Lock()
-	t, ok := r.viewLocked(key)
-	prev, known := r.reported[key]
-	changed := ok && (!known || !equality.Semantic.DeepEqual(prev, t))
-	if ok {
-		r.reported[key] = t
-	} else {
-		delete(r.reported, key)
-	}
-	r.mu.Unlock()
-	if r.opts.OnUpdate == nil {
-		return
-	}
-	switch {
-	case changed:
-		r.opts.OnUpdate(t)
-	case !ok && known:
-		r.opts.OnUpdate(Tenant{Namespace: key.Namespace, Name: key.Name, UserService: prev.UserService, ServesPool: prev.ServesPool, Removed: true})
-	}
-}
-
-// viewLocked is key's Tenant: its pool's pods when its Service points at
-// ready ones, else its own Deployment's replicas; false when it has neither.
-func (r *Runtime) viewLocked(key types.NamespacedName) (Tenant, bool) {
-	d, dedicated := r.deployments[key]
-	if p, ok := r.pooled[key]; ok && (!dedicated || p.ready(r) > 0) {
-		return r.pooledSnapshotLocked(key, p), true
-	}
-	if dedicated {
-		return r.snapshotLocked(d), true
-	}
-	return Tenant{}, false
-}
-
 // ensure returns key's state, creating it and its URL on first sight; nil
 // after Shutdown. A pool's Deployment gets no URL: the pool routes by Host,
 // and its tenants' URLs reach it.
@@ -398,66 +362,6 @@ func (r *Runtime) ensure(key types.NamespacedName, owner, pool string) (*deploym
 	}
 	r.deployments[key] = d
 	return d, nil
-}
-
-// frontLocked is the tenant's URL, opened on first use.
-func (r *Runtime) frontLocked(key types.NamespacedName) (*frontend, error) {
-	if f, ok := r.fronts[key]; ok {
-		return f, nil
-	}
-	port := 0
-	if r.opts.Ports != nil {
-		p, err := r.opts.Ports.Port("tenant:" + key.String())
-		if err != nil {
-			return nil, err
-		}
-		port = p
-	}
-	front, err := newFrontend(r.opts.Host, port, func() []backend { return r.backends(key) })
-	if err != nil {
-		return nil, fmt.Errorf("tenant URL for %s: %w", key, err)
-	}
-	r.fronts[key] = front
-	return front, nil
-}
-
-// closeFrontLocked closes key's URL once neither its own replicas nor a
-// pool serve it.
-func (r *Runtime) closeFrontLocked(key types.NamespacedName) {
-	_, dedicated := r.deployments[key]
-	_, pooled := r.pooled[key]
-	if f, ok := r.fronts[key]; ok && !dedicated && !pooled {
-		delete(r.fronts, key)
-		go f.close()
-	}
-}
-
-// backends are the ready replicas behind key's URL, as its Service's
-// endpoints would be: its own, and the pool pods its Service points at
-// (reached with the tenant's Host: the pool routes by it).
-func (r *Runtime) backends(key types.NamespacedName) []backend {
-	r.mu.Lock()
-	var reps []*replica
-	if d, ok := r.deployments[key]; ok && d.pool == "" {
-		reps = append(reps, d.replicas...)
-	}
-	var poolReps []*replica
-	if p, ok := r.pooled[key]; ok {
-		poolReps = r.poolReplicasLocked(p)
-	}
-	r.mu.Unlock()
-	var out []backend
-	for _, rep := range reps {
-		if addr, ready := rep.backend(); ready {
-			out = append(out, backend{addr: addr})
-		}
-	}
-	for _, rep := range poolReps {
-		if addr, ready := rep.backend(); ready {
-			out = append(out, backend{addr: addr, host: serviceHost(key)})
-		}
-	}
-	return out
 }
 
 // remove stops everything of a Deployment that is gone or no longer a tenant's.
