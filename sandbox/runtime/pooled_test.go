@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -103,8 +104,13 @@ func TestPoolReplicasServeTheirTenantsURLsByHost(t *testing.T) {
 		return h.tenantState("shop").URL == "" && err != nil, ""
 	})
 
-	h.must(h.c.Delete(ctx, h.deployment(name)))
-	h.eventually("the replicas' Pods go with them", func() (bool, string) {
+	// A deleted pool takes its Deployment (and so its processes and their
+	// Pods) along: the sandbox's garbage collector stands in for the cluster's.
+	h.must(h.c.Delete(ctx, pool))
+	h.eventually("the replicas' Pods go with the pool", func() (bool, string) {
+		if err := h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: name}, &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
+			return false, fmt.Sprintf("deployment: %v", err)
+		}
 		for _, p := range pods {
 			err := h.c.Get(ctx, types.NamespacedName{Namespace: h.ns, Name: p}, &corev1.Pod{})
 			if !apierrors.IsNotFound(err) {
