@@ -224,18 +224,25 @@ func (r *Runtime) deletePod(rep *replica) {
 	}
 }
 
-// writePoolEndpoints gives the pool's Service (named like its Deployment)
-// an EndpointSlice of the local replicas, as the EndpointSlice controller
-// would: the operator points pooled tenants' Services at its ready ones.
-// Each replica gets an address of its own, 198.51.100.<index+1> (TEST-NET-2:
-// the API server refuses loopback endpoints): the operator
-// tells endpoints apart by address; the URLs reach the replica's real port
-// through the endpoint's Pod.
-func (r *Runtime) writePoolEndpoints(ctx context.Context, d *appsv1.Deployment, t Tenant) error {
+// writeEndpoints gives the Service named like a tenant's or pool's
+// Deployment an EndpointSlice of the local replicas while it has a
+// selector, as the EndpointSlice controller would (and removes it when the
+// selector goes): the operator points pooled tenants' Services at a pool's
+// ready endpoints, and moves a tenant out of a pool only once its own pods
+// are ready endpoints of its Service. Each replica gets an address of its
+// own, 198.51.100.<index+1> (TEST-NET-2: the API server refuses loopback
+// endpoints, and the operator tells endpoints apart by address); the URLs
+// reach the replica's real port, not this address.
+func (r *Runtime) writeEndpoints(ctx context.Context, d *appsv1.Deployment, t Tenant) error {
 	var svc corev1.Service
 	if err := r.client.Get(ctx, client.ObjectKeyFromObject(d), &svc); err != nil {
-		return fmt.Errorf("the pool's Service %s/%s: %w", d.Namespace, d.Name, err)
+		// The operator makes it; the Service watch brings us back.
+		return client.IgnoreNotFound(err)
 	}
+	if len(svc.Spec.Selector) == 0 {
+		return r.deleteEndpoints(ctx, client.ObjectKeyFromObject(d))
+	}
+	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: d.Name + "-local"}}
 	endpoints := []discoveryv1.Endpoint{}
 	for _, p := range t.Pods {
 		ns, name, _ := strings.Cut(p.Name, "/")
@@ -247,7 +254,6 @@ func (r *Runtime) writePoolEndpoints(ctx context.Context, d *appsv1.Deployment, 
 			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: name},
 		})
 	}
-	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: d.Name + "-local"}}
 	_, err := controllerutil.CreateOrUpdate(ctx, r.client, slice, func() error {
 		slice.Labels = map[string]string{}
 		for k, v := range svc.Labels {
@@ -262,7 +268,17 @@ func (r *Runtime) writePoolEndpoints(ctx context.Context, d *appsv1.Deployment, 
 		return controllerutil.SetControllerReference(&svc, slice, r.client.Scheme())
 	})
 	if err != nil {
-		return fmt.Errorf("write the endpoints of the pool's Service %s/%s: %w", d.Namespace, d.Name, err)
+		return fmt.Errorf("write the local endpoints of Service %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	return nil
+}
+
+// deleteEndpoints removes the local EndpointSlice of the Service named key,
+// once its replicas are gone or it has no selector.
+func (r *Runtime) deleteEndpoints(ctx context.Context, key types.NamespacedName) error {
+	slice := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name + "-local"}}
+	if err := r.client.Delete(ctx, slice); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete the local endpoints of Service %s: %w", key, err)
 	}
 	return nil
 }

@@ -163,6 +163,8 @@ func (r *Runtime) SetupWithManager(mgr ctrl.Manager) error {
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("local-runtime").
 		For(&appsv1.Deployment{}, builder.WithPredicates(ownedByTenantOrPool)).
+		// A Service named like the Deployment: its endpoints follow its selector.
+		Watches(&corev1.Service{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(ownedByTenantOrPool)).
 		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
 		Complete(r); err != nil {
 		return err
@@ -277,14 +279,14 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	if err := r.client.Get(ctx, key, &d); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.remove(key)
-			return reconcile.Result{}, nil
+			return reconcile.Result{}, r.deleteEndpoints(ctx, key)
 		}
 		return reconcile.Result{}, err
 	}
 	owner, pool := userServiceOwner(&d), ownerOfKind(&d, "UserServicePool")
 	if (owner == "" && pool == "") || d.DeletionTimestamp != nil {
 		r.remove(key)
-		return reconcile.Result{}, nil
+		return reconcile.Result{}, r.deleteEndpoints(ctx, key)
 	}
 	dep, err := r.ensure(key, owner, pool)
 	if err != nil || dep == nil {
@@ -328,9 +330,9 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		for _, k := range served {
 			r.report(k)
 		}
-		if err := r.writePoolEndpoints(ctx, &d, t); err != nil {
-			return reconcile.Result{}, err
-		}
+	}
+	if err := r.writeEndpoints(ctx, &d, t); err != nil {
+		return reconcile.Result{}, err
 	}
 	if problem != "" {
 		// The missing Secret or ConfigMap may appear: look again soon.
