@@ -17,12 +17,14 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers"
 	"userve.dev/userve/controllers/tenantdb"
 	"userve.dev/userve/sandbox/runtime"
 	"userve.dev/userve/server/hserve"
@@ -122,9 +124,9 @@ func (r *reporter) update(t runtime.Tenant) {
 	switch {
 	case t.Desired == 0 && t.Replicas == 0:
 		state = "suspended"
-	case t.RolledOut() && t.Pool != r.wantedPool(t):
-		// Ready where it is, but on its way into (or out of) a pool: told
-		// once it is where its spec puts it.
+	case t.RolledOut() && r.movingIn(t):
+		// Ready on its own pods, but on its way into a pool: told once
+		// the pool serves it.
 	case t.RolledOut():
 		state = "ready"
 		token = firstToken(r.secretEnv(t, v1alpha1.EnvAdminTokens))
@@ -248,16 +250,21 @@ func (r *reporter) hserveClientID(t runtime.Tenant) string {
 	return us.Spec.API.HServe.ClientID
 }
 
-// wantedPool is the pool the tenant's spec names ("" for its own pods, or
-// when the spec cannot be read).
-func (r *reporter) wantedPool(t runtime.Tenant) string {
+// movingIn reports whether the tenant, served by its own pods, is moving
+// into the pool its spec names (Placed=False MovingIn). A tenant a pool
+// refused, or whose pool is gone, stays on its own pods: that is where it is.
+func (r *reporter) movingIn(t runtime.Tenant) bool {
+	if t.Pool != "" {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var us v1alpha1.UserService
 	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: t.UserService}, &us); err != nil {
-		return t.Pool
+		return false
 	}
-	return us.Spec.Pool
+	placed := meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced)
+	return us.Spec.Pool != "" && placed != nil && placed.Reason == controllers.ReasonMovingIn
 }
 
 // updatePool tells when a pool's pods are ready (or not) and when it goes.
