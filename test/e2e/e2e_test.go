@@ -166,6 +166,16 @@ func TestSandbox(t *testing.T) {
 				t.Errorf("GET %s with %s's token: %d %v, want %d (total_count %v)", c.tenant.url, c.token.url, status, body, c.want, c.count)
 			}
 		}
+
+		// Out of the pool: the operator waits for blog's own pods to be ready
+		// endpoints of its Service, which the sandbox's runtime provides.
+		s.kubectl("", "patch", "usvc", "blog", "--type", "json", "-p", `[{"op":"remove","path":"/spec/pool"}]`)
+		s.kubectl("", "wait", "--for=jsonpath={.status.conditions[?(@.type==\"Placed\")].reason}=Dedicated", "usvc/blog", "--timeout=60s")
+		s.kubectl("", "get", "deploy", "blog")
+		status, body = call(t, http.MethodGet, blog.url+profilesPath, blog.token, nil)
+		if status != http.StatusOK || field(body, "meta", "total_count") != float64(0) {
+			t.Fatalf("blog on its own pods, same URL and token: %d %v", status, body)
+		}
 	})
 
 	step("1 apply a tenant and wait for Ready", func(t *testing.T) {
