@@ -152,7 +152,7 @@ func TestChartObservabilityApply(t *testing.T) {
 
 	// One sidecar ConfigMap per dashboard, holding the committed JSON.
 	files, _ := filepath.Glob(repoPath(t, "charts", "userve", "files", "dashboards", "*.json"))
-	if len(files) != 2 {
+	if len(files) != 3 { // operator, tenants, pools
 		t.Fatalf("dashboards %v", files)
 	}
 	for _, f := range files {
@@ -199,8 +199,8 @@ func TestChartObservabilityValues(t *testing.T) {
 			}
 		}
 	}
-	if dashboards != 2 {
-		t.Errorf("%d dashboard ConfigMaps, want 2", dashboards)
+	if dashboards != 3 {
+		t.Errorf("%d dashboard ConfigMaps, want 3 (operator, tenants, pools)", dashboards)
 	}
 
 	defaults := decode(t, render(t, "userve", "userve-system"))
