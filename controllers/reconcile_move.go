@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -73,6 +74,7 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 
 	switch {
 	case pl.target != "" && pl.target == cur:
+		r.drains.forget(client.ObjectKeyFromObject(us))
 		rv, f := r.writePoolSecret(ctx, us, out, pl.target, pl.targetNamespace)
 		if f != nil {
 			return move{}, f
@@ -83,12 +85,18 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 		}
 		slice := render.TenantEndpointSlice(us, family, eps)
 		serving := &poolServing{pool: pl.target, ready: int32(len(eps))}
+		// A tenant born in a pool has no Deployment: none is made for the
+		// moment the pool takes to apply its Secret (nobody calls it yet).
+		own, err := r.hasDeployment(ctx, us)
+		if err != nil {
+			return fail(err)
+		}
 		if poolService {
 			left, err := r.withdrawDedicatedEndpoints(ctx, us)
 			if err != nil {
 				return fail(err)
 			}
-			m := move{layout: layout{dedicated: left, poolService: true, slice: slice}, placed: pl.placed, serving: serving, moving: left}
+			m := move{layout: layout{dedicated: left && own, poolService: true, slice: slice}, placed: pl.placed, serving: serving, moving: left}
 			if left {
 				m.placed = moving(ReasonMovingIn, "served by UserServicePool %s; the tenant's own pods are being withdrawn from its Service's endpoints", pl.target)
 			}
@@ -103,9 +111,13 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			if pod != "" {
 				why = "pool pod " + pod + " has not applied the tenant's configuration yet"
 			}
-			return move{layout: layout{dedicated: true}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; its own pods serve meanwhile", pl.target, why), moving: true}, nil
+			meanwhile := "its own pods serve meanwhile"
+			if !own {
+				meanwhile = "it has no pods of its own"
+			}
+			return move{layout: layout{dedicated: own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, why, meanwhile), moving: true}, nil
 		}
-		return move{layout: layout{dedicated: true, poolService: true, slice: slice}, serving: serving, moving: true,
+		return move{layout: layout{dedicated: own, poolService: true, slice: slice}, serving: serving, moving: true,
 			placed: moving(ReasonMovingIn, "moving into UserServicePool %s: its Service now points at the pool's pods", pl.target)}, nil
 
 	case cur != "":
@@ -156,6 +168,16 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			placed.Message = fmt.Sprintf("leaving UserServicePool %s: waiting for the tenant's own pods to be ready endpoints of its Service", cur)
 			return move{layout: layout{dedicated: true, slice: slice}, placed: placed, moving: true}, nil
 		}
+		// The pool's endpoints go first, its Secret PoolDrain later: kube-proxy
+		// (and every other consumer of the endpoints) takes a moment to stop
+		// sending the tenant's requests to the pool's pods, which must still
+		// know the tenant meanwhile, as a dedicated pod drains in its preStop.
+		key := client.ObjectKeyFromObject(us)
+		if left := r.drains.left(key, r.PoolDrain); left > 0 {
+			placed.Message = fmt.Sprintf("leaving UserServicePool %s: its endpoints are withdrawn; the pool keeps answering for %s more", cur, left.Round(time.Second))
+			return move{layout: layout{dedicated: true}, placed: placed, moving: true}, nil
+		}
+		r.drains.forget(key)
 		// Out: what remains of the pool goes after the layout is applied.
 		return move{layout: layout{dedicated: true}, placed: pl.placed, leave: cur, moving: us.Spec.Pool != ""}, nil
 	}
@@ -188,4 +210,47 @@ func (r *UserServiceReconciler) leavePool(ctx context.Context, us *v1alpha1.User
 	r.seats.release(pool, types.NamespacedName{Namespace: us.Namespace, Name: us.Name})
 	us.Status.Pool = ""
 	return nil
+}
+
+// hasDeployment says whether the tenant has a Deployment of its own.
+func (r *UserServiceReconciler) hasDeployment(ctx context.Context, us *v1alpha1.UserService) (bool, error) {
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(us), &appsv1.Deployment{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// poolDrains remembers, per tenant leaving a pool, when the pool's
+// endpoints were withdrawn from its Service. In memory: an operator that
+// restarts during a drain starts it again, which only waits longer.
+type poolDrains struct {
+	mu    sync.Mutex
+	since map[types.NamespacedName]time.Time
+}
+
+// left is how long the pool must still keep the tenant; the first call
+// for a tenant (its pool's endpoints withdrawn in this reconcile, or by an
+// operator that has since restarted) starts the clock.
+func (d *poolDrains) left(key types.NamespacedName, drain time.Duration) time.Duration {
+	if drain <= 0 {
+		return 0
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	since, ok := d.since[key]
+	if !ok {
+		if d.since == nil {
+			d.since = map[types.NamespacedName]time.Time{}
+		}
+		since = time.Now()
+		d.since[key] = since
+	}
+	return drain - time.Since(since)
+}
+
+func (d *poolDrains) forget(key types.NamespacedName) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.since, key)
 }
