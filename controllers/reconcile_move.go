@@ -75,7 +75,7 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 	switch {
 	case pl.target != "" && pl.target == cur:
 		r.drains.forget(client.ObjectKeyFromObject(us))
-		rv, f := r.writePoolSecret(ctx, us, out, pl.target, pl.targetNamespace)
+		rv, f := r.writePoolSecret(ctx, us, out, pl.target, pl.targetNamespace, false)
 		if f != nil {
 			return move{}, f
 		}
@@ -131,7 +131,9 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			return fail(err)
 		} else if pool != nil {
 			ns := render.PoolNamespace(pool, r.PoolNamespace)
-			if _, f := r.writePoolSecret(ctx, us, out, cur, ns); f != nil {
+			// Draining (a previous reconcile withdrew the pool's endpoints):
+			// the pool closes the connections clients still hold to it.
+			if _, f := r.writePoolSecret(ctx, us, out, cur, ns, r.drains.started(client.ObjectKeyFromObject(us))); f != nil {
 				return move{}, f
 			}
 			eps, err := r.poolEndpoints(ctx, cur, ns, family)
@@ -184,9 +186,10 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 	return move{layout: layout{dedicated: true}, placed: pl.placed}, nil
 }
 
-// writePoolSecret applies the tenant's Secret in the pool's namespace and
-// returns its resourceVersion.
-func (r *UserServiceReconciler) writePoolSecret(ctx context.Context, us *v1alpha1.UserService, out rendered, pool, namespace string) (string, *failure) {
+// writePoolSecret applies the tenant's Secret in the pool's namespace
+// (draining: with v1alpha1.PoolTenantDrainingAnnotation) and returns its
+// resourceVersion.
+func (r *UserServiceReconciler) writePoolSecret(ctx context.Context, us *v1alpha1.UserService, out rendered, pool, namespace string, draining bool) (string, *failure) {
 	env := map[string][]byte{v1alpha1.EnvMongoDatabase: []byte(out.database)}
 	for k, v := range out.secrets {
 		env[k] = v
@@ -194,6 +197,9 @@ func (r *UserServiceReconciler) writePoolSecret(ctx context.Context, us *v1alpha
 	s, err := render.PoolTenantSecret(us, pool, namespace, out.config, env)
 	if err != nil {
 		return "", &failure{Reason: ReasonApplyFailed, Err: err}
+	}
+	if draining {
+		s.Annotations = map[string]string{v1alpha1.PoolTenantDrainingAnnotation: "true"}
 	}
 	if f := r.applyOne(ctx, applier{client: r.Client, scheme: r.Scheme}, us, s); f != nil {
 		return "", f
@@ -247,6 +253,14 @@ func (d *poolDrains) left(key types.NamespacedName, drain time.Duration) time.Du
 		d.since[key] = since
 	}
 	return drain - time.Since(since)
+}
+
+// started says whether the tenant's drain has begun.
+func (d *poolDrains) started(key types.NamespacedName) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.since[key]
+	return ok
 }
 
 func (d *poolDrains) forget(key types.NamespacedName) {

@@ -55,7 +55,9 @@ func TestTenantBornInAPoolGetsNoDeployment(t *testing.T) {
 // EndpointSlice goes first and the tenant's Secret in the pool's namespace
 // only PoolDrain later, so that the pool still answers the requests
 // kube-proxy sends it until its rules catch up (on the real node both went
-// in one reconcile, and 3 of 361 requests got the pool's 404).
+// in one reconcile, and 3 of 361 requests got the pool's 404); meanwhile
+// the Secret is marked draining, for the pool to close the connections
+// clients hold to it (kube-proxy keeps them on the pool's pods).
 func TestMovingOutKeepsThePoolSecretWhileEndpointsDrain(t *testing.T) {
 	ns := namespace(t)
 	us := newTenantIn(t, ns, "leaver")
@@ -80,6 +82,17 @@ func TestMovingOutKeepsThePoolSecretWhileEndpointsDrain(t *testing.T) {
 	if err := get(t, &corev1.Secret{}, operatorNamespace, secretName); err != nil {
 		t.Fatalf("the tenant's Secret left the pool with its endpoints, no time to drain: %v", err)
 	}
+	// Meanwhile the pool is told to close the connections clients hold to it.
+	eventually(t, "the tenant's Secret marked draining", func() error {
+		var s corev1.Secret
+		if err := get(t, &s, operatorNamespace, secretName); err != nil {
+			return err
+		}
+		if s.Annotations[v1alpha1.PoolTenantDrainingAnnotation] != "true" {
+			return fmt.Errorf("annotations %v", s.Annotations)
+		}
+		return nil
+	})
 	gone(t, "the tenant's Secret in the pool's namespace", func() error { return get(t, &corev1.Secret{}, operatorNamespace, secretName) })
 	// Polled every 50 ms: the Secret was seen gone at most that late, the
 	// slice at most that late too.

@@ -279,6 +279,15 @@ func (n *node) cleanupPool(t *testing.T) {
 	for _, ns := range []string{pooledNS, nodePoolNS} {
 		_ = n.c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}
+	for _, ns := range []string{pooledNS, nodePoolNS} {
+		eventually(t, "namespace "+ns+" deleted", deleteLimit, func() string {
+			err := n.c.Get(ctx, types.NamespacedName{Name: ns}, &corev1.Namespace{})
+			if apierrors.IsNotFound(err) {
+				return ""
+			}
+			return fmt.Sprintf("get: %v", err)
+		})
+	}
 }
 
 // poolSlices is for failure messages: the tenant's EndpointSlices.
