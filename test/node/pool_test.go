@@ -102,8 +102,13 @@ func (n *node) poolServesTenants(t *testing.T) {
 
 	// Every tenant through its own Service's name, in parallel: its own token
 	// is let in, its neighbour's is not.
+	// The first answers wait for kube-proxy to program 50 Services and for
+	// each tenant's server to be built (its store's indexes): under a
+	// loaded machine that took 18 s once, so the bound is wider than
+	// routeLimit; the first miss is logged.
 	start = time.Now()
-	eventually(t, "every pooled tenant answers through its Service", routeLimit, func() string {
+	firstMiss := ""
+	eventually(t, "every pooled tenant answers through its Service", 2*time.Minute, func() string {
 		var mu sync.Mutex
 		var wrong []string
 		var wg sync.WaitGroup
@@ -124,11 +129,18 @@ func (n *node) poolServesTenants(t *testing.T) {
 		wg.Wait()
 		sort.Strings(wrong)
 		if len(wrong) > 0 {
-			return fmt.Sprintf("%d of %d wrong: %s", len(wrong), pooledTenants, strings.Join(wrong[:min(len(wrong), 5)], "; "))
+			miss := fmt.Sprintf("%d of %d wrong: %s", len(wrong), pooledTenants, strings.Join(wrong[:min(len(wrong), 5)], "; "))
+			if firstMiss == "" {
+				firstMiss = miss
+			}
+			return miss
 		}
 		return ""
 	})
 	t.Logf("all %d tenants answered through their own Services in %s", pooledTenants, time.Since(start).Round(100*time.Millisecond))
+	if firstMiss != "" {
+		t.Logf("first attempt: %s", firstMiss)
+	}
 
 	n.moveUnderLoad(ctx, t, hc, pooledName(0), tokens[0])
 }
