@@ -89,6 +89,20 @@ func localizeDeliveries(ctx context.Context, objs []*unstructured.Unstructured, 
 					o.GetName(), u.Host, why, c.WebhookURL))
 			}
 		}
+		if raw, found, _ := unstructured.NestedString(o.Object, "spec", "events", "webhook", "url"); found && raw != "" {
+			u, err := url.Parse(raw)
+			if err != nil || u.Hostname() == "" {
+				return nil, fmt.Errorf("UserService %s: spec.events.webhook.url %q is not a URL", o.GetName(), raw)
+			}
+			port, _ := strconv.Atoi(u.Port())
+			if port == 0 {
+				port = map[string]int{"http": 80, "https": 443}[u.Scheme]
+			}
+			if why, ok := unreachable(ctx, dial, u.Hostname(), port); ok {
+				unstructured.RemoveNestedField(o.Object, "spec", "events")
+				notes = append(notes, fmt.Sprintf("UserService %s event webhook %s is %s; its events are off in the sandbox (docs/events.md)", o.GetName(), u.Host, why))
+			}
+		}
 		host, found, err := unstructured.NestedString(o.Object, "spec", "verification", "mail", "smtp", "host")
 		if err != nil {
 			return nil, fmt.Errorf("UserService %s: spec.verification.mail.smtp.host: %w", o.GetName(), err)

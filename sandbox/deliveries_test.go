@@ -105,10 +105,11 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(notes) != 3 ||
+	if len(notes) != 4 ||
 		!strings.Contains(notes[0], "UserService acme SMS webhook sms-relay.acme.example.com is a reserved example name; its codes go to the sandbox's webhook sink "+sinks.WebhookURL) ||
-		!strings.Contains(notes[1], "UserService acme SMTP relay smtp.acme.example.com:587 is a reserved example name; its mail goes to the sandbox's SMTP sink "+sinks.SMTPAddr()) ||
-		!strings.Contains(notes[2], "UserService down SMTP relay mail.corp.internal:587 is not reachable from this machine") {
+		!strings.Contains(notes[1], "UserService acme event webhook hooks.acme.example.com is a reserved example name; its events are off in the sandbox") ||
+		!strings.Contains(notes[2], "UserService acme SMTP relay smtp.acme.example.com:587 is a reserved example name; its mail goes to the sandbox's SMTP sink "+sinks.SMTPAddr()) ||
+		!strings.Contains(notes[3], "UserService down SMTP relay mail.corp.internal:587 is not reachable from this machine") {
 		t.Errorf("notes:\n%s", strings.Join(notes, "\n"))
 	}
 	// Reserved names are never dialed.

@@ -17,12 +17,14 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers"
 	"userve.dev/userve/controllers/tenantdb"
 	"userve.dev/userve/sandbox/runtime"
 	"userve.dev/userve/server/hserve"
@@ -57,10 +59,12 @@ type TenantEntry struct {
 	URL         string `json:"url"`
 	AdminToken  string `json:"adminToken,omitempty"`
 	// DatabaseUser is the MongoDB user the tenant's processes log in as.
-	DatabaseUser string     `json:"databaseUser,omitempty"`
-	Desired      int32      `json:"desired"`
-	Ready        int32      `json:"ready"`
-	Pods         []PodEntry `json:"pods"`
+	DatabaseUser string `json:"databaseUser,omitempty"`
+	// Pool is the UserServicePool serving the tenant ("": its own pods).
+	Pool    string     `json:"pool,omitempty"`
+	Desired int32      `json:"desired"`
+	Ready   int32      `json:"ready"`
+	Pods    []PodEntry `json:"pods"`
 }
 
 // PodEntry is one local replica.
@@ -99,6 +103,10 @@ func newReporter(p *printer, reader client.Reader, stateDir string) *reporter {
 // update is the runtime's OnUpdate.
 func (r *reporter) update(t runtime.Tenant) {
 	key := t.Namespace + "/" + t.Name
+	if t.ServesPool != "" {
+		r.updatePool(key, t)
+		return
+	}
 	if t.Removed {
 		r.mu.Lock()
 		_, known := r.state[key]
@@ -116,6 +124,9 @@ func (r *reporter) update(t runtime.Tenant) {
 	switch {
 	case t.Desired == 0 && t.Replicas == 0:
 		state = "suspended"
+	case t.RolledOut() && r.movingIn(t):
+		// Ready on its own pods, but on its way into a pool: told once
+		// the pool serves it.
 	case t.RolledOut():
 		state = "ready"
 		token = firstToken(r.secretEnv(t, v1alpha1.EnvAdminTokens))
@@ -126,7 +137,7 @@ func (r *reporter) update(t runtime.Tenant) {
 	prev := r.state[key]
 	r.state[key] = state
 	entry := TenantEntry{Namespace: t.Namespace, UserService: t.UserService, URL: t.URL,
-		AdminToken: token, DatabaseUser: dbUser, Desired: t.Desired, Ready: t.Ready}
+		AdminToken: token, DatabaseUser: dbUser, Pool: t.Pool, Desired: t.Desired, Ready: t.Ready}
 	if token == "" {
 		entry.AdminToken = r.entries[key].AdminToken
 	}
@@ -138,9 +149,10 @@ func (r *reporter) update(t runtime.Tenant) {
 			Restarts: p.Restarts, Log: filepath.Join(r.podsDir, p.Name, "log")})
 	}
 	r.entries[key] = entry
-	fullBlock := state == "ready" && r.shown[key] != t.URL+" "+token
+	shown := t.URL + " " + token + " " + t.Pool
+	fullBlock := state == "ready" && r.shown[key] != shown
 	if fullBlock {
-		r.shown[key] = t.URL + " " + token
+		r.shown[key] = shown
 	}
 	r.mu.Unlock()
 	r.writeFile()
@@ -178,6 +190,22 @@ func (r *reporter) printReady(key string, t runtime.Tenant, token, dbUser string
 	}
 	if id := r.hserveClientID(t); id != "" {
 		b.WriteString(hserve.DevSnippet(t.URL, id))
+	}
+	if t.Pool != "" {
+		// The URL stands for the tenant's Service, whose endpoints are the
+		// pool's pods; the pool knows the tenant by the Service's name.
+		var pods []string
+		for _, p := range t.Pods {
+			pods = append(pods, p.Name)
+		}
+		fmt.Fprintf(&b, "    served by:    UserServicePool %s (pods %s), which routes by Host: the URL sends Host %s\n",
+			t.Pool, strings.Join(pods, ", "), runtime.ServiceHost(t.Namespace, t.Name))
+		if len(t.Pods) > 0 {
+			ns, pod, _ := strings.Cut(t.Pods[0].Name, "/")
+			fmt.Fprintf(&b, "    logs:         %s (the pool's)\n", filepath.Join(r.podsDir, ns, strings.TrimRight(strings.TrimRight(pod, "0123456789"), "-")+"-*", "log"))
+		}
+		r.p.printf("%s", b.String())
+		return
 	}
 	host := "127.0.0.1"
 	if u, err := url.Parse(t.URL); err == nil && u.Hostname() != "" {
@@ -222,11 +250,69 @@ func (r *reporter) hserveClientID(t runtime.Tenant) string {
 	return us.Spec.API.HServe.ClientID
 }
 
+// movingIn reports whether the tenant, served by its own pods, is moving
+// into the pool its spec names (Placed=False MovingIn). A tenant a pool
+// refused, or whose pool is gone, stays on its own pods: that is where it is.
+func (r *reporter) movingIn(t runtime.Tenant) bool {
+	if t.Pool != "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var us v1alpha1.UserService
+	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: t.UserService}, &us); err != nil {
+		return false
+	}
+	placed := meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced)
+	return us.Spec.Pool != "" && placed != nil && placed.Reason == controllers.ReasonMovingIn
+}
+
+// updatePool tells when a pool's pods are ready (or not) and when it goes.
+func (r *reporter) updatePool(key string, t runtime.Tenant) {
+	state := "progressing"
+	switch {
+	case t.Removed:
+		state = "removed"
+	case t.RolledOut():
+		state = "ready"
+	}
+	r.mu.Lock()
+	prev := r.state["pool:"+key]
+	r.state["pool:"+key] = state
+	if t.Removed {
+		delete(r.state, "pool:"+key)
+	}
+	r.mu.Unlock()
+	if state == prev {
+		return
+	}
+	switch state {
+	case "ready":
+		r.p.eventf("UserServicePool %s is ready: %d/%d pods (%s) at %s; its tenants' URLs reach it",
+			t.ServesPool, t.Ready, t.Desired, key, filepath.Join(r.podsDir, t.Namespace, t.Name+"-*", "log"))
+	case "removed":
+		r.p.eventf("UserServicePool %s: its pods (%s) are gone", t.ServesPool, key)
+	default:
+		if prev != "" {
+			r.p.eventf("UserServicePool %s: %d/%d pods ready", t.ServesPool, t.Ready, t.Desired)
+		}
+	}
+}
+
 // secretEnv is the value the tenant's pods get for the environment variable
-// env: the Deployment's value, or the Secret key behind it.
+// env: the Deployment's value, or the Secret key behind it; for a pooled
+// tenant, its Secret in the pool's namespace.
 func (r *reporter) secretEnv(t runtime.Tenant, env string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if t.Pool != "" && len(t.Pods) > 0 {
+		ns, _, _ := strings.Cut(t.Pods[0].Name, "/")
+		var s corev1.Secret
+		if err := r.reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: v1alpha1.PoolTenantSecretName(t.Pool, t.Namespace, t.Name)}, &s); err != nil {
+			return ""
+		}
+		return string(s.Data[env])
+	}
 	var d appsv1.Deployment
 	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: t.Name}, &d); err != nil {
 		return ""

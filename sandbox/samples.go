@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -28,32 +29,36 @@ import (
 // FieldManager names the sandbox in managedFields.
 const FieldManager = "userve-dev"
 
-// readSamples reads every manifest in dir (*.yaml, *.yml, *.json; several
-// documents per file allowed), skipping kustomization files, in the order
-// they should be applied: namespaces, then Secrets and ConfigMaps, then the
-// rest (UserServices), each group by file name.
+// readSamples reads every manifest in dir and its subdirectories (*.yaml,
+// *.yml, *.json; several documents per file allowed; config/samples/pools
+// holds the pool samples), skipping kustomization files, in the order they
+// should be applied: namespaces, then Secrets and ConfigMaps, then the rest
+// (UserServicePools, UserServices), each group by path.
 func readSamples(dir string) ([]*unstructured.Unstructured, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
 	var objs []*unstructured.Unstructured
-	for _, e := range entries {
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
 		name := e.Name()
 		ext := filepath.Ext(name)
 		if e.IsDir() || (ext != ".yaml" && ext != ".yml" && ext != ".json") ||
 			strings.TrimSuffix(name, ext) == "kustomization" {
-			continue
+			return nil
 		}
-		data, err := os.ReadFile(filepath.Join(dir, name))
+		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		docs, err := decodeManifests(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		objs = append(objs, docs...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	rank := func(o *unstructured.Unstructured) int {
 		switch o.GetKind() {

@@ -201,7 +201,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 
 	done = step(4, "starting the local runtime (tenant Deployments as local processes)")
 	rep := newReporter(p, c, cfg.StateDir)
-	stopRuntime, err := startRuntime(cp.config, &cfg, ports, p, rep)
+	stopRuntime, err := startRuntime(cp.config, &cfg, kubeconfig, ports, p, rep)
 	if err != nil {
 		p.printf("failed\n")
 		return err
@@ -388,7 +388,7 @@ func startOperator(cfg *rest.Config) (func(), error) {
 
 // startRuntime runs the local runtime and the garbage collector in a manager
 // of their own (the operator's cache sees only its own objects).
-func startRuntime(cfg *rest.Config, sc *Config, ports *proc.PortBook, p *printer, rep *reporter) (func(), error) {
+func startRuntime(cfg *rest.Config, sc *Config, kubeconfig string, ports *proc.PortBook, p *printer, rep *reporter) (func(), error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  controllers.NewScheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -402,6 +402,7 @@ func startRuntime(cfg *rest.Config, sc *Config, ports *proc.PortBook, p *printer
 		Ports:      ports,
 		Logf:       p.eventf,
 		OnUpdate:   rep.update,
+		Kubeconfig: kubeconfig,
 	})
 	if err != nil {
 		return nil, err

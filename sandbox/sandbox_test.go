@@ -89,6 +89,17 @@ func TestTheRepositorySamplesParse(t *testing.T) {
 	if len(objs) == 0 {
 		t.Fatal("no samples")
 	}
+	// make dev starts the pool samples too (config/samples/pools), after
+	// their namespace.
+	got := strings.Join(kinds(objs), " ")
+	for _, want := range []string{"Namespace/userve-pools", "UserServicePool/shared", "UserService/shop", "UserService/blog"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("samples %s lack %s", got, want)
+		}
+	}
+	if !strings.HasPrefix(got, "Namespace/userve-pools") {
+		t.Errorf("the pool's namespace is not applied first: %s", got)
+	}
 }
 
 func secretData(t *testing.T, o *unstructured.Unstructured, key string) string {

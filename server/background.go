@@ -15,7 +15,8 @@ const LedgerSweepEvery = time.Minute
 // MongoDB is away, so the server answers /healthz without a store),
 // finishes the wallet movements a crashed process left half-done, expires
 // old audit entries, calls Options.Started, then sweeps the ledger every
-// Options.LedgerSweep. Start returns at once; a second call does nothing.
+// Options.LedgerSweep; and it runs the event delivery worker when the
+// tenant has spec.events.webhook. Start returns at once; a second call does nothing.
 // Run and Serve call it; a pool calls it after New.
 func (s *Server) Start(ctx context.Context) {
 	s.startOnce.Do(func() {
@@ -26,6 +27,8 @@ func (s *Server) Start(ctx context.Context) {
 			defer s.background.Done()
 			s.runBackground(ctx)
 		}()
+		// The event worker (events.go) waits for the store by itself.
+		s.startEvents(ctx)
 	})
 }
 
@@ -38,6 +41,7 @@ func (s *Server) Close() {
 		if s.stopBackground != nil {
 			s.stopBackground()
 		}
+		s.stopEvents()
 		s.background.Wait()
 		if c := s.plusOptions.WeChatHTTP; c != nil {
 			c.CloseIdleConnections()

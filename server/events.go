@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/server/store"
 	"userve.dev/userve/server/verify"
 )
@@ -36,9 +37,16 @@ const (
 
 // EventsOptions tune the delivery worker; zero fields take the defaults.
 type EventsOptions struct {
-	DeadAfter  time.Duration // undelivered this long: dead (default 24 h)
-	Lease      time.Duration // a claim's hold on an entry (default 1 min; above the client's timeout)
-	Grace      time.Duration // an open entry's age before recovery judges it (default 2 min)
+	DeadAfter time.Duration // undelivered this long: dead (default 24 h)
+	Lease     time.Duration // a claim's hold on an entry (default 1 min; above the client's timeout)
+	Grace     time.Duration // an open entry's age before recovery judges it (default 2 min)
+	// Settle is how long a worker has seen an entry as its user's next
+	// before the first attempt (default 2 s): ids are taken before the
+	// entry is inserted, so an entry with a smaller id (of the same user,
+	// made at the same moment on another replica) may become visible a
+	// little after a larger one; waiting keeps the outbox order. It is
+	// wall time, whatever the store's clock.
+	Settle     time.Duration
 	Poll       time.Duration // between looks at the outbox when idle (default 1 s)
 	RetryFirst time.Duration // the first retry's delay, doubled each time (default 10 s)
 	RetryMax   time.Duration // the longest delay between retries (default 1 h)
@@ -49,7 +57,7 @@ type EventsOptions struct {
 }
 
 // DefaultEventsOptions are the production values.
-var DefaultEventsOptions = EventsOptions{DeadAfter: 24 * time.Hour, Lease: time.Minute, Grace: 2 * time.Minute, Poll: time.Second,
+var DefaultEventsOptions = EventsOptions{DeadAfter: 24 * time.Hour, Lease: time.Minute, Grace: 2 * time.Minute, Settle: 2 * time.Second, Poll: time.Second,
 	RetryFirst: 10 * time.Second, RetryMax: time.Hour, Parallel: 4, KeepDelivered: 7 * 24 * time.Hour, KeepDead: 30 * 24 * time.Hour}
 
 func (o EventsOptions) orDefault() EventsOptions {
@@ -61,6 +69,7 @@ func (o EventsOptions) orDefault() EventsOptions {
 		return def
 	}
 	o.DeadAfter, o.Lease, o.Grace, o.Poll = pick(o.DeadAfter, d.DeadAfter), pick(o.Lease, d.Lease), pick(o.Grace, d.Grace), pick(o.Poll, d.Poll)
+	o.Settle = pick(o.Settle, d.Settle)
 	o.RetryFirst, o.RetryMax = pick(o.RetryFirst, d.RetryFirst), pick(o.RetryMax, d.RetryMax)
 	o.KeepDelivered, o.KeepDead = pick(o.KeepDelivered, d.KeepDelivered), pick(o.KeepDead, d.KeepDead)
 	if o.Parallel <= 0 {
@@ -69,11 +78,17 @@ func (o EventsOptions) orDefault() EventsOptions {
 	return o
 }
 
-// DefaultEventsClient is the events' HTTP client when Options.EventsHTTP is
-// nil: bounded connects and answers, no redirects (a redirect would carry
-// the signed event somewhere the spec does not name).
-func DefaultEventsClient() *http.Client {
-	return &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+// DefaultEventsTimeout bounds one event request.
+const DefaultEventsTimeout = 15 * time.Second
+
+// eventsClient is the events' HTTP client when Options.EventsHTTP is nil:
+// through the tenant's egress guard (nil: unguarded), bounded, and not
+// following redirects (a redirect would carry the signed event somewhere
+// the spec does not name).
+func eventsClient(g *egress.Guard) *http.Client {
+	c := g.HTTPClient(DefaultEventsTimeout)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
 }
 
 // RetryDelay is the wait before retry n (1, 2, ...): RetryFirst doubled
@@ -124,16 +139,17 @@ type eventWorker struct {
 	log     *slog.Logger
 	owner   string // this worker's name in leases
 	wake    chan struct{}
+	// firstSeen is when this worker first saw each entry due (Settle).
+	firstSeen map[int64]time.Time
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// StartEvents starts the event delivery worker, unless the tenant has no
-// webhook or it runs already. Run starts it; a pool that serves the
-// Handler without Run calls StartEvents and StopEvents itself.
-func (s *Server) StartEvents(ctx context.Context) {
+// startEvents starts the event delivery worker (Start), unless the tenant
+// has no webhook.
+func (s *Server) startEvents(ctx context.Context) {
 	w := s.events
 	if w == nil {
 		return
@@ -151,9 +167,9 @@ func (s *Server) StartEvents(ctx context.Context) {
 	}()
 }
 
-// StopEvents stops the worker and waits for it: an attempt under way is
-// cut off, and its entry is sent again once its lease runs out.
-func (s *Server) StopEvents() {
+// stopEvents stops the worker and waits for it (Close): an attempt under
+// way is cut off, and its entry is sent again once its lease runs out.
+func (s *Server) stopEvents() {
 	w := s.events
 	if w == nil {
 		return
@@ -166,6 +182,7 @@ func (s *Server) StopEvents() {
 		cancel()
 		<-done
 	}
+	w.client.CloseIdleConnections()
 }
 
 func newEventWorker(s *Server, client *http.Client, opts EventsOptions) *eventWorker {
@@ -181,13 +198,13 @@ func newEventWorker(s *Server, client *http.Client, opts EventsOptions) *eventWo
 	}
 	s.store.SetEvents(types...)
 	if client == nil {
-		client = DefaultEventsClient()
+		client = eventsClient(s.egress)
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	w := &eventWorker{store: s.store, client: client, url: wh.URL, secret: []byte(s.cfg.EventsSecret), tenant: s.cfg.Issuer,
 		opts: opts.orDefault(), metrics: newEventMetrics(s.metrics.registry), log: s.log, owner: hex.EncodeToString(b),
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), firstSeen: map[int64]time.Time{}}
 	s.store.NotifyEvents(func() {
 		select {
 		case w.wake <- struct{}{}:
@@ -245,6 +262,7 @@ func (w *eventWorker) pass(ctx context.Context) (busy bool, err error) {
 		}
 		busy = busy || settled
 	}
+	due = w.settled(due)
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, w.opts.Parallel)
 	for i := range due {
@@ -261,6 +279,26 @@ func (w *eventWorker) pass(ctx context.Context) (busy bool, err error) {
 	}
 	wg.Wait()
 	return busy || len(due) > 0, nil
+}
+
+// settled keeps the due entries this worker has seen due for Settle;
+// it forgets the others.
+func (w *eventWorker) settled(due []store.EventEntry) []store.EventEntry {
+	now := time.Now()
+	seen := make(map[int64]time.Time, len(due))
+	var out []store.EventEntry
+	for _, e := range due {
+		first, ok := w.firstSeen[e.ID]
+		if !ok {
+			first = now
+		}
+		seen[e.ID] = first
+		if now.Sub(first) >= w.opts.Settle {
+			out = append(out, e)
+		}
+	}
+	w.firstSeen = seen
+	return out
 }
 
 // EventPayload is the JSON body of an event request (docs/events.md).

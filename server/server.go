@@ -96,11 +96,6 @@ type Options struct {
 	// AuditLog wraps the store's audit log writes (default: the store);
 	// tests pass one whose writes fail.
 	AuditLog func(*store.Store) AuditWriter
-	// EventsHTTP sends the events to spec.events.webhook (default:
-	// DefaultEventsClient). A shared pool passes its egress-guarded client.
-	EventsHTTP *http.Client
-	// Events tune the event delivery worker (retries, leases; tests).
-	Events EventsOptions
 	// Egress guards every outbound call of the tenant: the SMS webhook,
 	// SMTP, WeChat (unless Plus.WeChatHTTP replaces its client) and event
 	// webhooks. Nil lets them go anywhere, as a dedicated tenant's (its
@@ -110,6 +105,12 @@ type Options struct {
 	// LedgerSweep is how often the background work finishes stalled
 	// ledger entries and cut-off deletions; 0 means LedgerSweepEvery.
 	LedgerSweep time.Duration
+	// EventsHTTP sends the events to spec.events.webhook (default: a
+	// client through Egress, DefaultEventsTimeout, no redirects); tests
+	// pass their receiver's.
+	EventsHTTP *http.Client
+	// Events tune the event delivery worker (retries, leases; tests).
+	Events EventsOptions
 }
 
 // HTTPTimeouts are an http.Server's connection deadlines. Every request is
@@ -260,9 +261,6 @@ func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listene
 	}
 	s.Start(ctx)
 	defer s.Close()
-	// The event worker waits for the store by itself.
-	s.StartEvents(ctx)
-	defer s.StopEvents()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

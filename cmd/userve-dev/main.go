@@ -30,7 +30,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("userve-dev", flag.ContinueOnError)
 	cfg := sandbox.Config{}
 	fs.StringVar(&cfg.StateDir, "state-dir", ".userve/dev", "directory for everything the sandbox keeps (etcd data, FerretDB files, kubeconfig, logs)")
-	fs.StringVar(&cfg.SamplesDir, "samples", "config/samples", "manifests to apply at start (every *.yaml but kustomization.yaml); '' for none")
+	fs.StringVar(&cfg.SamplesDir, "samples", "config/samples", "manifests to apply at start (every *.yaml there and in its subdirectories but kustomization.yaml); '' for none")
 	fs.StringVar(&cfg.MongoURI, "mongo-uri", "", "use this MongoDB (with an administrator's credentials) instead of starting bin/ferretdb-auth")
 	fs.StringVar(&cfg.CRDDir, "crds", "config/crd/bases", "directory of the CRD manifests to install")
 	fs.StringVar(&cfg.BinDir, "bin", defaultBinDir(), "directory holding etcd, kube-apiserver and ferretdb-auth")

@@ -27,7 +27,7 @@ type Autoscaler struct {
 	Logf   func(format string, args ...any)
 }
 
-// SetupWithManager watches tenant HPAs and the Deployments they scale.
+// SetupWithManager watches tenants' and pools' HPAs and the Deployments they scale.
 func (a *Autoscaler) SetupWithManager(mgr ctrl.Manager) error {
 	a.client = mgr.GetClient()
 	if a.Logf == nil {
@@ -35,9 +35,9 @@ func (a *Autoscaler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("local-autoscaler").
-		For(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(ownedByUserService)).
+		For(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(ownedByTenantOrPool)).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(a.hpasScaling),
-			builder.WithPredicates(ownedByUserService)).
+			builder.WithPredicates(ownedByTenantOrPool)).
 		Complete(a)
 }
 
@@ -63,7 +63,7 @@ func (a *Autoscaler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	ref := hpa.Spec.ScaleTargetRef
-	if ref.Kind != "Deployment" || userServiceOwner(&hpa) == "" || hpa.DeletionTimestamp != nil {
+	if ref.Kind != "Deployment" || !runs(&hpa) || hpa.DeletionTimestamp != nil {
 		return reconcile.Result{}, nil
 	}
 	var d appsv1.Deployment

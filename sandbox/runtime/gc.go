@@ -59,6 +59,19 @@ func (g *GarbageCollector) SetupWithManager(mgr ctrl.Manager) error {
 	if g.Logf == nil {
 		g.Logf = func(string, ...any) {}
 	}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("local-pool-garbage-collector").
+		For(&v1alpha1.UserServicePool{}).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(
+			func(_ context.Context, obj client.Object) []reconcile.Request {
+				if owner := ownerOfKind(obj, "UserServicePool"); owner != "" {
+					return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: owner}}}
+				}
+				return nil
+			}), builder.WithPredicates(ownedByTenantOrPool)).
+		Complete(poolCollector{g}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("local-garbage-collector").
 		For(&v1alpha1.UserService{}).
@@ -68,7 +81,7 @@ func (g *GarbageCollector) SetupWithManager(mgr ctrl.Manager) error {
 					return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: owner}}}
 				}
 				return nil
-			}), builder.WithPredicates(ownedByUserService)).
+			}), builder.WithPredicates(ownedByTenantOrPool)).
 		Complete(g)
 }
 
@@ -111,6 +124,12 @@ func (g *GarbageCollector) Reconcile(ctx context.Context, req reconcile.Request)
 // dependents lists the objects owned by UserService name in ns whose owner
 // UID matches.
 func (g *GarbageCollector) dependents(ctx context.Context, ns, name string, match func(types.UID) bool) ([]*unstructured.Unstructured, error) {
+	return g.dependentsOf(ctx, ns, "UserService", name, match)
+}
+
+// dependentsOf lists the objects in ns ("": every namespace) owned by the
+// kind of userve's API group named name, whose owner UID matches.
+func (g *GarbageCollector) dependentsOf(ctx context.Context, ns, kind, name string, match func(types.UID) bool) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, gvk := range DependentKinds() {
 		list := &unstructured.UnstructuredList{}
@@ -125,7 +144,7 @@ func (g *GarbageCollector) dependents(ctx context.Context, ns, name string, matc
 			obj := &list.Items[i]
 			for _, ref := range obj.GetOwnerReferences() {
 				gv, _ := schema.ParseGroupVersion(ref.APIVersion)
-				if gv.Group == v1alpha1.GroupVersion.Group && ref.Kind == "UserService" && ref.Name == name && match(ref.UID) {
+				if gv.Group == v1alpha1.GroupVersion.Group && ref.Kind == kind && ref.Name == name && match(ref.UID) {
 					out = append(out, obj)
 					break
 				}
@@ -138,7 +157,11 @@ func (g *GarbageCollector) dependents(ctx context.Context, ns, name string, matc
 // deleteDependents deletes matching dependents and returns how many still
 // exist (deleting ones included).
 func (g *GarbageCollector) deleteDependents(ctx context.Context, ns, name string, match func(types.UID) bool) (int, error) {
-	objs, err := g.dependents(ctx, ns, name, match)
+	return g.deleteDependentsOf(ctx, ns, "UserService", name, match)
+}
+
+func (g *GarbageCollector) deleteDependentsOf(ctx context.Context, ns, kind, name string, match func(types.UID) bool) (int, error) {
+	objs, err := g.dependentsOf(ctx, ns, kind, name, match)
 	if err != nil {
 		return 0, err
 	}
@@ -149,12 +172,16 @@ func (g *GarbageCollector) deleteDependents(ctx context.Context, ns, name string
 			continue
 		}
 		if err := g.client.Delete(ctx, obj, &client.DeleteOptions{PropagationPolicy: &background}); err != nil && !apierrors.IsNotFound(err) {
-			return 0, fmt.Errorf("delete %s %s/%s: %w", obj.GetKind(), ns, obj.GetName(), err)
+			return 0, fmt.Errorf("delete %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 		}
 		deleted = append(deleted, obj.GetKind()+" "+obj.GetName())
 	}
 	if len(deleted) > 0 {
-		g.Logf("garbage collector: deleted what UserService %s/%s owned: %s", ns, name, strings.Join(deleted, ", "))
+		owner := ns + "/" + name
+		if ns == "" {
+			owner = name
+		}
+		g.Logf("garbage collector: deleted what %s %s owned: %s", kind, owner, strings.Join(deleted, ", "))
 	}
 	return len(objs), nil
 }
@@ -188,4 +215,24 @@ func (g *GarbageCollector) dropFinalizer(ctx context.Context, us *v1alpha1.UserS
 		return nil
 	}
 	return err
+}
+
+// poolCollector deletes what a deleted UserServicePool owned in any
+// namespace (its Deployment first, so its processes stop), and what an
+// earlier pool of the same name left. Its dependents are few and named for
+// it; deletion propagation options are not looked at.
+type poolCollector struct{ g *GarbageCollector }
+
+func (pc poolCollector) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var pool v1alpha1.UserServicePool
+	err := pc.g.client.Get(ctx, req.NamespacedName, &pool)
+	match := func(uid types.UID) bool { return uid != pool.UID }
+	switch {
+	case apierrors.IsNotFound(err):
+		match = func(types.UID) bool { return true }
+	case err != nil:
+		return reconcile.Result{}, err
+	}
+	_, err = pc.g.deleteDependentsOf(ctx, "", "UserServicePool", req.Name, match)
+	return reconcile.Result{}, err
 }

@@ -39,6 +39,10 @@ type Pod struct {
 	// --metrics-listen); 0 turns the metrics listener off. Every replica
 	// needs its own: the pod template's :9090 would collide on one machine.
 	MetricsPort int
+	// Kubeconfig, when set, is the process's KUBECONFIG: a pool's pods
+	// reach the API server with their service account, a local process
+	// with the sandbox's kubeconfig.
+	Kubeconfig string
 }
 
 // Launch is a pod template's container turned into a local process.
@@ -55,7 +59,7 @@ type Launch struct {
 	Readiness Probe
 	// Grace is how long a stopping process gets between SIGTERM and SIGKILL.
 	Grace time.Duration
-	// ServesMetrics: the process is `userve serve`, whose --metrics-listen
+	// ServesMetrics: the process is `userve serve` or `userve pool`, whose --metrics-listen
 	// is pointed at the replica's metrics port.
 	ServesMetrics bool
 }
@@ -154,19 +158,20 @@ func Render(ctx context.Context, lk Lookup, d *appsv1.Deployment, pod Pod, exe s
 		l.Argv = append(l.Argv, rewritePaths(expandVars(a, lookupVar), mounts))
 	}
 	l.Argv = overrideListen(l.Argv, net.JoinHostPort(pod.Host, strconv.Itoa(pod.Port)))
-	if len(l.Argv) > 1 && l.Argv[1] == "serve" {
+	if len(l.Argv) > 1 && (l.Argv[1] == "serve" || l.Argv[1] == "pool") {
 		l.ServesMetrics = true
 		l.Argv = overrideMetricsListen(l.Argv, pod.Host, pod.MetricsPort)
 	}
 
 	base := map[string]string{
-		"PATH":     os.Getenv("PATH"),
-		"HOME":     pod.Dir,
-		"TMPDIR":   filepath.Join(pod.Dir, "tmp"),
-		"HOSTNAME": pod.Name,
+		"PATH":       os.Getenv("PATH"),
+		"HOME":       pod.Dir,
+		"TMPDIR":     filepath.Join(pod.Dir, "tmp"),
+		"HOSTNAME":   pod.Name,
+		"KUBECONFIG": pod.Kubeconfig,
 	}
 	l.Dirs = append(l.Dirs, "tmp")
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "HOSTNAME"} {
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "HOSTNAME", "KUBECONFIG"} {
 		if _, set := vars[k]; !set && base[k] != "" {
 			l.Env = append(l.Env, k+"="+base[k])
 		}

@@ -20,6 +20,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,8 +56,12 @@ type Options struct {
 	Ports *proc.PortBook
 	// Logf receives one line per process event (start, exit, problem).
 	Logf func(format string, args ...any)
-	// OnUpdate is called after a tenant's local state changed.
+	// OnUpdate is called after a tenant's (or a pool's) local state changed.
 	OnUpdate func(Tenant)
+	// Kubeconfig is given to pool processes (KUBECONFIG) in place of the
+	// service account token their pods mount: they watch their tenants'
+	// Secrets and annotate their own Pod.
+	Kubeconfig string
 }
 
 // Tenant is the local state of one UserService's Deployment.
@@ -75,6 +80,12 @@ type Tenant struct {
 	// Removed: the Deployment is gone (or no longer a tenant's); its
 	// processes are stopping and its URL is closed.
 	Removed bool
+	// Pool: the tenant is served by this UserServicePool's pods (its
+	// Service's endpoints are the pool's); Pods are those pool pods.
+	Pool string
+	// ServesPool: this is not a tenant but the Deployment of this
+	// UserServicePool (no URL of its own: the pool routes by Host).
+	ServesPool string
 }
 
 // RolledOut reports whether every wanted replica runs the current template and is ready.
@@ -92,19 +103,24 @@ type Runtime struct {
 	mu          sync.Mutex
 	closed      bool
 	deployments map[types.NamespacedName]*deployment
-	stopping    sync.WaitGroup
+	// fronts are the tenants' URLs, shared by a tenant's own replicas and
+	// the pool pods its Service points at (both serve during a move).
+	fronts   map[types.NamespacedName]*frontend
+	pooled   map[types.NamespacedName]*pooledTenant
+	reported map[types.NamespacedName]Tenant
+	stopping sync.WaitGroup
 }
 
 type deployment struct {
 	key         types.NamespacedName
 	owner       string
+	pool        string // the UserServicePool owning it, for a pool's Deployment
 	front       *frontend
 	replicas    []*replica
 	terminating map[int]*replica
 	hash        string // current pod template
 	desired     int32
 	problem     string
-	reported    *Tenant
 }
 
 // New makes a Runtime; SetupWithManager wires it in.
@@ -129,6 +145,9 @@ func New(opts Options) (*Runtime, error) {
 		opts:        opts,
 		events:      make(chan event.GenericEvent, 1024),
 		deployments: map[types.NamespacedName]*deployment{},
+		fronts:      map[types.NamespacedName]*frontend{},
+		pooled:      map[types.NamespacedName]*pooledTenant{},
+		reported:    map[types.NamespacedName]Tenant{},
 	}, nil
 }
 
@@ -141,11 +160,19 @@ func (r *Runtime) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("local-runtime").
-		For(&appsv1.Deployment{}, builder.WithPredicates(ownedByUserService)).
+		For(&appsv1.Deployment{}, builder.WithPredicates(ownedByTenantOrPool)).
+		// A Service named like the Deployment: its endpoints follow its selector.
+		Watches(&corev1.Service{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(ownedByTenantOrPool)).
 		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
-		Complete(r)
+		Complete(r); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("local-pooled-services").
+		For(&discoveryv1.EndpointSlice{}, builder.WithPredicates(operatorSlices)).
+		Complete(pooledReconciler{r})
 }
 
 // Start waits for the manager to stop, then stops every process (Runnable).
@@ -170,9 +197,9 @@ func (r *Runtime) Shutdown() {
 			all = append(all, t)
 		}
 		d.replicas = nil
-		if d.front != nil {
-			fronts = append(fronts, d.front)
-		}
+	}
+	for _, f := range r.fronts {
+		fronts = append(fronts, f)
 	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
@@ -192,7 +219,14 @@ func (r *Runtime) Tenants() []Tenant {
 	defer r.mu.Unlock()
 	var out []Tenant
 	for _, d := range r.deployments {
-		out = append(out, r.snapshotLocked(d))
+		if _, pooled := r.pooled[d.key]; !pooled {
+			out = append(out, r.snapshotLocked(d))
+		}
+	}
+	for key := range r.pooled {
+		if t, ok := r.viewLocked(key); ok {
+			out = append(out, t)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name
@@ -200,21 +234,28 @@ func (r *Runtime) Tenants() []Tenant {
 	return out
 }
 
-var ownedByUserService = predicate.Funcs{
-	CreateFunc:  func(e event.CreateEvent) bool { return userServiceOwner(e.Object) != "" },
-	DeleteFunc:  func(e event.DeleteEvent) bool { return userServiceOwner(e.Object) != "" },
-	GenericFunc: func(e event.GenericEvent) bool { return userServiceOwner(e.Object) != "" },
+// ownedByTenantOrPool selects tenants' Deployments and pools' Deployments.
+var ownedByTenantOrPool = predicate.Funcs{
+	CreateFunc:  func(e event.CreateEvent) bool { return runs(e.Object) },
+	DeleteFunc:  func(e event.DeleteEvent) bool { return runs(e.Object) },
+	GenericFunc: func(e event.GenericEvent) bool { return runs(e.Object) },
 	// Losing the owner reference must stop the processes too.
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		return userServiceOwner(e.ObjectOld) != "" || userServiceOwner(e.ObjectNew) != ""
-	},
+	UpdateFunc: func(e event.UpdateEvent) bool { return runs(e.ObjectOld) || runs(e.ObjectNew) },
+}
+
+// runs: obj is a tenant's or a pool's (by its owner).
+func runs(obj metav1.Object) bool {
+	return userServiceOwner(obj) != "" || ownerOfKind(obj, "UserServicePool") != ""
 }
 
 // userServiceOwner is the name of the UserService owning obj, or "".
-func userServiceOwner(obj metav1.Object) string {
+func userServiceOwner(obj metav1.Object) string { return ownerOfKind(obj, "UserService") }
+
+// ownerOfKind is the name of obj's owner of that kind in userve's API group, or "".
+func ownerOfKind(obj metav1.Object, kind string) string {
 	for _, ref := range obj.GetOwnerReferences() {
 		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err == nil && gv.Group == v1alpha1.GroupVersion.Group && ref.Kind == "UserService" {
+		if err == nil && gv.Group == v1alpha1.GroupVersion.Group && ref.Kind == kind {
 			return ref.Name
 		}
 	}
@@ -238,16 +279,16 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	if err := r.client.Get(ctx, key, &d); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.remove(key)
-			return reconcile.Result{}, nil
+			return reconcile.Result{}, r.deleteEndpoints(ctx, key)
 		}
 		return reconcile.Result{}, err
 	}
-	owner := userServiceOwner(&d)
-	if owner == "" || d.DeletionTimestamp != nil {
+	owner, pool := userServiceOwner(&d), ownerOfKind(&d, "UserServicePool")
+	if (owner == "" && pool == "") || d.DeletionTimestamp != nil {
 		r.remove(key)
-		return reconcile.Result{}, nil
+		return reconcile.Result{}, r.deleteEndpoints(ctx, key)
 	}
-	dep, err := r.ensure(key, owner)
+	dep, err := r.ensure(key, owner, pool)
 	if err != nil || dep == nil {
 		return reconcile.Result{}, err
 	}
@@ -277,7 +318,22 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	if err := r.writeStatus(ctx, &d, t, hash); err != nil {
 		return reconcile.Result{}, err
 	}
-	r.report(dep, t)
+	r.report(key)
+	if pool != "" {
+		// Its tenants' URLs follow its replicas' readiness.
+		r.mu.Lock()
+		var served []types.NamespacedName
+		for k := range r.pooled {
+			served = append(served, k)
+		}
+		r.mu.Unlock()
+		for _, k := range served {
+			r.report(k)
+		}
+	}
+	if err := r.writeEndpoints(ctx, &d, t); err != nil {
+		return reconcile.Result{}, err
+	}
 	if problem != "" {
 		// The missing Secret or ConfigMap may appear: look again soon.
 		return reconcile.Result{RequeueAfter: 3 * time.Second}, nil
@@ -285,57 +341,29 @@ func (r *Runtime) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	return reconcile.Result{}, nil
 }
 
-func (r *Runtime) report(dep *deployment, t Tenant) {
-	r.mu.Lock()
-	changed := dep.reported == nil || !equality.Semantic.DeepEqual(*dep.reported, t)
-	dep.reported = &t
-	r.mu.Unlock()
-	if changed && r.opts.OnUpdate != nil {
-		r.opts.OnUpdate(t)
-	}
-}
-
 // ensure returns key's state, creating it and its URL on first sight; nil
-// after Shutdown.
-func (r *Runtime) ensure(key types.NamespacedName, owner string) (*deployment, error) {
+// after Shutdown. A pool's Deployment gets no URL: the pool routes by Host,
+// and its tenants' URLs reach it.
+func (r *Runtime) ensure(key types.NamespacedName, owner, pool string) (*deployment, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, nil
 	}
 	if d, ok := r.deployments[key]; ok {
-		d.owner = owner
+		d.owner, d.pool = owner, pool
 		return d, nil
 	}
-	d := &deployment{key: key, owner: owner, terminating: map[int]*replica{}}
-	port := 0
-	if r.opts.Ports != nil {
-		p, err := r.opts.Ports.Port("tenant:" + key.String())
+	d := &deployment{key: key, owner: owner, pool: pool, terminating: map[int]*replica{}}
+	if pool == "" {
+		front, err := r.frontLocked(key)
 		if err != nil {
 			return nil, err
 		}
-		port = p
+		d.front = front
 	}
-	front, err := newFrontend(r.opts.Host, port, func() []string { return r.backends(d) })
-	if err != nil {
-		return nil, fmt.Errorf("tenant URL for %s: %w", key, err)
-	}
-	d.front = front
 	r.deployments[key] = d
 	return d, nil
-}
-
-func (r *Runtime) backends(d *deployment) []string {
-	r.mu.Lock()
-	reps := append([]*replica(nil), d.replicas...)
-	r.mu.Unlock()
-	var out []string
-	for _, rep := range reps {
-		if addr, ready := rep.backend(); ready {
-			out = append(out, addr)
-		}
-	}
-	return out
 }
 
 // remove stops everything of a Deployment that is gone or no longer a tenant's.
@@ -348,13 +376,11 @@ func (r *Runtime) remove(key types.NamespacedName) {
 			r.terminateLocked(d, rep)
 		}
 		d.replicas = nil
+		r.closeFrontLocked(key)
 	}
 	r.mu.Unlock()
 	if ok {
-		go d.front.close()
-		if r.opts.OnUpdate != nil {
-			r.opts.OnUpdate(Tenant{Namespace: key.Namespace, Name: key.Name, UserService: d.owner, Removed: true})
-		}
+		r.report(key)
 	}
 }
 
@@ -435,6 +461,9 @@ func (r *Runtime) terminateLocked(d *deployment, rep *replica) {
 	r.stopping.Go(func() {
 		rep.stop()
 		r.opts.Logf("%s: stopped", rep.name)
+		if d.pool != "" {
+			r.deletePod(rep)
+		}
 		r.mu.Lock()
 		if d.terminating[rep.index] == rep {
 			delete(d.terminating, rep.index)
@@ -462,9 +491,18 @@ func (r *Runtime) startReplica(ctx context.Context, d *deployment, dep *appsv1.D
 		Port:        port,
 		MetricsPort: metricsPort,
 	}
+	if d.pool != "" {
+		pod.Kubeconfig = r.opts.Kubeconfig
+	}
 	launch, err := Render(ctx, r.lookup, dep, pod, r.opts.Executable)
 	if err != nil {
 		return err
+	}
+	if d.pool != "" {
+		// The pool process annotates its own Pod: there must be one.
+		if err := r.createPod(ctx, dep, name); err != nil {
+			return err
+		}
 	}
 	if !launch.ServesMetrics {
 		pod.MetricsPort = 0
@@ -500,6 +538,7 @@ func (r *Runtime) snapshotLocked(d *deployment) Tenant {
 		Namespace:   d.key.Namespace,
 		Name:        d.key.Name,
 		UserService: d.owner,
+		ServesPool:  d.pool,
 		Desired:     d.desired,
 		Problem:     d.problem,
 	}

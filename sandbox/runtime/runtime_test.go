@@ -42,7 +42,7 @@ var env *kubefixture.Env
 // runs it as "<test binary> serve --config FILE --listen ADDR", exactly as it
 // would run userve.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "serve" {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "pool") {
 		os.Exit(fakeServer(os.Args[2:]))
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -77,10 +77,13 @@ func fakeServer(args []string) int {
 		})
 		go func() { _ = http.Serve(ln, metrics) }()
 	}
-	config, err := os.ReadFile(configPath)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "fake server: config:", err)
-		return 2
+	var config []byte
+	if configPath != "" { // userve pool has none
+		var err error
+		if config, err = os.ReadFile(configPath); err != nil {
+			fmt.Fprintln(os.Stderr, "fake server: config:", err)
+			return 2
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -99,6 +102,8 @@ func fakeServer(args []string) int {
 			"tokens": os.Getenv("USERVE_ADMIN_TOKENS"),
 			"pod":    os.Getenv("POD_NAME"),
 			"args":   os.Args,
+			"host":   r.Host,
+			"kube":   os.Getenv("KUBECONFIG"),
 		})
 	})
 	srv := &http.Server{Addr: listen, Handler: mux}
@@ -288,6 +293,8 @@ type info struct {
 	Tokens string   `json:"tokens"`
 	Pod    string   `json:"pod"`
 	Args   []string `json:"args"`
+	Host   string   `json:"host"`
+	Kube   string   `json:"kube"`
 }
 
 func getInfo(t *testing.T, url string) (info, error) {

@@ -122,8 +122,11 @@ func newReplica(t *testing.T, spec v1alpha1.UserServiceSpec, database string, c 
 		edit(cfg, &opts)
 	}
 	s := server.New(cfg, st, opts)
-	s.StartEvents(context.Background()) // a no-op without spec.events.webhook
-	t.Cleanup(s.StopEvents)
+	if cfg.Spec().Events.Webhook != nil {
+		// The event worker runs with the background work (Start, Close).
+		s.Start(context.Background())
+		t.Cleanup(s.Close)
+	}
 	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, store: st, clock: c, console: srv.URL + "/userve/console"}

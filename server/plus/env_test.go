@@ -211,10 +211,12 @@ func (tn *tenant) replica() *replica {
 	}
 	opts.Events = tn.events
 	s := server.New(tn.config(), st, opts)
-	// As a pool would: the event worker without Run (a no-op without
-	// spec.events.webhook).
-	s.StartEvents(context.Background())
-	t.Cleanup(s.StopEvents)
+	if tn.spec.Events.Webhook != nil {
+		// As a pool would: the background work (the event worker among
+		// it) without Run.
+		s.Start(context.Background())
+		t.Cleanup(s.Close)
+	}
 	srv := httptest.NewServer(conformance.Handler(t, s))
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(s.MetricsHandler())

@@ -148,13 +148,31 @@ func (s *Store) RecordDelivery(ctx context.Context, e *EventEntry, o DeliveryOut
 }
 
 // RetryDeadEvent makes dead entry id pending again, with a new day before
-// it is dead again. ErrNotFound: no such entry, or it is not dead.
+// it is dead again. ErrNotFound: no such entry, or it is not dead (any
+// more). Of concurrent retries one wins: the retry of a dead spell is an
+// insert of "<id>:retry:<its start>" (FerretDB's findAndModify alone is
+// not isolated, so several could see the entry still dead).
 func (s *Store) RetryDeadEvent(ctx context.Context, id int64) (*EventEntry, error) {
-	ctx, cancel := s.opContext(ctx)
+	var dead EventEntry
+	octx, cancel := s.opContext(ctx)
+	err := decodeOne(s.col(ColEvents).FindOne(octx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: EventDead}}), &dead)
+	cancel()
+	if err != nil {
+		return nil, classify(err)
+	}
+	err = s.insert(ctx, ColEventClaims, bson.D{{Key: "_id", Value: fmt.Sprintf("%d:retry:%d", id, dead.RetryFrom.UnixMilli())},
+		{Key: "entry", Value: id}, {Key: "at", Value: s.Clock()}})
+	if errors.Is(err, ErrConflict) {
+		return nil, ErrNotFound // another retry took this dead spell
+	}
+	if err != nil {
+		return nil, err
+	}
+	octx, cancel = s.opContext(ctx)
 	defer cancel()
 	now := s.Clock()
 	var out EventEntry
-	err := decodeOne(s.col(ColEvents).FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: EventDead}},
+	err = decodeOne(s.col(ColEvents).FindOneAndUpdate(octx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: EventDead}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: EventPending}, {Key: "next_at", Value: now}, {Key: "retry_from", Value: now}}},
 			{Key: "$unset", Value: bson.D{{Key: "dead_at", Value: ""}}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)), &out)

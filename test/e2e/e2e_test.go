@@ -127,6 +127,57 @@ func TestSandbox(t *testing.T) {
 		}
 	})
 
+	step("the pool serves shop and blog through their printed URLs, each with its own token", func(t *testing.T) {
+		type printed struct{ url, token string }
+		tenants := map[string]printed{}
+		for _, name := range []string{"shop", "blog"} {
+			out := s.waitOutput("tenant default/"+name+" is ready", 2*time.Minute)
+			m := regexp.MustCompile(`tenant default/` + name + ` is ready[^\n]*\n\s+URL:\s+(\S+)\n\s+admin token:\s+(\S+)`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no URL and token for default/%s in:\n%s", name, out)
+			}
+			if !regexp.MustCompile(`served by:\s+UserServicePool shared \(pods userve-pools/userve-pool-shared-0, userve-pools/userve-pool-shared-1\)[^\n]*Host ` + name + `\.default\.svc\.cluster\.local`).MatchString(out) {
+				t.Errorf("no 'served by' line for default/%s in:\n%s", name, out)
+			}
+			tenants[name] = printed{m[1], m[2]}
+			// Pooled indeed: no Deployment of its own answers.
+			if got := s.kubectl("", "get", "usvc", name, "-o", "jsonpath={.status.pool}"); got != "shared" {
+				t.Fatalf("usvc %s status.pool = %q", name, got)
+			}
+			if _, err := s.tryKubectl("", "get", "deploy", name); err == nil || !strings.Contains(err.Error(), "NotFound") {
+				t.Fatalf("deploy %s still exists (err %v)", name, err)
+			}
+		}
+		shop, blog := tenants["shop"], tenants["blog"]
+		if shop.url == blog.url || shop.token == blog.token {
+			t.Fatalf("shop and blog share a URL or token: %v %v", shop, blog)
+		}
+		status, body := call(t, http.MethodPost, shop.url+profilesPath, shop.token, map[string]any{"nickname": "pooled-alice"})
+		if status != http.StatusCreated {
+			t.Fatalf("create a profile on shop: %d %v", status, body)
+		}
+		for _, c := range []struct {
+			tenant, token printed
+			want          int
+			count         float64
+		}{{shop, shop, http.StatusOK, 1}, {blog, blog, http.StatusOK, 0}, {shop, blog, http.StatusUnauthorized, 0}, {blog, shop, http.StatusUnauthorized, 0}} {
+			status, body := call(t, http.MethodGet, c.tenant.url+profilesPath, c.token.token, nil)
+			if status != c.want || (c.want == http.StatusOK && field(body, "meta", "total_count") != c.count) {
+				t.Errorf("GET %s with %s's token: %d %v, want %d (total_count %v)", c.tenant.url, c.token.url, status, body, c.want, c.count)
+			}
+		}
+
+		// Out of the pool: the operator waits for blog's own pods to be ready
+		// endpoints of its Service, which the sandbox's runtime provides.
+		s.kubectl("", "patch", "usvc", "blog", "--type", "json", "-p", `[{"op":"remove","path":"/spec/pool"}]`)
+		s.kubectl("", "wait", "--for=jsonpath={.status.conditions[?(@.type==\"Placed\")].reason}=Dedicated", "usvc/blog", "--timeout=60s")
+		s.kubectl("", "get", "deploy", "blog")
+		status, body = call(t, http.MethodGet, blog.url+profilesPath, blog.token, nil)
+		if status != http.StatusOK || field(body, "meta", "total_count") != float64(0) {
+			t.Fatalf("blog on its own pods, same URL and token: %d %v", status, body)
+		}
+	})
+
 	step("1 apply a tenant and wait for Ready", func(t *testing.T) {
 		s.kubectl(shopTenant, "apply", "-f", "-")
 		s.kubectl("", "-n", "e2e-shop", "wait", "--for=condition=Ready", "usvc/shop", "--timeout=120s")
