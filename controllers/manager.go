@@ -72,6 +72,10 @@ type Options struct {
 	// RetryInterval tenants waiting for a Secret or their database (30s).
 	ResyncInterval time.Duration
 	RetryInterval  time.Duration
+	// PoolDrain is how long a pool keeps answering for a tenant moving out
+	// once its Service no longer points at the pool (default: a dedicated
+	// pod's preStop drain, render.PreStopDrainSeconds).
+	PoolDrain time.Duration
 	// DatabaseTimeout bounds each ping and drop (default 5s).
 	DatabaseTimeout time.Duration
 
@@ -186,6 +190,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = 30 * time.Second
 	}
+	if o.PoolDrain <= 0 {
+		o.PoolDrain = render.PreStopDrainSeconds * time.Second
+	}
 	if o.LeaderElectionNamespace == "" {
 		o.LeaderElectionNamespace = os.Getenv(v1alpha1.EnvPodNamespace)
 	}
@@ -219,6 +226,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 		ResyncInterval:            o.ResyncInterval,
 		RetryInterval:             o.RetryInterval,
 		PoolNamespace:             o.PoolNamespace,
+		PoolDrain:                 o.PoolDrain,
 		OperatorNamespace:         operatorNamespace,
 	}
 	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}

@@ -52,6 +52,7 @@ func (r *UserServiceReconciler) reconcileDelete(ctx context.Context, us *v1alpha
 	if us.Status.Pool != "" {
 		r.seats.release(us.Status.Pool, client.ObjectKeyFromObject(us))
 	}
+	r.drains.forget(client.ObjectKeyFromObject(us))
 	database := databaseOf(us)
 	drop := us.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete && database != ""
 	dropUser := database != "" && r.managesDatabaseUser(us)

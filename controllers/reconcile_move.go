@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -73,7 +74,8 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 
 	switch {
 	case pl.target != "" && pl.target == cur:
-		rv, f := r.writePoolSecret(ctx, us, out, pl.target, pl.targetNamespace)
+		r.drains.forget(client.ObjectKeyFromObject(us))
+		rv, f := r.writePoolSecret(ctx, us, out, pl.target, pl.targetNamespace, false)
 		if f != nil {
 			return move{}, f
 		}
@@ -83,12 +85,18 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 		}
 		slice := render.TenantEndpointSlice(us, family, eps)
 		serving := &poolServing{pool: pl.target, ready: int32(len(eps))}
+		// A tenant born in a pool has no Deployment: none is made for the
+		// moment the pool takes to apply its Secret (nobody calls it yet).
+		own, err := r.hasDeployment(ctx, us)
+		if err != nil {
+			return fail(err)
+		}
 		if poolService {
 			left, err := r.withdrawDedicatedEndpoints(ctx, us)
 			if err != nil {
 				return fail(err)
 			}
-			m := move{layout: layout{dedicated: left, poolService: true, slice: slice}, placed: pl.placed, serving: serving, moving: left}
+			m := move{layout: layout{dedicated: left && own, poolService: true, slice: slice}, placed: pl.placed, serving: serving, moving: left}
 			if left {
 				m.placed = moving(ReasonMovingIn, "served by UserServicePool %s; the tenant's own pods are being withdrawn from its Service's endpoints", pl.target)
 			}
@@ -103,9 +111,13 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			if pod != "" {
 				why = "pool pod " + pod + " has not applied the tenant's configuration yet"
 			}
-			return move{layout: layout{dedicated: true}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; its own pods serve meanwhile", pl.target, why), moving: true}, nil
+			meanwhile := "its own pods serve meanwhile"
+			if !own {
+				meanwhile = "it has no pods of its own"
+			}
+			return move{layout: layout{dedicated: own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, why, meanwhile), moving: true}, nil
 		}
-		return move{layout: layout{dedicated: true, poolService: true, slice: slice}, serving: serving, moving: true,
+		return move{layout: layout{dedicated: own, poolService: true, slice: slice}, serving: serving, moving: true,
 			placed: moving(ReasonMovingIn, "moving into UserServicePool %s: its Service now points at the pool's pods", pl.target)}, nil
 
 	case cur != "":
@@ -119,7 +131,9 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			return fail(err)
 		} else if pool != nil {
 			ns := render.PoolNamespace(pool, r.PoolNamespace)
-			if _, f := r.writePoolSecret(ctx, us, out, cur, ns); f != nil {
+			// Draining (a previous reconcile withdrew the pool's endpoints):
+			// the pool closes the connections clients still hold to it.
+			if _, f := r.writePoolSecret(ctx, us, out, cur, ns, r.drains.started(client.ObjectKeyFromObject(us))); f != nil {
 				return move{}, f
 			}
 			eps, err := r.poolEndpoints(ctx, cur, ns, family)
@@ -156,15 +170,26 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			placed.Message = fmt.Sprintf("leaving UserServicePool %s: waiting for the tenant's own pods to be ready endpoints of its Service", cur)
 			return move{layout: layout{dedicated: true, slice: slice}, placed: placed, moving: true}, nil
 		}
+		// The pool's endpoints go first, its Secret PoolDrain later: kube-proxy
+		// (and every other consumer of the endpoints) takes a moment to stop
+		// sending the tenant's requests to the pool's pods, which must still
+		// know the tenant meanwhile, as a dedicated pod drains in its preStop.
+		key := client.ObjectKeyFromObject(us)
+		if left := r.drains.left(key, r.PoolDrain); left > 0 {
+			placed.Message = fmt.Sprintf("leaving UserServicePool %s: its endpoints are withdrawn; the pool keeps answering for %s more", cur, left.Round(time.Second))
+			return move{layout: layout{dedicated: true}, placed: placed, moving: true}, nil
+		}
+		r.drains.forget(key)
 		// Out: what remains of the pool goes after the layout is applied.
 		return move{layout: layout{dedicated: true}, placed: pl.placed, leave: cur, moving: us.Spec.Pool != ""}, nil
 	}
 	return move{layout: layout{dedicated: true}, placed: pl.placed}, nil
 }
 
-// writePoolSecret applies the tenant's Secret in the pool's namespace and
-// returns its resourceVersion.
-func (r *UserServiceReconciler) writePoolSecret(ctx context.Context, us *v1alpha1.UserService, out rendered, pool, namespace string) (string, *failure) {
+// writePoolSecret applies the tenant's Secret in the pool's namespace
+// (draining: with v1alpha1.PoolTenantDrainingAnnotation) and returns its
+// resourceVersion.
+func (r *UserServiceReconciler) writePoolSecret(ctx context.Context, us *v1alpha1.UserService, out rendered, pool, namespace string, draining bool) (string, *failure) {
 	env := map[string][]byte{v1alpha1.EnvMongoDatabase: []byte(out.database)}
 	for k, v := range out.secrets {
 		env[k] = v
@@ -172,6 +197,9 @@ func (r *UserServiceReconciler) writePoolSecret(ctx context.Context, us *v1alpha
 	s, err := render.PoolTenantSecret(us, pool, namespace, out.config, env)
 	if err != nil {
 		return "", &failure{Reason: ReasonApplyFailed, Err: err}
+	}
+	if draining {
+		s.Annotations = map[string]string{v1alpha1.PoolTenantDrainingAnnotation: "true"}
 	}
 	if f := r.applyOne(ctx, applier{client: r.Client, scheme: r.Scheme}, us, s); f != nil {
 		return "", f
@@ -188,4 +216,55 @@ func (r *UserServiceReconciler) leavePool(ctx context.Context, us *v1alpha1.User
 	r.seats.release(pool, types.NamespacedName{Namespace: us.Namespace, Name: us.Name})
 	us.Status.Pool = ""
 	return nil
+}
+
+// hasDeployment says whether the tenant has a Deployment of its own.
+func (r *UserServiceReconciler) hasDeployment(ctx context.Context, us *v1alpha1.UserService) (bool, error) {
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(us), &appsv1.Deployment{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// poolDrains remembers, per tenant leaving a pool, when the pool's
+// endpoints were withdrawn from its Service. In memory: an operator that
+// restarts during a drain starts it again, which only waits longer.
+type poolDrains struct {
+	mu    sync.Mutex
+	since map[types.NamespacedName]time.Time
+}
+
+// left is how long the pool must still keep the tenant; the first call
+// for a tenant (its pool's endpoints withdrawn in this reconcile, or by an
+// operator that has since restarted) starts the clock.
+func (d *poolDrains) left(key types.NamespacedName, drain time.Duration) time.Duration {
+	if drain <= 0 {
+		return 0
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	since, ok := d.since[key]
+	if !ok {
+		if d.since == nil {
+			d.since = map[types.NamespacedName]time.Time{}
+		}
+		since = time.Now()
+		d.since[key] = since
+	}
+	return drain - time.Since(since)
+}
+
+// started says whether the tenant's drain has begun.
+func (d *poolDrains) started(key types.NamespacedName) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.since[key]
+	return ok
+}
+
+func (d *poolDrains) forget(key types.NamespacedName) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.since, key)
 }

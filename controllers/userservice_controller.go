@@ -101,8 +101,13 @@ type UserServiceReconciler struct {
 	// OperatorNamespace is the operator's own, where no pool may run
 	// (poolNamespaceRefusal).
 	OperatorNamespace string
+	// PoolDrain is how long a pool keeps a tenant moving out after its
+	// Service stopped pointing at the pool's pods (Options.PoolDrain).
+	PoolDrain time.Duration
 	// seats counts the tenants placed in each pool.
 	seats poolSeats
+	// drains times the tenants leaving pools (PoolDrain).
+	drains poolDrains
 	// Random generates credentials (crypto/rand.Reader).
 	Random io.Reader
 	// ResyncInterval re-checks a converged tenant: its database and the

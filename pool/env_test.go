@@ -270,6 +270,9 @@ type res struct {
 	status int
 	header http.Header
 	body   []byte
+	// close: the server closes the connection after this answer (Go's
+	// client takes "Connection: close" out of header).
+	close bool
 }
 
 func (r res) obj(t *testing.T) map[string]any {
@@ -310,7 +313,7 @@ func (e *poolEnv) call(host, method, path string, body any, headers ...string) (
 	}
 	defer r.Body.Close()
 	data, err := io.ReadAll(r.Body)
-	return res{status: r.StatusCode, header: r.Header, body: data}, err
+	return res{status: r.StatusCode, header: r.Header, body: data, close: r.Close}, err
 }
 
 // must is call that fails the test on a transport error or another

@@ -346,6 +346,9 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // requests, building the server if it is not.
 func (p *Pool) serveTenant(w http.ResponseWriter, r *http.Request, t *tenant) {
 	start := time.Now()
+	if t.draining.Load() {
+		w.Header().Set("Connection", "close")
+	}
 	sw := &statusWriter{ResponseWriter: w}
 	dialect := dialectOf(r.URL.Path)
 	p.metrics.inFlight.Inc()

@@ -174,6 +174,7 @@ func (r *registry) upsert(p *Pool, s *corev1.Secret) {
 		}
 	}
 	r.mu.Unlock()
+	t.draining.Store(s.Annotations[v1alpha1.PoolTenantDrainingAnnotation] == "true")
 	if !t.setConf(conf) {
 		return
 	}

@@ -35,6 +35,11 @@ type tenant struct {
 	hosts   []string // the hosts it claims
 	invalid bool     // its configuration is broken
 
+	// draining: the tenant is moving out and its Service no longer points
+	// here (v1alpha1.PoolTenantDrainingAnnotation): each response closes
+	// its connection, so that the client reconnects to the tenant's own pods.
+	draining atomic.Bool
+
 	inFlight atomic.Int64  // requests being served, against --tenant-max-inflight
 	requests atomic.Uint64 // answered, for the busiest-tenant metrics
 	errors5  atomic.Uint64 // answered 5xx

@@ -34,6 +34,14 @@ const (
 	PoolTenantSecretNameLimit = 253
 )
 
+// PoolTenantDrainingAnnotation is on a tenant's Secret while the tenant
+// moves out: its Service no longer points at the pool's pods, but clients
+// may still hold connections to them (kube-proxy keeps an established
+// connection on the endpoint it chose). The pool keeps answering the tenant
+// and closes each such connection after its response ("Connection: close"),
+// so the client's next request is routed anew, to the tenant's own pods.
+const PoolTenantDrainingAnnotation = "miniapp.userve.dev/draining"
+
 // PoolTenantSecretName names a tenant's Secret in its pool's namespace:
 // "<pool>.<namespace>.<name>". Namespaces and UserService names are DNS
 // labels (no dots), so the name is unique per pool and tenant, and at most

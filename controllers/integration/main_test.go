@@ -64,6 +64,10 @@ var (
 	nextNS       atomic.Int32
 )
 
+// poolDrain is how long a pool keeps a tenant moving out after its
+// endpoints went (controllers.Options.PoolDrain).
+const poolDrain = 2 * time.Second
+
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
@@ -109,6 +113,7 @@ func run(m *testing.M) int {
 		MetricsBindAddress:      "0",
 		HealthProbeBindAddress:  "0",
 		RetryInterval:           time.Second,
+		PoolDrain:               poolDrain,
 		DatabaseTimeout:         time.Second,
 		URISecretGrace:          uriSecretGrace,
 	})

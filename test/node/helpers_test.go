@@ -162,6 +162,11 @@ func (n *node) readyPods(t *testing.T, ns, tenant string, want int) string {
 
 // get fetches url with an optional bearer token: the status and body.
 func get(url, token string) (int, string, error) {
+	return getWith(&http.Client{Timeout: 5 * time.Second}, url, token)
+}
+
+// getWith is get through c.
+func getWith(c *http.Client, url, token string) (int, string, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return 0, "", err
@@ -169,7 +174,6 @@ func get(url, token string) (int, string, error) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, "", err

@@ -66,6 +66,7 @@ func TestNode(t *testing.T) {
 		{"KubectlScale", func(t *testing.T) { n.kubectlScale(t) }, false},
 		{"HelmTest", func(t *testing.T) { n.tool(t, "helm", "test", release, "-n", operatorNS, "--timeout", "2m") }, true},
 		{"SecretChangeRollsPods", func(t *testing.T) { n.secretRolls(t) }, true},
+		{"PoolServes50TenantsAndMovesUnderLoad", func(t *testing.T) { n.poolServesTenants(t) }, true},
 		{"DeleteDropsDatabaseAfterPods", func(t *testing.T) { n.deleteDropsAfterPods(ctx, t) }, true},
 		{"HelmUninstallKeepsCRDs", func(t *testing.T) { n.uninstallKeepsCRDs(t) }, false},
 	}
