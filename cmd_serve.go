@@ -103,16 +103,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		With("tenant", cfg.Issuer)
 	slog.SetDefault(log)
 
-	var customIndexed []string
-	for _, f := range cfg.Spec().Profile.CustomFields {
-		if f.Type != v1alpha1.FieldObject {
-			customIndexed = append(customIndexed, f.Name)
-		}
-	}
 	// Connect is lazy: the server starts, answers /healthz and fails /readyz
 	// until MongoDB is reachable and the indexes exist.
 	st, err := store.Connect(cfg.MongoURI, cfg.Database,
-		store.WithLogger(log), store.WithCustomFieldIndexes(customIndexed...))
+		store.WithLogger(log), store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...))
 	if err != nil {
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 1

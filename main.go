@@ -3,6 +3,7 @@
 //
 //	userve operator   the manager that reconciles UserServices
 //	userve serve      one tenant's user service
+//	userve pool       many tenants' user services in one process (a UserServicePool)
 //	userve import     bulk import of users into a tenant
 //	userve export     a tenant's users as JSON Lines
 //
@@ -29,6 +30,7 @@ var commands = []struct {
 }{
 	{"operator", "run the manager that reconciles UserServices", runOperator},
 	{"serve", "serve one tenant's user API", runServe},
+	{"pool", "serve the tenants of a UserServicePool, many in one process", runPool},
 	{"import", "import users from a MinApp, ThinkSNS Plus or userve export into a tenant", runImport},
 	{"export", "export a tenant's users as JSON Lines", runExport},
 }

@@ -59,11 +59,11 @@ func TestMain(m *testing.M) {
 
 // Every metric an alert or a dashboard names is exported on the real
 // /metrics of a tenant server (on FerretDB, exercised so that its vectors
-// have series) or of the operator's manager (on envtest, reconciling a
-// tenant). A renamed metric, or a typo in a query, fails here.
+// have series), of the operator's manager (on envtest, reconciling a
+// tenant) or of a pool (pool_metrics_test.go). A renamed metric, or a typo in a query, fails here.
 func TestAlertsAndDashboardsNameOnlyExportedMetrics(t *testing.T) {
 	exported := map[string]bool{}
-	for _, name := range append(tenantMetrics(t), operatorMetrics(t)...) {
+	for _, name := range slices.Concat(tenantMetrics(t), operatorMetrics(t), poolMetrics(t)) {
 		exported[name] = true
 	}
 
@@ -102,7 +102,7 @@ func TestAlertsAndDashboardsNameOnlyExportedMetrics(t *testing.T) {
 	}
 	sort.Strings(missing)
 	if len(missing) > 0 {
-		t.Fatalf("named but exported by neither the tenant server nor the operator:\n  %s", strings.Join(missing, "\n  "))
+		t.Fatalf("named but exported by none of the tenant server, the operator and the pool:\n  %s", strings.Join(missing, "\n  "))
 	}
 	t.Logf("%d metrics named by alerts and dashboards, all exported", len(named))
 }

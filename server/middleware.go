@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"userve.dev/userve/server/account"
+	"userve.dev/userve/server/hserve"
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/minapp"
 	"userve.dev/userve/server/telemetry"
@@ -253,11 +254,22 @@ func (s *Server) requireStore(next http.Handler) http.Handler {
 
 // writeError answers in the shape of the dialect the path belongs to.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	if isEndUserPath(r.URL.Path) {
+	WriteError(w, r, status, msg)
+}
+
+// WriteError answers in the shape of the dialect r's path belongs to: the
+// end-user dialect's {"message"} under /api/, the MinApp SDK's under
+// /hserve/, the management dialect's {"status","error_msg"} elsewhere. A
+// pool answers with it for requests no tenant's server sees.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	switch path := r.URL.Path; {
+	case isEndUserPath(path):
 		httpx.WriteJSON(w, status, map[string]string{"message": msg})
-		return
+	case path == hserve.Prefix || strings.HasPrefix(path, hserve.Prefix+"/"):
+		hserve.WriteError(w, status, msg)
+	default:
+		httpx.WriteJSON(w, status, map[string]string{"status": "error", "error_msg": msg})
 	}
-	httpx.WriteJSON(w, status, map[string]string{"status": "error", "error_msg": msg})
 }
 
 // isEndUserPath tells the ThinkSNS-style dialect's paths from the rest.

@@ -1,5 +1,6 @@
 // Package dashboards builds userve's Grafana dashboards in Go with the
-// Grafana Foundation SDK: one for the operator and one for tenants. `make
+// Grafana Foundation SDK: one for the operator, one for tenants and one for
+// shared pools. `make
 // generate` writes them as JSON into charts/userve/files/dashboards (gen/),
 // which the chart turns into ConfigMaps for the Grafana sidecar; a test fails
 // when the committed JSON is stale.
@@ -31,6 +32,7 @@ func Files() (map[string][]byte, error) {
 	for name, build := range map[string]func() *dashboard.DashboardBuilder{
 		"userve-operator.json": Operator,
 		"userve-tenants.json":  Tenants,
+		"userve-pools.json":    Pools,
 	} {
 		d, err := build().Build()
 		if err != nil {

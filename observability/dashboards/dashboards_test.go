@@ -51,6 +51,7 @@ func TestDashboardsShape(t *testing.T) {
 	want := map[string][]string{
 		"userve-operator.json": {"datasource", "job"},
 		"userve-tenants.json":  {"datasource", "namespace", "tenant"},
+		"userve-pools.json":    {"datasource", "namespace", "job"},
 	}
 	for name, vars := range want {
 		var d struct {

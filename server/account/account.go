@@ -96,6 +96,9 @@ type Options struct {
 	// CheckWait is the longest a check waits for that memory before
 	// auth.ErrBusy; 0 means auth.DefaultCheckWait.
 	CheckWait time.Duration
+	// SharedCheckMemory is a process-wide check budget this tenant's
+	// checks also draw from (a pool's); nil: none.
+	SharedCheckMemory *auth.SharedCheckMemory
 	// Sender replaces the delivery configured in spec.verification.
 	Sender verify.Sender
 	// Metrics records logins, throttles and codes; nil records nothing.
@@ -134,7 +137,8 @@ func New(st *store.Store, cfg *config.Config, log *slog.Logger, opts Options) *S
 	}
 	s := &Service{
 		store: st, log: log, metrics: opts.Metrics,
-		hasher:  auth.NewHasherWith(auth.HasherOptions{Cost: opts.HashCost, CheckMemory: opts.CheckMemory, CheckWait: opts.CheckWait}),
+		hasher: auth.NewHasherWith(auth.HasherOptions{Cost: opts.HashCost, CheckMemory: opts.CheckMemory, CheckWait: opts.CheckWait,
+			Shared: opts.SharedCheckMemory}),
 		sender:  opts.Sender,
 		issuer:  cfg.Issuer,
 		codeKey: deriveKey(cfg.JWTKey, "userve verification codes"),

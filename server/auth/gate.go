@@ -37,11 +37,15 @@ const (
 // use for longer than the bounded wait.
 var ErrBusy = errors.New("too many password checks in progress; try again shortly")
 
-// gate is a weighted semaphore in bytes, with its use recorded.
+// gate is a weighted semaphore in bytes, with its use recorded. A gate
+// with a parent (a pool's tenant, SharedCheckMemory) also takes its
+// weight from the parent, so each tenant has a budget of its own and all
+// of them together stay within the process's.
 type gate struct {
 	sem    *semaphore.Weighted
 	budget int64
 	wait   time.Duration
+	parent *gate
 
 	mu          sync.Mutex
 	inUse, peak int64
@@ -58,23 +62,25 @@ func newGate(budget int64, wait time.Duration) *gate {
 	return &gate{sem: semaphore.NewWeighted(budget), budget: budget, wait: wait}
 }
 
-// enter waits for weight bytes of the budget; a weight above the whole
-// budget waits for all of it (a check must be able to run alone). The
-// returned leave gives them back.
+// enter waits for weight bytes of the budget (and of the parent's); a
+// weight above a whole budget waits for all of it (a check must be able to
+// run alone). The returned leave gives them back.
 func (g *gate) enter(ctx context.Context, weight int64) (leave func(), err error) {
-	weight = min(max(weight, 1), g.budget)
 	ctx, cancel := context.WithTimeout(ctx, g.wait)
 	defer cancel()
-	if err := g.sem.Acquire(ctx, weight); err != nil {
-		g.mu.Lock()
-		g.refused++
-		g.mu.Unlock()
-		return nil, ErrBusy
+	give, err := g.take(ctx, weight)
+	if err != nil {
+		return nil, err
 	}
-	g.mu.Lock()
-	g.inUse += weight
-	g.peak = max(g.peak, g.inUse)
-	g.mu.Unlock()
+	giveParent := func() {}
+	if g.parent != nil {
+		// Own budget first: a tenant waiting on itself holds nothing of
+		// the others'.
+		if giveParent, err = g.parent.take(ctx, weight); err != nil {
+			give()
+			return nil, err
+		}
+	}
 	return func() {
 		if weight >= heavyCheck {
 			// The check's blocks are garbage now, but the collector would
@@ -86,12 +92,46 @@ func (g *gate) enter(ctx context.Context, weight int64) (leave func(), err error
 			// few milliseconds of a check that took hundreds.
 			runtime.GC()
 		}
+		giveParent()
+		give()
+	}, nil
+}
+
+// take acquires weight bytes (at most the whole budget) until ctx ends.
+func (g *gate) take(ctx context.Context, weight int64) (give func(), err error) {
+	weight = min(max(weight, 1), g.budget)
+	if err := g.sem.Acquire(ctx, weight); err != nil {
+		g.mu.Lock()
+		g.refused++
+		g.mu.Unlock()
+		return nil, ErrBusy
+	}
+	g.mu.Lock()
+	g.inUse += weight
+	g.peak = max(g.peak, g.inUse)
+	g.mu.Unlock()
+	return func() {
 		g.mu.Lock()
 		g.inUse -= weight
 		g.mu.Unlock()
 		g.sem.Release(weight)
 	}, nil
 }
+
+// SharedCheckMemory is a check budget several hashers draw from, each
+// within its own budget as well: a pool process gives every tenant a
+// gate of its own (one tenant's burst of logins cannot take the whole
+// budget) and the process one bound.
+type SharedCheckMemory struct{ g *gate }
+
+// NewSharedCheckMemory is a shared budget of budget bytes (0: the
+// default).
+func NewSharedCheckMemory(budget int64) *SharedCheckMemory {
+	return &SharedCheckMemory{g: newGate(budget, DefaultCheckWait)}
+}
+
+// Stats reports the shared budget's use.
+func (s *SharedCheckMemory) Stats() CheckStats { return s.g.stats() }
 
 // heavyCheck is the weight from which leaving a check collects garbage:
 // argon2id with 16 MiB or more (OWASP's and PHP's configurations are
@@ -108,7 +148,10 @@ type CheckStats struct {
 
 // CheckStats reports the check gate's use (for metrics and logs).
 func (h *Hasher) CheckStats() CheckStats {
-	g := h.gate
+	return h.gate.stats()
+}
+
+func (g *gate) stats() CheckStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return CheckStats{Budget: g.budget, InUse: g.inUse, Peak: g.peak, Refused: g.refused}

@@ -129,3 +129,40 @@ func check(h *Hasher, hash, password string) bool {
 	ok, err := h.Verify(context.Background(), hash, password)
 	return ok && err == nil
 }
+
+// A pool's tenants: two hashers with 16 MiB each drawing from a shared
+// 24 MiB, 40 parallel checks of 8 MiB across both. Each stays within its own
+// budget, both together within the shared one, and every check is right.
+func TestSharedCheckMemoryBoundsTenantsTogether(t *testing.T) {
+	shared := NewSharedCheckMemory(24 << 20)
+	tenants := []*Hasher{
+		NewHasherWith(HasherOptions{Cost: 4, CheckMemory: 16 << 20, CheckWait: time.Minute, Shared: shared}),
+		NewHasherWith(HasherOptions{Cost: 4, CheckMemory: 16 << 20, CheckWait: time.Minute, Shared: shared}),
+	}
+	hash := argon2Hash("right", 8192, 1, 1)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ok, err := tenants[i%2].Verify(context.Background(), hash, "right"); err != nil || !ok {
+				errs <- errors.New("a right password was not accepted")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i, h := range tenants {
+		if st := h.CheckStats(); st.Peak > 16<<20 || st.InUse != 0 {
+			t.Errorf("tenant %d: %+v, want a peak within its 16 MiB and nothing in use", i, st)
+		}
+	}
+	st := shared.Stats()
+	if st.Peak > 24<<20 || st.Peak < 16<<20 || st.InUse != 0 {
+		t.Errorf("shared: %+v, want a peak of 16..24 MiB and nothing in use", st)
+	}
+}

@@ -35,6 +35,9 @@ type HasherOptions struct {
 	Cost        int           // bcrypt cost; 0: bcrypt.DefaultCost (10)
 	CheckMemory int64         // bytes checks may hold at once; 0: DefaultCheckMemory
 	CheckWait   time.Duration // longest wait for the gate; 0: DefaultCheckWait
+	// Shared is a budget this hasher's checks also draw from (a pool's,
+	// shared by its tenants); nil: none.
+	Shared *SharedCheckMemory
 }
 
 // NewHasher returns a hasher with the default gate; cost 0 means
@@ -46,7 +49,11 @@ func NewHasherWith(o HasherOptions) *Hasher {
 	if o.Cost == 0 {
 		o.Cost = bcrypt.DefaultCost
 	}
-	return &Hasher{Cost: o.Cost, gate: newGate(o.CheckMemory, o.CheckWait)}
+	g := newGate(o.CheckMemory, o.CheckWait)
+	if o.Shared != nil {
+		g.parent = o.Shared.g
+	}
+	return &Hasher{Cost: o.Cost, gate: g}
 }
 
 // Hash returns the salted bcrypt hash of password.

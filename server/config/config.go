@@ -46,6 +46,18 @@ type Config struct {
 // Spec is a shortcut to the defaulted spec.
 func (c *Config) Spec() *v1alpha1.UserServiceSpec { return &c.Service.Spec }
 
+// IndexedCustomFields are the custom fields the store indexes (every type
+// but object, which nobody filters on).
+func (c *Config) IndexedCustomFields() []string {
+	var out []string
+	for _, f := range c.Service.Spec.Profile.CustomFields {
+		if f.Type != v1alpha1.FieldObject {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
 // CustomField looks a declared custom profile field up by name.
 func (c *Config) CustomField(name string) (v1alpha1.CustomField, bool) {
 	for _, f := range c.Service.Spec.Profile.CustomFields {

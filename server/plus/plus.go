@@ -34,6 +34,9 @@ type Options struct {
 	// (account.Options); 0 means auth's defaults.
 	CheckMemory int64
 	CheckWait   time.Duration
+	// SharedCheckMemory is a budget shared with other tenants of the
+	// process (a pool); nil: none.
+	SharedCheckMemory *auth.SharedCheckMemory
 	// Now is the token clock; nil means time.Now.
 	Now func() time.Time
 	// Sender replaces the delivery configured in spec.verification.
@@ -54,7 +57,7 @@ type Options struct {
 // server builds the one every end-user dialect shares from them).
 func (o Options) AccountOptions() account.Options {
 	return account.Options{HashCost: o.HashCost, CheckMemory: o.CheckMemory, CheckWait: o.CheckWait,
-		Sender: o.Sender, Metrics: o.Metrics}
+		SharedCheckMemory: o.SharedCheckMemory, Sender: o.Sender, Metrics: o.Metrics}
 }
 
 // Handler serves the /api/v2 routes of one tenant.

@@ -1,0 +1,409 @@
+// Package pool is `userve pool`: one process serving many tenants of a
+// UserServicePool, each with its own server (server.New) built on its
+// first request and closed when idle. It learns its tenants from their
+// Secrets in its own namespace (v1alpha1's pool contract, written by the
+// operator), routes each request by its Host, and bounds every tenant's
+// concurrent requests and password-check memory. docs/pools.md describes
+// it.
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/server"
+	"userve.dev/userve/server/account"
+	"userve.dev/userve/server/auth"
+	"userve.dev/userve/server/hserve"
+	"userve.dev/userve/server/httpx"
+)
+
+// Defaults of Options.
+const (
+	DefaultIdleTimeout       = 10 * time.Minute
+	DefaultTenantMaxInFlight = 32
+	DefaultTopTenants        = 10
+	DefaultIndexWait         = 3 * time.Second
+)
+
+// Options configure New; zero values take the defaults above.
+type Options struct {
+	Pool      string // the UserServicePool's name (the Secrets' PoolLabel)
+	Namespace string // where the pool runs and its tenants' Secrets are
+	// ClusterDomain completes the tenants' Service names (default
+	// v1alpha1.DefaultClusterDomain).
+	ClusterDomain string
+	Logger        *slog.Logger
+
+	// IdleTimeout closes a tenant's server no request used for this long.
+	IdleTimeout time.Duration
+	// TenantMaxInFlight bounds each tenant's concurrent requests; the
+	// excess is answered 503 with Retry-After.
+	TenantMaxInFlight int
+	// CheckMemory is the pool's password-check budget in bytes (0:
+	// auth's default); each tenant may hold a quarter of it
+	// (TenantCheckMemory), all of them together no more than it.
+	CheckMemory int64
+	// TopTenants is how many of the busiest tenants get series of their
+	// own (metrics.go); 0 means DefaultTopTenants, negative none.
+	TopTenants int
+	// IndexWait bounds how long an activation waits for the store's
+	// indexes before the request goes on (and is answered 503 if they are
+	// not there).
+	IndexWait time.Duration
+	// HTTP are the listener's deadlines (server.DefaultHTTPTimeouts).
+	HTTP server.HTTPTimeouts
+
+	// TenantHandler replaces the handler of a built tenant server (tests:
+	// conformance checking, an injected panic); nil serves srv.Handler().
+	TenantHandler func(tenant string, srv *server.Server) http.Handler
+}
+
+// Pool is the process's tenants and their routing.
+type Pool struct {
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	registry *registry
+	informer cache.SharedIndexInformer
+
+	checks            *auth.SharedCheckMemory
+	tenantCheckMemory int64
+
+	closing sync.WaitGroup // instances being closed
+	synced  atomic.Bool
+}
+
+// New builds a pool reading its tenants' Secrets through the API server
+// at kube. Nothing runs until Start.
+func New(kube *rest.Config, opts Options) (*Pool, error) {
+	if opts.Pool == "" || opts.Namespace == "" {
+		return nil, errors.New("a pool name and a namespace are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ClusterDomain == "" {
+		opts.ClusterDomain = v1alpha1.DefaultClusterDomain
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.TenantMaxInFlight <= 0 {
+		opts.TenantMaxInFlight = DefaultTenantMaxInFlight
+	}
+	if opts.TopTenants == 0 {
+		opts.TopTenants = DefaultTopTenants
+	}
+	if opts.IndexWait <= 0 {
+		opts.IndexWait = DefaultIndexWait
+	}
+	if opts.CheckMemory <= 0 {
+		opts.CheckMemory = auth.DefaultCheckMemory
+	}
+	p := &Pool{opts: opts, log: opts.Logger.With("pool", opts.Pool),
+		checks: auth.NewSharedCheckMemory(opts.CheckMemory), tenantCheckMemory: TenantCheckMemory(opts.CheckMemory)}
+	p.metrics = newMetrics(p, opts.TopTenants)
+	p.registry = newRegistry(p.log, p.metrics)
+
+	client, err := corev1client.NewForConfig(kube)
+	if err != nil {
+		return nil, err
+	}
+	// Only this pool's tenants' Secrets, only in its namespace: all the
+	// pod's Role grants (get, list, watch on secrets there).
+	selector := v1alpha1.PoolLabel + "=" + opts.Pool
+	lw := cache.NewFilteredListWatchFromClient(client.RESTClient(), "secrets", opts.Namespace,
+		func(o *metav1.ListOptions) { o.LabelSelector = selector })
+	p.informer = cache.NewSharedIndexInformer(lw, &corev1.Secret{}, 0, cache.Indexers{})
+	// The cache keeps each Secret; the server-side bookkeeping is not
+	// worth its memory in a pool of thousands.
+	_ = p.informer.SetTransform(func(obj any) (any, error) {
+		if s, ok := obj.(*corev1.Secret); ok {
+			s.ManagedFields = nil
+		}
+		return obj, nil
+	})
+	_, err = p.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { p.secretChanged(obj) },
+		UpdateFunc: func(_, obj any) { p.secretChanged(obj) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if s, ok := obj.(*corev1.Secret); ok {
+				p.registry.remove(s.Name)
+			}
+		},
+	})
+	return p, err
+}
+
+// TenantCheckMemory is a tenant's share of the pool's password-check
+// budget: a quarter, so that one tenant's burst of logins leaves the
+// others three quarters.
+func TenantCheckMemory(pool int64) int64 { return max(pool/4, 1<<20) }
+
+func (p *Pool) secretChanged(obj any) {
+	if s, ok := obj.(*corev1.Secret); ok {
+		p.registry.upsert(p, s)
+	}
+}
+
+// Start runs the Secret informer and the idle eviction until ctx ends.
+func (p *Pool) Start(ctx context.Context) {
+	go p.informer.RunWithContext(ctx)
+	go func() {
+		if cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced) {
+			p.synced.Store(true)
+			p.log.Info("tenant Secrets synced", "tenants", len(p.registry.all()))
+		}
+	}()
+	go p.evictLoop(ctx)
+}
+
+// Synced reports whether the first list of Secrets is in (readiness).
+func (p *Pool) Synced() bool { return p.synced.Load() }
+
+// evictLoop closes idle tenants' servers, checking twice per idle timeout.
+func (p *Pool) evictLoop(ctx context.Context) {
+	every := min(max(p.opts.IdleTimeout/2, time.Millisecond), 30*time.Second)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			p.evictIdle(now)
+		}
+	}
+}
+
+// evictIdle closes every server idle since before now minus the timeout.
+func (p *Pool) evictIdle(now time.Time) {
+	for _, t := range p.registry.all() {
+		if t.evictIdle(now.Add(-p.opts.IdleTimeout)) {
+			p.metrics.evictions.Inc()
+		}
+	}
+}
+
+// Run serves the tenants on ln and the pool's metrics on metricsLn (none
+// when nil) until ctx ends, then lets requests in flight finish and closes
+// every tenant's server.
+func (p *Pool) Run(ctx context.Context, ln, metricsLn net.Listener) error {
+	p.Start(ctx)
+	t, d := p.opts.HTTP, server.DefaultHTTPTimeouts
+	pick := func(v, dflt time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return dflt
+	}
+	errorLog := slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: pick(t.ReadHeader, d.ReadHeader), ReadTimeout: pick(t.Read, d.Read),
+		WriteTimeout: pick(t.Write, d.Write), IdleTimeout: pick(t.Idle, d.Idle), ErrorLog: errorLog}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		metricsSrv = &http.Server{Handler: p.metrics.handler(), ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errorLog}
+		go func() {
+			if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+	}
+	p.log.Info("serving", "addr", ln.Addr().String(), "namespace", p.opts.Namespace,
+		"idle_timeout", p.opts.IdleTimeout.String(), "tenant_max_inflight", p.opts.TenantMaxInFlight)
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		p.log.Info("shutting down: finishing in-flight requests", "timeout", server.ShutdownTimeout.String())
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), server.ShutdownTimeout)
+		err = srv.Shutdown(shutdownCtx)
+		cancel()
+	}
+	_ = srv.Close()
+	if metricsSrv != nil {
+		_ = metricsSrv.Close()
+	}
+	p.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close closes every tenant's server and waits for their store clients to
+// disconnect.
+func (p *Pool) Close() {
+	for _, t := range p.registry.all() {
+		t.remove()
+	}
+	p.closing.Wait()
+}
+
+// Metrics serves the pool's /metrics (Run serves it on its own listener).
+func (p *Pool) Metrics() http.Handler { return p.metrics.handler() }
+
+// ServeHTTP routes a request to the tenant its Host names. A Host that
+// names no tenant gets the pool's /healthz and /readyz (the kubelet's
+// probes come by the pod's IP) and 404 elsewhere, in the dialect's error
+// shape of the path.
+func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	host := v1alpha1.NormalizeHost(r.Host)
+	t, why := p.registry.lookup(host)
+	if t == nil {
+		switch r.URL.Path {
+		case "/healthz":
+			httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			return
+		case "/readyz":
+			if !p.Synced() {
+				httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "error", "error_msg": "tenant Secrets not synced yet"})
+				return
+			}
+			httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			return
+		}
+		p.metrics.rejections.WithLabelValues(why).Inc()
+		p.log.Debug("request for no tenant", "host", host, "reason", why, "path", account.LogPath(r.URL.Path))
+		server.WriteError(w, r, http.StatusNotFound, fmt.Sprintf("no user service answers to host %q here", host))
+		return
+	}
+	p.serveTenant(w, r, t)
+}
+
+// serveTenant serves r on t's server, within t's bound on concurrent
+// requests, building the server if it is not.
+func (p *Pool) serveTenant(w http.ResponseWriter, r *http.Request, t *tenant) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	dialect := dialectOf(r.URL.Path)
+	p.metrics.inFlight.Inc()
+	defer func() {
+		p.metrics.inFlight.Dec()
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		p.metrics.requests.WithLabelValues(dialect, statusCode(status)).Inc()
+		p.metrics.latency.WithLabelValues(dialect).Observe(time.Since(start).Seconds())
+	}()
+	if !t.enter(int64(p.opts.TenantMaxInFlight)) {
+		p.metrics.rejections.WithLabelValues(reasonTenantBusy).Inc()
+		w.Header().Set("Retry-After", "1")
+		server.WriteError(sw, r, http.StatusServiceUnavailable,
+			fmt.Sprintf("too many requests in progress for this user service (at most %d at once), try again", p.opts.TenantMaxInFlight))
+		return
+	}
+	defer func() { t.leave(sw.status) }()
+	// The tenant's server turns its handlers' panics into 500s itself;
+	// this catches the rest (a wrapper, the pool's own code), so that a
+	// panic fails one request of one tenant.
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			p.metrics.rejections.WithLabelValues(reasonPanic).Inc()
+			p.log.Error("panic serving a tenant's request", "tenant", t.name, "path", account.LogPath(r.URL.Path),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				server.WriteError(sw, r, http.StatusInternalServerError, "internal error")
+			}
+		}
+	}()
+	inst, err := t.acquire(r.Context())
+	if err != nil {
+		p.refuse(sw, r, t, err)
+		return
+	}
+	defer t.release(inst, time.Now())
+	inst.handler.ServeHTTP(sw, r)
+}
+
+// refuse answers a request whose tenant has no server to give it.
+func (p *Pool) refuse(w http.ResponseWriter, r *http.Request, t *tenant, err error) {
+	var ce *configError
+	switch {
+	case errors.Is(err, errRemoved):
+		p.metrics.rejections.WithLabelValues(reasonUnknownHost).Inc()
+		server.WriteError(w, r, http.StatusNotFound, "no user service answers to this host here")
+	case errors.As(err, &ce):
+		// The reason was logged when the Secret came; callers learn only
+		// that the service is unavailable.
+		p.metrics.rejections.WithLabelValues(reasonTenantConfig).Inc()
+		w.Header().Set("Retry-After", "30")
+		server.WriteError(w, r, http.StatusServiceUnavailable, "this user service is not configured correctly; its operator has been told")
+	default:
+		p.metrics.rejections.WithLabelValues(reasonActivation).Inc()
+		if r.Context().Err() == nil { // else the caller left while it was being built
+			p.log.Error("tenant server could not be built", "tenant", t.name, "error", err.Error())
+		}
+		w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
+		server.WriteError(w, r, http.StatusServiceUnavailable, "user service unavailable, try again")
+	}
+}
+
+// dialectOf is the metrics' dialect label of a path.
+func dialectOf(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/api/"):
+		return "enduser"
+	case path == hserve.Prefix || strings.HasPrefix(path, hserve.Prefix+"/"):
+		return "hserve"
+	case strings.HasPrefix(path, "/userve/") || strings.HasPrefix(path, "/oserve/"):
+		return "management"
+	}
+	return "other"
+}
+
+// statusWriter remembers the status of an answer; Unwrap lets the tenant's
+// server extend the bulk routes' deadlines through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
