@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	if err != nil {
 		return res, err
 	}
-	res.EmptyRSSMiB = mib(eu.RSSKiB)
+	res.EmptyRSSMiB, res.EmptyAnonMiB = mib(eu.RSSKiB), mib(eu.AnonKiB)
 	logf("pool: empty pool %.1f MiB RSS", res.EmptyRSSMiB)
 
 	pool, err := startPool(ctx, cfg, cp.Kubeconfig(), poolName, "userve-pool.log")

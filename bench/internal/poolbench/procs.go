@@ -80,7 +80,9 @@ func startPool(ctx context.Context, cfg Config, kubeconfig, name, logName string
 	}
 	cmd := exec.Command(cfg.UserveBin, "pool", "--pool", name, "--namespace", poolNS, "--kubeconfig", kubeconfig,
 		"--listen", api, "--metrics-listen", met, "--idle-timeout", cfg.IdleTimeout.String(),
-		"--tenant-max-inflight", strconv.Itoa(cfg.TenantMaxInFlight), "--log-level", "warn")
+		// The default log level, as the dedicated server's: both write an
+		// access log line per request.
+		"--tenant-max-inflight", strconv.Itoa(cfg.TenantMaxInFlight))
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(cfg.GOMAXPROCS))
 	p, err := procmon.Start("userve pool", cmd, filepath.Join(cfg.LogDir, logName), syscall.SIGKILL)
 	if err != nil {
