@@ -39,6 +39,7 @@ func runOperator(args []string) int {
 	fs.BoolVar(&o.SharedDatabaseCredentials, "shared-database-credentials", false, "copy the default MongoDB URI into tenants' namespaces instead of creating a database user per tenant (only where namespaces trust each other)")
 	fs.DurationVar(&o.URISecretGrace, "uri-secret-grace", controllers.DefaultURISecretGrace, "how long a deleted tenant whose MongoDB URI Secret cannot be read waits before it is released without dropping its database")
 	fs.StringVar(&watchNamespaces, "watch-namespaces", "", "comma-separated namespaces to reconcile (empty: all)")
+	fs.StringVar(&o.PoolNamespace, "pool-namespace", "", "namespace of UserServicePools without spec.namespace (never the operator's own: pool pods read every Secret of theirs); cached even outside --watch-namespaces")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", 32, "tenants reconciled at once (32 keeps 1,000 new tenants under 60 s to Ready on 2 cores: make bench)")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect a leader, so that several replicas can run")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: $POD_NAMESPACE)")

@@ -14,12 +14,16 @@ import (
 	"time"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/internal/logbuffer"
 	"userve.dev/userve/pool"
 )
 
-// envPodNamespace is the pool pod's namespace (the downward API).
-const envPodNamespace = "POD_NAMESPACE"
+// The pool pod's namespace and name (the downward API).
+const (
+	envPodNamespace = "POD_NAMESPACE"
+	envPodName      = "POD_NAME"
+)
 
 // runPool is `userve pool`: many tenants of one UserServicePool in one
 // process (docs/pools.md).
@@ -36,14 +40,17 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 	fs := flag.NewFlagSet("userve pool", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	name := fs.String("pool", "", "the UserServicePool this process serves (required)")
-	namespace := fs.String("namespace", getenv(envPodNamespace), "the pool's namespace, where its tenants' Secrets are (default: $"+envPodNamespace+")")
+	namespace := fs.String("namespace", "", "the pool's namespace, where its tenants' Secrets are (default: $"+envPodNamespace+")")
 	listen := fs.String("listen", ":8080", "address of the tenants' APIs")
 	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics, never served on --listen; empty: no metrics")
 	idle := fs.Duration("idle-timeout", pool.DefaultIdleTimeout, "close a tenant's server (and its store connections) after this long without a request")
+	maxLoaded := fs.Int("max-loaded", 0, "tenants' servers built at once; beyond it the least recently used idle one is closed (0: only --idle-timeout bounds them)")
 	maxInFlight := fs.Int("tenant-max-inflight", pool.DefaultTenantMaxInFlight, "concurrent requests per tenant; more are answered 503 with Retry-After")
 	topTenants := fs.Int("metrics-top-tenants", pool.DefaultTopTenants, "how many of the busiest tenants get series of their own; 0: none")
 	clusterDomain := fs.String("cluster-domain", v1alpha1.DefaultClusterDomain, "the cluster's DNS domain, for the tenants' Service names")
 	checkMemory := fs.String("password-check-memory", "", "memory all tenants' password checks may hold at once, e.g. 256Mi; each tenant a quarter of it (default: a quarter of $"+v1alpha1.EnvMemoryLimit+", else 64Mi)")
+	var allowEgress egress.Prefixes
+	fs.Var(&allowEgress, "allow-egress", "a range tenants' outbound calls may reach although it is private, loopback, link-local...: CIDR or address, repeatable or comma-separated (docs/pools.md, \"Outbound calls\")")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
@@ -60,6 +67,9 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stderr, "userve pool: "+format+"\n", a...)
 		return 2
 	}
+	if *namespace == "" {
+		*namespace = getenv(envPodNamespace)
+	}
 	var level slog.Level
 	switch {
 	case fs.NArg() > 0:
@@ -70,6 +80,8 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 		return usageError("--namespace is required (or $%s, which the pool's pods get from the downward API)", envPodNamespace)
 	case *idle <= 0:
 		return usageError("--idle-timeout %s: want a positive duration such as 10m", *idle)
+	case *maxLoaded < 0:
+		return usageError("--max-loaded %d: want 0 (no bound) or more", *maxLoaded)
 	case *maxInFlight < 1:
 		return usageError("--tenant-max-inflight %d: want at least 1", *maxInFlight)
 	case *topTenants < 0:
@@ -99,7 +111,8 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 		*topTenants = -1 // pool.Options: negative is none
 	}
 	p, err := pool.New(kube, pool.Options{Pool: *name, Namespace: *namespace, ClusterDomain: *clusterDomain, Logger: log,
-		IdleTimeout: *idle, TenantMaxInFlight: *maxInFlight, CheckMemory: checkBudget, TopTenants: *topTenants})
+		Egress: egress.New(egress.Options{Allow: allowEgress}), PodName: getenv(envPodName),
+		IdleTimeout: *idle, MaxLoaded: *maxLoaded, TenantMaxInFlight: *maxInFlight, CheckMemory: checkBudget, TopTenants: *topTenants})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -114,6 +127,7 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 			return fail("--metrics-listen: %v", err)
 		}
 	}
+	log.Info("outbound calls guarded", "allowed", allowEgress.String())
 	log.Info("password checks bounded", "pool_memory_bytes", checkBudget, "tenant_memory_bytes", pool.TenantCheckMemory(checkBudget))
 	if err := p.Run(ctx, ln, metricsLn); err != nil {
 		return fail("%v", err)

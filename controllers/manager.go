@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -41,6 +43,9 @@ type Options struct {
 	URISecretGrace time.Duration
 	// WatchNamespaces limits the operator to these namespaces; empty: all.
 	WatchNamespaces []string
+	// PoolNamespace is where UserServicePools without spec.namespace run,
+	// and cached even outside WatchNamespaces; empty: POD_NAMESPACE.
+	PoolNamespace string
 	// MaxConcurrentReconciles is how many tenants reconcile at once.
 	MaxConcurrentReconciles int
 
@@ -123,24 +128,31 @@ func NewScheme() *runtime.Scheme {
 }
 
 // CacheOptions keep the operator's memory proportional to its tenants: the
-// namespaces it watches only, of the kinds it owns only the objects it
-// labelled, and no managedFields.
-func CacheOptions(watchNamespaces []string) cache.Options {
+// namespaces it watches only (and poolNamespace, where pools run by
+// default; no UserService there is reconciled), of the kinds it owns only
+// the objects it labelled, and no managedFields.
+func CacheOptions(watchNamespaces []string, poolNamespace string) cache.Options {
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject:         map[client.Object]cache.ByObject{},
 	}
 	if len(watchNamespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}
+		tenants := map[string]cache.Config{}
 		for _, ns := range watchNamespaces {
 			opts.DefaultNamespaces[ns] = cache.Config{}
+			tenants[ns] = cache.Config{}
 		}
+		if poolNamespace != "" {
+			opts.DefaultNamespaces[poolNamespace] = cache.Config{}
+		}
+		opts.ByObject[&v1alpha1.UserService{}] = cache.ByObject{Namespaces: tenants}
 	}
 	managed := labels.SelectorFromSet(labels.Set{render.LabelManagedBy: render.ManagedBy})
-	// Secrets: the operator's credentials Secrets and the tenants' Secrets
-	// it reads, never every Secret of the cluster.
+	// Secrets: the operator's credentials Secrets, the tenants' Secrets it
+	// reads and pooled tenants' Secrets, never every Secret of the cluster.
 	watched := labels.SelectorFromSet(labels.Set{render.LabelWatched: "true"})
-	for _, obj := range objectsOwned() {
+	for _, obj := range append(objectsOwned(), &rbacv1.Role{}, &rbacv1.RoleBinding{}) {
 		if _, ok := obj.(*corev1.Secret); ok {
 			opts.ByObject[obj] = cache.ByObject{Label: watched}
 			continue
@@ -148,6 +160,14 @@ func CacheOptions(watchNamespaces []string) cache.Options {
 		opts.ByObject[obj] = cache.ByObject{Label: managed}
 	}
 	return opts
+}
+
+// CachedNamespaces are the namespaces CacheOptions caches; nil: all.
+func CachedNamespaces(watchNamespaces []string, poolNamespace string) []string {
+	if len(watchNamespaces) == 0 {
+		return nil
+	}
+	return append(slices.Clone(watchNamespaces), poolNamespace)
 }
 
 // NewManager builds the manager with the UserService controller, health
@@ -169,10 +189,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 	if o.LeaderElectionNamespace == "" {
 		o.LeaderElectionNamespace = os.Getenv("POD_NAMESPACE")
 	}
+	operatorNamespace := os.Getenv("POD_NAMESPACE")
 	scheme := NewScheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         CacheOptions(o.WatchNamespaces),
+		Cache:                         CacheOptions(o.WatchNamespaces, o.PoolNamespace),
 		Metrics:                       MetricsServerOptions(o),
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
 		LeaderElection:                o.LeaderElection,
@@ -197,6 +218,8 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 		Random:                    rand.Reader,
 		ResyncInterval:            o.ResyncInterval,
 		RetryInterval:             o.RetryInterval,
+		PoolNamespace:             o.PoolNamespace,
+		OperatorNamespace:         operatorNamespace,
 	}
 	copts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
 	if o.SkipControllerNameValidation {
@@ -205,6 +228,15 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 	}
 	if err := r.SetupWithManager(context.Background(), mgr, copts); err != nil {
 		return nil, nil, fmt.Errorf("set up the controller: %w", err)
+	}
+	pools := &PoolReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: scheme,
+		Recorder:    mgr.GetEventRecorder("userve-operator"),
+		ServerImage: o.ServerImage, DefaultNamespace: o.PoolNamespace, OperatorNamespace: operatorNamespace,
+		CachedNamespaces: CachedNamespaces(o.WatchNamespaces, o.PoolNamespace),
+	}
+	if err := pools.SetupWithManager(mgr, copts); err != nil {
+		return nil, nil, fmt.Errorf("set up the pool controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, nil, err

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers/render"
 )
 
@@ -36,22 +37,33 @@ func TestParseNamespaces(t *testing.T) {
 }
 
 func TestCacheOptionsNarrowTheCache(t *testing.T) {
-	all := CacheOptions(nil)
+	all := CacheOptions(nil, "userve-system")
 	if all.DefaultNamespaces != nil {
 		t.Errorf("no --watch-namespaces must watch all namespaces: %v", all.DefaultNamespaces)
 	}
 	if all.DefaultTransform == nil {
 		t.Error("managedFields are not stripped")
 	}
-	some := CacheOptions([]string{"a", "b"})
-	if len(some.DefaultNamespaces) != 2 {
-		t.Errorf("namespaces = %v", some.DefaultNamespaces)
+	some := CacheOptions([]string{"a", "b"}, "userve-system")
+	if len(some.DefaultNamespaces) != 3 {
+		t.Errorf("namespaces = %v, want the watched ones and the pools'", some.DefaultNamespaces)
 	}
-	if len(some.ByObject) != len(objectsOwned()) {
-		t.Fatalf("%d kinds restricted, want every owned kind (%d)", len(some.ByObject), len(objectsOwned()))
+	// Every owned kind, the pools' Roles and RoleBindings, and UserServices
+	// (of the watched namespaces only).
+	if len(some.ByObject) != len(objectsOwned())+3 {
+		t.Fatalf("%d kinds restricted, want every owned kind (%d) and 3 more", len(some.ByObject), len(objectsOwned()))
 	}
 	mine := labels.Set{render.LabelManagedBy: render.ManagedBy}
 	for obj, by := range some.ByObject {
+		if _, ok := obj.(*v1alpha1.UserService); ok {
+			if len(by.Namespaces) != 2 {
+				t.Errorf("UserServices cached in %v, want a and b only", by.Namespaces)
+			}
+			if _, ok := by.Namespaces["userve-system"]; ok {
+				t.Errorf("UserServices of the pool namespace are cached: %v", by.Namespaces)
+			}
+			continue
+		}
 		if _, ok := obj.(*corev1.Secret); ok {
 			if !by.Label.Matches(labels.Set{render.LabelWatched: "true"}) || by.Label.Matches(mine) {
 				t.Errorf("Secrets cached by %q, want the watched label only", by.Label)

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -50,6 +51,7 @@ func TestOptionalRenderersAreTheContractsOptionalKinds(t *testing.T) {
 		nilIfNil(render.HorizontalPodAutoscaler(us)),
 		nilIfNil(render.PodDisruptionBudget(us)),
 		nilIfNil(render.NetworkPolicy(us)),
+		render.TenantEndpointSlice(us, discoveryv1.AddressTypeIPv4, nil),
 	} {
 		if obj == nil {
 			continue

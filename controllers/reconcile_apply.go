@@ -8,7 +8,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -84,11 +86,46 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 	}
 	obs.database = in.database
 	obs.isolation = in.isolation
+	var m move
 	if fail == nil {
-		obs.deployment, fail = r.applyObjects(ctx, us, in)
+		var out rendered
+		if out, fail = r.render(us, in); fail == nil {
+			m, fail = r.arrange(ctx, us, out)
+		}
+		if fail == nil {
+			obs.deployment, fail = r.applyObjects(ctx, us, out, m.layout)
+		}
+		if fail == nil && m.leave != "" {
+			fail = r.leavePool(ctx, us, m.leave)
+		}
+		if fail == nil {
+			if err := r.removeStalePoolSecrets(ctx, us, us.Status.Pool); err != nil {
+				fail = &failure{Reason: ReasonApplyFailed, Err: err}
+			}
+		}
+		if fail == nil {
+			obs.placed, obs.serving = &m.placed, m.serving
+		}
 	}
 	obs.failure = fail
+	// A copy: setStatus changes the condition in place.
+	var placedBefore *metav1.Condition
+	if c := meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced); c != nil {
+		placedBefore = c.DeepCopy()
+	}
 	setStatus(us, obs)
+	if p := obs.placed; p != nil && (placedBefore == nil || placedBefore.Reason != p.Reason) {
+		switch p.Reason {
+		case ReasonPoolNotFound, ReasonNamespaceNotAllowed, ReasonPoolFull, ReasonPoolNoNamespace:
+			r.event(us, nil, corev1.EventTypeWarning, p.Reason, "Place", "%s; the tenant stays where it is", p.Message)
+		case ReasonMovingIn, ReasonMovingOut, ReasonPooled:
+			r.event(us, nil, corev1.EventTypeNormal, p.Reason, "Place", "%s", p.Message)
+		case ReasonDedicated:
+			if placedBefore != nil {
+				r.event(us, nil, corev1.EventTypeNormal, p.Reason, "Place", "%s", p.Message)
+			}
+		}
+	}
 
 	switch {
 	case fail != nil:
@@ -99,6 +136,11 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 		return ctrl.Result{}, fail
 	case obs.databaseErr != nil:
 		r.event(us, nil, corev1.EventTypeWarning, ReasonDatabaseUnreachable, "Ping", "%s", obs.databaseErr.Error())
+		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
+	case m.moving:
+		return ctrl.Result{RequeueAfter: movePoll}, nil
+	case m.placed.Status == metav1.ConditionFalse:
+		// Refused: a seat may free up, the namespace may get its label.
 		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
 	}
 	return ctrl.Result{RequeueAfter: r.ResyncInterval}, nil
@@ -302,10 +344,17 @@ func asFailure(err error) *failure {
 	return &failure{Reason: ReasonSecretUnreadable, Err: err}
 }
 
-// applyObjects renders the tenant's objects and applies those that differ
-// from the cluster, removing the optional ones the spec turned off. It
-// returns the Deployment as the API server has it.
-func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.UserService, in inputs) (*appsv1.Deployment, *failure) {
+// rendered is what a tenant's objects are made of, for its own Deployment
+// or its Secret in a pool.
+type rendered struct {
+	creds      *corev1.Secret
+	config     []byte
+	secrets    map[string][]byte // the pods' secret environment, by variable
+	database   string
+	deployment *appsv1.Deployment
+}
+
+func (r *UserServiceReconciler) render(us *v1alpha1.UserService, in inputs) (rendered, *failure) {
 	var copied []byte
 	if in.sources.CopyDefaultMongoURI {
 		copied = in.podURI
@@ -316,11 +365,11 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 	}
 	creds, err := render.CredentialsSecret(us, existing, copied, r.Random)
 	if err != nil {
-		return nil, &failure{Reason: ReasonCredentialsFailed, Err: err}
+		return rendered{}, &failure{Reason: ReasonCredentialsFailed, Err: err}
 	}
 	config, err := render.ServerConfig(us, in.database)
 	if err != nil {
-		return nil, &failure{Reason: ReasonApplyFailed, Err: err}
+		return rendered{}, &failure{Reason: ReasonApplyFailed, Err: err}
 	}
 	secrets := map[string][]byte{v1alpha1.EnvJWTKey: creds.Data[render.KeyJWTKey]}
 	if us.Spec.AdminTokensSecretRef == nil {
@@ -339,14 +388,41 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 		Secrets:    in.sources,
 		ConfigHash: render.ConfigHash(config, secrets),
 	})
+	return rendered{creds: creds, config: config, secrets: secrets, database: in.database, deployment: deployment}, nil
+}
 
+// layout says which of a tenant's objects serve it: its own Deployment (and
+// autoscaler and disruption budget), and whether its Service has no selector
+// and its endpoints are slice (the pool's pods). Both may hold during a move.
+type layout struct {
+	dedicated   bool
+	poolService bool
+	slice       *discoveryv1.EndpointSlice
+}
+
+// applyObjects applies the tenant's objects laid out as l, in an order that
+// never leaves the Service without endpoints: a slice comes before the
+// selector goes, the selector before the slice goes, and the Deployment goes
+// last. It returns the Deployment as the API server has it (nil when the
+// tenant has none).
+func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.UserService, out rendered, l layout) (*appsv1.Deployment, *failure) {
+	service := render.Service(us)
+	if l.poolService {
+		service = render.PooledService(us)
+	}
 	// Order matters on creation: what the pods mount and read comes first.
 	required := []client.Object{
 		render.ServiceAccount(us),
-		render.ConfigMap(us, config),
-		creds,
-		render.Service(us),
-		deployment,
+		render.ConfigMap(us, out.config),
+		out.creds,
+	}
+	if l.slice != nil {
+		required = append(required, l.slice)
+	}
+	required = append(required, service)
+	deployment := out.deployment
+	if l.dedicated {
+		required = append(required, deployment)
 	}
 	a := applier{client: r.Client, scheme: r.Scheme}
 	for _, obj := range required {
@@ -357,12 +433,14 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 	// What the spec asks for of the contract's optional kinds; an object of
 	// a kind it does not ask for is removed.
 	wanted := map[schema.GroupVersionKind]client.Object{}
-	for _, obj := range []client.Object{
-		nilIfNil(render.Ingress(us)),
-		nilIfNil(render.HorizontalPodAutoscaler(us)),
-		nilIfNil(render.PodDisruptionBudget(us)),
-		nilIfNil(render.NetworkPolicy(us)),
-	} {
+	optionalObjects := []client.Object{nilIfNil(render.Ingress(us)), nilIfNil(render.NetworkPolicy(us))}
+	if l.dedicated {
+		optionalObjects = append(optionalObjects, nilIfNil(render.HorizontalPodAutoscaler(us)), nilIfNil(render.PodDisruptionBudget(us)))
+	}
+	if l.slice != nil {
+		optionalObjects = append(optionalObjects, l.slice)
+	}
+	for _, obj := range optionalObjects {
 		if obj == nil {
 			continue
 		}
@@ -383,10 +461,17 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 			return nil, &failure{Reason: ReasonApplyFailed, Err: fmt.Errorf("rendered a %s, not an optional kind of the tenant contract (v1alpha1.OwnedKinds)", gvk.Kind)}
 		}
 	}
+	if !l.dedicated {
+		// Served by the pool: the Deployment goes, after the Service moved.
+		optional = append(optional, schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"})
+		deployment = nil
+	}
 	for _, gvk := range optional {
 		if obj, ok := wanted[gvk]; ok {
-			if err := r.applyOne(ctx, a, us, obj); err != nil {
-				return nil, err
+			if obj != l.slice {
+				if err := r.applyOne(ctx, a, us, obj); err != nil {
+					return nil, err
+				}
 			}
 			continue
 		}
@@ -401,10 +486,20 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 			return nil, r.applyFailed(us, empty, "delete", err)
 		}
 		if removed {
-			r.event(us, empty, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s %s: the spec no longer asks for it", kindOf(r, empty), us.Name)
+			r.event(us, empty, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted %s %s: %s", kindOf(r, empty), us.Name, removedWhy(gvk))
 		}
 	}
 	return deployment, nil
+}
+
+func removedWhy(gvk schema.GroupVersionKind) string {
+	switch gvk.Kind {
+	case "Deployment":
+		return "the tenant is served by its pool"
+	case "EndpointSlice":
+		return "the tenant's own pods serve it"
+	}
+	return "the spec no longer asks for it"
 }
 
 func (r *UserServiceReconciler) applyOne(ctx context.Context, a applier, us *v1alpha1.UserService, obj client.Object) *failure {

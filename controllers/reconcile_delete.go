@@ -43,6 +43,15 @@ func (r *UserServiceReconciler) reconcileDelete(ctx context.Context, us *v1alpha
 	if !controllerutil.ContainsFinalizer(us, Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	// A pooled tenant's Secret in its pool's namespace has no owner in
+	// that namespace: it goes first, so that the pool stops serving the
+	// tenant before anything else happens to it.
+	if err := r.removeStalePoolSecrets(ctx, us, ""); err != nil {
+		return ctrl.Result{}, err
+	}
+	if us.Status.Pool != "" {
+		r.seats.release(us.Status.Pool, client.ObjectKeyFromObject(us))
+	}
 	database := databaseOf(us)
 	drop := us.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete && database != ""
 	dropUser := database != "" && r.managesDatabaseUser(us)

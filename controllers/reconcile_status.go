@@ -41,6 +41,10 @@ type observed struct {
 	database        string
 	// isolation is the DatabaseIsolated condition found; nil: not known.
 	isolation *metav1.Condition
+	// placed is the Placed condition; nil: not decided (a failure before).
+	placed *metav1.Condition
+	// serving is the pool the tenant's Service points at; nil: its own pods.
+	serving *poolServing
 }
 
 // rollout summarizes a Deployment's progress.
@@ -77,6 +81,15 @@ func rolloutOf(d *appsv1.Deployment) rollout {
 	return rollout{done: true, reason: ReasonAvailable, msg: fmt.Sprintf("%d of %d pods available", st.AvailableReplicas, want)}
 }
 
+// poolRollout is a pooled tenant's rollout: done while the pool has a
+// ready pod.
+func poolRollout(p *poolServing) rollout {
+	if p.ready == 0 {
+		return rollout{reason: ReasonWaitingForPods, msg: fmt.Sprintf("no pod of UserServicePool %s is ready", p.pool)}
+	}
+	return rollout{done: true, reason: ReasonAvailable, msg: fmt.Sprintf("served by UserServicePool %s: %d pods ready", p.pool, p.ready)}
+}
+
 // setStatus turns what a reconcile observed into status, following kstatus:
 // Ready is normal-true, Progressing and Degraded abnormal-true, and
 // observedGeneration only moves when the spec was converged.
@@ -95,10 +108,19 @@ func setStatus(us *v1alpha1.UserService, o observed) {
 	st.Endpoint = render.Endpoint(us)
 	st.Selector = render.Selector(us)
 	st.CredentialsSecret = render.CredentialsSecretName(us)
-	if d := o.deployment; d != nil {
-		st.Replicas = d.Status.Replicas
-		st.ReadyReplicas = d.Status.ReadyReplicas
+	ro := rolloutOf(o.deployment)
+	switch {
+	case o.serving != nil:
+		st.Replicas, st.ReadyReplicas = o.serving.ready, o.serving.ready
+		ro = poolRollout(o.serving)
+	case o.deployment != nil:
+		st.Replicas = o.deployment.Status.Replicas
+		st.ReadyReplicas = o.deployment.Status.ReadyReplicas
 	}
+	if o.placed != nil {
+		set(v1alpha1.ConditionPlaced, o.placed.Status, o.placed.Reason, o.placed.Message)
+	}
+	moving := o.placed != nil && (o.placed.Reason == ReasonMovingIn || o.placed.Reason == ReasonMovingOut)
 
 	switch {
 	case o.failure != nil && (o.failure.Reason == ReasonDatabaseNotOwned || o.failure.Reason == ReasonInvalidMongoURI):
@@ -118,11 +140,12 @@ func setStatus(us *v1alpha1.UserService, o observed) {
 		set(v1alpha1.ConditionDatabaseIsolated, metav1.ConditionUnknown, ReasonIsolationNotChecked, "the tenant's database user is not set up yet")
 	}
 
-	ro := rolloutOf(o.deployment)
 	if o.failure != nil {
 		// The Deployment seen is not the one the spec asks for: nothing
 		// is rolling out on the operator's behalf.
 		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, o.failure.Reason, "the operator cannot apply the spec: "+o.failure.Error())
+	} else if moving {
+		set(v1alpha1.ConditionProgressing, metav1.ConditionTrue, o.placed.Reason, o.placed.Message)
 	} else if ro.done || ro.deadlineFailed {
 		set(v1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonStable, ro.msg)
 	} else {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -51,9 +52,18 @@ const ControllerName = "userservice"
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/status,verbs=get;patch
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps;serviceaccounts;services,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=list
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps;serviceaccounts;services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=endpoints,verbs=delete
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+//
+// Pooled tenants (docs/pools.md): the operator deletes a pooled tenant's
+// Deployment and its Secret in the pool's namespace (which no owner
+// reference can remove), reads pool pods' applied-Secrets annotation, and
+// reads namespaces' labels for a pool's namespaceSelector.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
@@ -85,6 +95,14 @@ type UserServiceReconciler struct {
 	// MongoDB URI Secret (gone with its namespace) before it is released
 	// without its database or user being dropped.
 	URISecretGrace time.Duration
+	// PoolNamespace is where a UserServicePool without spec.namespace runs
+	// (the operator's --pool-namespace; "": such a pool runs nowhere).
+	PoolNamespace string
+	// OperatorNamespace is the operator's own, where no pool may run
+	// (poolNamespaceRefusal).
+	OperatorNamespace string
+	// seats counts the tenants placed in each pool.
+	seats poolSeats
 	// Random generates credentials (crypto/rand.Reader).
 	Random io.Reader
 	// ResyncInterval re-checks a converged tenant: its database and the
@@ -147,9 +165,16 @@ func equalStatus(a, b v1alpha1.UserServiceStatus) bool { return equality.Semanti
 
 // indexSecrets indexes UserServices by the Secrets they read, as
 // "namespace/name"; indexDatabase by the database they use.
+// indexPlacedIn the tenants by the pool they are in (status.pool),
+// indexPoolWanted by the pool they ask for (spec.pool), and
+// indexPoolTenant a pool's tenant Secrets by "namespace/name" of their
+// tenant.
 const (
-	indexSecrets  = "userve.secrets"
-	indexDatabase = "userve.database"
+	indexSecrets    = "userve.secrets"
+	indexDatabase   = "userve.database"
+	indexPlacedIn   = "userve.pool.placed"
+	indexPoolWanted = "userve.pool.wanted"
+	indexPoolTenant = "userve.pool.tenant"
 )
 
 // SetupWithManager registers the controller: UserServices, every kind the
@@ -169,6 +194,9 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}); err != nil {
 		return err
 	}
+	if err := r.setupPoolIndexes(ctx, mgr); err != nil {
+		return err
+	}
 	if opts.RateLimiter == nil {
 		// Failures back off from 1s to 5 minutes: no hot loop against an
 		// unreachable database, and a fixed Secret is noticed soon enough.
@@ -182,6 +210,10 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 	return b.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.tenantsReading)).
+		// A pool's spec (or its deletion), not its status: its tenant count
+		// changes with every placement.
+		Watches(&v1alpha1.UserServicePool{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfPool), builder.WithPredicates(specOrMetadataChanged())).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.tenantsBehindPoolSlice)).
 		WithOptions(opts).
 		Complete(r)
 }

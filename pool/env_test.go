@@ -73,7 +73,14 @@ type poolEnv struct {
 type testHooks struct {
 	// wrap, when set, wraps the tenant's (conformance-checked) handler.
 	wrap func(tenant string, next http.Handler) http.Handler
+	// before, when set, runs once the namespace exists and before the
+	// pool starts (Secrets the initial list finds).
+	before func(e *poolEnv)
 }
+
+// podName is the pool pod's name in every test namespace (a Pod object
+// without a kubelet: the pool annotates it).
+const podName = "pool-0"
 
 // newPoolEnv starts a pool whose identity may only get, list and watch
 // Secrets in its own namespace (the pod's Role), and waits for it to sync.
@@ -88,7 +95,10 @@ func newPoolEnv(t *testing.T, opts Options, hooks testHooks) *poolEnv {
 	}
 	user := "system:serviceaccount:" + ns + ":pool"
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pool"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}}}}
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "patch"}},
+		}}
 	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pool"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "pool"},
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}
@@ -98,6 +108,11 @@ func newPoolEnv(t *testing.T, opts Options, hooks testHooks) *poolEnv {
 	if err := k.Create(ctx, binding); err != nil {
 		t.Fatal(err)
 	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: podName},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "pool", Image: "example.com/userve:test"}}}}
+	if err := k.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
 	cfg := rest.CopyConfig(kube.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
 
@@ -105,7 +120,7 @@ func newPoolEnv(t *testing.T, opts Options, hooks testHooks) *poolEnv {
 	if os.Getenv("USERVE_TEST_LOG") != "" {
 		logOut = os.Stderr
 	}
-	opts.Pool, opts.Namespace = poolName, ns
+	opts.Pool, opts.Namespace, opts.PodName = poolName, ns, podName
 	opts.Logger = slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.TenantHandler = func(tenant string, srv *server.Server) http.Handler {
 		h := conformance.Handler(t, srv)
@@ -113,6 +128,10 @@ func newPoolEnv(t *testing.T, opts Options, hooks testHooks) *poolEnv {
 			h = hooks.wrap(tenant, h)
 		}
 		return h
+	}
+	e := &poolEnv{t: t, ns: ns}
+	if hooks.before != nil {
+		hooks.before(e)
 	}
 	p, err := New(cfg, opts)
 	if err != nil {
@@ -125,7 +144,7 @@ func newPoolEnv(t *testing.T, opts Options, hooks testHooks) *poolEnv {
 		cancel()
 		p.Close()
 	})
-	e := &poolEnv{t: t, ns: ns, pool: p, srv: srv}
+	e.pool, e.srv = p, srv
 	e.waitFor("the pool to sync its Secrets", p.Synced)
 	return e
 }
@@ -201,8 +220,9 @@ func (c *tenantCreds) secretData(mutate func(*v1alpha1.UserService)) map[string]
 	}
 }
 
-// put creates or replaces the tenant's Secret in the pool's namespace.
-func (e *poolEnv) put(c *tenantCreds, data map[string][]byte) {
+// put creates or replaces the tenant's Secret in the pool's namespace,
+// returning its resourceVersion.
+func (e *poolEnv) put(c *tenantCreds, data map[string][]byte) string {
 	e.t.Helper()
 	ctx := context.Background()
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: v1alpha1.PoolTenantSecretName(poolName, c.ns, c.name),
@@ -214,11 +234,24 @@ func (e *poolEnv) put(c *tenantCreds, data map[string][]byte) {
 		if err = kube.Client.Get(ctx, client.ObjectKeyFromObject(s), &cur); err == nil {
 			cur.Data = data
 			err = kube.Client.Update(ctx, &cur)
+			s = &cur
 		}
 	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return s.ResourceVersion
+}
+
+// acknowledged is the resourceVersion the pool wrote on its Pod ("" if
+// none).
+func (e *poolEnv) acknowledged() string {
+	e.t.Helper()
+	var pod corev1.Pod
+	if err := kube.Client.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: podName}, &pod); err != nil {
+		e.t.Fatal(err)
+	}
+	return pod.Annotations[v1alpha1.PoolAppliedAnnotation]
 }
 
 // add puts a tenant with default settings and waits until the pool knows

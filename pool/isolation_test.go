@@ -198,3 +198,30 @@ func TestAPanickingTenantLeavesTheOthersServing(t *testing.T) {
 		t.Errorf("rejections{panic} = %v, want 30", n)
 	}
 }
+
+// A panic while a tenant's server is being built (here in the test's
+// wrapper, which runs during the build) fails that tenant's activation:
+// its requests get 503 in the dialect's shape, and each retries the build;
+// the other tenant serves.
+func TestAPanicWhileBuildingFailsOnlyThatTenant(t *testing.T) {
+	e := newPoolEnv(t, Options{}, testHooks{wrap: func(tenant string, next http.Handler) http.Handler {
+		if tenant == "team-a/acme" {
+			panic("injected at build")
+		}
+		return next
+	}})
+	a, b := e.add("team-a", "acme"), e.add("team-b", "globex")
+	for range 3 {
+		r := e.must(http.StatusServiceUnavailable, a.host(), "GET", "/api/v2/users", nil)
+		if msg, _ := r.obj(t)["message"].(string); msg != "user service unavailable, try again" || r.header.Get("Retry-After") == "" {
+			t.Errorf("a tenant whose build panics: %s (Retry-After %q)", r.body, r.header.Get("Retry-After"))
+		}
+		e.must(http.StatusOK, b.host(), "GET", "/api/v2/users", nil)
+	}
+	if n := testutil.ToFloat64(e.pool.metrics.activations.WithLabelValues("error")); n != 3 {
+		t.Errorf("activations{error} = %v, want 3 (each request retries)", n)
+	}
+	if n := testutil.ToFloat64(e.pool.metrics.loaded); n != 1 {
+		t.Errorf("tenants loaded = %v, want 1", n)
+	}
+}

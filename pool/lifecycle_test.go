@@ -80,16 +80,16 @@ func TestEvictionRacesRequestsSafely(t *testing.T) {
 				// Pause until the next eviction (at most 200 ms), so that
 				// the server is idle now and then and the clients come
 				// back together while it is being evicted.
-				ev := testutil.ToFloat64(e.pool.metrics.evictions)
+				ev := testutil.ToFloat64(e.pool.metrics.evictions.WithLabelValues(evictIdle))
 				for pause := time.Now(); !stop.Load() && time.Since(pause) < 200*time.Millisecond &&
-					testutil.ToFloat64(e.pool.metrics.evictions) == ev; {
+					testutil.ToFloat64(e.pool.metrics.evictions.WithLabelValues(evictIdle)) == ev; {
 					time.Sleep(time.Millisecond)
 				}
 			}
 		}()
 	}
 	e.waitFor("five evictions under load", func() bool {
-		return testutil.ToFloat64(e.pool.metrics.evictions) >= 5 || len(errs) > 0
+		return testutil.ToFloat64(e.pool.metrics.evictions.WithLabelValues(evictIdle)) >= 5 || len(errs) > 0
 	})
 	stop.Store(true)
 	wg.Wait()
@@ -97,7 +97,7 @@ func TestEvictionRacesRequestsSafely(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	ev, act := testutil.ToFloat64(e.pool.metrics.evictions), testutil.ToFloat64(e.pool.metrics.activations.WithLabelValues("ok"))
+	ev, act := testutil.ToFloat64(e.pool.metrics.evictions.WithLabelValues(evictIdle)), testutil.ToFloat64(e.pool.metrics.activations.WithLabelValues("ok"))
 	if act < ev {
 		t.Errorf("%v activations for %v evictions", act, ev)
 	}

@@ -24,9 +24,9 @@ type metrics struct {
 
 	activations       *prometheus.CounterVec // {result}
 	activationSeconds prometheus.Histogram
-	evictions         prometheus.Counter // idle servers closed
-	reloads           prometheus.Counter // configuration changes
-	closed            prometheus.Counter // servers whose store client was disconnected
+	evictions         *prometheus.CounterVec // {reason}: idle, capacity
+	reloads           prometheus.Counter     // configuration changes
+	closed            prometheus.Counter     // servers whose store client was disconnected
 	rejections        *prometheus.CounterVec
 
 	requests *prometheus.CounterVec   // {dialect, code}
@@ -50,8 +50,9 @@ func newMetrics(p *Pool, topK int) *metrics {
 		activationSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "userve_pool_activation_duration_seconds",
 			Help:    "Time to build a tenant's server, its store's indexes checked.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
-		evictions: prometheus.NewCounter(prometheus.CounterOpts{Name: "userve_pool_evictions_total",
-			Help: "Tenant servers closed after the idle timeout."}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "userve_pool_evictions_total",
+			Help: "Tenant servers closed by reason: idle (the idle timeout), capacity (the least recently used, to stay within --max-loaded)."},
+			[]string{"reason"}),
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "userve_pool_reloads_total",
 			Help: "Tenant configurations changed (the next request builds a new server; requests in flight finish on the old one)."}),
 		closed: prometheus.NewCounter(prometheus.CounterOpts{Name: "userve_pool_tenant_servers_closed_total",
@@ -67,6 +68,9 @@ func newMetrics(p *Pool, topK int) *metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "userve_pool_requests_in_flight",
 			Help: "Requests being served, all tenants together."}),
 	}
+	for _, reason := range []string{evictIdle, evictCapacity} {
+		m.evictions.WithLabelValues(reason) // both series exist from the start
+	}
 	m.registry.MustRegister(m.tenants, m.invalid, m.loaded, m.ambiguousHosts, m.activations, m.activationSeconds,
 		m.evictions, m.reloads, m.closed, m.rejections, m.requests, m.latency, m.inFlight,
 		newTopTenants(p, topK),
@@ -80,6 +84,12 @@ func (m *metrics) handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
 	return mux
 }
+
+// Eviction reasons.
+const (
+	evictIdle     = "idle"
+	evictCapacity = "capacity"
+)
 
 // Rejection reasons besides the registry's (unknown_host, ambiguous_host).
 const (

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/auth"
@@ -53,6 +54,10 @@ type Options struct {
 
 	// IdleTimeout closes a tenant's server no request used for this long.
 	IdleTimeout time.Duration
+	// MaxLoaded bounds how many tenants' servers are built at once: an
+	// activation beyond it closes the least recently used idle one. 0: no
+	// bound but the idle timeout.
+	MaxLoaded int
 	// TenantMaxInFlight bounds each tenant's concurrent requests; the
 	// excess is answered 503 with Retry-After.
 	TenantMaxInFlight int
@@ -69,6 +74,12 @@ type Options struct {
 	IndexWait time.Duration
 	// HTTP are the listener's deadlines (server.DefaultHTTPTimeouts).
 	HTTP server.HTTPTimeouts
+	// Egress guards every tenant's outbound calls (docs/pools.md,
+	// "Outbound calls"); nil means a guard that allows no private range.
+	Egress *egress.Guard
+	// PodName is the pool pod's own name ($POD_NAME): the acknowledgement
+	// of applied Secrets is written on it. Empty: none is written.
+	PodName string
 
 	// TenantHandler replaces the handler of a built tenant server (tests:
 	// conformance checking, an injected panic); nil serves srv.Handler().
@@ -82,12 +93,14 @@ type Pool struct {
 	metrics  *metrics
 	registry *registry
 	informer cache.SharedIndexInformer
+	handled  cache.ResourceEventHandlerRegistration
+	ack      *acknowledger
 
 	checks            *auth.SharedCheckMemory
 	tenantCheckMemory int64
 
 	closing sync.WaitGroup // instances being closed
-	synced  atomic.Bool
+	loaded  atomic.Int64   // servers in service (the gauge, readable)
 }
 
 // New builds a pool reading its tenants' Secrets through the API server
@@ -117,6 +130,9 @@ func New(kube *rest.Config, opts Options) (*Pool, error) {
 	if opts.CheckMemory <= 0 {
 		opts.CheckMemory = auth.DefaultCheckMemory
 	}
+	if opts.Egress == nil {
+		opts.Egress = egress.New(egress.Options{})
+	}
 	p := &Pool{opts: opts, log: opts.Logger.With("pool", opts.Pool),
 		checks: auth.NewSharedCheckMemory(opts.CheckMemory), tenantCheckMemory: TenantCheckMemory(opts.CheckMemory)}
 	p.metrics = newMetrics(p, opts.TopTenants)
@@ -126,6 +142,11 @@ func New(kube *rest.Config, opts Options) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pods corev1client.PodInterface
+	if opts.PodName != "" {
+		pods = client.Pods(opts.Namespace)
+	}
+	p.ack = newAcknowledger(pods, opts.PodName, p.log)
 	// Only this pool's tenants' Secrets, only in its namespace: all the
 	// pod's Role grants (get, list, watch on secrets there).
 	selector := v1alpha1.PoolLabel + "=" + opts.Pool
@@ -140,7 +161,7 @@ func New(kube *rest.Config, opts Options) (*Pool, error) {
 		}
 		return obj, nil
 	})
-	_, err = p.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	p.handled, err = p.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.secretChanged(obj) },
 		UpdateFunc: func(_, obj any) { p.secretChanged(obj) },
 		DeleteFunc: func(obj any) {
@@ -149,6 +170,7 @@ func New(kube *rest.Config, opts Options) (*Pool, error) {
 			}
 			if s, ok := obj.(*corev1.Secret); ok {
 				p.registry.remove(s.Name)
+				p.ack.applied(s.ResourceVersion)
 			}
 		},
 	})
@@ -163,23 +185,27 @@ func TenantCheckMemory(pool int64) int64 { return max(pool/4, 1<<20) }
 func (p *Pool) secretChanged(obj any) {
 	if s, ok := obj.(*corev1.Secret); ok {
 		p.registry.upsert(p, s)
+		p.ack.applied(s.ResourceVersion)
 	}
 }
 
-// Start runs the Secret informer and the idle eviction until ctx ends.
+// Start runs the Secret informer, the acknowledgement of applied Secrets
+// and the idle eviction until ctx ends.
 func (p *Pool) Start(ctx context.Context) {
 	go p.informer.RunWithContext(ctx)
+	go p.ack.run(ctx, p.handled.HasSynced)
 	go func() {
-		if cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced) {
-			p.synced.Store(true)
-			p.log.Info("tenant Secrets synced", "tenants", len(p.registry.all()))
+		if cache.WaitForCacheSync(ctx.Done(), p.Synced) {
+			p.log.Info("tenant Secrets applied: ready", "tenants", len(p.registry.all()))
 		}
 	}()
 	go p.evictLoop(ctx)
 }
 
-// Synced reports whether the first list of Secrets is in (readiness).
-func (p *Pool) Synced() bool { return p.synced.Load() }
+// Synced reports whether the initial list of tenant Secrets is applied
+// and acknowledged on the pod (readiness: the operator sends every pooled
+// tenant's traffic to a ready pod).
+func (p *Pool) Synced() bool { return p.handled.HasSynced() && p.ack.acknowledged() }
 
 // evictLoop closes idle tenants' servers, checking twice per idle timeout.
 func (p *Pool) evictLoop(ctx context.Context) {
@@ -196,11 +222,33 @@ func (p *Pool) evictLoop(ctx context.Context) {
 	}
 }
 
+// makeRoom closes least recently used idle servers, other than keep's,
+// while more than MaxLoaded are in service. Servers with requests in flight
+// are never closed: the bound is exceeded while every server is busy.
+func (p *Pool) makeRoom(keep *tenant) {
+	for p.opts.MaxLoaded > 0 && p.loaded.Load() > int64(p.opts.MaxLoaded) {
+		var oldest *tenant
+		var oldestUse time.Time
+		for _, t := range p.registry.all() {
+			if t == keep {
+				continue
+			}
+			if used, idle := t.idleSince(); idle && (oldest == nil || used.Before(oldestUse)) {
+				oldest, oldestUse = t, used
+			}
+		}
+		if oldest == nil || !oldest.evictIdle(oldestUse) {
+			return // all busy, or it was just used: the next activation tries again
+		}
+		p.metrics.evictions.WithLabelValues(evictCapacity).Inc()
+	}
+}
+
 // evictIdle closes every server idle since before now minus the timeout.
 func (p *Pool) evictIdle(now time.Time) {
 	for _, t := range p.registry.all() {
 		if t.evictIdle(now.Add(-p.opts.IdleTimeout)) {
-			p.metrics.evictions.Inc()
+			p.metrics.evictions.WithLabelValues(evictIdle).Inc()
 		}
 	}
 }
@@ -280,7 +328,7 @@ func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case "/readyz":
 			if !p.Synced() {
-				httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "error", "error_msg": "tenant Secrets not synced yet"})
+				httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "error", "error_msg": "tenant Secrets not applied yet"})
 				return
 			}
 			httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -108,6 +108,7 @@ func (t *tenant) acquire(ctx context.Context) (*instance, error) {
 			inst.refs = 1
 			t.live = inst
 			t.pool.metrics.loaded.Inc()
+			t.pool.loaded.Add(1)
 		}
 		a.err = err
 		t.mu.Unlock()
@@ -115,6 +116,7 @@ func (t *tenant) acquire(ctx context.Context) (*instance, error) {
 		if err != nil {
 			return nil, err
 		}
+		t.pool.makeRoom(t)
 		return inst, nil
 	}
 }
@@ -130,6 +132,11 @@ func (t *tenant) release(inst *instance, now time.Time) {
 	if closeIt {
 		t.pool.closeInstance(inst)
 	}
+	// Over the bound because every server was busy at the last
+	// activation: this one may be idle now.
+	if max := t.pool.opts.MaxLoaded; max > 0 && t.pool.loaded.Load() > int64(max) {
+		t.pool.makeRoom(nil)
+	}
 }
 
 // retireLocked takes the live instance out of service (t.mu held): no new
@@ -143,6 +150,7 @@ func (t *tenant) retireLocked() *instance {
 	t.live = nil
 	inst.retired = true
 	t.pool.metrics.loaded.Dec()
+	t.pool.loaded.Add(-1)
 	if inst.refs == 0 {
 		return inst
 	}
@@ -195,6 +203,17 @@ func (t *tenant) evictIdle(idleSince time.Time) bool {
 	t.mu.Unlock()
 	t.pool.closeInstance(idle)
 	return true
+}
+
+// idleSince is when the live server was last used, if it has no request
+// in flight.
+func (t *tenant) idleSince() (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live == nil || t.live.refs > 0 {
+		return time.Time{}, false
+	}
+	return t.live.lastUsed, true
 }
 
 // enter counts a request against the tenant's bound on concurrent

@@ -122,7 +122,7 @@ func TestOwnedKinds(t *testing.T) {
 			t.Errorf("%s is not an always-present owned kind", kind)
 		}
 	}
-	if want := []string{"Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"}; !slices.Equal(optional, want) {
+	if want := []string{"Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "EndpointSlice"}; !slices.Equal(optional, want) {
 		t.Errorf("optional kinds %v, want %v", optional, want)
 	}
 	// A caller changing its copy changes nobody else's.

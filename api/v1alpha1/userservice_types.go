@@ -107,6 +107,18 @@ type UserServiceSpec struct {
 	// +optional
 	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
 
+	// Pool places the tenant in the UserServicePool of this name: the pool's
+	// pods serve it, and its Deployment goes away once they do. Unset: a
+	// dedicated Deployment. Setting or clearing it moves the tenant with
+	// its data, tokens, Service and endpoint; a pool that does not exist,
+	// whose namespaceSelector does not select the tenant's namespace, or
+	// that is full refuses it (condition Placed=False) and the tenant stays
+	// where it was. See docs/pools.md.
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Pool string `json:"pool,omitempty"`
+
 	// WeChat turns on WeChat mini-program login on the end-user API
 	// (POST /api/v2/auth/wechat and /api/v2/user/wechat...). Unset: off.
 	// +optional
@@ -224,6 +236,10 @@ type UserServiceStatus struct {
 	// Database is the MongoDB database name in use.
 	// +optional
 	Database string `json:"database,omitempty"`
+	// Pool is the UserServicePool holding a place for the tenant: its
+	// Secret is in the pool's namespace. Empty: dedicated.
+	// +optional
+	Pool string `json:"pool,omitempty"`
 	// CredentialsSecret names the Secret holding the generated admin tokens
 	// (key admin-tokens) and the JWT signing key (key jwt-key).
 	// +optional
@@ -267,6 +283,7 @@ const (
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`,priority=1
 // +kubebuilder:printcolumn:name="Database",type=string,JSONPath=`.status.database`,priority=1
+// +kubebuilder:printcolumn:name="Pool",type=string,JSONPath=`.status.pool`,priority=1
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (lower case letters, digits and '-', starting with a letter, at most 63 characters): it names the tenant's Service"
 type UserService struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -48,7 +48,7 @@ const (
 	operatorNamespace = "userve-system"
 	// outsideNamespace is not watched: tenants there are never reconciled.
 	outsideNamespace = "outside"
-	poolSize         = 55
+	poolSize         = 65
 	// uriSecretGrace: how long a deleted tenant waits for its vanished URI
 	// Secret (2 minutes in production).
 	uriSecretGrace = 3 * time.Second
@@ -104,6 +104,7 @@ func run(m *testing.M) int {
 		ServerImage:             serverImage,
 		DefaultMongoURISecret:   defaultMongo,
 		WatchNamespaces:         namespaces,
+		PoolNamespace:           operatorNamespace,
 		MaxConcurrentReconciles: 4,
 		MetricsBindAddress:      "0",
 		HealthProbeBindAddress:  "0",

@@ -50,6 +50,14 @@ func HorizontalPodAutoscaler(us *v1alpha1.UserService) *autoscalingv2.Horizontal
 	if as == nil || us.Spec.Suspend {
 		return nil
 	}
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: objectMeta(us, us.Name),
+		Spec:       hpaSpec(as, us.Name),
+	}
+}
+
+// hpaSpec scales the Deployment named deployment on CPU.
+func hpaSpec(as *v1alpha1.AutoscalingSpec, deployment string) autoscalingv2.HorizontalPodAutoscalerSpec {
 	minReplicas, target := int32(v1alpha1.DefaultAutoscalingMinReplicas), int32(v1alpha1.DefaultTargetCPUUtilization)
 	if as.MinReplicas != nil {
 		minReplicas = *as.MinReplicas
@@ -57,20 +65,17 @@ func HorizontalPodAutoscaler(us *v1alpha1.UserService) *autoscalingv2.Horizontal
 	if as.TargetCPUUtilizationPercentage != nil {
 		target = *as.TargetCPUUtilizationPercentage
 	}
-	return &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: objectMeta(us, us.Name),
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: us.Name},
-			MinReplicas:    &minReplicas,
-			MaxReplicas:    as.MaxReplicas,
-			Metrics: []autoscalingv2.MetricSpec{{
-				Type: autoscalingv2.ResourceMetricSourceType,
-				Resource: &autoscalingv2.ResourceMetricSource{
-					Name:   corev1.ResourceCPU,
-					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &target},
-				},
-			}},
-		},
+	return autoscalingv2.HorizontalPodAutoscalerSpec{
+		ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deployment},
+		MinReplicas:    &minReplicas,
+		MaxReplicas:    as.MaxReplicas,
+		Metrics: []autoscalingv2.MetricSpec{{
+			Type: autoscalingv2.ResourceMetricSourceType,
+			Resource: &autoscalingv2.ResourceMetricSource{
+				Name:   corev1.ResourceCPU,
+				Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &target},
+			},
+		}},
 	}
 }
 

@@ -176,3 +176,7 @@ func Endpoint(us *v1alpha1.UserService) string {
 func ptrTo[T any](v T) *T { return &v }
 
 func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }
+
+func metaWithLabels(name, namespace string, labels map[string]string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels}
+}

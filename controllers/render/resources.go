@@ -29,6 +29,11 @@ const (
 // is at most the given limit, and the default memory limit at least the given
 // request (the API server rejects a pod whose request exceeds its limit).
 func ServerResources(spec corev1.ResourceRequirements) corev1.ResourceRequirements {
+	return withDefaults(spec, DefaultCPURequest, DefaultMemoryRequest, DefaultMemoryLimit)
+}
+
+// withDefaults fills in the keys spec leaves out (see ServerResources).
+func withDefaults(spec corev1.ResourceRequirements, cpuRequest, memoryRequest, memoryLimit string) corev1.ResourceRequirements {
 	out := *spec.DeepCopy()
 	if out.Requests == nil {
 		out.Requests = corev1.ResourceList{}
@@ -46,10 +51,10 @@ func ServerResources(spec corev1.ResourceRequirements) corev1.ResourceRequiremen
 		}
 		out.Requests[name] = q
 	}
-	defaultRequest(corev1.ResourceCPU, DefaultCPURequest)
-	defaultRequest(corev1.ResourceMemory, DefaultMemoryRequest)
+	defaultRequest(corev1.ResourceCPU, cpuRequest)
+	defaultRequest(corev1.ResourceMemory, memoryRequest)
 	if _, ok := out.Limits[corev1.ResourceMemory]; !ok {
-		q := resource.MustParse(DefaultMemoryLimit)
+		q := resource.MustParse(memoryLimit)
 		if req := out.Requests[corev1.ResourceMemory]; req.Cmp(q) > 0 {
 			q = req.DeepCopy()
 		}

@@ -74,20 +74,14 @@ func Deployment(us *v1alpha1.UserService, p DeploymentParams) *appsv1.Deployment
 					EnableServiceLinks:           ptrTo(false),
 					// The drain sleep plus the server's own shutdown time.
 					TerminationGracePeriodSeconds: ptrTo(int64(TerminationGracePeriodSeconds)),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptrTo(true),
-						RunAsUser:      ptrTo(int64(serverUID)),
-						RunAsGroup:     ptrTo(int64(serverUID)),
-						FSGroup:        ptrTo(int64(serverUID)),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers:                []corev1.Container{serverContainer(us, p)},
-					Volumes:                   volumes(us),
-					NodeSelector:              pt.NodeSelector,
-					Tolerations:               pt.Tolerations,
-					Affinity:                  pt.Affinity,
-					TopologySpreadConstraints: pt.TopologySpreadConstraints,
-					PriorityClassName:         pt.PriorityClassName,
+					SecurityContext:               podSecurityContext(),
+					Containers:                    []corev1.Container{serverContainer(us, p)},
+					Volumes:                       volumes(us),
+					NodeSelector:                  pt.NodeSelector,
+					Tolerations:                   pt.Tolerations,
+					Affinity:                      pt.Affinity,
+					TopologySpreadConstraints:     pt.TopologySpreadConstraints,
+					PriorityClassName:             pt.PriorityClassName,
 				},
 			},
 		},
@@ -95,6 +89,29 @@ func Deployment(us *v1alpha1.UserService, p DeploymentParams) *appsv1.Deployment
 }
 
 func serverContainer(us *v1alpha1.UserService, p DeploymentParams) corev1.Container {
+	c := hardenedContainer([]string{"serve", "--config", ConfigPath, "--listen", ":8080", "--metrics-listen", ":9090"}, p.Image, ServerResources(us.Spec.Resources))
+	c.Env = env(us, p)
+	c.VolumeMounts = []corev1.VolumeMount{
+		{Name: "config", MountPath: ConfigDir, ReadOnly: true},
+		{Name: "tmp", MountPath: "/tmp"},
+	}
+	return c
+}
+
+// podSecurityContext runs a pod as the image's non-root user.
+func podSecurityContext() *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptrTo(true),
+		RunAsUser:      ptrTo(int64(serverUID)),
+		RunAsGroup:     ptrTo(int64(serverUID)),
+		FSGroup:        ptrTo(int64(serverUID)),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// hardenedContainer is the userve container of a tenant or a pool: the
+// ports, probes, security context and drain both share.
+func hardenedContainer(args []string, image string, resources corev1.ResourceRequirements) corev1.Container {
 	probe := func(path string, period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
 			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
@@ -107,23 +124,18 @@ func serverContainer(us *v1alpha1.UserService, p DeploymentParams) corev1.Contai
 	}
 	return corev1.Container{
 		Name:  ContainerName,
-		Image: p.Image,
-		Args:  []string{"serve", "--config", ConfigPath, "--listen", ":8080", "--metrics-listen", ":9090"},
+		Image: image,
+		Args:  args,
 		Ports: []corev1.ContainerPort{
 			{Name: PortName, ContainerPort: Port, Protocol: corev1.ProtocolTCP},
 			{Name: MetricsPortName, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
 		},
-		Env: env(us, p),
 		// Readiness follows the store, liveness only the process: a MongoDB
 		// outage takes pods out of the Service without restarting them.
 		ReadinessProbe: probe("/readyz", 5, 3),
 		LivenessProbe:  probe("/healthz", 10, 3),
 		StartupProbe:   probe("/healthz", 2, 30),
-		Resources:      ServerResources(us.Spec.Resources),
-		VolumeMounts: []corev1.VolumeMount{
-			{Name: "config", MountPath: ConfigDir, ReadOnly: true},
-			{Name: "tmp", MountPath: "/tmp"},
-		},
+		Resources:      resources,
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptrTo(true),
 			AllowPrivilegeEscalation: ptrTo(false),
@@ -165,14 +177,18 @@ func env(us *v1alpha1.UserService, p DeploymentParams) []corev1.EnvVar {
 	for _, o := range p.Secrets.Optional {
 		e = append(e, fromSecret(o.Env, o.Secret))
 	}
-	// The memory limit (always set: ServerResources) sizes the memory
-	// password checks may hold at once (a quarter of it).
-	e = append(e, corev1.EnvVar{Name: v1alpha1.EnvMemoryLimit, ValueFrom: &corev1.EnvVarSource{
+	return append(e, resourceEnv(us.Spec.Resources)...)
+}
+
+// resourceEnv tells the process its limits: the memory limit (always set,
+// by the defaults) sizes the memory password checks may hold at once (a
+// quarter of it); a CPU limit, when given, sets GOMAXPROCS (userve runs on
+// one P unless told otherwise; rounded up by the divisor of 1).
+func resourceEnv(spec corev1.ResourceRequirements) []corev1.EnvVar {
+	e := []corev1.EnvVar{{Name: v1alpha1.EnvMemoryLimit, ValueFrom: &corev1.EnvVarSource{
 		ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.memory", Divisor: resourceQuantity("1")},
-	}})
-	// userve serve runs on one P unless told otherwise; a CPU limit says how
-	// many cores the tenant may use (rounded up by the divisor of 1).
-	if _, ok := us.Spec.Resources.Limits[corev1.ResourceCPU]; ok {
+	}}}
+	if _, ok := spec.Limits[corev1.ResourceCPU]; ok {
 		e = append(e, corev1.EnvVar{Name: v1alpha1.EnvGOMAXPROCS, ValueFrom: &corev1.EnvVarSource{
 			ResourceFieldRef: &corev1.ResourceFieldSelector{Resource: "limits.cpu", Divisor: resourceQuantity("1")},
 		}})

@@ -23,9 +23,9 @@ func Pools() *dashboard.DashboardBuilder {
 		WithPanel(single("Ambiguous hosts", "Hosts claimed by more than one tenant, which route to none (the UservePoolAmbiguousHost alert).", "none",
 			query(`max(userve_pool_ambiguous_hosts{`+sel+`})`, "ambiguous"))).
 		WithRow(dashboard.NewRowBuilder("Activations")).
-		WithPanel(graph("Activations and evictions", "Tenant servers built on a request, closed after the idle timeout, and rebuilt after a configuration change.", "ops",
+		WithPanel(graph("Activations and evictions", "Tenant servers built on a request, closed after the idle timeout or to stay within --max-loaded, and rebuilt after a configuration change.", "ops",
 			query(`sum by (result) (rate(userve_pool_activations_total{`+sel+`}[$__rate_interval]))`, "activations {{result}}"),
-			query(`sum(rate(userve_pool_evictions_total{`+sel+`}[$__rate_interval]))`, "evictions"),
+			query(`sum by (reason) (rate(userve_pool_evictions_total{`+sel+`}[$__rate_interval]))`, "evictions {{reason}}"),
 			query(`sum(rate(userve_pool_reloads_total{`+sel+`}[$__rate_interval]))`, "reloads"))).
 		WithPanel(graph("Activation time", "Time to build a tenant's server, its store's indexes checked.", "s",
 			query(`histogram_quantile(0.5, sum by (le) (rate(userve_pool_activation_duration_seconds_bucket{`+sel+`}[$__rate_interval])))`, "p50"),

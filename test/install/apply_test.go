@@ -120,10 +120,13 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 	// The fixture installed the CRD without Helm; start like a fresh cluster.
 	// The wait is generous: with the other suites loading both cores, the
 	// API server's CRD cleanup once took over 60 s.
-	kubectl(t, nil, "delete", "crd", crdName, "--wait=true", "--timeout=180s")
+	kubectl(t, nil, "delete", "crd", crdName, poolCRDName, "--wait=true", "--timeout=180s")
 
-	notes := string(helm(t, "install", "life", chartDir(t), "--namespace", "life", "--create-namespace"))
-	for _, want := range []string{"Create a first tenant", "kind: UserService", "uriSecretRef", "helm test life -n life"} {
+	// A pool in values cannot be created with the CRD that defines it: the
+	// first install says so, the upgrade creates it.
+	pools := []string{"--set", "pools[0].name=shared", "--set", "pools[0].maxTenants=5", "--set", "operator.poolNamespace=life-pools"}
+	notes := string(helm(t, append([]string{"install", "life", chartDir(t), "--namespace", "life", "--create-namespace"}, pools...)...))
+	for _, want := range []string{"Create a first tenant", "kind: UserService", "uriSecretRef", "helm test life -n life", "were NOT created"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("NOTES lack %q:\n%s", want, notes)
 		}
@@ -145,7 +148,16 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 	// Upgrade to two replicas, narrowed to one namespace, with a default
 	// MongoDB Secret: RBAC switches from the ClusterRole to a Role.
 	notes = string(helm(t, "upgrade", "life", chartDir(t), "--namespace", "life", "--set", "replicaCount=2",
-		"--set", "operator.watchNamespaces={life}", "--set", "defaultMongo.uri=mongodb://mongo.example:27017"))
+		"--set", "operator.watchNamespaces={life}", "--set", "defaultMongo.uri=mongodb://mongo.example:27017", pools[0], pools[1], pools[2], pools[3], pools[4], pools[5]))
+	pool := &v1alpha1.UserServicePool{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Name: "shared"}, pool); err != nil {
+		t.Errorf("the upgrade did not create the pool from values: %v", err)
+	} else if pool.Spec.Namespace != "life-pools" || pool.Spec.MaxTenants != 5 {
+		t.Errorf("pool from values: %+v", pool.Spec)
+	}
+	if strings.Contains(notes, "were NOT created") {
+		t.Errorf("NOTES after the upgrade still say the pools were not created:\n%s", notes)
+	}
 	for _, want := range []string{"It reconciles UserServices in: life.", "kubectl -n life wait usvc/acme --for=condition=Ready",
 		"Secret life/life-userve-mongo"} {
 		if !strings.Contains(notes, want) {
@@ -181,6 +193,13 @@ func TestHelmReleaseKeepsCRD(t *testing.T) {
 	}
 	if err := env.Client.Get(ctx, types.NamespacedName{Name: crdName}, crd); err != nil {
 		t.Fatalf("helm uninstall removed the CRD despite crds.keep: %v", err)
+	}
+	// Pools are kept too (their tenants would otherwise lose them); this
+	// one has no tenant and goes.
+	if err := env.Client.Get(ctx, types.NamespacedName{Name: "shared"}, pool); err != nil {
+		t.Errorf("helm uninstall removed the pool: %v", err)
+	} else if err := env.Client.Delete(ctx, pool); err != nil {
+		t.Fatal(err)
 	}
 	us := &v1alpha1.UserService{}
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: "life", Name: "minimal"}, us); err != nil {
@@ -306,6 +325,7 @@ func TestFullSampleUsesEverySpecField(t *testing.T) {
 		"spec.replicas":                      "exclusive with spec.autoscaling",
 		"spec.image":                         "defaults to the operator's --server-image",
 		"spec.podTemplate.priorityClassName": "needs a PriorityClass of the cluster",
+		"spec.pool":                          "needs a UserServicePool (docs/pools.md)",
 	}
 	// Kubernetes' own types are not walked into.
 	opaque := []string{"spec.resources", "spec.podTemplate.nodeSelector", "spec.podTemplate.tolerations",

@@ -1,6 +1,7 @@
 package install
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
+
+	"userve.dev/userve/api/v1alpha1"
 )
 
 // chartAppVersion is Chart.yaml's appVersion, the default image tag.
@@ -226,10 +229,21 @@ func TestChartCustomValues(t *testing.T) {
 			t.Error("watchNamespaces set, yet the operator ClusterRole is rendered")
 		}
 	}
-	// Only the metrics authentication is cluster-wide (TokenReviews and
-	// SubjectAccessReviews are cluster-scoped).
-	if crbs := names(ofKind(objs, "ClusterRoleBinding")); !slices.Equal(crbs, []string{"/platform-userve-metrics-auth"}) {
-		t.Errorf("watchNamespaces set: ClusterRoleBindings %v, want only metrics-auth", crbs)
+	// Only what is cluster-scoped is granted cluster-wide: the metrics
+	// authentication (TokenReviews and SubjectAccessReviews) and pools
+	// (UserServicePools, namespaces' labels).
+	if crbs := names(ofKind(objs, "ClusterRoleBinding")); !slices.Equal(crbs, []string{"/platform-userve-operator-pools", "/platform-userve-metrics-auth"}) {
+		t.Errorf("watchNamespaces set: ClusterRoleBindings %v, want only operator-pools and metrics-auth", crbs)
+	}
+	for _, o := range ofKind(objs, "ClusterRole") {
+		if o.GetName() != "platform-userve-operator-pools" {
+			continue
+		}
+		for _, r := range typed[rbacv1.ClusterRole](t, o).Rules {
+			if slices.ContainsFunc(r.Resources, func(res string) bool { return res == "secrets" || res == "userservices" }) {
+				t.Errorf("the cluster-wide pools role grants %v", r.Resources)
+			}
+		}
 	}
 	assertMetricsRBAC(t, objs, "platform-userve")
 	rules := generatedRules(t)
@@ -238,7 +252,8 @@ func TestChartCustomValues(t *testing.T) {
 		r := typed[rbacv1.Role](t, o)
 		roles[r.Namespace+"/"+r.Name] = r
 	}
-	for _, ns := range []string{"team-a", "team-b"} {
+	// The release namespace too: pools run there by default.
+	for _, ns := range []string{"team-a", "team-b", "platform-system"} {
 		r := roles[ns+"/platform-userve-operator"]
 		if r == nil {
 			t.Errorf("no operator Role in %s; roles: %v", ns, keys(roles))
@@ -538,4 +553,40 @@ func nilIfEmpty(m map[string]string) map[string]string {
 		return nil
 	}
 	return m
+}
+
+// TestChartPools: each entry of pools is a UserServicePool with the entry's
+// spec, in operator.poolNamespace unless it names one (never the release
+// namespace: without either, the chart refuses); none before the CRD exists
+// (the install that creates it).
+func TestChartPools(t *testing.T) {
+	values := []string{"--set", "operator.poolNamespace=userve-pools", "--set", "pools[0].name=shared", "--set", "pools[0].replicas=3", "--set", "pools[0].namespaceSelector.matchLabels.team=a",
+		"--set", "pools[1].name=edge", "--set", "pools[1].namespace=edge-pools", "--set", "pools[1].egress.allowCIDRs={10.0.3.7/32}"}
+	objs := decode(t, render(t, "userve", "userve-system", append(values, "--api-versions", "miniapp.userve.dev/v1alpha1/UserServicePool")...))
+	pools := ofKind(objs, "UserServicePool")
+	if len(pools) != 2 {
+		t.Fatalf("pools %v, want shared and edge", names(pools))
+	}
+	shared, edge := typed[v1alpha1.UserServicePool](t, pools[0]), typed[v1alpha1.UserServicePool](t, pools[1])
+	if shared.Name != "shared" || shared.Spec.Namespace != "userve-pools" || *shared.Spec.Replicas != 3 || shared.Spec.NamespaceSelector.MatchLabels["team"] != "a" {
+		t.Errorf("shared: %s %+v", shared.Name, shared.Spec)
+	}
+	if edge.Name != "edge" || edge.Spec.Namespace != "edge-pools" || !slices.Equal(edge.Spec.Egress.AllowCIDRs, []string{"10.0.3.7/32"}) {
+		t.Errorf("edge: %s %+v", edge.Name, edge.Spec)
+	}
+	if n := len(ofKind(decode(t, render(t, "userve", "userve-system", values...)), "UserServicePool")); n != 0 {
+		t.Errorf("%d pools rendered without their CRD in the cluster", n)
+	}
+	if _, err := run(t, "helm", nil, "template", "userve", chartDir(t), "--set", "pools[0].replicas=2"); err == nil || !strings.Contains(err.Error(), "name") {
+		t.Errorf("a pool without a name: %v", err)
+	}
+	_, err := run(t, "helm", nil, "template", "userve", chartDir(t), "--namespace", "userve-system", "--set", "pools[0].name=shared",
+		"--api-versions", "miniapp.userve.dev/v1alpha1/UserServicePool")
+	if err == nil || !strings.Contains(err.Error(), "needs a namespace of its own") {
+		t.Errorf("a pool without a namespace, and no operator.poolNamespace: %v", err)
+	}
+	args := decode(t, render(t, "userve", "userve-system", values...))
+	if d := ofKind(args, "Deployment"); len(d) != 1 || !strings.Contains(fmt.Sprint(d[0].Object), "--pool-namespace=userve-pools") {
+		t.Errorf("the operator is not given --pool-namespace")
+	}
 }

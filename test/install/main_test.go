@@ -53,6 +53,7 @@ func runTests(m *testing.M) int {
 
 const (
 	crdName      = "userservices.miniapp.userve.dev"
+	poolCRDName  = "userservicepools.miniapp.userve.dev"
 	defaultImage = "ghcr.io/userve/userve"
 )
 
