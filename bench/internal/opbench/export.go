@@ -1,13 +1,9 @@
 package opbench
 
-import (
-	"context"
-
-	"k8s.io/client-go/rest"
-)
+import "k8s.io/client-go/rest"
 
 // The pool part (bench/internal/poolbench) runs on the same control plane
-// and the same FerretDB with authentication as this part.
+// as this part.
 
 // ControlPlane is etcd + kube-apiserver from bin/ with the CRDs installed.
 type ControlPlane struct{ cp *controlPlane }
@@ -29,12 +25,6 @@ func (c *ControlPlane) Kubeconfig() string { return c.cp.kubeconfig }
 
 // Stop stops the control plane and removes its files.
 func (c *ControlPlane) Stop() error { return c.cp.stop() }
-
-// StartFerretAuth starts FerretDB with authentication over SQLite and
-// returns its administrator's URI and the function that stops it.
-func StartFerretAuth(ctx context.Context, bin, logDir string) (uri string, stop func(), err error) {
-	return startFerretSQLite(ctx, bin, logDir)
-}
 
 // FreePort is a free loopback TCP port.
 func FreePort() (int, error) { return freePort() }

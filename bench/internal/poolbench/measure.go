@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -95,11 +96,10 @@ func heapMiB(ctx context.Context, p *proc) float64 {
 	return stats.Round(metric(text, "go_memstats_heap_inuse_bytes")/(1<<20), 1)
 }
 
-// measureMemory loads every tenant (each one's first request ever), then
-// serves them all again within seconds and samples RSS (every tenant served
-// within the last minute), then waits for the idle timeout to evict them
-// all and for the runtime's own next GC, and samples again.
-func measureMemory(ctx context.Context, cfg Config, res *report.Pool, pool *proc, tenants []*tenant, empty procmon.Usage) error {
+// measureLoaded loads every tenant (each one's first request ever), then
+// serves them all again within seconds and samples RSS: every tenant
+// served within the last minute, every server built.
+func measureLoaded(ctx context.Context, cfg Config, res *report.Pool, pool *proc, tenants []*tenant, empty procmon.Usage) error {
 	logf := cfg.Logf
 	logf("pool: first request of every tenant (servers built on fresh databases), 4 at a time")
 	first, failed := each(ctx, pool, tenants, cfg.Profiles, 4)
@@ -116,8 +116,7 @@ func measureMemory(ctx context.Context, cfg Config, res *report.Pool, pool *proc
 		_, failed = each(ctx, pool, failed, cfg.Profiles, 4)
 	}
 
-	// Some servers built early were evicted during the first pass: the
-	// sweep serves every tenant again within seconds.
+	// The sweep serves every tenant again within seconds.
 	_ = procmon.ResetPeak(pool.p.Pid())
 	sweep, _ := each(ctx, pool, tenants, cfg.Profiles, 8)
 	res.SweepSeconds = stats.Round(sweep.Elapsed.Seconds(), 1)
@@ -139,8 +138,28 @@ func measureMemory(ctx context.Context, cfg Config, res *report.Pool, pool *proc
 	logf("pool: %d loaded, every tenant served within %.1f s: %.1f MiB RSS (%.1f anonymous, heap in use %.1f), peak %.1f",
 		res.LoadedTenants, res.SweepSeconds, res.LoadedRSSMiB, res.LoadedAnonMiB, res.LoadedHeapMiB, res.PeakRSSMiB)
 
-	logf("pool: waiting for the idle timeout (%v) to evict every tenant", cfg.IdleTimeout)
+	if res.LoadedTenants < len(tenants) {
+		return fmt.Errorf("only %d of %d tenants loaded after the sweep", res.LoadedTenants, len(tenants))
+	}
+	return nil
+}
+
+// measureEvicted serves every tenant once (building its server), waits for
+// the idle timeout to evict them all and for the runtime's own next GC,
+// and samples RSS.
+func measureEvicted(ctx context.Context, cfg Config, res *report.Pool, pool *proc, tenants []*tenant, empty procmon.Usage) error {
+	logf := cfg.Logf
+	logf("pool: a request to every tenant, then waiting for the idle timeout (%v) to evict them all", cfg.IdleTimeout)
+	pass, _ := each(ctx, pool, tenants, cfg.Profiles, 4)
+	if pass.Errors > 0 {
+		return fmt.Errorf("%d requests failed: %v", pass.Errors, pass.FirstErr)
+	}
+	text, err := pool.metrics(ctx)
+	if err != nil {
+		return err
+	}
 	evictionsBefore := metric(text, "userve_pool_evictions_total")
+	activations := metric(text, "userve_pool_activations_total")
 	if err := waitMetric(ctx, pool, "userve_pool_tenants_loaded", func(v float64) bool { return v == 0 }, 3*cfg.IdleTimeout+time.Minute); err != nil {
 		return err
 	}
@@ -149,7 +168,11 @@ func measureMemory(ctx context.Context, cfg Config, res *report.Pool, pool *proc
 	if err != nil {
 		return err
 	}
-	res.Evictions = int(metric(text, "userve_pool_evictions_total") - evictionsBefore)
+	res.Evictions = int(metric(text, "userve_pool_evictions_total"))
+	if res.Evictions < len(tenants) {
+		return fmt.Errorf("%d evictions for %d tenants served (%.0f activations, %.0f evictions before the wait)",
+			res.Evictions, len(tenants), activations, evictionsBefore)
+	}
 	// No GC is forced: the pool has no hook for it and a real pod has none
 	// either. The runtime collects on its own when the heap grows or, idle,
 	// at least every two minutes (sysmon's forced GC); the sample is taken
@@ -202,16 +225,27 @@ func measureMemory(ctx context.Context, cfg Config, res *report.Pool, pool *proc
 }
 
 // measureCold activates evicted tenants one at a time: each request is
-// the first after its tenant's eviction.
-func measureCold(ctx context.Context, cfg Config, res *report.Pool, pool *proc, tenants []*tenant) error {
+// the first after its tenant's eviction. The pool's and FerretDB's CPU per
+// activation come from /proc, and FerretDB's CPU profile of the phase
+// (its debug listener) says where the store's share goes.
+func measureCold(ctx context.Context, cfg Config, res *report.Pool, pool *proc, store *ferret, tenants []*tenant) error {
 	n := min(cfg.ColdSamples, len(tenants))
 	text, err := pool.metrics(ctx)
 	if err != nil {
 		return err
 	}
 	before := metric(text, "userve_pool_activations_total")
+	prof := filepath.Join(cfg.LogDir, "ferretdb-cold-activations.cpu.pprof")
+	profiled := make(chan error, 1)
+	go func() { profiled <- store.cpuProfile(ctx, coldProfile, prof) }()
+	poolBefore, _ := pool.usage()
+	storeBefore, _ := procmon.Read(store.p.Pid())
 	cold, _ := each(ctx, pool, tenants[:n], cfg.Profiles, 1)
+	poolAfter, _ := pool.usage()
+	storeAfter, _ := procmon.Read(store.p.Pid())
 	res.ColdActivation = cold.Summary()
+	res.ColdPoolCPUms = stats.Round(float64((poolAfter.CPU-poolBefore.CPU).Microseconds())/1000/float64(n), 2)
+	res.ColdStoreCPUms = stats.Round(float64((storeAfter.CPU-storeBefore.CPU).Microseconds())/1000/float64(n), 2)
 	if text, err = pool.metrics(ctx); err != nil {
 		return err
 	}
@@ -219,10 +253,23 @@ func measureCold(ctx context.Context, cfg Config, res *report.Pool, pool *proc, 
 		return fmt.Errorf("%d cold requests activated %v servers: not every one was cold", n, got)
 	}
 	logf := cfg.Logf
-	logf("pool: cold activation of %d evicted tenants, one at a time: p50 %.1f ms p99 %.1f ms max %.1f ms, %d failed",
-		n, res.ColdActivation.P50ms, res.ColdActivation.P99ms, res.ColdActivation.MaxMs, cold.Errors)
+	logf("pool: cold activation of %d evicted tenants, one at a time: p50 %.1f ms p99 %.1f ms max %.1f ms, %d failed; CPU per activation: pool %.2f ms, FerretDB %.2f ms",
+		n, res.ColdActivation.P50ms, res.ColdActivation.P99ms, res.ColdActivation.MaxMs, cold.Errors, res.ColdPoolCPUms, res.ColdStoreCPUms)
+	if err := <-profiled; err != nil {
+		logf("pool: FerretDB profile: %v", err)
+		return nil
+	}
+	if top, err := apibench.PprofTop(ctx, prof); err == nil {
+		res.Analyses = append(res.Analyses, report.Profile{
+			What: fmt.Sprintf("FerretDB's CPU profile over the first %v of the cold activations (%d tenants, one at a time)", coldProfile, n),
+			File: prof, Top: top})
+	}
 	return nil
 }
+
+// coldProfile is how long FerretDB is profiled from the start of the cold
+// activations.
+const coldProfile = 15 * time.Second
 
 // side is one process driven in a cell's alternating slices.
 type side struct {

@@ -47,6 +47,10 @@ type Config struct {
 	Logf              func(format string, args ...any)
 }
 
+// loadedIdleTimeout is the idle timeout of the pool the loaded figure is
+// taken on: longer than the first pass over a thousand fresh databases.
+const loadedIdleTimeout = 30 * time.Minute
+
 // rounds is how many alternating slices make a cell, as in the API part:
 // both sides see the same background load of a shared machine.
 const rounds = 4
@@ -61,11 +65,12 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 		return nil, errors.New("the pool part needs at least 3 tenants")
 	}
 
-	adminURI, stopFerret, err := opbench.StartFerretAuth(ctx, cfg.FerretBin, cfg.LogDir)
+	store, err := startFerret(ctx, cfg.FerretBin, cfg.LogDir)
 	if err != nil {
 		return nil, err
 	}
-	defer stopFerret()
+	defer store.stop()
+	adminURI := store.uri
 	admin, err := mongo.Connect(options.Client().ApplyURI(adminURI).SetAppName("userve-bench-pool"))
 	if err != nil {
 		return nil, err
@@ -105,7 +110,7 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	logf("pool: set up in %.1f s", res.SetupSeconds)
 
 	// The empty pool: the same process serving a pool no Secret names.
-	empty, err := startPool(ctx, cfg, cp.Kubeconfig(), "empty", "userve-pool-empty.log")
+	empty, err := startPool(ctx, cfg, cp.Kubeconfig(), "empty", cfg.IdleTimeout, "userve-pool-empty.log")
 	if err != nil {
 		return res, fmt.Errorf("empty pool: %w", err)
 	}
@@ -118,7 +123,36 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	res.EmptyRSSMiB, res.EmptyAnonMiB = mib(eu.RSSKiB), mib(eu.AnonKiB)
 	logf("pool: empty pool %.1f MiB RSS", res.EmptyRSSMiB)
 
-	pool, err := startPool(ctx, cfg, cp.Kubeconfig(), poolName, "userve-pool.log")
+	// The loaded figure needs every tenant's server built at once, each
+	// served within the last minute: a pool whose idle timeout outlasts
+	// the first pass (every tenant's first request ever, which creates its
+	// indexes) and a quick sweep over the built servers.
+	loaded, err := startPool(ctx, cfg, cp.Kubeconfig(), poolName, loadedIdleTimeout, "userve-pool-loaded.log")
+	if err != nil {
+		return res, err
+	}
+	if err := waitMetric(ctx, loaded, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
+		loaded.stop()
+		return res, err
+	}
+	sleep(ctx, cfg.Settle)
+	ku, err := loaded.usage()
+	if err != nil {
+		loaded.stop()
+		return res, err
+	}
+	res.KnownRSSMiB = mib(ku.RSSKiB)
+	res.KnownKiBPerTnt = report.PerTenantKiB(ku.RSSKiB, eu.RSSKiB, cfg.Tenants)
+	logf("pool: %d tenants known, none served: %.1f MiB RSS (%.1f KiB each)", cfg.Tenants, res.KnownRSSMiB, res.KnownKiBPerTnt)
+	err = measureLoaded(ctx, cfg, res, loaded, tenants, eu)
+	loaded.stop()
+	if err != nil {
+		return res, err
+	}
+
+	// Eviction, cold activations, throughput and the neighbour: a pool
+	// with the short idle timeout.
+	pool, err := startPool(ctx, cfg, cp.Kubeconfig(), poolName, cfg.IdleTimeout, "userve-pool.log")
 	if err != nil {
 		return res, err
 	}
@@ -126,19 +160,10 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	if err := waitMetric(ctx, pool, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
 		return res, err
 	}
-	sleep(ctx, cfg.Settle)
-	ku, err := pool.usage()
-	if err != nil {
+	if err := measureEvicted(ctx, cfg, res, pool, tenants, eu); err != nil {
 		return res, err
 	}
-	res.KnownRSSMiB = mib(ku.RSSKiB)
-	res.KnownKiBPerTnt = report.PerTenantKiB(ku.RSSKiB, eu.RSSKiB, cfg.Tenants)
-	logf("pool: %d tenants known, none served: %.1f MiB RSS (%.1f KiB each)", cfg.Tenants, res.KnownRSSMiB, res.KnownKiBPerTnt)
-
-	if err := measureMemory(ctx, cfg, res, pool, tenants, eu); err != nil {
-		return res, err
-	}
-	if err := measureCold(ctx, cfg, res, pool, tenants); err != nil {
+	if err := measureCold(ctx, cfg, res, pool, store, tenants); err != nil {
 		return res, err
 	}
 	dedicated, err := startDedicated(ctx, cfg, tenants[0], "userve-serve-dedicated.log")

@@ -72,14 +72,15 @@ func listenPair() (api, metrics string, err error) {
 }
 
 // startPool runs `userve pool` for the pool named name (a name no Secret
-// carries gives an empty pool) and waits until it has synced its Secrets.
-func startPool(ctx context.Context, cfg Config, kubeconfig, name, logName string) (*proc, error) {
+// carries gives an empty pool) with the idle timeout idle, and waits until
+// it has synced its Secrets.
+func startPool(ctx context.Context, cfg Config, kubeconfig, name string, idle time.Duration, logName string) (*proc, error) {
 	api, met, err := listenPair()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(cfg.UserveBin, "pool", "--pool", name, "--namespace", poolNS, "--kubeconfig", kubeconfig,
-		"--listen", api, "--metrics-listen", met, "--idle-timeout", cfg.IdleTimeout.String(),
+		"--listen", api, "--metrics-listen", met, "--idle-timeout", idle.String(),
 		// The default log level, as the dedicated server's: both write an
 		// access log line per request.
 		"--tenant-max-inflight", strconv.Itoa(cfg.TenantMaxInFlight))

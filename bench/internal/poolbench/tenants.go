@@ -34,14 +34,17 @@ type tenant struct {
 }
 
 const (
-	tenantName = "users" // every tenant's UserService is "users" in a namespace of its own
-	poolName   = "bench"
-	poolNS     = "userve-pools"
+	poolName = "bench"
+	poolNS   = "userve-pools"
 )
 
+// newTenant is tenant i, "app-<i>" in namespace "team-<i>". The names
+// differ: tenants of one name in several namespaces all claim the short
+// Host "<name>", which then routes to none of them (docs/pools.md), and the
+// pool warns of it once per Secret, naming every claimant.
 func newTenant(i int) *tenant {
 	ns := fmt.Sprintf("team-%04d", i)
-	return &tenant{namespace: ns, name: tenantName, database: fmt.Sprintf("pool_%04d", i),
+	return &tenant{namespace: ns, name: fmt.Sprintf("app-%04d", i), database: fmt.Sprintf("pool_%04d", i),
 		user: fmt.Sprintf("u_%04d", i), password: randomHex(16),
 		adminToken: "admin-" + randomHex(16), jwtKey: "jwt-" + randomHex(24)}
 }

@@ -47,6 +47,8 @@ type Pool struct {
 
 	// ColdActivation is the first request to an evicted tenant, one at a time.
 	ColdActivation stats.Summary `json:"cold_activation"`
+	ColdPoolCPUms  float64       `json:"cold_pool_cpu_ms_per_activation"`
+	ColdStoreCPUms float64       `json:"cold_store_cpu_ms_per_activation"` // FerretDB's
 
 	Throughput []PoolCell `json:"throughput"`
 	Noisy      *Noisy     `json:"noisy,omitempty"`
@@ -209,6 +211,9 @@ func poolMarkdown(b *strings.Builder, p *Pool) {
 	b.WriteString("| activation | tenants | p50 ms | p99 ms | max ms | failed |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	fmt.Fprintf(b, "| first request ever (fresh database: indexes created; a 503 after the pool's 3 s index wait counts as failed, then retried) | %d | %.1f | %.1f | %.1f | %d |\n", fa.Requests, fa.P50ms, fa.P99ms, fa.MaxMs, fa.Errors)
 	fmt.Fprintf(b, "| first request after eviction (cold), one at a time | %d | %.1f | %.1f | %.1f | %d |\n\n", ca.Requests, ca.P50ms, ca.P99ms, ca.MaxMs, ca.Errors)
+	if p.ColdPoolCPUms > 0 || p.ColdStoreCPUms > 0 {
+		fmt.Fprintf(b, "CPU per cold activation (request included): the pool %.2f ms, FerretDB %.2f ms.\n\n", p.ColdPoolCPUms, p.ColdStoreCPUms)
+	}
 	if len(p.Throughput) > 0 {
 		b.WriteString("| detail, conc | pool req/s | dedicated req/s | ratio | pool p50 / p99 ms | dedicated p50 / p99 ms | pool CPU ms/req | dedicated CPU ms/req | note |\n")
 		b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
