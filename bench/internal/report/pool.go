@@ -40,6 +40,9 @@ type Pool struct {
 	EvictedKiBPerTnt float64 `json:"evicted_kib_per_tenant"` // (evicted - empty) / tenants
 	KnownKiBPerTnt   float64 `json:"known_kib_per_tenant"`   // (known - empty) / tenants
 	Evictions        int     `json:"evictions"`
+	// EvictPassFailed counts the requests of the pass before the eviction
+	// answered 503 (an activation that outwaited the index wait), retried.
+	EvictPassFailed int `json:"evict_pass_503"`
 	// EvictionMethod says how the evicted sample was taken (no forced GC).
 	EvictionMethod string `json:"eviction_method"`
 	// EvictedSeries is the RSS after the last eviction, every few seconds.
@@ -198,7 +201,8 @@ func poolMarkdown(b *strings.Builder, p *Pool) {
 		p.LoadedTenants, p.SweepSeconds, p.PeakRSSMiB, p.LoadedRSSMiB, p.LoadedAnonMiB, p.LoadedHeapMiB, p.LoadedKiBPerTnt)
 	fmt.Fprintf(b, "| %d evicted | %.1f | %.1f | %.1f | %.1f |\n\n", p.Evictions, p.EvictedRSSMiB, p.EvictedAnonMiB, p.EvictedHeapMiB, p.EvictedKiBPerTnt)
 	if p.EvictionMethod != "" {
-		fmt.Fprintf(b, "Evicted sample: %s\n\n", p.EvictionMethod)
+		fmt.Fprintf(b, "Evicted sample: %s. Before it, one request per tenant built every server again; %d of them were answered 503 (the activation outwaited the pool's 3 s index wait) and retried.\n\n",
+			p.EvictionMethod, p.EvictPassFailed)
 	}
 	if len(p.EvictedSeries) > 0 {
 		var pts []string
