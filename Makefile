@@ -40,7 +40,8 @@ build-dev: build ## Build bin/userve-dev, the sandbox (links envtest; never in t
 	@echo "building $(BIN)/userve-dev..."
 	@CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/userve-dev ./cmd/userve-dev
 
-test: tools ## Run every test (unit, store, server, envtest, chart, e2e).
+test: tools ## Run every test (unit, store, server, envtest, chart, e2e, the console in chromium).
+	@hack/browser/install.sh
 	go test $(GO_TEST_FLAGS) ./...
 
 lint: ## go vet and gofmt.

@@ -12,8 +12,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/controllers/render"
 	"userve.dev/userve/test/kubefixture"
 	"userve.dev/userve/test/mongofixture"
 )
@@ -68,10 +70,12 @@ func TestPoolBadKubeconfigIsOneLine(t *testing.T) {
 	}
 }
 
-// TestPoolRunsAndStops runs `userve pool` in-process against envtest's API
-// server (by --kubeconfig) and a private FerretDB: ready once the Secrets
-// are listed, it serves a tenant by its Host, answers an unknown Host 404,
-// counts both on --metrics-listen, and exits 0 on cancellation.
+// TestPoolRunsAndStops runs `userve pool` in-process, with the arguments
+// the operator renders for a pool (render.PoolArgs: every optional flag
+// set), against envtest's API server (by --kubeconfig) and a private
+// FerretDB: ready once the Secrets are applied, it serves a tenant by its
+// Host, answers an unknown Host 404, counts both on --metrics-listen, and
+// exits 0 on cancellation.
 func TestPoolRunsAndStops(t *testing.T) {
 	kube, err := kubefixture.Start()
 	if err != nil {
@@ -94,6 +98,12 @@ func TestPoolRunsAndStops(t *testing.T) {
 		}}); err != nil {
 		t.Fatal(err)
 	}
+	// The pod the process runs as (POD_NAME): it acknowledges the Secrets
+	// applied there before it is ready.
+	if err := kube.Client.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "userve-system", Name: "pool-0"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "pool", Image: "example.com/userve:test"}}}}); err != nil {
+		t.Fatal(err)
+	}
 	addrs := make([]string, 2)
 	for i := range addrs {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -105,9 +115,17 @@ func TestPoolRunsAndStops(t *testing.T) {
 	}
 	var stdout, stderr lockedBuffer
 	done := make(chan int, 1)
+	inflight := int32(8)
+	rendered := render.PoolArgs(&v1alpha1.UserServicePool{ObjectMeta: metav1.ObjectMeta{Name: "shared"},
+		Spec: v1alpha1.UserServicePoolSpec{IdleTimeout: &metav1.Duration{Duration: time.Minute}, TenantMaxInflight: &inflight,
+			Egress: v1alpha1.PoolEgressSpec{AllowCIDRs: []string{"10.0.0.0/8", "fd00::/8"}}}})
+	if rendered[0] != "pool" {
+		t.Fatalf("the operator's arguments start with %q, want the pool command", rendered[0])
+	}
+	// Later flags win: the test's own listeners and API server.
+	args := append(rendered[1:], "--kubeconfig", kube.Kubeconfig, "--listen", addrs[0], "--metrics-listen", addrs[1])
 	go func() {
-		done <- servePool(ctx, []string{"--pool", "shared", "--kubeconfig", kube.Kubeconfig, "--listen", addrs[0], "--metrics-listen", addrs[1]},
-			envOf(map[string]string{"POD_NAMESPACE": "userve-system"}), &stdout, &stderr)
+		done <- servePool(ctx, args, envOf(map[string]string{"POD_NAMESPACE": "userve-system", "POD_NAME": "pool-0"}), &stdout, &stderr)
 	}()
 	get := func(host, url string) int {
 		req, _ := http.NewRequest("GET", url, nil)
@@ -127,6 +145,13 @@ func TestPoolRunsAndStops(t *testing.T) {
 			t.Fatalf("not ready; stderr %s stdout %.2000s", stderr.String(), stdout.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	var pod corev1.Pod
+	if err := kube.Client.Get(ctx, client.ObjectKey{Namespace: "userve-system", Name: "pool-0"}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if pod.Annotations[v1alpha1.PoolAppliedAnnotation] == "" {
+		t.Errorf("ready before acknowledging the tenant Secret on its pod: annotations %v", pod.Annotations)
 	}
 	if code := get("users.acme.example.com", base+"/userve/v1/user-group/"); code != http.StatusOK {
 		t.Fatalf("the tenant by its Ingress host: %d; stdout %.2000s", code, stdout.String())

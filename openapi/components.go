@@ -45,6 +45,7 @@ func (c *components) schemas(d Dialect) S {
 			"SessionList":       list("Session"),
 			"Login":             loginRecord(),
 			"LoginList":         list("Login"),
+			"UserOverview":      userOverview(),
 		}
 	}
 	return S{
@@ -234,11 +235,12 @@ func auditEntry() S {
 		"query":     with(str(), "description", "The request's query string (at most 1 KiB, then truncated), e.g. an export's where or an import's format."),
 		"user_ids":  arrayOf(id()),
 		"remote":    str(),
+		"via":       with(enum("api", "console"), "description", "api: a request with the admin's bearer token; console: an action in the tenant console (docs/console.md) by the admin signed in there."),
 		"state":     with(enum("pending", "done", "failed"), "description", "pending: written before the action, outcome not recorded (docs/server.md)."),
 		"status":    with(nullable(integer()), "description", "The HTTP status answered; null while pending."),
 		"changes":   arrayOf(object(S{"field": str(), "before": anyValue, "after": anyValue}, "field", "before", "after")),
 		"truncated": boolean(),
-	}, "id", "at", "admin", "action", "method", "path", "query", "user_ids", "remote", "state", "status", "changes", "truncated")
+	}, "id", "at", "admin", "action", "method", "path", "query", "user_ids", "remote", "via", "state", "status", "changes", "truncated")
 }
 
 func membershipChange() S {
@@ -412,6 +414,14 @@ func session(timeSchema, extra S) S {
 }
 
 // loginRecord is one entry of a user's login history.
+func userOverview() S {
+	count := with(integer(), "minimum", 0)
+	return object(S{
+		"user_id": id(), "followers_count": count, "followings_count": count,
+		"wallet": integer(), "new_wallet": integer(), "currency": integer(),
+	}, "user_id", "followers_count", "followings_count", "wallet", "new_wallet", "currency")
+}
+
 func loginRecord() S {
 	return object(S{
 		"at":      unix(),

@@ -170,6 +170,10 @@ func managementOperations(c *components) map[string]operation {
 				"spec.api.plus.loginHistory (default 30 days). At most 100.",
 			responses: []response{ok("The attempts.", ref("LoginList")), notFound("No such user.")}},
 
+		"GET /v1/users/{user_id}/overview/": {id: "getUserOverview", tag: "users", security: adminToken, summary: "A user's follows counts and wallet balances",
+			description: "What the console's user page shows next to the profile: followers, followings, and the balances of the three wallet accounts.",
+			responses:   []response{ok("The counts and balances.", ref("UserOverview")), notFound("No such user.")}},
+
 		"POST /v1/user-merge/": {id: "mergeUsers", tag: "users", security: adminToken, summary: "Fold one user into another",
 			description: "Moves from's identities, memberships, follows and balances to into, then deletes from. Replaying the request finishes a merge cut short.",
 			body:        jsonBody(object(S{"from": id(), "into": id(), "idempotency_key": with(str(), "minLength", 1)}, "from", "into")),

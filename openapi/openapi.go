@@ -43,6 +43,21 @@ const (
 	HServePrefix     = "/hserve"
 )
 
+// ConsolePath is where the tenant console lives under both management
+// prefixes (server/console). Its pages are HTML for browsers, not API: no
+// document describes them, and the conformance checker leaves them alone.
+const ConsolePath = "/console"
+
+// IsConsolePath reports whether path is one of the console's.
+func IsConsolePath(path string) bool {
+	for _, prefix := range []string{ManagementPrefix, ManagementAlias} {
+		if path == prefix+ConsolePath || strings.HasPrefix(path, prefix+ConsolePath+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // Route is one route of the server's table: a method and a path template in
 // gorilla/mux's syntax, which is OpenAPI's ({name} segments).
 type Route struct{ Method, Path string }

@@ -170,6 +170,9 @@ func (r *reporter) printReady(key string, t runtime.Tenant, token, dbUser string
 	}
 	fmt.Fprintf(&b, "    management:   curl -H 'Authorization: Bearer %s' %s/userve/v2.0/miniapp/user_profile/\n", token, t.URL)
 	fmt.Fprintf(&b, "    end users:    curl %s/api/v2/users\n", t.URL)
+	if r.consoleOn(t) {
+		fmt.Fprintf(&b, "    console:      %s/userve/console/   (sign in with the admin token)\n", t.URL)
+	}
 	if dbUser != "" {
 		fmt.Fprintf(&b, "    MongoDB user: %s (the tenant's own; its URI is in the Secret the pods read)\n", dbUser)
 	}
@@ -189,6 +192,19 @@ func (r *reporter) printReady(key string, t runtime.Tenant, token, dbUser string
 	}
 	fmt.Fprintf(&b, "    logs:         %s\n", filepath.Join(r.podsDir, t.Namespace, t.Name+"-*", "log"))
 	r.p.printf("%s", b.String())
+}
+
+// consoleOn reports whether the tenant serves the console (on unless its
+// spec turns it or the management API off); when the spec cannot be
+// read, the default, on.
+func (r *reporter) consoleOn(t runtime.Tenant) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var us v1alpha1.UserService
+	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: t.Namespace, Name: t.UserService}, &us); err != nil {
+		return true
+	}
+	return v1alpha1.ConsoleEnabled(&us.Spec)
 }
 
 // hserveClientID is the tenant's MinApp SDK client ID while that dialect

@@ -45,6 +45,9 @@ func (s *Server) audited(action string, profile bool, next http.Handler) http.Ha
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := &store.AuditEntry{Admin: AdminName(r.Context()), Action: action, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr,
 			Query: r.URL.RawQuery}
+		if _, console := r.Context().Value(consoleAdminKey{}).(string); console {
+			e.Via = store.AuditViaConsole
+		}
 		if len(e.Query) > auditMaxQuery {
 			e.Query, e.Truncated = e.Query[:auditMaxQuery], true
 		}

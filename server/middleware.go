@@ -14,7 +14,9 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"userve.dev/userve/openapi"
 	"userve.dev/userve/server/account"
+	"userve.dev/userve/server/console"
 	"userve.dev/userve/server/hserve"
 	"userve.dev/userve/server/httpx"
 	"userve.dev/userve/server/minapp"
@@ -186,31 +188,45 @@ func (s *Server) extendBulk(next http.Handler) http.Handler {
 }
 
 // requireAdmin admits requests bearing one of the tenant's admin tokens and
-// puts that token's name in the request's context (AdminName). Every token
-// is compared in constant time, and all of them are compared, so timing
-// tells nothing about which one nearly matched.
+// puts that token's name in the request's context (AdminName).
 func (s *Server) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The console's in-process requests carry the admin its session
+		// proved (console_api.go); no HTTP request can.
+		if name, ok := r.Context().Value(consoleAdminKey{}).(string); ok && name != "" {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, name)))
+			return
+		}
 		token, ok := bearerToken(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="userve"`)
 			s.writeError(w, r, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <admin token>")
 			return
 		}
-		match, which := 0, 0
-		for i, t := range s.adminTokens {
-			eq := subtle.ConstantTimeCompare([]byte(token), t.token)
-			match |= eq
-			which = subtle.ConstantTimeSelect(eq, i, which)
-		}
-		if match != 1 {
+		name, ok := s.adminTokenName(token)
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="userve", error="invalid_token"`)
 			s.writeError(w, r, http.StatusUnauthorized, "invalid admin token")
 			return
 		}
-		name := s.adminTokens[which].name
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, name)))
 	})
+}
+
+// adminTokenName is the name of the admin token equal to token. Every
+// token is compared in constant time, and all of them are compared, so
+// timing tells nothing about which one nearly matched.
+func (s *Server) adminTokenName(token string) (string, bool) {
+	match, which := 0, 0
+	for i, t := range s.adminTokens {
+		eq := subtle.ConstantTimeCompare([]byte(token), t.token)
+		match |= eq
+		which = subtle.ConstantTimeSelect(eq, i, which)
+	}
+	if match != 1 {
+		return "", false
+	}
+	return s.adminTokens[which].name, true
 }
 
 // adminToken is one admin token and its name (config.AdminToken).
@@ -320,7 +336,9 @@ func bulkLimits(path string) (body int64, timeout time.Duration, ok bool) {
 		switch path {
 		case prefix + "/v1/import/users/":
 			return minapp.MaxImportBodyBytes, ImportRequestTimeout, true
-		case prefix + "/v1/export/users/":
+		case prefix + "/v1/export/users/", prefix + openapi.ConsolePath + console.ExportPath:
+			// The console's download is the export, run once its session
+			// is checked (server/console).
 			return httpx.MaxBody, ExportRequestTimeout, true
 		}
 	}

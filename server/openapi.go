@@ -53,6 +53,9 @@ func routeTable(r *mux.Router) ([]openapi.Route, error) {
 		if err != nil {
 			return nil // a prefix route (the misconfigured end-user API) has no template
 		}
+		if openapi.IsConsolePath(path) {
+			return nil // the console's HTML pages are not API (docs/console.md)
+		}
 		methods, err := route.GetMethods()
 		if err != nil {
 			return fmt.Errorf("route %s has no methods", path)

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/mux"
 
@@ -29,6 +30,11 @@ func (s *Server) routes() *mux.Router {
 		// /oserve/ serves every /userve/ path too.
 		for _, prefix := range []string{"/userve", "/oserve"} {
 			s.minappRoutes(r, prefix)
+		}
+	}
+	if v1alpha1.ConsoleEnabled(spec) {
+		for _, prefix := range []string{"/userve", "/oserve"} {
+			s.consoleRoutes(r, prefix)
 		}
 	}
 	if s.plus != nil || s.plusErr != nil {
@@ -99,6 +105,7 @@ func (s *Server) minappRoutes(r *routeList, prefix string) {
 	route(del, "/v1/users/{user_id}/sessions/", h.EndUserSessions)
 	route(del, "/v1/users/{user_id}/sessions/{session_id}/", h.EndUserSession)
 	route(get, "/v1/users/{user_id}/logins/", h.ListUserLogins)
+	route(get, "/v1/users/{user_id}/overview/", h.UserOverview)
 
 	// User merge (issue 14; minapp/merge.go).
 	route(post, "/v1/user-merge/", h.MergeUsers)
@@ -114,6 +121,21 @@ func (s *Server) minappRoutes(r *routeList, prefix string) {
 	// This dialect's OpenAPI document (issue 16; server/openapi.go); it
 	// names the tenant's custom fields, so it needs a token too.
 	r.Handle(prefix+"/openapi.json", s.requireAdmin(s.serveOpenAPI(openapi.Management))).Methods(get)
+}
+
+// consoleRoutes serve the tenant console (server/console, issue 23) under
+// one prefix: HTML pages whose every read and change is a management
+// request run in-process as the signed-in admin (console_api.go).
+//
+// The console is built on its first request: most servers (a pool builds
+// one per tenant) never serve it, and building it costs about a third of
+// building the rest of the server.
+func (s *Server) consoleRoutes(r *routeList, prefix string) {
+	console := sync.OnceValue(func() http.Handler { return s.newConsole(prefix) })
+	base := prefix + openapi.ConsolePath
+	r.Handle(base, http.RedirectHandler(base+"/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix(base+"/").HandlerFunc(func(w http.ResponseWriter, req *http.Request) { console().ServeHTTP(w, req) }).
+		Methods(http.MethodGet, http.MethodHead, http.MethodPost)
 }
 
 // plusRoutes is the end-user dialect (ThinkSNS Plus v2), under /api/v2.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/server/account"
@@ -66,6 +68,7 @@ type Server struct {
 	// routeHandlers are this server's handlers, in the order of its
 	// routes in the shared router (routelist.go).
 	routeHandlers []http.Handler
+	router        *mux.Router // the (shared) router, which the console calls in-process
 	handler       http.Handler
 	timeouts      HTTPTimeouts
 	openapi       *openAPIDocs
@@ -174,6 +177,7 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s.minapp.Accounts = s.accounts
 	s.buildDialects()
 	router := s.routes()
+	s.router = router
 	s.openapi = &openAPIDocs{cfg: cfg, router: router}
 	s.handler = s.observe(s.recoverPanics(s.limitBody(noStore(router))))
 	return s

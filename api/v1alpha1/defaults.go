@@ -46,6 +46,7 @@ func SetDefaults(us *UserService) {
 	m.DefaultLimit = defaultInt32(m.DefaultLimit, DefaultMinAppLimit)
 	m.MaxLimit = defaultInt32(m.MaxLimit, DefaultMinAppMaxLimit)
 	m.AuditRetentionDays = defaultInt32(m.AuditRetentionDays, DefaultAuditRetentionDays)
+	s.API.Console.Enabled = defaultBool(s.API.Console.Enabled, true)
 	p := &s.API.Plus
 	p.Enabled = defaultBool(p.Enabled, true)
 	p.DefaultLimit = defaultInt32(p.DefaultLimit, DefaultPlusLimit)
@@ -107,6 +108,12 @@ func defaultDuration(d *metav1.Duration, def time.Duration) *metav1.Duration {
 		return &metav1.Duration{Duration: def}
 	}
 	return d
+}
+
+// ConsoleEnabled reports whether the tenant console is served: it is on by
+// default, and only where the management API is on.
+func ConsoleEnabled(s *UserServiceSpec) bool {
+	return Enabled(s.API.MinApp.Enabled) && Enabled(s.API.Console.Enabled)
 }
 
 // HServeEnabled reports whether the MinApp client SDK dialect is on.

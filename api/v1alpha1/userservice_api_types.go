@@ -24,6 +24,21 @@ type APISpec struct {
 	// tokens and attempt limits.
 	// +optional
 	HServe *HServeAPISpec `json:"hserve,omitempty"`
+
+	// Console is the web console for the tenant's admins, served at
+	// /userve/console/ and /oserve/console/ (docs/console.md). It is served
+	// only while the management API (minapp) is enabled.
+	// +kubebuilder:default={}
+	// +optional
+	Console ConsoleAPISpec `json:"console,omitempty"`
+}
+
+// ConsoleAPISpec configures the tenant console (docs/console.md).
+type ConsoleAPISpec struct {
+	// Enabled serves the console; it needs api.minapp.enabled too.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // HServeAPISpec configures the MinApp client SDK dialect (docs/hserve.md).

@@ -13,7 +13,8 @@
 //   - a path the document does not hold must be answered 404 or 405.
 //
 // Only the dialects' paths are checked (/userve/, /oserve/ as /userve/,
-// /api/v2/, /hserve/); /healthz and /readyz are operations, not API.
+// /api/v2/, /hserve/); /healthz and /readyz are operations, not API, and
+// the console's pages (/userve/console/) are HTML for browsers.
 package conformance
 
 import (
@@ -197,6 +198,8 @@ func jsonLinesOf(body []byte) [][]byte {
 // document names it.
 func dialectOf(path string) (openapi.Dialect, string, bool) {
 	switch {
+	case openapi.IsConsolePath(path):
+		return "", "", false // HTML pages for browsers, not API
 	case strings.HasPrefix(path, openapi.EndUserPrefix+"/"):
 		return openapi.EndUser, path, true
 	case strings.HasPrefix(path, openapi.HServePrefix+"/"):

@@ -93,6 +93,7 @@ type auditJSON struct {
 	Query     string            `json:"query"`
 	UserIDs   []int64           `json:"user_ids"`
 	Remote    string            `json:"remote"`
+	Via       string            `json:"via"`
 	State     string            `json:"state"`
 	Status    *int              `json:"status"`
 	Changes   []auditChangeJSON `json:"changes"`
@@ -101,7 +102,10 @@ type auditJSON struct {
 
 func toAuditJSON(e *store.AuditEntry) auditJSON {
 	a := auditJSON{ID: e.ID.Hex(), At: e.At.Unix(), Admin: e.Admin, Action: e.Action, Method: e.Method, Path: e.Path, Query: e.Query,
-		UserIDs: e.UserIDs, Remote: e.Remote, State: e.State, Changes: []auditChangeJSON{}, Truncated: e.Truncated}
+		UserIDs: e.UserIDs, Remote: e.Remote, Via: e.Via, State: e.State, Changes: []auditChangeJSON{}, Truncated: e.Truncated}
+	if a.Via == "" {
+		a.Via = "api"
+	}
 	if a.UserIDs == nil {
 		a.UserIDs = []int64{}
 	}

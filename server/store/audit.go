@@ -16,6 +16,10 @@ import (
 // deleted in code (FerretDB has no TTL index).
 const ColAudit = "audit_log"
 
+// AuditViaConsole marks the entries of actions taken in the tenant console
+// (server/console); the others came through the API with a bearer token.
+const AuditViaConsole = "console"
+
 // Audit entry states.
 const (
 	AuditPending = "pending" // written before the action; outcome unknown if it stays so
@@ -43,8 +47,10 @@ type AuditEntry struct {
 	Query   string        `bson:"query"` // its query string, at most auditMaxQuery bytes
 	UserIDs []int64       `bson:"user_ids"`
 	Remote  string        `bson:"remote"`
-	State   string        `bson:"state"`
-	Status  int           `bson:"status,omitempty"` // the HTTP status answered
+	// Via is where the admin acted: AuditViaConsole, or "" for the API.
+	Via    string `bson:"via,omitempty"`
+	State  string `bson:"state"`
+	Status int    `bson:"status,omitempty"` // the HTTP status answered
 	// Changes are the profile fields an action changed, before and after.
 	Changes []AuditChange `bson:"changes,omitempty"`
 	// Truncated says Changes or UserIDs were cut to their bounds.

@@ -38,6 +38,24 @@ func (e AuditEntryState) Valid() bool {
 	}
 }
 
+// Defines values for AuditEntryVia.
+const (
+	Api     AuditEntryVia = "api"
+	Console AuditEntryVia = "console"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryVia enum.
+func (e AuditEntryVia) Valid() bool {
+	switch e {
+	case Api:
+		return true
+	case Console:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorStatus.
 const (
 	ErrorStatusError ErrorStatus = "error"
@@ -575,10 +593,16 @@ type AuditEntry struct {
 	Status    *int64  `json:"status"`
 	Truncated bool    `json:"truncated"`
 	UserIds   []int64 `json:"user_ids"`
+
+	// Via api: a request with the admin's bearer token; console: an action in the tenant console (docs/console.md) by the admin signed in there.
+	Via AuditEntryVia `json:"via"`
 }
 
 // AuditEntryState pending: written before the action, outcome not recorded (docs/server.md).
 type AuditEntryState string
+
+// AuditEntryVia api: a request with the admin's bearer token; console: an action in the tenant console (docs/console.md) by the admin signed in there.
+type AuditEntryVia string
 
 // AuditList defines model for AuditList.
 type AuditList struct {
@@ -908,6 +932,16 @@ type TransactionState string
 type TransactionList struct {
 	Meta    ListMeta      `json:"meta"`
 	Objects []Transaction `json:"objects"`
+}
+
+// UserOverview defines model for UserOverview.
+type UserOverview struct {
+	Currency        int64 `json:"currency"`
+	FollowersCount  int64 `json:"followers_count"`
+	FollowingsCount int64 `json:"followings_count"`
+	NewWallet       int64 `json:"new_wallet"`
+	UserId          int64 `json:"user_id"`
+	Wallet          int64 `json:"wallet"`
 }
 
 // ListAuditParams defines parameters for ListAudit.
@@ -1446,6 +1480,13 @@ type ClientInterface interface {
 	// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
 	ListUserLogins(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetUserOverview A user's follows counts and wallet balances
+	//
+	// What the console's user page shows next to the profile: followers, followings, and the balances of the three wallet accounts.
+	//
+	// Corresponds with GET /userve/v1/users/{user_id}/overview/ (the `GetUserOverview` operationId).
+	GetUserOverview(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// EndUserSessions End every session of a user
 	//
 	// Corresponds with DELETE /userve/v1/users/{user_id}/sessions/ (the `EndUserSessions` operationId).
@@ -1946,6 +1987,23 @@ func (c *Client) BanUser(ctx context.Context, userId string, body BanUserJSONReq
 // Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
 func (c *Client) ListUserLogins(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListUserLoginsRequest(c.Server, userId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetUserOverview A user's follows counts and wallet balances
+//
+// What the console's user page shows next to the profile: followers, followings, and the balances of the three wallet accounts.
+//
+// Corresponds with GET /userve/v1/users/{user_id}/overview/ (the `GetUserOverview` operationId).
+func (c *Client) GetUserOverview(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetUserOverviewRequest(c.Server, userId)
 	if err != nil {
 		return nil, err
 	}
@@ -3096,6 +3154,40 @@ func NewListUserLoginsRequest(server string, userId string) (*http.Request, erro
 	return req, nil
 }
 
+// NewGetUserOverviewRequest constructs an http.Request for the GetUserOverview method
+func NewGetUserOverviewRequest(server string, userId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "user_id", userId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/userve/v1/users/%s/overview/", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewEndUserSessionsRequest constructs an http.Request for the EndUserSessions method
 func NewEndUserSessionsRequest(server string, userId string) (*http.Request, error) {
 	var err error
@@ -4177,6 +4269,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /userve/v1/users/{user_id}/logins/ (the `ListUserLogins` operationId).
 	ListUserLoginsWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*ListUserLoginsResponse, error)
+
+	// GetUserOverviewWithResponse A user's follows counts and wallet balances
+	//
+	// What the console's user page shows next to the profile: followers, followings, and the balances of the three wallet accounts.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /userve/v1/users/{user_id}/overview/ (the `GetUserOverview` operationId).
+	GetUserOverviewWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*GetUserOverviewResponse, error)
 
 	// EndUserSessionsWithResponse End every session of a user
 	//
@@ -5571,6 +5672,89 @@ func (r ListUserLoginsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListUserLoginsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetUserOverviewResponse401Headers the declared response headers of an HTTP 401 response for GetUserOverview
+type GetUserOverviewResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetUserOverviewResponse503Headers the declared response headers of an HTTP 503 response for GetUserOverview
+type GetUserOverviewResponse503Headers struct {
+	RetryAfter *string
+}
+
+type GetUserOverviewResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *UserOverview
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetUserOverviewResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetUserOverviewResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetUserOverviewResponse) GetJSON200() *UserOverview {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetUserOverviewResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetUserOverviewResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetUserOverviewResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetUserOverviewResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetUserOverviewResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetUserOverviewResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetUserOverviewResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetUserOverviewResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7125,6 +7309,21 @@ func (c *ClientWithResponses) ListUserLoginsWithResponse(ctx context.Context, us
 	return ParseListUserLoginsResponse(rsp)
 }
 
+// GetUserOverviewWithResponse A user's follows counts and wallet balances
+//
+// What the console's user page shows next to the profile: followers, followings, and the balances of the three wallet accounts.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /userve/v1/users/{user_id}/overview/ (the `GetUserOverview` operationId).
+func (c *ClientWithResponses) GetUserOverviewWithResponse(ctx context.Context, userId string, reqEditors ...RequestEditorFn) (*GetUserOverviewResponse, error) {
+	rsp, err := c.GetUserOverview(ctx, userId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetUserOverviewResponse(rsp)
+}
+
 // EndUserSessionsWithResponse End every session of a user
 //
 // Returns a wrapper object for the known response body format(s).
@@ -8561,6 +8760,83 @@ func ParseListUserLoginsResponse(rsp *http.Response) (*ListUserLoginsResponse, e
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListUserLoginsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetUserOverviewResponse parses an HTTP response from a GetUserOverviewWithResponse call
+func ParseGetUserOverviewResponse(rsp *http.Response) (*GetUserOverviewResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetUserOverviewResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest UserOverview
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetUserOverviewResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetUserOverviewResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
