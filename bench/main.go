@@ -1,11 +1,13 @@
 // Command bench is `make bench`: it measures the tenant API (bin/userve serve
-// over FerretDB + PostgreSQL, or USERVE_BENCH_MONGO_URI) and the operator at
-// 1,000 tenants (bin/userve operator against etcd + kube-apiserver), and
+// over FerretDB + PostgreSQL, or USERVE_BENCH_MONGO_URI), the operator at
+// 1,000 tenants (bin/userve operator against etcd + kube-apiserver), the
+// migration tools, and a shared pool of 1,000 tenants (bin/userve pool), and
 // writes bench/results/latest.json and latest.md.
 //
 //	go run ./bench                       # everything (~7 minutes on 2 cores)
 //	go run ./bench -only api -duration 3s
 //	go run ./bench -only operator -tenants 200
+//	go run ./bench -only pool -pool-tenants 100
 //
 // Every process it starts runs in its own process group with a
 // parent-death signal; Ctrl-C stops them all before exiting.
@@ -27,6 +29,7 @@ import (
 	"userve.dev/userve/bench/internal/apibench"
 	"userve.dev/userve/bench/internal/migbench"
 	"userve.dev/userve/bench/internal/opbench"
+	"userve.dev/userve/bench/internal/poolbench"
 	"userve.dev/userve/bench/internal/procmon"
 	"userve.dev/userve/bench/internal/report"
 	"userve.dev/userve/test/testbin"
@@ -35,7 +38,7 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
-	only := flag.String("only", "all", "which part: all, api, operator or import")
+	only := flag.String("only", "all", "which part: all, api, operator, import or pool")
 	importUsers := flag.Int("import-users", 100000, "ThinkSNS users for the import part")
 	importFollowings := flag.Int("import-followings", 3, "follows per imported user")
 	importBalanceEvery := flag.Int("import-balance-every", 100, "every n-th imported user has opening balances")
@@ -53,6 +56,15 @@ func run() int {
 	mcr := flag.Int("max-concurrent-reconciles", 32, "the operator's --max-concurrent-reconciles")
 	opFlags := flag.String("operator-flags", "", "extra flags for `userve operator`, space-separated")
 	readyTimeout := flag.Duration("ready-timeout", 180*time.Second, "give up waiting for all tenants Ready after this")
+	poolTenants := flag.Int("pool-tenants", 1000, "tenants in the pool part's one `userve pool` process")
+	poolProfiles := flag.Int("pool-profiles", 5, "profiles seeded per pooled tenant")
+	poolIdle := flag.Duration("pool-idle-timeout", 30*time.Second, "the pool's --idle-timeout (evicting every tenant takes this long)")
+	poolInFlight := flag.Int("pool-tenant-max-inflight", 32, "the pool's --tenant-max-inflight; the noisy neighbour is driven at it")
+	poolProcs := flag.Int("pool-gomaxprocs", 1, "GOMAXPROCS of the pool and of the dedicated server it is compared with")
+	poolConcs := flag.String("pool-concurrency", "1,8", "concurrencies of the pool's detail throughput cells")
+	poolDuration := flag.Duration("pool-duration", 8*time.Second, "measured time per side of a pool cell")
+	poolCold := flag.Int("pool-cold-samples", 500, "evicted tenants activated one at a time for the cold activation latency")
+	poolGCWait := flag.Duration("pool-gc-wait", 150*time.Second, "after the last eviction, wait at most this long for the runtime's own GC (it forces one every 2 minutes)")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
 	userveBin := flag.String("userve-bin", "", "the userve binary to measure (default <repo>/bin/userve), e.g. an older build for before/after")
 	baselineBin := flag.String("baseline-bin", "", "another userve build driven in the same cells as bin/userve, for before/after in one run")
@@ -71,8 +83,13 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench: -concurrency:", err)
 		return 2
 	}
-	if *only != "all" && *only != "api" && *only != "operator" && *only != "import" {
-		fmt.Fprintln(os.Stderr, "bench: -only must be all, api, operator or import")
+	if *only != "all" && *only != "api" && *only != "operator" && *only != "import" && *only != "pool" {
+		fmt.Fprintln(os.Stderr, "bench: -only must be all, api, operator, import or pool")
+		return 2
+	}
+	poolConcurrencies, err := parseConcurrencies(*poolConcs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -pool-concurrency:", err)
 		return 2
 	}
 	logDir, err := os.MkdirTemp("", "userve-bench-logs-")
@@ -161,6 +178,22 @@ func run() int {
 		if err != nil {
 			res.Errors = append(res.Errors, "import: "+err.Error())
 			logf("import part failed: %v", err)
+		}
+	}
+	if (*only == "all" || *only == "pool") && ctx.Err() == nil {
+		p, err := poolbench.Run(ctx, poolbench.Config{
+			UserveBin: userve, FerretBin: ferretAuth, LogDir: logDir, Tenants: *poolTenants, Profiles: *poolProfiles,
+			IdleTimeout: *poolIdle, TenantMaxInFlight: *poolInFlight, GOMAXPROCS: *poolProcs,
+			Concurrencies: poolConcurrencies, Duration: *poolDuration, ColdSamples: *poolCold, QuietConcurrency: 1,
+			GCWait: *poolGCWait, Settle: 10 * time.Second, Logf: logf,
+		})
+		res.Pool = p
+		if err != nil {
+			if p != nil {
+				p.Error = err.Error()
+			}
+			res.Errors = append(res.Errors, "pool: "+err.Error())
+			logf("pool part failed: %v", err)
 		}
 	}
 	res.Seconds = time.Since(started).Round(time.Second).Seconds()

@@ -20,6 +20,7 @@ type Results struct {
 	Host      Host      `json:"host"`
 	API       *API      `json:"api,omitempty"`
 	Operator  *Operator `json:"operator,omitempty"`
+	Pool      *Pool     `json:"pool,omitempty"`
 	Import    any       `json:"import,omitempty"` // migbench.Result (issue 15)
 	Targets   []Target  `json:"targets"`
 	Notes     []string  `json:"notes,omitempty"`
@@ -257,6 +258,9 @@ func Markdown(r *Results) string {
 				b.WriteString(counts(s.ByVerbResource, 0))
 			}
 		}
+	}
+	if r.Pool != nil {
+		poolMarkdown(&b, r.Pool)
 	}
 	profiles := r.Profiles
 	if r.API != nil {

@@ -70,7 +70,8 @@ func Judge(r *Results) []Target {
 			rss.Value = fmt.Sprintf("%.1f MiB", peak)
 		}
 	}
-	return append(ts, ready, writes, rss)
+	ts = append(ts, ready, writes, rss)
+	return append(ts, poolTargets(r.Pool)...)
 }
 
 func ratioTarget(a *API, endpoint string) Target {
