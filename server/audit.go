@@ -240,29 +240,9 @@ func decodeObject(data []byte) map[string]any {
 		return nil
 	}
 	for k, v := range m {
-		m[k] = numbers(v)
+		m[k] = httpx.Numbers(v)
 	}
 	return m
-}
-
-func numbers(v any) any {
-	switch t := v.(type) {
-	case json.Number:
-		if i, err := t.Int64(); err == nil {
-			return i
-		}
-		f, _ := t.Float64()
-		return f
-	case []any:
-		for i := range t {
-			t[i] = numbers(t[i])
-		}
-	case map[string]any:
-		for k := range t {
-			t[k] = numbers(t[k])
-		}
-	}
-	return v
 }
 
 // diffFields lists the fields whose values differ, in name order, without

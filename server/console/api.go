@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+
+	"userve.dev/userve/server/httpx"
 )
 
 // call runs one management request as the view's admin. path is relative
@@ -61,28 +63,7 @@ func decode(data []byte) any {
 	if d.Decode(&v) != nil {
 		return nil
 	}
-	return numbers(v)
-}
-
-// numbers turns json.Numbers into int64 (or float64 when not integral).
-func numbers(v any) any {
-	switch t := v.(type) {
-	case json.Number:
-		if i, err := t.Int64(); err == nil {
-			return i
-		}
-		f, _ := t.Float64()
-		return f
-	case []any:
-		for i := range t {
-			t[i] = numbers(t[i])
-		}
-	case map[string]any:
-		for k := range t {
-			t[k] = numbers(t[k])
-		}
-	}
-	return v
+	return httpx.Numbers(v)
 }
 
 func errorBody(msg string) []byte {

@@ -162,3 +162,25 @@ func putJSONBuffer(b *bytes.Buffer) {
 	b.Reset()
 	jsonBuffers.Put(b)
 }
+
+// Numbers turns the json.Numbers of a value decoded with UseNumber into
+// int64 (or float64 when not integral), in place for slices and maps.
+func Numbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i
+		}
+		f, _ := t.Float64()
+		return f
+	case []any:
+		for i := range t {
+			t[i] = Numbers(t[i])
+		}
+	case map[string]any:
+		for k := range t {
+			t[k] = Numbers(t[k])
+		}
+	}
+	return v
+}

@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -58,5 +59,19 @@ func TestWriteJSON(t *testing.T) {
 	if w.Code != http.StatusTeapot || w.Header().Get("Content-Type") != "application/json; charset=utf-8" ||
 		w.Body.String() != "{\"url\":\"https://x/?a=1&b=<2>\"}\n" {
 		t.Fatalf("%d %v %q", w.Code, w.Header(), w.Body.String())
+	}
+}
+
+func TestNumbersTurnsJSONNumbersIntoGoNumbers(t *testing.T) {
+	d := json.NewDecoder(strings.NewReader(`{"a": 3, "b": [1.5, {"c": 9007199254740993}], "d": "4"}`))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	got := Numbers(v).(map[string]any)
+	inner := got["b"].([]any)
+	if got["a"] != int64(3) || inner[0] != 1.5 || inner[1].(map[string]any)["c"] != int64(9007199254740993) || got["d"] != "4" {
+		t.Fatalf("Numbers = %#v", got)
 	}
 }
