@@ -140,16 +140,7 @@ func (s *Store) ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, erro
 	if q.UserID != 0 {
 		filter = append(filter, bson.E{Key: "user_ids", Value: q.UserID})
 	}
-	at := bson.D{}
-	if !q.Since.IsZero() {
-		at = append(at, bson.E{Key: "$gte", Value: q.Since.UTC()})
-	}
-	if !q.Until.IsZero() {
-		at = append(at, bson.E{Key: "$lt", Value: q.Until.UTC()})
-	}
-	if len(at) > 0 {
-		filter = append(filter, bson.E{Key: "at", Value: at})
-	}
+	filter = withTimeRange(filter, "at", q.Since, q.Until)
 	if q.After != nil {
 		// Entries sort by at then _id, both descending; ObjectIDs grow with
 		// time, so "older than the cursor" is _id < cursor.
@@ -165,4 +156,20 @@ func (s *Store) ListAudit(ctx context.Context, q AuditQuery) ([]AuditEntry, erro
 		return nil, classify(err)
 	}
 	return out, nil
+}
+
+// withTimeRange adds field >= since and < until to filter, each only when
+// set (the audit log's and the delivery log's time filters).
+func withTimeRange(filter bson.D, field string, since, until time.Time) bson.D {
+	at := bson.D{}
+	if !since.IsZero() {
+		at = append(at, bson.E{Key: "$gte", Value: since.UTC()})
+	}
+	if !until.IsZero() {
+		at = append(at, bson.E{Key: "$lt", Value: until.UTC()})
+	}
+	if len(at) > 0 {
+		filter = append(filter, bson.E{Key: field, Value: at})
+	}
+	return filter
 }

@@ -240,16 +240,7 @@ func (s *Store) ListEvents(ctx context.Context, q EventQuery) ([]EventEntry, int
 	if q.UserID != 0 {
 		filter = append(filter, bson.E{Key: "user_id", Value: q.UserID})
 	}
-	at := bson.D{}
-	if !q.Since.IsZero() {
-		at = append(at, bson.E{Key: "$gte", Value: q.Since.UTC()})
-	}
-	if !q.Until.IsZero() {
-		at = append(at, bson.E{Key: "$lt", Value: q.Until.UTC()})
-	}
-	if len(at) > 0 {
-		filter = append(filter, bson.E{Key: "created_at", Value: at})
-	}
+	filter = withTimeRange(filter, "created_at", q.Since, q.Until)
 	total, err := s.col(ColEvents).CountDocuments(ctx, filter)
 	if err != nil {
 		return nil, 0, classify(err)
