@@ -38,15 +38,9 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 	q := r.URL.Query()
 	d := &auditData{Q: q, Actions: auditActions(), Limits: auditLimits, Limit: auditLimits[0]}
 	v.Title, v.Data = v.Lang.T("audit_title"), d
-	if n, err := strconv.ParseInt(q.Get("limit"), 10, 64); err == nil && n >= 1 && n <= 1000 {
-		d.Limit = n
-	}
-	offset, _ := strconv.ParseInt(q.Get("offset"), 10, 64)
-	offset = max(offset, 0)
-	params := url.Values{"limit": {itoa(d.Limit)}}
-	if offset > 0 {
-		params.Set("offset", itoa(offset))
-	}
+	var offset int64
+	var params url.Values
+	d.Limit, offset, params = paging(q, d.Limit)
 	for _, k := range []string{"admin", "action"} {
 		if s := strings.TrimSpace(q.Get(k)); s != "" {
 			params.Set(k, s)
@@ -83,6 +77,22 @@ func (h *Handler) auditPage(w http.ResponseWriter, r *http.Request, v *view) {
 		d.Next = page(offset + d.Limit)
 	}
 	h.render(w, http.StatusOK, "audit", v)
+}
+
+// paging reads a list page's ?limit (1..1000, else def) and ?offset into
+// the API query that asks for that page.
+func paging(q url.Values, def int64) (limit, offset int64, params url.Values) {
+	limit = def
+	if n, err := strconv.ParseInt(q.Get("limit"), 10, 64); err == nil && n >= 1 && n <= 1000 {
+		limit = n
+	}
+	offset, _ = strconv.ParseInt(q.Get("offset"), 10, 64)
+	offset = max(offset, 0)
+	params = url.Values{"limit": {itoa(limit)}}
+	if offset > 0 {
+		params.Set("offset", itoa(offset))
+	}
+	return limit, offset, params
 }
 
 // withOffset is path with the query q at another offset (a pager link).

@@ -46,15 +46,9 @@ func (h *Handler) deliveriesPage(w http.ResponseWriter, r *http.Request, v *view
 		d.Webhook = h.o.Spec.Events.Webhook.URL
 	}
 	v.Title, v.Data = v.Lang.T("deliveries_title"), d
-	if n, err := strconv.ParseInt(q.Get("limit"), 10, 64); err == nil && n >= 1 && n <= 1000 {
-		d.Limit = n
-	}
-	offset, _ := strconv.ParseInt(q.Get("offset"), 10, 64)
-	offset = max(offset, 0)
-	params := url.Values{"limit": {itoa(d.Limit)}}
-	if offset > 0 {
-		params.Set("offset", itoa(offset))
-	}
+	var offset int64
+	var params url.Values
+	d.Limit, offset, params = paging(q, d.Limit)
 	for _, k := range []string{"event", "status", "user_id"} {
 		if s := strings.TrimSpace(q.Get(k)); s != "" {
 			params.Set(k, s) // the API names a bad value
