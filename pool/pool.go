@@ -349,12 +349,12 @@ func (p *Pool) serveTenant(w http.ResponseWriter, r *http.Request, t *tenant) {
 	if t.draining.Load() {
 		w.Header().Set("Connection", "close")
 	}
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpx.StatusWriter{ResponseWriter: w}
 	dialect := dialectOf(r.URL.Path)
 	p.metrics.inFlight.Inc()
 	defer func() {
 		p.metrics.inFlight.Dec()
-		status := sw.status
+		status := sw.Status
 		if status == 0 {
 			status = http.StatusOK
 		}
@@ -368,7 +368,7 @@ func (p *Pool) serveTenant(w http.ResponseWriter, r *http.Request, t *tenant) {
 			fmt.Sprintf("too many requests in progress for this user service (at most %d at once), try again", p.opts.TenantMaxInFlight))
 		return
 	}
-	defer func() { t.leave(sw.status) }()
+	defer func() { t.leave(sw.Status) }()
 	// The tenant's server turns its handlers' panics into 500s itself;
 	// this catches the rest (a wrapper, the pool's own code), so that a
 	// panic fails one request of one tenant.
@@ -380,7 +380,7 @@ func (p *Pool) serveTenant(w http.ResponseWriter, r *http.Request, t *tenant) {
 			p.metrics.rejections.WithLabelValues(reasonPanic).Inc()
 			p.log.Error("panic serving a tenant's request", "tenant", t.name, "path", account.LogPath(r.URL.Path),
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if sw.status == 0 {
+			if sw.Status == 0 {
 				server.WriteError(sw, r, http.StatusInternalServerError, "internal error")
 			}
 		}
@@ -429,32 +429,3 @@ func dialectOf(path string) string {
 	}
 	return "other"
 }
-
-// statusWriter remembers the status of an answer; Unwrap lets the tenant's
-// server extend the bulk routes' deadlines through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -38,54 +38,29 @@ type routeInfo struct {
 	server   *Server
 }
 
-// statusWriter remembers the status and size of a response.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += n
-	return n, err
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // observe records metrics and writes one access log line per request.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
 		info := &routeInfo{server: s}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httpx.StatusWriter{ResponseWriter: w}
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, info)))
-		if sw.status == 0 {
-			sw.status = http.StatusOK
+		if sw.Status == 0 {
+			sw.Status = http.StatusOK
 		}
 		elapsed := s.now().Sub(start)
 		route := info.template
 		if route == "" {
 			route = "unmatched"
 		}
-		code := strconv.Itoa(sw.status)
+		code := strconv.Itoa(sw.Status)
 		method := metricMethod(r.Method)
 		s.metrics.requests.WithLabelValues(method, route, code).Inc()
 		s.metrics.latency.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
 		level := slog.LevelInfo
-		if sw.status >= 500 {
+		if sw.Status >= 500 {
 			level = slog.LevelWarn
 		}
 		// The query string is left out: it carries openids and nicknames.
@@ -93,8 +68,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			slog.String("method", r.Method),
 			slog.String("path", account.LogPath(r.URL.Path)), // no phones or e-mails in clear
 			slog.String("route", route),
-			slog.Int("status", sw.status),
-			slog.Int("bytes", sw.bytes),
+			slog.Int("status", sw.Status),
+			slog.Int("bytes", sw.Bytes),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.String("remote", r.RemoteAddr),
 			slog.String("user_agent", r.UserAgent()),

@@ -184,3 +184,36 @@ func Numbers(v any) any {
 	}
 	return v
 }
+
+// StatusWriter remembers the status and size of an answer (for metrics and
+// access logs); Unwrap lets handlers reach the connection's deadlines
+// through it (http.ResponseController).
+type StatusWriter struct {
+	http.ResponseWriter
+	Status int // 0 until the answer starts
+	Bytes  int
+}
+
+func (w *StatusWriter) WriteHeader(code int) {
+	if w.Status == 0 {
+		w.Status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *StatusWriter) Write(b []byte) (int, error) {
+	if w.Status == 0 {
+		w.Status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.Bytes += n
+	return n, err
+}
+
+func (w *StatusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
