@@ -33,6 +33,8 @@ func runOperator(args []string) int {
 		logLevel         string
 		databaseTimeout  time.Duration
 		resync, retrying time.Duration
+		qps              float64
+		burst            int
 	)
 	fs.StringVar(&o.ServerImage, "server-image", defaultServerImage(), "tenant server image when a UserService sets no spec.image")
 	fs.StringVar(&defaultMongo, "default-mongo-uri-secret", "", "NAMESPACE/NAME/KEY of the Secret holding the MongoDB URI of tenants without spec.mongo.uriSecretRef")
@@ -51,6 +53,9 @@ func runOperator(args []string) int {
 	fs.DurationVar(&resync, "resync-interval", 5*time.Minute, "how often a converged tenant is re-checked (database, referenced Secrets)")
 	fs.DurationVar(&retrying, "retry-interval", 30*time.Second, "how often a tenant waiting for a Secret or its database is re-checked")
 	fs.DurationVar(&databaseTimeout, "database-timeout", 5*time.Second, "timeout of each MongoDB ping and drop")
+	fs.Float64Var(&qps, "kube-api-qps", -1, "client-side limit of API requests per second (-1: none, the API server's priority and fairness decides, whichever kubeconfig is used)")
+	fs.IntVar(&burst, "kube-api-burst", 0, "client-side burst above --kube-api-qps (with a limit set; 0: client-go's default, 10)")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "0", "address of Go's /debug/pprof (0: off); for profiling only, never exposed")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -100,6 +105,10 @@ func runOperator(args []string) int {
 	if err != nil {
 		return fail("kubeconfig: %v", err)
 	}
+	if qps == 0 || qps < -1 {
+		return fail("--kube-api-qps must be -1 (no limit) or above 0")
+	}
+	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgr, pool, err := controllers.NewManager(cfg, o)
 	if err != nil {
 		return fail("%v", err)
@@ -114,6 +123,9 @@ func runOperator(args []string) int {
 	return 0
 }
 
+// kubeConfig is the API server's address and credentials. The client-side
+// rate limit is set by --kube-api-qps, whichever way the config is found
+// (clientcmd alone would leave client-go's 5 requests per second).
 func kubeConfig(path string) (*rest.Config, error) {
 	if path != "" {
 		return clientcmd.BuildConfigFromFlags("", path)

@@ -57,6 +57,8 @@ type Options struct {
 	// MetricsBindAddress and HealthProbeBindAddress: "0" turns them off.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's /debug/pprof; "" or "0": off.
+	PprofBindAddress string
 	// MetricsInsecure serves /metrics over plain HTTP to anyone
 	// (--metrics-secure=false). By default it is HTTPS, and every scrape
 	// must bring a bearer token that the API server authenticates
@@ -203,6 +205,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 		Cache:                         CacheOptions(o.WatchNamespaces, o.PoolNamespace),
 		Metrics:                       MetricsServerOptions(o),
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		PprofBindAddress:              o.PprofBindAddress,
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              "userve-operator.miniapp.userve.dev",
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,

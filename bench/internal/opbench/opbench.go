@@ -28,8 +28,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,7 +53,14 @@ type Config struct {
 	CreateWorkers           int
 	ReadyTimeout            time.Duration
 	SettleTimeout           time.Duration
-	Logf                    func(format string, args ...any)
+	// Pooled places every tenant in one UserServicePool of PoolReplicas
+	// simulated pods (poolSim).
+	Pooled       bool
+	PoolReplicas int
+	// Profile takes CPU profiles of the operator and kube-apiserver for
+	// this long from the first create (0: none).
+	Profile time.Duration
+	Logf    func(format string, args ...any)
 }
 
 const (
@@ -67,10 +76,15 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	logf := cfg.Logf
 	res := &report.Operator{Tenants: cfg.Tenants, MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ExtraFlags: cfg.ExtraFlags,
 		OperatorLog: filepath.Join(cfg.LogDir, "operator.log")}
+	if cfg.Pooled {
+		res.Pool = &report.OperatorPool{Name: poolName, Replicas: cfg.PoolReplicas,
+			Simulation: "bench-side pods, pool EndpointSlice and acknowledgement per pool/ack.go (no pool process)"}
+		cfg.ExtraFlags = append(cfg.ExtraFlags, "--pool-namespace="+poolNamespace)
+	}
 
 	// The operator pings each tenant's MongoDB for DatabaseReady: one
 	// FerretDB (SQLite) serves all tenants, as one shared MongoDB would.
-	mongoURI, stopMongo, err := startFerretSQLite(ctx, cfg.FerretBin, cfg.LogDir)
+	mongoURI, ferretPid, stopMongo, err := startFerretSQLite(ctx, cfg.FerretBin, cfg.LogDir)
 	if err != nil {
 		return nil, err
 	}
@@ -101,15 +115,22 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 	scrape := func() (Counts, error) { return scrapeAPIServer(ctx, httpc, rc.Host) }
 
-	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
-		return nil, err
+	for _, ns := range []string{namespace, poolNamespace} {
+		if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return nil, err
+		}
 	}
 	if err := cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: mongoSecret, Namespace: namespace},
 		StringData: map[string]string{mongoSecretKey: mongoURI}}); err != nil {
 		return nil, err
 	}
 
-	c, err := cache.New(rc, cache.Options{Scheme: env.scheme, DefaultNamespaces: map[string]cache.Config{namespace: {}}})
+	c, err := cache.New(rc, cache.Options{Scheme: env.scheme,
+		DefaultNamespaces: map[string]cache.Config{namespace: {}, poolNamespace: {}},
+		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {
+			Namespaces: map[string]cache.Config{poolNamespace: {}},
+			Label:      labels.SelectorFromSet(labels.Set{v1alpha1.PoolLabel: poolName})}},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +142,15 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 	if _, err := c.GetInformer(cacheCtx, &v1alpha1.UserService{}); err != nil {
 		return nil, err
+	}
+	var sim *poolSim
+	if cfg.Pooled {
+		if _, err := c.GetInformer(cacheCtx, &discoveryv1.EndpointSlice{}); err != nil {
+			return nil, err
+		}
+		if sim, err = startPoolSim(cacheCtx, c, cl, cfg.PoolReplicas, max(cfg.Tenants, 1000)); err != nil {
+			return nil, err
+		}
 	}
 	go func() { _ = c.Start(cacheCtx) }()
 	if !c.WaitForCacheSync(cacheCtx) {
@@ -139,11 +169,24 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 	h0 := ours.Snapshot()
 	c0 := op.clientRequests()
+	meter := newCPUMeter(map[string]int{"ferretdb": ferretPid, "operator": op.proc.Pid()})
+	cpu0 := meter.read()
+	profiled := make(chan []string, 1)
+	if cfg.Profile > 0 {
+		go func() {
+			profiled <- cpuProfiles(ctx, map[string]*http.Client{"kube-apiserver": httpc, "operator": {}},
+				map[string]string{"kube-apiserver": strings.TrimRight(rc.Host, "/"), "operator": op.pprofURL}, cfg.Profile, cfg.LogDir)
+		}()
+	}
 
 	// Create the tenants from several workers, like a GitOps sync would.
 	logf("creating %d UserServices (max-concurrent-reconciles=%d)", cfg.Tenants, cfg.MaxConcurrentReconciles)
 	start := time.Now()
-	if err := createTenants(ctx, cl, cfg.Tenants, cfg.CreateWorkers); err != nil {
+	pool := ""
+	if cfg.Pooled {
+		pool = poolName
+	}
+	if err := createTenants(ctx, cl, cfg.Tenants, cfg.CreateWorkers, pool); err != nil {
 		return res, err
 	}
 	res.CreateSeconds = stats.Round(time.Since(start).Seconds(), 2)
@@ -159,6 +202,10 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 		logf("all %d Ready after %.1f s", ready, res.AllReadySeconds)
 	}
 	op.settle(ctx, cfg.SettleTimeout)
+	res.ProcessCPUSeconds = meter.since(cpu0)
+	if cfg.Profile > 0 {
+		res.Profiles = <-profiled
+	}
 
 	m1, err := scrape()
 	if err != nil {
@@ -185,6 +232,13 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 	logf("creation: %.1f API requests per tenant (%.1f writes, %.1f reads) by the operator; CPU %.1f s, peak RSS %.1f MiB",
 		res.RequestsPerTenant, res.WritesPerTenant, res.ReadsPerTenant, res.CPUSeconds, res.PeakRSSMiB)
+
+	if sim != nil && ready == cfg.Tenants {
+		res.Pool.Flips, err = measureFlips(ctx, c, sim, op, scrape, ours, cfg, logf)
+		if err != nil {
+			return res, err
+		}
+	}
 
 	// The no-change resync: a restarted operator reconciles every tenant
 	// from scratch with nothing to change.
@@ -243,7 +297,7 @@ func (l *readyLoop) count() int {
 	return l.updates
 }
 
-func createTenants(ctx context.Context, cl client.Client, n, workers int) error {
+func createTenants(ctx context.Context, cl client.Client, n, workers int, pool string) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -256,7 +310,8 @@ func createTenants(ctx context.Context, cl client.Client, n, workers int) error 
 				if i > int64(n) || ctx.Err() != nil {
 					return
 				}
-				us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("t%04d", i), Namespace: namespace}}
+				us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("t%05d", i), Namespace: namespace}}
+				us.Spec.Pool = pool
 				if err := cl.Create(ctx, us); err != nil {
 					errs <- fmt.Errorf("create %s: %w", us.Name, err)
 					return
@@ -331,6 +386,7 @@ func scrapeAPIServer(ctx context.Context, c *http.Client, host string) (Counts, 
 
 type operator struct {
 	proc       *procmon.Process
+	pprofURL   string
 	metricsURL string
 	healthURL  string
 	http       *http.Client
@@ -345,7 +401,12 @@ func startOperator(ctx context.Context, cfg Config, kubeconfig, logName string) 
 	if err != nil {
 		return nil, err
 	}
+	pPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	args := []string{"operator",
+		"--pprof-bind-address=127.0.0.1:" + strconv.Itoa(pPort),
 		"--server-image=userve:bench",
 		"--default-mongo-uri-secret=" + namespace + "/" + mongoSecret + "/" + mongoSecretKey,
 		"--max-concurrent-reconciles=" + strconv.Itoa(cfg.MaxConcurrentReconciles),
@@ -363,7 +424,7 @@ func startOperator(ctx context.Context, cfg Config, kubeconfig, logName string) 
 	if err != nil {
 		return nil, err
 	}
-	o := &operator{proc: p,
+	o := &operator{proc: p, pprofURL: "http://127.0.0.1:" + strconv.Itoa(pPort),
 		metricsURL: "http://127.0.0.1:" + strconv.Itoa(mPort) + "/metrics",
 		healthURL:  "http://127.0.0.1:" + strconv.Itoa(hPort) + "/readyz",
 		http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -473,19 +534,19 @@ func (o *operator) settle(ctx context.Context, timeout time.Duration) {
 // operator gives each tenant a database user of its own, which FerretDB
 // without authentication refuses: usersInfo is no command there) and
 // returns its administrator's URI.
-func startFerretSQLite(ctx context.Context, bin, logDir string) (string, func(), error) {
+func startFerretSQLite(ctx context.Context, bin, logDir string) (string, int, func(), error) {
 	dir, err := os.MkdirTemp("", "userve-bench-ferret-")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	port, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	secret := make([]byte, 16)
 	if _, err := rand.Read(secret); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	password := hex.EncodeToString(secret)
 	cmd := exec.Command(bin, "--listen-addr="+addr, "--handler=sqlite", "--sqlite-url=file:"+dir+"/",
@@ -496,18 +557,18 @@ func startFerretSQLite(ctx context.Context, bin, logDir string) (string, func(),
 	p, err := procmon.Start("ferretdb (sqlite)", cmd, filepath.Join(logDir, "ferretdb-operator.log"), syscall.SIGKILL)
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop := func() { p.Stop(syscall.SIGTERM, 5*time.Second); os.RemoveAll(dir) }
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			return "mongodb://admin:" + password + "@" + addr + "/?authSource=admin", stop, nil
+			return "mongodb://admin:" + password + "@" + addr + "/?authSource=admin", p.Pid(), stop, nil
 		}
 		if exited, _ := p.Exited(); exited || time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
-			return "", nil, fmt.Errorf("ferretdb (sqlite) did not start: %s", p.Tail(2000))
+			return "", 0, nil, fmt.Errorf("ferretdb (sqlite) did not start: %s", p.Tail(2000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -100,8 +100,33 @@ type Operator struct {
 	CreationRequests        map[string]int `json:"creation_requests_by_verb_resource"`
 	ClientRequests          map[string]int `json:"operator_client_requests,omitempty"` // rest_client_requests_total by method
 	Resync                  *Resync        `json:"resync,omitempty"`
-	OperatorLog             string         `json:"operator_log,omitempty"`
-	Error                   string         `json:"error,omitempty"`
+	// ProcessCPUSeconds is each process's CPU from the first create until
+	// the operator settled: where the time went.
+	ProcessCPUSeconds map[string]float64 `json:"process_cpu_seconds,omitempty"`
+	// Profiles are CPU profiles of the operator and kube-apiserver.
+	Profiles    []string      `json:"profiles,omitempty"`
+	Pool        *OperatorPool `json:"pool,omitempty"`
+	OperatorLog string        `json:"operator_log,omitempty"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// OperatorPool describes a run whose tenants are all in one pool.
+type OperatorPool struct {
+	Name       string     `json:"name"`
+	Replicas   int        `json:"replicas"`
+	Simulation string     `json:"simulation"`
+	Flips      []PoolFlip `json:"flips,omitempty"`
+}
+
+// PoolFlip is one pool pod's readiness change, mirrored into every
+// tenant's EndpointSlice.
+type PoolFlip struct {
+	Change         string         `json:"change"`
+	Mirrored       int            `json:"mirrored"` // tenant slices that show it at the end
+	Seconds        float64        `json:"seconds"`
+	Writes         int            `json:"writes"`
+	Reads          int            `json:"reads"`
+	ByVerbResource map[string]int `json:"by_verb_resource"`
 }
 
 // Resync is the no-change restart of the operator.
