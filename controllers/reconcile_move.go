@@ -91,6 +91,17 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 		if err != nil {
 			return fail(err)
 		}
+		if poolService && !r.hasTenantSlice(ctx, us) {
+			// Born in the pool: its Service never had a selector. It gets
+			// the pool's endpoints once the pool has applied its Secret.
+			applied, pod, err := r.poolApplied(ctx, pl.targetNamespace, rv, eps)
+			if err != nil {
+				return fail(err)
+			}
+			if !applied {
+				return move{layout: layout{dedicated: own, poolService: !own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, notApplied(pod), meanwhile(own)), moving: true}, nil
+			}
+		}
 		if poolService {
 			left, err := r.withdrawDedicatedEndpoints(ctx, us)
 			if err != nil {
@@ -107,15 +118,10 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			return fail(err)
 		}
 		if !applied {
-			why := "no pod of the pool is ready"
-			if pod != "" {
-				why = "pool pod " + pod + " has not applied the tenant's configuration yet"
-			}
-			meanwhile := "its own pods serve meanwhile"
-			if !own {
-				meanwhile = "it has no pods of its own"
-			}
-			return move{layout: layout{dedicated: own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, why, meanwhile), moving: true}, nil
+			// Without pods of its own, the Service loses its selector at
+			// once: a selector would only have the EndpointSlice controller
+			// write a slice of no pods, for the move to withdraw.
+			return move{layout: layout{dedicated: own, poolService: !own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, notApplied(pod), meanwhile(own)), moving: true}, nil
 		}
 		return move{layout: layout{dedicated: own, poolService: true, slice: slice}, serving: serving, moving: true,
 			placed: moving(ReasonMovingIn, "moving into UserServicePool %s: its Service now points at the pool's pods", pl.target)}, nil
@@ -184,6 +190,26 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 		return move{layout: layout{dedicated: true}, placed: pl.placed, leave: cur, moving: us.Spec.Pool != ""}, nil
 	}
 	return move{layout: layout{dedicated: true}, placed: pl.placed}, nil
+}
+
+func notApplied(pod string) string {
+	if pod == "" {
+		return "no pod of the pool is ready"
+	}
+	return "pool pod " + pod + " has not applied the tenant's configuration yet"
+}
+
+func meanwhile(own bool) string {
+	if own {
+		return "its own pods serve meanwhile"
+	}
+	return "it has no pods of its own"
+}
+
+// hasTenantSlice says whether the operator's EndpointSlice of the tenant's
+// Service exists (in the cache, which holds the operator's objects).
+func (r *UserServiceReconciler) hasTenantSlice(ctx context.Context, us *v1alpha1.UserService) bool {
+	return r.Client.Get(ctx, client.ObjectKeyFromObject(us), &discoveryv1.EndpointSlice{}) == nil
 }
 
 // writePoolSecret applies the tenant's Secret in the pool's namespace

@@ -108,6 +108,8 @@ type UserServiceReconciler struct {
 	seats poolSeats
 	// drains times the tenants leaving pools (PoolDrain).
 	drains poolDrains
+	// checks remembers recent database ownership and user checks.
+	checks dbChecks
 	// Random generates credentials (crypto/rand.Reader).
 	Random io.Reader
 	// ResyncInterval re-checks a converged tenant: its database and the
