@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -32,6 +33,7 @@ type Pool struct {
 	clients map[URI]*entry
 	timeout time.Duration
 	now     func() time.Time
+	monitor *event.CommandMonitor
 }
 
 type entry struct {
@@ -39,12 +41,23 @@ type entry struct {
 	lastUsed time.Time
 }
 
+// Option configures a Pool.
+type Option func(*Pool)
+
+// WithMonitor has every client report its commands to m (tests count the
+// commands a reconcile sends).
+func WithMonitor(m *event.CommandMonitor) Option { return func(p *Pool) { p.monitor = m } }
+
 // New is an empty pool whose calls give up after timeout (0: DefaultTimeout).
-func New(timeout time.Duration) *Pool {
+func New(timeout time.Duration, opts ...Option) *Pool {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Pool{clients: map[URI]*entry{}, timeout: timeout, now: time.Now}
+	p := &Pool{clients: map[URI]*entry{}, timeout: timeout, now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Ping checks that the server at uri answers.
@@ -106,6 +119,9 @@ func (p *Pool) client(uri URI) (*mongo.Client, error) {
 		if co, err = mongouri.ClientOptions(uri.value); err != nil {
 			return nil, err
 		}
+	}
+	if p.monitor != nil {
+		co.SetMonitor(p.monitor)
 	}
 	// Connect does not dial: it validates the URI and starts monitoring.
 	c, err := mongo.Connect(co.
