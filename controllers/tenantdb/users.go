@@ -65,6 +65,13 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 	defer cancel()
 	db := c.Database(u.Database)
 
+	if setPassword {
+		// A new tenant, most of the time: create first, and look up only a
+		// user that exists (on FerretDB a lookup reads every stored user).
+		if iso, created, err := createNew(ctx, db, u); err != nil || created {
+			return iso, err
+		}
+	}
 	roles, exists, err := userRoles(ctx, db, u.Name)
 	if err != nil {
 		return 0, err
@@ -110,6 +117,23 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 		return 0, fmt.Errorf("update user %s on %s: %w", u.Name, u.Database, err)
 	}
 	return Confined, nil
+}
+
+// createNew creates u with readWrite on its database, or without roles on
+// a store that has none; created is false when u exists already.
+func createNew(ctx context.Context, db *mongo.Database, u User) (Isolation, bool, error) {
+	err := createUser(ctx, db, u, tenantRoles(u.Database))
+	iso := Confined
+	if hasCode(err, codeNotImplemented) {
+		err, iso = createUser(ctx, db, u, bson.A{}), NotConfined
+	}
+	switch {
+	case err == nil:
+		return iso, true, nil
+	case hasCode(err, codeUserExists):
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("create user %s on %s: %w", u.Name, u.Database, err)
 }
 
 // withPassword keeps the password only when it is to be set.
