@@ -158,6 +158,9 @@ func CacheOptions(watchNamespaces []string, poolNamespace string) cache.Options 
 	// Secrets: the operator's credentials Secrets, the tenants' Secrets it
 	// reads and pooled tenants' Secrets, never every Secret of the cluster.
 	watched := labels.SelectorFromSet(labels.Set{render.LabelWatched: "true"})
+	// Pods: the pools' only (their acknowledgements), never tenants' pods.
+	opts.ByObject[&corev1.Pod{}] = cache.ByObject{Label: labels.SelectorFromSet(labels.Set{
+		render.LabelManagedBy: render.ManagedBy, render.LabelComponent: render.PoolComponent})}
 	for _, obj := range append(objectsOwned(), &rbacv1.Role{}, &rbacv1.RoleBinding{}) {
 		if _, ok := obj.(*corev1.Secret); ok {
 			opts.ByObject[obj] = cache.ByObject{Label: watched}

@@ -139,6 +139,8 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 	case obs.databaseErr != nil:
 		r.event(us, nil, corev1.EventTypeWarning, ReasonDatabaseUnreachable, "Ping", "%s", obs.databaseErr.Error())
 		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
+	case m.awaitingAck:
+		return ctrl.Result{RequeueAfter: ackPoll}, nil
 	case m.moving:
 		return ctrl.Result{RequeueAfter: movePoll}, nil
 	case m.placed.Status == metav1.ConditionFalse:

@@ -19,9 +19,15 @@ import (
 )
 
 // movePoll is how often a moving tenant is looked at again: a move waits
-// for things the operator does not watch (pool pods applying the tenant's
-// Secret, the EndpointSlice controller).
-const movePoll = time.Second
+// for things the operator does not watch (the EndpointSlice controller's
+// slices of other Services). ackPoll is the same while it waits for pool
+// pods to apply its Secret, which the operator watches
+// (tenantsAwaitingPod): the poll is only a safety net there, and polling
+// every waiting tenant each second swamped the queue at 10,000 tenants.
+const (
+	movePoll = time.Second
+	ackPoll  = 10 * time.Second
+)
 
 // poolServing is the pool whose pods the tenant's Service points at.
 type poolServing struct {
@@ -35,8 +41,9 @@ type move struct {
 	layout  layout
 	placed  metav1.Condition
 	serving *poolServing
-	// moving: come back soon (movePoll).
-	moving bool
+	// moving: come back soon (movePoll; ackPoll when awaitingAck).
+	moving      bool
+	awaitingAck bool
 	// leave is the pool the tenant has left once the layout is applied.
 	leave string
 }
@@ -99,7 +106,7 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 				return fail(err)
 			}
 			if !applied {
-				return move{layout: layout{dedicated: own, poolService: !own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, notApplied(pod), meanwhile(own)), moving: true}, nil
+				return move{layout: layout{dedicated: own, poolService: !own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, notApplied(pod), meanwhile(own)), moving: true, awaitingAck: true}, nil
 			}
 		}
 		if poolService {
@@ -121,7 +128,7 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			// Without pods of its own, the Service loses its selector at
 			// once: a selector would only have the EndpointSlice controller
 			// write a slice of no pods, for the move to withdraw.
-			return move{layout: layout{dedicated: own, poolService: !own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, notApplied(pod), meanwhile(own)), moving: true}, nil
+			return move{layout: layout{dedicated: own, poolService: !own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, notApplied(pod), meanwhile(own)), moving: true, awaitingAck: true}, nil
 		}
 		return move{layout: layout{dedicated: own, poolService: true, slice: slice}, serving: serving, moving: true,
 			placed: moving(ReasonMovingIn, "moving into UserServicePool %s: its Service now points at the pool's pods", pl.target)}, nil

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -209,15 +210,17 @@ func (r *UserServiceReconciler) poolEndpoints(ctx context.Context, pool, namespa
 
 // poolApplied says whether every ready pool pod has applied the tenant's
 // Secret at resourceVersion rv (v1alpha1.PoolAppliedAnnotation), and if
-// not, which pod has not. Read from the API server: the operator caches no
-// pods, and this is asked only while a tenant moves in.
+// not, which pod has not. Read from the cache, which holds the pools' pods:
+// a cache behind the API server only shows an older acknowledgement (they
+// only grow), and the watch brings the tenant back when it catches up
+// (tenantsAwaitingPod).
 func (r *UserServiceReconciler) poolApplied(ctx context.Context, namespace, rv string, endpoints []discoveryv1.Endpoint) (bool, string, error) {
 	for _, e := range endpoints {
 		if e.TargetRef == nil || e.TargetRef.Kind != "Pod" {
 			return false, first(e.Addresses), nil
 		}
 		var pod corev1.Pod
-		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: e.TargetRef.Name}, &pod); err != nil {
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: e.TargetRef.Name}, &pod); err != nil {
 			return false, e.TargetRef.Name, client.IgnoreNotFound(err)
 		}
 		applied := pod.Annotations[v1alpha1.PoolAppliedAnnotation]
@@ -335,6 +338,17 @@ func (r *UserServiceReconciler) setupPoolIndexes(ctx context.Context, mgr ctrl.M
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &v1alpha1.UserService{}, indexMovingIn, func(obj client.Object) []string {
+		// Moving in, or not placed yet: a tenant whose first reconcile is
+		// still running when the acknowledgement comes runs again after it.
+		us := obj.(*v1alpha1.UserService)
+		if c := meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced); c != nil && c.Reason != ReasonMovingIn {
+			return nil
+		}
+		return nonEmpty(us.Spec.Pool)
+	}); err != nil {
+		return err
+	}
 	return idx.IndexField(ctx, &corev1.Secret{}, indexPoolTenant, func(obj client.Object) []string {
 		l := obj.GetLabels()
 		if l[v1alpha1.PoolLabel] == "" || l[v1alpha1.PoolTenantNamespaceLabel] == "" {
@@ -358,6 +372,17 @@ func (r *UserServiceReconciler) tenantsBehindPoolSlice(ctx context.Context, slic
 		return nil
 	}
 	return r.tenantsBy(ctx, l[render.LabelInstance], indexPlacedIn)
+}
+
+// tenantsAwaitingPod maps a pool pod whose acknowledgement changed to the
+// tenants moving into its pool: polling them instead cost every waiting
+// tenant a reconcile a second, thousands at once when 10,000 were created.
+func (r *UserServiceReconciler) tenantsAwaitingPod(ctx context.Context, pod client.Object) []reconcile.Request {
+	l := pod.GetLabels()
+	if l[render.LabelName] != render.PoolAppName || l[render.LabelInstance] == "" {
+		return nil
+	}
+	return r.tenantsBy(ctx, l[render.LabelInstance], indexMovingIn)
 }
 
 func (r *UserServiceReconciler) tenantsBy(ctx context.Context, pool string, indexes ...string) []reconcile.Request {

@@ -47,13 +47,14 @@ const ControllerName = "userservice"
 // the core objects it applies (the garbage collector removes them with the
 // tenant), and deletes only the optional objects a spec can turn off. It
 // lists pods (never reads their content) to know that a deleted tenant's
-// pods are gone before its database is dropped.
+// pods are gone before its database is dropped, and watches pool pods (by
+// label) for their acknowledgement of tenant Secrets.
 //
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/status,verbs=get;patch
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps;serviceaccounts;services,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=endpoints,verbs=delete
@@ -182,6 +183,7 @@ const (
 	indexPlacedIn   = "userve.pool.placed"
 	indexPoolWanted = "userve.pool.wanted"
 	indexPoolTenant = "userve.pool.tenant"
+	indexMovingIn   = "userve.pool.movingin"
 )
 
 // SetupWithManager registers the controller: UserServices, every kind the
@@ -221,6 +223,8 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		// changes with every placement.
 		Watches(&v1alpha1.UserServicePool{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfPool), builder.WithPredicates(specOrMetadataChanged())).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.tenantsBehindPoolSlice)).
+		// A pool pod's acknowledgement moves the tenants waiting for it on.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.tenantsAwaitingPod), builder.WithPredicates(predicate.AnnotationChangedPredicate{})).
 		WithOptions(opts).
 		Complete(r)
 }

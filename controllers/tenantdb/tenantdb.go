@@ -39,6 +39,10 @@ type Pool struct {
 type entry struct {
 	client   *mongo.Client
 	lastUsed time.Time
+	// The last ping: when and its answer (Ping).
+	pingMu  sync.Mutex
+	pinged  time.Time
+	pingErr error
 }
 
 // Option configures a Pool.
@@ -60,13 +64,40 @@ func New(timeout time.Duration, opts ...Option) *Pool {
 	return p
 }
 
-// Ping checks that the server at uri answers.
+// PingFresh is how long a ping's answer stands for every caller of the
+// same URI: thousands of tenants on the operator's default URI share one
+// ping instead of sending one each per reconcile, which queued behind each
+// other on a busy server.
+const PingFresh = 2 * time.Second
+
+// Ping checks that the server at uri answers, or answered within PingFresh.
 func (p *Pool) Ping(ctx context.Context, uri URI) (err error) {
 	defer hide(ctx, uri, "ping", &err)
 	c, err := p.client(uri)
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
+	e := p.clients[uri]
+	p.mu.Unlock()
+	if e == nil {
+		return p.ping(ctx, c)
+	}
+	// One ping at a time per URI; those who waited take its answer.
+	e.pingMu.Lock()
+	defer e.pingMu.Unlock()
+	if !e.pinged.IsZero() && p.now().Sub(e.pinged) < PingFresh {
+		return e.pingErr
+	}
+	err = p.ping(ctx, c)
+	if ctx.Err() == nil {
+		// A caller who gave up says nothing of the server.
+		e.pingErr, e.pinged = err, p.now()
+	}
+	return err
+}
+
+func (p *Pool) ping(ctx context.Context, c *mongo.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	if err := c.Ping(ctx, readpref.Primary()); err != nil {
