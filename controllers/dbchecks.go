@@ -16,8 +16,9 @@ import (
 // owned object edited) do not repeat those MongoDB commands: on FerretDB a
 // user lookup reads every stored user, so 10,000 pooled tenants made each
 // of their reconciles slower as the tenants grew. A check is trusted for
-// half the resync interval, so the periodic resync still does it; a
-// restarted operator does all of them again; a rotation never trusts one.
+// the resync interval: the periodic resync comes that long after the
+// tenant's last reconcile, so it checks again; a restarted operator does
+// all of them again; a rotation never trusts one.
 type dbChecks struct {
 	mu   sync.Mutex
 	seen map[types.UID]dbCheck
@@ -92,5 +93,5 @@ func (c *dbChecks) forget(uid types.UID) {
 	delete(c.seen, uid)
 }
 
-// dbCheckTTL is how long a check is trusted: half the resync interval.
-func (r *UserServiceReconciler) dbCheckTTL() time.Duration { return r.ResyncInterval / 2 }
+// dbCheckTTL is how long a check is trusted: the resync interval.
+func (r *UserServiceReconciler) dbCheckTTL() time.Duration { return r.ResyncInterval }
