@@ -273,6 +273,22 @@ func Markdown(r *Results) string {
 			b.WriteString("API requests during creation, by verb and resource (operator's share, harness's own requests subtracted):\n\n")
 			b.WriteString(counts(o.CreationRequests, o.Tenants))
 		}
+		if len(o.ProcessCPUSeconds) > 0 {
+			fmt.Fprintf(&b, "CPU seconds of each process from the first create until the operator settled: %s.\n\n", cpuSeconds(o.ProcessCPUSeconds))
+		}
+		if len(o.Profiles) > 0 {
+			fmt.Fprintf(&b, "CPU profiles: %s.\n\n", strings.Join(o.Profiles, "; "))
+		}
+		if p := o.Pool; p != nil {
+			fmt.Fprintf(&b, "Every tenant in UserServicePool %s, %d pods (%s).\n\n", p.Name, p.Replicas, p.Simulation)
+			for _, f := range p.Flips {
+				fmt.Fprintf(&b, "- %s: %d of %d tenant EndpointSlices mirrored it after %.1f s; %d writes, %d reads (%s)\n",
+					f.Change, f.Mirrored, o.Tenants, f.Seconds, f.Writes, f.Reads, flat(f.ByVerbResource))
+			}
+			if len(p.Flips) > 0 {
+				b.WriteString("\n")
+			}
+		}
 		if s := o.Resync; s != nil {
 			fmt.Fprintf(&b, "No-change resync (%s): settled in %.1f s, %d writes, %d reads, operator CPU %.1f s, peak RSS %.1f MiB.\n\n",
 				s.Method, s.SettleSeconds, s.Writes, s.Reads, s.CPUSeconds, s.PeakRSSMiB)
@@ -383,4 +399,30 @@ func oneLine(s string) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+func cpuSeconds(m map[string]float64) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func flat(m map[string]int) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
