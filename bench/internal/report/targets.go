@@ -22,17 +22,17 @@ const (
 
 // Target thresholds from issue 8.
 const (
-	MinThroughputRatio   = 0.85
-	MaxDetailCPUms       = 0.3
-	MaxIdleRSSMiB        = 25.0
-	MaxAllReadySeconds   = 60.0
-	MaxResyncWrites      = 0
-	MaxOperatorRSSMiB    = 150.0
+	MinThroughputRatio = 0.85
+	MaxDetailCPUms     = 0.3
+	MaxIdleRSSMiB      = 25.0
+	MaxAllReadySeconds = 60.0
+	MaxResyncWrites    = 0
+	MaxOperatorRSSMiB  = 150.0
 	// Issue 22: pooled tenants.
 	PooledTenantsGoal     = 10000
 	MaxPooledReadySeconds = 300.0
 	MaxPooledRSSMiB       = 600.0
-	throughputTargetGoal = "≥ 0.85 of driver req/s at every concurrency"
+	throughputTargetGoal  = "≥ 0.85 of driver req/s at every concurrency"
 )
 
 // Judge evaluates every target of the issue against r.
