@@ -34,9 +34,10 @@ func withAppliedNotes(ctx context.Context) (context.Context, *appliedNotes) {
 // note records that obj was created or updated: in the reconcile's notes
 // when there are some, else as an event of its own.
 func (r *UserServiceReconciler) note(ctx context.Context, us *v1alpha1.UserService, obj client.Object, reason string) {
-	if _, ok := obj.(*discoveryv1.EndpointSlice); ok && reason == "Updated" {
-		// The pool's endpoints changed (a pool pod turned ready or not):
-		// the pool's own business, not an event on each of its tenants.
+	if _, ok := obj.(*discoveryv1.EndpointSlice); ok {
+		// The pool's endpoints mirrored: the Pooled event says when they
+		// start; their changes (a pool pod turning ready or not) are the
+		// pool's business, not an event on each of its tenants.
 		return
 	}
 	what := kindOf(r, obj) + " " + obj.GetName()

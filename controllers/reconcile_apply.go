@@ -120,7 +120,13 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 		switch p.Reason {
 		case ReasonPoolNotFound, ReasonNamespaceNotAllowed, ReasonPoolFull, ReasonPoolNoNamespace:
 			r.event(us, nil, corev1.EventTypeWarning, p.Reason, "Place", "%s; the tenant stays where it is", p.Message)
-		case ReasonMovingIn, ReasonMovingOut, ReasonPooled:
+		case ReasonMovingIn:
+			// A tenant born in a pool is not moving anywhere: Pooled says
+			// when it is there.
+			if placedBefore != nil {
+				r.event(us, nil, corev1.EventTypeNormal, p.Reason, "Place", "%s", p.Message)
+			}
+		case ReasonMovingOut, ReasonPooled:
 			r.event(us, nil, corev1.EventTypeNormal, p.Reason, "Place", "%s", p.Message)
 		case ReasonDedicated:
 			if placedBefore != nil {
