@@ -204,7 +204,7 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	op.settle(ctx, cfg.SettleTimeout)
 	res.ProcessCPUSeconds = meter.since(cpu0)
 	if cfg.Profile > 0 {
-		res.Profiles = <-profiled
+		res.Profiles = append(<-profiled, heapProfile(ctx, op.pprofURL, cfg.LogDir)...)
 	}
 
 	m1, err := scrape()

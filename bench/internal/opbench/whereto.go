@@ -126,3 +126,27 @@ func cpuProfiles(ctx context.Context, c map[string]*http.Client, urls map[string
 	wg.Wait()
 	return files
 }
+
+// heapProfile saves the operator's heap profile (what it holds once
+// settled) to dir/operator-heap.pprof.
+func heapProfile(ctx context.Context, url, dir string) []string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/debug/pprof/heap", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(dir, "operator-heap.pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		return nil
+	}
+	return []string{"operator heap: " + path}
+}
