@@ -256,7 +256,7 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 		return res, err
 	}
 	defer op2.stop()
-	op2.waitReconciled(ctx, cfg.Tenants, cfg.SettleTimeout)
+	reconciled := op2.waitReconciled(ctx, cfg.Tenants, max(cfg.SettleTimeout, cfg.ReadyTimeout))
 	op2.settle(ctx, cfg.SettleTimeout)
 	settled := time.Since(t0)
 	m3, err := scrape()
@@ -270,6 +270,7 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	res.Resync = &report.Resync{
 		Method:         "operator restart (every tenant reconciled again), API server's lease heartbeats excluded",
 		SettleSeconds:  stats.Round(settled.Seconds(), 1),
+		Reconciled:     reconciled,
 		Writes:         resync.Writes(),
 		Reads:          resync.Reads(),
 		ByVerbResource: resync,
@@ -492,19 +493,22 @@ func totalOf(m map[string]float64) float64 {
 }
 
 // waitReconciled waits until the operator has reconciled at least n objects
-// (controller_runtime_reconcile_total over its controllers), bounded.
-func (o *operator) waitReconciled(ctx context.Context, n int, timeout time.Duration) {
+// (controller_runtime_reconcile_total over its controllers), bounded, and
+// returns how many it had (-1 without metrics).
+func (o *operator) waitReconciled(ctx context.Context, n int, timeout time.Duration) int {
 	deadline := time.Now().Add(timeout)
+	done := -1
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		text := o.metrics()
 		if text == "" {
-			return // no metrics: settle() alone decides
+			return -1 // no metrics: settle() alone decides
 		}
-		if totalOf(ParseCounter(text, "controller_runtime_reconcile_total", "controller")) >= float64(n) {
-			return
+		if done = int(totalOf(ParseCounter(text, "controller_runtime_reconcile_total", "controller"))); done >= n {
+			return done
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	return done
 }
 
 // settle waits until the operator has sent no API request for `quiet`

@@ -133,6 +133,7 @@ type PoolFlip struct {
 type Resync struct {
 	Method         string         `json:"method"`
 	SettleSeconds  float64        `json:"settle_seconds"`
+	Reconciled     int            `json:"reconciled"` // reconciles the restarted operator had done (-1: unknown)
 	Writes         int            `json:"writes"`
 	Reads          int            `json:"reads"`
 	ByVerbResource map[string]int `json:"by_verb_resource"`
@@ -290,8 +291,8 @@ func Markdown(r *Results) string {
 			}
 		}
 		if s := o.Resync; s != nil {
-			fmt.Fprintf(&b, "No-change resync (%s): settled in %.1f s, %d writes, %d reads, operator CPU %.1f s, peak RSS %.1f MiB.\n\n",
-				s.Method, s.SettleSeconds, s.Writes, s.Reads, s.CPUSeconds, s.PeakRSSMiB)
+			fmt.Fprintf(&b, "No-change resync (%s): settled in %.1f s after %d reconciles, %d writes, %d reads, operator CPU %.1f s, peak RSS %.1f MiB.\n\n",
+				s.Method, s.SettleSeconds, s.Reconciled, s.Writes, s.Reads, s.CPUSeconds, s.PeakRSSMiB)
 			if len(s.ClientRequests) > 0 {
 				fmt.Fprintf(&b, "The restarted operator's own count: %s.\n\n", methods(s.ClientRequests))
 			}
