@@ -43,6 +43,26 @@ type entry struct {
 	pingMu  sync.Mutex
 	pinged  time.Time
 	pingErr error
+	// rolesRefused: the store answered NotImplemented to roles (FerretDB
+	// v1), so a user without roles is as confined as it can be.
+	rolesRefused bool
+}
+
+// noRoles records that the store at uri has no roles.
+func (p *Pool) noRoles(uri URI) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.clients[uri]; ok {
+		e.rolesRefused = true
+	}
+}
+
+// hasNoRoles says whether the store at uri refused roles before.
+func (p *Pool) hasNoRoles(uri URI) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.clients[uri]
+	return ok && e.rolesRefused
 }
 
 // Option configures a Pool.

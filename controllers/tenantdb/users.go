@@ -69,6 +69,9 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 		// A new tenant, most of the time: create first, and look up only a
 		// user that exists (on FerretDB a lookup reads every stored user).
 		if iso, created, err := createNew(ctx, db, u); err != nil || created {
+			if created && iso == NotConfined {
+				p.noRoles(OperatorURI(uri))
+			}
 			return iso, err
 		}
 	}
@@ -94,6 +97,11 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 		}
 	}
 
+	if exists && len(roles) == 0 && !setPassword && p.hasNoRoles(OperatorURI(uri)) {
+		// The store refused roles before: asking again on every resync
+		// only costs a command per tenant.
+		return NotConfined, nil
+	}
 	if exists && onlyReadWrite(roles, u.Database) {
 		if setPassword {
 			if err := updateUser(ctx, db, u, nil); err != nil {
@@ -105,6 +113,7 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 	cmdRoles := tenantRoles(u.Database)
 	err = updateUser(ctx, db, u.withPassword(setPassword), cmdRoles)
 	if hasCode(err, codeNotImplemented) {
+		p.noRoles(OperatorURI(uri))
 		if !setPassword {
 			return NotConfined, nil
 		}
