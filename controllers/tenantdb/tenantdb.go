@@ -46,6 +46,8 @@ type entry struct {
 	// rolesRefused: the store answered NotImplemented to roles (FerretDB
 	// v1), so a user without roles is as confined as it can be.
 	rolesRefused bool
+	// users is the last listing of the server's users (listedUser).
+	users usersSnapshot
 }
 
 // noRoles records that the store at uri has no roles.

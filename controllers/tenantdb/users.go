@@ -75,9 +75,12 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 			return iso, err
 		}
 	}
-	roles, exists, err := userRoles(ctx, db, u.Name)
-	if err != nil {
-		return 0, err
+	roles, exists := p.listedUser(ctx, c, OperatorURI(uri), u.Database, u.Name)
+	if !exists {
+		// Not in the listing: maybe created since, or gone: ask.
+		if roles, exists, err = userRoles(ctx, db, u.Name); err != nil {
+			return 0, err
+		}
 	}
 	if !exists {
 		err := createUser(ctx, db, u, tenantRoles(u.Database))
