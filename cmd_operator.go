@@ -72,6 +72,9 @@ func runOperator(args []string) int {
 		fmt.Fprintf(os.Stderr, "userve operator: "+format+"\n", a...)
 		return 2
 	}
+	if qps == 0 || qps < -1 {
+		return fail("--kube-api-qps must be -1 (no limit) or above 0")
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fail("--log-level: %v", err)
@@ -101,14 +104,10 @@ func runOperator(args []string) int {
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
 
-	cfg, err := kubeConfig(kubeconfig)
+	cfg, err := operatorKubeConfig(kubeconfig, qps, burst)
 	if err != nil {
 		return fail("kubeconfig: %v", err)
 	}
-	if qps == 0 || qps < -1 {
-		return fail("--kube-api-qps must be -1 (no limit) or above 0")
-	}
-	cfg.QPS, cfg.Burst = float32(qps), burst
 	mgr, pool, err := controllers.NewManager(cfg, o)
 	if err != nil {
 		return fail("%v", err)
@@ -123,9 +122,18 @@ func runOperator(args []string) int {
 	return 0
 }
 
-// kubeConfig is the API server's address and credentials. The client-side
+// operatorKubeConfig is the API server's address and credentials. The client-side
 // rate limit is set by --kube-api-qps, whichever way the config is found
 // (clientcmd alone would leave client-go's 5 requests per second).
+func operatorKubeConfig(path string, qps float64, burst int) (*rest.Config, error) {
+	cfg, err := kubeConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	return cfg, nil
+}
+
 func kubeConfig(path string) (*rest.Config, error) {
 	if path != "" {
 		return clientcmd.BuildConfigFromFlags("", path)
