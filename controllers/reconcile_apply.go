@@ -526,8 +526,10 @@ func (r *UserServiceReconciler) applyOne(ctx context.Context, a applier, us *v1a
 	}
 	switch outcome {
 	case created:
+		r.own.wrote(obj)
 		r.note(ctx, us, obj, "Created")
 	case updated:
+		r.own.wrote(obj)
 		r.note(ctx, us, obj, "Updated")
 	}
 	return nil

@@ -111,6 +111,9 @@ type UserServiceReconciler struct {
 	drains poolDrains
 	// checks remembers recent database ownership and user checks.
 	checks dbChecks
+	// own remembers the reconciler's own writes (their echoes are not
+	// reconciled).
+	own ownWrites
 	// Random generates credentials (crypto/rand.Reader).
 	Random io.Reader
 	// ResyncInterval re-checks a converged tenant: its database and the
@@ -149,6 +152,7 @@ func (r *UserServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.Client.Patch(ctx, us, patch); err != nil {
 			return ctrl.Result{}, err
 		}
+		r.own.wrote(us)
 	}
 	return r.reconcileNormal(ctx, us)
 }
@@ -213,9 +217,9 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
-		For(&v1alpha1.UserService{}, builder.WithPredicates(specOrMetadataChanged()))
+		For(&v1alpha1.UserService{}, builder.WithPredicates(specOrMetadataChanged(), r.own.notOwnWrite()))
 	for _, obj := range objectsOwned() {
-		b = b.Owns(obj)
+		b = b.Owns(obj, builder.WithPredicates(r.own.notOwnWrite()))
 	}
 	return b.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.tenantsReading)).
