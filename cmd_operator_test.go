@@ -58,3 +58,29 @@ current-context: x
 		t.Errorf("--kube-api-qps 50 --kube-api-burst 100 gave %v/%d", cfg.QPS, cfg.Burst)
 	}
 }
+
+// The operator's soft memory limit follows its container's limit.
+func TestContainerMemoryLimit(t *testing.T) {
+	files := func(m map[string]string) func(string) ([]byte, error) {
+		return func(path string) ([]byte, error) {
+			if v, ok := m[path]; ok {
+				return []byte(v), nil
+			}
+			return nil, os.ErrNotExist
+		}
+	}
+	for _, c := range []struct {
+		files map[string]string
+		want  int64
+	}{
+		{map[string]string{"/sys/fs/cgroup/memory.max": "268435456\n"}, 268435456},
+		{map[string]string{"/sys/fs/cgroup/memory.max": "max\n"}, 0},
+		{map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "536870912\n"}, 536870912},
+		{map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n"}, 0},
+		{map[string]string{}, 0},
+	} {
+		if got := containerMemoryLimit(files(c.files)); got != c.want {
+			t.Errorf("%v: %d, want %d", c.files, got, c.want)
+		}
+	}
+}
