@@ -407,7 +407,6 @@ func startOperator(ctx context.Context, cfg Config, kubeconfig, logName string) 
 		return nil, err
 	}
 	args := []string{"operator",
-		"--pprof-bind-address=127.0.0.1:" + strconv.Itoa(pPort),
 		"--server-image=userve:bench",
 		"--default-mongo-uri-secret=" + namespace + "/" + mongoSecret + "/" + mongoSecretKey,
 		"--max-concurrent-reconciles=" + strconv.Itoa(cfg.MaxConcurrentReconciles),
@@ -417,6 +416,10 @@ func startOperator(ctx context.Context, cfg Config, kubeconfig, logName string) 
 		"--metrics-secure=false",
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(hPort),
 		"--leader-elect=false",
+	}
+	if cfg.Profile > 0 {
+		// Only then: an older build (-userve-bin) has no such flag.
+		args = append(args, "--pprof-bind-address=127.0.0.1:"+strconv.Itoa(pPort))
 	}
 	args = append(args, cfg.ExtraFlags...)
 	cmd := exec.Command(cfg.UserveBin, args...)
