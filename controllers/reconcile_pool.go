@@ -390,7 +390,10 @@ func (r *UserServiceReconciler) tenantsBy(ctx context.Context, pool string, inde
 	var reqs []reconcile.Request
 	for _, index := range indexes {
 		var list v1alpha1.UserServiceList
-		if err := r.Client.List(ctx, &list, client.MatchingFields{index: pool}); err != nil {
+		// Names only, no copies: every acknowledgement of a pool pod lists
+		// the tenants moving in, thousands during a bulk creation (copying
+		// them was 30% of the operator's CPU at 3,000 tenants).
+		if err := r.Client.List(ctx, &list, client.MatchingFields{index: pool}, client.UnsafeDisableDeepCopy); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "list the tenants of a pool", "pool", pool)
 			continue
 		}

@@ -344,7 +344,7 @@ func waitAllReady(ctx context.Context, c cache.Cache, n int, start time.Time, ti
 	for {
 		var list v1alpha1.UserServiceList
 		ready := 0
-		if err := c.List(ctx, &list, client.InNamespace(namespace)); err == nil {
+		if err := c.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err == nil {
 			for i := range list.Items {
 				if isTenantReady(&list.Items[i]) {
 					ready++
@@ -359,7 +359,7 @@ func waitAllReady(ctx context.Context, c cache.Cache, n int, start time.Time, ti
 			lastLog = now
 			logf("  %d of %d Ready after %.0f s", ready, n, now.Sub(start).Seconds())
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 

@@ -171,7 +171,7 @@ func (s *poolSim) setReady(ctx context.Context, i int, ready bool) error {
 // the bench's namespace) that list exactly want ready endpoints.
 func countTenantSlices(ctx context.Context, c cache.Cache, want int) (int, error) {
 	var list discoveryv1.EndpointSliceList
-	if err := c.List(ctx, &list, client.InNamespace(namespace),
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy,
 		client.MatchingLabels{render.LabelEndpointSliceManagedBy: render.EndpointSliceManager}); err != nil {
 		return 0, err
 	}
@@ -222,7 +222,7 @@ func measureFlips(ctx context.Context, c cache.Cache, sim *poolSim, op *operator
 			if n >= cfg.Tenants {
 				break
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(250 * time.Millisecond)
 		}
 		took := time.Since(start)
 		op.settle(ctx, cfg.SettleTimeout)
