@@ -202,7 +202,7 @@ func (r *UserServiceReconciler) tenantsPlacedIn(ctx context.Context, pool string
 func (r *UserServiceReconciler) poolEndpoints(ctx context.Context, pool, namespace string, family discoveryv1.AddressType) ([]discoveryv1.Endpoint, error) {
 	var list discoveryv1.EndpointSliceList
 	svc := render.PoolObjectName(&v1alpha1.UserServicePool{ObjectMeta: metav1.ObjectMeta{Name: pool}})
-	if err := r.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{render.LabelServiceName: svc}); err != nil {
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexSliceService: namespace + "/" + svc}); err != nil {
 		return nil, fmt.Errorf("list the endpoints of UserServicePool %s: %w", pool, err)
 	}
 	return render.ReadyEndpoints(list.Items, family), nil
@@ -259,7 +259,9 @@ func (r *UserServiceReconciler) dedicatedSlicesLeft(ctx context.Context, us *v1a
 
 func (r *UserServiceReconciler) foreignSlices(ctx context.Context, us *v1alpha1.UserService) ([]discoveryv1.EndpointSlice, error) {
 	var list discoveryv1.EndpointSliceList
-	if err := r.Client.List(ctx, &list, client.InNamespace(us.Namespace), client.MatchingLabels{render.LabelServiceName: us.Name}); err != nil {
+	// By index: a label selector alone reads every slice of the namespace,
+	// and this runs in every reconcile of a pooled tenant.
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexSliceService: us.Namespace + "/" + us.Name}); err != nil {
 		return nil, err
 	}
 	var out []discoveryv1.EndpointSlice
@@ -335,6 +337,11 @@ func (r *UserServiceReconciler) setupPoolIndexes(ctx context.Context, mgr ctrl.M
 	}
 	if err := idx.IndexField(ctx, &v1alpha1.UserService{}, indexPoolWanted, func(obj client.Object) []string {
 		return nonEmpty(obj.(*v1alpha1.UserService).Spec.Pool)
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &discoveryv1.EndpointSlice{}, indexSliceService, func(obj client.Object) []string {
+		return nonEmpty(obj.GetNamespace() + "/" + obj.GetLabels()[render.LabelServiceName])
 	}); err != nil {
 		return err
 	}

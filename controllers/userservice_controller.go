@@ -188,6 +188,8 @@ const (
 	indexPoolWanted = "userve.pool.wanted"
 	indexPoolTenant = "userve.pool.tenant"
 	indexMovingIn   = "userve.pool.movingin"
+	// indexSliceService: EndpointSlices by "namespace/service".
+	indexSliceService = "userve.slice.service"
 )
 
 // SetupWithManager registers the controller: UserServices, every kind the
