@@ -509,7 +509,7 @@ func (o *operator) waitReconciled(ctx context.Context, n int, timeout time.Durat
 		if done = int(totalOf(ParseCounter(text, "controller_runtime_reconcile_total", "controller"))); done >= n {
 			return done
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
 	return done
 }
@@ -531,7 +531,8 @@ func (o *operator) settle(ctx context.Context, timeout time.Duration) {
 		} else if time.Since(since) >= quiet {
 			return
 		}
-		time.Sleep(250 * time.Millisecond)
+		// Not more often: the operator's /metrics has a series per tenant.
+		time.Sleep(time.Second)
 	}
 }
 
