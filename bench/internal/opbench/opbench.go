@@ -57,6 +57,10 @@ type Config struct {
 	// simulated pods (poolSim).
 	Pooled       bool
 	PoolReplicas int
+	// MemoryLimit, when set, is the operator's GOMEMLIMIT: what it sets
+	// itself (90%) in a container with a memory limit, which the bench's
+	// processes do not have.
+	MemoryLimit string
 	// Profile takes CPU profiles of the operator and kube-apiserver for
 	// this long from the first create (0: none).
 	Profile time.Duration
@@ -74,7 +78,7 @@ const (
 // Run runs the part. Figures gathered before a failure are returned with it.
 func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	logf := cfg.Logf
-	res := &report.Operator{Tenants: cfg.Tenants, MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ExtraFlags: cfg.ExtraFlags,
+	res := &report.Operator{Tenants: cfg.Tenants, MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ExtraFlags: cfg.ExtraFlags, GOMEMLIMIT: cfg.MemoryLimit,
 		OperatorLog: filepath.Join(cfg.LogDir, "operator.log")}
 	if cfg.Pooled {
 		res.Pool = &report.OperatorPool{Name: poolName, Replicas: cfg.PoolReplicas,
@@ -424,6 +428,9 @@ func startOperator(ctx context.Context, cfg Config, kubeconfig, logName string) 
 	args = append(args, cfg.ExtraFlags...)
 	cmd := exec.Command(cfg.UserveBin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	if cfg.MemoryLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+cfg.MemoryLimit)
+	}
 	p, err := procmon.Start("userve operator", cmd, filepath.Join(cfg.LogDir, logName), syscall.SIGKILL)
 	if err != nil {
 		return nil, err

@@ -88,6 +88,7 @@ type Operator struct {
 	Tenants                 int            `json:"tenants"`
 	MaxConcurrentReconciles int            `json:"max_concurrent_reconciles"`
 	ExtraFlags              []string       `json:"extra_flags,omitempty"`
+	GOMEMLIMIT              string         `json:"gomemlimit,omitempty"`
 	CreateSeconds           float64        `json:"create_seconds"`    // the harness's creates
 	AllReadySeconds         float64        `json:"all_ready_seconds"` // from the first create
 	Ready                   int            `json:"ready"`             // tenants Ready at the end
@@ -279,6 +280,9 @@ func Markdown(r *Results) string {
 		}
 		if len(o.Profiles) > 0 {
 			fmt.Fprintf(&b, "CPU profiles: %s.\n\n", strings.Join(o.Profiles, "; "))
+		}
+		if o.GOMEMLIMIT != "" {
+			fmt.Fprintf(&b, "The operator ran with GOMEMLIMIT=%s.\n\n", o.GOMEMLIMIT)
 		}
 		if p := o.Pool; p != nil {
 			fmt.Fprintf(&b, "Every tenant in UserServicePool %s, %d pods (%s).\n\n", p.Name, p.Replicas, p.Simulation)
