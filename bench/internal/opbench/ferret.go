@@ -15,6 +15,7 @@ import (
 
 	"userve.dev/userve/bench/internal/procmon"
 )
+
 // ---- helpers -------------------------------------------------------------------
 
 // startFerretSQLite starts FerretDB with authentication over SQLite (the

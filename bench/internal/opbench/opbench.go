@@ -539,4 +539,3 @@ func (o *operator) settle(ctx context.Context, timeout time.Duration) {
 		time.Sleep(time.Second)
 	}
 }
-
