@@ -23,6 +23,8 @@ import (
 )
 
 const (
+	// flipTimeout bounds each flip's wait (and the ready timeout does).
+	flipTimeout   = 400 * time.Second
 	poolName      = "bench"
 	poolNamespace = "userve-pools"
 	// ackInterval is pool/ack.go's: the least time between two patches of
@@ -213,7 +215,7 @@ func measureFlips(ctx context.Context, c cache.Cache, sim *poolSim, op *operator
 		if err := sim.setReady(ctx, 0, ready); err != nil {
 			return out, err
 		}
-		deadline := start.Add(cfg.ReadyTimeout)
+		deadline := start.Add(min(cfg.ReadyTimeout, flipTimeout))
 		n := 0
 		for time.Now().Before(deadline) && ctx.Err() == nil {
 			if n, err = countTenantSlices(ctx, c, want); err != nil {
