@@ -123,6 +123,7 @@ type OperatorPool struct {
 // tenant's EndpointSlice.
 type PoolFlip struct {
 	Change         string         `json:"change"`
+	Served         int            `json:"served"`   // tenants served by the pool when it began
 	Mirrored       int            `json:"mirrored"` // tenant slices that show it at the end
 	Seconds        float64        `json:"seconds"`
 	Writes         int            `json:"writes"`
@@ -288,7 +289,7 @@ func Markdown(r *Results) string {
 			fmt.Fprintf(&b, "Every tenant in UserServicePool %s, %d pods (%s).\n\n", p.Name, p.Replicas, p.Simulation)
 			for _, f := range p.Flips {
 				fmt.Fprintf(&b, "- %s: %d of %d tenant EndpointSlices mirrored it after %.1f s; %d writes, %d reads (%s)\n",
-					f.Change, f.Mirrored, o.Tenants, f.Seconds, f.Writes, f.Reads, flat(f.ByVerbResource))
+					f.Change, f.Mirrored, max(f.Served, f.Mirrored), f.Seconds, f.Writes, f.Reads, flat(f.ByVerbResource))
 			}
 			if len(p.Flips) > 0 {
 				b.WriteString("\n")
