@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -33,6 +36,8 @@ func runOperator(args []string) int {
 		logLevel         string
 		databaseTimeout  time.Duration
 		resync, retrying time.Duration
+		qps              float64
+		burst            int
 	)
 	fs.StringVar(&o.ServerImage, "server-image", defaultServerImage(), "tenant server image when a UserService sets no spec.image")
 	fs.StringVar(&defaultMongo, "default-mongo-uri-secret", "", "NAMESPACE/NAME/KEY of the Secret holding the MongoDB URI of tenants without spec.mongo.uriSecretRef")
@@ -51,6 +56,9 @@ func runOperator(args []string) int {
 	fs.DurationVar(&resync, "resync-interval", 5*time.Minute, "how often a converged tenant is re-checked (database, referenced Secrets)")
 	fs.DurationVar(&retrying, "retry-interval", 30*time.Second, "how often a tenant waiting for a Secret or its database is re-checked")
 	fs.DurationVar(&databaseTimeout, "database-timeout", 5*time.Second, "timeout of each MongoDB ping and drop")
+	fs.Float64Var(&qps, "kube-api-qps", -1, "client-side limit of API requests per second (-1: none, the API server's priority and fairness decides, whichever kubeconfig is used)")
+	fs.IntVar(&burst, "kube-api-burst", 0, "client-side burst above --kube-api-qps (with a limit set; 0: client-go's default, 10)")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "0", "address of Go's /debug/pprof (0: off); for profiling only, never exposed")
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config or in-cluster)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +74,9 @@ func runOperator(args []string) int {
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "userve operator: "+format+"\n", a...)
 		return 2
+	}
+	if qps == 0 || qps < -1 {
+		return fail("--kube-api-qps must be -1 (no limit) or above 0")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -92,11 +103,16 @@ func runOperator(args []string) int {
 		return fail("--metrics-cert-dir needs --metrics-secure")
 	}
 
+	if os.Getenv("GOMEMLIMIT") == "" {
+		if limit := containerMemoryLimit(os.ReadFile); limit > 0 {
+			debug.SetMemoryLimit(limit / 10 * 9)
+		}
+	}
 	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctrl.SetLogger(log)
 	klog.SetLogger(log)
 
-	cfg, err := kubeConfig(kubeconfig)
+	cfg, err := operatorKubeConfig(kubeconfig, qps, burst)
 	if err != nil {
 		return fail("kubeconfig: %v", err)
 	}
@@ -114,9 +130,45 @@ func runOperator(args []string) int {
 	return 0
 }
 
+// operatorKubeConfig is the API server's address and credentials. The client-side
+// rate limit is set by --kube-api-qps, whichever way the config is found
+// (clientcmd alone would leave client-go's 5 requests per second).
+func operatorKubeConfig(path string, qps float64, burst int) (*rest.Config, error) {
+	cfg, err := kubeConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	return cfg, nil
+}
+
 func kubeConfig(path string) (*rest.Config, error) {
 	if path != "" {
 		return clientcmd.BuildConfigFromFlags("", path)
 	}
 	return ctrl.GetConfig()
+}
+
+// containerMemoryLimit is the memory limit of the operator's container
+// (cgroup v2 memory.max, else v1 memory.limit_in_bytes), 0 when there is
+// none. The operator gives the Go runtime 90% of it as a soft limit unless
+// GOMEMLIMIT says otherwise: its cache grows with the tenants, and by
+// default the heap may double its live size before a collection, which
+// at 10,000 pooled tenants went past the container's limit before the
+// live data did.
+func containerMemoryLimit(read func(string) ([]byte, error)) int64 {
+	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := read(path)
+		if err != nil {
+			continue
+		}
+		v := strings.TrimSpace(string(b))
+		n, err := strconv.ParseInt(v, 10, 64)
+		// "max", or v1's "no limit" (a page-rounded maximum int64).
+		if err != nil || n <= 0 || n >= 1<<62 {
+			return 0
+		}
+		return n
+	}
+	return 0
 }

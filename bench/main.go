@@ -55,6 +55,10 @@ func run() int {
 	tenants := flag.Int("tenants", 1000, "UserServices for the operator part")
 	mcr := flag.Int("max-concurrent-reconciles", 32, "the operator's --max-concurrent-reconciles")
 	opFlags := flag.String("operator-flags", "", "extra flags for `userve operator`, space-separated")
+	opPool := flag.Bool("operator-pool", false, "operator part: place every tenant in one UserServicePool (simulated pool pods, docs/bench.md)")
+	opPoolReplicas := flag.Int("operator-pool-replicas", 2, "operator part with -operator-pool: the pool's pods")
+	opMemLimit := flag.String("operator-gomemlimit", "", "operator part: GOMEMLIMIT of the operator (what it sets itself, 90% of its container's limit, in a cluster), e.g. 540MiB")
+	opProfile := flag.Duration("operator-profile", 0, "operator part: CPU profiles of the operator and kube-apiserver for this long from the first create (0: none)")
 	readyTimeout := flag.Duration("ready-timeout", 180*time.Second, "give up waiting for all tenants Ready after this")
 	poolTenants := flag.Int("pool-tenants", 1000, "tenants in the pool part's one `userve pool` process")
 	poolProfiles := flag.Int("pool-profiles", 5, "profiles seeded per pooled tenant")
@@ -160,6 +164,7 @@ func run() int {
 			UserveBin: userve, FerretBin: ferretAuth, LogDir: logDir, Tenants: *tenants,
 			MaxConcurrentReconciles: *mcr, ExtraFlags: strings.Fields(*opFlags), CreateWorkers: 16,
 			ReadyTimeout: *readyTimeout, SettleTimeout: 90 * time.Second, Logf: logf,
+			Pooled: *opPool, PoolReplicas: *opPoolReplicas, Profile: *opProfile, MemoryLimit: *opMemLimit,
 		})
 		res.Operator = op
 		if err != nil {

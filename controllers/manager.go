@@ -57,6 +57,8 @@ type Options struct {
 	// MetricsBindAddress and HealthProbeBindAddress: "0" turns them off.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's /debug/pprof; "" or "0": off.
+	PprofBindAddress string
 	// MetricsInsecure serves /metrics over plain HTTP to anyone
 	// (--metrics-secure=false). By default it is HTTPS, and every scrape
 	// must bring a bearer token that the API server authenticates
@@ -156,6 +158,9 @@ func CacheOptions(watchNamespaces []string, poolNamespace string) cache.Options 
 	// Secrets: the operator's credentials Secrets, the tenants' Secrets it
 	// reads and pooled tenants' Secrets, never every Secret of the cluster.
 	watched := labels.SelectorFromSet(labels.Set{render.LabelWatched: "true"})
+	// Pods: the pools' only (their acknowledgements), never tenants' pods.
+	opts.ByObject[&corev1.Pod{}] = cache.ByObject{Label: labels.SelectorFromSet(labels.Set{
+		render.LabelManagedBy: render.ManagedBy, render.LabelComponent: render.PoolComponent})}
 	for _, obj := range append(objectsOwned(), &rbacv1.Role{}, &rbacv1.RoleBinding{}) {
 		if _, ok := obj.(*corev1.Secret); ok {
 			opts.ByObject[obj] = cache.ByObject{Label: watched}
@@ -203,6 +208,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, *tenantdb.Pool, erro
 		Cache:                         CacheOptions(o.WatchNamespaces, o.PoolNamespace),
 		Metrics:                       MetricsServerOptions(o),
 		HealthProbeBindAddress:        o.HealthProbeBindAddress,
+		PprofBindAddress:              o.PprofBindAddress,
 		LeaderElection:                o.LeaderElection,
 		LeaderElectionID:              "userve-operator.miniapp.userve.dev",
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,

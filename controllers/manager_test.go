@@ -48,10 +48,10 @@ func TestCacheOptionsNarrowTheCache(t *testing.T) {
 	if len(some.DefaultNamespaces) != 3 {
 		t.Errorf("namespaces = %v, want the watched ones and the pools'", some.DefaultNamespaces)
 	}
-	// Every owned kind, the pools' Roles and RoleBindings, and UserServices
-	// (of the watched namespaces only).
-	if len(some.ByObject) != len(objectsOwned())+3 {
-		t.Fatalf("%d kinds restricted, want every owned kind (%d) and 3 more", len(some.ByObject), len(objectsOwned()))
+	// Every owned kind, the pools' Roles and RoleBindings, their Pods, and
+	// UserServices (of the watched namespaces only).
+	if len(some.ByObject) != len(objectsOwned())+4 {
+		t.Fatalf("%d kinds restricted, want every owned kind (%d) and 4 more", len(some.ByObject), len(objectsOwned()))
 	}
 	mine := labels.Set{render.LabelManagedBy: render.ManagedBy}
 	for obj, by := range some.ByObject {
@@ -67,6 +67,13 @@ func TestCacheOptionsNarrowTheCache(t *testing.T) {
 		if _, ok := obj.(*corev1.Secret); ok {
 			if !by.Label.Matches(labels.Set{render.LabelWatched: "true"}) || by.Label.Matches(mine) {
 				t.Errorf("Secrets cached by %q, want the watched label only", by.Label)
+			}
+			continue
+		}
+		if _, ok := obj.(*corev1.Pod); ok {
+			pool := labels.Set{render.LabelManagedBy: render.ManagedBy, render.LabelComponent: render.PoolComponent}
+			if !by.Label.Matches(pool) || by.Label.Matches(mine) {
+				t.Errorf("Pods cached by %q, want the pools' only, never tenants'", by.Label)
 			}
 			continue
 		}

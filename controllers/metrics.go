@@ -70,7 +70,8 @@ func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var list v1alpha1.UserServiceList
-	if err := (*r).List(ctx, &list); err != nil {
+	// Read only: no copy of every tenant at every scrape.
+	if err := (*r).List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return // cache not started yet: no sample rather than a wrong one
 	}
 	counts := map[string]int{}

@@ -78,6 +78,8 @@ type inputs struct {
 // reconcileNormal converges a live tenant: it reads what the objects are
 // rendered from, applies them, pings the database and sets status.
 func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha1.UserService) (ctrl.Result, error) {
+	ctx, notes := withAppliedNotes(ctx)
+	defer notes.flush(r, us)
 	obs := observed{}
 	in, fail := r.loadInputs(ctx, us)
 	if !in.adminURI.IsZero() {
@@ -118,7 +120,13 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 		switch p.Reason {
 		case ReasonPoolNotFound, ReasonNamespaceNotAllowed, ReasonPoolFull, ReasonPoolNoNamespace:
 			r.event(us, nil, corev1.EventTypeWarning, p.Reason, "Place", "%s; the tenant stays where it is", p.Message)
-		case ReasonMovingIn, ReasonMovingOut, ReasonPooled:
+		case ReasonMovingIn:
+			// A tenant born in a pool is not moving anywhere: Pooled says
+			// when it is there.
+			if placedBefore != nil {
+				r.event(us, nil, corev1.EventTypeNormal, p.Reason, "Place", "%s", p.Message)
+			}
+		case ReasonMovingOut, ReasonPooled:
 			r.event(us, nil, corev1.EventTypeNormal, p.Reason, "Place", "%s", p.Message)
 		case ReasonDedicated:
 			if placedBefore != nil {
@@ -137,6 +145,8 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 	case obs.databaseErr != nil:
 		r.event(us, nil, corev1.EventTypeWarning, ReasonDatabaseUnreachable, "Ping", "%s", obs.databaseErr.Error())
 		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
+	case m.awaitingAck:
+		return ctrl.Result{RequeueAfter: ackPoll}, nil
 	case m.moving:
 		return ctrl.Result{RequeueAfter: movePoll}, nil
 	case m.placed.Status == metav1.ConditionFalse:
@@ -289,11 +299,18 @@ func (r *UserServiceReconciler) mongoURI(ctx context.Context, us *v1alpha1.UserS
 	return tenantdb.URI{}, userError(ReasonMongoURIMissing, render.ErrNoMongoURI)
 }
 
-// secretValue reads one key of a Secret the operator does not own, from the
-// API server: such Secrets are not in the operator's cache.
+// secretValue reads one key of a Secret the operator does not own: from
+// the cache once the Secret carries the watched label (the cache holds
+// those, and a change to one triggers a reconcile), else from the API
+// server. A thousand tenants on the default MongoDB URI read it from
+// memory, not with a thousand GETs per resync.
 func (r *UserServiceReconciler) secretValue(ctx context.Context, namespace, name, key string) ([]byte, error) {
 	var s corev1.Secret
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s)
+	nn := types.NamespacedName{Namespace: namespace, Name: name}
+	err := r.Client.Get(ctx, nn, &s)
+	if err != nil || s.Labels[render.LabelWatched] != "true" {
+		err = r.APIReader.Get(ctx, nn, &s)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, userError(ReasonSecretNotFound, fmt.Errorf("secret %s/%s not found", namespace, name))
@@ -509,9 +526,11 @@ func (r *UserServiceReconciler) applyOne(ctx context.Context, a applier, us *v1a
 	}
 	switch outcome {
 	case created:
-		r.event(us, obj, corev1.EventTypeNormal, "Created", "Apply", "Created %s %s", kindOf(r, obj), obj.GetName())
+		r.own.wrote(obj)
+		r.note(ctx, us, obj, "Created")
 	case updated:
-		r.event(us, obj, corev1.EventTypeNormal, "Updated", "Apply", "Updated %s %s", kindOf(r, obj), obj.GetName())
+		r.own.wrote(obj)
+		r.note(ctx, us, obj, "Updated")
 	}
 	return nil
 }

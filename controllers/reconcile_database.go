@@ -54,9 +54,16 @@ func (r *UserServiceReconciler) claimDatabase(ctx context.Context, us *v1alpha1.
 	// A tenant that used the database before ownership records existed
 	// (status.database, which only the operator writes) keeps it.
 	adopt := us.Status.Database == database
+	if r.checks.claimFresh(us.UID, database, r.dbCheckTTL()) {
+		return nil
+	}
 	claim, err := r.Databases.ClaimDatabase(ctx, uri, database, me, adopt)
 	if err != nil {
+		r.checks.forget(us.UID)
 		return &failure{Reason: ReasonDatabaseUnreachable, Err: err}
+	}
+	if claim.Outcome != tenantdb.NotOwned {
+		r.checks.claimedNow(us.UID, database)
 	}
 	switch claim.Outcome {
 	case tenantdb.NotOwned:
@@ -105,10 +112,17 @@ func (r *UserServiceReconciler) databaseUser(ctx context.Context, us *v1alpha1.U
 	if err != nil {
 		return nil, metav1.Condition{}, userError(ReasonDatabaseUserFailed, fmt.Errorf("the operator's default MongoDB URI: %v", err))
 	}
+	if !setPassword {
+		if iso, ok := r.checks.userFresh(us.UID, database, name, password, r.dbCheckTTL()); ok {
+			return []byte(uri), isolationCondition(iso, name, database), nil
+		}
+	}
 	iso, err := r.Databases.EnsureUser(ctx, adminURI.Value(), u, setPassword)
 	if err != nil {
+		r.checks.forget(us.UID)
 		return nil, metav1.Condition{}, &failure{Reason: ReasonDatabaseUserFailed, Err: err}
 	}
+	r.checks.userNow(us.UID, database, name, password, iso)
 	if rotate {
 		r.event(us, nil, corev1.EventTypeNormal, eventCredentialsRotated, "Rotate", "New password for database user %s (%s=%s); the pods roll", name, render.AnnotationRotateCredentials, us.Annotations[render.AnnotationRotateCredentials])
 	}

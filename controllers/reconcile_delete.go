@@ -53,6 +53,7 @@ func (r *UserServiceReconciler) reconcileDelete(ctx context.Context, us *v1alpha
 		r.seats.release(us.Status.Pool, client.ObjectKeyFromObject(us))
 	}
 	r.drains.forget(client.ObjectKeyFromObject(us))
+	r.checks.forget(us.UID)
 	database := databaseOf(us)
 	drop := us.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete && database != ""
 	dropUser := database != "" && r.managesDatabaseUser(us)

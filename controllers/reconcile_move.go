@@ -19,9 +19,15 @@ import (
 )
 
 // movePoll is how often a moving tenant is looked at again: a move waits
-// for things the operator does not watch (pool pods applying the tenant's
-// Secret, the EndpointSlice controller).
-const movePoll = time.Second
+// for things the operator does not watch (the EndpointSlice controller's
+// slices of other Services). ackPoll is the same while it waits for pool
+// pods to apply its Secret, which the operator watches
+// (tenantsAwaitingPod): the poll is only a safety net there, and polling
+// every waiting tenant each second swamped the queue at 10,000 tenants.
+const (
+	movePoll = time.Second
+	ackPoll  = 10 * time.Second
+)
 
 // poolServing is the pool whose pods the tenant's Service points at.
 type poolServing struct {
@@ -35,8 +41,9 @@ type move struct {
 	layout  layout
 	placed  metav1.Condition
 	serving *poolServing
-	// moving: come back soon (movePoll).
-	moving bool
+	// moving: come back soon (movePoll; ackPoll when awaitingAck).
+	moving      bool
+	awaitingAck bool
 	// leave is the pool the tenant has left once the layout is applied.
 	leave string
 }
@@ -91,6 +98,17 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 		if err != nil {
 			return fail(err)
 		}
+		if poolService && !r.hasTenantSlice(ctx, us) {
+			// Born in the pool: its Service never had a selector. It gets
+			// the pool's endpoints once the pool has applied its Secret.
+			applied, pod, err := r.poolApplied(ctx, pl.targetNamespace, rv, eps)
+			if err != nil {
+				return fail(err)
+			}
+			if !applied {
+				return move{layout: layout{dedicated: own, poolService: !own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, notApplied(pod), meanwhile(own)), moving: true, awaitingAck: true}, nil
+			}
+		}
 		if poolService {
 			left, err := r.withdrawDedicatedEndpoints(ctx, us)
 			if err != nil {
@@ -107,15 +125,10 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 			return fail(err)
 		}
 		if !applied {
-			why := "no pod of the pool is ready"
-			if pod != "" {
-				why = "pool pod " + pod + " has not applied the tenant's configuration yet"
-			}
-			meanwhile := "its own pods serve meanwhile"
-			if !own {
-				meanwhile = "it has no pods of its own"
-			}
-			return move{layout: layout{dedicated: own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, why, meanwhile), moving: true}, nil
+			// Without pods of its own, the Service loses its selector at
+			// once: a selector would only have the EndpointSlice controller
+			// write a slice of no pods, for the move to withdraw.
+			return move{layout: layout{dedicated: own, poolService: !own}, placed: moving(ReasonMovingIn, "moving into UserServicePool %s: %s; %s", pl.target, notApplied(pod), meanwhile(own)), moving: true, awaitingAck: true}, nil
 		}
 		return move{layout: layout{dedicated: own, poolService: true, slice: slice}, serving: serving, moving: true,
 			placed: moving(ReasonMovingIn, "moving into UserServicePool %s: its Service now points at the pool's pods", pl.target)}, nil
@@ -184,6 +197,26 @@ func (r *UserServiceReconciler) arrange(ctx context.Context, us *v1alpha1.UserSe
 		return move{layout: layout{dedicated: true}, placed: pl.placed, leave: cur, moving: us.Spec.Pool != ""}, nil
 	}
 	return move{layout: layout{dedicated: true}, placed: pl.placed}, nil
+}
+
+func notApplied(pod string) string {
+	if pod == "" {
+		return "no pod of the pool is ready"
+	}
+	return "pool pod " + pod + " has not applied the tenant's configuration yet"
+}
+
+func meanwhile(own bool) string {
+	if own {
+		return "its own pods serve meanwhile"
+	}
+	return "it has no pods of its own"
+}
+
+// hasTenantSlice says whether the operator's EndpointSlice of the tenant's
+// Service exists (in the cache, which holds the operator's objects).
+func (r *UserServiceReconciler) hasTenantSlice(ctx context.Context, us *v1alpha1.UserService) bool {
+	return r.Client.Get(ctx, client.ObjectKeyFromObject(us), &discoveryv1.EndpointSlice{}) == nil
 }
 
 // writePoolSecret applies the tenant's Secret in the pool's namespace

@@ -47,13 +47,14 @@ const ControllerName = "userservice"
 // the core objects it applies (the garbage collector removes them with the
 // tenant), and deletes only the optional objects a spec can turn off. It
 // lists pods (never reads their content) to know that a deleted tenant's
-// pods are gone before its database is dropped.
+// pods are gone before its database is dropped, and watches pool pods (by
+// label) for their acknowledgement of tenant Secrets.
 //
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/status,verbs=get;patch
 // +kubebuilder:rbac:groups=miniapp.userve.dev,resources=userservices/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=configmaps;serviceaccounts;services,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=endpoints,verbs=delete
@@ -108,6 +109,11 @@ type UserServiceReconciler struct {
 	seats poolSeats
 	// drains times the tenants leaving pools (PoolDrain).
 	drains poolDrains
+	// checks remembers recent database ownership and user checks.
+	checks dbChecks
+	// own remembers the reconciler's own writes (their echoes are not
+	// reconciled).
+	own ownWrites
 	// Random generates credentials (crypto/rand.Reader).
 	Random io.Reader
 	// ResyncInterval re-checks a converged tenant: its database and the
@@ -146,6 +152,7 @@ func (r *UserServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		if err := r.Client.Patch(ctx, us, patch); err != nil {
 			return ctrl.Result{}, err
 		}
+		r.own.wrote(us)
 	}
 	return r.reconcileNormal(ctx, us)
 }
@@ -180,6 +187,9 @@ const (
 	indexPlacedIn   = "userve.pool.placed"
 	indexPoolWanted = "userve.pool.wanted"
 	indexPoolTenant = "userve.pool.tenant"
+	indexMovingIn   = "userve.pool.movingin"
+	// indexSliceService: EndpointSlices by "namespace/service".
+	indexSliceService = "userve.slice.service"
 )
 
 // SetupWithManager registers the controller: UserServices, every kind the
@@ -209,9 +219,9 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
-		For(&v1alpha1.UserService{}, builder.WithPredicates(specOrMetadataChanged()))
+		For(&v1alpha1.UserService{}, builder.WithPredicates(specOrMetadataChanged(), r.own.notOwnWrite()))
 	for _, obj := range objectsOwned() {
-		b = b.Owns(obj)
+		b = b.Owns(obj, builder.WithPredicates(r.own.notOwnWrite()))
 	}
 	return b.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.tenantsReading)).
@@ -219,6 +229,8 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		// changes with every placement.
 		Watches(&v1alpha1.UserServicePool{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfPool), builder.WithPredicates(specOrMetadataChanged())).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.tenantsBehindPoolSlice)).
+		// A pool pod's acknowledgement moves the tenants waiting for it on.
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.tenantsAwaitingPod), builder.WithPredicates(predicate.AnnotationChangedPredicate{})).
 		WithOptions(opts).
 		Complete(r)
 }

@@ -48,7 +48,7 @@ const (
 	operatorNamespace = "userve-system"
 	// outsideNamespace is not watched: tenants there are never reconciled.
 	outsideNamespace = "outside"
-	poolSize         = 65
+	poolSize         = 72
 	// uriSecretGrace: how long a deleted tenant waits for its vanished URI
 	// Secret (2 minutes in production).
 	uriSecretGrace = 3 * time.Second

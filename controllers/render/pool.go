@@ -34,6 +34,9 @@ const (
 	DefaultPoolReplicas = 2
 )
 
+// PoolComponent is the component label of a pool's objects and pods.
+const PoolComponent = "pool"
+
 // PoolObjectName names every object of the pool in its namespace.
 func PoolObjectName(pool *v1alpha1.UserServicePool) string { return "userve-pool-" + pool.Name }
 
@@ -47,7 +50,7 @@ func PoolSelectorLabels(pool *v1alpha1.UserServicePool) map[string]string {
 // the managed-by label the operator's cache selects on.
 func PoolLabels(pool *v1alpha1.UserServicePool) map[string]string {
 	l := PoolSelectorLabels(pool)
-	l[LabelComponent] = "pool"
+	l[LabelComponent] = PoolComponent
 	l[LabelPartOf] = "userve"
 	l[LabelManagedBy] = ManagedBy
 	return l

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -32,28 +33,93 @@ type Pool struct {
 	clients map[URI]*entry
 	timeout time.Duration
 	now     func() time.Time
+	monitor *event.CommandMonitor
 }
 
 type entry struct {
 	client   *mongo.Client
 	lastUsed time.Time
+	// The last ping: when and its answer (Ping).
+	pingMu  sync.Mutex
+	pinged  time.Time
+	pingErr error
+	// rolesRefused: the store answered NotImplemented to roles (FerretDB
+	// v1), so a user without roles is as confined as it can be.
+	rolesRefused bool
+	// users is the last listing of the server's users (listedUser).
+	users usersSnapshot
 }
 
+// noRoles records that the store at uri has no roles.
+func (p *Pool) noRoles(uri URI) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.clients[uri]; ok {
+		e.rolesRefused = true
+	}
+}
+
+// hasNoRoles says whether the store at uri refused roles before.
+func (p *Pool) hasNoRoles(uri URI) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.clients[uri]
+	return ok && e.rolesRefused
+}
+
+// Option configures a Pool.
+type Option func(*Pool)
+
+// WithMonitor has every client report its commands to m (tests count the
+// commands a reconcile sends).
+func WithMonitor(m *event.CommandMonitor) Option { return func(p *Pool) { p.monitor = m } }
+
 // New is an empty pool whose calls give up after timeout (0: DefaultTimeout).
-func New(timeout time.Duration) *Pool {
+func New(timeout time.Duration, opts ...Option) *Pool {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Pool{clients: map[URI]*entry{}, timeout: timeout, now: time.Now}
+	p := &Pool{clients: map[URI]*entry{}, timeout: timeout, now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
-// Ping checks that the server at uri answers.
+// PingFresh is how long a ping's answer stands for every caller of the
+// same URI: thousands of tenants on the operator's default URI share one
+// ping instead of sending one each per reconcile, which queued behind each
+// other on a busy server.
+const PingFresh = 2 * time.Second
+
+// Ping checks that the server at uri answers, or answered within PingFresh.
 func (p *Pool) Ping(ctx context.Context, uri URI) (err error) {
 	defer hide(ctx, uri, "ping", &err)
 	c, err := p.client(uri)
 	if err != nil {
 		return err
 	}
+	p.mu.Lock()
+	e := p.clients[uri]
+	p.mu.Unlock()
+	if e == nil {
+		return p.ping(ctx, c)
+	}
+	// One ping at a time per URI; those who waited take its answer.
+	e.pingMu.Lock()
+	defer e.pingMu.Unlock()
+	if !e.pinged.IsZero() && p.now().Sub(e.pinged) < PingFresh {
+		return e.pingErr
+	}
+	err = p.ping(ctx, c)
+	if ctx.Err() == nil {
+		// A caller who gave up says nothing of the server.
+		e.pingErr, e.pinged = err, p.now()
+	}
+	return err
+}
+
+func (p *Pool) ping(ctx context.Context, c *mongo.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	if err := c.Ping(ctx, readpref.Primary()); err != nil {
@@ -106,6 +172,9 @@ func (p *Pool) client(uri URI) (*mongo.Client, error) {
 		if co, err = mongouri.ClientOptions(uri.value); err != nil {
 			return nil, err
 		}
+	}
+	if p.monitor != nil {
+		co.SetMonitor(p.monitor)
 	}
 	// Connect does not dial: it validates the URI and starts monitoring.
 	c, err := mongo.Connect(co.

@@ -5,10 +5,13 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 
 	"userve.dev/userve/test/mongofixture"
 )
@@ -61,12 +64,62 @@ func TestUnreachableServerFailsWithinTheTimeout(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 4*timeout {
 		t.Errorf("two failing calls took %v; each should give up after %v", elapsed, timeout)
 	}
-	// The same client recovers once the server is back.
+	// The same client recovers once the server is back: the failed ping's
+	// answer stands PingFresh for every caller, then a new ping is sent.
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Ping(context.Background(), OperatorURI(srv.URI)); err != nil {
-		t.Fatalf("ping after restart: %v", err)
+	deadline := time.Now().Add(PingFresh + 5*timeout)
+	for {
+		err := p.Ping(context.Background(), OperatorURI(srv.URI))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ping after restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestParallelPingsShareOne: 30 reconciles pinging the same URI at once
+// send one ping between them (10,000 tenants on the default URI sent one
+// each per reconcile, queued on a busy server); after PingFresh, another.
+func TestParallelPingsShareOne(t *testing.T) {
+	var pings atomic.Int32
+	p := New(5*time.Second, WithMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName == "ping" {
+			pings.Add(1)
+		}
+	}}))
+	defer p.Close(context.Background())
+	uri := OperatorURI(mongofixture.URI(t))
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- p.Ping(context.Background(), uri)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pings.Load(); n != 1 {
+		t.Errorf("30 parallel pings sent %d pings, want 1", n)
+	}
+	now := time.Now().Add(PingFresh)
+	p.now = func() time.Time { return now }
+	if err := p.Ping(context.Background(), uri); err != nil {
+		t.Fatal(err)
+	}
+	if n := pings.Load(); n != 2 {
+		t.Errorf("a ping PingFresh later was answered from the last one (%d pings)", n)
 	}
 }
 

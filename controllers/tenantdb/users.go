@@ -65,9 +65,22 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 	defer cancel()
 	db := c.Database(u.Database)
 
-	roles, exists, err := userRoles(ctx, db, u.Name)
-	if err != nil {
-		return 0, err
+	if setPassword {
+		// A new tenant, most of the time: create first, and look up only a
+		// user that exists (on FerretDB a lookup reads every stored user).
+		if iso, created, err := createNew(ctx, db, u); err != nil || created {
+			if created && iso == NotConfined {
+				p.noRoles(OperatorURI(uri))
+			}
+			return iso, err
+		}
+	}
+	roles, exists := p.listedUser(ctx, c, OperatorURI(uri), u.Database, u.Name)
+	if !exists {
+		// Not in the listing: maybe created since, or gone: ask.
+		if roles, exists, err = userRoles(ctx, db, u.Name); err != nil {
+			return 0, err
+		}
 	}
 	if !exists {
 		err := createUser(ctx, db, u, tenantRoles(u.Database))
@@ -87,6 +100,11 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 		}
 	}
 
+	if exists && len(roles) == 0 && !setPassword && p.hasNoRoles(OperatorURI(uri)) {
+		// The store refused roles before: asking again on every resync
+		// only costs a command per tenant.
+		return NotConfined, nil
+	}
 	if exists && onlyReadWrite(roles, u.Database) {
 		if setPassword {
 			if err := updateUser(ctx, db, u, nil); err != nil {
@@ -98,6 +116,7 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 	cmdRoles := tenantRoles(u.Database)
 	err = updateUser(ctx, db, u.withPassword(setPassword), cmdRoles)
 	if hasCode(err, codeNotImplemented) {
+		p.noRoles(OperatorURI(uri))
 		if !setPassword {
 			return NotConfined, nil
 		}
@@ -110,6 +129,23 @@ func (p *Pool) EnsureUser(ctx context.Context, uri string, u User, setPassword b
 		return 0, fmt.Errorf("update user %s on %s: %w", u.Name, u.Database, err)
 	}
 	return Confined, nil
+}
+
+// createNew creates u with readWrite on its database, or without roles on
+// a store that has none; created is false when u exists already.
+func createNew(ctx context.Context, db *mongo.Database, u User) (Isolation, bool, error) {
+	err := createUser(ctx, db, u, tenantRoles(u.Database))
+	iso := Confined
+	if hasCode(err, codeNotImplemented) {
+		err, iso = createUser(ctx, db, u, bson.A{}), NotConfined
+	}
+	switch {
+	case err == nil:
+		return iso, true, nil
+	case hasCode(err, codeUserExists):
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("create user %s on %s: %w", u.Name, u.Database, err)
 }
 
 // withPassword keeps the password only when it is to be set.

@@ -9,13 +9,10 @@ package opbench
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,8 +25,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,7 +50,18 @@ type Config struct {
 	CreateWorkers           int
 	ReadyTimeout            time.Duration
 	SettleTimeout           time.Duration
-	Logf                    func(format string, args ...any)
+	// Pooled places every tenant in one UserServicePool of PoolReplicas
+	// simulated pods (poolSim).
+	Pooled       bool
+	PoolReplicas int
+	// MemoryLimit, when set, is the operator's GOMEMLIMIT: what it sets
+	// itself (90%) in a container with a memory limit, which the bench's
+	// processes do not have.
+	MemoryLimit string
+	// Profile takes CPU profiles of the operator and kube-apiserver for
+	// this long from the first create (0: none).
+	Profile time.Duration
+	Logf    func(format string, args ...any)
 }
 
 const (
@@ -65,12 +75,17 @@ const (
 // Run runs the part. Figures gathered before a failure are returned with it.
 func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	logf := cfg.Logf
-	res := &report.Operator{Tenants: cfg.Tenants, MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ExtraFlags: cfg.ExtraFlags,
+	res := &report.Operator{Tenants: cfg.Tenants, MaxConcurrentReconciles: cfg.MaxConcurrentReconciles, ExtraFlags: cfg.ExtraFlags, GOMEMLIMIT: cfg.MemoryLimit,
 		OperatorLog: filepath.Join(cfg.LogDir, "operator.log")}
+	if cfg.Pooled {
+		res.Pool = &report.OperatorPool{Name: poolName, Replicas: cfg.PoolReplicas,
+			Simulation: "bench-side pods, pool EndpointSlice and acknowledgement per pool/ack.go (no pool process)"}
+		cfg.ExtraFlags = append(cfg.ExtraFlags, "--pool-namespace="+poolNamespace)
+	}
 
 	// The operator pings each tenant's MongoDB for DatabaseReady: one
 	// FerretDB (SQLite) serves all tenants, as one shared MongoDB would.
-	mongoURI, stopMongo, err := startFerretSQLite(ctx, cfg.FerretBin, cfg.LogDir)
+	mongoURI, ferretPid, stopMongo, err := startFerretSQLite(ctx, cfg.FerretBin, cfg.LogDir)
 	if err != nil {
 		return nil, err
 	}
@@ -101,15 +116,22 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 	scrape := func() (Counts, error) { return scrapeAPIServer(ctx, httpc, rc.Host) }
 
-	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
-		return nil, err
+	for _, ns := range []string{namespace, poolNamespace} {
+		if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return nil, err
+		}
 	}
 	if err := cl.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: mongoSecret, Namespace: namespace},
 		StringData: map[string]string{mongoSecretKey: mongoURI}}); err != nil {
 		return nil, err
 	}
 
-	c, err := cache.New(rc, cache.Options{Scheme: env.scheme, DefaultNamespaces: map[string]cache.Config{namespace: {}}})
+	c, err := cache.New(rc, cache.Options{Scheme: env.scheme,
+		DefaultNamespaces: map[string]cache.Config{namespace: {}, poolNamespace: {}},
+		ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {
+			Namespaces: map[string]cache.Config{poolNamespace: {}},
+			Label:      labels.SelectorFromSet(labels.Set{v1alpha1.PoolLabel: poolName})}},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +143,15 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 	if _, err := c.GetInformer(cacheCtx, &v1alpha1.UserService{}); err != nil {
 		return nil, err
+	}
+	var sim *poolSim
+	if cfg.Pooled {
+		if _, err := c.GetInformer(cacheCtx, &discoveryv1.EndpointSlice{}); err != nil {
+			return nil, err
+		}
+		if sim, err = startPoolSim(cacheCtx, c, cl, cfg.PoolReplicas, max(cfg.Tenants, 1000)); err != nil {
+			return nil, err
+		}
 	}
 	go func() { _ = c.Start(cacheCtx) }()
 	if !c.WaitForCacheSync(cacheCtx) {
@@ -139,11 +170,24 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 	h0 := ours.Snapshot()
 	c0 := op.clientRequests()
+	meter := newCPUMeter(map[string]int{"ferretdb": ferretPid, "operator": op.proc.Pid()})
+	cpu0 := meter.read()
+	profiled := make(chan []string, 1)
+	if cfg.Profile > 0 {
+		go func() {
+			profiled <- cpuProfiles(ctx, map[string]*http.Client{"kube-apiserver": httpc, "operator": {}},
+				map[string]string{"kube-apiserver": strings.TrimRight(rc.Host, "/"), "operator": op.pprofURL}, cfg.Profile, cfg.LogDir)
+		}()
+	}
 
 	// Create the tenants from several workers, like a GitOps sync would.
 	logf("creating %d UserServices (max-concurrent-reconciles=%d)", cfg.Tenants, cfg.MaxConcurrentReconciles)
 	start := time.Now()
-	if err := createTenants(ctx, cl, cfg.Tenants, cfg.CreateWorkers); err != nil {
+	pool := ""
+	if cfg.Pooled {
+		pool = poolName
+	}
+	if err := createTenants(ctx, cl, cfg.Tenants, cfg.CreateWorkers, pool); err != nil {
 		return res, err
 	}
 	res.CreateSeconds = stats.Round(time.Since(start).Seconds(), 2)
@@ -159,6 +203,10 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 		logf("all %d Ready after %.1f s", ready, res.AllReadySeconds)
 	}
 	op.settle(ctx, cfg.SettleTimeout)
+	res.ProcessCPUSeconds = meter.since(cpu0)
+	if cfg.Profile > 0 {
+		res.Profiles = append(<-profiled, heapProfile(ctx, op.pprofURL, cfg.LogDir)...)
+	}
 
 	m1, err := scrape()
 	if err != nil {
@@ -186,6 +234,13 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	logf("creation: %.1f API requests per tenant (%.1f writes, %.1f reads) by the operator; CPU %.1f s, peak RSS %.1f MiB",
 		res.RequestsPerTenant, res.WritesPerTenant, res.ReadsPerTenant, res.CPUSeconds, res.PeakRSSMiB)
 
+	if sim != nil && ready > 0 {
+		res.Pool.Flips, err = measureFlips(ctx, c, sim, op, scrape, ours, cfg, logf)
+		if err != nil {
+			return res, err
+		}
+	}
+
 	// The no-change resync: a restarted operator reconciles every tenant
 	// from scratch with nothing to change.
 	logf("resync: restarting the operator with nothing changed")
@@ -202,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 		return res, err
 	}
 	defer op2.stop()
-	op2.waitReconciled(ctx, cfg.Tenants, cfg.SettleTimeout)
+	reconciled := op2.waitReconciled(ctx, cfg.Tenants, max(cfg.SettleTimeout, cfg.ReadyTimeout))
 	op2.settle(ctx, cfg.SettleTimeout)
 	settled := time.Since(t0)
 	m3, err := scrape()
@@ -216,6 +271,7 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	res.Resync = &report.Resync{
 		Method:         "operator restart (every tenant reconciled again), API server's lease heartbeats excluded",
 		SettleSeconds:  stats.Round(settled.Seconds(), 1),
+		Reconciled:     reconciled,
 		Writes:         resync.Writes(),
 		Reads:          resync.Reads(),
 		ByVerbResource: resync,
@@ -243,7 +299,7 @@ func (l *readyLoop) count() int {
 	return l.updates
 }
 
-func createTenants(ctx context.Context, cl client.Client, n, workers int) error {
+func createTenants(ctx context.Context, cl client.Client, n, workers int, pool string) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -256,7 +312,8 @@ func createTenants(ctx context.Context, cl client.Client, n, workers int) error 
 				if i > int64(n) || ctx.Err() != nil {
 					return
 				}
-				us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("t%04d", i), Namespace: namespace}}
+				us := &v1alpha1.UserService{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("t%05d", i), Namespace: namespace}}
+				us.Spec.Pool = pool
 				if err := cl.Create(ctx, us); err != nil {
 					errs <- fmt.Errorf("create %s: %w", us.Name, err)
 					return
@@ -288,7 +345,7 @@ func waitAllReady(ctx context.Context, c cache.Cache, n int, start time.Time, ti
 	for {
 		var list v1alpha1.UserServiceList
 		ready := 0
-		if err := c.List(ctx, &list, client.InNamespace(namespace)); err == nil {
+		if err := c.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err == nil {
 			for i := range list.Items {
 				if isTenantReady(&list.Items[i]) {
 					ready++
@@ -303,7 +360,7 @@ func waitAllReady(ctx context.Context, c cache.Cache, n int, start time.Time, ti
 			lastLog = now
 			logf("  %d of %d Ready after %.0f s", ready, n, now.Sub(start).Seconds())
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
@@ -331,6 +388,7 @@ func scrapeAPIServer(ctx context.Context, c *http.Client, host string) (Counts, 
 
 type operator struct {
 	proc       *procmon.Process
+	pprofURL   string
 	metricsURL string
 	healthURL  string
 	http       *http.Client
@@ -345,6 +403,10 @@ func startOperator(ctx context.Context, cfg Config, kubeconfig, logName string) 
 	if err != nil {
 		return nil, err
 	}
+	pPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	args := []string{"operator",
 		"--server-image=userve:bench",
 		"--default-mongo-uri-secret=" + namespace + "/" + mongoSecret + "/" + mongoSecretKey,
@@ -356,14 +418,21 @@ func startOperator(ctx context.Context, cfg Config, kubeconfig, logName string) 
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(hPort),
 		"--leader-elect=false",
 	}
+	if cfg.Profile > 0 {
+		// Only then: an older build (-userve-bin) has no such flag.
+		args = append(args, "--pprof-bind-address=127.0.0.1:"+strconv.Itoa(pPort))
+	}
 	args = append(args, cfg.ExtraFlags...)
 	cmd := exec.Command(cfg.UserveBin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	if cfg.MemoryLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+cfg.MemoryLimit)
+	}
 	p, err := procmon.Start("userve operator", cmd, filepath.Join(cfg.LogDir, logName), syscall.SIGKILL)
 	if err != nil {
 		return nil, err
 	}
-	o := &operator{proc: p,
+	o := &operator{proc: p, pprofURL: "http://127.0.0.1:" + strconv.Itoa(pPort),
 		metricsURL: "http://127.0.0.1:" + strconv.Itoa(mPort) + "/metrics",
 		healthURL:  "http://127.0.0.1:" + strconv.Itoa(hPort) + "/readyz",
 		http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -431,19 +500,22 @@ func totalOf(m map[string]float64) float64 {
 }
 
 // waitReconciled waits until the operator has reconciled at least n objects
-// (controller_runtime_reconcile_total over its controllers), bounded.
-func (o *operator) waitReconciled(ctx context.Context, n int, timeout time.Duration) {
+// (controller_runtime_reconcile_total over its controllers), bounded, and
+// returns how many it had (-1 without metrics).
+func (o *operator) waitReconciled(ctx context.Context, n int, timeout time.Duration) int {
 	deadline := time.Now().Add(timeout)
+	done := -1
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		text := o.metrics()
 		if text == "" {
-			return // no metrics: settle() alone decides
+			return -1 // no metrics: settle() alone decides
 		}
-		if totalOf(ParseCounter(text, "controller_runtime_reconcile_total", "controller")) >= float64(n) {
-			return
+		if done = int(totalOf(ParseCounter(text, "controller_runtime_reconcile_total", "controller"))); done >= n {
+			return done
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
+	return done
 }
 
 // settle waits until the operator has sent no API request for `quiet`
@@ -463,61 +535,7 @@ func (o *operator) settle(ctx context.Context, timeout time.Duration) {
 		} else if time.Since(since) >= quiet {
 			return
 		}
-		time.Sleep(250 * time.Millisecond)
+		// Not more often: the operator's /metrics has a series per tenant.
+		time.Sleep(time.Second)
 	}
-}
-
-// ---- helpers -------------------------------------------------------------------
-
-// startFerretSQLite starts FerretDB with authentication over SQLite (the
-// operator gives each tenant a database user of its own, which FerretDB
-// without authentication refuses: usersInfo is no command there) and
-// returns its administrator's URI.
-func startFerretSQLite(ctx context.Context, bin, logDir string) (string, func(), error) {
-	dir, err := os.MkdirTemp("", "userve-bench-ferret-")
-	if err != nil {
-		return "", nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return "", nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	secret := make([]byte, 16)
-	if _, err := rand.Read(secret); err != nil {
-		return "", nil, err
-	}
-	password := hex.EncodeToString(secret)
-	cmd := exec.Command(bin, "--listen-addr="+addr, "--handler=sqlite", "--sqlite-url=file:"+dir+"/",
-		"--state-dir="+dir, "--debug-addr=-", "--telemetry=disable", "--log-level=error",
-		"--test-enable-new-auth", "--setup-database=admin", "--setup-username=admin")
-	// The password goes by environment, not on a command line ps shows.
-	cmd.Env = append(os.Environ(), "FERRETDB_SETUP_PASSWORD="+password)
-	p, err := procmon.Start("ferretdb (sqlite)", cmd, filepath.Join(logDir, "ferretdb-operator.log"), syscall.SIGKILL)
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", nil, err
-	}
-	stop := func() { p.Stop(syscall.SIGTERM, 5*time.Second); os.RemoveAll(dir) }
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return "mongodb://admin:" + password + "@" + addr + "/?authSource=admin", stop, nil
-		}
-		if exited, _ := p.Exited(); exited || time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return "", nil, fmt.Errorf("ferretdb (sqlite) did not start: %s", p.Tail(2000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -88,6 +88,7 @@ type Operator struct {
 	Tenants                 int            `json:"tenants"`
 	MaxConcurrentReconciles int            `json:"max_concurrent_reconciles"`
 	ExtraFlags              []string       `json:"extra_flags,omitempty"`
+	GOMEMLIMIT              string         `json:"gomemlimit,omitempty"`
 	CreateSeconds           float64        `json:"create_seconds"`    // the harness's creates
 	AllReadySeconds         float64        `json:"all_ready_seconds"` // from the first create
 	Ready                   int            `json:"ready"`             // tenants Ready at the end
@@ -100,14 +101,41 @@ type Operator struct {
 	CreationRequests        map[string]int `json:"creation_requests_by_verb_resource"`
 	ClientRequests          map[string]int `json:"operator_client_requests,omitempty"` // rest_client_requests_total by method
 	Resync                  *Resync        `json:"resync,omitempty"`
-	OperatorLog             string         `json:"operator_log,omitempty"`
-	Error                   string         `json:"error,omitempty"`
+	// ProcessCPUSeconds is each process's CPU from the first create until
+	// the operator settled: where the time went.
+	ProcessCPUSeconds map[string]float64 `json:"process_cpu_seconds,omitempty"`
+	// Profiles are CPU profiles of the operator and kube-apiserver.
+	Profiles    []string      `json:"profiles,omitempty"`
+	Pool        *OperatorPool `json:"pool,omitempty"`
+	OperatorLog string        `json:"operator_log,omitempty"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// OperatorPool describes a run whose tenants are all in one pool.
+type OperatorPool struct {
+	Name       string     `json:"name"`
+	Replicas   int        `json:"replicas"`
+	Simulation string     `json:"simulation"`
+	Flips      []PoolFlip `json:"flips,omitempty"`
+}
+
+// PoolFlip is one pool pod's readiness change, mirrored into every
+// tenant's EndpointSlice.
+type PoolFlip struct {
+	Change         string         `json:"change"`
+	Served         int            `json:"served"`   // tenants served by the pool when it began
+	Mirrored       int            `json:"mirrored"` // tenant slices that show it at the end
+	Seconds        float64        `json:"seconds"`
+	Writes         int            `json:"writes"`
+	Reads          int            `json:"reads"`
+	ByVerbResource map[string]int `json:"by_verb_resource"`
 }
 
 // Resync is the no-change restart of the operator.
 type Resync struct {
 	Method         string         `json:"method"`
 	SettleSeconds  float64        `json:"settle_seconds"`
+	Reconciled     int            `json:"reconciled"` // reconciles the restarted operator had done (-1: unknown)
 	Writes         int            `json:"writes"`
 	Reads          int            `json:"reads"`
 	ByVerbResource map[string]int `json:"by_verb_resource"`
@@ -248,9 +276,28 @@ func Markdown(r *Results) string {
 			b.WriteString("API requests during creation, by verb and resource (operator's share, harness's own requests subtracted):\n\n")
 			b.WriteString(counts(o.CreationRequests, o.Tenants))
 		}
+		if len(o.ProcessCPUSeconds) > 0 {
+			fmt.Fprintf(&b, "CPU seconds of each process from the first create until the operator settled: %s.\n\n", cpuSeconds(o.ProcessCPUSeconds))
+		}
+		if len(o.Profiles) > 0 {
+			fmt.Fprintf(&b, "CPU profiles: %s.\n\n", strings.Join(o.Profiles, "; "))
+		}
+		if o.GOMEMLIMIT != "" {
+			fmt.Fprintf(&b, "The operator ran with GOMEMLIMIT=%s.\n\n", o.GOMEMLIMIT)
+		}
+		if p := o.Pool; p != nil {
+			fmt.Fprintf(&b, "Every tenant in UserServicePool %s, %d pods (%s).\n\n", p.Name, p.Replicas, p.Simulation)
+			for _, f := range p.Flips {
+				fmt.Fprintf(&b, "- %s: %d of %d tenant EndpointSlices mirrored it after %.1f s; %d writes, %d reads (%s)\n",
+					f.Change, f.Mirrored, max(f.Served, f.Mirrored), f.Seconds, f.Writes, f.Reads, flat(f.ByVerbResource))
+			}
+			if len(p.Flips) > 0 {
+				b.WriteString("\n")
+			}
+		}
 		if s := o.Resync; s != nil {
-			fmt.Fprintf(&b, "No-change resync (%s): settled in %.1f s, %d writes, %d reads, operator CPU %.1f s, peak RSS %.1f MiB.\n\n",
-				s.Method, s.SettleSeconds, s.Writes, s.Reads, s.CPUSeconds, s.PeakRSSMiB)
+			fmt.Fprintf(&b, "No-change resync (%s): settled in %.1f s after %d reconciles, %d writes, %d reads, operator CPU %.1f s, peak RSS %.1f MiB.\n\n",
+				s.Method, s.SettleSeconds, s.Reconciled, s.Writes, s.Reads, s.CPUSeconds, s.PeakRSSMiB)
 			if len(s.ClientRequests) > 0 {
 				fmt.Fprintf(&b, "The restarted operator's own count: %s.\n\n", methods(s.ClientRequests))
 			}
@@ -358,4 +405,30 @@ func oneLine(s string) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+func cpuSeconds(m map[string]float64) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func flat(m map[string]int) string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }

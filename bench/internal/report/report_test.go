@@ -151,3 +151,27 @@ func TestMarkdownAgainstBaseline(t *testing.T) {
 		t.Error("a cell without a baseline side is listed against the baseline")
 	}
 }
+
+// Pooled runs are judged against issue 22's goals: 10,000 tenants within
+// 300 s with the operator under 600 MiB; a smaller pooled run is measured,
+// never met.
+func TestJudgeOperatorPooled(t *testing.T) {
+	pooled := func(tenants int, seconds, rss float64) []Target {
+		return Judge(&Results{Operator: &Operator{Tenants: tenants, Ready: tenants, CreateSeconds: 30, AllReadySeconds: seconds,
+			PeakRSSMiB: rss, Pool: &OperatorPool{Name: "bench", Replicas: 2}, Resync: &Resync{}}})
+	}
+	if got := find(pooled(10000, 290, 400), "operator: 10,000 pooled tenants Ready"); !got.Measured || !got.Met {
+		t.Errorf("10,000 in 290 s: %+v", got)
+	}
+	if got := find(pooled(1000, 20, 100), "operator: 10,000 pooled tenants Ready"); !got.Measured || got.Met {
+		t.Errorf("1,000 pooled tenants met the 10,000 goal: %+v", got)
+	}
+	if got := find(pooled(10000, 290, 400), "operator peak RSS (pooled)"); !got.Met {
+		t.Errorf("400 MiB against 600: %+v", got)
+	}
+	md := Markdown(&Results{Operator: &Operator{Tenants: 2, Pool: &OperatorPool{Name: "bench", Replicas: 2,
+		Flips: []PoolFlip{{Change: "pool pod unready", Mirrored: 2, Seconds: 1.5, Writes: 4, ByVerbResource: map[string]int{"APPLY discovery.k8s.io/endpointslices": 2}}}}}})
+	if !strings.Contains(md, "pool pod unready: 2 of 2 tenant EndpointSlices mirrored it after 1.5 s; 4 writes") {
+		t.Errorf("markdown lacks the flip:\n%s", md)
+	}
+}
