@@ -19,6 +19,7 @@ import (
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/internal/egress"
+	"userve.dev/userve/internal/rawio"
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/hserve"
@@ -280,7 +281,8 @@ func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listene
 	defer s.Close()
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// Raw reads and writes on the API's connections: see internal/rawio.
+	go func() { errc <- srv.Serve(rawio.Listener{Listener: ln}) }()
 	metricsErrc := make(chan error, 1)
 	if metricsSrv != nil {
 		go func() { metricsErrc <- metricsSrv.Serve(metricsLn) }()
