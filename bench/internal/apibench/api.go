@@ -169,7 +169,11 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 	var baseProc *tenantProc
 	if cfg.BaselineBin != "" {
 		logf("starting the baseline %s serve", cfg.BaselineBin)
-		base, err := startServer(ctx, cfg.BaselineBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-baseline.log"))
+		baseMetrics, err := metricsListenArgs()
+		if err != nil {
+			return nil, err
+		}
+		base, err := startServer(ctx, cfg.BaselineBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-baseline.log"), baseMetrics...)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}

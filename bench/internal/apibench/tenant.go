@@ -104,9 +104,8 @@ func (s *tenantProc) waitReady(ctx context.Context, timeout time.Duration) error
 
 func (s *tenantProc) stop() { s.proc.Stop(syscall.SIGTERM, 10*time.Second) }
 
-// metricsListenArgs give this build's server a free loopback port for its
-// metrics listener (on by default at :9090, which another process may hold).
-// The baseline build predates the flag and gets none.
+// metricsListenArgs give a server a free loopback port for its metrics
+// listener (on by default at :9090, which another process may hold).
 func metricsListenArgs() ([]string, error) {
 	port, err := freePort()
 	if err != nil {
@@ -133,7 +132,12 @@ func writeManifest(dir string) (string, error) {
 // reads its resident memory: what one more tenant replica costs at rest,
 // untouched, then right after the probes a pod gets (probed).
 func idleRSS(ctx context.Context, bin, configPath, mongoURI, database, logPath string, idle time.Duration) (untouched, probed procmon.Usage, err error) {
-	s, err := startServer(ctx, bin, configPath, mongoURI, database, logPath)
+	// Its metrics on a free port: the default :9090 may be another's.
+	metricsArgs, err := metricsListenArgs()
+	if err != nil {
+		return untouched, probed, err
+	}
+	s, err := startServer(ctx, bin, configPath, mongoURI, database, logPath, metricsArgs...)
 	if err != nil {
 		return untouched, probed, err
 	}
