@@ -53,6 +53,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics (the pods' metrics port), never served on --listen; empty: no metrics")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile (pprof) of the whole run to this file")
+	quietAfter := fs.Duration("release-after-quiet", server.DefaultQuietAfter, "give back the memory a burst of requests needed after this long without requests (probes aside); 0: never")
 	checkMemory := fs.String("password-check-memory", "", "memory password checks may hold at once, e.g. 64Mi (default: a quarter of $"+v1alpha1.EnvMemoryLimit+", else 64Mi)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: userve serve --config FILE [--listen ADDR] [--metrics-listen ADDR]\n\nenvironment: %s (required), %s, %s, %s, %s, %s, %s\n\nflags:\n",
@@ -73,6 +74,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "userve serve: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	if *quietAfter < 0 {
+		fmt.Fprintf(stderr, "userve serve: --release-after-quiet %v: want a duration of 0 (never) or more\n", *quietAfter)
 		return 2
 	}
 	if *metricsListen != "" && *metricsListen == *listen {
@@ -113,13 +118,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer func() { _ = st.Close(context.Background()) }()
 
-	started := func() {
-		if err := memrelease.ReleaseStartup(); err != nil {
-			log.Warn("releasing start-up memory failed", "error", err)
+	release := func(what string) func() {
+		return func() {
+			if err := memrelease.Release(); err != nil {
+				log.Warn("releasing memory failed", "after", what, "error", err)
+			}
 		}
 	}
 	log.Info("password checks bounded", "memory_bytes", checkBudget, "wait", auth.DefaultCheckWait.String())
-	opts := server.Options{Logger: log, Started: started, Plus: plus.Options{CheckMemory: checkBudget}}
+	opts := server.Options{Logger: log, Started: release("start-up"), Plus: plus.Options{CheckMemory: checkBudget}}
+	if *quietAfter > 0 {
+		opts.Quiet, opts.QuietAfter = release("quiet"), *quietAfter
+	}
 	if err := server.New(cfg, st, opts).Run(ctx, *listen, *metricsListen); err != nil {
 		fmt.Fprintf(stderr, "userve serve: %v\n", err)
 		return 1

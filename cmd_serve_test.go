@@ -106,6 +106,11 @@ func TestServeBadConfigIsOneLine(t *testing.T) {
 		!strings.Contains(stderr.String(), "--metrics-listen \":8080\" must differ from --listen") {
 		t.Fatalf("metrics on the API address: exit %d, stderr %q", code, stderr.String())
 	}
+	stderr.Reset()
+	if code := serve(context.Background(), []string{"--release-after-quiet", "-1s"}, envOf(goodEnv), &bytes.Buffer{}, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), "--release-after-quiet -1s: want a duration of 0 (never) or more") {
+		t.Fatalf("negative quiet time: exit %d, stderr %q", code, stderr.String())
+	}
 	if code := serve(context.Background(), []string{"--help"}, envOf(goodEnv), &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
 		t.Fatalf("--help exited %d", code)
 	}

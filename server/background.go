@@ -59,6 +59,11 @@ func (s *Server) runBackground(ctx context.Context) {
 	if s.started != nil && s.store.Ready() {
 		s.started()
 	}
+	s.background.Add(1) // runBackground's own count is held: Close waits for both
+	go func() {
+		defer s.background.Done()
+		s.watchQuiet(ctx)
+	}()
 	t := time.NewTicker(s.ledgerSweep)
 	defer t.Stop()
 	for {

@@ -38,6 +38,9 @@ type env struct {
 	handler http.Handler
 	// metrics serves the server's MetricsHandler, as its own listener does.
 	metrics *httptest.Server
+	// server is the server under test, for the tests of its background
+	// work (Start).
+	server *server.Server
 }
 
 type fakeClock struct{ now time.Time }
@@ -103,7 +106,7 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(s.MetricsHandler())
 	t.Cleanup(metrics.Close)
-	return &env{t: t, srv: srv, store: st, clock: clock, handler: s.Handler(), metrics: metrics}
+	return &env{t: t, srv: srv, store: st, clock: clock, handler: s.Handler(), metrics: metrics, server: s}
 }
 
 // scrape is the Prometheus text of the server's metrics listener.

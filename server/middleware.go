@@ -46,6 +46,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		sw := &httpx.StatusWriter{ResponseWriter: w}
 		s.metrics.inFlight.Inc()
 		defer s.metrics.inFlight.Dec()
+		defer s.activeEnd(s.activeStart(r.URL.Path))
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, info)))
 		if sw.Status == 0 {
 			sw.Status = http.StatusOK

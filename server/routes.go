@@ -19,8 +19,8 @@ func (s *Server) routes() *mux.Router {
 	defer func() { s.routeHandlers = r.handlers }()
 
 	// Operations.
-	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(healthzPath, s.healthz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(readyzPath, s.readyz).Methods(http.MethodGet, http.MethodHead)
 	// /metrics is not here: it is served on its own listener
 	// (MetricsHandler), which the Service's http port and the Ingress do not
 	// route, so the main listener answers 404 on it.

@@ -12,12 +12,14 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/internal/egress"
+	"userve.dev/userve/internal/rawio"
 	"userve.dev/userve/server/account"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/hserve"
@@ -75,6 +77,14 @@ type Server struct {
 	openapi       *openAPIDocs
 	started       func()
 
+	// quiet runs when the server has gone quiet (quiet.go); activity
+	// counts the starts and ends of the requests that are not probes, busy
+	// those running.
+	quiet      func()
+	quietAfter time.Duration
+	activity   atomic.Uint64
+	busy       atomic.Int64
+
 	// Background work (background.go): Start runs it, Close stops it.
 	ledgerSweep          time.Duration
 	startOnce, closeOnce sync.Once
@@ -90,6 +100,11 @@ type Options struct {
 	// Started runs once start-up work is done: the indexes exist and the
 	// ledger recovery ran. userve serve releases start-up memory there.
 	Started func()
+	// Quiet runs each time the server has gone quiet: no request but the
+	// probes for QuietAfter (0: DefaultQuietAfter) after one came. userve
+	// serve gives back there what the burst needed. Nil: nothing runs.
+	Quiet      func()
+	QuietAfter time.Duration
 	// HTTP are the API listener's connection deadlines; zero fields take
 	// DefaultHTTPTimeouts' values.
 	HTTP HTTPTimeouts
@@ -147,7 +162,7 @@ func (t HTTPTimeouts) orDefault() HTTPTimeouts {
 // its first request.
 func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	s := &Server{cfg: cfg, store: st, log: opts.Logger, now: opts.Now, metrics: newMetrics(), plusOptions: opts.Plus, started: opts.Started,
-		timeouts: opts.HTTP.orDefault(), ledgerSweep: opts.LedgerSweep}
+		timeouts: opts.HTTP.orDefault(), ledgerSweep: opts.LedgerSweep, quiet: opts.Quiet, quietAfter: opts.QuietAfter}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -156,6 +171,9 @@ func New(cfg *config.Config, st *store.Store, opts Options) *Server {
 	}
 	if s.ledgerSweep <= 0 {
 		s.ledgerSweep = LedgerSweepEvery
+	}
+	if s.quietAfter <= 0 {
+		s.quietAfter = DefaultQuietAfter
 	}
 	for _, t := range cfg.AdminTokens {
 		s.adminTokens = append(s.adminTokens, adminToken{name: t.Name, token: []byte(t.Token)})
@@ -263,7 +281,8 @@ func (s *Server) ServeWithMetrics(ctx context.Context, ln, metricsLn net.Listene
 	defer s.Close()
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// Raw reads and writes on the API's connections: see internal/rawio.
+	go func() { errc <- srv.Serve(rawio.Listener{Listener: ln}) }()
 	metricsErrc := make(chan error, 1)
 	if metricsSrv != nil {
 		go func() { metricsErrc <- metricsSrv.Serve(metricsLn) }()

@@ -1,5 +1,6 @@
-// Package memrelease gives back, once a server is ready, the memory that
-// only its start-up needed.
+// Package memrelease gives back the memory a tenant server no longer
+// needs: what only its start-up needed, once it is ready, and what a burst
+// of requests needed, once it has gone quiet.
 package memrelease
 
 import (
@@ -12,8 +13,9 @@ import (
 	"syscall"
 )
 
-// ReleaseStartup gives back what start-up alone needed, once a tenant
-// server is ready, so an idle tenant's resident set is what serving needs.
+// Release gives back the heap's garbage and the executable's mapped
+// read-only pages, so that the resident set is what serving needs next.
+// userve serve calls it once ready and again whenever it has gone quiet.
 //
 // Most of an idle server's RSS (34 of 41 MiB, measured by make bench) is
 // clean pages of this executable, mapped while the ~340 package inits ran:
@@ -23,7 +25,12 @@ import (
 // the page again from the page cache, which all tenant processes of the
 // image share), and serving maps back only the code it runs. The writable
 // segment is left alone: dropping it would lose its contents.
-func ReleaseStartup() error {
+//
+// The garbage collection runs first: it reads the type data and stack maps
+// of the read-only segments, which would otherwise be mapped back at once
+// (docs/bench.md, "A dedicated tenant's weight").
+func Release() error {
+	debug.FreeOSMemory()
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return err
@@ -37,8 +44,6 @@ func ReleaseStartup() error {
 			return fmt.Errorf("madvise %#x-%#x: %w", m.start, m.end, errno)
 		}
 	}
-	// Start-up garbage (manifest parsing, index creation) goes back too.
-	debug.FreeOSMemory()
 	return nil
 }
 

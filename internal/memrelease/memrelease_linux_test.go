@@ -9,7 +9,7 @@ import (
 
 	// Linked for their package inits, as in bin/userve, which carries the
 	// operator next to the server: they map the many MiB of read-only
-	// pages that ReleaseStartup exists to give back.
+	// pages that Release exists to give back.
 	_ "userve.dev/userve/controllers"
 	_ "userve.dev/userve/server"
 )
@@ -71,9 +71,9 @@ func exeResidentKiB(t *testing.T) int {
 	return total
 }
 
-func TestReleaseStartupMemoryUnmapsReadOnlySegments(t *testing.T) {
+func TestReleaseUnmapsReadOnlySegments(t *testing.T) {
 	before := exeResidentKiB(t)
-	if err := ReleaseStartup(); err != nil {
+	if err := Release(); err != nil {
 		t.Fatal(err)
 	}
 	after := exeResidentKiB(t)

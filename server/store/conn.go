@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"net"
+
+	"userve.dev/userve/internal/rawio"
 )
 
 // bufferedDialer dials MongoDB connections whose reads are buffered. The
@@ -18,6 +20,7 @@ func (d *bufferedDialer) DialContext(ctx context.Context, network, address strin
 	if err != nil {
 		return nil, err
 	}
+	c = rawio.Wrap(c) // raw reads and writes: see internal/rawio
 	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10)}, nil
 }
 

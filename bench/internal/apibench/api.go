@@ -47,8 +47,12 @@ type Config struct {
 	Warmup        time.Duration
 	MaxRequests   int64
 	IdleWait      time.Duration
-	Endpoints     map[string]bool // run only these (by name); empty: all
-	Logf          func(format string, args ...any)
+	// QuietWait is how long the loaded servers sit with only the pod's
+	// probes after the cells before their RSS is read (0: long enough for
+	// the server to call itself quiet, server.DefaultQuietAfter and a half).
+	QuietWait time.Duration
+	Endpoints map[string]bool // run only these (by name); empty: all
+	Logf      func(format string, args ...any)
 }
 
 // Run runs the whole part. A failed endpoint is reported in its cells; only
@@ -162,31 +166,40 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 
 	var baseline map[string]load.Op
 	var baselinePid int
+	var baseProc *tenantProc
 	if cfg.BaselineBin != "" {
 		logf("starting the baseline %s serve", cfg.BaselineBin)
-		base, err := startServer(ctx, cfg.BaselineBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-baseline.log"))
+		baseMetrics, err := metricsListenArgs()
+		if err != nil {
+			return nil, err
+		}
+		base, err := startServer(ctx, cfg.BaselineBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-baseline.log"), baseMetrics...)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
 		defer base.stop()
+		baseProc = base
 		bt := tg.at(base.base)
 		defer bt.raw.Close()
 		baseline = bt.serverOps()
 		baselinePid = base.proc.Pid()
 		res.Baseline = cfg.BaselineBin
-		if u, err := idleRSS(ctx, cfg.BaselineBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-baseline-idle.log"), cfg.IdleWait); err == nil {
+		if u, p, err := idleRSS(ctx, cfg.BaselineBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-baseline-idle.log"), cfg.IdleWait); err == nil {
 			res.BaselineIdleRSSMiB = stats.Round(procmon.MiB(u.RSSKiB), 1)
+			res.BaselineIdleProbedRSSMiB = stats.Round(procmon.MiB(p.RSSKiB), 1)
 		}
 	}
 
 	logf("idle RSS: a fresh tenant process, %v after /readyz", cfg.IdleWait)
-	if u, err := idleRSS(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-idle.log"), cfg.IdleWait); err != nil {
+	if u, p, err := idleRSS(ctx, cfg.UserveBin, configPath, uri, database, filepath.Join(cfg.LogDir, "userve-idle.log"), cfg.IdleWait); err != nil {
 		logf("idle RSS: %v", err)
 	} else {
 		res.IdleRSSMiB = stats.Round(procmon.MiB(u.RSSKiB), 1)
 		res.IdleAnonMiB = stats.Round(procmon.MiB(u.AnonKiB), 1)
 		res.IdleFileMiB = stats.Round(procmon.MiB(u.FileKiB), 1)
-		logf("idle RSS %.1f MiB (%.1f anonymous, %.1f mapped executable)", res.IdleRSSMiB, res.IdleAnonMiB, res.IdleFileMiB)
+		res.IdleProbedRSSMiB = stats.Round(procmon.MiB(p.RSSKiB), 1)
+		logf("idle RSS %.1f MiB (%.1f anonymous, %.1f mapped executable); %.1f MiB right after the pod's probes (%.1f anonymous, %.1f mapped executable)",
+			res.IdleRSSMiB, res.IdleAnonMiB, res.IdleFileMiB, res.IdleProbedRSSMiB, procmon.MiB(p.AnonKiB), procmon.MiB(p.FileKiB))
 	}
 
 	// Store-bound queries last (see endpoint.storeBound), after the
@@ -251,6 +264,9 @@ func Run(ctx context.Context, cfg Config) (*report.API, error) {
 	}
 	if len(storeBound) == 0 && ctx.Err() == nil {
 		profileMisses(ctx, cfg, res, tg, configPath, uri, database)
+	}
+	if ctx.Err() == nil {
+		measureQuiet(ctx, cfg, res, srv, baseProc)
 	}
 	return res, nil
 }
@@ -374,6 +390,9 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 		}
 	}
 	_ = procmon.ResetPeak(serverPid) // per-cell peak; without permission the peak is since start
+	if baseline != nil {
+		_ = procmon.ResetPeak(baseline.pid)
+	}
 	var server, base, driver sideRun
 	probe := n == 1
 	for i := 0; i < n && ctx.Err() == nil; i++ {
@@ -384,7 +403,9 @@ func runCell(ctx context.Context, cfg Config, cell *report.Cell, ep endpoint, se
 		}
 		cell.PeakRSSMiB = max(cell.PeakRSSMiB, stats.Round(procmon.MiB(after.HWMKiB), 1))
 		if baseline != nil {
-			_, _ = base.run(ctx, slice, baseline.op, baseline.pid, ferretPid, probe)
+			if after, err := base.run(ctx, slice, baseline.op, baseline.pid, ferretPid, probe); err == nil {
+				cell.BaselinePeakRSSMiB = max(cell.BaselinePeakRSSMiB, stats.Round(procmon.MiB(after.HWMKiB), 1))
+			}
 		}
 		if ep.driver != nil {
 			_, _ = driver.run(ctx, slice, ep.driver, os.Getpid(), ferretPid, probe)

@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"userve.dev/userve/bench/internal/procmon"
+	"userve.dev/userve/bench/internal/report"
 	"userve.dev/userve/bench/internal/seed"
+	"userve.dev/userve/bench/internal/stats"
+	"userve.dev/userve/server"
 )
 
 // Tenant identity and secrets of the benchmark's server.
@@ -101,9 +104,8 @@ func (s *tenantProc) waitReady(ctx context.Context, timeout time.Duration) error
 
 func (s *tenantProc) stop() { s.proc.Stop(syscall.SIGTERM, 10*time.Second) }
 
-// metricsListenArgs give this build's server a free loopback port for its
-// metrics listener (on by default at :9090, which another process may hold).
-// The baseline build predates the flag and gets none.
+// metricsListenArgs give a server a free loopback port for its metrics
+// listener (on by default at :9090, which another process may hold).
 func metricsListenArgs() ([]string, error) {
 	port, err := freePort()
 	if err != nil {
@@ -127,24 +129,112 @@ func writeManifest(dir string) (string, error) {
 }
 
 // idleRSS starts a fresh tenant process, lets it sit idle after /readyz, and
-// reads its resident memory: what one more tenant replica costs at rest.
-func idleRSS(ctx context.Context, bin, configPath, mongoURI, database, logPath string, idle time.Duration) (procmon.Usage, error) {
-	s, err := startServer(ctx, bin, configPath, mongoURI, database, logPath)
+// reads its resident memory: what one more tenant replica costs at rest,
+// untouched, then right after the probes a pod gets (probed).
+func idleRSS(ctx context.Context, bin, configPath, mongoURI, database, logPath string, idle time.Duration) (untouched, probed procmon.Usage, err error) {
+	// Its metrics on a free port: the default :9090 may be another's.
+	metricsArgs, err := metricsListenArgs()
 	if err != nil {
-		return procmon.Usage{}, err
+		return untouched, probed, err
+	}
+	s, err := startServer(ctx, bin, configPath, mongoURI, database, logPath, metricsArgs...)
+	if err != nil {
+		return untouched, probed, err
 	}
 	defer s.stop()
 	select {
 	case <-ctx.Done():
-		return procmon.Usage{}, ctx.Err()
+		return untouched, probed, ctx.Err()
 	case <-time.After(idle):
 	}
-	u, err := procmon.Read(s.proc.Pid())
+	if untouched, err = procmon.Read(s.proc.Pid()); err != nil {
+		return untouched, probed, err
+	}
+	if untouched.RSSKiB == 0 {
+		return untouched, probed, errors.New("idle RSS read as 0")
+	}
+	probePod(ctx, s.base, true)
+	probed, err = procmon.Read(s.proc.Pid())
+	return untouched, probed, err
+}
+
+// Probe periods of a tenant pod (controllers/render: readiness /readyz
+// every 5 s, liveness /healthz every 10 s).
+const (
+	readinessPeriod = 5 * time.Second
+	livenessPeriod  = 10 * time.Second
+)
+
+// probePod sends what kubelet sends a tenant pod at a readiness period:
+// /readyz, and /healthz when liveness is due too.
+func probePod(ctx context.Context, base string, liveness bool) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	paths := []string{"/readyz"}
+	if liveness {
+		paths = append(paths, "/healthz")
+	}
+	for _, p := range paths {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+p, nil)
+		if err != nil {
+			return
+		}
+		if res, err := client.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}
+	client.CloseIdleConnections()
+}
+
+// quietRSS lets the servers sit for wait with only the pod's probes, then
+// reads their resident memory: what a tenant that served a burst keeps
+// while nobody uses it.
+func quietRSS(ctx context.Context, wait time.Duration, servers ...*tenantProc) ([]procmon.Usage, error) {
+	t := time.NewTicker(readinessPeriod)
+	defer t.Stop()
+	for elapsed := time.Duration(0); elapsed < wait; elapsed += readinessPeriod {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		for _, s := range servers {
+			probePod(ctx, s.base, (elapsed+readinessPeriod)%livenessPeriod == 0)
+		}
+	}
+	out := make([]procmon.Usage, len(servers))
+	for i, s := range servers {
+		u, err := procmon.Read(s.proc.Pid())
+		if err != nil {
+			return nil, err
+		}
+		out[i] = u
+	}
+	return out, nil
+}
+
+// measureQuiet reads what the loaded servers keep once nobody uses them:
+// after the cells, QuietWait with only the pod's probes.
+func measureQuiet(ctx context.Context, cfg Config, res *report.API, srv, base *tenantProc) {
+	wait := cfg.QuietWait
+	if wait <= 0 {
+		wait = server.DefaultQuietAfter*3/2 + readinessPeriod
+	}
+	servers := []*tenantProc{srv}
+	if base != nil {
+		servers = append(servers, base)
+	}
+	cfg.Logf("quiet RSS: the loaded servers after %v with only the pod's probes", wait)
+	us, err := quietRSS(ctx, wait, servers...)
 	if err != nil {
-		return u, err
+		cfg.Logf("quiet RSS: %v", err)
+		return
 	}
-	if u.RSSKiB == 0 {
-		return u, errors.New("idle RSS read as 0")
+	res.QuietAfterSecs = wait.Seconds()
+	res.QuietRSSMiB = stats.Round(procmon.MiB(us[0].RSSKiB), 1)
+	res.QuietAnonMiB = stats.Round(procmon.MiB(us[0].AnonKiB), 1)
+	cfg.Logf("quiet RSS %.1f MiB (%.1f anonymous, %.1f mapped executable)", res.QuietRSSMiB, res.QuietAnonMiB, procmon.MiB(us[0].FileKiB))
+	if len(us) > 1 {
+		res.BaselineQuietRSSMiB = stats.Round(procmon.MiB(us[1].RSSKiB), 1)
+		cfg.Logf("baseline quiet RSS %.1f MiB", res.BaselineQuietRSSMiB)
 	}
-	return u, nil
 }

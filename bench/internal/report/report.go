@@ -54,7 +54,18 @@ type API struct {
 	// with its idle RSS; empty without one.
 	Baseline           string  `json:"baseline,omitempty"`
 	BaselineIdleRSSMiB float64 `json:"baseline_idle_rss_mib,omitempty"`
-	Cells              []Cell  `json:"cells"`
+	// IdleProbedRSSMiB is the same fresh process right after the probes a
+	// pod gets (/readyz every 5 s, /healthz every 10 s): idle as deployed.
+	IdleProbedRSSMiB         float64 `json:"idle_probed_rss_mib,omitempty"`
+	BaselineIdleProbedRSSMiB float64 `json:"baseline_idle_probed_rss_mib,omitempty"`
+	// QuietRSSMiB is the loaded server's RSS once the cells are over and
+	// QuietAfterSecs have passed with only the pod's probes: what a tenant
+	// that served a burst keeps while nobody uses it.
+	QuietRSSMiB         float64 `json:"quiet_rss_mib,omitempty"`
+	QuietAnonMiB        float64 `json:"quiet_rss_anon_mib,omitempty"`
+	BaselineQuietRSSMiB float64 `json:"baseline_quiet_rss_mib,omitempty"`
+	QuietAfterSecs      float64 `json:"quiet_after_seconds,omitempty"`
+	Cells               []Cell  `json:"cells"`
 	// Analyses are profiles taken because a target was missed.
 	Analyses []Profile `json:"analyses,omitempty"`
 }
@@ -79,6 +90,7 @@ type Cell struct {
 	// and server req/s over baseline req/s (before/after in one run).
 	Baseline            *stats.Summary `json:"baseline,omitempty"`
 	BaselineCPUmsPerReq float64        `json:"baseline_cpu_ms_per_req,omitempty"`
+	BaselinePeakRSSMiB  float64        `json:"baseline_peak_rss_mib,omitempty"`
 	VsBaseline          float64        `json:"vs_baseline,omitempty"`
 	Error               string         `json:"error,omitempty"`
 }
@@ -209,6 +221,10 @@ func Markdown(r *Results) string {
 			"(%.1f MiB anonymous, %.1f MiB mapped executable).\n\n",
 			a.Store, a.Profiles, a.Groups, a.Wallets, a.LoginUsers, a.SeedSeconds, a.CellSeconds, a.IdleRSSMiB, a.IdleAfterSecs,
 			a.IdleAnonMiB, a.IdleFileMiB)
+		if a.IdleProbedRSSMiB > 0 || a.QuietRSSMiB > 0 {
+			fmt.Fprintf(&b, "Idle as deployed, right after the pod's probes: %.1f MiB. The loaded server after the cells and %.0f s "+
+				"of probes only: %.1f MiB (%.1f MiB anonymous).\n\n", a.IdleProbedRSSMiB, a.QuietAfterSecs, a.QuietRSSMiB, a.QuietAnonMiB)
+		}
 		b.WriteString("| endpoint | conc | server req/s | p50 ms | p99 ms | CPU ms/req | peak RSS MiB | driver req/s | driver p50 ms | driver CPU ms/req | ratio | note |\n")
 		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 		for _, c := range a.Cells {
@@ -230,8 +246,13 @@ func Markdown(r *Results) string {
 		if a.Baseline != "" {
 			fmt.Fprintf(&b, "\nAgainst the baseline build `%s`, in the same cells (the sides alternate: server, baseline, driver). Idle RSS: %.1f MiB, baseline %.1f MiB.\n\n",
 				a.Baseline, a.IdleRSSMiB, a.BaselineIdleRSSMiB)
-			b.WriteString("| endpoint | conc | server req/s | baseline req/s | server / baseline | CPU ms/req | baseline CPU ms/req | ratio to driver | baseline ratio to driver | baseline failed |\n")
-			b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+			if a.IdleProbedRSSMiB > 0 || a.QuietRSSMiB > 0 {
+				fmt.Fprintf(&b, "Idle RSS right after the pod's probes: %.1f MiB, baseline %.1f MiB. "+
+					"After the cells and %.0f s of probes only: %.1f MiB, baseline %.1f MiB.\n\n",
+					a.IdleProbedRSSMiB, a.BaselineIdleProbedRSSMiB, a.QuietAfterSecs, a.QuietRSSMiB, a.BaselineQuietRSSMiB)
+			}
+			b.WriteString("| endpoint | conc | server req/s | baseline req/s | server / baseline | CPU ms/req | baseline CPU ms/req | ratio to driver | baseline ratio to driver | baseline failed | peak RSS MiB | baseline peak RSS MiB |\n")
+			b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 			for _, c := range a.Cells {
 				if c.Baseline == nil {
 					continue
@@ -244,8 +265,9 @@ func Markdown(r *Results) string {
 				if n := int64(c.Baseline.Requests) + c.Baseline.Errors; c.Baseline.Errors > 0 && n > 0 {
 					failed = fmt.Sprintf("%.0f%%", 100*float64(c.Baseline.Errors)/float64(n))
 				}
-				fmt.Fprintf(&b, "| %s | %d | %s | %s | %.2f | %.3f | %.3f | %.2f | %s | %s |\n", c.Endpoint, c.Concurrency,
-					rate(c.Server.RPS), rate(c.Baseline.RPS), c.VsBaseline, c.CPUmsPerReq, c.BaselineCPUmsPerReq, c.Ratio, baseRatio, failed)
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %.2f | %.3f | %.3f | %.2f | %s | %s | %.1f | %.1f |\n", c.Endpoint, c.Concurrency,
+					rate(c.Server.RPS), rate(c.Baseline.RPS), c.VsBaseline, c.CPUmsPerReq, c.BaselineCPUmsPerReq, c.Ratio, baseRatio, failed,
+					c.PeakRSSMiB, c.BaselinePeakRSSMiB)
 			}
 		}
 		b.WriteString("\nRequests per cell (server / driver) and what each sends:\n\n")

@@ -136,12 +136,17 @@ func TestMarkdownAgainstBaseline(t *testing.T) {
 	c := &r.API.Cells[0] // detail at 1: server 900, driver 1000
 	c.Baseline = &stats.Summary{RPS: 600, Requests: 90, Errors: 10}
 	c.BaselineCPUmsPerReq = 0.6
+	c.PeakRSSMiB, c.BaselinePeakRSSMiB = 27.5, 31
 	c.VsBaseline = stats.Ratio(c.Server.RPS, c.Baseline.RPS)
+	r.API.IdleProbedRSSMiB, r.API.BaselineIdleProbedRSSMiB = 20.5, 21
+	r.API.QuietRSSMiB, r.API.QuietAnonMiB, r.API.BaselineQuietRSSMiB, r.API.QuietAfterSecs = 22, 8.5, 29.5, 50
 	md := Markdown(r)
 	for _, want := range []string{
 		"Against the baseline build `/tmp/userve-old`",
 		"Idle RSS: 18.5 MiB, baseline 39.0 MiB.",
-		"| detail | 1 | 900 | 600 | 1.50 | 0.250 | 0.600 | 0.90 | 0.60 | 10% |",
+		"| detail | 1 | 900 | 600 | 1.50 | 0.250 | 0.600 | 0.90 | 0.60 | 10% | 27.5 | 31.0 |",
+		"Idle as deployed, right after the pod's probes: 20.5 MiB. The loaded server after the cells and 50 s of probes only: 22.0 MiB (8.5 MiB anonymous).",
+		"Idle RSS right after the pod's probes: 20.5 MiB, baseline 21.0 MiB. After the cells and 50 s of probes only: 22.0 MiB, baseline 29.5 MiB.",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q\n%s", want, md)
