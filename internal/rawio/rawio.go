@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -33,9 +34,11 @@ type Conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
 
-	// State of the read and the write in progress: the fd's read and
-	// write locks (held around the callbacks) serialize them, and bound
-	// callbacks keep each call free of allocations.
+	// State of the read and the write in progress, each guarded by its own
+	// lock for the whole call (net.Conn allows concurrent callers; the fd's
+	// locks cover only the callbacks); bound callbacks keep each call free
+	// of allocations.
+	rmu, wmu        sync.Mutex
 	rbuf, wbuf      []byte
 	rn, wn          int
 	rerrno, werrno  syscall.Errno
@@ -98,6 +101,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	c.rbuf, c.rn, c.rerrno = p, 0, 0
 	err := c.rc.Read(c.readFn)
 	n, errno := c.rn, c.rerrno
@@ -118,6 +123,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.wbuf, c.wn, c.werrno = p, 0, 0
 	err := c.rc.Write(c.writeFn)
 	n, errno := c.wn, c.werrno

@@ -132,3 +132,35 @@ func TestWrapLeavesOtherConnectionsAlone(t *testing.T) {
 		t.Fatalf("Wrap(pipe) = %T, want the pipe", got)
 	}
 }
+
+// Thirty goroutines write to one connection at once, as net.Conn allows:
+// each write arrives whole, never interleaved with another's (the state of
+// a call in progress is its own).
+func TestConcurrentWritesArriveWhole(t *testing.T) {
+	const writers, size = 30, 256 << 10
+	wrapped, peer := pair(t)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := wrapped.Write(bytes.Repeat([]byte{byte(i)}, size)); err != nil {
+				t.Errorf("write %d: %v", i, err)
+			}
+		}()
+	}
+	got := make([]byte, writers*size)
+	_ = peer.SetReadDeadline(time.Now().Add(30 * time.Second)) // a lost write must fail, not hang
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	seen := map[byte]bool{}
+	for off := 0; off < len(got); off += size {
+		run := got[off : off+size]
+		if !bytes.Equal(run, bytes.Repeat(run[:1], size)) || seen[run[0]] {
+			t.Fatalf("the write at offset %d is not one writer's whole write", off)
+		}
+		seen[run[0]] = true
+	}
+}
