@@ -60,20 +60,23 @@ type admission struct {
 	waiting   []*flow          // flows with queued requests
 	lingering []lingerMark     // flows that went idle, oldest first
 	expired   uint64           // leases that ran out
+	rewake    *time.Timer      // dispatches when a lingering flow's share is free again
 }
 
 // flow is one tenant's requests in the admission stage.
 type flow struct {
 	key        string
-	running    int      // admitted and not yet ended, with a seat or not
-	executing  int      // of which holding a seat
+	executing  int      // requests holding a seat
 	queue      []*grant // waiting, in arrival order
 	lastServed uint64   // admission.served at its last grant
 	idleAt     time.Time
 	inWaiting  bool
 }
 
-func (f *flow) busy() bool { return f.running > 0 || len(f.queue) > 0 }
+// busy: f counts in the shares for its requests. One whose lease ran out
+// no longer does: it holds no seat, and a stalled tenant must not keep
+// seats idle for itself.
+func (f *flow) busy() bool { return f.executing > 0 || len(f.queue) > 0 }
 
 type lingerMark struct {
 	f  *flow
@@ -118,7 +121,6 @@ func (a *admission) acquire(ctx context.Context, key string) (*grant, error) {
 		a.flows[key] = f
 	}
 	g := &grant{a: a, f: f}
-	f.running++
 	if len(f.queue) == 0 && a.inUse < a.seats && f.executing < a.share() {
 		a.take(g)
 		a.mu.Unlock()
@@ -131,6 +133,7 @@ func (a *admission) acquire(ctx context.Context, key string) (*grant, error) {
 		f.inWaiting = true
 		a.waiting = append(a.waiting, f)
 	}
+	a.dispatch() // arms the rewake if only a lingering share keeps g waiting
 	a.mu.Unlock()
 
 	timer := time.NewTimer(a.wait)
@@ -160,7 +163,6 @@ func (a *admission) acquire(ctx context.Context, key string) (*grant, error) {
 		}
 	}
 	a.queued--
-	f.running--
 	if len(f.queue) == 0 {
 		a.leaveWaiting(f)
 	}
@@ -183,7 +185,6 @@ func (g *grant) release() {
 	if g.timer != nil {
 		g.timer.Stop()
 	}
-	g.f.running--
 	a.giveBack(g)
 	a.settle(g.f)
 	a.dispatch()
@@ -200,6 +201,7 @@ func (g *grant) leaseOver() {
 	}
 	a.expired++
 	a.giveBack(g)
+	a.settle(g.f)
 	a.dispatch()
 }
 
@@ -240,7 +242,10 @@ func (a *admission) dispatch() {
 			}
 		}
 		if pick < 0 {
-			return // every waiting tenant holds its share: the seats are kept for the others
+			// Every waiting tenant holds its share: the free seats are
+			// kept for the lingering ones, until their linger ends.
+			a.armRewake()
+			return
 		}
 		f := a.waiting[pick]
 		g := f.queue[0]
@@ -253,6 +258,20 @@ func (a *admission) dispatch() {
 		a.take(g)
 		close(g.ready)
 	}
+}
+
+// armRewake dispatches again when the oldest lingering flow leaves the
+// shares (a.mu held, expireLinger just ran).
+func (a *admission) armRewake() {
+	if a.rewake != nil || len(a.lingering) == 0 {
+		return
+	}
+	a.rewake = time.AfterFunc(a.lingering[0].at.Add(a.linger).Sub(a.now()), func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.rewake = nil
+		a.dispatch()
+	})
 }
 
 func (a *admission) leaveWaiting(f *flow) {
@@ -273,7 +292,9 @@ func (a *admission) settle(f *flow) {
 	}
 	f.idleAt = a.now()
 	if a.linger <= 0 {
-		delete(a.flows, f.key)
+		if a.flows[f.key] == f {
+			delete(a.flows, f.key)
+		}
 		return
 	}
 	a.lingering = append(a.lingering, lingerMark{f, f.idleAt})
