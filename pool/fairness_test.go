@@ -51,6 +51,7 @@ func TestAQuietTenantGoesAheadOfASaturatingOnesBacklog(t *testing.T) {
 	entered, release := make(chan string, 40), make(chan struct{})
 	e := newPoolEnv(t, Options{MaxExecuting: 2, TenantMaxInFlight: 40, QueueWait: time.Minute, SeatLease: time.Hour},
 		holdHooks(entered, release))
+	t.Cleanup(func() { close(release) }) // a failed test lets its held requests go
 	noisy, quiet := e.add("team-a", "noisy"), e.add("team-b", "quiet")
 	// Both servers built first: an activation is not what is measured.
 	e.must(http.StatusOK, noisy.host(), "GET", "/api/v2/users", nil)
@@ -116,6 +117,7 @@ func TestQueueAndWaitBoundsHold(t *testing.T) {
 	entered, release := make(chan string, 1), make(chan struct{})
 	e := newPoolEnv(t, Options{MaxExecuting: 1, TenantMaxInFlight: 10, QueueWait: time.Minute, SeatLease: time.Hour},
 		holdHooks(entered, release))
+	t.Cleanup(func() { close(release) }) // a failed test lets its held requests go
 	holder, a := e.add("team-h", "holder"), e.add("team-a", "acme")
 	e.must(http.StatusOK, a.host(), "GET", "/api/v2/users", nil)
 	held := make(chan res, 1)
@@ -164,6 +166,7 @@ func TestQueueAndWaitBoundsHold(t *testing.T) {
 	entered2, release2 := make(chan string, 1), make(chan struct{})
 	e2 := newPoolEnv(t, Options{MaxExecuting: 1, TenantMaxInFlight: 40, QueueWait: 200 * time.Millisecond, SeatLease: time.Hour},
 		holdHooks(entered2, release2))
+	t.Cleanup(func() { close(release2) })
 	holder2, b := e2.add("team-h", "holder"), e2.add("team-b", "globex")
 	held2 := make(chan res, 1)
 	go func() {
@@ -207,6 +210,7 @@ func TestACancelledWaiterFreesItsPlace(t *testing.T) {
 	entered, release := make(chan string, 1), make(chan struct{})
 	e := newPoolEnv(t, Options{MaxExecuting: 1, TenantMaxInFlight: 1, QueueWait: time.Minute, SeatLease: time.Hour},
 		holdHooks(entered, release))
+	t.Cleanup(func() { close(release) }) // a failed test lets its held requests go
 	holder, a := e.add("team-h", "holder"), e.add("team-a", "acme")
 	e.must(http.StatusOK, a.host(), "GET", "/api/v2/users", nil)
 	held := make(chan res, 1)
