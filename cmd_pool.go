@@ -40,7 +40,7 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 	idle := fs.Duration("idle-timeout", pool.DefaultIdleTimeout, "close a tenant's server (and its store connections) after this long without a request")
 	maxLoaded := fs.Int("max-loaded", 0, "tenants' servers built at once; beyond it the least recently used idle one is closed (0: only --idle-timeout bounds them)")
 	maxInFlight := fs.Int("tenant-max-inflight", pool.DefaultTenantMaxInFlight, "concurrent requests per tenant, waiting or executing; more are answered 503 with Retry-After")
-	maxExecuting := fs.Int("max-executing", 0, "requests executing at once, all tenants together; the others wait for a seat, given fairly between tenants (0: 2 per GOMAXPROCS, at least 2)")
+	maxExecuting := fs.Int("max-executing", 0, "requests executing at once, all tenants together; the others wait for a seat, given fairly between tenants (0: 4 per GOMAXPROCS)")
 	queueWait := fs.Duration("queue-wait", pool.DefaultQueueWait, "longest wait for a seat; then 503 with Retry-After")
 	seatLease := fs.Duration("seat-lease", pool.DefaultSeatLease, "a request running longer than this goes on without its seat (a slow store cannot keep the other tenants out)")
 	topTenants := fs.Int("metrics-top-tenants", pool.DefaultTopTenants, "how many of the busiest tenants get series of their own; 0: none")

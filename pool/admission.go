@@ -25,11 +25,11 @@ const (
 )
 
 // DefaultMaxExecuting is the pool-wide number of seats for n Ps
-// (GOMAXPROCS): two per P, enough to keep the P busy while another
-// request waits on the store, few enough that a saturating tenant's
-// requests do not queue in the store and the Go scheduler in front of a
-// quiet tenant's. docs/pools.md, "Fairness", gives the measurements.
-func DefaultMaxExecuting(n int) int { return max(2, 2*n) }
+// (GOMAXPROCS): four per P, which a tenant alone needs for the
+// throughput of a dedicated server (two cost it a quarter, measured).
+// Shared between tenants, each gets far fewer (share). docs/pools.md,
+// "Fairness", gives the measurements.
+func DefaultMaxExecuting(n int) int { return 4 * max(n, 1) }
 
 // errQueueWait is a request that waited the whole QueueWait for a seat.
 var errQueueWait = errors.New("no seat within the queue wait")
@@ -39,7 +39,7 @@ var errQueueWait = errors.New("no seat within the queue wait")
 // Fairness): at most `seats` requests execute at once, all tenants
 // together; each tenant's waiting requests form a FIFO, and a freed seat
 // goes to the waiting tenant served least recently among those below
-// their fair share (the seats divided by the tenants with requests, or
+// their share (half the seats divided by the tenants with requests, or
 // with one ended within shareLinger). A tenant alone may use every seat;
 // once another comes, it gets no new seat above its share, and the
 // seats it holds come back as its requests end or their lease runs out.
@@ -223,11 +223,20 @@ func (a *admission) take(g *grant) {
 	g.timer = time.AfterFunc(a.lease, g.leaseOver)
 }
 
-// share is how many seats one tenant may hold while the others are
-// active: the seats divided among the active tenants, rounded up.
+// share is how many seats one tenant may hold: all of them while it is
+// the only active tenant, else half of an even split (at least one).
+// Half, because the other half is what keeps a quiet tenant's request
+// from executing beside as many of a saturating neighbour's as the
+// seats allow: beside a neighbour at its share it runs with one or two
+// other requests in the store, not four (the bench's quiet tenant: 1.5×
+// its p99 alone at one neighbour's seat, 1.9–2.8× at two). With many
+// active tenants every seat is used: each gets one.
 func (a *admission) share() int {
-	n := max(len(a.flows), 1)
-	return (a.seats + n - 1) / n
+	n := len(a.flows)
+	if n <= 1 {
+		return a.seats
+	}
+	return max(1, a.seats/(2*n))
 }
 
 // dispatch gives free seats to waiting requests, each to the first

@@ -286,3 +286,50 @@ func TestAdmissionParallelInvariants(t *testing.T) {
 		t.Errorf("after all: %d in use, %d queued", inUse, q)
 	}
 }
+
+// Four seats: a tenant alone uses all four; once a second tenant is
+// active, each gets one (half of an even split), and the second's request
+// executes at once beside the first's one, however many the first has
+// waiting.
+func TestAdmissionSharesWhenContended(t *testing.T) {
+	a := testAdmission(4)
+	ctx := context.Background()
+	var noisy []*grant
+	for range 4 {
+		g, err := a.acquire(ctx, "noisy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		noisy = append(noisy, g)
+	}
+	out, errs := make(chan granted, 40), make(chan error, 40)
+	for range 30 {
+		waiter(ctx, a, "noisy", out, errs)
+	}
+	waitUntil(t, "30 noisy requests queued", queuedIs(a, 30))
+	waiter(ctx, a, "quiet", out, errs)
+	waitUntil(t, "the quiet request queued", queuedIs(a, 31))
+	noisy[0].release()
+	if g := <-out; g.tenant != "quiet" {
+		t.Fatalf("the freed seat went to %s", g.tenant)
+	} else {
+		defer g.g.release()
+	}
+	// The noisy tenant holds 3 and its share is 1: its seats are not
+	// given back to it as they free.
+	for _, g := range noisy[1:3] {
+		g.release()
+	}
+	if inUse, q, _ := a.stats(); inUse != 2 || q != 30 {
+		t.Fatalf("%d in use, %d queued; want 2 (one each) and 30", inUse, q)
+	}
+	noisy[3].release()
+	if g := <-out; g.tenant != "noisy" {
+		t.Fatalf("got %s", g.tenant)
+	} else {
+		g.g.release()
+	}
+	if g := <-out; g.tenant != "noisy" {
+		t.Fatalf("got %s", g.tenant)
+	}
+}
