@@ -84,7 +84,7 @@ type UserServicePoolSpec struct {
 
 	// MaxExecuting is how many requests a pool pod executes at once, all
 	// tenants together (`userve pool --max-executing`); the others wait
-	// for a seat, given fairly between tenants. Unset: 2 per GOMAXPROCS
+	// for a seat, given fairly between tenants. Unset: 4 per GOMAXPROCS
 	// (the pod's CPU limit, else the node's CPUs). Raise it for a store
 	// far across the network (docs/pools.md, "Fairness").
 	// +kubebuilder:validation:Minimum=1
