@@ -39,7 +39,10 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 	metricsListen := fs.String("metrics-listen", ":9090", "address of /metrics, never served on --listen; empty: no metrics")
 	idle := fs.Duration("idle-timeout", pool.DefaultIdleTimeout, "close a tenant's server (and its store connections) after this long without a request")
 	maxLoaded := fs.Int("max-loaded", 0, "tenants' servers built at once; beyond it the least recently used idle one is closed (0: only --idle-timeout bounds them)")
-	maxInFlight := fs.Int("tenant-max-inflight", pool.DefaultTenantMaxInFlight, "concurrent requests per tenant; more are answered 503 with Retry-After")
+	maxInFlight := fs.Int("tenant-max-inflight", pool.DefaultTenantMaxInFlight, "concurrent requests per tenant, waiting or executing; more are answered 503 with Retry-After")
+	maxExecuting := fs.Int("max-executing", 0, "requests executing at once, all tenants together; the others wait for a seat, given fairly between tenants (0: 4 per GOMAXPROCS)")
+	queueWait := fs.Duration("queue-wait", pool.DefaultQueueWait, "longest wait for a seat; then 503 with Retry-After")
+	seatLease := fs.Duration("seat-lease", pool.DefaultSeatLease, "a request running longer than this goes on without its seat (a slow store cannot keep the other tenants out)")
 	topTenants := fs.Int("metrics-top-tenants", pool.DefaultTopTenants, "how many of the busiest tenants get series of their own; 0: none")
 	clusterDomain := fs.String("cluster-domain", v1alpha1.DefaultClusterDomain, "the cluster's DNS domain, for the tenants' Service names")
 	checkMemory := fs.String("password-check-memory", "", "memory all tenants' password checks may hold at once, e.g. 256Mi; each tenant a quarter of it (default: a quarter of $"+v1alpha1.EnvMemoryLimit+", else 64Mi)")
@@ -78,6 +81,12 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 		return usageError("--max-loaded %d: want 0 (no bound) or more", *maxLoaded)
 	case *maxInFlight < 1:
 		return usageError("--tenant-max-inflight %d: want at least 1", *maxInFlight)
+	case *maxExecuting < 0:
+		return usageError("--max-executing %d: want 0 (the default) or more", *maxExecuting)
+	case *queueWait <= 0:
+		return usageError("--queue-wait %s: want a positive duration such as 5s", *queueWait)
+	case *seatLease <= 0:
+		return usageError("--seat-lease %s: want a positive duration such as 100ms", *seatLease)
 	case *topTenants < 0:
 		return usageError("--metrics-top-tenants %d: want 0 or more", *topTenants)
 	case *metricsListen != "" && *metricsListen == *listen:
@@ -106,7 +115,8 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	p, err := pool.New(kube, pool.Options{Pool: *name, Namespace: *namespace, ClusterDomain: *clusterDomain, Logger: log,
 		Egress: egress.New(egress.Options{Allow: allowEgress}), PodName: getenv(v1alpha1.EnvPodName),
-		IdleTimeout: *idle, MaxLoaded: *maxLoaded, TenantMaxInFlight: *maxInFlight, CheckMemory: checkBudget, TopTenants: *topTenants})
+		IdleTimeout: *idle, MaxLoaded: *maxLoaded, TenantMaxInFlight: *maxInFlight,
+		MaxExecuting: *maxExecuting, QueueWait: *queueWait, SeatLease: *seatLease, CheckMemory: checkBudget, TopTenants: *topTenants})
 	if err != nil {
 		return fail("%v", err)
 	}

@@ -8,6 +8,7 @@
 //	go run ./bench -only api -duration 3s
 //	go run ./bench -only operator -tenants 200
 //	go run ./bench -only pool -pool-tenants 100
+//	go run ./bench -only pool -pool-tenants 50 -pool-cells noisy,throughput -baseline-bin /tmp/userve-main
 //
 // Every process it starts runs in its own process group with a
 // parent-death signal; Ctrl-C stops them all before exiting.
@@ -21,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,6 +71,8 @@ func run() int {
 	poolDuration := flag.Duration("pool-duration", 8*time.Second, "measured time per side of a pool cell")
 	poolCold := flag.Int("pool-cold-samples", 500, "evicted tenants activated one at a time for the cold activation latency")
 	poolGCWait := flag.Duration("pool-gc-wait", 150*time.Second, "after the last eviction, wait at most this long for the runtime's own GC (it forces one every 2 minutes)")
+	poolCells := flag.String("pool-cells", "", "the pool part's cells to run, comma-separated: "+strings.Join(poolbench.Cells, ", ")+" (empty: all)")
+	poolFlags := flag.String("pool-flags", "", "extra flags of the measured `userve pool` (not the baseline's), space-separated, e.g. \"--max-executing 4\"")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
 	userveBin := flag.String("userve-bin", "", "the userve binary to measure (default <repo>/bin/userve), e.g. an older build for before/after")
 	baselineBin := flag.String("baseline-bin", "", "another userve build driven in the same cells as bin/userve, for before/after in one run")
@@ -95,6 +99,16 @@ func run() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -pool-concurrency:", err)
 		return 2
+	}
+	var cells map[string]bool
+	if *poolCells != "" {
+		cells = nameSet(*poolCells)
+		for c := range cells {
+			if !slices.Contains(poolbench.Cells, c) {
+				fmt.Fprintf(os.Stderr, "bench: -pool-cells: %q is not one of %s\n", c, strings.Join(poolbench.Cells, ", "))
+				return 2
+			}
+		}
 	}
 	logDir, err := os.MkdirTemp("", "userve-bench-logs-")
 	if err != nil {
@@ -190,7 +204,8 @@ func run() int {
 			UserveBin: userve, FerretBin: ferretAuth, LogDir: logDir, Tenants: *poolTenants, Profiles: *poolProfiles,
 			IdleTimeout: *poolIdle, TenantMaxInFlight: *poolInFlight, GOMAXPROCS: *poolProcs,
 			Concurrencies: poolConcurrencies, Duration: *poolDuration, ColdSamples: *poolCold, QuietConcurrency: 1,
-			GCWait: *poolGCWait, Settle: 10 * time.Second, Logf: logf,
+			GCWait: *poolGCWait, Settle: 10 * time.Second, Cells: cells, PoolFlags: strings.Fields(*poolFlags),
+			BaselineBin: *baselineBin, Logf: logf,
 		})
 		res.Pool = p
 		if err != nil {

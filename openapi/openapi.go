@@ -292,11 +292,11 @@ func (op operation) withCommonResponses(d Dialect) []response {
 			add(bannedResponse)
 		}
 		add(response{status: http.StatusBadRequest, desc: "Invalid input: a malformed body, an unknown or repeated field, a wrong type or value; error_msg names every problem.", schema: errSchema})
-		add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready. In a shared pool, also: the tenant is at its bound of concurrent requests, or its configuration is invalid. Retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
+		add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready. In a shared pool, also: the tenant is at its bound of concurrent requests, no seat of the pool came free within its queue wait, or the tenant's configuration is invalid. Retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
 	} else if d == Management {
 		if op.security == adminToken {
 			add(response{status: http.StatusUnauthorized, desc: "No admin token, or not one of the tenant's.", schema: errSchema, headers: []string{"WWW-Authenticate"}})
-			add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready, or (changes and exports) the audit log cannot be written, so nothing was applied. In a shared pool, also: the tenant is at its bound of concurrent requests, or its configuration is invalid. Retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
+			add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready, or (changes and exports) the audit log cannot be written, so nothing was applied. In a shared pool, also: the tenant is at its bound of concurrent requests, no seat of the pool came free within its queue wait, or the tenant's configuration is invalid. Retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
 		}
 		add(response{status: http.StatusBadRequest, desc: "A malformed, unknown, repeated or out-of-range parameter or body field; error_msg names it.", schema: errSchema})
 	} else if op.id != "getEndUserOpenAPI" {
@@ -310,7 +310,7 @@ func (op operation) withCommonResponses(d Dialect) []response {
 		}
 		add(response{status: http.StatusBadRequest, desc: "A malformed query string or body (not JSON or a form, or over 1 MiB).", schema: errSchema})
 		add(response{status: http.StatusUnprocessableEntity, desc: "Invalid input: message is the first problem, errors lists them by field (unknown parameters and fields included).", schema: errSchema})
-		add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready, or (where a password is checked) this replica's password checks are at their memory budget. In a shared pool, also: the tenant is at its bound of concurrent requests, or its configuration is invalid. Retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
+		add(response{status: http.StatusServiceUnavailable, desc: "The user store is unavailable or not ready, or (where a password is checked) this replica's password checks are at their memory budget. In a shared pool, also: the tenant is at its bound of concurrent requests, no seat of the pool came free within its queue wait, or the tenant's configuration is invalid. Retry after Retry-After seconds.", schema: errSchema, headers: []string{"Retry-After"}})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].status < out[j].status })
 	return out

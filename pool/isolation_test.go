@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -155,8 +156,10 @@ func TestABrokenOrUnreachableTenantLeavesTheOthersServing(t *testing.T) {
 // the dialect's shape; the same tenant's other requests and the other
 // tenant go on.
 func TestAPanickingTenantLeavesTheOthersServing(t *testing.T) {
-	// 60 parallel requests to one tenant: above the default bound.
-	e := newPoolEnv(t, Options{TenantMaxInFlight: 100}, testHooks{wrap: func(tenant string, next http.Handler) http.Handler {
+	// 60 parallel requests to one tenant: above the default bound. Two
+	// seats, no lease: most requests queue, and every panic must give its
+	// seat back itself.
+	e := newPoolEnv(t, Options{TenantMaxInFlight: 100, MaxExecuting: 2, SeatLease: time.Hour}, testHooks{wrap: func(tenant string, next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if tenant == "team-a/acme" && r.URL.Path == "/api/v2/users" {
 				panic("injected")
@@ -197,6 +200,7 @@ func TestAPanickingTenantLeavesTheOthersServing(t *testing.T) {
 	if n := testutil.ToFloat64(e.pool.metrics.rejections.WithLabelValues(reasonPanic)); n != 30 {
 		t.Errorf("rejections{panic} = %v, want 30", n)
 	}
+	e.waitSeatsFree()
 }
 
 // A panic while a tenant's server is being built (here in the test's

@@ -29,9 +29,10 @@ type metrics struct {
 	closed            prometheus.Counter     // servers whose store client was disconnected
 	rejections        *prometheus.CounterVec
 
-	requests *prometheus.CounterVec   // {dialect, code}
-	latency  *prometheus.HistogramVec // {dialect}
-	inFlight prometheus.Gauge
+	requests  *prometheus.CounterVec   // {dialect, code}
+	latency   *prometheus.HistogramVec // {dialect}
+	inFlight  prometheus.Gauge
+	queueWait prometheus.Histogram
 }
 
 func newMetrics(p *Pool, topK int) *metrics {
@@ -58,7 +59,7 @@ func newMetrics(p *Pool, topK int) *metrics {
 		closed: prometheus.NewCounter(prometheus.CounterOpts{Name: "userve_pool_tenant_servers_closed_total",
 			Help: "Tenant servers closed (store client disconnected), for any reason."}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "userve_pool_rejections_total",
-			Help: "Requests the pool answered itself, by reason: unknown_host, ambiguous_host, tenant_busy (--tenant-max-inflight), tenant_config (invalid configuration), activation (its server could not be built), panic."},
+			Help: "Requests the pool answered itself, by reason: unknown_host, ambiguous_host, tenant_busy (--tenant-max-inflight), queue_wait (no seat within --queue-wait), tenant_config (invalid configuration), activation (its server could not be built), panic."},
 			[]string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "userve_pool_requests_total",
 			Help: "Requests by dialect (management, enduser, hserve, other) and status code, all tenants together."}, []string{"dialect", "code"}),
@@ -67,13 +68,16 @@ func newMetrics(p *Pool, topK int) *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"dialect"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "userve_pool_requests_in_flight",
 			Help: "Requests being served, all tenants together."}),
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "userve_pool_queue_wait_seconds",
+			Help:    "Time a request waited for a seat (--max-executing), all tenants together; most wait none.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
 	}
 	for _, reason := range []string{evictIdle, evictCapacity} {
 		m.evictions.WithLabelValues(reason) // both series exist from the start
 	}
 	m.registry.MustRegister(m.tenants, m.invalid, m.loaded, m.ambiguousHosts, m.activations, m.activationSeconds,
-		m.evictions, m.reloads, m.closed, m.rejections, m.requests, m.latency, m.inFlight,
-		newTopTenants(p, topK),
+		m.evictions, m.reloads, m.closed, m.rejections, m.requests, m.latency, m.inFlight, m.queueWait,
+		newTopTenants(p, topK), newSeatMetrics(p),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,10 +98,50 @@ const (
 // Rejection reasons besides the registry's (unknown_host, ambiguous_host).
 const (
 	reasonTenantBusy   = "tenant_busy"
+	reasonQueueWait    = "queue_wait"
 	reasonTenantConfig = "tenant_config"
 	reasonActivation   = "activation"
 	reasonPanic        = "panic"
 )
+
+// seatMetrics are the admission stage's gauges and lease counter, read
+// at each scrape.
+type seatMetrics struct {
+	p                               *Pool
+	seats, inUse, queued, leaseOver *prometheus.Desc
+}
+
+func newSeatMetrics(p *Pool) *seatMetrics {
+	return &seatMetrics{p: p,
+		seats: prometheus.NewDesc("userve_pool_seats",
+			"Requests that may execute at once, all tenants together (--max-executing).", nil, nil),
+		inUse: prometheus.NewDesc("userve_pool_seats_in_use",
+			"Seats held by executing requests.", nil, nil),
+		queued: prometheus.NewDesc("userve_pool_requests_queued",
+			"Requests waiting for a seat, all tenants together.", nil, nil),
+		leaseOver: prometheus.NewDesc("userve_pool_seat_leases_expired_total",
+			"Requests still running when their seat's lease (--seat-lease) ran out, which went on without it.", nil, nil),
+	}
+}
+
+func (c *seatMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.seats
+	ch <- c.inUse
+	ch <- c.queued
+	ch <- c.leaseOver
+}
+
+func (c *seatMetrics) Collect(ch chan<- prometheus.Metric) {
+	a := c.p.admission
+	if a == nil {
+		return
+	}
+	inUse, queued, expired := a.stats()
+	ch <- prometheus.MustNewConstMetric(c.seats, prometheus.GaugeValue, float64(a.seats))
+	ch <- prometheus.MustNewConstMetric(c.inUse, prometheus.GaugeValue, float64(inUse))
+	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(queued))
+	ch <- prometheus.MustNewConstMetric(c.leaseOver, prometheus.CounterValue, float64(expired))
+}
 
 // topTenants exports per-tenant series for the k tenants that answered
 // the most requests since the process started, computed at each scrape

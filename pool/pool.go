@@ -58,9 +58,17 @@ type Options struct {
 	// activation beyond it closes the least recently used idle one. 0: no
 	// bound but the idle timeout.
 	MaxLoaded int
-	// TenantMaxInFlight bounds each tenant's concurrent requests; the
-	// excess is answered 503 with Retry-After.
+	// TenantMaxInFlight bounds each tenant's concurrent requests, waiting
+	// or executing; the excess is answered 503 with Retry-After.
 	TenantMaxInFlight int
+	// MaxExecuting is how many requests execute at once, all tenants
+	// together (admission.go); the others wait for a seat, dispatched
+	// fairly between tenants. 0: DefaultMaxExecuting(GOMAXPROCS).
+	MaxExecuting int
+	// QueueWait bounds a request's wait for a seat (then 503 with
+	// Retry-After); SeatLease is how long a request keeps its seat. 0:
+	// DefaultQueueWait, DefaultSeatLease.
+	QueueWait, SeatLease time.Duration
 	// CheckMemory is the pool's password-check budget in bytes (0:
 	// auth's default); each tenant may hold a quarter of it
 	// (TenantCheckMemory), all of them together no more than it.
@@ -98,6 +106,7 @@ type Pool struct {
 
 	checks            *auth.SharedCheckMemory
 	tenantCheckMemory int64
+	admission         *admission
 
 	closing sync.WaitGroup // instances being closed
 	loaded  atomic.Int64   // servers in service (the gauge, readable)
@@ -134,7 +143,9 @@ func New(kube *rest.Config, opts Options) (*Pool, error) {
 		opts.Egress = egress.New(egress.Options{})
 	}
 	p := &Pool{opts: opts, log: opts.Logger.With("pool", opts.Pool),
-		checks: auth.NewSharedCheckMemory(opts.CheckMemory), tenantCheckMemory: TenantCheckMemory(opts.CheckMemory)}
+		checks: auth.NewSharedCheckMemory(opts.CheckMemory), tenantCheckMemory: TenantCheckMemory(opts.CheckMemory),
+		admission: newAdmission(opts.MaxExecuting, opts.QueueWait, opts.SeatLease)}
+	p.opts.MaxExecuting = p.admission.seats
 	p.metrics = newMetrics(p, opts.TopTenants)
 	p.registry = newRegistry(p.log, p.metrics)
 
@@ -281,7 +292,8 @@ func (p *Pool) Run(ctx context.Context, ln, metricsLn net.Listener) error {
 		}()
 	}
 	p.log.Info("serving", "addr", ln.Addr().String(), "namespace", p.opts.Namespace,
-		"idle_timeout", p.opts.IdleTimeout.String(), "tenant_max_inflight", p.opts.TenantMaxInFlight)
+		"idle_timeout", p.opts.IdleTimeout.String(), "tenant_max_inflight", p.opts.TenantMaxInFlight,
+		"max_executing", p.opts.MaxExecuting)
 	var err error
 	select {
 	case err = <-errc:
@@ -369,6 +381,15 @@ func (p *Pool) serveTenant(w http.ResponseWriter, r *http.Request, t *tenant) {
 		return
 	}
 	defer func() { t.leave(sw.Status) }()
+	// A seat among the pool's, given fairly between tenants; released
+	// however the request ends (a panic included).
+	seat, err := p.admission.acquire(r.Context(), t.key)
+	p.metrics.queueWait.Observe(time.Since(start).Seconds())
+	if err != nil {
+		p.waitRefused(sw, r, err)
+		return
+	}
+	defer seat.release()
 	// The tenant's server turns its handlers' panics into 500s itself;
 	// this catches the rest (a wrapper, the pool's own code), so that a
 	// panic fails one request of one tenant.
@@ -392,6 +413,16 @@ func (p *Pool) serveTenant(w http.ResponseWriter, r *http.Request, t *tenant) {
 	}
 	defer t.release(inst, time.Now())
 	inst.handler.ServeHTTP(sw, r)
+}
+
+// waitRefused answers a request that got no seat: the queue wait passed,
+// or its caller left (who reads no answer).
+func (p *Pool) waitRefused(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errQueueWait) {
+		p.metrics.rejections.WithLabelValues(reasonQueueWait).Inc()
+	}
+	w.Header().Set("Retry-After", httpx.RetryAfterSeconds)
+	server.WriteError(w, r, http.StatusServiceUnavailable, "the server is busy, try again")
 }
 
 // refuse answers a request whose tenant has no server to give it.

@@ -82,6 +82,16 @@ type UserServicePoolSpec struct {
 	// +optional
 	TenantMaxInflight *int32 `json:"tenantMaxInflight,omitempty"`
 
+	// MaxExecuting is how many requests a pool pod executes at once, all
+	// tenants together (`userve pool --max-executing`); the others wait
+	// for a seat, given fairly between tenants. Unset: 4 per GOMAXPROCS
+	// (the pod's CPU limit, else the node's CPUs). Raise it for a store
+	// far across the network (docs/pools.md, "Fairness").
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	// +optional
+	MaxExecuting *int32 `json:"maxExecuting,omitempty"`
+
 	// Egress governs the tenants' outbound deliveries (webhooks, SMTP,
 	// WeChat), which leave from the pool's namespace.
 	// +optional

@@ -769,6 +769,11 @@ func (in *UserServicePoolSpec) DeepCopyInto(out *UserServicePoolSpec) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.MaxExecuting != nil {
+		in, out := &in.MaxExecuting, &out.MaxExecuting
+		*out = new(int32)
+		**out = **in
+	}
 	in.Egress.DeepCopyInto(&out.Egress)
 }
 

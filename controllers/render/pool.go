@@ -138,6 +138,9 @@ func PoolArgs(pool *v1alpha1.UserServicePool) []string {
 	if n := pool.Spec.TenantMaxInflight; n != nil {
 		args = append(args, "--tenant-max-inflight", strconv.Itoa(int(*n)))
 	}
+	if n := pool.Spec.MaxExecuting; n != nil {
+		args = append(args, "--max-executing", strconv.Itoa(int(*n)))
+	}
 	for _, cidr := range pool.Spec.Egress.AllowCIDRs {
 		args = append(args, "--allow-egress", cidr)
 	}

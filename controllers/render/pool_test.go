@@ -48,10 +48,11 @@ func TestPoolArgsPassOnlyWhatTheSpecSets(t *testing.T) {
 	p := pool(func(p *v1alpha1.UserServicePool) {
 		p.Spec.IdleTimeout = &metav1.Duration{Duration: 90 * time.Second}
 		p.Spec.TenantMaxInflight = ptrTo(int32(16))
+		p.Spec.MaxExecuting = ptrTo(int32(6))
 		p.Spec.Egress.AllowCIDRs = []string{"10.0.3.7/32", "fd00::/64"}
 	})
 	want := []string{"pool", "--pool", "shared", "--listen", ":8080", "--metrics-listen", ":9090",
-		"--idle-timeout", "1m30s", "--tenant-max-inflight", "16", "--allow-egress", "10.0.3.7/32", "--allow-egress", "fd00::/64"}
+		"--idle-timeout", "1m30s", "--tenant-max-inflight", "16", "--max-executing", "6", "--allow-egress", "10.0.3.7/32", "--allow-egress", "fd00::/64"}
 	if got := PoolArgs(p); !slices.Equal(got, want) {
 		t.Errorf("args = %q, want %q", got, want)
 	}

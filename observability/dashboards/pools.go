@@ -30,7 +30,7 @@ func Pools() *dashboard.DashboardBuilder {
 		WithPanel(graph("Activation time", "Time to build a tenant's server, its store's indexes checked.", "s",
 			query(`histogram_quantile(0.5, sum by (le) (rate(userve_pool_activation_duration_seconds_bucket{`+sel+`}[$__rate_interval])))`, "p50"),
 			query(`histogram_quantile(0.99, sum by (le) (rate(userve_pool_activation_duration_seconds_bucket{`+sel+`}[$__rate_interval])))`, "p99"))).
-		WithPanel(graph("Refused by the pool", "Requests the pool answered itself, by reason (unknown or ambiguous host, tenant at its bound, invalid configuration, failed activation, panic).", "reqps",
+		WithPanel(graph("Refused by the pool", "Requests the pool answered itself, by reason (unknown or ambiguous host, tenant at its bound, no seat within the queue wait, invalid configuration, failed activation, panic).", "reqps",
 			query(`sum by (reason) (rate(userve_pool_rejections_total{`+sel+`}[$__rate_interval]))`, "{{reason}}"))).
 		WithRow(dashboard.NewRowBuilder("Traffic, all tenants")).
 		WithPanel(graph("Requests by dialect and status", "Requests a second, all tenants together.", "reqps",
@@ -40,6 +40,12 @@ func Pools() *dashboard.DashboardBuilder {
 			query(`histogram_quantile(0.99, sum by (le, dialect) (rate(userve_pool_request_duration_seconds_bucket{`+sel+`}[$__rate_interval])))`, "p99 {{dialect}}"))).
 		WithPanel(graph("In flight", "Requests being served, all tenants, all replicas.", "none",
 			query(`sum(userve_pool_requests_in_flight{`+sel+`})`, "in flight"))).
+		WithPanel(graph("Seats", "Requests executing (seats in use) against --max-executing, and requests waiting for a seat, all replicas (docs/pools.md, Fairness).", "none",
+			query(`sum(userve_pool_seats{`+sel+`})`, "seats"),
+			query(`sum(userve_pool_seats_in_use{`+sel+`})`, "in use"),
+			query(`sum(userve_pool_requests_queued{`+sel+`})`, "queued"))).
+		WithPanel(graph("Wait for a seat", "p99 of a request's wait for a seat; requests past --queue-wait are refused (reason queue_wait).", "s",
+			query(`histogram_quantile(0.99, sum by (le) (rate(userve_pool_queue_wait_seconds_bucket{`+sel+`}[$__rate_interval])))`, "p99"))).
 		WithRow(dashboard.NewRowBuilder("Busiest tenants")).
 		WithPanel(graph("Busiest tenants, requests", "Requests a second of the tenants with the most requests (--metrics-top-tenants of each replica).", "reqps",
 			query(`topk(10, sum by (tenant) (rate(userve_pool_tenant_requests_total{`+sel+`}[$__rate_interval])))`, "{{tenant}}"))).

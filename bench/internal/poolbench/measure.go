@@ -319,7 +319,8 @@ func merge(into *load.Result, r load.Result) {
 
 // measureThroughput drives tenant t's detail through the pool and through
 // its dedicated server in alternating slices, at every concurrency.
-func measureThroughput(ctx context.Context, cfg Config, res *report.Pool, pool, dedicated *proc, t *tenant) {
+func measureThroughput(ctx context.Context, cfg Config, pool, dedicated *proc, t *tenant) []report.PoolCell {
+	var cells []report.PoolCell
 	for _, conc := range cfg.Concurrencies {
 		pc, dc := pool.client(t.host(), conc), dedicated.client(dedicated.addr, conc)
 		poolOp, dedOp := detail(pc, t, cfg.Profiles), detail(dc, t, cfg.Profiles)
@@ -342,8 +343,9 @@ func measureThroughput(ctx context.Context, cfg Config, res *report.Pool, pool, 
 		}
 		cfg.Logf("pool: detail c=%d: pool %.0f req/s (p99 %.2f ms, %.3f CPU ms/req) | dedicated %.0f req/s (p99 %.2f ms, %.3f CPU ms/req) | ratio %.2f %s",
 			conc, cell.Pool.RPS, cell.Pool.P99ms, cell.PoolCPUms, cell.Dedicated.RPS, cell.Dedicated.P99ms, cell.DedicatedCPUms, cell.Ratio, cell.Error)
-		res.Throughput = append(res.Throughput, cell)
+		cells = append(cells, cell)
 	}
+	return cells
 }
 
 // measureNoisy measures quiet's latency alone, then beside noisy driven at

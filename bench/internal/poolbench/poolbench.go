@@ -44,8 +44,23 @@ type Config struct {
 	QuietConcurrency  int
 	GCWait            time.Duration // how long to wait for the runtime's own GC after the evictions
 	Settle            time.Duration // fixed pause before an RSS sample
-	Logf              func(format string, args ...any)
+	// Cells are the parts to run (Cells): nil runs them all.
+	Cells map[string]bool
+	// PoolFlags are extra flags of the measured pool (not the baseline's).
+	PoolFlags []string
+	// BaselineBin, when set, is another build whose pool runs the
+	// throughput and neighbour cells too, after the measured one's.
+	BaselineBin string
+	Logf        func(format string, args ...any)
 }
+
+// Cells are the parts of the pool bench -pool-cells may name: memory (the
+// empty, known, loaded and evicted pool), cold (activations after
+// eviction; evicts every tenant first), throughput and noisy (the
+// request cells, which the baseline build runs too).
+var Cells = []string{"memory", "cold", "throughput", "noisy"}
+
+func (c Config) runs(cell string) bool { return c.Cells == nil || c.Cells[cell] }
 
 // loadedIdleTimeout is the idle timeout of the pool the loaded figure is
 // taken on: longer than the first pass over a thousand fresh databases.
@@ -59,8 +74,13 @@ const rounds = 4
 func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	logf := cfg.Logf
 	res := &report.Pool{Tenants: cfg.Tenants, ProfilesPerTenant: cfg.Profiles, GOMAXPROCS: cfg.GOMAXPROCS,
-		IdleTimeoutSecs: cfg.IdleTimeout.Seconds(), TenantMaxInFlight: cfg.TenantMaxInFlight,
+		IdleTimeoutSecs: cfg.IdleTimeout.Seconds(), TenantMaxInFlight: cfg.TenantMaxInFlight, PoolFlags: cfg.PoolFlags,
 		Store: "FerretDB 1.24 with authentication (SQLite handler), loopback"}
+	for _, c := range Cells {
+		if cfg.Cells != nil && cfg.Cells[c] {
+			res.Cells = append(res.Cells, c)
+		}
+	}
 	if cfg.Tenants < 3 {
 		return nil, errors.New("the pool part needs at least 3 tenants")
 	}
@@ -109,16 +129,89 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	res.SetupSeconds = stats.Round(time.Since(t0).Seconds(), 1)
 	logf("pool: set up in %.1f s", res.SetupSeconds)
 
-	// The empty pool: the same process serving a pool no Secret names.
-	empty, err := startPool(ctx, cfg, cp.Kubeconfig(), "empty", cfg.IdleTimeout, "userve-pool-empty.log")
+	var eu procmon.Usage
+	if cfg.runs("memory") {
+		if eu, err = measureMemory(ctx, cfg, res, cp.Kubeconfig(), tenants); err != nil {
+			return res, err
+		}
+	}
+
+	// Eviction, cold activations, throughput and the neighbour: a pool
+	// with the short idle timeout.
+	pool, err := startPool(ctx, cfg, cfg.UserveBin, cp.Kubeconfig(), poolName, cfg.IdleTimeout, "userve-pool.log")
 	if err != nil {
-		return res, fmt.Errorf("empty pool: %w", err)
+		return res, err
+	}
+	defer pool.stop()
+	if err := waitMetric(ctx, pool, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
+		return res, err
+	}
+	if cfg.runs("memory") || cfg.runs("cold") {
+		if err := measureEvicted(ctx, cfg, res, pool, tenants, eu); err != nil {
+			return res, err
+		}
+	}
+	if cfg.runs("cold") {
+		if err := measureCold(ctx, cfg, res, pool, store, tenants); err != nil {
+			return res, err
+		}
+	}
+	if !cfg.runs("throughput") && !cfg.runs("noisy") {
+		return res, ctx.Err()
+	}
+	dedicated, err := startDedicated(ctx, cfg, tenants[0], "userve-serve-dedicated.log")
+	if err != nil {
+		return res, fmt.Errorf("dedicated server: %w", err)
+	}
+	defer dedicated.stop()
+	res.Throughput, res.Noisy = requestCells(ctx, cfg, pool, dedicated, tenants)
+	if cfg.BaselineBin != "" {
+		pool.stop()
+		logf("pool: the same cells on the baseline build %s", cfg.BaselineBin)
+		base := cfg
+		base.PoolFlags = nil
+		before, err := startPool(ctx, base, cfg.BaselineBin, cp.Kubeconfig(), poolName, cfg.IdleTimeout, "userve-pool-baseline.log")
+		if err != nil {
+			return res, fmt.Errorf("baseline pool: %w", err)
+		}
+		defer before.stop()
+		if err := waitMetric(ctx, before, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
+			return res, err
+		}
+		res.Before = &report.PoolBefore{Bin: cfg.BaselineBin}
+		res.Before.Throughput, res.Before.Noisy = requestCells(ctx, base, before, dedicated, tenants)
+	}
+	return res, ctx.Err()
+}
+
+// requestCells runs the throughput and neighbour cells on pool.
+func requestCells(ctx context.Context, cfg Config, pool, dedicated *proc, tenants []*tenant) ([]report.PoolCell, *report.Noisy) {
+	var thr []report.PoolCell
+	var noisy *report.Noisy
+	if cfg.runs("throughput") {
+		thr = measureThroughput(ctx, cfg, pool, dedicated, tenants[0])
+	}
+	if cfg.runs("noisy") {
+		noisy = measureNoisy(ctx, cfg, pool, dedicated, tenants[1], tenants[2], tenants[0])
+	}
+	return thr, noisy
+}
+
+// measureMemory measures the empty pool, the pool with every tenant known
+// and none served, and with every tenant loaded; it returns the empty
+// pool's usage, the base of the per-tenant figures.
+func measureMemory(ctx context.Context, cfg Config, res *report.Pool, kubeconfig string, tenants []*tenant) (procmon.Usage, error) {
+	logf := cfg.Logf
+	// The empty pool: the same process serving a pool no Secret names.
+	empty, err := startPool(ctx, cfg, cfg.UserveBin, kubeconfig, "empty", cfg.IdleTimeout, "userve-pool-empty.log")
+	if err != nil {
+		return procmon.Usage{}, fmt.Errorf("empty pool: %w", err)
 	}
 	sleep(ctx, cfg.Settle)
 	eu, err := empty.usage()
 	empty.stop()
 	if err != nil {
-		return res, err
+		return procmon.Usage{}, err
 	}
 	res.EmptyRSSMiB, res.EmptyAnonMiB = mib(eu.RSSKiB), mib(eu.AnonKiB)
 	logf("pool: empty pool %.1f MiB RSS", res.EmptyRSSMiB)
@@ -127,53 +220,26 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	// served within the last minute: a pool whose idle timeout outlasts
 	// the first pass (every tenant's first request ever, which creates its
 	// indexes) and a quick sweep over the built servers.
-	loaded, err := startPool(ctx, cfg, cp.Kubeconfig(), poolName, loadedIdleTimeout, "userve-pool-loaded.log")
+	loaded, err := startPool(ctx, cfg, cfg.UserveBin, kubeconfig, poolName, loadedIdleTimeout, "userve-pool-loaded.log")
 	if err != nil {
-		return res, err
+		return procmon.Usage{}, err
 	}
 	if err := waitMetric(ctx, loaded, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
 		loaded.stop()
-		return res, err
+		return procmon.Usage{}, err
 	}
 	sleep(ctx, cfg.Settle)
 	ku, err := loaded.usage()
 	if err != nil {
 		loaded.stop()
-		return res, err
+		return procmon.Usage{}, err
 	}
 	res.KnownRSSMiB = mib(ku.RSSKiB)
 	res.KnownKiBPerTnt = report.PerTenantKiB(ku.RSSKiB, eu.RSSKiB, cfg.Tenants)
 	logf("pool: %d tenants known, none served: %.1f MiB RSS (%.1f KiB each)", cfg.Tenants, res.KnownRSSMiB, res.KnownKiBPerTnt)
 	err = measureLoaded(ctx, cfg, res, loaded, tenants, eu)
 	loaded.stop()
-	if err != nil {
-		return res, err
-	}
-
-	// Eviction, cold activations, throughput and the neighbour: a pool
-	// with the short idle timeout.
-	pool, err := startPool(ctx, cfg, cp.Kubeconfig(), poolName, cfg.IdleTimeout, "userve-pool.log")
-	if err != nil {
-		return res, err
-	}
-	defer pool.stop()
-	if err := waitMetric(ctx, pool, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
-		return res, err
-	}
-	if err := measureEvicted(ctx, cfg, res, pool, tenants, eu); err != nil {
-		return res, err
-	}
-	if err := measureCold(ctx, cfg, res, pool, store, tenants); err != nil {
-		return res, err
-	}
-	dedicated, err := startDedicated(ctx, cfg, tenants[0], "userve-serve-dedicated.log")
-	if err != nil {
-		return res, fmt.Errorf("dedicated server: %w", err)
-	}
-	defer dedicated.stop()
-	measureThroughput(ctx, cfg, res, pool, dedicated, tenants[0])
-	res.Noisy = measureNoisy(ctx, cfg, pool, dedicated, tenants[1], tenants[2], tenants[0])
-	return res, ctx.Err()
+	return eu, err
 }
 
 func mib(kib uint64) float64 { return stats.Round(procmon.MiB(kib), 1) }

@@ -71,19 +71,20 @@ func listenPair() (api, metrics string, err error) {
 	return "127.0.0.1:" + strconv.Itoa(a), "127.0.0.1:" + strconv.Itoa(m), nil
 }
 
-// startPool runs `userve pool` for the pool named name (a name no Secret
+// startPool runs `userve pool` of bin for the pool named name (a name no Secret
 // carries gives an empty pool) with the idle timeout idle, and waits until
 // it has synced its Secrets.
-func startPool(ctx context.Context, cfg Config, kubeconfig, name string, idle time.Duration, logName string) (*proc, error) {
+func startPool(ctx context.Context, cfg Config, bin, kubeconfig, name string, idle time.Duration, logName string) (*proc, error) {
 	api, met, err := listenPair()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(cfg.UserveBin, "pool", "--pool", name, "--namespace", poolNS, "--kubeconfig", kubeconfig,
+	cmd := exec.Command(bin, "pool", "--pool", name, "--namespace", poolNS, "--kubeconfig", kubeconfig,
 		"--listen", api, "--metrics-listen", met, "--idle-timeout", idle.String(),
 		// The default log level, as the dedicated server's: both write an
 		// access log line per request.
 		"--tenant-max-inflight", strconv.Itoa(cfg.TenantMaxInFlight))
+	cmd.Args = append(cmd.Args, cfg.PoolFlags...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(cfg.GOMAXPROCS))
 	p, err := procmon.Start("userve pool", cmd, filepath.Join(cfg.LogDir, logName), syscall.SIGKILL)
 	if err != nil {

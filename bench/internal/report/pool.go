@@ -56,8 +56,23 @@ type Pool struct {
 	Throughput []PoolCell `json:"throughput"`
 	Noisy      *Noisy     `json:"noisy,omitempty"`
 
+	// Cells are the parts run (-pool-cells), all when empty.
+	Cells []string `json:"cells,omitempty"`
+	// PoolFlags are the measured pool's extra flags (e.g. --max-executing).
+	PoolFlags []string `json:"pool_flags,omitempty"`
+	// Before is the same throughput and neighbour cells on another build
+	// (-baseline-bin), in the same run.
+	Before *PoolBefore `json:"before,omitempty"`
+
 	Analyses []Profile `json:"analyses,omitempty"`
 	Error    string    `json:"error,omitempty"`
+}
+
+// PoolBefore is the request cells of a baseline build of `userve pool`.
+type PoolBefore struct {
+	Bin        string     `json:"bin"`
+	Throughput []PoolCell `json:"throughput,omitempty"`
+	Noisy      *Noisy     `json:"noisy,omitempty"`
 }
 
 // RSSPoint is one sample of a series.
@@ -218,17 +233,32 @@ func poolMarkdown(b *strings.Builder, p *Pool) {
 	if p.ColdPoolCPUms > 0 || p.ColdStoreCPUms > 0 {
 		fmt.Fprintf(b, "CPU per cold activation (request included): the pool %.2f ms, FerretDB %.2f ms.\n\n", p.ColdPoolCPUms, p.ColdStoreCPUms)
 	}
-	if len(p.Throughput) > 0 {
+	if len(p.PoolFlags) > 0 {
+		fmt.Fprintf(b, "The measured pool ran with `%s`.\n\n", strings.Join(p.PoolFlags, " "))
+	}
+	requestCells(b, p.Throughput, p.Noisy)
+	if bf := p.Before; bf != nil {
+		fmt.Fprintf(b, "Before: the same cells on `%s` (-baseline-bin), in the same run.\n\n", bf.Bin)
+		requestCells(b, bf.Throughput, bf.Noisy)
+	}
+	for _, a := range p.Analyses {
+		fmt.Fprintf(b, "%s (`%s`):\n\n```\n%s\n```\n\n", a.What, a.File, strings.Join(a.Top, "\n"))
+	}
+}
+
+// requestCells renders the throughput and noisy-neighbour cells.
+func requestCells(b *strings.Builder, thr []PoolCell, noisy *Noisy) {
+	if len(thr) > 0 {
 		b.WriteString("| detail, conc | pool req/s | dedicated req/s | ratio | pool p50 / p99 ms | dedicated p50 / p99 ms | pool CPU ms/req | dedicated CPU ms/req | note |\n")
 		b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
-		for _, c := range p.Throughput {
+		for _, c := range thr {
 			fmt.Fprintf(b, "| %d | %s | %s | %.2f | %.2f / %.2f | %.2f / %.2f | %.3f | %.3f | %s |\n", c.Concurrency,
 				rate(c.Pool.RPS), rate(c.Dedicated.RPS), c.Ratio, c.Pool.P50ms, c.Pool.P99ms, c.Dedicated.P50ms, c.Dedicated.P99ms,
 				c.PoolCPUms, c.DedicatedCPUms, oneLine(c.Error))
 		}
 		b.WriteString("\n")
 	}
-	if n := p.Noisy; n != nil {
+	if n := noisy; n != nil {
 		fmt.Fprintf(b, "Noisy neighbour: a quiet tenant at concurrency %d, a neighbour at %d (its in-flight bound).\n\n", n.QuietConcurrency, n.NoisyConcurrency)
 		b.WriteString("| quiet tenant | req/s | p50 ms | p99 ms | p99 / alone |\n| --- | ---: | ---: | ---: | ---: |\n")
 		fmt.Fprintf(b, "| alone | %s | %.2f | %.2f | 1 |\n", rate(n.Alone.RPS), n.Alone.P50ms, n.Alone.P99ms)
@@ -236,13 +266,10 @@ func poolMarkdown(b *strings.Builder, p *Pool) {
 		if e := n.Elsewhere; e != nil {
 			fmt.Fprintf(b, "| the same load on a separate process | %s | %.2f | %.2f | %.2f |\n", rate(e.RPS), e.P50ms, e.P99ms, n.ElsewhereRatio)
 		}
-		fmt.Fprintf(b, "\nThe neighbour in the pool: %s req/s, p50 %.2f ms, p99 %.2f ms, %d answered 503 (at its bound).", rate(n.Neighbour.RPS), n.Neighbour.P50ms, n.Neighbour.P99ms, n.NeighbourBusy)
+		fmt.Fprintf(b, "\nThe neighbour in the pool: %s req/s, p50 %.2f ms, p99 %.2f ms, %d answered 503.", rate(n.Neighbour.RPS), n.Neighbour.P50ms, n.Neighbour.P99ms, n.NeighbourBusy)
 		if n.Error != "" {
 			fmt.Fprintf(b, " Error: %s", oneLine(n.Error))
 		}
 		b.WriteString("\n\n")
-	}
-	for _, a := range p.Analyses {
-		fmt.Fprintf(b, "%s (`%s`):\n\n```\n%s\n```\n\n", a.What, a.File, strings.Join(a.Top, "\n"))
 	}
 }
