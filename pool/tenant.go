@@ -132,8 +132,13 @@ func (t *tenant) release(inst *instance, now time.Time) {
 	t.mu.Lock()
 	inst.refs--
 	inst.lastUsed = now
+	start := !inst.started
+	inst.started = true
 	closeIt := inst.retired && inst.refs == 0
 	t.mu.Unlock()
+	if start {
+		inst.start() // before a Close, which then stops it
+	}
 	if closeIt {
 		t.pool.closeInstance(inst)
 	}
