@@ -56,7 +56,13 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	}()
 	cfg := conf.cfg
 	log := p.log.With("tenant", t.name)
-	storeOpts := []store.Option{store.WithLogger(log), store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...)}
+	t.mu.Lock()
+	if t.scramKeys == nil && !t.removed { // remove closes them
+		t.scramKeys = store.NewSCRAMKeys()
+	}
+	keys := t.scramKeys
+	t.mu.Unlock()
+	storeOpts := []store.Option{store.WithLogger(log), store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...), store.WithSCRAMKeys(keys)}
 	if p.opts.StoreOptions != nil {
 		storeOpts = append(storeOpts, p.opts.StoreOptions(t.name)...)
 	}

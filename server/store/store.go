@@ -78,6 +78,8 @@ type Store struct {
 	commandMonitor *event.CommandMonitor
 	poolMonitor    *event.PoolMonitor
 
+	scramKeys *SCRAMKeys // WithSCRAMKeys
+
 	indexed atomic.Bool // every index exists: unique constraints hold
 
 	triedIDs sync.Map // sequence name -> *triedIDs (see nextUntriedID)
@@ -155,6 +157,7 @@ func Connect(uri, database string, opts ...Option) (*Store, error) {
 	if s.poolMonitor != nil {
 		co.SetPoolMonitor(s.poolMonitor)
 	}
+	useSCRAMKeys(co, s.scramKeys)
 	if err := co.Validate(); err != nil {
 		return nil, fmt.Errorf("store: MongoDB URI: %w", err)
 	}
