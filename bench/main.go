@@ -64,6 +64,7 @@ func run() int {
 	poolConcs := flag.String("pool-concurrency", "1,8", "concurrencies of the pool's detail throughput cells")
 	poolDuration := flag.Duration("pool-duration", 8*time.Second, "measured time per side of a pool cell")
 	poolCold := flag.Int("pool-cold-samples", 500, "evicted tenants activated one at a time for the cold activation latency")
+	poolCells := flag.String("pool-cells", "", "pool cells to run, comma-separated: loaded, evicted, cold, throughput, noisy (empty: all); with -baseline-bin the cold cell drives that build's pool too")
 	poolGCWait := flag.Duration("pool-gc-wait", 150*time.Second, "after the last eviction, wait at most this long for the runtime's own GC (it forces one every 2 minutes)")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
 	userveBin := flag.String("userve-bin", "", "the userve binary to measure (default <repo>/bin/userve), e.g. an older build for before/after")
@@ -85,6 +86,11 @@ func run() int {
 	}
 	if *only != "all" && *only != "api" && *only != "operator" && *only != "import" && *only != "pool" {
 		fmt.Fprintln(os.Stderr, "bench: -only must be all, api, operator, import or pool")
+		return 2
+	}
+	cells, err := poolbench.ParseCells(*poolCells)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -pool-cells:", err)
 		return 2
 	}
 	poolConcurrencies, err := parseConcurrencies(*poolConcs)
@@ -182,10 +188,10 @@ func run() int {
 	}
 	if (*only == "all" || *only == "pool") && ctx.Err() == nil {
 		p, err := poolbench.Run(ctx, poolbench.Config{
-			UserveBin: userve, FerretBin: ferretAuth, LogDir: logDir, Tenants: *poolTenants, Profiles: *poolProfiles,
+			UserveBin: userve, BaselineBin: *baselineBin, FerretBin: ferretAuth, LogDir: logDir, Tenants: *poolTenants, Profiles: *poolProfiles,
 			IdleTimeout: *poolIdle, TenantMaxInFlight: *poolInFlight, GOMAXPROCS: *poolProcs,
 			Concurrencies: poolConcurrencies, Duration: *poolDuration, ColdSamples: *poolCold, QuietConcurrency: 1,
-			GCWait: *poolGCWait, Settle: 10 * time.Second, Logf: logf,
+			GCWait: *poolGCWait, Settle: 10 * time.Second, Cells: cells, Logf: logf,
 		})
 		res.Pool = p
 		if err != nil {

@@ -30,7 +30,11 @@ import (
 
 // Config of the pool part.
 type Config struct {
-	UserveBin         string
+	UserveBin string
+	// BaselineBin, when set, is another userve build whose pool is driven
+	// in the cold cell beside UserveBin's, in alternating blocks over the
+	// same tenants: before/after in one run.
+	BaselineBin       string
 	FerretBin         string // bin/ferretdb-auth
 	LogDir            string
 	Tenants           int
@@ -42,8 +46,9 @@ type Config struct {
 	Duration          time.Duration // measured time per side of a cell
 	ColdSamples       int           // evicted tenants activated one at a time
 	QuietConcurrency  int
-	GCWait            time.Duration // how long to wait for the runtime's own GC after the evictions
-	Settle            time.Duration // fixed pause before an RSS sample
+	GCWait            time.Duration   // how long to wait for the runtime's own GC after the evictions
+	Settle            time.Duration   // fixed pause before an RSS sample
+	Cells             map[string]bool // the cells to run (ParseCells); empty: all
 	Logf              func(format string, args ...any)
 }
 
@@ -109,50 +114,32 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	res.SetupSeconds = stats.Round(time.Since(t0).Seconds(), 1)
 	logf("pool: set up in %.1f s", res.SetupSeconds)
 
-	// The empty pool: the same process serving a pool no Secret names.
-	empty, err := startPool(ctx, cfg, cp.Kubeconfig(), "empty", cfg.IdleTimeout, "userve-pool-empty.log")
-	if err != nil {
-		return res, fmt.Errorf("empty pool: %w", err)
+	var eu procmon.Usage
+	if cfg.runs(CellLoaded) || cfg.runs(CellEvicted) {
+		// The empty pool: the same process serving a pool no Secret names.
+		empty, err := startPool(ctx, cfg, cfg.UserveBin, cp.Kubeconfig(), "empty", cfg.IdleTimeout, "userve-pool-empty.log")
+		if err != nil {
+			return res, fmt.Errorf("empty pool: %w", err)
+		}
+		sleep(ctx, cfg.Settle)
+		eu, err = empty.usage()
+		empty.stop()
+		if err != nil {
+			return res, err
+		}
+		res.EmptyRSSMiB, res.EmptyAnonMiB = mib(eu.RSSKiB), mib(eu.AnonKiB)
+		logf("pool: empty pool %.1f MiB RSS", res.EmptyRSSMiB)
 	}
-	sleep(ctx, cfg.Settle)
-	eu, err := empty.usage()
-	empty.stop()
-	if err != nil {
-		return res, err
-	}
-	res.EmptyRSSMiB, res.EmptyAnonMiB = mib(eu.RSSKiB), mib(eu.AnonKiB)
-	logf("pool: empty pool %.1f MiB RSS", res.EmptyRSSMiB)
 
-	// The loaded figure needs every tenant's server built at once, each
-	// served within the last minute: a pool whose idle timeout outlasts
-	// the first pass (every tenant's first request ever, which creates its
-	// indexes) and a quick sweep over the built servers.
-	loaded, err := startPool(ctx, cfg, cp.Kubeconfig(), poolName, loadedIdleTimeout, "userve-pool-loaded.log")
-	if err != nil {
-		return res, err
-	}
-	if err := waitMetric(ctx, loaded, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
-		loaded.stop()
-		return res, err
-	}
-	sleep(ctx, cfg.Settle)
-	ku, err := loaded.usage()
-	if err != nil {
-		loaded.stop()
-		return res, err
-	}
-	res.KnownRSSMiB = mib(ku.RSSKiB)
-	res.KnownKiBPerTnt = report.PerTenantKiB(ku.RSSKiB, eu.RSSKiB, cfg.Tenants)
-	logf("pool: %d tenants known, none served: %.1f MiB RSS (%.1f KiB each)", cfg.Tenants, res.KnownRSSMiB, res.KnownKiBPerTnt)
-	err = measureLoaded(ctx, cfg, res, loaded, tenants, eu)
-	loaded.stop()
-	if err != nil {
-		return res, err
+	if cfg.runs(CellLoaded) {
+		if err := runLoaded(ctx, cfg, res, cp.Kubeconfig(), tenants, eu); err != nil {
+			return res, err
+		}
 	}
 
 	// Eviction, cold activations, throughput and the neighbour: a pool
 	// with the short idle timeout.
-	pool, err := startPool(ctx, cfg, cp.Kubeconfig(), poolName, cfg.IdleTimeout, "userve-pool.log")
+	pool, err := startPool(ctx, cfg, cfg.UserveBin, cp.Kubeconfig(), poolName, cfg.IdleTimeout, "userve-pool.log")
 	if err != nil {
 		return res, err
 	}
@@ -160,20 +147,60 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	if err := waitMetric(ctx, pool, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
 		return res, err
 	}
-	if err := measureEvicted(ctx, cfg, res, pool, tenants, eu); err != nil {
-		return res, err
+	switch {
+	case cfg.runs(CellEvicted):
+		if err := measureEvicted(ctx, cfg, res, pool, tenants, eu); err != nil {
+			return res, err
+		}
+	case cfg.runs(CellCold):
+		if err := evictAll(ctx, cfg, res, pool, tenants); err != nil {
+			return res, err
+		}
 	}
-	if err := measureCold(ctx, cfg, res, pool, store, tenants); err != nil {
-		return res, err
+	if cfg.runs(CellCold) {
+		if err := measureCold(ctx, cfg, res, cp.Kubeconfig(), pool, store, tenants); err != nil {
+			return res, err
+		}
+	}
+	if !cfg.runs(CellThroughput) && !cfg.runs(CellNoisy) {
+		return res, ctx.Err()
 	}
 	dedicated, err := startDedicated(ctx, cfg, tenants[0], "userve-serve-dedicated.log")
 	if err != nil {
 		return res, fmt.Errorf("dedicated server: %w", err)
 	}
 	defer dedicated.stop()
-	measureThroughput(ctx, cfg, res, pool, dedicated, tenants[0])
-	res.Noisy = measureNoisy(ctx, cfg, pool, dedicated, tenants[1], tenants[2], tenants[0])
+	if cfg.runs(CellThroughput) {
+		measureThroughput(ctx, cfg, res, pool, dedicated, tenants[0])
+	}
+	if cfg.runs(CellNoisy) {
+		res.Noisy = measureNoisy(ctx, cfg, pool, dedicated, tenants[1], tenants[2], tenants[0])
+	}
 	return res, ctx.Err()
+}
+
+// runLoaded measures RSS with every tenant known, then loaded: a pool
+// whose idle timeout outlasts the first pass (every tenant's first request
+// ever, which creates its indexes) and a quick sweep over the built
+// servers, each served within the last minute.
+func runLoaded(ctx context.Context, cfg Config, res *report.Pool, kubeconfig string, tenants []*tenant, eu procmon.Usage) error {
+	loaded, err := startPool(ctx, cfg, cfg.UserveBin, kubeconfig, poolName, loadedIdleTimeout, "userve-pool-loaded.log")
+	if err != nil {
+		return err
+	}
+	defer loaded.stop()
+	if err := waitMetric(ctx, loaded, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
+		return err
+	}
+	sleep(ctx, cfg.Settle)
+	ku, err := loaded.usage()
+	if err != nil {
+		return err
+	}
+	res.KnownRSSMiB = mib(ku.RSSKiB)
+	res.KnownKiBPerTnt = report.PerTenantKiB(ku.RSSKiB, eu.RSSKiB, cfg.Tenants)
+	cfg.Logf("pool: %d tenants known, none served: %.1f MiB RSS (%.1f KiB each)", cfg.Tenants, res.KnownRSSMiB, res.KnownKiBPerTnt)
+	return measureLoaded(ctx, cfg, res, loaded, tenants, eu)
 }
 
 func mib(kib uint64) float64 { return stats.Round(procmon.MiB(kib), 1) }
