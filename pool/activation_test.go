@@ -4,14 +4,19 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/test/mongofixture"
 )
 
 // storeWatch counts, per tenant, the connections its store clients
@@ -157,4 +162,56 @@ func TestParallelRequestsToAnEvictedTenantActivateOnce(t *testing.T) {
 	if n := w.expiries(name); n != 2 {
 		t.Errorf("start-up duties ran %d times over two activations, want 2", n)
 	}
+}
+
+// A tenant whose index check fails (an index of one of its names with
+// other options, here openid_unique not unique) answers 503 "not ready"
+// and fails only itself, under 30 parallel requests beside a healthy
+// tenant; once the index is dropped, its server's background retry makes
+// it and the tenant serves.
+func TestATenantWhoseIndexesFailFailsOnlyItself(t *testing.T) {
+	e := newPoolEnv(t, Options{IdleTimeout: time.Hour}, testHooks{})
+	good := e.add("team-a", "acme")
+	bad := newCreds(t, "team-b", "changed")
+	ctx := context.Background()
+	profiles := mongofixture.Client(t).Database(bad.database).Collection(store.ColProfiles)
+	if _, err := profiles.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: store.FieldOpenID, Value: 1}},
+		Options: options.Index().SetName("openid_unique")}); err != nil {
+		t.Fatal(err)
+	}
+	e.put(bad, bad.secretData(nil))
+	e.waitFor("the pool to route "+bad.host(), func() bool { tn, _ := e.pool.registry.lookup(bad.host()); return tn != nil })
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 60)
+	for i := range 30 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			r, err := e.call(bad.host(), "GET", "/userve/v1/user-group/", nil, bad.admin())
+			if err != nil || r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "not ready") {
+				errs <- fmt.Errorf("tenant with a changed index, request %d: %v %d %s", i, err, r.status, r.body)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			r, err := e.call(good.host(), "GET", "/userve/v1/user-group/", nil, good.admin())
+			if err != nil || r.status != http.StatusOK {
+				errs <- fmt.Errorf("healthy tenant, request %d: %v %d %s", i, err, r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	if err := profiles.Indexes().DropOne(ctx, "openid_unique"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the tenant to serve once the index is dropped", func() bool {
+		r, err := e.call(bad.host(), "GET", "/userve/v1/user-group/", nil, bad.admin())
+		return err == nil && r.status == http.StatusOK
+	})
 }
