@@ -20,8 +20,12 @@ import (
 const coldProfile = 15 * time.Second
 
 // coldBlock is how many tenants one side activates before the other side
-// takes the same ones, when a baseline build is compared.
-const coldBlock = 25
+// takes the same ones, when a baseline build is compared; coldPause is
+// the pause before each block.
+const (
+	coldBlock = 50
+	coldPause = 500 * time.Millisecond
+)
 
 // coldSide is one build's pool in the cold cell and what it used.
 type coldSide struct {
@@ -62,11 +66,19 @@ func measureCold(ctx context.Context, cfg Config, res *report.Pool, kubeconfig s
 	prof := filepath.Join(cfg.LogDir, "ferretdb-cold-activations.cpu.pprof")
 	profiled := make(chan error, 1)
 	go func() { profiled <- store.cpuProfile(ctx, coldProfile, prof) }()
+	// FerretDB's metrics are read once between blocks (a scrape costs it
+	// about 40 ms of CPU), and each block starts after a pause, so that
+	// neither the scrape nor the other side's last activation runs into it.
+	counters, err := store.metrics(ctx)
+	if err != nil {
+		return err
+	}
 	for k, block := 0, 0; k < n && ctx.Err() == nil; k, block = k+coldBlock, block+1 {
 		part := tenants[k:min(k+coldBlock, n)]
 		for i := range sides {
 			s := sides[(i+block)%len(sides)] // alternate which side goes first
-			if err := s.activate(ctx, cfg, store, part); err != nil {
+			sleep(ctx, coldPause)
+			if counters, err = s.activate(ctx, cfg, store, part, counters); err != nil {
 				return err
 			}
 		}
@@ -107,36 +119,33 @@ func measureCold(ctx context.Context, cfg Config, res *report.Pool, kubeconfig s
 }
 
 // activate sends one request to each of part's evicted tenants, one at a
-// time, and adds what it cost to the side.
-func (s *coldSide) activate(ctx context.Context, cfg Config, store *ferret, part []*tenant) error {
+// time, and adds what it cost to the side. counters are FerretDB's metrics
+// before the block; it returns them after.
+func (s *coldSide) activate(ctx context.Context, cfg Config, store *ferret, part []*tenant, counters string) (string, error) {
 	poolBefore, _ := s.pool.usage()
 	storeBefore, _ := procmon.Read(store.p.Pid())
-	fBefore, err := store.metrics(ctx)
-	if err != nil {
-		return err
-	}
 	pBefore, err := s.pool.metrics(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	r, _ := each(ctx, s.pool, part, cfg.Profiles, 1)
 	merge(&s.res, r)
 	poolAfter, _ := s.pool.usage()
 	storeAfter, _ := procmon.Read(store.p.Pid())
-	fAfter, err := store.metrics(ctx)
-	if err != nil {
-		return err
-	}
 	pAfter, err := s.pool.metrics(ctx)
 	if err != nil {
-		return err
+		return "", err
+	}
+	after, err := store.metrics(ctx)
+	if err != nil {
+		return "", err
 	}
 	s.poolCPU += poolAfter.CPU - poolBefore.CPU
 	s.storeCPU += storeAfter.CPU - storeBefore.CPU
-	s.auths += scramConversations(fAfter) - scramConversations(fBefore)
-	s.conns += metric(fAfter, "ferretdb_client_accepts_total") - metric(fBefore, "ferretdb_client_accepts_total")
+	s.auths += scramConversations(after) - scramConversations(counters)
+	s.conns += metric(after, "ferretdb_client_accepts_total") - metric(counters, "ferretdb_client_accepts_total")
 	s.activs += metric(pAfter, "userve_pool_activations_total") - metric(pBefore, "userve_pool_activations_total")
-	return nil
+	return after, nil
 }
 
 // scramConversations counts FerretDB's SCRAM conversations from its
