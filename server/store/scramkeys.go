@@ -17,7 +17,7 @@ import (
 // password: PBKDF2 over 15,000 rounds of HMAC-SHA-256, 5.6 ms of CPU,
 // which every new client pays again on its first connection. A pool
 // closes an idle tenant's client and makes a new one on its next request,
-// so the tenant keeps its SCRAMKeys (under 1 KiB) across evictions
+// so the tenant keeps its SCRAMKeys (about 1.3 KiB of heap) across evictions
 // (docs/pools.md, "Cold activation").
 //
 // It holds only its own tenant's authenticator, for that tenant's user,
