@@ -76,13 +76,14 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	if p.opts.TenantHandler != nil {
 		inst.handler = p.opts.TenantHandler(t.name, srv)
 	}
-	// The first request waits for the store's indexes (at most IndexWait),
-	// or it would find the store not ready; Start retries them in the
-	// background when MongoDB is away, as a dedicated server does. Indexes
-	// that exist already (every activation but the first ever) are only
-	// listed, so this costs a cold tenant a few reads.
+	// The first request waits for the store's unique indexes (at most
+	// IndexWait), or it would find the store not ready; Start makes the
+	// others after it, and retries all of them in the background when
+	// MongoDB is away, as a dedicated server does. Indexes that exist
+	// already (every activation but the first ever) are only listed: four
+	// collections' lists for a cold tenant.
 	first, cancel := context.WithTimeout(context.Background(), p.opts.IndexWait)
-	if err := st.EnsureIndexes(first); err != nil {
+	if err := st.EnsureUniqueIndexes(first); err != nil {
 		log.Warn("creating store indexes at activation failed; retrying in the background", "error", err)
 	}
 	cancel()

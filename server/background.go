@@ -93,10 +93,11 @@ func (s *Server) sweepLedger(ctx context.Context) {
 	}
 }
 
-// ensureIndexes retries store.EnsureIndexes with backoff until it succeeds.
+// ensureIndexes retries store.EnsureIndexes with backoff until it succeeds
+// (a pool's activation made only the unique ones: the rest are made here).
 func (s *Server) ensureIndexes(ctx context.Context) {
 	delay := 500 * time.Millisecond
-	for !s.store.Ready() {
+	for !s.store.Indexed() {
 		err := s.store.EnsureIndexes(ctx)
 		if err == nil {
 			s.log.Info("store indexes ready")

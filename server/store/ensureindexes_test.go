@@ -131,3 +131,34 @@ func TestEnsureIndexesRefusesAChangedIndex(t *testing.T) {
 		t.Fatal(err) // the point: this index does not hold openids unique
 	}
 }
+
+// EnsureUniqueIndexes makes only the unique indexes (the store may then
+// serve: Ready) and leaves the others to EnsureIndexes (Indexed).
+func TestEnsureUniqueIndexesMakesTheUniqueOnesFirst(t *testing.T) {
+	ctx := ctxT(t)
+	db := mongofixture.NewDatabase(t)
+	s, counted := connectCounted(t, db.Name())
+	if err := s.EnsureUniqueIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Ready() || s.Indexed() {
+		t.Errorf("after EnsureUniqueIndexes: ready %v, indexed %v; want ready, not indexed", s.Ready(), s.Indexed())
+	}
+	unique := counted.take()["createIndexes"]
+	profiles := db.Collection(store.ColProfiles)
+	if _, err := profiles.InsertOne(ctx, bson.D{{Key: "_id", Value: int64(1)}, {Key: store.FieldEmail, Value: "a@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := profiles.InsertOne(ctx, bson.D{{Key: "_id", Value: int64(2)}, {Key: store.FieldEmail, Value: "a@example.com"}})
+	if !mongo.IsDuplicateKeyError(err) {
+		t.Errorf("a second profile with the same e-mail: %v, want a duplicate key error", err)
+	}
+	if err := s.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rest := counted.take()["createIndexes"]
+	if !s.Indexed() || unique == 0 || rest <= unique {
+		t.Errorf("indexed %v; createIndexes: %d unique first, then %d others; want a few unique ones, then the many others", s.Indexed(), unique, rest)
+	}
+	t.Logf("createIndexes: %d unique, then %d others", unique, rest)
+}

@@ -66,16 +66,47 @@ func (s *Store) wantedIndexes() []IndexSpec {
 }
 
 // EnsureIndexes makes every registered index and the custom-field indexes
-// exist, and drops the retired ones. It first lists each collection's
-// indexes and creates only those missing or different from their spec: a
-// database whose indexes are current costs one listIndexes per collection
-// (18 reads) instead of one createIndexes per index (55 writes), which is
-// most of what a pooled tenant's activation did. The list is the store's
-// own, read every time, so an index dropped or changed by hand is found
-// and made again, never assumed. Creating an existing identical index is
-// a no-op, so replicas starting at once are safe.
+// exist, and drops the retired ones (ensureIndexes); Ready and Indexed
+// then hold.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	specs := s.wantedIndexes()
+	if err := s.ensureIndexes(ctx, s.wantedIndexes(), true); err != nil {
+		return err
+	}
+	s.constrained.Store(true)
+	s.indexed.Store(true)
+	return nil
+}
+
+// EnsureUniqueIndexes makes the unique indexes exist, the ones that keep
+// the data right (one openid, username, e-mail, phone per user, one ledger
+// step...): Ready holds after it, and the store may serve. The other
+// indexes serve queries; EnsureIndexes makes them. A pooled tenant's
+// activation waits for this one only (the unique indexes are on 4 of its
+// 18 collections) and leaves the rest to its server's start-up duties.
+func (s *Store) EnsureUniqueIndexes(ctx context.Context) error {
+	var unique []IndexSpec
+	for _, sp := range s.wantedIndexes() {
+		if sp.Unique {
+			unique = append(unique, sp)
+		}
+	}
+	if err := s.ensureIndexes(ctx, unique, false); err != nil {
+		return err
+	}
+	s.constrained.Store(true)
+	return nil
+}
+
+// ensureIndexes makes specs exist (and, with retire, drops the retired
+// indexes). It first lists each collection's indexes and creates only
+// those missing or different from their spec: a database whose indexes are
+// current costs one listIndexes per collection (18 reads for all) instead
+// of one createIndexes per index (55 writes), which was most of what a
+// pooled tenant's activation did. The list is the store's own, read every
+// time, so an index dropped or changed by hand is found and made again,
+// never assumed. Creating an existing identical index is a no-op, so
+// replicas starting at once are safe.
+func (s *Store) ensureIndexes(ctx context.Context, specs []IndexSpec, retire bool) error {
 	existing := map[string]map[string]listedIndex{} // collection -> name -> index
 	for _, sp := range specs {
 		if _, listed := existing[sp.Collection]; listed {
@@ -118,6 +149,9 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		}
 	}
 	for _, r := range retiredIndexes {
+		if !retire {
+			break
+		}
 		idx, listed := existing[r.collection]
 		if !listed {
 			var err error
@@ -132,7 +166,6 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 			return fmt.Errorf("store: dropping the retired index %s.%s: %w", r.collection, r.name, err)
 		}
 	}
-	s.indexed.Store(true)
 	return nil
 }
 

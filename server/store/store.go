@@ -80,7 +80,8 @@ type Store struct {
 
 	scramKeys *SCRAMKeys // WithSCRAMKeys
 
-	indexed atomic.Bool // every index exists: unique constraints hold
+	constrained atomic.Bool // every unique index exists: unique constraints hold (Ready)
+	indexed     atomic.Bool // every index exists (Indexed)
 
 	triedIDs sync.Map // sequence name -> *triedIDs (see nextUntriedID)
 
@@ -178,8 +179,13 @@ func Connect(uri, database string, opts ...Option) (*Store, error) {
 // Database is the tenant database's name.
 func (s *Store) Database() string { return s.db.Name() }
 
-// Ready reports whether EnsureIndexes has succeeded.
-func (s *Store) Ready() bool { return s.indexed.Load() }
+// Ready reports whether EnsureIndexes or EnsureUniqueIndexes has
+// succeeded: the unique constraints hold, the store may serve.
+func (s *Store) Ready() bool { return s.constrained.Load() }
+
+// Indexed reports whether EnsureIndexes has succeeded: every index
+// exists, those that only serve queries too.
+func (s *Store) Indexed() bool { return s.indexed.Load() }
 
 // Ping checks that MongoDB answers.
 func (s *Store) Ping(ctx context.Context) error {
