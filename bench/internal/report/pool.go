@@ -231,7 +231,9 @@ func poolMarkdown(b *strings.Builder, p *Pool) {
 	}
 	fa, ca := p.FirstActivation, p.ColdActivation
 	b.WriteString("| activation | tenants | p50 ms | p99 ms | max ms | failed |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
-	fmt.Fprintf(b, "| first request ever (fresh database: indexes created; a 503 after the pool's 3 s index wait counts as failed, then retried) | %d | %.1f | %.1f | %.1f | %d |\n", fa.Requests, fa.P50ms, fa.P99ms, fa.MaxMs, fa.Errors)
+	if fa.Requests > 0 {
+		fmt.Fprintf(b, "| first request ever (fresh database: indexes created; a 503 after the pool's 3 s index wait counts as failed, then retried) | %d | %.1f | %.1f | %.1f | %d |\n", fa.Requests, fa.P50ms, fa.P99ms, fa.MaxMs, fa.Errors)
+	}
 	fmt.Fprintf(b, "| first request after eviction (cold), one at a time | %d | %.1f | %.1f | %.1f | %d |\n", ca.Requests, ca.P50ms, ca.P99ms, ca.MaxMs, ca.Errors)
 	if c := p.ColdBaseline; c != nil {
 		fmt.Fprintf(b, "| the same, baseline build `%s` (alternating blocks, same tenants) | %d | %.1f | %.1f | %.1f | %d |\n",
