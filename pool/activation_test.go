@@ -215,3 +215,24 @@ func TestATenantWhoseIndexesFailFailsOnlyItself(t *testing.T) {
 		return err == nil && r.status == http.StatusOK
 	})
 }
+
+// An index that only serves queries, changed by hand, does not hold the
+// tenant up: it serves on its unique indexes, and its server's start-up
+// duties (here the audit expiry) still run while the index check is
+// retried.
+func TestAChangedQueryIndexLeavesTheTenantServing(t *testing.T) {
+	w := newStoreWatch()
+	e := newPoolEnv(t, Options{IdleTimeout: time.Hour, StoreOptions: w.options}, testHooks{})
+	c := newCreds(t, "team-a", "changed")
+	name := c.ns + "/" + c.name
+	profiles := mongofixture.Client(t).Database(c.database).Collection(store.ColProfiles)
+	if _, err := profiles.Indexes().CreateOne(context.Background(), mongo.IndexModel{Keys: bson.D{{Key: "nickname", Value: -1}},
+		Options: options.Index().SetName("nickname")}); err != nil {
+		t.Fatal(err)
+	}
+	e.put(c, c.secretData(nil))
+	e.waitFor("the pool to route "+c.host(), func() bool { tn, _ := e.pool.registry.lookup(c.host()); return tn != nil })
+	e.must(http.StatusOK, c.host(), "GET", "/userve/v1/user-group/", nil, c.admin())
+	e.waitFor("the start-up duties despite the changed index", func() bool { return w.expiries(name) >= 1 })
+	e.must(http.StatusOK, c.host(), "GET", "/userve/v1/user-group/", nil, c.admin())
+}
