@@ -62,7 +62,8 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	}
 	keys := t.scramKeys
 	t.mu.Unlock()
-	storeOpts := []store.Option{store.WithLogger(log), store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...), store.WithSCRAMKeys(keys)}
+	storeOpts := []store.Option{store.WithLogger(log), store.WithSCRAMKeys(keys),
+		store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...)}
 	if p.opts.StoreOptions != nil {
 		storeOpts = append(storeOpts, p.opts.StoreOptions(t.name)...)
 	}
