@@ -8,14 +8,13 @@ import (
 
 // Cells of the pool part, as -pool-cells names them.
 const (
-	CellLoaded     = "loaded"     // RSS of the empty pool, with every tenant known, and every tenant loaded
-	CellEvicted    = "evicted"    // RSS after every tenant was evicted
+	CellMemory     = "memory"     // RSS: the empty pool, every tenant known, loaded, evicted
 	CellCold       = "cold"       // cold activations after eviction, one at a time
 	CellThroughput = "throughput" // detail through the pool vs a dedicated server
 	CellNoisy      = "noisy"      // a quiet tenant beside a saturating neighbour
 )
 
-var cellNames = []string{CellLoaded, CellEvicted, CellCold, CellThroughput, CellNoisy}
+var cellNames = []string{CellMemory, CellCold, CellThroughput, CellNoisy}
 
 // ParseCells reads -pool-cells: comma-separated cell names, empty for all.
 func ParseCells(s string) (map[string]bool, error) {

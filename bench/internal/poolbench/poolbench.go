@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	logf("pool: set up in %.1f s", res.SetupSeconds)
 
 	var eu procmon.Usage
-	if cfg.runs(CellLoaded) || cfg.runs(CellEvicted) {
+	if cfg.runs(CellMemory) {
 		// The empty pool: the same process serving a pool no Secret names.
 		empty, err := startPool(ctx, cfg, cfg.UserveBin, cp.Kubeconfig(), "empty", cfg.IdleTimeout, "userve-pool-empty.log")
 		if err != nil {
@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 		logf("pool: empty pool %.1f MiB RSS", res.EmptyRSSMiB)
 	}
 
-	if cfg.runs(CellLoaded) {
+	if cfg.runs(CellMemory) {
 		if err := runLoaded(ctx, cfg, res, cp.Kubeconfig(), tenants, eu); err != nil {
 			return res, err
 		}
@@ -148,7 +148,7 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 		return res, err
 	}
 	switch {
-	case cfg.runs(CellEvicted):
+	case cfg.runs(CellMemory):
 		if err := measureEvicted(ctx, cfg, res, pool, tenants, eu); err != nil {
 			return res, err
 		}
