@@ -22,7 +22,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,8 +69,8 @@ func run() int {
 	poolConcs := flag.String("pool-concurrency", "1,8", "concurrencies of the pool's detail throughput cells")
 	poolDuration := flag.Duration("pool-duration", 8*time.Second, "measured time per side of a pool cell")
 	poolCold := flag.Int("pool-cold-samples", 500, "evicted tenants activated one at a time for the cold activation latency")
+	poolCells := flag.String("pool-cells", "", "pool cells to run, comma-separated: memory, cold, throughput, noisy (empty: all); with -baseline-bin the cold, throughput and noisy cells drive that build's pool too")
 	poolGCWait := flag.Duration("pool-gc-wait", 150*time.Second, "after the last eviction, wait at most this long for the runtime's own GC (it forces one every 2 minutes)")
-	poolCells := flag.String("pool-cells", "", "the pool part's cells to run, comma-separated: "+strings.Join(poolbench.Cells, ", ")+" (empty: all)")
 	poolFlags := flag.String("pool-flags", "", "extra flags of the measured `userve pool` (not the baseline's), space-separated, e.g. \"--max-executing 4\"")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
 	userveBin := flag.String("userve-bin", "", "the userve binary to measure (default <repo>/bin/userve), e.g. an older build for before/after")
@@ -95,20 +94,15 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "bench: -only must be all, api, operator, import or pool")
 		return 2
 	}
+	cells, err := poolbench.ParseCells(*poolCells)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -pool-cells:", err)
+		return 2
+	}
 	poolConcurrencies, err := parseConcurrencies(*poolConcs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: -pool-concurrency:", err)
 		return 2
-	}
-	var cells map[string]bool
-	if *poolCells != "" {
-		cells = nameSet(*poolCells)
-		for c := range cells {
-			if !slices.Contains(poolbench.Cells, c) {
-				fmt.Fprintf(os.Stderr, "bench: -pool-cells: %q is not one of %s\n", c, strings.Join(poolbench.Cells, ", "))
-				return 2
-			}
-		}
 	}
 	logDir, err := os.MkdirTemp("", "userve-bench-logs-")
 	if err != nil {
@@ -201,11 +195,11 @@ func run() int {
 	}
 	if (*only == "all" || *only == "pool") && ctx.Err() == nil {
 		p, err := poolbench.Run(ctx, poolbench.Config{
-			UserveBin: userve, FerretBin: ferretAuth, LogDir: logDir, Tenants: *poolTenants, Profiles: *poolProfiles,
+			UserveBin: userve, BaselineBin: *baselineBin, FerretBin: ferretAuth, LogDir: logDir, Tenants: *poolTenants, Profiles: *poolProfiles,
 			IdleTimeout: *poolIdle, TenantMaxInFlight: *poolInFlight, GOMAXPROCS: *poolProcs,
 			Concurrencies: poolConcurrencies, Duration: *poolDuration, ColdSamples: *poolCold, QuietConcurrency: 1,
 			GCWait: *poolGCWait, Settle: 10 * time.Second, Cells: cells, PoolFlags: strings.Fields(*poolFlags),
-			BaselineBin: *baselineBin, Logf: logf,
+			Logf: logf,
 		})
 		res.Pool = p
 		if err != nil {

@@ -27,10 +27,12 @@ type instance struct {
 	refs     int // requests using it
 	lastUsed time.Time
 	retired  bool
+	started  bool // its background work was started (start)
 }
 
-// activate builds the tenant's server for conf and starts its background
-// work (server.Start). This file is the one place that starts and stops a
+// activate builds the tenant's server for conf; its background work
+// (server.Start) starts once the request that activated it has answered
+// (instance.start). This file is the one place that starts and stops a
 // tenant's server.
 func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error) {
 	began := time.Now()
@@ -54,8 +56,18 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	}()
 	cfg := conf.cfg
 	log := p.log.With("tenant", t.name)
-	st, err = store.Connect(cfg.MongoURI, cfg.Database,
-		store.WithLogger(log), store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...))
+	t.mu.Lock()
+	if t.scramKeys == nil && !t.removed { // remove closes them
+		t.scramKeys = store.NewSCRAMKeys()
+	}
+	keys := t.scramKeys
+	t.mu.Unlock()
+	storeOpts := []store.Option{store.WithLogger(log), store.WithSCRAMKeys(keys),
+		store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...)}
+	if p.opts.StoreOptions != nil {
+		storeOpts = append(storeOpts, p.opts.StoreOptions(t.name)...)
+	}
+	st, err = store.Connect(cfg.MongoURI, cfg.Database, storeOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -65,18 +77,30 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	if p.opts.TenantHandler != nil {
 		inst.handler = p.opts.TenantHandler(t.name, srv)
 	}
-	// The first request waits for the store's indexes (at most IndexWait),
-	// or it would find the store not ready; Start retries them in the
-	// background when MongoDB is away, as a dedicated server does.
+	// The first request waits for the store's unique indexes (at most
+	// IndexWait), or it would find the store not ready; Start makes the
+	// others after it, and retries all of them in the background when
+	// MongoDB is away, as a dedicated server does. Indexes that exist
+	// already (every activation but the first ever) are only listed: four
+	// collections' lists for a cold tenant.
 	first, cancel := context.WithTimeout(context.Background(), p.opts.IndexWait)
-	if err := st.EnsureIndexes(first); err != nil {
+	if err := st.EnsureUniqueIndexes(first); err != nil {
 		log.Warn("creating store indexes at activation failed; retrying in the background", "error", err)
 	}
 	cancel()
-	srv.Start(context.Background())
 	log.Info("tenant server built", "duration_ms", time.Since(began).Milliseconds(), "store_ready", st.Ready())
 	return inst, nil
 }
+
+// start starts the instance's background work (server.Start: ledger
+// recovery, audit expiry, the event worker). release calls it once, when
+// the first request on the instance gives back its reference: started
+// beside that request, these store reads took a connection of their own,
+// and every new connection is a SCRAM conversation, which FerretDB answers
+// by scanning every stored user. Run after it, they reuse the connection
+// the activation opened: one authentication per activation (docs/pools.md,
+// "Cold activation").
+func (inst *instance) start() { inst.server.Start(context.Background()) }
 
 // closeInstance stops the instance's background work (server.Close) and
 // disconnects its store client, in the background (a request that dropped

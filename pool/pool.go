@@ -33,6 +33,7 @@ import (
 	"userve.dev/userve/server/auth"
 	"userve.dev/userve/server/hserve"
 	"userve.dev/userve/server/httpx"
+	"userve.dev/userve/server/store"
 )
 
 // Defaults of Options.
@@ -88,6 +89,11 @@ type Options struct {
 	// PodName is the pool pod's own name ($POD_NAME): the acknowledgement
 	// of applied Secrets is written on it. Empty: none is written.
 	PodName string
+
+	// StoreOptions are added to each tenant's store options when its
+	// server is built (tests: driver monitors counting what an activation
+	// sends); nil adds none.
+	StoreOptions func(tenant string) []store.Option
 
 	// TenantHandler replaces the handler of a built tenant server (tests:
 	// conformance checking, an injected panic); nil serves srv.Handler().

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"userve.dev/userve/server/store"
 )
 
 // A tenant is one pooled UserService, known from its Secret whether or not
@@ -30,6 +32,11 @@ type tenant struct {
 	live     *instance   // the server requests are given; nil when none is built
 	building *activation // the build in progress, which other requests wait for
 	removed  bool        // the Secret is gone
+
+	// scramKeys carry its store clients' authenticator, and the keys
+	// derived from its password, from one activation to the next (the
+	// builder's: one activation runs at a time).
+	scramKeys *store.SCRAMKeys
 
 	// The registry's, under its lock.
 	hosts   []string // the hosts it claims
@@ -132,8 +139,13 @@ func (t *tenant) release(inst *instance, now time.Time) {
 	t.mu.Lock()
 	inst.refs--
 	inst.lastUsed = now
+	start := !inst.started
+	inst.started = true
 	closeIt := inst.retired && inst.refs == 0
 	t.mu.Unlock()
+	if start {
+		inst.start() // before a Close, which then stops it
+	}
 	if closeIt {
 		t.pool.closeInstance(inst)
 	}
@@ -189,7 +201,11 @@ func (t *tenant) remove() {
 	t.mu.Lock()
 	t.removed = true
 	idle := t.retireLocked()
+	keys := t.scramKeys
 	t.mu.Unlock()
+	if keys != nil {
+		keys.Close()
+	}
 	if idle != nil {
 		t.pool.closeInstance(idle)
 	}

@@ -71,6 +71,9 @@ func (s *Server) runBackground(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if !s.store.Indexed() {
+				s.retryIndexes(ctx)
+			}
 			s.sweepLedger(ctx)
 		}
 	}
@@ -98,13 +101,21 @@ func (s *Server) sweepLedger(ctx context.Context) {
 	}
 }
 
-// ensureIndexes retries store.EnsureIndexes with backoff until it succeeds.
+// ensureIndexes retries store.EnsureIndexes with backoff until it succeeds
+// (a pool's activation made only the unique ones: the rest are made here).
+// A store already ready (its unique indexes exist, so it serves) is not
+// held up by one that fails: the start-up duties go on, and each ledger
+// sweep tries the indexes again (retryIndexes).
 func (s *Server) ensureIndexes(ctx context.Context) {
 	delay := 500 * time.Millisecond
-	for !s.store.Ready() {
+	for !s.store.Indexed() {
 		err := s.store.EnsureIndexes(ctx)
 		if err == nil {
 			s.log.Info("store indexes ready")
+			return
+		}
+		if s.store.Ready() {
+			s.log.Warn("creating store indexes failed; the store serves on its unique indexes, retried at each ledger sweep", "error", err)
 			return
 		}
 		s.log.Warn("creating store indexes failed; retrying", "error", err, "retry_in", delay.String())
@@ -115,6 +126,15 @@ func (s *Server) ensureIndexes(ctx context.Context) {
 		}
 		delay = min(2*delay, 15*time.Second)
 	}
+}
+
+// retryIndexes tries the indexes once more (a sweep's turn).
+func (s *Server) retryIndexes(ctx context.Context) {
+	if err := s.store.EnsureIndexes(ctx); err != nil {
+		s.log.Warn("creating store indexes failed; retried at the next ledger sweep", "error", err)
+		return
+	}
+	s.log.Info("store indexes ready")
 }
 
 // expireAudit deletes, once at start, the audit entries past retention;

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
@@ -72,7 +73,15 @@ type Store struct {
 	opTimeout    time.Duration
 	customFields []string // custom profile fields that get an index
 
-	indexed atomic.Bool // every index exists: unique constraints hold
+	// Driver monitors (WithMonitors): what the client sends and the
+	// connections it opens.
+	commandMonitor *event.CommandMonitor
+	poolMonitor    *event.PoolMonitor
+
+	scramKeys *SCRAMKeys // WithSCRAMKeys
+
+	constrained atomic.Bool // every unique index exists: unique constraints hold (Ready)
+	indexed     atomic.Bool // every index exists (Indexed)
 
 	triedIDs sync.Map // sequence name -> *triedIDs (see nextUntriedID)
 
@@ -101,6 +110,12 @@ func WithCustomFieldIndexes(names ...string) Option {
 
 // WithLogger logs index problems and background retries.
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// WithMonitors sees the driver's commands and connection events (nil:
+// none), e.g. to count the connections a client opens and authenticates.
+func WithMonitors(commands *event.CommandMonitor, connections *event.PoolMonitor) Option {
+	return func(s *Store) { s.commandMonitor, s.poolMonitor = commands, connections }
+}
 
 // WithOpTimeout bounds each operation.
 func WithOpTimeout(d time.Duration) Option { return func(s *Store) { s.opTimeout = d } }
@@ -137,6 +152,13 @@ func Connect(uri, database string, opts ...Option) (*Store, error) {
 		SetConnectTimeout(DefaultServerSelectionTimeout).
 		SetAppName("userve").
 		SetDialer(&bufferedDialer{})
+	if s.commandMonitor != nil {
+		co.SetMonitor(s.commandMonitor)
+	}
+	if s.poolMonitor != nil {
+		co.SetPoolMonitor(s.poolMonitor)
+	}
+	useSCRAMKeys(co, s.scramKeys)
 	if err := co.Validate(); err != nil {
 		return nil, fmt.Errorf("store: MongoDB URI: %w", err)
 	}
@@ -157,8 +179,13 @@ func Connect(uri, database string, opts ...Option) (*Store, error) {
 // Database is the tenant database's name.
 func (s *Store) Database() string { return s.db.Name() }
 
-// Ready reports whether EnsureIndexes has succeeded.
-func (s *Store) Ready() bool { return s.indexed.Load() }
+// Ready reports whether EnsureIndexes or EnsureUniqueIndexes has
+// succeeded: the unique constraints hold, the store may serve.
+func (s *Store) Ready() bool { return s.constrained.Load() }
+
+// Indexed reports whether EnsureIndexes has succeeded: every index
+// exists, those that only serve queries too.
+func (s *Store) Indexed() bool { return s.indexed.Load() }
 
 // Ping checks that MongoDB answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -213,108 +240,6 @@ func decodeAll[T any](ctx context.Context, cur *mongo.Cursor, out *[]T) error {
 		*out = append(*out, v)
 	}
 	return cur.Err()
-}
-
-// ---- indexes --------------------------------------------------------------
-
-// IndexSpec is one index of one collection. Every file of this package
-// registers its collections' indexes from init with RegisterIndexes, so
-// EnsureIndexes creates all of them.
-type IndexSpec struct {
-	Collection string
-	Name       string // stable name; unique indexes are looked up by it on conflicts
-	Keys       bson.D // e.g. {{"created_at", 1}, {"_id", 1}}
-	Unique     bool   // unique indexes are also sparse: absent values do not collide
-	Field      string // for unique indexes: the field reported in ConflictError
-	Optional   bool   // failure to create it is logged, not fatal (e.g. index count limits)
-}
-
-var (
-	indexMu    sync.Mutex
-	indexSpecs []IndexSpec
-)
-
-// RegisterIndexes adds index specs; call it from init.
-func RegisterIndexes(specs ...IndexSpec) {
-	indexMu.Lock()
-	defer indexMu.Unlock()
-	indexSpecs = append(indexSpecs, specs...)
-}
-
-func registeredIndexes() []IndexSpec {
-	indexMu.Lock()
-	defer indexMu.Unlock()
-	return append([]IndexSpec(nil), indexSpecs...)
-}
-
-// uniqueFieldByIndex maps unique index names to their field, for conflicts.
-func uniqueFieldByIndex() map[string]string {
-	m := map[string]string{}
-	for _, sp := range registeredIndexes() {
-		if sp.Unique {
-			m[sp.Name] = sp.Field
-		}
-	}
-	return m
-}
-
-// EnsureIndexes creates every registered index and the custom-field indexes.
-// Creating an existing identical index is a no-op, so replicas starting at
-// once are safe.
-func (s *Store) EnsureIndexes(ctx context.Context) error {
-	specs := registeredIndexes()
-	for _, name := range s.customFields {
-		specs = append(specs, IndexSpec{
-			Collection: ColProfiles, Name: "custom_" + name,
-			Keys: bson.D{{Key: "custom." + name, Value: 1}, {Key: "_id", Value: 1}}, Optional: true,
-		})
-	}
-	for _, sp := range specs {
-		if err := s.createIndex(ctx, sp); err != nil {
-			if sp.Optional && !errors.Is(err, ErrUnavailable) {
-				s.log.Warn("optional index not created", "collection", sp.Collection, "index", sp.Name, "error", err)
-				continue
-			}
-			return fmt.Errorf("store: index %s.%s: %w", sp.Collection, sp.Name, err)
-		}
-	}
-	for _, r := range retiredIndexes {
-		if err := s.dropIndex(ctx, r.collection, r.name); err != nil {
-			return fmt.Errorf("store: dropping the retired index %s.%s: %w", r.collection, r.name, err)
-		}
-	}
-	s.indexed.Store(true)
-	return nil
-}
-
-// retiredIndexes were created by earlier versions and cost every write
-// while serving no query now; EnsureIndexes drops them.
-var retiredIndexes = []struct{ collection, name string }{
-	// Imports find the edges to re-point by followee (imports_links.go).
-	{ColFollows, "followee_src"},
-}
-
-// dropIndex drops an index if it exists.
-func (s *Store) dropIndex(ctx context.Context, collection, name string) error {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	err := s.col(collection).Indexes().DropOne(ctx, name)
-	var ce mongo.CommandError
-	if errors.As(err, &ce) && (ce.Code == 26 || ce.Code == 27) { // NamespaceNotFound, IndexNotFound
-		return nil
-	}
-	return classify(err)
-}
-
-func (s *Store) createIndex(ctx context.Context, sp IndexSpec) error {
-	ctx, cancel := s.opContext(ctx)
-	defer cancel()
-	o := options.Index().SetName(sp.Name)
-	if sp.Unique {
-		o.SetUnique(true).SetSparse(true)
-	}
-	_, err := s.col(sp.Collection).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: sp.Keys, Options: o})
-	return classify(err)
 }
 
 // ---- sequences ------------------------------------------------------------

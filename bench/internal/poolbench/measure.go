@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -155,17 +154,16 @@ func measureLoaded(ctx context.Context, cfg Config, res *report.Pool, pool *proc
 	return nil
 }
 
-// measureEvicted serves every tenant once (building its server), waits for
-// the idle timeout to evict them all and for the runtime's own next GC,
-// and samples RSS.
-func measureEvicted(ctx context.Context, cfg Config, res *report.Pool, pool *proc, tenants []*tenant, empty procmon.Usage) error {
+// evictAll serves every tenant once (building its server; the first time
+// ever, its indexes too) and waits for the idle timeout to evict them all.
+func evictAll(ctx context.Context, cfg Config, res *report.Pool, pool *proc, tenants []*tenant) error {
 	logf := cfg.Logf
 	logf("pool: a request to every tenant, then waiting for the idle timeout (%v) to evict them all", cfg.IdleTimeout)
 	// Two at a time: more activations at once only queue on the store
 	// (on a loaded machine they outwaited the index wait and kept
 	// retrying in the background, which slowed the next ones further).
 	pass, failed := each(ctx, pool, tenants, cfg.Profiles, 2)
-	res.EvictPassFailed = int(pass.Errors)
+	res.EvictPassFailed += int(pass.Errors)
 	if err := retry(ctx, pool, failed, cfg.Profiles, pass.FirstErr); err != nil {
 		return err
 	}
@@ -178,16 +176,27 @@ func measureEvicted(ctx context.Context, cfg Config, res *report.Pool, pool *pro
 	if err := waitMetric(ctx, pool, "userve_pool_tenants_loaded", func(v float64) bool { return v == 0 }, 3*cfg.IdleTimeout+time.Minute); err != nil {
 		return err
 	}
-	evictedAt := time.Now()
 	text, err = pool.metrics(ctx)
 	if err != nil {
 		return err
 	}
-	res.Evictions = int(metric(text, "userve_pool_evictions_total"))
-	if res.Evictions < len(tenants) {
+	evictions := int(metric(text, "userve_pool_evictions_total"))
+	if evictions < len(tenants) {
 		return fmt.Errorf("%d evictions for %d tenants served (%.0f activations, %.0f evictions before the wait)",
-			res.Evictions, len(tenants), activations, evictionsBefore)
+			evictions, len(tenants), activations, evictionsBefore)
 	}
+	res.Evictions = evictions
+	return nil
+}
+
+// measureEvicted evicts every tenant (evictAll), waits for the runtime's
+// own next GC, and samples RSS.
+func measureEvicted(ctx context.Context, cfg Config, res *report.Pool, pool *proc, tenants []*tenant, empty procmon.Usage) error {
+	logf := cfg.Logf
+	if err := evictAll(ctx, cfg, res, pool, tenants); err != nil {
+		return err
+	}
+	evictedAt := time.Now()
 	// No GC is forced: the pool has no hook for it and a real pod has none
 	// either. The runtime collects on its own when the heap grows or, idle,
 	// at least every two minutes (sysmon's forced GC); the sample is taken
@@ -216,6 +225,7 @@ func measureEvicted(ctx context.Context, cfg Config, res *report.Pool, pool *pro
 	var eu procmon.Usage
 	for prev, since := uint64(0), time.Now(); ctx.Err() == nil; prev = eu.RSSKiB {
 		sleep(ctx, cfg.Settle)
+		var err error
 		if eu, err = pool.usage(); err != nil {
 			return err
 		}
@@ -238,53 +248,6 @@ func measureEvicted(ctx context.Context, cfg Config, res *report.Pool, pool *pro
 		res.Evictions, res.EvictedRSSMiB, res.EvictedHeapMiB, res.EvictedKiBPerTnt)
 	return nil
 }
-
-// measureCold activates evicted tenants one at a time: each request is
-// the first after its tenant's eviction. The pool's and FerretDB's CPU per
-// activation come from /proc, and FerretDB's CPU profile of the phase
-// (its debug listener) says where the store's share goes.
-func measureCold(ctx context.Context, cfg Config, res *report.Pool, pool *proc, store *ferret, tenants []*tenant) error {
-	n := min(cfg.ColdSamples, len(tenants))
-	text, err := pool.metrics(ctx)
-	if err != nil {
-		return err
-	}
-	before := metric(text, "userve_pool_activations_total")
-	prof := filepath.Join(cfg.LogDir, "ferretdb-cold-activations.cpu.pprof")
-	profiled := make(chan error, 1)
-	go func() { profiled <- store.cpuProfile(ctx, coldProfile, prof) }()
-	poolBefore, _ := pool.usage()
-	storeBefore, _ := procmon.Read(store.p.Pid())
-	cold, _ := each(ctx, pool, tenants[:n], cfg.Profiles, 1)
-	poolAfter, _ := pool.usage()
-	storeAfter, _ := procmon.Read(store.p.Pid())
-	res.ColdActivation = cold.Summary()
-	res.ColdPoolCPUms = stats.Round(float64((poolAfter.CPU-poolBefore.CPU).Microseconds())/1000/float64(n), 2)
-	res.ColdStoreCPUms = stats.Round(float64((storeAfter.CPU-storeBefore.CPU).Microseconds())/1000/float64(n), 2)
-	if text, err = pool.metrics(ctx); err != nil {
-		return err
-	}
-	if got := metric(text, "userve_pool_activations_total") - before; int(got) != n {
-		return fmt.Errorf("%d cold requests activated %v servers: not every one was cold", n, got)
-	}
-	logf := cfg.Logf
-	logf("pool: cold activation of %d evicted tenants, one at a time: p50 %.1f ms p99 %.1f ms max %.1f ms, %d failed; CPU per activation: pool %.2f ms, FerretDB %.2f ms",
-		n, res.ColdActivation.P50ms, res.ColdActivation.P99ms, res.ColdActivation.MaxMs, cold.Errors, res.ColdPoolCPUms, res.ColdStoreCPUms)
-	if err := <-profiled; err != nil {
-		logf("pool: FerretDB profile: %v", err)
-		return nil
-	}
-	if top, err := apibench.PprofTop(ctx, prof); err == nil {
-		res.Analyses = append(res.Analyses, report.Profile{
-			What: fmt.Sprintf("FerretDB's CPU profile over the first %v of the cold activations (%d tenants, one at a time)", coldProfile, n),
-			File: prof, Top: top})
-	}
-	return nil
-}
-
-// coldProfile is how long FerretDB is profiled from the start of the cold
-// activations.
-const coldProfile = 15 * time.Second
 
 // side is one process driven in a cell's alternating slices.
 type side struct {

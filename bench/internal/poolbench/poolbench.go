@@ -44,7 +44,7 @@ type Config struct {
 	QuietConcurrency  int
 	GCWait            time.Duration // how long to wait for the runtime's own GC after the evictions
 	Settle            time.Duration // fixed pause before an RSS sample
-	// Cells are the parts to run (Cells): nil runs them all.
+	// Cells are the cells to run (ParseCells); empty: all.
 	Cells map[string]bool
 	// PoolFlags are extra flags of the measured pool (not the baseline's).
 	PoolFlags []string
@@ -53,14 +53,6 @@ type Config struct {
 	BaselineBin string
 	Logf        func(format string, args ...any)
 }
-
-// Cells are the parts of the pool bench -pool-cells may name: memory (the
-// empty, known, loaded and evicted pool), cold (activations after
-// eviction; evicts every tenant first), throughput and noisy (the
-// request cells, which the baseline build runs too).
-var Cells = []string{"memory", "cold", "throughput", "noisy"}
-
-func (c Config) runs(cell string) bool { return c.Cells == nil || c.Cells[cell] }
 
 // loadedIdleTimeout is the idle timeout of the pool the loaded figure is
 // taken on: longer than the first pass over a thousand fresh databases.
@@ -76,8 +68,8 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	res := &report.Pool{Tenants: cfg.Tenants, ProfilesPerTenant: cfg.Profiles, GOMAXPROCS: cfg.GOMAXPROCS,
 		IdleTimeoutSecs: cfg.IdleTimeout.Seconds(), TenantMaxInFlight: cfg.TenantMaxInFlight, PoolFlags: cfg.PoolFlags,
 		Store: "FerretDB 1.24 with authentication (SQLite handler), loopback"}
-	for _, c := range Cells {
-		if cfg.Cells != nil && cfg.Cells[c] {
+	for _, c := range cellNames {
+		if cfg.Cells[c] {
 			res.Cells = append(res.Cells, c)
 		}
 	}
@@ -130,7 +122,7 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	logf("pool: set up in %.1f s", res.SetupSeconds)
 
 	var eu procmon.Usage
-	if cfg.runs("memory") {
+	if cfg.runs(CellMemory) {
 		if eu, err = measureMemory(ctx, cfg, res, cp.Kubeconfig(), tenants); err != nil {
 			return res, err
 		}
@@ -146,17 +138,22 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	if err := waitMetric(ctx, pool, "userve_pool_tenants", func(v float64) bool { return v >= float64(cfg.Tenants) }, time.Minute); err != nil {
 		return res, err
 	}
-	if cfg.runs("memory") || cfg.runs("cold") {
+	switch {
+	case cfg.runs(CellMemory):
 		if err := measureEvicted(ctx, cfg, res, pool, tenants, eu); err != nil {
 			return res, err
 		}
-	}
-	if cfg.runs("cold") {
-		if err := measureCold(ctx, cfg, res, pool, store, tenants); err != nil {
+	case cfg.runs(CellCold):
+		if err := evictAll(ctx, cfg, res, pool, tenants); err != nil {
 			return res, err
 		}
 	}
-	if !cfg.runs("throughput") && !cfg.runs("noisy") {
+	if cfg.runs(CellCold) {
+		if err := measureCold(ctx, cfg, res, cp.Kubeconfig(), pool, store, tenants); err != nil {
+			return res, err
+		}
+	}
+	if !cfg.runs(CellThroughput) && !cfg.runs(CellNoisy) {
 		return res, ctx.Err()
 	}
 	dedicated, err := startDedicated(ctx, cfg, tenants[0], "userve-serve-dedicated.log")
@@ -188,10 +185,10 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 func requestCells(ctx context.Context, cfg Config, pool, dedicated *proc, tenants []*tenant) ([]report.PoolCell, *report.Noisy) {
 	var thr []report.PoolCell
 	var noisy *report.Noisy
-	if cfg.runs("throughput") {
+	if cfg.runs(CellThroughput) {
 		thr = measureThroughput(ctx, cfg, pool, dedicated, tenants[0])
 	}
-	if cfg.runs("noisy") {
+	if cfg.runs(CellNoisy) {
 		noisy = measureNoisy(ctx, cfg, pool, dedicated, tenants[1], tenants[2], tenants[0])
 	}
 	return thr, noisy

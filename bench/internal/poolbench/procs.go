@@ -34,6 +34,11 @@ func (p *proc) metrics(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return fetchText(req)
+}
+
+// fetchText is req's 200 answer.
+func fetchText(req *http.Request) (string, error) {
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
@@ -44,7 +49,7 @@ func (p *proc) metrics(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", p.metricsURL, resp.Status)
+		return "", fmt.Errorf("%s: %s", req.URL, resp.Status)
 	}
 	return string(body), nil
 }
@@ -71,7 +76,7 @@ func listenPair() (api, metrics string, err error) {
 	return "127.0.0.1:" + strconv.Itoa(a), "127.0.0.1:" + strconv.Itoa(m), nil
 }
 
-// startPool runs `userve pool` of bin for the pool named name (a name no Secret
+// startPool runs bin's `userve pool` for the pool named name (a name no Secret
 // carries gives an empty pool) with the idle timeout idle, and waits until
 // it has synced its Secrets.
 func startPool(ctx context.Context, cfg Config, bin, kubeconfig, name string, idle time.Duration, logName string) (*proc, error) {

@@ -52,6 +52,14 @@ type Pool struct {
 	ColdActivation stats.Summary `json:"cold_activation"`
 	ColdPoolCPUms  float64       `json:"cold_pool_cpu_ms_per_activation"`
 	ColdStoreCPUms float64       `json:"cold_store_cpu_ms_per_activation"` // FerretDB's
+	// ColdAuthentications and ColdConnections are the SCRAM conversations
+	// and connections FerretDB saw per cold activation (its own metrics;
+	// the client's monitoring connection is among the connections).
+	ColdAuthentications float64 `json:"cold_scram_conversations_per_activation"`
+	ColdConnections     float64 `json:"cold_connections_per_activation"`
+	// ColdBaseline is another build's pool over the same tenants, in
+	// alternating blocks (-baseline-bin).
+	ColdBaseline *ColdSide `json:"cold_baseline,omitempty"`
 
 	Throughput []PoolCell `json:"throughput"`
 	Noisy      *Noisy     `json:"noisy,omitempty"`
@@ -73,6 +81,16 @@ type PoolBefore struct {
 	Bin        string     `json:"bin"`
 	Throughput []PoolCell `json:"throughput,omitempty"`
 	Noisy      *Noisy     `json:"noisy,omitempty"`
+}
+
+// ColdSide is one build's cold activations.
+type ColdSide struct {
+	Binary          string        `json:"binary"`
+	Activation      stats.Summary `json:"activation"`
+	PoolCPUms       float64       `json:"pool_cpu_ms_per_activation"`
+	StoreCPUms      float64       `json:"store_cpu_ms_per_activation"`
+	Authentications float64       `json:"scram_conversations_per_activation"`
+	Connections     float64       `json:"connections_per_activation"`
 }
 
 // RSSPoint is one sample of a series.
@@ -228,10 +246,22 @@ func poolMarkdown(b *strings.Builder, p *Pool) {
 	}
 	fa, ca := p.FirstActivation, p.ColdActivation
 	b.WriteString("| activation | tenants | p50 ms | p99 ms | max ms | failed |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
-	fmt.Fprintf(b, "| first request ever (fresh database: indexes created; a 503 after the pool's 3 s index wait counts as failed, then retried) | %d | %.1f | %.1f | %.1f | %d |\n", fa.Requests, fa.P50ms, fa.P99ms, fa.MaxMs, fa.Errors)
-	fmt.Fprintf(b, "| first request after eviction (cold), one at a time | %d | %.1f | %.1f | %.1f | %d |\n\n", ca.Requests, ca.P50ms, ca.P99ms, ca.MaxMs, ca.Errors)
+	if fa.Requests > 0 {
+		fmt.Fprintf(b, "| first request ever (fresh database: indexes created; a 503 after the pool's 3 s index wait counts as failed, then retried) | %d | %.1f | %.1f | %.1f | %d |\n", fa.Requests, fa.P50ms, fa.P99ms, fa.MaxMs, fa.Errors)
+	}
+	fmt.Fprintf(b, "| first request after eviction (cold), one at a time | %d | %.1f | %.1f | %.1f | %d |\n", ca.Requests, ca.P50ms, ca.P99ms, ca.MaxMs, ca.Errors)
+	if c := p.ColdBaseline; c != nil {
+		fmt.Fprintf(b, "| the same, baseline build `%s` (alternating blocks, same tenants) | %d | %.1f | %.1f | %.1f | %d |\n",
+			c.Binary, c.Activation.Requests, c.Activation.P50ms, c.Activation.P99ms, c.Activation.MaxMs, c.Activation.Errors)
+	}
+	b.WriteString("\n")
 	if p.ColdPoolCPUms > 0 || p.ColdStoreCPUms > 0 {
-		fmt.Fprintf(b, "CPU per cold activation (request included): the pool %.2f ms, FerretDB %.2f ms.\n\n", p.ColdPoolCPUms, p.ColdStoreCPUms)
+		fmt.Fprintf(b, "Per cold activation (request included): CPU of the pool %.2f ms, of FerretDB %.2f ms; FerretDB saw %.2f SCRAM conversations and %.2f connections (the client's monitor included).",
+			p.ColdPoolCPUms, p.ColdStoreCPUms, p.ColdAuthentications, p.ColdConnections)
+		if c := p.ColdBaseline; c != nil {
+			fmt.Fprintf(b, " Baseline: %.2f ms, %.2f ms; %.2f and %.2f.", c.PoolCPUms, c.StoreCPUms, c.Authentications, c.Connections)
+		}
+		b.WriteString("\n\n")
 	}
 	if len(p.PoolFlags) > 0 {
 		fmt.Fprintf(b, "The measured pool ran with `%s`.\n\n", strings.Join(p.PoolFlags, " "))
