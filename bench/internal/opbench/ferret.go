@@ -16,50 +16,67 @@ import (
 	"userve.dev/userve/bench/internal/procmon"
 )
 
-// ---- helpers -------------------------------------------------------------------
+// Ferret is FerretDB with authentication over SQLite (the operator gives
+// each tenant a database user of its own, which FerretDB without
+// authentication refuses: usersInfo is no command there), with its debug
+// listener (pprof, metrics) so that a part can say where the store's time
+// goes. The operator and pool parts both start it.
+type Ferret struct {
+	URI   string // the administrator's
+	Debug string // host:port of /debug/pprof and /debug/metrics
+	P     *procmon.Process
+	dir   string
+}
 
-// startFerretSQLite starts FerretDB with authentication over SQLite (the
-// operator gives each tenant a database user of its own, which FerretDB
-// without authentication refuses: usersInfo is no command there) and
-// returns its administrator's URI.
-func startFerretSQLite(ctx context.Context, bin, logDir string) (string, int, func(), error) {
+// StartFerret starts FerretDB, logging to logName in logDir, and waits
+// until it listens.
+func StartFerret(ctx context.Context, bin, logDir, logName string) (*Ferret, error) {
 	dir, err := os.MkdirTemp("", "userve-bench-ferret-")
 	if err != nil {
-		return "", 0, nil, err
+		return nil, err
 	}
 	port, err := freePort()
 	if err != nil {
-		return "", 0, nil, err
+		return nil, err
+	}
+	debugPort, err := freePort()
+	if err != nil {
+		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	f := &Ferret{dir: dir, Debug: "127.0.0.1:" + strconv.Itoa(debugPort)}
 	secret := make([]byte, 16)
 	if _, err := rand.Read(secret); err != nil {
-		return "", 0, nil, err
+		return nil, err
 	}
 	password := hex.EncodeToString(secret)
 	cmd := exec.Command(bin, "--listen-addr="+addr, "--handler=sqlite", "--sqlite-url=file:"+dir+"/",
-		"--state-dir="+dir, "--debug-addr=-", "--telemetry=disable", "--log-level=error",
+		"--state-dir="+dir, "--debug-addr="+f.Debug, "--telemetry=disable", "--log-level=error",
 		"--test-enable-new-auth", "--setup-database=admin", "--setup-username=admin")
 	// The password goes by environment, not on a command line ps shows.
 	cmd.Env = append(os.Environ(), "FERRETDB_SETUP_PASSWORD="+password)
-	p, err := procmon.Start("ferretdb (sqlite)", cmd, filepath.Join(logDir, "ferretdb-operator.log"), syscall.SIGKILL)
-	if err != nil {
+	if f.P, err = procmon.Start("ferretdb (sqlite, auth)", cmd, filepath.Join(logDir, logName), syscall.SIGKILL); err != nil {
 		os.RemoveAll(dir)
-		return "", 0, nil, err
+		return nil, err
 	}
-	stop := func() { p.Stop(syscall.SIGTERM, 5*time.Second); os.RemoveAll(dir) }
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	for deadline := time.Now().Add(30 * time.Second); ; {
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			return "mongodb://admin:" + password + "@" + addr + "/?authSource=admin", p.Pid(), stop, nil
+			f.URI = "mongodb://admin:" + password + "@" + addr + "/?authSource=admin"
+			return f, nil
 		}
-		if exited, _ := p.Exited(); exited || time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return "", 0, nil, fmt.Errorf("ferretdb (sqlite) did not start: %s", p.Tail(2000))
+		if exited, _ := f.P.Exited(); exited || time.Now().After(deadline) || ctx.Err() != nil {
+			f.Stop()
+			return nil, fmt.Errorf("ferretdb (sqlite) did not start: %s", f.P.Tail(2000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Stop ends FerretDB and removes its files.
+func (f *Ferret) Stop() {
+	f.P.Stop(syscall.SIGTERM, 5*time.Second)
+	os.RemoveAll(f.dir)
 }
 
 func freePort() (int, error) {

@@ -85,11 +85,12 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 
 	// The operator pings each tenant's MongoDB for DatabaseReady: one
 	// FerretDB (SQLite) serves all tenants, as one shared MongoDB would.
-	mongoURI, ferretPid, stopMongo, err := startFerretSQLite(ctx, cfg.FerretBin, cfg.LogDir)
+	store, err := StartFerret(ctx, cfg.FerretBin, cfg.LogDir, "ferretdb-operator.log")
 	if err != nil {
 		return nil, err
 	}
-	defer stopMongo()
+	defer store.Stop()
+	mongoURI := store.URI
 
 	logf("starting etcd + kube-apiserver (envtest) with the CRDs")
 	env, err := startControlPlane()
@@ -170,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 	h0 := ours.Snapshot()
 	c0 := op.clientRequests()
-	meter := newCPUMeter(map[string]int{"ferretdb": ferretPid, "operator": op.proc.Pid()})
+	meter := newCPUMeter(map[string]int{"ferretdb": store.P.Pid(), "operator": op.proc.Pid()})
 	cpu0 := meter.read()
 	profiled := make(chan []string, 1)
 	if cfg.Profile > 0 {

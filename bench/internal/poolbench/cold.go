@@ -130,7 +130,7 @@ func measureCold(ctx context.Context, cfg Config, res *report.Pool, kubeconfig s
 // before the block; it returns them after.
 func (s *coldSide) activate(ctx context.Context, cfg Config, store *ferret, part []*tenant, counters string) (string, error) {
 	poolBefore, _ := s.pool.usage()
-	storeBefore, _ := procmon.Read(store.p.Pid())
+	storeBefore, _ := procmon.Read(store.P.Pid())
 	pBefore, err := s.pool.metrics(ctx)
 	if err != nil {
 		return "", err
@@ -138,7 +138,7 @@ func (s *coldSide) activate(ctx context.Context, cfg Config, store *ferret, part
 	r, _ := each(ctx, s.pool, part, cfg.Profiles, 1)
 	merge(&s.res, r)
 	poolAfter, _ := s.pool.usage()
-	storeAfter, _ := procmon.Read(store.p.Pid())
+	storeAfter, _ := procmon.Read(store.P.Pid())
 	pAfter, err := s.pool.metrics(ctx)
 	if err != nil {
 		return "", err
@@ -170,7 +170,7 @@ func perActivation(d time.Duration, n int) float64 {
 
 // metrics is FerretDB's Prometheus text (its debug listener).
 func (f *ferret) metrics(ctx context.Context) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+f.debug+"/debug/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+f.Debug+"/debug/metrics", nil)
 	if err != nil {
 		return "", err
 	}

@@ -81,8 +81,8 @@ func Run(ctx context.Context, cfg Config) (*report.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer store.stop()
-	adminURI := store.uri
+	defer store.Stop()
+	adminURI := store.URI
 	admin, err := mongo.Connect(options.Client().ApplyURI(adminURI).SetAppName("userve-bench-pool"))
 	if err != nil {
 		return nil, err
