@@ -72,13 +72,7 @@ func (p *Pool) forgetUsers(uri URI) {
 }
 
 func listUsers(ctx context.Context, c *mongo.Client) (map[string][]role, error) {
-	var out struct {
-		Users []struct {
-			User  string `bson:"user"`
-			DB    string `bson:"db"`
-			Roles []role `bson:"roles"`
-		} `bson:"users"`
-	}
+	var out usersInfoAnswer
 	cmd := bson.D{{Key: "usersInfo", Value: bson.D{{Key: "forAllDBs", Value: true}}}}
 	if err := c.Database("admin").RunCommand(ctx, cmd).Decode(&out); err != nil {
 		return nil, err

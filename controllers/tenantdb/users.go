@@ -183,14 +183,17 @@ func (p *Pool) UserExists(ctx context.Context, uri, database, name string) (bool
 	return exists, err
 }
 
+// usersInfoAnswer is what usersInfo answers, as far as the operator reads it.
+type usersInfoAnswer struct {
+	Users []struct {
+		User  string `bson:"user"`
+		DB    string `bson:"db"`
+		Roles []role `bson:"roles"`
+	} `bson:"users"`
+}
+
 func userRoles(ctx context.Context, db *mongo.Database, name string) ([]role, bool, error) {
-	var out struct {
-		Users []struct {
-			User  string `bson:"user"`
-			DB    string `bson:"db"`
-			Roles []role `bson:"roles"`
-		} `bson:"users"`
-	}
+	var out usersInfoAnswer
 	err := db.RunCommand(ctx, bson.D{{Key: "usersInfo", Value: bson.D{{Key: "user", Value: name}, {Key: "db", Value: db.Name()}}}}).Decode(&out)
 	if err != nil {
 		return nil, false, fmt.Errorf("look up user %s on %s: %w", name, db.Name(), err)
