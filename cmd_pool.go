@@ -16,6 +16,7 @@ import (
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/internal/egress"
 	"userve.dev/userve/internal/logbuffer"
+	"userve.dev/userve/internal/servecmd"
 	"userve.dev/userve/pool"
 )
 
@@ -94,7 +95,7 @@ func servePool(ctx context.Context, args []string, getenv func(string) string, s
 	case level.UnmarshalText([]byte(*logLevel)) != nil:
 		return usageError("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
-	checkBudget, err := passwordCheckMemory(*checkMemory, getenv(v1alpha1.EnvMemoryLimit))
+	checkBudget, err := servecmd.PasswordCheckMemory(*checkMemory, getenv(v1alpha1.EnvMemoryLimit))
 	if err != nil {
 		return usageError("%v", err)
 	}

@@ -309,7 +309,3 @@ type UserServiceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []UserService `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&UserService{}, &UserServiceList{})
-}

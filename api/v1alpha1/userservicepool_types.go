@@ -189,7 +189,3 @@ type UserServicePoolList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []UserServicePool `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&UserServicePool{}, &UserServicePoolList{})
-}
