@@ -32,9 +32,10 @@ manifests: generate ## Generate the CRD and RBAC into config/ and the chart.
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@hack/sync-chart-crds.sh
 
-build: ## Build bin/userve, the image's binary (operator, serve).
-	@echo "building $(BIN)/userve..."
-	@CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/userve .
+build: ## Build the image's binaries: bin/userve (operator, pool, serve...) and bin/userve-serve (tenant pods).
+	@echo "building $(BIN)/userve and $(BIN)/userve-serve..."
+	@mkdir -p $(BIN)
+	@CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/ . ./cmd/userve-serve
 
 build-dev: build ## Build bin/userve-dev, the sandbox (links envtest; never in the image).
 	@echo "building $(BIN)/userve-dev..."
@@ -54,13 +55,17 @@ dev: tools build-dev ## Run the local sandbox (Ctrl-C stops everything; DEV_FLAG
 bench: tools build ## Run the benchmark harness into bench/results/.
 	go run ./bench
 
-# The image make image writes: the static binary, /etc/passwd naming the
-# nonroot user, nothing else (no shell, no base image pulled). The Dockerfile
-# describes the same image for Docker users; test/install keeps the two in step.
+# The image make image writes: the two static binaries (userve, and beside it
+# userve-serve, which `userve serve` becomes: docs/server.md, "Two binaries"),
+# /etc/passwd naming the nonroot user, nothing else (no shell, no base image
+# pulled). The Dockerfile describes the same image for Docker users;
+# test/install keeps the two in step.
 IMAGE_TAR ?= $(BIN)/userve-image.tar
 IMAGE_BINARY ?= $(BIN)/userve
+IMAGE_SERVE_BINARY ?= $(dir $(IMAGE_BINARY))userve-serve
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-IMAGE_FLAGS = -file $(IMAGE_BINARY):/usr/local/bin/userve -passwd -user 65532:65532 \
+IMAGE_FLAGS = -file $(IMAGE_BINARY):/usr/local/bin/userve -file $(IMAGE_SERVE_BINARY):/usr/local/bin/userve-serve \
+	-passwd -user 65532:65532 \
 	-entrypoint /usr/local/bin/userve -cmd --help -expose 8080 -expose 8081 \
 	-label org.opencontainers.image.title=userve \
 	-label "org.opencontainers.image.description=userve operator and tenant user service" \

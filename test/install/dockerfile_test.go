@@ -41,7 +41,8 @@ func TestDockerfile(t *testing.T) {
 	if build < 0 {
 		t.Fatalf("no go build among RUN %q", runs)
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=${VERSION}", "-o /out/userve ."} {
+	// Both binaries (userve, and userve-serve for tenant pods), into /out/.
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=${VERSION}", "-o /out/ . ./cmd/userve-serve"} {
 		if !strings.Contains(runs[build], want) {
 			t.Errorf("the build %q lacks %q", runs[build], want)
 		}
@@ -95,8 +96,9 @@ func dockerInstructions(dockerfile string) []string {
 }
 
 // `make image` writes the image the Dockerfile describes (no Docker here to
-// build that one): same user, entrypoint, default args, ports and labels, and
-// the same bytes when built twice from the same binary.
+// build that one): same user, entrypoint, default args, ports, labels and
+// binaries, and the same bytes when built twice from the same binaries
+// (make image-tar takes userve-serve from beside IMAGE_BINARY).
 func TestImageMatchesDockerfile(t *testing.T) {
 	bin, err := buildBinary()
 	if err != nil {
@@ -155,9 +157,10 @@ func TestImageMatchesDockerfile(t *testing.T) {
 	if !maps.Equal(cfg.Config.Labels, wantLabels) {
 		t.Errorf("image labels %v\nDockerfile LABEL %v", cfg.Config.Labels, wantLabels)
 	}
-	// The one binary, the user database, nothing else: no shell.
+	// The binaries, the user database, nothing else: no shell. userve-serve
+	// sits beside userve, where `userve serve` looks for it.
 	slices.Sort(layerFiles)
-	if want := []string{"etc/group", "etc/passwd", "usr/local/bin/userve"}; !slices.Equal(layerFiles, want) {
+	if want := []string{"etc/group", "etc/passwd", "usr/local/bin/userve", "usr/local/bin/userve-serve"}; !slices.Equal(layerFiles, want) {
 		t.Errorf("image files %v, want %v", layerFiles, want)
 	}
 }

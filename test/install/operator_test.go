@@ -32,14 +32,15 @@ import (
 // Makefile stamp releases.
 const builtVersion = "v0.0.0-install-test"
 
-// The operator binary, built once per test run from this tree.
+// The image's binaries, built once per test run from this tree: bin/userve
+// (returned) and bin/userve-serve beside it.
 var (
 	binDir      string
 	buildBinary = sync.OnceValues(func() (string, error) {
 		out := filepath.Join(binDir, "userve")
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", "-X main.version="+builtVersion, "-o", out, ".")
+		cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", "-X main.version="+builtVersion, "-o", binDir+"/", ".", "./cmd/userve-serve")
 		root, err := testbin.Root()
 		if err != nil {
 			return "", err

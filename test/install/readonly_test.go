@@ -77,10 +77,10 @@ func TestProductionBinaryStartsReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// runReadOnly runs the binary with args; it reaches the binary and any
+	// runBinaryReadOnly runs bin with args; it reaches the binary and any
 	// file as /proc/self/fd/3 and /proc/self/fd/4, opened before /tmp (where
-	// t.TempDir is) is covered.
-	runReadOnly := func(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	// t.TempDir is) is covered. runReadOnly runs bin/userve.
+	runBinaryReadOnly := func(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
 		t.Helper()
 		exe, err := os.Open(bin)
 		if err != nil {
@@ -114,6 +114,10 @@ exec env -i HOME=/proc /proc/self/fd/3 "$@"`
 		}
 		return o.String(), e.String(), code
 	}
+	runReadOnly := func(t *testing.T, args ...string) (stdout, stderr string, code int) {
+		t.Helper()
+		return runBinaryReadOnly(t, bin, args...)
+	}
 
 	t.Run("operator --help", func(t *testing.T) {
 		stdout, stderr, code := runReadOnly(t, "operator", "--help")
@@ -126,6 +130,17 @@ exec env -i HOME=/proc /proc/self/fd/3 "$@"`
 	})
 	t.Run("serve with a bad config", func(t *testing.T) {
 		stdout, stderr, code := runReadOnly(t, "serve", "--config", "/proc/self/fd/4")
+		if strings.Contains(stdout+stderr, "panic") || code != 1 {
+			t.Fatalf("exit %d, want 1:\n%s%s", code, stdout, stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if len(lines) != 1 || !strings.HasPrefix(lines[0], "userve serve: ") || !strings.Contains(lines[0], `"ConfigMap"`) {
+			t.Errorf("want one line naming the wrong kind, got:\n%s", stderr)
+		}
+	})
+	// What tenant pods run (`userve serve` becomes it in the image).
+	t.Run("userve-serve with a bad config", func(t *testing.T) {
+		stdout, stderr, code := runBinaryReadOnly(t, filepath.Join(dir, "userve-serve"), "--config", "/proc/self/fd/4")
 		if strings.Contains(stdout+stderr, "panic") || code != 1 {
 			t.Fatalf("exit %d, want 1:\n%s%s", code, stdout, stderr)
 		}

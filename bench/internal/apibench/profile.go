@@ -73,11 +73,16 @@ func pprofTop(ctx context.Context, path string) ([]string, error) {
 	return lines, nil
 }
 
-// InitTrace is what each package's init costs in `userve version` (nothing
-// but the inits of every package linked into the one binary), the heaviest
-// by allocated bytes, for the idle-RSS analysis.
+// InitTrace is what each package's init costs in the binary a tenant runs,
+// the heaviest by allocated bytes, for the idle-RSS analysis: userve-serve
+// beside bin when it is there (`userve serve` becomes it), `userve-serve
+// --help`; else `userve version`, nothing but the inits of the one binary.
 func InitTrace(ctx context.Context, bin string) (*report.Profile, error) {
 	cmd := exec.CommandContext(ctx, bin, "version")
+	if lean := filepath.Join(filepath.Dir(bin), "userve-serve"); fileExists(lean) {
+		cmd = exec.CommandContext(ctx, lean, "--help")
+	}
+	bin = cmd.Path
 	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -116,5 +121,10 @@ func InitTrace(ctx context.Context, bin string) (*report.Profile, error) {
 	for i := 0; i < len(entries) && i < 12; i++ {
 		top = append(top, fmt.Sprintf("%9.0f KiB %7.1f ms  %s", entries[i].bytes/1024, entries[i].ms, entries[i].pkg))
 	}
-	return &report.Profile{What: "package initialization of bin/userve (GODEBUG=inittrace=1 userve version)", File: bin, Top: top}, nil
+	return &report.Profile{What: "package initialization of the tenant's binary (GODEBUG=inittrace=1 " + strings.Join(cmd.Args, " ") + ")", File: bin, Top: top}, nil
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }
