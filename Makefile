@@ -57,14 +57,17 @@ bench: tools build ## Run the benchmark harness into bench/results/.
 
 # The image make image writes: the two static binaries (userve, and beside it
 # userve-serve, which `userve serve` becomes: docs/server.md, "Two binaries"),
-# /etc/passwd naming the nonroot user, nothing else (no shell, no base image
-# pulled). The Dockerfile describes the same image for Docker users;
+# /etc/passwd naming the nonroot user, the CA bundle, nothing else (no shell,
+# no base image pulled). The Dockerfile describes the same image for Docker users;
 # test/install keeps the two in step.
 IMAGE_TAR ?= $(BIN)/userve-image.tar
 IMAGE_BINARY ?= $(BIN)/userve
 IMAGE_SERVE_BINARY ?= $(dir $(IMAGE_BINARY))userve-serve
+# Mozilla's roots for TLS, where crypto/x509 reads them (hack/cabundle).
+IMAGE_CA_BUNDLE ?= $(dir $(IMAGE_BINARY))ca-certificates.crt
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_FLAGS = -file $(IMAGE_BINARY):/usr/local/bin/userve -file $(IMAGE_SERVE_BINARY):/usr/local/bin/userve-serve \
+	-file $(IMAGE_CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:0644 \
 	-passwd -user 65532:65532 \
 	-entrypoint /usr/local/bin/userve -cmd --help -expose 8080 -expose 8081 \
 	-label org.opencontainers.image.title=userve \
@@ -78,6 +81,7 @@ image: build ## Write bin/userve-image.tar without Docker (docker load / ctr ima
 
 image-tar: # The image of IMAGE_BINARY into IMAGE_TAR (make image builds the binary first).
 	@hack/tools/install.sh mkimage
+	@go run ./hack/cabundle $(IMAGE_CA_BUNDLE)
 	@$(BIN)/mkimage build -out $(IMAGE_TAR) -tag $(IMG) -epoch $(SOURCE_DATE_EPOCH) $(IMAGE_FLAGS)
 
 image-push: image ## Push the image: make image-push IMG=registry/name:tag (~/.docker/config.json credentials).

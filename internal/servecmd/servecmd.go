@@ -30,12 +30,14 @@ import (
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
-
-	// The image (make image) holds no system certificate bundle: these
-	// embedded roots (Mozilla's) let the server reach HTTPS webhooks, WeChat
-	// and SMTP over TLS. Go uses them only where the system has no roots.
-	_ "golang.org/x/crypto/x509roots/fallback"
 )
+
+// TLS roots (HTTPS webhooks, WeChat, SMTP over TLS, MongoDB with tls=true)
+// come from the system, read on the first TLS connection: the image holds
+// Mozilla's in /etc/ssl/certs/ca-certificates.crt (make image, the
+// Dockerfile's base). Embedding them (golang.org/x/crypto/x509roots/fallback,
+// as bin/userve does) would parse them at every start, in every tenant,
+// whether it makes TLS connections or not: 0.7 MiB of an idle tenant.
 
 // Main is `userve serve` with the process's signals, environment and
 // standard streams; it returns the exit code.

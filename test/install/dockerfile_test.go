@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"maps"
 	"os/exec"
@@ -12,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/x509roots/fallback/bundle"
 )
 
 // No Docker engine runs here, so the Dockerfile is checked by reading it, and
@@ -119,7 +123,8 @@ func TestImageMatchesDockerfile(t *testing.T) {
 	if !bytes.Equal(tars[0], tars[1]) {
 		t.Errorf("two builds of the same binary differ (%d and %d bytes): the image is not reproducible", len(tars[0]), len(tars[1]))
 	}
-	cfg, layerFiles := readImage(t, tars[0])
+	cfg, files := readImage(t, tars[0])
+	layerFiles := slices.Collect(maps.Keys(files))
 
 	df := map[string][]string{}
 	for _, line := range dockerInstructions(string(mustRead(t, repoPath(t, "Dockerfile")))) {
@@ -157,11 +162,52 @@ func TestImageMatchesDockerfile(t *testing.T) {
 	if !maps.Equal(cfg.Config.Labels, wantLabels) {
 		t.Errorf("image labels %v\nDockerfile LABEL %v", cfg.Config.Labels, wantLabels)
 	}
-	// The binaries, the user database, nothing else: no shell. userve-serve
-	// sits beside userve, where `userve serve` looks for it.
+	// The binaries, the user database, the CA bundle, nothing else: no
+	// shell. userve-serve sits beside userve, where `userve serve` looks for
+	// it; the bundle where crypto/x509 reads it (the Dockerfile's distroless
+	// base has one there too).
 	slices.Sort(layerFiles)
-	if want := []string{"etc/group", "etc/passwd", "usr/local/bin/userve", "usr/local/bin/userve-serve"}; !slices.Equal(layerFiles, want) {
+	if want := []string{"etc/group", "etc/passwd", "etc/ssl/certs/ca-certificates.crt", "usr/local/bin/userve", "usr/local/bin/userve-serve"}; !slices.Equal(layerFiles, want) {
 		t.Errorf("image files %v, want %v", layerFiles, want)
+	}
+	checkCABundle(t, files["etc/ssl/certs/ca-certificates.crt"])
+}
+
+// checkCABundle: the image's bundle is Mozilla's roots as x509roots/fallback
+// carries them (what bin/userve embeds), every one but the constrained,
+// each a CA certificate that parses.
+func checkCABundle(t *testing.T, pemData []byte) {
+	t.Helper()
+	var inBundle, constrained int
+	want := map[string]bool{}
+	for r := range bundle.Roots() {
+		inBundle++
+		if r.Constraint != nil {
+			constrained++
+			continue
+		}
+		want[string(r.Certificate)] = true
+	}
+	got := 0
+	for rest := pemData; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		got++
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil || !cert.IsCA {
+			t.Errorf("bundle certificate %d: %v (CA: %v)", got, err, err == nil && cert.IsCA)
+			continue
+		}
+		if !want[string(block.Bytes)] {
+			t.Errorf("bundle certificate %q is not among x509roots' unconstrained roots", cert.Subject)
+		}
+		delete(want, string(block.Bytes))
+	}
+	if len(want) > 0 || inBundle < 100 || constrained > 5 {
+		t.Errorf("the image's bundle lacks %d of x509roots' %d roots (%d constrained, left out)", len(want), inBundle, constrained)
 	}
 }
 
@@ -176,8 +222,8 @@ type imageConfig struct {
 }
 
 // readImage reads a docker-archive tarball: its config, and the regular
-// files of its layers.
-func readImage(t *testing.T, data []byte) (imageConfig, []string) {
+// files of its layers by path.
+func readImage(t *testing.T, data []byte) (imageConfig, map[string][]byte) {
 	t.Helper()
 	entries := map[string][]byte{}
 	tr := tar.NewReader(bytes.NewReader(data))
@@ -203,7 +249,7 @@ func readImage(t *testing.T, data []byte) (imageConfig, []string) {
 	if err := json.Unmarshal(entries[manifest[0].Config], &cfg); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	var files []string
+	files := map[string][]byte{}
 	for _, l := range manifest[0].Layers {
 		zr, err := gzip.NewReader(bytes.NewReader(entries[l]))
 		if err != nil {
@@ -219,7 +265,9 @@ func readImage(t *testing.T, data []byte) (imageConfig, []string) {
 				t.Fatal(err)
 			}
 			if h.Typeflag == tar.TypeReg {
-				files = append(files, h.Name)
+				if files[h.Name], err = io.ReadAll(lr); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
