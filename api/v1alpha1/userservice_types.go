@@ -26,6 +26,9 @@ type UserServiceSpec struct {
 	Replicas *int32 `json:"replicas,omitempty"`
 
 	// Image of the tenant server; defaults to the operator's --server-image.
+	// Its entrypoint is run with `serve --config ...`, as every userve image
+	// understands; one that holds userve-serve beside the entrypoint (images
+	// of make image and the Dockerfile) serves from that lighter binary.
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`

@@ -27,7 +27,7 @@ type UserServicePoolSpec struct {
 	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
 
 	// Image of the pool server; defaults to the operator's --server-image
-	// (the same binary serves `userve serve` and `userve pool`).
+	// (the same image serves `userve serve` and `userve pool`).
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`

@@ -46,7 +46,10 @@ func Replicas(us *v1alpha1.UserService) *int32 {
 	}
 }
 
-// Deployment runs `userve serve` for the tenant: non-root, read-only root
+// Deployment runs `userve serve` for the tenant (the image's entrypoint with
+// the serve arguments, which every userve image understands; an image that
+// holds userve-serve beside it, as make image writes, serves from that lean
+// binary: docs/server.md, "Two binaries"): non-root, read-only root
 // file system, no capabilities, RuntimeDefault seccomp, no API token, probes
 // on /readyz and /healthz, config from the ConfigMap and secrets from
 // Secrets. The pod template carries the config hash, so config and secret

@@ -49,6 +49,11 @@ func TestDeploymentRunsTheServerWithTheContract(t *testing.T) {
 	if want := []string{"serve", "--config", "/etc/userve/userservice.yaml", "--listen", ":8080", "--metrics-listen", ":9090"}; !slices.Equal(c.Args, want) {
 		t.Errorf("args = %q, want %q", c.Args, want)
 	}
+	// The image's entrypoint runs: any userve image (spec.image of an older
+	// release too) serves; one holding userve-serve hands over to it.
+	if c.Command != nil {
+		t.Errorf("command = %q, want the image's entrypoint", c.Command)
+	}
 	// The metrics port is named "metrics": a PodMonitor selects it by name.
 	if len(c.Ports) != 2 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != 8080 ||
 		c.Ports[1].Name != "metrics" || c.Ports[1].ContainerPort != 9090 {

@@ -60,6 +60,7 @@ func TestNode(t *testing.T) {
 	}{
 		{"HelmInstall", func(t *testing.T) { n.helmInstall(t) }, false},
 		{"SamplesReadyThroughProbes", func(t *testing.T) { n.samplesReady(t) }, false},
+		{"TenantPodsRunTheServeBinary", func(t *testing.T) { n.tenantPodsRunTheServeBinary(t) }, true},
 		{"ClusterDNSResolvesServices", func(t *testing.T) { n.clusterDNS(t) }, true},
 		{"BothDialectsThroughClusterIP", func(t *testing.T) { n.bothDialects(t, n.sampleToken(t)) }, true},
 		{"KilledPodReplacedWhileOtherServes", func(t *testing.T) { n.killedPodReplaced(t) }, false},
