@@ -1,8 +1,9 @@
-// Command userve is both the operator and the tenant server, in one binary and
-// one image:
+// Command userve is both the operator and the tenant server, in one image:
 //
 //	userve operator   the manager that reconciles UserServices
-//	userve serve      one tenant's user service
+//	userve serve      one tenant's user service (it becomes cmd/userve-serve,
+//	                  the same server without the operator's libraries, when
+//	                  that binary sits beside this one, as in the image)
 //	userve pool       many tenants' user services in one process (a UserServicePool)
 //	userve import     bulk import of users into a tenant
 //	userve export     a tenant's users as JSON Lines
@@ -15,9 +16,9 @@ import (
 	"fmt"
 	"os"
 
-	// The image (make image) holds no system certificate bundle: these
-	// embedded roots (Mozilla's) let the server reach HTTPS webhooks, WeChat
-	// and SMTP over TLS. Go uses them only where the system has no roots.
+	// Embedded roots (Mozilla's) for TLS where the system has none (Go uses
+	// them only then): a host without a bundle, an image without one. The
+	// image holds them as a file too, which userve-serve reads instead.
 	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
