@@ -6,10 +6,11 @@ import (
 	"testing"
 )
 
-// TestTheBinaryLinksNoAPIServerLibrary: every tenant process runs this
-// binary, and every package linked into it runs its init at start, whatever
-// the subcommand. k8s.io/apiserver (with grpc and OpenTelemetry, which it
-// brings) cost each tenant 3.7 MiB of idle RSS for the operator's metrics
+// TestTheBinaryLinksNoAPIServerLibrary: pool pods run this binary (and
+// tenant pods did, before cmd/userve-serve, whose own test keeps more out),
+// and every package linked into it runs its init at start, whatever the
+// subcommand. k8s.io/apiserver (with grpc and OpenTelemetry, which it
+// brings) cost each process 3.7 MiB of idle RSS for the operator's metrics
 // authentication alone (docs/pools.md).
 func TestTheBinaryLinksNoAPIServerLibrary(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
