@@ -9,11 +9,11 @@ import (
 	"userve.dev/userve/internal/servecmd"
 )
 
-// ServeBinary is the lean server's file name, beside this binary in the
+// serveBinary is the lean server's file name, beside this binary in the
 // image (/usr/local/bin) and in bin/ after make build.
-const ServeBinary = "userve-serve"
+const serveBinary = "userve-serve"
 
-// runServe is `userve serve`: one tenant's server. When ServeBinary sits
+// runServe is `userve serve`: one tenant's server. When serveBinary sits
 // beside this executable, the process becomes it (execve: same pid, flags,
 // environment and signals), so a tenant pod carries none of the operator's
 // libraries whatever its manifest says; without it (an image of an older
@@ -26,14 +26,14 @@ func runServe(args []string) int {
 	return servecmd.Main(args)
 }
 
-// leanServer is the path of ServeBinary beside this executable, or "" when
+// leanServer is the path of serveBinary beside this executable, or "" when
 // there is none to run.
 func leanServer() string {
 	self, err := os.Executable()
 	if err != nil {
 		return ""
 	}
-	lean := filepath.Join(filepath.Dir(self), ServeBinary)
+	lean := filepath.Join(filepath.Dir(self), serveBinary)
 	if st, err := os.Stat(lean); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
 		return ""
 	}

@@ -44,19 +44,19 @@ func (l *lockedBuffer) String() string {
 func TestServeRunsTheServeBinaryBesideIt(t *testing.T) {
 	dir := t.TempDir()
 	goBuild(t, filepath.Join(dir, "userve"), ".")
-	goBuild(t, filepath.Join(dir, ServeBinary), "./cmd/userve-serve")
+	goBuild(t, filepath.Join(dir, serveBinary), "./cmd/userve-serve")
 	manifest := filepath.Join(dir, "acme.yaml")
 	if err := os.WriteFile(manifest, []byte("apiVersion: miniapp.userve.dev/v1alpha1\nkind: UserService\nmetadata:\n  name: acme\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := servingExecutable(t, filepath.Join(dir, "userve"), manifest); got != filepath.Join(dir, ServeBinary) {
-		t.Errorf("with %s beside it, userve serve runs as %s", ServeBinary, got)
+	if got := servingExecutable(t, filepath.Join(dir, "userve"), manifest); got != filepath.Join(dir, serveBinary) {
+		t.Errorf("with %s beside it, userve serve runs as %s", serveBinary, got)
 	}
-	if err := os.Remove(filepath.Join(dir, ServeBinary)); err != nil {
+	if err := os.Remove(filepath.Join(dir, serveBinary)); err != nil {
 		t.Fatal(err)
 	}
 	if got := servingExecutable(t, filepath.Join(dir, "userve"), manifest); got != filepath.Join(dir, "userve") {
-		t.Errorf("without %s, userve serve runs as %s", ServeBinary, got)
+		t.Errorf("without %s, userve serve runs as %s", serveBinary, got)
 	}
 }
 

@@ -36,13 +36,14 @@ type devSandbox struct {
 	out bytes.Buffer
 }
 
-// buildUserveDev builds bin/userve and bin/userve-dev side by side as
-// `make dev` does, and returns userve-dev's path (it finds userve next to
-// itself and runs the tenants with it).
+// buildUserveDev builds bin/userve, bin/userve-serve and bin/userve-dev side
+// by side as `make dev` does, and returns userve-dev's path (it finds userve
+// next to itself and runs the tenants with it; `userve serve` becomes
+// userve-serve, as in a pod).
 func buildUserveDev(t *testing.T, root string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, b := range []struct{ out, pkg string }{{"userve", "."}, {"userve-dev", "./cmd/userve-dev"}} {
+	for _, b := range []struct{ out, pkg string }{{"userve", "."}, {"userve-serve", "./cmd/userve-serve"}, {"userve-dev", "./cmd/userve-dev"}} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
