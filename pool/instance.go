@@ -60,9 +60,12 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	if t.scramKeys == nil && !t.removed { // remove closes them
 		t.scramKeys = store.NewSCRAMKeys()
 	}
-	keys := t.scramKeys
+	if t.indexMemo == nil {
+		t.indexMemo = store.NewIndexMemo()
+	}
+	keys, memo := t.scramKeys, t.indexMemo
 	t.mu.Unlock()
-	storeOpts := []store.Option{store.WithLogger(log), store.WithSCRAMKeys(keys),
+	storeOpts := []store.Option{store.WithLogger(log), store.WithSCRAMKeys(keys), store.WithIndexMemo(memo),
 		store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...)}
 	if p.opts.StoreOptions != nil {
 		storeOpts = append(storeOpts, p.opts.StoreOptions(t.name)...)
@@ -81,8 +84,8 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	// IndexWait), or it would find the store not ready; Start makes the
 	// others after it, and retries all of them in the background when
 	// MongoDB is away, as a dedicated server does. Indexes that exist
-	// already (every activation but the first ever) are only listed: four
-	// collections' lists for a cold tenant.
+	// already are only listed (four collections' lists for a cold tenant),
+	// and not even that within store.IndexRecheck of the last check.
 	first, cancel := context.WithTimeout(context.Background(), p.opts.IndexWait)
 	if err := st.EnsureUniqueIndexes(first); err != nil {
 		log.Warn("creating store indexes at activation failed; retrying in the background", "error", err)

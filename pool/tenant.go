@@ -37,6 +37,10 @@ type tenant struct {
 	// derived from its password, from one activation to the next (the
 	// builder's: one activation runs at a time).
 	scramKeys *store.SCRAMKeys
+	// indexMemo carries the verification of its store indexes from one
+	// activation to the next: a cold activation within store.IndexRecheck
+	// of the last check lists no index (docs/pools.md, "Cold activation").
+	indexMemo *store.IndexMemo
 
 	// The registry's, under its lock.
 	hosts   []string // the hosts it claims
