@@ -56,16 +56,7 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	}()
 	cfg := conf.cfg
 	log := p.log.With("tenant", t.name)
-	t.mu.Lock()
-	if t.scramKeys == nil && !t.removed { // remove closes them
-		t.scramKeys = store.NewSCRAMKeys()
-	}
-	if t.indexMemo == nil {
-		t.indexMemo = store.NewIndexMemo()
-	}
-	keys, memo := t.scramKeys, t.indexMemo
-	t.mu.Unlock()
-	storeOpts := []store.Option{store.WithLogger(log), store.WithSCRAMKeys(keys), store.WithIndexMemo(memo),
+	storeOpts := []store.Option{store.WithLogger(log), store.WithSCRAMKeys(t.scramKeys), store.WithIndexMemo(&t.indexMemo),
 		store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...)}
 	if p.opts.StoreOptions != nil {
 		storeOpts = append(storeOpts, p.opts.StoreOptions(t.name)...)

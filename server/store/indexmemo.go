@@ -25,16 +25,14 @@ const IndexRecheck = time.Hour
 // another URI or database, or a tenant whose custom fields changed,
 // verifies again; so does any client after IndexRecheck, and every client
 // once a verification failed. It lives in memory only: a restarted
-// process verifies every tenant once.
+// process verifies every tenant once. The zero value is an empty memo
+// (a pool keeps one in each tenant's struct: no allocation of its own).
 type IndexMemo struct {
 	mu     sync.Mutex
 	key    [sha256.Size]byte
 	unique time.Time // when the unique indexes were last verified (zero: never)
 	all    time.Time // when all of them were
 }
-
-// NewIndexMemo makes an empty memo; the first verification fills it.
-func NewIndexMemo() *IndexMemo { return &IndexMemo{} }
 
 // WithIndexMemo makes the store's index checks (EnsureIndexes,
 // EnsureUniqueIndexes) trust m's recent verifications of the same indexes

@@ -15,7 +15,7 @@ import (
 func TestAnIndexMemoTrustsOnlyWhatItChecked(t *testing.T) {
 	ctx := ctxT(t)
 	db := mongofixture.NewDatabase(t)
-	memo := store.NewIndexMemo()
+	memo := &store.IndexMemo{}
 	c := &commandCounter{names: map[string]int{}}
 	connect := func(database string, opts ...store.Option) *store.Store {
 		t.Helper()
