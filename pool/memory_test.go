@@ -68,8 +68,8 @@ func TestALoadedTenantsHeap(t *testing.T) {
 // them. What a tenant keeps across evictions (its SCRAM keys, its index
 // check) is made when the pool learns it, not by its first activation:
 // made there, among the activation's short-lived objects, it kept their
-// heap spans in use after they were freed (about 54 KiB per tenant then,
-// 29 since; docs/bench.md).
+// heap spans in use after they were freed (about 53 KiB per tenant then,
+// 21–28 since; docs/bench.md).
 func TestAnEvictedTenantsHeap(t *testing.T) {
 	p := newBarePool(Options{})
 	t.Cleanup(p.Close)
