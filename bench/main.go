@@ -70,7 +70,7 @@ func run() int {
 	poolDuration := flag.Duration("pool-duration", 8*time.Second, "measured time per side of a pool cell")
 	poolCold := flag.Int("pool-cold-samples", 500, "evicted tenants activated one at a time for the cold activation latency")
 	poolCells := flag.String("pool-cells", "", "pool cells to run, comma-separated: memory, cold, throughput, noisy (empty: all); with -baseline-bin the cold, throughput and noisy cells drive that build's pool too")
-	poolGCWait := flag.Duration("pool-gc-wait", 150*time.Second, "after the last eviction, wait at most this long for the runtime's own GC (it forces one every 2 minutes)")
+	poolGCWait := flag.Duration("pool-gc-wait", 150*time.Second, "after the last eviction, wait at most this long for each of the runtime's own next two GCs (it forces one every 2 minutes)")
 	poolFlags := flag.String("pool-flags", "", "extra flags of the measured `userve pool` (not the baseline's), space-separated, e.g. \"--max-executing 4\"")
 	out := flag.String("out", "", "results directory (default <repo>/bench/results)")
 	userveBin := flag.String("userve-bin", "", "the userve binary to measure (default <repo>/bin/userve), e.g. an older build for before/after")

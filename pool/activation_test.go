@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,6 +118,60 @@ func TestAnActivationAuthenticatesOneConnection(t *testing.T) {
 	}
 }
 
+// A cold activation within store.IndexRecheck of the tenant's last index
+// check sends no listIndexes (before the request or after it): the tenant
+// keeps the check's result across evictions. Past IndexRecheck it checks
+// again, so an index dropped by hand meanwhile is made again.
+func TestAColdActivationTrustsARecentIndexCheck(t *testing.T) {
+	w := newStoreWatch()
+	var ahead atomic.Int64 // how far the stores' clock runs ahead
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	storeOpts := func(tenant string) []store.Option { return append(w.options(tenant), store.WithClock(clock)) }
+	e := newPoolEnv(t, Options{IdleTimeout: time.Hour, StoreOptions: storeOpts}, testHooks{})
+	c := e.add("team-a", "acme")
+	name := c.ns + "/" + c.name
+	tn, _ := e.pool.registry.lookup(c.host())
+	activate := func(round int) map[string]int {
+		t.Helper()
+		e.must(http.StatusOK, c.host(), "GET", "/userve/v1/user-group/", nil, c.admin())
+		e.waitFor(fmt.Sprintf("activation %d's start-up duties", round), func() bool { return w.expiries(name) >= round })
+		_, cmds := w.take(name)
+		closed := testutil.ToFloat64(e.pool.metrics.closed)
+		if !tn.evictIdle(time.Now()) {
+			t.Fatalf("activation %d: the tenant's server was not idle", round)
+		}
+		e.waitFor("the evicted server's store to close", func() bool { return testutil.ToFloat64(e.pool.metrics.closed) > closed })
+		return cmds
+	}
+	if cmds := activate(1); cmds["createIndexes"] == 0 {
+		t.Fatalf("the first activation made no index: %v", cmds)
+	}
+	for round := 2; round <= 4; round++ {
+		if cmds := activate(round); cmds["listIndexes"] != 0 || cmds["createIndexes"] != 0 {
+			t.Errorf("cold activation %d sent %v: want no index listed or created", round, cmds)
+		}
+	}
+
+	profiles := mongofixture.Client(t).Database(c.database).Collection(store.ColProfiles)
+	if err := profiles.Indexes().DropOne(context.Background(), "openid_unique"); err != nil {
+		t.Fatal(err)
+	}
+	ahead.Store(int64(store.IndexRecheck + time.Minute))
+	if cmds := activate(5); cmds["listIndexes"] == 0 || cmds["createIndexes"] != 1 {
+		t.Errorf("the activation past IndexRecheck sent %v: want the indexes listed and the dropped one made", cmds)
+	}
+	specs, err := profiles.Indexes().ListSpecifications(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(specs, func(s mongo.IndexSpecification) bool { return s.Name == "openid_unique" }) {
+		t.Errorf("openid_unique was not made again: %v", specs)
+	}
+	if cmds := activate(6); cmds["listIndexes"] != 0 {
+		t.Errorf("the activation after the new check sent %v: want no index listed", cmds)
+	}
+}
+
 // Thirty parallel first requests to a cold (evicted) tenant build its
 // server once; its start-up duties run once, after the first of them
 // answered.
@@ -156,8 +212,8 @@ func TestParallelRequestsToAnEvictedTenantActivateOnce(t *testing.T) {
 	}
 	e.waitFor("the second activation's start-up duties", func() bool { return w.expiries(name) >= 2 })
 	_, cmds := w.take(name)
-	if cmds["createIndexes"] != 0 || cmds["listIndexes"] == 0 {
-		t.Errorf("the cold activation sent %v: want its indexes listed and none created", cmds)
+	if cmds["createIndexes"] != 0 || cmds["listIndexes"] != 0 {
+		t.Errorf("the cold activation sent %v: want no index listed or created (checked by the first, within store.IndexRecheck)", cmds)
 	}
 	if n := w.expiries(name); n != 2 {
 		t.Errorf("start-up duties ran %d times over two activations, want 2", n)

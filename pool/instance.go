@@ -56,13 +56,7 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	}()
 	cfg := conf.cfg
 	log := p.log.With("tenant", t.name)
-	t.mu.Lock()
-	if t.scramKeys == nil && !t.removed { // remove closes them
-		t.scramKeys = store.NewSCRAMKeys()
-	}
-	keys := t.scramKeys
-	t.mu.Unlock()
-	storeOpts := []store.Option{store.WithLogger(log), store.WithSCRAMKeys(keys),
+	storeOpts := []store.Option{store.WithLogger(log), store.WithSCRAMKeys(t.scramKeys), store.WithIndexMemo(&t.indexMemo),
 		store.WithCustomFieldIndexes(cfg.IndexedCustomFields()...)}
 	if p.opts.StoreOptions != nil {
 		storeOpts = append(storeOpts, p.opts.StoreOptions(t.name)...)
@@ -81,8 +75,8 @@ func (p *Pool) activate(t *tenant, conf *tenantConf) (inst *instance, err error)
 	// IndexWait), or it would find the store not ready; Start makes the
 	// others after it, and retries all of them in the background when
 	// MongoDB is away, as a dedicated server does. Indexes that exist
-	// already (every activation but the first ever) are only listed: four
-	// collections' lists for a cold tenant.
+	// already are only listed (four collections' lists for a cold tenant),
+	// and not even that within store.IndexRecheck of the last check.
 	first, cancel := context.WithTimeout(context.Background(), p.opts.IndexWait)
 	if err := st.EnsureUniqueIndexes(first); err != nil {
 		log.Warn("creating store indexes at activation failed; retrying in the background", "error", err)

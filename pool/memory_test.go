@@ -62,6 +62,66 @@ func TestALoadedTenantsHeap(t *testing.T) {
 	}
 }
 
+// What an evicted tenant costs: 60 tenants on FerretDB, each activated
+// (as in TestALoadedTenantsHeap) and then evicted, its store client closed;
+// the heap in use they leave, per tenant, above the pool before it knew
+// them. What a tenant keeps across evictions (its SCRAM keys, its index
+// check) is made when the pool learns it, not by its first activation:
+// made there, among the activation's short-lived objects, it kept their
+// heap spans in use after they were freed (about 53 KiB per tenant then,
+// 21–28 since; docs/bench.md).
+func TestAnEvictedTenantsHeap(t *testing.T) {
+	p := newBarePool(Options{})
+	t.Cleanup(p.Close)
+	const n = 60
+	var secrets []*corev1.Secret
+	for i := range n + 1 {
+		c := newCreds(t, fmt.Sprintf("team-%d", i), "acme")
+		secrets = append(secrets, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("shared.team-%d.acme", i)}, Data: c.secretData(nil)})
+	}
+	// The first activation builds what every tenant's server shares (the
+	// compiled route table): not counted.
+	p.registry.upsert(p, secrets[n])
+	for _, tn := range p.registry.all() {
+		inst, err := tn.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn.release(inst, inst.lastUsed)
+	}
+	before := heapInUse()
+	for _, s := range secrets[:n] {
+		p.registry.upsert(p, s)
+	}
+	for _, tn := range p.registry.all() {
+		inst, err := tn.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := inst.store.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		tn.release(inst, inst.lastUsed)
+	}
+	for _, tn := range p.registry.all() {
+		if !tn.evictIdle(time.Now()) {
+			t.Fatalf("tenant %s was not idle", tn)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for testutil.ToFloat64(p.metrics.closed) < n+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v of %d store clients closed after 30 s", testutil.ToFloat64(p.metrics.closed), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	per := (heapInUse() - before) / n
+	t.Logf("%d evicted tenants: %.1f KiB of heap in use each", n, float64(per)/1024)
+	if per > 44<<10 {
+		t.Errorf("an evicted tenant holds %d bytes of heap in use, more than 44 KiB", per)
+	}
+}
+
 // With --max-loaded 3, activating eight tenants one after the other keeps
 // three servers loaded, closing the least recently used; 30 parallel
 // requests over the eight all succeed (a busy server is never closed), and

@@ -157,7 +157,7 @@ func (r *registry) upsert(p *Pool, s *corev1.Secret) {
 	if t == nil {
 		// The name is fixed at creation (logs and metrics read it without
 		// a lock); the operator names a tenant's Secret after it.
-		t = &tenant{key: s.Name, name: tenantName(s, conf), pool: p}
+		t = newTenant(p, s.Name, tenantName(s, conf))
 		r.byKey[s.Name] = t
 		r.metrics.tenants.Inc()
 	}
@@ -181,6 +181,7 @@ func (r *registry) upsert(p *Pool, s *corev1.Secret) {
 	if conf.err != nil {
 		r.log.Error("tenant configuration is invalid: its requests answer 503", "tenant", t.name, "secret", s.Name, "error", conf.err.Error())
 	} else {
+		t.scramKeys.Prepare(conf.cfg.MongoURI)
 		r.log.Info("tenant configuration loaded", "tenant", t.name, "secret", s.Name, "hosts", len(conf.hosts))
 	}
 	if len(conf.hosts) == 0 {

@@ -67,10 +67,15 @@ func (s *Store) wantedIndexes() []IndexSpec {
 
 // EnsureIndexes makes every registered index and the custom-field indexes
 // exist, and drops the retired ones (ensureIndexes); Ready and Indexed
-// then hold.
+// then hold. With an IndexMemo that verified them within IndexRecheck, it
+// sends nothing.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	if err := s.ensureIndexes(ctx, s.wantedIndexes(), true); err != nil {
-		return err
+	if !s.indexMemo.fresh(s.indexKey, true, s.now()) {
+		if err := s.ensureIndexes(ctx, s.wantedIndexes(), true); err != nil {
+			s.indexMemo.failed()
+			return err
+		}
+		s.indexMemo.verified(s.indexKey, true, s.now())
 	}
 	s.constrained.Store(true)
 	s.indexed.Store(true)
@@ -84,14 +89,18 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 // activation waits for this one only (the unique indexes are on 4 of its
 // 18 collections) and leaves the rest to its server's start-up duties.
 func (s *Store) EnsureUniqueIndexes(ctx context.Context) error {
-	var unique []IndexSpec
-	for _, sp := range s.wantedIndexes() {
-		if sp.Unique {
-			unique = append(unique, sp)
+	if !s.indexMemo.fresh(s.indexKey, false, s.now()) {
+		var unique []IndexSpec
+		for _, sp := range s.wantedIndexes() {
+			if sp.Unique {
+				unique = append(unique, sp)
+			}
 		}
-	}
-	if err := s.ensureIndexes(ctx, unique, false); err != nil {
-		return err
+		if err := s.ensureIndexes(ctx, unique, false); err != nil {
+			s.indexMemo.failed()
+			return err
+		}
+		s.indexMemo.verified(s.indexKey, false, s.now())
 	}
 	s.constrained.Store(true)
 	return nil
@@ -102,10 +111,11 @@ func (s *Store) EnsureUniqueIndexes(ctx context.Context) error {
 // those missing or different from their spec: a database whose indexes are
 // current costs one listIndexes per collection (18 reads for all) instead
 // of one createIndexes per index (55 writes), which was most of what a
-// pooled tenant's activation did. The list is the store's own, read every
-// time, so an index dropped or changed by hand is found and made again,
-// never assumed. Creating an existing identical index is a no-op, so
-// replicas starting at once are safe.
+// pooled tenant's activation did. The list is read at every check, so an
+// index dropped or changed by hand is found and made again, never assumed;
+// only a store with an IndexMemo skips checks, for IndexRecheck after the
+// last one. Creating an existing identical index is a no-op, so replicas
+// starting at once are safe.
 func (s *Store) ensureIndexes(ctx context.Context, specs []IndexSpec, retire bool) error {
 	existing := map[string]map[string]listedIndex{} // collection -> name -> index
 	for _, sp := range specs {

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/auth"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 )
 
 // SCRAMKeys keeps one tenant's MongoDB authenticator from one store client
@@ -87,15 +88,34 @@ func keptAuthenticator(cred *driver.Cred, hc *http.Client) (driver.Authenticator
 	if !ok { // closed meanwhile
 		return auth.CreateAuthenticator("", &plain, hc)
 	}
-	k := v.(*SCRAMKeys)
+	return v.(*SCRAMKeys).authenticator(&plain, hc)
+}
+
+// authenticator is the kept authenticator for cred, made when there is
+// none for these credentials.
+func (k *SCRAMKeys) authenticator(cred *driver.Cred, hc *http.Client) (driver.Authenticator, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.made == nil || k.user != plain.Username || k.password != plain.Password || k.source != plain.Source {
-		a, err := auth.CreateAuthenticator("", &plain, hc)
+	if k.made == nil || k.user != cred.Username || k.password != cred.Password || k.source != cred.Source {
+		a, err := auth.CreateAuthenticator("", cred, hc)
 		if err != nil {
 			return nil, err
 		}
-		k.made, k.user, k.password, k.source = a, plain.Username, plain.Password, plain.Source
+		k.made, k.user, k.password, k.source = a, cred.Username, cred.Password, cred.Source
 	}
 	return k.made, nil
+}
+
+// Prepare makes the authenticator for uri's credentials now, if it names
+// no mechanism (the keys themselves are derived at the first conversation).
+// A pool calls it when it learns a tenant's configuration: what a tenant
+// keeps across evictions is then allocated beside its other long-lived
+// state, not among an activation's short-lived objects, where it would
+// keep their heap spans in use once they are freed (docs/bench.md).
+func (k *SCRAMKeys) Prepare(uri string) {
+	co := options.Client().ApplyURI(uri)
+	if co.Validate() != nil || co.Auth == nil || co.Auth.AuthMechanism != "" || co.Auth.Username == "" {
+		return
+	}
+	_, _ = k.authenticator(topology.ConvertCreds(co.Auth), nil)
 }

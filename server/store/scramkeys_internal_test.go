@@ -77,3 +77,59 @@ func TestSCRAMKeysAreKeptAcrossClientsOfTheSameCredentials(t *testing.T) {
 		t.Error("the right password after a wrong one reused an authenticator of other credentials")
 	}
 }
+
+// Prepare makes, from the URI alone, the authenticator the store's clients
+// then use: nothing of it is made by the first client (a pool prepares it
+// when it learns the tenant, so that it is not allocated among an
+// activation's short-lived objects). A URI that names a mechanism is left
+// to the driver.
+func TestPreparedSCRAMKeysAreTheOnesClientsUse(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := mongofixture.NewDatabase(t)
+	user := "prepared_" + db.Name()
+	if err := db.RunCommand(ctx, bson.D{{Key: "createUser", Value: user}, {Key: "pwd", Value: "pw"}, {Key: "roles", Value: bson.A{}}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.RunCommand(context.Background(), bson.D{{Key: "dropUser", Value: user}}).Err() })
+	admin, err := url.Parse(mongofixture.URI(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := *admin
+	u.User = url.UserPassword(user, "pw")
+	u.RawQuery = "authSource=" + db.Name()
+	keys := NewSCRAMKeys()
+	defer keys.Close()
+	made := func() driver.Authenticator {
+		keys.mu.Lock()
+		defer keys.mu.Unlock()
+		return keys.made
+	}
+
+	named := u
+	named.RawQuery += "&authMechanism=SCRAM-SHA-256"
+	keys.Prepare(named.String())
+	if made() != nil {
+		t.Fatal("Prepare made an authenticator for a URI that names its mechanism")
+	}
+	keys.Prepare(u.String())
+	prepared := made()
+	if prepared == nil {
+		t.Fatal("Prepare made no authenticator")
+	}
+	for i := range 2 {
+		s, err := Connect(u.String(), db.Name(), WithSCRAMKeys(keys))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Ping(ctx)
+		_ = s.Close(context.Background())
+		if err != nil {
+			t.Fatalf("client %d: %v", i+1, err)
+		}
+		if made() != prepared {
+			t.Errorf("client %d made its own authenticator instead of the prepared one", i+1)
+		}
+	}
+}

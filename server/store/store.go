@@ -80,6 +80,9 @@ type Store struct {
 
 	scramKeys *SCRAMKeys // WithSCRAMKeys
 
+	indexMemo *IndexMemo // WithIndexMemo
+	indexKey  [32]byte   // what the memo's verifications must cover (indexKey)
+
 	constrained atomic.Bool // every unique index exists: unique constraints hold (Ready)
 	indexed     atomic.Bool // every index exists (Indexed)
 
@@ -168,6 +171,9 @@ func Connect(uri, database string, opts ...Option) (*Store, error) {
 	}
 	s.client = client
 	s.db = client.Database(database)
+	if s.indexMemo != nil {
+		s.indexKey = indexKey(uri, database, s.wantedIndexes())
+	}
 	s.cols = map[string]*mongo.Collection{}
 	for _, name := range []string{ColProfiles, ColGroups, ColCounters, ColCodes, ColFollows,
 		ColRateLimits, ColRevocations, ColWallets, ColLedger, ColImportRemaps, ColImportPending} {
