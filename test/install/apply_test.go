@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"userve.dev/userve/api/v1alpha1"
+	"userve.dev/userve/test/kubefixture"
 )
 
 // assertStored checks that every object exists on the API server.
@@ -117,10 +118,20 @@ func TestChartCustomValuesApply(t *testing.T) {
 // uninstall; the CRD and the tenants outlive the release.
 func TestHelmReleaseKeepsCRD(t *testing.T) {
 	ctx := context.Background()
-	// The fixture installed the CRD without Helm; start like a fresh cluster.
-	// The wait is generous: with the other suites loading both cores, the
-	// API server's CRD cleanup once took over 60 s.
-	kubectl(t, nil, "delete", "crd", crdName, poolCRDName, "--wait=true", "--timeout=180s")
+	// The fixture installed the CRDs without Helm: this test gets a fresh
+	// cluster of its own (deleting the CRDs instead took the API server over
+	// 180 s on loaded cores). helm, kubectl and env speak to it until the
+	// test ends; the package's tests run one at a time.
+	fresh, err := kubefixture.Start(kubefixture.WithoutCRDs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := env
+	env = fresh
+	t.Cleanup(func() {
+		env = shared
+		_ = fresh.Stop()
+	})
 
 	// A pool in values cannot be created with the CRD that defines it: the
 	// first install says so, the upgrade creates it.

@@ -47,8 +47,18 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
+// Option changes what Start brings up.
+type Option func(*envtest.Environment)
+
+// WithoutCRDs starts a control plane without userve's CRDs, as a fresh
+// cluster is before an install. (Deleting installed CRDs instead makes the
+// API server delete every instance and can take minutes on loaded cores.)
+func WithoutCRDs() Option {
+	return func(e *envtest.Environment) { e.CRDDirectoryPaths, e.ErrorIfCRDPathMissing = nil, false }
+}
+
 // Start brings up etcd and kube-apiserver and installs the CRDs.
-func Start() (*Env, error) {
+func Start(opts ...Option) (*Env, error) {
 	root, err := testbin.Root()
 	if err != nil {
 		return nil, err
@@ -69,6 +79,9 @@ func Start() (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}}
+	for _, opt := range opts {
+		opt(e.env)
+	}
 	cfg, err := e.env.Start()
 	if err != nil {
 		// A failed start (say, a CRD the API server rejects) can leave etcd
