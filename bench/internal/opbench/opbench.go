@@ -84,8 +84,9 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 
 	// The operator pings each tenant's MongoDB for DatabaseReady: one
-	// FerretDB (SQLite) serves all tenants, as one shared MongoDB would.
-	store, err := StartFerret(ctx, cfg.FerretBin, cfg.LogDir, "ferretdb-operator.log")
+	// FerretDB (SQLite in memory: no open-file limit) serves all tenants,
+	// as one shared MongoDB would.
+	store, err := StartFerretInMemory(ctx, cfg.FerretBin, cfg.LogDir, "ferretdb-operator.log")
 	if err != nil {
 		return nil, err
 	}
