@@ -230,7 +230,7 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Watches(&v1alpha1.UserServicePool{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfPool), builder.WithPredicates(specOrMetadataChanged())).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.tenantsBehindPoolSlice)).
 		// A pool pod's acknowledgement moves the tenants waiting for it on.
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.tenantsAwaitingPod), builder.WithPredicates(predicate.AnnotationChangedPredicate{})).
+		Watches(&corev1.Pod{}, r.poolAckHandler()).
 		WithOptions(opts).
 		Complete(r)
 }
