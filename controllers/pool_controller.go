@@ -164,7 +164,7 @@ func (r *PoolReconciler) applyPool(ctx context.Context, pool *v1alpha1.UserServi
 		image = r.ServerImage
 	}
 	d := render.PoolDeployment(pool, ns, image)
-	a := applier{client: r.Client, scheme: r.Scheme}
+	a := applier{client: r.Client, live: r.APIReader, scheme: r.Scheme}
 	// What the pods run as comes before the pods.
 	for _, obj := range []client.Object{
 		render.PoolServiceAccount(pool, ns), render.PoolRole(pool, ns), render.PoolRoleBinding(pool, ns),
