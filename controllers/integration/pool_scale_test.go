@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -72,6 +74,16 @@ func TestPooledTenantsAreCheapAtScale(t *testing.T) {
 	svc := service(t, us)
 	if len(svc.Spec.Selector) != 0 {
 		t.Errorf("a tenant born in a pool got a Service selecting pods it will never have: %v", svc.Spec.Selector)
+	}
+	// Nor the identity and configuration of pods it has none of.
+	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &corev1.ConfigMap{}} {
+		name := "acme"
+		if _, ok := obj.(*corev1.ConfigMap); ok {
+			name = "acme-config"
+		}
+		if err := get(t, obj, ns, name); !apierrors.IsNotFound(err) {
+			t.Errorf("a tenant born in a pool got %T %s (err %v)", obj, name, err)
+		}
 	}
 	s := poolSecret(t, "scale", us)
 	ackPods(t, pods, s.ResourceVersion)
@@ -141,7 +153,7 @@ func TestPooledTenantsAreCheapAtScale(t *testing.T) {
 	update(t, us, func(u *v1alpha1.UserService) {
 		u.Spec.Profile.CustomFields = []v1alpha1.CustomField{{Name: "vip", Type: v1alpha1.FieldBoolean}}
 	})
-	waitEvent(t, us, "Updated", "ConfigMap acme-config")
+	waitEvent(t, us, "Updated", "Secret scale."+ns+".acme")
 	for reason, notes := range eventReasons(t, us) {
 		for _, note := range notes {
 			if strings.Contains(note, "EndpointSlice") && reason != "Created" {
