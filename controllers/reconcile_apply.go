@@ -115,6 +115,10 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 	if c := meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced); c != nil {
 		placedBefore = c.DeepCopy()
 	}
+	var unreported *v1alpha1.UserServiceStatus
+	if placedBefore == nil {
+		unreported = us.Status.DeepCopy()
+	}
 	setStatus(us, obs)
 	if p := obs.placed; p != nil && (placedBefore == nil || placedBefore.Reason != p.Reason) {
 		switch p.Reason {
@@ -146,6 +150,10 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 		r.event(us, nil, corev1.EventTypeWarning, ReasonDatabaseUnreachable, "Ping", "%s", obs.databaseErr.Error())
 		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
 	case m.awaitingAck:
+		if unreported != nil && r.firstReports.hold(us) {
+			us.Status = *unreported
+			return ctrl.Result{RequeueAfter: firstReportDelay}, nil
+		}
 		return ctrl.Result{RequeueAfter: ackPoll}, nil
 	case m.moving:
 		return ctrl.Result{RequeueAfter: movePoll}, nil

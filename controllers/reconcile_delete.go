@@ -99,6 +99,7 @@ func (r *UserServiceReconciler) release(ctx context.Context, us *v1alpha1.UserSe
 	if err := r.Client.Patch(ctx, us, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.floors.wrote(us)
 	return ctrl.Result{}, nil
 }
 

@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -96,8 +99,9 @@ func TestPooledTenantsAreCheapAtScale(t *testing.T) {
 	commands := &commandCounter{}
 	counting := &writeCounter{Client: mgr.GetClient()}
 	events := &eventCounter{EventRecorder: mgr.GetEventRecorder("userve-operator-test")}
+	live := &tenantReads{Reader: mgr.GetAPIReader()}
 	r := &controllers.UserServiceReconciler{
-		Client: counting, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: events,
+		Client: counting, APIReader: live, Scheme: mgr.GetScheme(), Recorder: events,
 		Databases: tenantdb.New(time.Second, tenantdb.WithMonitor(commands.monitor())), ServerImage: serverImage,
 		DefaultMongoURISecret: defaultMongo, Random: rand.Reader, ResyncInterval: time.Hour, RetryInterval: time.Second,
 		PoolNamespace: operatorNamespace,
@@ -117,10 +121,15 @@ func TestPooledTenantsAreCheapAtScale(t *testing.T) {
 		t.Errorf("the reconciler's first reconcile did not check the tenant's database user: %v", first)
 	}
 	events.n.Store(0)
+	live.n.Store(0)
 	for range 3 {
 		if _, err := r.Reconcile(ctx, req); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The cache has seen the reconciler's last write of the tenant: no GET.
+	if n := live.n.Load(); n != 0 {
+		t.Errorf("3 converged reconciles read the UserService from the API server %d times", n)
 	}
 	if again := commands.take(); len(again) > 0 {
 		t.Errorf("reconciles of a checked tenant sent MongoDB commands besides the ping: %v", again)
@@ -222,5 +231,67 @@ func TestPoolCountsItsTenantsOncePerSecond(t *testing.T) {
 	if limit := int(took/time.Second) + 3; writes > limit {
 		t.Errorf("the pool was written %d times in %v while %d tenants were placed, want at most %d (about one a second)",
 			writes, took.Round(time.Millisecond), tenants, limit)
+	}
+}
+
+// tenantReads counts the UserServices read from the API server.
+type tenantReads struct {
+	client.Reader
+	n atomic.Int64
+}
+
+func (c *tenantReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*v1alpha1.UserService); ok {
+		c.n.Add(1)
+	}
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+// A tenant born in a pool that the pool acknowledges at once reports its
+// status once, Ready and Pooled, without a MovingIn status before it: the
+// first status is held back for a moment while the pool takes the tenant
+// (a status write is the costliest request a tenant makes of the API
+// server).
+func TestAPromptlyPlacedTenantReportsItsStatusOnce(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	newPool(t, "prompt", []string{ns})
+	pods := poolPods(t, "prompt", 3, 2)
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, &v1alpha1.UserServiceList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	us := newTenantIn(t, ns, "acme", func(u *v1alpha1.UserService) { u.Spec.Pool = "prompt" })
+	s := poolSecret(t, "prompt", us)
+	ackPods(t, pods, s.ResourceVersion)
+
+	var placed []string // the Placed reasons the tenant's status went through
+	deadline := time.After(60 * time.Second)
+	for ready := false; !ready; {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the watch ended")
+			}
+			u, isTenant := ev.Object.(*v1alpha1.UserService)
+			if !isTenant || u.Name != us.Name {
+				continue
+			}
+			if c := meta.FindStatusCondition(u.Status.Conditions, v1alpha1.ConditionPlaced); c != nil && (len(placed) == 0 || placed[len(placed)-1] != c.Reason) {
+				placed = append(placed, c.Reason)
+			}
+			ready = meta.IsStatusConditionTrue(u.Status.Conditions, v1alpha1.ConditionReady)
+		case <-deadline:
+			t.Fatalf("not Ready; Placed went through %v", placed)
+		}
+	}
+	if !slices.Equal(placed, []string{controllers.ReasonPooled}) {
+		t.Errorf("an at once acknowledged tenant's status went through Placed %v, want only %s", placed, controllers.ReasonPooled)
 	}
 }
