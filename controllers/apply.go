@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -45,6 +46,11 @@ type applier struct {
 	// live reads what the cache strips (managed fields).
 	live   client.Reader
 	scheme *runtime.Scheme
+	// applied remembers the objects (by UID) whose fields the operator's
+	// apply owns, so that their updates skip upgradeOwnership's read: a
+	// pool pod's flip updates every tenant's EndpointSlice. Nil: read
+	// every time.
+	applied *sync.Map
 }
 
 // apply makes the cluster hold desired, a typed object from the render
@@ -120,6 +126,11 @@ func (a applier) apply(ctx context.Context, desired client.Object) (applyOutcome
 // patch carries the resourceVersion read, so a concurrent write makes it
 // fail and the reconcile retry.
 func (a applier) upgradeOwnership(ctx context.Context, obj client.Object) error {
+	if a.applied != nil && obj.GetUID() != "" {
+		if _, ok := a.applied.Load(obj.GetUID()); ok {
+			return nil
+		}
+	}
 	if a.live == nil {
 		return errors.New("applier without a live reader cannot upgrade field ownership")
 	}
@@ -136,11 +147,16 @@ func (a applier) upgradeOwnership(ctx context.Context, obj client.Object) error 
 		return err
 	}
 	patch, err := csaupgrade.UpgradeManagedFieldsPatch(live, sets.New(FieldOwner), FieldOwner)
-	if err != nil || patch == nil {
+	if err != nil {
 		return err
 	}
-	if err := a.client.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch)); err != nil {
-		return fmt.Errorf("hand the fields of %s %s to the apply: %w", live.GetKind(), live.GetName(), err)
+	if patch != nil {
+		if err := a.client.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+			return fmt.Errorf("hand the fields of %s %s to the apply: %w", live.GetKind(), live.GetName(), err)
+		}
+	}
+	if a.applied != nil {
+		a.applied.Store(live.GetUID(), struct{}{})
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -120,6 +121,8 @@ type UserServiceReconciler struct {
 	// firstReports holds back a new pooled tenant's first status while
 	// its pool is about to take it.
 	firstReports firstReports
+	// applied: objects whose fields the operator's apply owns (applier).
+	applied sync.Map
 	// Random generates credentials (crypto/rand.Reader).
 	Random io.Reader
 	// ResyncInterval re-checks a converged tenant: its database and the
