@@ -80,6 +80,12 @@ type inputs struct {
 func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha1.UserService) (ctrl.Result, error) {
 	ctx, notes := withAppliedNotes(ctx)
 	defer notes.flush(r, us)
+	// The status as read, for a first report held back (firstReports):
+	// placement writes status.pool on the way.
+	var unreported *v1alpha1.UserServiceStatus
+	if meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced) == nil {
+		unreported = us.Status.DeepCopy()
+	}
 	obs := observed{}
 	in, fail := r.loadInputs(ctx, us)
 	if !in.adminURI.IsZero() {
@@ -114,10 +120,6 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 	var placedBefore *metav1.Condition
 	if c := meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced); c != nil {
 		placedBefore = c.DeepCopy()
-	}
-	var unreported *v1alpha1.UserServiceStatus
-	if placedBefore == nil {
-		unreported = us.Status.DeepCopy()
 	}
 	setStatus(us, obs)
 	if p := obs.placed; p != nil && (placedBefore == nil || placedBefore.Reason != p.Reason) {
