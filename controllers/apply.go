@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -46,11 +45,8 @@ type applier struct {
 	// live reads what the cache strips (managed fields).
 	live   client.Reader
 	scheme *runtime.Scheme
-	// applied remembers the objects (by UID) whose fields the operator's
-	// apply owns, so that their updates skip upgradeOwnership's read: a
-	// pool pod's flip updates every tenant's EndpointSlice. Nil: read
-	// every time.
-	applied *sync.Map
+	// applied: objects whose fields the apply owns; nil: read every time.
+	applied *appliedObjects
 }
 
 // apply makes the cluster hold desired, a typed object from the render
@@ -126,10 +122,8 @@ func (a applier) apply(ctx context.Context, desired client.Object) (applyOutcome
 // patch carries the resourceVersion read, so a concurrent write makes it
 // fail and the reconcile retry.
 func (a applier) upgradeOwnership(ctx context.Context, obj client.Object) error {
-	if a.applied != nil && obj.GetUID() != "" {
-		if _, ok := a.applied.Load(obj.GetUID()); ok {
-			return nil
-		}
+	if a.applied.has(obj.GetUID()) {
+		return nil
 	}
 	if a.live == nil {
 		return errors.New("applier without a live reader cannot upgrade field ownership")
@@ -155,9 +149,7 @@ func (a applier) upgradeOwnership(ctx context.Context, obj client.Object) error 
 			return fmt.Errorf("hand the fields of %s %s to the apply: %w", live.GetKind(), live.GetName(), err)
 		}
 	}
-	if a.applied != nil {
-		a.applied.Store(live.GetUID(), struct{}{})
-	}
+	a.applied.add(live.GetUID())
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -72,7 +71,7 @@ type PoolReconciler struct {
 	// all. A pool elsewhere cannot be watched.
 	CachedNamespaces []string
 	// applied: objects whose fields the operator's apply owns (applier).
-	applied sync.Map
+	applied appliedObjects
 }
 
 // Reconcile applies the pool's objects and patches its status once.

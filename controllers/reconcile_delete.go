@@ -100,6 +100,7 @@ func (r *UserServiceReconciler) release(ctx context.Context, us *v1alpha1.UserSe
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	r.floors.wrote(us)
+	r.firstReports.done(us)
 	return ctrl.Result{}, nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -122,7 +121,7 @@ type UserServiceReconciler struct {
 	// its pool is about to take it.
 	firstReports firstReports
 	// applied: objects whose fields the operator's apply owns (applier).
-	applied sync.Map
+	applied appliedObjects
 	// Random generates credentials (crypto/rand.Reader).
 	Random io.Reader
 	// ResyncInterval re-checks a converged tenant: its database and the
