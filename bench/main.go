@@ -60,6 +60,7 @@ func run() int {
 	opPoolReplicas := flag.Int("operator-pool-replicas", 2, "operator part with -operator-pool: the pool's pods")
 	opMemLimit := flag.String("operator-gomemlimit", "", "operator part: GOMEMLIMIT of the operator (what it sets itself, 90% of its container's limit, in a cluster), e.g. 540MiB")
 	opProfile := flag.Duration("operator-profile", 0, "operator part: CPU profiles of the operator and kube-apiserver for this long from the first create (0: none)")
+	opProfileAfter := flag.Duration("operator-profile-after", 0, "operator part: start the -operator-profile this long after the first create")
 	readyTimeout := flag.Duration("ready-timeout", 180*time.Second, "give up waiting for all tenants Ready after this")
 	poolTenants := flag.Int("pool-tenants", 1000, "tenants in the pool part's one `userve pool` process")
 	poolProfiles := flag.Int("pool-profiles", 5, "profiles seeded per pooled tenant")
@@ -172,7 +173,7 @@ func run() int {
 			UserveBin: userve, FerretBin: ferretAuth, LogDir: logDir, Tenants: *tenants,
 			MaxConcurrentReconciles: *mcr, ExtraFlags: strings.Fields(*opFlags), CreateWorkers: 16,
 			ReadyTimeout: *readyTimeout, SettleTimeout: 90 * time.Second, Logf: logf,
-			Pooled: *opPool, PoolReplicas: *opPoolReplicas, Profile: *opProfile, MemoryLimit: *opMemLimit,
+			Pooled: *opPool, PoolReplicas: *opPoolReplicas, Profile: *opProfile, ProfileAfter: *opProfileAfter, MemoryLimit: *opMemLimit,
 		})
 		res.Operator = op
 		if err != nil {

@@ -5,12 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/csaupgrade"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 )
@@ -33,11 +37,16 @@ const (
 	updated
 )
 
-// applier applies desired objects with server-side apply under one field
-// owner, reading the current state from the manager's cache.
+// applier creates missing objects and applies changed ones with
+// server-side apply under one field owner, reading the current state from
+// the manager's cache.
 type applier struct {
 	client client.Client
+	// live reads what the cache strips (managed fields).
+	live   client.Reader
 	scheme *runtime.Scheme
+	// applied: objects whose fields the apply owns; nil: read every time.
+	applied *appliedObjects
 }
 
 // apply makes the cluster hold desired, a typed object from the render
@@ -55,14 +64,31 @@ func (a applier) apply(ctx context.Context, desired client.Object) (applyOutcome
 	digest := digestOf(want)
 	setAnnotation(want, annotationApplied, digest)
 
-	outcome := created
+	u := &unstructured.Unstructured{Object: want}
+	u.SetGroupVersionKind(gvk)
 	current := desired.DeepCopyObject().(client.Object)
 	switch err := a.client.Get(ctx, client.ObjectKeyFromObject(desired), current); {
 	case apierrors.IsNotFound(err):
+		// A plain create, not an apply: the API server then skips the
+		// merge of an apply configuration into an empty object (and the
+		// read before it), about a tenth of its CPU per pooled tenant.
+		// The fields it owns are upgraded to the apply's before the first
+		// apply that may drop one (upgradeOwnership).
+		switch err := a.client.Create(ctx, u, client.FieldOwner(FieldOwner)); {
+		case err == nil:
+			return created, runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, desired)
+		case !apierrors.IsAlreadyExists(err):
+			return unchanged, fmt.Errorf("create %s %s: %w", gvk.Kind, desired.GetName(), err)
+		}
+		// The cache had not seen it yet: apply over it.
+		u = &unstructured.Unstructured{Object: want}
+		u.SetGroupVersionKind(gvk)
+		if err := a.upgradeOwnership(ctx, u); err != nil {
+			return unchanged, err
+		}
 	case err != nil:
 		return unchanged, err
 	default:
-		outcome = updated
 		if current.GetAnnotations()[annotationApplied] == digest {
 			have, err := toMap(current)
 			if err != nil {
@@ -74,17 +100,57 @@ func (a applier) apply(ctx context.Context, desired client.Object) (applyOutcome
 				return unchanged, nil
 			}
 		}
+		if err := a.upgradeOwnership(ctx, current); err != nil {
+			return unchanged, err
+		}
 	}
 
-	u := &unstructured.Unstructured{Object: want}
-	u.SetGroupVersionKind(gvk)
 	if err := a.client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return unchanged, fmt.Errorf("apply %s %s: %w", gvk.Kind, desired.GetName(), err)
 	}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, desired); err != nil {
 		return unchanged, err
 	}
-	return outcome, nil
+	return updated, nil
+}
+
+// upgradeOwnership hands the fields the operator's plain create (or any
+// other write of its own that is not an apply) set on obj to its apply
+// field manager, so that the next apply removes what it no longer lists:
+// an apply drops only fields its own manager applied before. It reads the
+// object's managed fields from the API server (the cache strips them); the
+// patch carries the resourceVersion read, so a concurrent write makes it
+// fail and the reconcile retry.
+func (a applier) upgradeOwnership(ctx context.Context, obj client.Object) error {
+	if a.applied.has(obj.GetUID()) {
+		return nil
+	}
+	if a.live == nil {
+		return errors.New("applier without a live reader cannot upgrade field ownership")
+	}
+	gvk, err := apiutil.GVKForObject(obj, a.scheme)
+	if err != nil {
+		return err
+	}
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(gvk)
+	switch err := a.live.Get(ctx, client.ObjectKeyFromObject(obj), live); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	}
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(live, sets.New(FieldOwner), FieldOwner)
+	if err != nil {
+		return err
+	}
+	if patch != nil {
+		if err := a.client.Patch(ctx, live, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+			return fmt.Errorf("hand the fields of %s %s to the apply: %w", live.GetKind(), live.GetName(), err)
+		}
+	}
+	a.applied.add(live.GetUID())
+	return nil
 }
 
 // remove deletes the object named like obj if the tenant controls it; it

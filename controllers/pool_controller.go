@@ -70,6 +70,8 @@ type PoolReconciler struct {
 	// CachedNamespaces are the namespaces the operator's cache holds; nil:
 	// all. A pool elsewhere cannot be watched.
 	CachedNamespaces []string
+	// applied: objects whose fields the operator's apply owns (applier).
+	applied appliedObjects
 }
 
 // Reconcile applies the pool's objects and patches its status once.
@@ -164,7 +166,7 @@ func (r *PoolReconciler) applyPool(ctx context.Context, pool *v1alpha1.UserServi
 		image = r.ServerImage
 	}
 	d := render.PoolDeployment(pool, ns, image)
-	a := applier{client: r.Client, scheme: r.Scheme}
+	a := applier{client: r.Client, live: r.APIReader, scheme: r.Scheme, applied: &r.applied}
 	// What the pods run as comes before the pods.
 	for _, obj := range []client.Object{
 		render.PoolServiceAccount(pool, ns), render.PoolRole(pool, ns), render.PoolRoleBinding(pool, ns),

@@ -80,6 +80,12 @@ type inputs struct {
 func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha1.UserService) (ctrl.Result, error) {
 	ctx, notes := withAppliedNotes(ctx)
 	defer notes.flush(r, us)
+	// The status as read, for a first report held back (firstReports):
+	// placement writes status.pool on the way.
+	var unreported *v1alpha1.UserServiceStatus
+	if meta.FindStatusCondition(us.Status.Conditions, v1alpha1.ConditionPlaced) == nil {
+		unreported = us.Status.DeepCopy()
+	}
 	obs := observed{}
 	in, fail := r.loadInputs(ctx, us)
 	if !in.adminURI.IsZero() {
@@ -146,6 +152,10 @@ func (r *UserServiceReconciler) reconcileNormal(ctx context.Context, us *v1alpha
 		r.event(us, nil, corev1.EventTypeWarning, ReasonDatabaseUnreachable, "Ping", "%s", obs.databaseErr.Error())
 		return ctrl.Result{RequeueAfter: r.RetryInterval}, nil
 	case m.awaitingAck:
+		if unreported != nil && r.firstReports.hold(us) {
+			us.Status = *unreported
+			return ctrl.Result{RequeueAfter: firstReportDelay}, nil
+		}
 		return ctrl.Result{RequeueAfter: ackPoll}, nil
 	case m.moving:
 		return ctrl.Result{RequeueAfter: movePoll}, nil
@@ -428,11 +438,16 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 		service = render.PooledService(us)
 	}
 	// Order matters on creation: what the pods mount and read comes first.
-	required := []client.Object{
-		render.ServiceAccount(us),
-		render.ConfigMap(us, out.config),
-		out.creds,
+	// A tenant served by a pool has no pods of its own: the pool reads its
+	// configuration from the tenant's Secret in the pool's namespace, so it
+	// gets no ServiceAccount or ConfigMap until it needs a Deployment (two
+	// writes of ~13 per pooled tenant, and two objects fewer in every cache).
+	// One that had them before moving in keeps them.
+	var required []client.Object
+	if l.dedicated {
+		required = append(required, render.ServiceAccount(us), render.ConfigMap(us, out.config))
 	}
+	required = append(required, out.creds)
 	if l.slice != nil {
 		required = append(required, l.slice)
 	}
@@ -441,7 +456,7 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 	if l.dedicated {
 		required = append(required, deployment)
 	}
-	a := applier{client: r.Client, scheme: r.Scheme}
+	a := applier{client: r.Client, live: r.APIReader, scheme: r.Scheme, applied: &r.applied}
 	for _, obj := range required {
 		if err := r.applyOne(ctx, a, us, obj); err != nil {
 			return nil, err

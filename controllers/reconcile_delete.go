@@ -99,6 +99,8 @@ func (r *UserServiceReconciler) release(ctx context.Context, us *v1alpha1.UserSe
 	if err := r.Client.Patch(ctx, us, patch); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.floors.wrote(us)
+	r.firstReports.done(us)
 	return ctrl.Result{}, nil
 }
 

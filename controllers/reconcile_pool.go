@@ -381,17 +381,6 @@ func (r *UserServiceReconciler) tenantsBehindPoolSlice(ctx context.Context, slic
 	return r.tenantsBy(ctx, l[render.LabelInstance], indexPlacedIn)
 }
 
-// tenantsAwaitingPod maps a pool pod whose acknowledgement changed to the
-// tenants moving into its pool: polling them instead cost every waiting
-// tenant a reconcile a second, thousands at once when 10,000 were created.
-func (r *UserServiceReconciler) tenantsAwaitingPod(ctx context.Context, pod client.Object) []reconcile.Request {
-	l := pod.GetLabels()
-	if l[render.LabelName] != render.PoolAppName || l[render.LabelInstance] == "" {
-		return nil
-	}
-	return r.tenantsBy(ctx, l[render.LabelInstance], indexMovingIn)
-}
-
 func (r *UserServiceReconciler) tenantsBy(ctx context.Context, pool string, indexes ...string) []reconcile.Request {
 	seen := map[types.NamespacedName]bool{}
 	var reqs []reconcile.Request

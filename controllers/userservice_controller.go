@@ -114,6 +114,14 @@ type UserServiceReconciler struct {
 	// own remembers the reconciler's own writes (their echoes are not
 	// reconciled).
 	own ownWrites
+	// floors keeps reads of a tenant from the cache no older than the
+	// reconciler's last write of it.
+	floors tenantFloors
+	// firstReports holds back a new pooled tenant's first status while
+	// its pool is about to take it.
+	firstReports firstReports
+	// applied: objects whose fields the operator's apply owns (applier).
+	applied appliedObjects
 	// Random generates credentials (crypto/rand.Reader).
 	Random io.Reader
 	// ResyncInterval re-checks a converged tenant: its database and the
@@ -127,13 +135,14 @@ type UserServiceReconciler struct {
 // Reconcile loads the UserService, converges it or finishes its deletion,
 // and patches its status once, at the end, only if it changed.
 func (r *UserServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	// From the API server, not the cache: patchStatus skips an unchanged
-	// status, and status writes trigger no reconcile, so a cached copy that
-	// has not yet seen this operator's last status write would make a
-	// changed status look unchanged and leave the old one up until the next
-	// resync (DatabaseReady=False minutes after MongoDB came back).
+	// Never older than this operator's last write of it (tenantFloors):
+	// patchStatus skips an unchanged status, and status writes trigger no
+	// reconcile, so a copy that has not yet seen the last status write
+	// would make a changed status look unchanged and leave the old one up
+	// until the next resync (DatabaseReady=False minutes after MongoDB
+	// came back).
 	us := &v1alpha1.UserService{}
-	if err := r.APIReader.Get(ctx, req.NamespacedName, us); err != nil {
+	if err := r.readTenant(ctx, req.NamespacedName, us); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := us.Status.DeepCopy()
@@ -153,6 +162,7 @@ func (r *UserServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, err
 		}
 		r.own.wrote(us)
+		r.floors.wrote(us)
 	}
 	return r.reconcileNormal(ctx, us)
 }
@@ -168,7 +178,12 @@ func (r *UserServiceReconciler) patchStatus(ctx context.Context, us *v1alpha1.Us
 	err := r.Client.Status().Patch(ctx, us, client.MergeFrom(base))
 	if apierrors.IsNotFound(err) {
 		// The finalizer went and the object with it.
+		r.floors.forget(client.ObjectKeyFromObject(us))
 		return nil
+	}
+	if err == nil {
+		r.floors.wrote(us)
+		r.firstReports.done(us)
 	}
 	return err
 }
@@ -230,7 +245,7 @@ func (r *UserServiceReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 		Watches(&v1alpha1.UserServicePool{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfPool), builder.WithPredicates(specOrMetadataChanged())).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.tenantsBehindPoolSlice)).
 		// A pool pod's acknowledgement moves the tenants waiting for it on.
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.tenantsAwaitingPod), builder.WithPredicates(predicate.AnnotationChangedPredicate{})).
+		Watches(&corev1.Pod{}, r.poolAckHandler()).
 		WithOptions(opts).
 		Complete(r)
 }

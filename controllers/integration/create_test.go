@@ -267,6 +267,18 @@ func TestRemovedSettingsAreRemoved(t *testing.T) {
 		return nil
 	})
 
+	// The operator creates its objects with a plain create (cheaper for the
+	// API server than an apply into nothing): its fields are owned by an
+	// Update entry until the first apply that changes the object.
+	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &corev1.Service{}, &appsv1.Deployment{}} {
+		if err := get(t, obj, ns, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if ops := operatorEntries(obj); !slices.Equal(ops, []string{"Update"}) {
+			t.Errorf("%T acme was not created with a plain create: the operator's managed fields entries %v", obj, ops)
+		}
+	}
+
 	update(t, us, func(u *v1alpha1.UserService) {
 		u.Spec.Verification.SMS = nil
 		u.Spec.PodTemplate.NodeSelector = nil
@@ -282,4 +294,24 @@ func TestRemovedSettingsAreRemoved(t *testing.T) {
 		}
 		return nil
 	})
+	// What the create set is the apply's now: the next apply may drop it.
+	var d appsv1.Deployment
+	if err := get(t, &d, ns, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if ops := operatorEntries(&d); !slices.Equal(ops, []string{"Apply"}) {
+		t.Errorf("after an apply the operator's managed fields entries of Deployment acme are %v, want one Apply", ops)
+	}
+}
+
+// operatorEntries lists the operations of the operator's managed fields
+// entries on obj (the main resource, not status).
+func operatorEntries(obj client.Object) []string {
+	var ops []string
+	for _, e := range obj.GetManagedFields() {
+		if e.Manager == controllers.FieldOwner && e.Subresource == "" {
+			ops = append(ops, string(e.Operation))
+		}
+	}
+	return ops
 }

@@ -4,12 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,6 +79,16 @@ func TestPooledTenantsAreCheapAtScale(t *testing.T) {
 	if len(svc.Spec.Selector) != 0 {
 		t.Errorf("a tenant born in a pool got a Service selecting pods it will never have: %v", svc.Spec.Selector)
 	}
+	// Nor the identity and configuration of pods it has none of.
+	for _, obj := range []client.Object{&corev1.ServiceAccount{}, &corev1.ConfigMap{}} {
+		name := "acme"
+		if _, ok := obj.(*corev1.ConfigMap); ok {
+			name = "acme-config"
+		}
+		if err := get(t, obj, ns, name); !apierrors.IsNotFound(err) {
+			t.Errorf("a tenant born in a pool got %T %s (err %v)", obj, name, err)
+		}
+	}
 	s := poolSecret(t, "scale", us)
 	ackPods(t, pods, s.ResourceVersion)
 	waitCondition(t, us, v1alpha1.ConditionPlaced, metav1.ConditionTrue, controllers.ReasonPooled)
@@ -84,8 +100,9 @@ func TestPooledTenantsAreCheapAtScale(t *testing.T) {
 	commands := &commandCounter{}
 	counting := &writeCounter{Client: mgr.GetClient()}
 	events := &eventCounter{EventRecorder: mgr.GetEventRecorder("userve-operator-test")}
+	live := &tenantReads{Reader: mgr.GetAPIReader()}
 	r := &controllers.UserServiceReconciler{
-		Client: counting, APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: events,
+		Client: counting, APIReader: live, Scheme: mgr.GetScheme(), Recorder: events,
 		Databases: tenantdb.New(time.Second, tenantdb.WithMonitor(commands.monitor())), ServerImage: serverImage,
 		DefaultMongoURISecret: defaultMongo, Random: rand.Reader, ResyncInterval: time.Hour, RetryInterval: time.Second,
 		PoolNamespace: operatorNamespace,
@@ -105,10 +122,15 @@ func TestPooledTenantsAreCheapAtScale(t *testing.T) {
 		t.Errorf("the reconciler's first reconcile did not check the tenant's database user: %v", first)
 	}
 	events.n.Store(0)
+	live.n.Store(0)
 	for range 3 {
 		if _, err := r.Reconcile(ctx, req); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The cache has seen the reconciler's last write of the tenant: no GET.
+	if n := live.n.Load(); n != 0 {
+		t.Errorf("3 converged reconciles read the UserService from the API server %d times", n)
 	}
 	if again := commands.take(); len(again) > 0 {
 		t.Errorf("reconciles of a checked tenant sent MongoDB commands besides the ping: %v", again)
@@ -141,7 +163,7 @@ func TestPooledTenantsAreCheapAtScale(t *testing.T) {
 	update(t, us, func(u *v1alpha1.UserService) {
 		u.Spec.Profile.CustomFields = []v1alpha1.CustomField{{Name: "vip", Type: v1alpha1.FieldBoolean}}
 	})
-	waitEvent(t, us, "Updated", "ConfigMap acme-config")
+	waitEvent(t, us, "Updated", "Secret scale."+ns+".acme")
 	for reason, notes := range eventReasons(t, us) {
 		for _, note := range notes {
 			if strings.Contains(note, "EndpointSlice") && reason != "Created" {
@@ -210,5 +232,71 @@ func TestPoolCountsItsTenantsOncePerSecond(t *testing.T) {
 	if limit := int(took/time.Second) + 3; writes > limit {
 		t.Errorf("the pool was written %d times in %v while %d tenants were placed, want at most %d (about one a second)",
 			writes, took.Round(time.Millisecond), tenants, limit)
+	}
+}
+
+// tenantReads counts the UserServices read from the API server.
+type tenantReads struct {
+	client.Reader
+	n atomic.Int64
+}
+
+func (c *tenantReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*v1alpha1.UserService); ok {
+		c.n.Add(1)
+	}
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+// A tenant born in a pool that the pool acknowledges at once reports its
+// status once, Ready and Pooled, without a MovingIn status before it: the
+// first status is held back for a moment while the pool takes the tenant
+// (a status write is the costliest request a tenant makes of the API
+// server).
+func TestAPromptlyPlacedTenantReportsItsStatusOnce(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	newPool(t, "prompt", []string{ns})
+	pods := poolPods(t, "prompt", 3, 2)
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, &v1alpha1.UserServiceList{}, client.InNamespace(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	us := newTenantIn(t, ns, "acme", func(u *v1alpha1.UserService) { u.Spec.Pool = "prompt" })
+	s := poolSecret(t, "prompt", us)
+	ackPods(t, pods, s.ResourceVersion)
+
+	var placed []string // the Placed reason of each status the tenant went through
+	var last v1alpha1.UserServiceStatus
+	deadline := time.After(60 * time.Second)
+	for ready := false; !ready; {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				t.Fatal("the watch ended")
+			}
+			u, isTenant := ev.Object.(*v1alpha1.UserService)
+			if !isTenant || u.Name != us.Name || equality.Semantic.DeepEqual(u.Status, last) {
+				continue
+			}
+			last = *u.Status.DeepCopy()
+			reason := "(none)"
+			if c := meta.FindStatusCondition(u.Status.Conditions, v1alpha1.ConditionPlaced); c != nil {
+				reason = c.Reason
+			}
+			placed = append(placed, reason)
+			ready = meta.IsStatusConditionTrue(u.Status.Conditions, v1alpha1.ConditionReady)
+		case <-deadline:
+			t.Fatalf("not Ready; its statuses' Placed %v", placed)
+		}
+	}
+	if !slices.Equal(placed, []string{controllers.ReasonPooled}) {
+		t.Errorf("an at once acknowledged tenant's statuses had Placed %v, want one status, %s", placed, controllers.ReasonPooled)
 	}
 }

@@ -31,6 +31,23 @@ type Ferret struct {
 // StartFerret starts FerretDB, logging to logName in logDir, and waits
 // until it listens.
 func StartFerret(ctx context.Context, bin, logDir, logName string) (*Ferret, error) {
+	return startFerret(ctx, bin, logDir, logName, false)
+}
+
+// StartFerretInMemory starts FerretDB with every database in memory
+// (SQLite's mode=memory). On files, SQLite holds three descriptors per
+// database (the file, its WAL, its shared memory) open for good, so one
+// FerretDB process serves at most ~6,600 databases under this machine's
+// hard limit of 20,000 open files per process (`ulimit -Hn`), which the
+// bench cannot raise. The operator part gives every tenant a database, so
+// it needs this at 10,000 tenants; what it measures of the store (one
+// createUser and one ownership record per tenant, pings) does not depend
+// on the pages being on disk.
+func StartFerretInMemory(ctx context.Context, bin, logDir, logName string) (*Ferret, error) {
+	return startFerret(ctx, bin, logDir, logName, true)
+}
+
+func startFerret(ctx context.Context, bin, logDir, logName string, inMemory bool) (*Ferret, error) {
 	dir, err := os.MkdirTemp("", "userve-bench-ferret-")
 	if err != nil {
 		return nil, err
@@ -50,7 +67,11 @@ func StartFerret(ctx context.Context, bin, logDir, logName string) (*Ferret, err
 		return nil, err
 	}
 	password := hex.EncodeToString(secret)
-	cmd := exec.Command(bin, "--listen-addr="+addr, "--handler=sqlite", "--sqlite-url=file:"+dir+"/",
+	sqliteURL := "file:" + dir + "/"
+	if inMemory {
+		sqliteURL += "?mode=memory"
+	}
+	cmd := exec.Command(bin, "--listen-addr="+addr, "--handler=sqlite", "--sqlite-url="+sqliteURL,
 		"--state-dir="+dir, "--debug-addr="+f.Debug, "--telemetry=disable", "--log-level=error",
 		"--test-enable-new-auth", "--setup-database=admin", "--setup-username=admin")
 	// The password goes by environment, not on a command line ps shows.

@@ -59,9 +59,10 @@ type Config struct {
 	// processes do not have.
 	MemoryLimit string
 	// Profile takes CPU profiles of the operator and kube-apiserver for
-	// this long from the first create (0: none).
-	Profile time.Duration
-	Logf    func(format string, args ...any)
+	// this long, ProfileAfter after the first create (0: none).
+	Profile      time.Duration
+	ProfileAfter time.Duration
+	Logf         func(format string, args ...any)
 }
 
 const (
@@ -84,8 +85,9 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	}
 
 	// The operator pings each tenant's MongoDB for DatabaseReady: one
-	// FerretDB (SQLite) serves all tenants, as one shared MongoDB would.
-	store, err := StartFerret(ctx, cfg.FerretBin, cfg.LogDir, "ferretdb-operator.log")
+	// FerretDB (SQLite in memory: no open-file limit) serves all tenants,
+	// as one shared MongoDB would.
+	store, err := StartFerretInMemory(ctx, cfg.FerretBin, cfg.LogDir, "ferretdb-operator.log")
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +178,11 @@ func Run(ctx context.Context, cfg Config) (*report.Operator, error) {
 	profiled := make(chan []string, 1)
 	if cfg.Profile > 0 {
 		go func() {
+			// At 10,000 tenants the bench's own creates fill the first minute.
+			select {
+			case <-time.After(cfg.ProfileAfter):
+			case <-ctx.Done():
+			}
 			profiled <- cpuProfiles(ctx, map[string]*http.Client{"kube-apiserver": httpc, "operator": {}},
 				map[string]string{"kube-apiserver": strings.TrimRight(rc.Host, "/"), "operator": op.pprofURL}, cfg.Profile, cfg.LogDir)
 		}()
