@@ -30,26 +30,24 @@ type coalescer struct {
 	interval time.Duration
 	fire     func(key string)
 
-	mu   sync.Mutex
-	keys map[string]*window
-}
-
-type window struct {
-	pending bool // triggered since the last fire
+	mu sync.Mutex
+	// pending has a key while its window is open: true once triggered
+	// since the last fire.
+	pending map[string]bool
 }
 
 func newCoalescer(interval time.Duration, fire func(key string)) *coalescer {
-	return &coalescer{interval: interval, fire: fire, keys: map[string]*window{}}
+	return &coalescer{interval: interval, fire: fire, pending: map[string]bool{}}
 }
 
 func (c *coalescer) trigger(key string) {
 	c.mu.Lock()
-	if w := c.keys[key]; w != nil {
-		w.pending = true
+	if _, open := c.pending[key]; open {
+		c.pending[key] = true
 		c.mu.Unlock()
 		return
 	}
-	c.keys[key] = &window{}
+	c.pending[key] = false
 	c.mu.Unlock()
 	c.fire(key)
 	time.AfterFunc(c.interval, func() { c.close(key) })
@@ -58,13 +56,12 @@ func (c *coalescer) trigger(key string) {
 // close ends key's window: a trigger during it fires now and opens the next.
 func (c *coalescer) close(key string) {
 	c.mu.Lock()
-	w := c.keys[key]
-	if !w.pending {
-		delete(c.keys, key)
+	if !c.pending[key] {
+		delete(c.pending, key)
 		c.mu.Unlock()
 		return
 	}
-	w.pending = false
+	c.pending[key] = false
 	c.mu.Unlock()
 	c.fire(key)
 	time.AfterFunc(c.interval, func() { c.close(key) })

@@ -23,7 +23,8 @@ func TestAckWakeUpsAreCoalescedPerPool(t *testing.T) {
 	closed := func(key string) bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.keys[key] == nil
+		_, open := c.pending[key]
+		return !open
 	}
 	waitClosed := func(key string) {
 		t.Helper()
