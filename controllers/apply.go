@@ -49,6 +49,17 @@ type applier struct {
 	applied *appliedObjects
 }
 
+// newApplier is the tenant reconciler's applier: its cached client, its
+// live reader and its memory of applied objects.
+func (r *UserServiceReconciler) newApplier() applier {
+	return applier{client: r.Client, live: r.APIReader, scheme: r.Scheme, applied: &r.applied}
+}
+
+// newApplier is the pool reconciler's applier.
+func (r *PoolReconciler) newApplier() applier {
+	return applier{client: r.Client, live: r.APIReader, scheme: r.Scheme, applied: &r.applied}
+}
+
 // apply makes the cluster hold desired, a typed object from the render
 // package. Afterwards desired is the object as the cluster has it: the API
 // server's answer on a write, else the cached object.

@@ -456,7 +456,7 @@ func (r *UserServiceReconciler) applyObjects(ctx context.Context, us *v1alpha1.U
 	if l.dedicated {
 		required = append(required, deployment)
 	}
-	a := applier{client: r.Client, live: r.APIReader, scheme: r.Scheme, applied: &r.applied}
+	a := r.newApplier()
 	for _, obj := range required {
 		if err := r.applyOne(ctx, a, us, obj); err != nil {
 			return nil, err

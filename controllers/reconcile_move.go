@@ -234,7 +234,7 @@ func (r *UserServiceReconciler) writePoolSecret(ctx context.Context, us *v1alpha
 	if draining {
 		s.Annotations = map[string]string{v1alpha1.PoolTenantDrainingAnnotation: "true"}
 	}
-	if f := r.applyOne(ctx, applier{client: r.Client, live: r.APIReader, scheme: r.Scheme, applied: &r.applied}, us, s); f != nil {
+	if f := r.applyOne(ctx, r.newApplier(), us, s); f != nil {
 		return "", f
 	}
 	return s.ResourceVersion, nil
