@@ -18,6 +18,7 @@ import (
 	"userve.dev/userve/controllers/render"
 	"userve.dev/userve/test/kubefixture"
 	"userve.dev/userve/test/mongofixture"
+	"userve.dev/userve/test/syncbuf"
 )
 
 // Bad flags stop `userve pool` before it touches a cluster: exit code 2 and
@@ -116,7 +117,7 @@ func TestPoolRunsAndStops(t *testing.T) {
 		addrs[i] = ln.Addr().String()
 		ln.Close()
 	}
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	inflight := int32(8)
 	rendered := render.PoolArgs(&v1alpha1.UserServicePool{ObjectMeta: metav1.ObjectMeta{Name: "shared"},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"os"
@@ -9,33 +8,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"userve.dev/userve/test/syncbuf"
 )
 
 // testAdminToken is as long as the tokens the operator generates.
 const testAdminToken = "serve-test-admin-token-0123456789abcdef"
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // `userve serve` becomes bin/userve-serve when it sits beside it (as in the
 // image and after make build): the serving process's executable is the
@@ -81,7 +64,7 @@ func servingExecutable(t *testing.T, userve, manifest string) string {
 	cmd := exec.Command(userve, "serve", "--config", manifest, "--listen", addr, "--metrics-listen", "")
 	cmd.Env = append(os.Environ(), "USERVE_MONGO_URI=mongodb://127.0.0.1:1/", "USERVE_ADMIN_TOKENS="+testAdminToken,
 		"USERVE_JWT_KEY="+strings.Repeat("k", 32))
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

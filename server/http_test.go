@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
 	"userve.dev/userve/test/mongofixture"
+	"userve.dev/userve/test/syncbuf"
 )
 
 func TestAuth(t *testing.T) {
@@ -228,26 +227,8 @@ func freeLoopback(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// syncBuffer collects log output from the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServer runs Server.Serve on a loopback listener with a JSON log.
-func startServer(t *testing.T, uri, database string) (base string, logs *syncBuffer, stop func() error) {
+func startServer(t *testing.T, uri, database string) (base string, logs *syncbuf.Buffer, stop func() error) {
 	t.Helper()
 	st, err := store.Connect(uri, database)
 	if err != nil {
@@ -258,19 +239,19 @@ func startServer(t *testing.T, uri, database string) (base string, logs *syncBuf
 }
 
 // serveStore is startServer over a given store.
-func serveStore(t *testing.T, st *store.Store) (base string, logs *syncBuffer, stop func() error) {
+func serveStore(t *testing.T, st *store.Store) (base string, logs *syncbuf.Buffer, stop func() error) {
 	t.Helper()
 	return serveStoreWith(t, st, server.Options{})
 }
 
 // serveStoreWith is serveStore with options (its logger is replaced).
-func serveStoreWith(t *testing.T, st *store.Store, opts server.Options) (base string, logs *syncBuffer, stop func() error) {
+func serveStoreWith(t *testing.T, st *store.Store, opts server.Options) (base string, logs *syncbuf.Buffer, stop func() error) {
 	t.Helper()
 	us := &v1alpha1.UserService{Spec: testSpec()}
 	us.Name = "acme"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, Database: st.Database(), AdminTokens: []config.AdminToken{{Name: "admin-1", Token: adminToken}}}
-	logs = &syncBuffer{}
+	logs = &syncbuf.Buffer{}
 	opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	s := server.New(cfg, st, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"userve.dev/userve/test/mongofixture"
+	"userve.dev/userve/test/syncbuf"
 )
 
 // testAdminToken is as long as the tokens the operator generates.
@@ -116,23 +116,6 @@ func TestServeBadConfigIsOneLine(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestServeRunsAndStops runs `userve serve` in-process against a private
 // FerretDB, serves the seed's list query, and exits 0 on cancellation.
 func TestServeRunsAndStops(t *testing.T) {
@@ -153,7 +136,7 @@ func TestServeRunsAndStops(t *testing.T) {
 	profile := filepath.Join(t.TempDir(), "cpu.pprof")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"--config", writeManifest(t, serveManifest), "--listen", addr, "--metrics-listen", metricsAddr, "--cpu-profile", profile}, envOf(env), &stdout, &stderr)
@@ -233,7 +216,7 @@ func TestServeWarnsOfLogDelivery(t *testing.T) {
 		"USERVE_JWT_KEY": strings.Repeat("k", 32)}
 	run := func(manifest string) string {
 		ctx, cancel := context.WithCancel(context.Background())
-		var stdout, stderr lockedBuffer
+		var stdout, stderr syncbuf.Buffer
 		done := make(chan int, 1)
 		go func() {
 			// No metrics listener: the default :9090 may be taken on a shared machine.

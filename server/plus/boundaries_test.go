@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"userve.dev/userve/server/wechat/wechattest"
+	"userve.dev/userve/test/syncbuf"
 )
 
 // Issue 21, section 2: accounts cannot be locked out from one address,
@@ -200,7 +201,7 @@ func TestLookupsByContact(t *testing.T) {
 // (Before: GET /api/v2/users/13500000105 was logged as it came.)
 func TestAccessLogHasNoContacts(t *testing.T) {
 	tn := newTenant(t)
-	log := &lockedLog{}
+	log := &syncbuf.Buffer{}
 	tn.logOut = log
 	rp := tn.replica()
 	tn.accountWithThreeNames(rp, "logged", "logged@example.com", "13500000105", "right-password")

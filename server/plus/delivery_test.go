@@ -9,6 +9,7 @@ import (
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/verify/verifytest"
+	"userve.dev/userve/test/syncbuf"
 )
 
 func TestWebhookDeliversSignedCode(t *testing.T) {
@@ -85,7 +86,7 @@ func TestSMTPDeliversCode(t *testing.T) {
 // Log delivery only when chosen: spec.verification.logCodes. The code then
 // appears in the server log, and the server warned at start.
 func TestLogDeliveryOnlyWhenChosen(t *testing.T) {
-	var logs lockedLog
+	var logs syncbuf.Buffer
 	tn := newTenant(t)
 	tn.noOutbox = true
 	tn.logOut = &logs
@@ -101,7 +102,7 @@ func TestLogDeliveryOnlyWhenChosen(t *testing.T) {
 
 	quiet := newTenant(t)
 	quiet.noOutbox = true
-	var none lockedLog
+	var none syncbuf.Buffer
 	quiet.logOut = &none
 	rp = quiet.replica()
 	expectInvalid(t, rp.call("POST", "/api/v2/verifycodes/register", "", map[string]any{"email": "someone@example.com"}), "email")

@@ -14,6 +14,7 @@ import (
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/verify/verifytest"
 	"userve.dev/userve/server/wechat/wechattest"
+	"userve.dev/userve/test/syncbuf"
 )
 
 // sdkClientID is the SDK dialect's client ID in these tests.
@@ -82,7 +83,7 @@ func TestEgressGuardRefusesLoopbackCalls(t *testing.T) {
 	hook, relay, wx := newProbe(t), newProbe(t), newProbe(t)
 	tn := newTenant(t)
 	tn.noOutbox = true
-	logs := &lockedLog{}
+	logs := &syncbuf.Buffer{}
 	tn.logOut = logs
 	tn.egress = egress.New(egress.Options{})
 	tn.spec.Verification.SMS = &v1alpha1.SMSSpec{Webhook: &v1alpha1.WebhookSpec{

@@ -132,24 +132,6 @@ type tenant struct {
 	egress *egress.Guard
 }
 
-// lockedLog is a log sink servers write to concurrently.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func newTenant(t *testing.T) *tenant {
 	t.Helper()
 	return &tenant{

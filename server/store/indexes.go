@@ -70,12 +70,8 @@ func (s *Store) wantedIndexes() []IndexSpec {
 // then hold. With an IndexMemo that verified them within IndexRecheck, it
 // sends nothing.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	if !s.indexMemo.fresh(s.indexKey, true, s.now()) {
-		if err := s.ensureIndexes(ctx, s.wantedIndexes(), true); err != nil {
-			s.indexMemo.failed()
-			return err
-		}
-		s.indexMemo.verified(s.indexKey, true, s.now())
+	if err := s.ensureIndexesUnlessRemembered(ctx, true); err != nil {
+		return err
 	}
 	s.constrained.Store(true)
 	s.indexed.Store(true)
@@ -89,20 +85,35 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 // activation waits for this one only (the unique indexes are on 4 of its
 // 18 collections) and leaves the rest to its server's start-up duties.
 func (s *Store) EnsureUniqueIndexes(ctx context.Context) error {
-	if !s.indexMemo.fresh(s.indexKey, false, s.now()) {
+	if err := s.ensureIndexesUnlessRemembered(ctx, false); err != nil {
+		return err
+	}
+	s.constrained.Store(true)
+	return nil
+}
+
+// ensureIndexesUnlessRemembered checks every index (all) or the unique
+// ones, unless the IndexMemo verified them within IndexRecheck, and
+// records the outcome in the memo.
+func (s *Store) ensureIndexesUnlessRemembered(ctx context.Context, all bool) error {
+	if s.indexMemo.fresh(s.indexKey, all, s.now()) {
+		return nil
+	}
+	specs := s.wantedIndexes()
+	if !all {
 		var unique []IndexSpec
-		for _, sp := range s.wantedIndexes() {
+		for _, sp := range specs {
 			if sp.Unique {
 				unique = append(unique, sp)
 			}
 		}
-		if err := s.ensureIndexes(ctx, unique, false); err != nil {
-			s.indexMemo.failed()
-			return err
-		}
-		s.indexMemo.verified(s.indexKey, false, s.now())
+		specs = unique
 	}
-	s.constrained.Store(true)
+	if err := s.ensureIndexes(ctx, specs, all); err != nil {
+		s.indexMemo.failed()
+		return err
+	}
+	s.indexMemo.verified(s.indexKey, all, s.now())
 	return nil
 }
 

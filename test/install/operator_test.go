@@ -1,7 +1,6 @@
 package install
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers/tenantdb"
 	"userve.dev/userve/test/mongofixture"
+	"userve.dev/userve/test/syncbuf"
 	"userve.dev/userve/test/testbin"
 )
 
@@ -187,7 +187,7 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 
 type operator struct {
 	exited chan struct{} // closed when the process has ended
-	log    *syncBuffer
+	log    *syncbuf.Buffer
 	ports  map[string]string // port name -> 127.0.0.1:port
 }
 
@@ -202,7 +202,7 @@ func startOperator(t *testing.T, d *appsv1.Deployment, namespace string) *operat
 	}
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
-	op := &operator{log: &syncBuffer{}, ports: map[string]string{"metrics": freeAddr(t), "health": freeAddr(t)}}
+	op := &operator{log: &syncbuf.Buffer{}, ports: map[string]string{"metrics": freeAddr(t), "health": freeAddr(t)}}
 	var args []string
 	for _, a := range c.Args {
 		switch {
@@ -343,22 +343,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
