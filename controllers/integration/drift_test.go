@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -118,7 +117,7 @@ func TestDeletedCredentialsAreRegenerated(t *testing.T) {
 	// still in flight would re-create the Secret from what it read before
 	// the deletion (the same key, which is harmless but not this test).
 	waitCondition(t, us, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "")
-	time.Sleep(time.Second)
+	waitIdle(t)
 	first := podHash(deployment(t, us))
 	creds := &corev1.Secret{}
 	if err := get(t, creds, us.Namespace, "acme-credentials"); err != nil {

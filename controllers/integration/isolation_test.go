@@ -176,8 +176,10 @@ func TestRotationAnnotationChangesThePassword(t *testing.T) {
 	})
 	waitEvent(t, us, "CredentialsRotated", controllers.DatabaseUserName(us))
 
-	// The same value again is done: no second rotation.
-	time.Sleep(1500 * time.Millisecond)
+	// The same value again is done: a reconcile of a later generation,
+	// which reads the same annotation, rotates nothing.
+	update(t, us, func(u *v1alpha1.UserService) { u.Spec.Replicas = ptr(int32(2)) })
+	waitCondition(t, us, v1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, "")
 	if now := credentialsURI(t, us); now != after {
 		t.Error("a handled rotation value rotated again")
 	}
@@ -376,8 +378,9 @@ func TestDeleteWaitsForThePodsBeforeDropping(t *testing.T) {
 		}
 		return nil
 	})
+	// The reconcile that reported the wait had seen the pod: the database
+	// and the tenant must still be there.
 	waitCondition(t, us, v1alpha1.ConditionReady, metav1.ConditionFalse, controllers.ReasonWaitingForPodsToStop)
-	time.Sleep(2 * time.Second)
 	if !databaseExists(t, mongofixture.Client(t), database) {
 		t.Fatal("the database was dropped while a pod was left")
 	}

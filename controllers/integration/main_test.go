@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	dto "github.com/prometheus/client_model/go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -31,6 +33,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	"userve.dev/userve/api/v1alpha1"
@@ -201,6 +204,33 @@ func eventually(t *testing.T, what string, f func() error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitIdle waits until no reconcile of the operator's is queued or running
+// on three reads in a row: the reconciles that earlier writes triggered
+// have all run.
+func waitIdle(t *testing.T) {
+	t.Helper()
+	idleReads := 0
+	eventually(t, "the operator idle", func() error {
+		families, err := ctrlmetrics.Registry.Gather()
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(families, func(f *dto.MetricFamily) bool { return f.GetName() == "workqueue_depth" }) {
+			t.Fatal("the operator's registry has no workqueue_depth")
+		}
+		queued := sumMetric(families, "workqueue_depth", nil)
+		running := sumMetric(families, "controller_runtime_active_workers", nil)
+		if queued+running > 0 {
+			idleReads = 0
+			return fmt.Errorf("%v reconciles queued, %v running", queued, running)
+		}
+		if idleReads++; idleReads < 3 {
+			return fmt.Errorf("idle on %d reads", idleReads)
+		}
+		return nil
+	})
 }
 
 func get(t *testing.T, obj client.Object, ns, name string) error {

@@ -19,10 +19,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"userve.dev/userve/api/v1alpha1"
 	"userve.dev/userve/controllers"
+	"userve.dev/userve/controllers/render"
 )
 
 func TestTenantsOutsideTheWatchedNamespacesAreLeftAlone(t *testing.T) {
@@ -31,10 +33,16 @@ func TestTenantsOutsideTheWatchedNamespacesAreLeftAlone(t *testing.T) {
 	if err := k8s.Create(context.Background(), us); err != nil {
 		t.Fatal(err)
 	}
-	// A watched tenant created after it is converged well within this time.
+	// The operator's cache does not hold the namespace at all, so no event
+	// of the tenant there reaches a reconciler.
+	if err := mgr.GetCache().Get(context.Background(), client.ObjectKeyFromObject(us), &v1alpha1.UserService{}); err == nil {
+		t.Error("the operator's cache reads a tenant outside --watch-namespaces")
+	}
+	// A watched tenant created after it converges, and the operator then
+	// has nothing left to do.
 	watched := newTenant(t)
 	waitCondition(t, watched, v1alpha1.ConditionProgressing, metav1.ConditionTrue, "")
-	time.Sleep(time.Second)
+	waitIdle(t)
 	got := tenant(t, us)
 	if len(got.Finalizers) != 0 || got.Status.Phase != "" {
 		t.Errorf("a tenant outside --watch-namespaces was reconciled: finalizers %v status %+v", got.Finalizers, got.Status)
@@ -75,8 +83,12 @@ func TestCacheHoldsOnlyTheOperatorsObjects(t *testing.T) {
 	if err := cached.Get(ctx, types.NamespacedName{Namespace: us.Namespace, Name: "acme-credentials"}, &creds); err != nil {
 		t.Errorf("credentials Secret not cached: %v", err)
 	}
-	// Give the informers time to see the foreign objects, had they matched.
-	time.Sleep(500 * time.Millisecond)
+	// Touch an object of each kind that the cache holds after the foreign
+	// ones were made: once the cache has the touch, its watch has passed
+	// the foreign objects too, and would have delivered them had they
+	// matched.
+	touchedSeen(t, &corev1.ConfigMap{}, us.Namespace, render.ConfigMapName(us))
+	touchedSeen(t, &corev1.Secret{}, us.Namespace, "acme-credentials")
 	if err := cached.Get(ctx, types.NamespacedName{Namespace: us.Namespace, Name: "foreign"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a ConfigMap the operator does not own is cached (err %v)", err)
 	}
@@ -321,4 +333,30 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// touchedSeen annotates the live object and waits until the operator's
+// cache holds that version of it.
+func touchedSeen(t *testing.T, obj client.Object, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	patch := []byte(`{"metadata":{"annotations":{"test.userve.dev/touched":"` + strconv.FormatInt(time.Now().UnixNano(), 10) + `"}}}`)
+	obj.SetNamespace(ns)
+	obj.SetName(name)
+	if err := k8s.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
+	// etcd's resourceVersions are ordered integers; the cache may already
+	// hold a later write of the operator's.
+	want, _ := strconv.ParseInt(obj.GetResourceVersion(), 10, 64)
+	cached := obj.DeepCopyObject().(client.Object)
+	eventually(t, "the cache has the touched "+name, func() error {
+		if err := mgr.GetCache().Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, cached); err != nil {
+			return err
+		}
+		if got, _ := strconv.ParseInt(cached.GetResourceVersion(), 10, 64); got < want {
+			return fmt.Errorf("resourceVersion %d, want %d or later", got, want)
+		}
+		return nil
+	})
 }
