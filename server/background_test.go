@@ -86,7 +86,7 @@ func TestStartSweepsTheLedgerPeriodically(t *testing.T) {
 	if !errors.Is(err, crash) {
 		t.Fatalf("Adjust under a crash: %v", err)
 	}
-	clock.Add(store.LedgerLease + time.Second) // the dead holder's lease ends
+	clock.Add(store.DefaultLedgerLease + time.Second) // the dead holder's lease ends
 	deadline := time.Now().Add(30 * time.Second)
 	for ledgerState(t, st, id) != store.StateCompleted {
 		if time.Now().After(deadline) {

@@ -47,7 +47,7 @@ func TestImportBalancesAfterACrashInTheBulkPath(t *testing.T) {
 			t.Fatalf("entry %d is %s after the crash, want pending", en.ID, en.State)
 		}
 	}
-	e.clock.now = e.clock.now.Add(store.LedgerLease + time.Second)
+	e.clock.now = e.clock.now.Add(store.DefaultLedgerLease + time.Second)
 	for replay := 0; replay < 2; replay++ {
 		a := e.importBatch("format=thinksns", []byte(b.String()))
 		if a.Skipped != 6 || a.Errors != 0 {
@@ -98,7 +98,7 @@ func TestImportBalancesUnderConcurrentReplays(t *testing.T) {
 			t.Errorf("a concurrent batch answered %d", st)
 		}
 	}
-	e.clock.now = e.clock.now.Add(store.LedgerLease + time.Second)
+	e.clock.now = e.clock.now.Add(store.DefaultLedgerLease + time.Second)
 	if a := e.importBatch("format=thinksns", body); a.Errors != 0 || a.Created+a.Skipped != 40 {
 		t.Fatalf("final replay: %v", a.statuses())
 	}

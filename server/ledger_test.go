@@ -35,7 +35,7 @@ func TestStartFinishesStalledLedgerEntries(t *testing.T) {
 		t.Fatalf("entry after the crash is %q, want pending", state)
 	}
 	// The crashed process's lease has run out by the time a new one starts.
-	e.clock.now = e.clock.now.Add(store.LedgerLease + time.Second)
+	e.clock.now = e.clock.now.Add(store.DefaultLedgerLease + time.Second)
 
 	base, logs, stop := serveStore(t, e.store)
 	waitReady(t, base, 30*time.Second)

@@ -25,9 +25,7 @@ func TestWalletsUnderConcurrency(t *testing.T) {
 	// under this load) is finished by the client's retry with the same key
 	// once the lease has run out, as in production.
 	tn.clock.real = true
-	oldLease := store.LedgerLease
-	store.LedgerLease = 2 * time.Second
-	t.Cleanup(func() { store.LedgerLease = oldLease })
+	tn.ledgerLease = 2 * time.Second
 	replicas := []*replica{tn.replica(), tn.replica()}
 	// 32 workers keep 32 to 64 requests in flight (every second op is
 	// sent twice at once). With 64 a starved machine took over five
@@ -140,7 +138,7 @@ func TestWalletsUnderConcurrency(t *testing.T) {
 		workers, opsPerWorker, elapsed.Round(time.Millisecond), created.Load(), replays.Load(), refused.Load(), retried409.Load(), retriedFailures.Load())
 
 	// Nothing is left half-done, and the books balance.
-	time.Sleep(store.LedgerLease + time.Second)
+	time.Sleep(tn.ledgerLease + time.Second)
 	if _, err := replicas[1].store.RecoverLedger(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}

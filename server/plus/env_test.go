@@ -26,11 +26,11 @@ import (
 	"userve.dev/userve/test/mongofixture"
 )
 
-func TestMain(m *testing.M) {
-	// A retry waits this long for a live holder of its idempotency key.
-	store.SettleWait = 300 * time.Millisecond
-	os.Exit(mongofixture.Run(m))
-}
+func TestMain(m *testing.M) { os.Exit(mongofixture.Run(m)) }
+
+// settleWait is how long the replicas' retries wait for a live holder of
+// their idempotency key (store.WithSettleWait).
+const settleWait = 300 * time.Millisecond
 
 const (
 	adminToken = "admin-token-for-plus-tests-0123456789"
@@ -130,6 +130,8 @@ type tenant struct {
 	events server.EventsOptions
 	// egress guards the replicas' outbound calls (server.Options.Egress).
 	egress *egress.Guard
+	// ledgerLease is the replicas' store.WithLedgerLease; zero: the default.
+	ledgerLease time.Duration
 }
 
 func newTenant(t *testing.T) *tenant {
@@ -169,7 +171,11 @@ func (tn *tenant) replica() *replica {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := store.Open(ctx, tn.uri, tn.db, store.WithClock(tn.clock.Now))
+	storeOpts := []store.Option{store.WithClock(tn.clock.Now), store.WithSettleWait(settleWait)}
+	if tn.ledgerLease > 0 {
+		storeOpts = append(storeOpts, store.WithLedgerLease(tn.ledgerLease))
+	}
+	st, err := store.Open(ctx, tn.uri, tn.db, storeOpts...)
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}

@@ -237,7 +237,7 @@ func TestTransferCrashBetweenHalvesRecovers(t *testing.T) {
 			r = other.call("POST", "/api/v2/plus-pay/transfer", at, map[string]any{"user": b, "amount": 10}, "Idempotency-Key: "+key)
 			expect(t, r, http.StatusConflict)
 
-			tn.clock.Add(store.LedgerLease + time.Second)
+			tn.clock.Add(store.DefaultLedgerLease + time.Second)
 			if stage == "debited" {
 				// The retry finishes it.
 				r = expect(t, other.call("POST", "/api/v2/plus-pay/transfer", at, map[string]any{"user": b, "amount": 10}, "Idempotency-Key: "+key), http.StatusCreated)
@@ -270,7 +270,7 @@ func TestTransferCrashBetweenHalvesRecovers(t *testing.T) {
 	})
 	expect(t, rp.call("POST", "/api/v2/plus-pay/transfer", at, map[string]any{"user": b, "amount": 5}, expectInjected500), http.StatusInternalServerError)
 	store.SetLedgerFault(nil)
-	tn.clock.Add(store.LedgerLease + time.Second)
+	tn.clock.Add(store.DefaultLedgerLease + time.Second)
 	n, err := other.store.RecoverLedger(context.Background(), 0)
 	if err != nil || n != 1 {
 		t.Fatalf("RecoverLedger = %d, %v", n, err)

@@ -157,7 +157,7 @@ func (s *Store) insertPendingEntries(ctx context.Context, all []*LedgerEntry, ow
 	docs := make([]any, len(all))
 	for k, e := range all {
 		e.State, e.Nonce = StatePending, randomToken()
-		e.LeaseOwner, e.LeaseUntil = randomToken(), now.Add(LedgerLease)
+		e.LeaseOwner, e.LeaseUntil = randomToken(), now.Add(s.ledgerLease)
 		e.Created, e.Updated = now, now
 		docs[k] = e
 	}

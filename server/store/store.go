@@ -97,6 +97,9 @@ type Store struct {
 	events       map[v1alpha1.EventType]bool // subscribed event types (events.go)
 	eventsNotify atomic.Pointer[func()]
 
+	ledgerLease time.Duration // WithLedgerLease
+	settleWait  time.Duration // WithSettleWait
+
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.
 	now func() time.Time
@@ -123,6 +126,14 @@ func WithMonitors(commands *event.CommandMonitor, connections *event.PoolMonitor
 // WithOpTimeout bounds each operation.
 func WithOpTimeout(d time.Duration) Option { return func(s *Store) { s.opTimeout = d } }
 
+// WithLedgerLease sets how long one actor holds a ledger entry before
+// another may finish it (DefaultLedgerLease).
+func WithLedgerLease(d time.Duration) Option { return func(s *Store) { s.ledgerLease = d } }
+
+// WithSettleWait sets how long a retry waits for the live holder of its
+// ledger entry before answering ErrInProgress (DefaultSettleWait).
+func WithSettleWait(d time.Duration) Option { return func(s *Store) { s.settleWait = d } }
+
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
@@ -146,7 +157,8 @@ func Connect(uri, database string, opts ...Option) (*Store, error) {
 	if database == "" {
 		return nil, errors.New("store: empty database name")
 	}
-	s := &Store{log: slog.Default(), opTimeout: DefaultOpTimeout, now: time.Now, exportSlots: make(chan struct{}, maxExports)}
+	s := &Store{log: slog.Default(), opTimeout: DefaultOpTimeout, now: time.Now, exportSlots: make(chan struct{}, maxExports),
+		ledgerLease: DefaultLedgerLease, settleWait: DefaultSettleWait}
 	for _, o := range opts {
 		o(s)
 	}

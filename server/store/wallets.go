@@ -140,14 +140,14 @@ var (
 	ErrWalletBusy          = errors.New("wallet is too busy; retry shortly")
 )
 
-// LedgerLease is how long one actor works on an entry before others may
-// take over; processBudget is how long an actor tries.
-var (
-	LedgerLease   = 60 * time.Second
-	processBudget = 30 * time.Second
-	// SettleWait is how long a retry waits for a live holder to finish
-	// before answering ErrInProgress.
-	SettleWait = 5 * time.Second
+// DefaultLedgerLease is how long one actor works on an entry before others
+// may take over (WithLedgerLease); processBudget is how long an actor tries.
+const (
+	DefaultLedgerLease = 60 * time.Second
+	processBudget      = 30 * time.Second
+	// DefaultSettleWait is how long a retry waits for a live holder to
+	// finish before answering ErrInProgress (WithSettleWait).
+	DefaultSettleWait = 5 * time.Second
 )
 
 // Wallet is a user's current balances (one version of the wallet).

@@ -22,7 +22,7 @@ import (
 // out, or by its live holder while this call waits a little.
 func (s *Store) settle(ctx context.Context, e *LedgerEntry) (*LedgerEntry, error) {
 	wait := 20 * time.Millisecond
-	deadline := time.Now().Add(SettleWait)
+	deadline := time.Now().Add(s.settleWait)
 	for {
 		if e.Final() {
 			return e, nil
@@ -66,7 +66,7 @@ func (s *Store) claim(ctx context.Context, id int64) (*LedgerEntry, error) {
 	err := decodeOne(s.col(ColLedger).FindOneAndUpdate(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "state", Value: bson.D{{Key: "$in", Value: unfinished}}},
 			{Key: "lease_until", Value: bson.D{{Key: "$lte", Value: now}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "lease_owner", Value: randomToken()}, {Key: "lease_until", Value: now.Add(LedgerLease)}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "lease_owner", Value: randomToken()}, {Key: "lease_until", Value: now.Add(s.ledgerLease)}}}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)), &e)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil

@@ -209,7 +209,7 @@ func (s *Store) submitEntry(ctx context.Context, e *LedgerEntry, prepare func(co
 		now := s.Now()
 		n := *e
 		n.ID, n.State, n.Nonce = id, StatePending, randomToken()
-		n.LeaseOwner, n.LeaseUntil = randomToken(), now.Add(LedgerLease)
+		n.LeaseOwner, n.LeaseUntil = randomToken(), now.Add(s.ledgerLease)
 		n.Created, n.Updated = now, now
 		err = s.insertEntry(ctx, &n)
 		if err == nil {
