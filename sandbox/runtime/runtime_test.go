@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -47,8 +48,9 @@ func TestMain(m *testing.M) {
 	os.Exit(kubefixture.Run(m, &env))
 }
 
-// fakeServer answers /readyz once FAKE_READY_FILE exists (when set),
-// /info with what it was started with, and exits on SIGTERM.
+// fakeServer answers /readyz once FAKE_READY_FILE exists (when set; each
+// refusal before that adds a line to FAKE_READY_FILE.refused), /info with
+// what it was started with, and exits on SIGTERM.
 func fakeServer(args []string) int {
 	var configPath, listen, metricsListen string
 	for i := 0; i+1 < len(args); i++ {
@@ -87,6 +89,10 @@ func fakeServer(args []string) int {
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if f := os.Getenv("FAKE_READY_FILE"); f != "" {
 			if _, err := os.Stat(f); err != nil {
+				if refused, err := os.OpenFile(f+".refused", os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+					fmt.Fprintln(refused, "not ready")
+					refused.Close()
+				}
 				http.Error(w, "not ready", http.StatusServiceUnavailable)
 				return
 			}
@@ -519,17 +525,23 @@ func TestUnreadyReplicaBlocksTheRolloutAndKeepsTheOldOne(t *testing.T) {
 	c.Env = append(c.Env, corev1.EnvVar{Name: "FAKE_READY_FILE", Value: "/tmp/ready"})
 	h.must(h.c.Patch(context.Background(), d, client.MergeFrom(base)))
 
+	rolling := func(st appsv1.DeploymentStatus) bool {
+		return st.ReadyReplicas == 1 && st.UpdatedReplicas == 1 && st.Replicas == 2
+	}
 	h.eventually("a second, unready replica", func() (bool, string) {
-		st := h.tenantState("gate")
-		return len(st.Pods) == 2, fmt.Sprintf("%+v", st.Pods)
+		st := h.deployment("gate").Status
+		return len(h.tenantState("gate").Pods) == 2 && rolling(st), fmt.Sprintf("%+v", st)
 	})
-	time.Sleep(1500 * time.Millisecond)
-	st := h.deployment("gate").Status
-	if st.ReadyReplicas != 1 || st.UpdatedReplicas != 1 || st.Replicas != 2 || !processAlive(old.Pid) {
+	// The container's /tmp is the pod's emptyDir, here in the pod directory.
+	tmp := filepath.Join(h.dir, h.ns, "gate-1", "volumes", "tmp")
+	h.eventually("the new replica refuses three readiness probes", func() (bool, string) {
+		b, _ := os.ReadFile(filepath.Join(tmp, "ready.refused"))
+		return bytes.Count(b, []byte("\n")) >= 3, string(b)
+	})
+	if st := h.deployment("gate").Status; !rolling(st) || !processAlive(old.Pid) {
 		t.Fatalf("while the new replica is unready: %+v (old alive: %v)", st, processAlive(old.Pid))
 	}
-	// The container's /tmp is the pod's emptyDir, here in the pod directory.
-	h.must(os.WriteFile(filepath.Join(h.dir, h.ns, "gate-1", "volumes", "tmp", "ready"), nil, 0o644))
+	h.must(os.WriteFile(filepath.Join(tmp, "ready"), nil, 0o644))
 	h.rolledOut("gate", 1)
 	h.eventually("old replica stopped", func() (bool, string) { return !processAlive(old.Pid), "" })
 }
