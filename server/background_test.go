@@ -13,6 +13,7 @@ import (
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/store/storetest"
 	"userve.dev/userve/test/mongofixture"
 )
 
@@ -45,7 +46,8 @@ func TestStartSweepsTheLedgerPeriodically(t *testing.T) {
 	db := mongofixture.NewDatabase(t).Name()
 	clock := &lockedClock{now: time.Unix(1_600_000_000, 0)}
 	ctx := context.Background()
-	st, err := store.Open(ctx, mongofixture.URI(t), db, store.WithClock(clock.Now))
+	var crash storetest.Crash
+	st, err := store.Open(ctx, mongofixture.URI(t), db, store.WithClock(clock.Now), store.WithLedgerFault(crash.Fault))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,17 +75,10 @@ func TestStartSweepsTheLedgerPeriodically(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := p.ID
-	crash := errors.New("simulated crash")
-	store.SetLedgerFault(func(stage string) error {
-		if stage == "adjusted" {
-			return crash
-		}
-		return nil
-	})
-	t.Cleanup(func() { store.SetLedgerFault(nil) })
+	crash.At("adjusted")
 	_, _, err = st.Adjust(ctx, store.AdjustRequest{UserID: id, Account: store.AccountWallet, Amount: 50, Key: "crashed"})
-	store.SetLedgerFault(nil)
-	if !errors.Is(err, crash) {
+	crash.At("")
+	if !errors.Is(err, storetest.ErrCrash) {
 		t.Fatalf("Adjust under a crash: %v", err)
 	}
 	clock.Add(store.DefaultLedgerLease + time.Second) // the dead holder's lease ends

@@ -18,6 +18,7 @@ import (
 	"userve.dev/userve/server"
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/store/storetest"
 	"userve.dev/userve/test/mongofixture"
 )
 
@@ -41,6 +42,8 @@ type env struct {
 	// server is the server under test, for the tests of its background
 	// work (Start).
 	server *server.Server
+	// crash, when armed, stops the store's ledger steps half-way.
+	crash *storetest.Crash
 }
 
 type fakeClock struct{ now time.Time }
@@ -86,7 +89,8 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, uri, database, store.WithClock(clock.Now), store.WithCustomFieldIndexes(names...))
+	crash := &storetest.Crash{}
+	st, err := store.Open(ctx, uri, database, store.WithClock(clock.Now), store.WithCustomFieldIndexes(names...), store.WithLedgerFault(crash.Fault))
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
@@ -106,7 +110,7 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 	t.Cleanup(srv.Close)
 	metrics := httptest.NewServer(s.MetricsHandler())
 	t.Cleanup(metrics.Close)
-	return &env{t: t, srv: srv, store: st, clock: clock, handler: s.Handler(), metrics: metrics, server: s}
+	return &env{t: t, srv: srv, store: st, clock: clock, handler: s.Handler(), metrics: metrics, server: s, crash: crash}
 }
 
 // scrape is the Prometheus text of the server's metrics listener.

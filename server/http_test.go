@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -247,13 +248,25 @@ func serveStore(t *testing.T, st *store.Store) (base string, logs *syncbuf.Buffe
 // serveStoreWith is serveStore with options (its logger is replaced).
 func serveStoreWith(t *testing.T, st *store.Store, opts server.Options) (base string, logs *syncbuf.Buffer, stop func() error) {
 	t.Helper()
+	s, logs := newLoggedServer(st, opts)
+	base, stop = serve(t, s)
+	return base, logs, stop
+}
+
+// newLoggedServer builds tenant acme's server over st, logging JSON to logs.
+func newLoggedServer(st *store.Store, opts server.Options) (s *server.Server, logs *syncbuf.Buffer) {
 	us := &v1alpha1.UserService{Spec: testSpec()}
 	us.Name = "acme"
 	v1alpha1.SetDefaults(us)
 	cfg := &config.Config{Service: us, Database: st.Database(), AdminTokens: []config.AdminToken{{Name: "admin-1", Token: adminToken}}}
 	logs = &syncbuf.Buffer{}
 	opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
-	s := server.New(cfg, st, opts)
+	return server.New(cfg, st, opts), logs
+}
+
+// serve runs s.Serve on a loopback listener until stop.
+func serve(t *testing.T, s *server.Server) (base string, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +285,7 @@ func serveStoreWith(t *testing.T, st *store.Store, opts server.Options) (base st
 		}
 	}
 	t.Cleanup(func() { cancel() })
-	return "http://" + ln.Addr().String(), logs, stop
+	return "http://" + ln.Addr().String(), stop
 }
 
 // waitReady polls /readyz until it answers 200.
@@ -295,13 +308,19 @@ func waitReady(t *testing.T, base string, within time.Duration) {
 }
 
 func TestAccessLogAndGracefulShutdown(t *testing.T) {
-	db := mongofixture.NewDatabase(t)
-	base, logs, stop := startServer(t, mongofixture.URI(t), db.Name())
+	st, err := store.Connect(mongofixture.URI(t), mongofixture.NewDatabase(t).Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	s, logs := newLoggedServer(st, server.Options{})
+	base, stop := serve(t, s)
 	waitReady(t, base, 30*time.Second)
+	addr := strings.TrimPrefix(base, "http://")
 
 	// An in-flight request: headers sent, body still coming when the
 	// shutdown starts. It must still be answered.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,10 +332,18 @@ func TestAccessLogAndGracefulShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // the server is now reading the body
+	waitFor(t, "the server reading the request's body", func() bool {
+		return strings.Contains(scrape(t, s), "userve_http_requests_in_flight 1\n")
+	})
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
-	time.Sleep(300 * time.Millisecond) // shutdown has begun
+	waitFor(t, "the shutdown to close the listener", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
 	if _, err := io.WriteString(conn, body[5:]); err != nil {
 		t.Fatal(err)
 	}
@@ -359,4 +386,22 @@ func TestResponsesKeepHTMLCharacters(t *testing.T) {
 	if !strings.Contains(string(r.raw), `"avatar":"https://x.io/a.jpg?w=1&h=2"`) || !strings.Contains(string(r.raw), `"nickname":"<b>"`) {
 		t.Fatalf("escaped output: %s", r.raw)
 	}
+}
+
+// waitFor polls cond until it holds, failing the test after 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// scrape reads s's metrics as Prometheus text.
+func scrape(t *testing.T, s *server.Server) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -24,17 +23,10 @@ func TestImportBalancesAfterACrashInTheBulkPath(t *testing.T) {
 	for i := 1; i <= 6; i++ {
 		fmt.Fprintf(&b, `{"id": %d, "name": "saver_%d", "new_wallet_balance": %d, "currency_sum": %d}`+"\n", i, i, 100*i, i)
 	}
-	crash := errors.New("simulated crash")
-	store.SetLedgerFault(func(stage string) error {
-		if stage == "adjusted" {
-			return crash
-		}
-		return nil
-	})
-	t.Cleanup(func() { store.SetLedgerFault(nil) })
+	e.crash.At("adjusted")
 	r := e.doAuth("POST", "/userve/v1/import/users/?format=thinksns", []byte(b.String()), "Bearer "+adminToken,
 		conformance.ExpectUndocumented+": 500") // the injected crash
-	store.SetLedgerFault(nil)
+	e.crash.At("")
 	if r.status == http.StatusOK {
 		t.Fatalf("the crashed batch answered 200: %s", r.raw)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/store/storetest"
 	"userve.dev/userve/test/mongofixture"
 )
 
@@ -18,17 +19,10 @@ func TestStartFinishesStalledLedgerEntries(t *testing.T) {
 	id := e.createUser(map[string]any{"nickname": "saver"})
 	ctx := context.Background()
 
-	crash := errors.New("simulated crash")
-	store.SetLedgerFault(func(stage string) error {
-		if stage == "adjusted" {
-			return crash
-		}
-		return nil
-	})
-	t.Cleanup(func() { store.SetLedgerFault(nil) })
+	e.crash.At("adjusted")
 	_, _, err := e.store.Adjust(ctx, store.AdjustRequest{UserID: id, Account: store.AccountWallet, Amount: 50, Key: "crashed"})
-	store.SetLedgerFault(nil)
-	if !errors.Is(err, crash) {
+	e.crash.At("")
+	if !errors.Is(err, storetest.ErrCrash) {
 		t.Fatalf("Adjust under a crash: %v", err)
 	}
 	if state := ledgerState(t, e.store, id); state != store.StatePending {

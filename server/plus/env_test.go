@@ -22,6 +22,7 @@ import (
 	"userve.dev/userve/server/config"
 	"userve.dev/userve/server/plus"
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/store/storetest"
 	"userve.dev/userve/server/verify"
 	"userve.dev/userve/test/mongofixture"
 )
@@ -132,6 +133,8 @@ type tenant struct {
 	egress *egress.Guard
 	// ledgerLease is the replicas' store.WithLedgerLease; zero: the default.
 	ledgerLease time.Duration
+	// crash, when armed, stops the replicas' ledger steps half-way.
+	crash storetest.Crash
 }
 
 func newTenant(t *testing.T) *tenant {
@@ -171,7 +174,7 @@ func (tn *tenant) replica() *replica {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	storeOpts := []store.Option{store.WithClock(tn.clock.Now), store.WithSettleWait(settleWait)}
+	storeOpts := []store.Option{store.WithClock(tn.clock.Now), store.WithSettleWait(settleWait), store.WithLedgerFault(tn.crash.Fault)}
 	if tn.ledgerLease > 0 {
 		storeOpts = append(storeOpts, store.WithLedgerLease(tn.ledgerLease))
 	}

@@ -2,7 +2,6 @@ package plus_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -201,8 +200,6 @@ func TestTransferAndOrders(t *testing.T) {
 	expectInvalid(t, transfer(at, map[string]any{"user": b, "amount": 1}, ""), "user")
 }
 
-var errCrash = errors.New("simulated crash")
-
 // A process dying between the debit and the credit of a transfer: the
 // entry stays half-done; whoever comes by after its lease finishes it, and
 // a retry with the same key finds it finished, never debits twice.
@@ -216,15 +213,10 @@ func TestTransferCrashBetweenHalvesRecovers(t *testing.T) {
 
 	for _, stage := range []string{"debited", "credited"} {
 		t.Run(stage, func(t *testing.T) {
-			store.SetLedgerFault(func(s string) error {
-				if s == stage {
-					return errCrash
-				}
-				return nil
-			})
+			tn.crash.At(stage)
 			key := "crash-" + stage
 			r := rp.call("POST", "/api/v2/plus-pay/transfer", at, map[string]any{"user": b, "amount": 10}, "Idempotency-Key: "+key, expectInjected500)
-			store.SetLedgerFault(nil)
+			tn.crash.At("")
 			expect(t, r, http.StatusInternalServerError)
 
 			// Half-way: a's money left, b's has (maybe) not arrived.
@@ -262,14 +254,9 @@ func TestTransferCrashBetweenHalvesRecovers(t *testing.T) {
 	checkInvariants(t, rp, []int64{a, b})
 
 	// The startup sweep finishes a crashed transfer nobody asks about.
-	store.SetLedgerFault(func(s string) error {
-		if s == "debited" {
-			return errCrash
-		}
-		return nil
-	})
+	tn.crash.At("debited")
 	expect(t, rp.call("POST", "/api/v2/plus-pay/transfer", at, map[string]any{"user": b, "amount": 5}, expectInjected500), http.StatusInternalServerError)
-	store.SetLedgerFault(nil)
+	tn.crash.At("")
 	tn.clock.Add(store.DefaultLedgerLease + time.Second)
 	n, err := other.store.RecoverLedger(context.Background(), 0)
 	if err != nil || n != 1 {

@@ -128,7 +128,7 @@ func (s *Store) bulkOpeningBalances(ctx context.Context, users []ImportUser, res
 	if err := s.insertOpeningWallets(ctx, bulk); err != nil {
 		return err
 	}
-	if err := fault("adjusted"); err != nil {
+	if err := s.fault("adjusted"); err != nil {
 		return err
 	}
 	return s.forEach(ctx, len(bulk), func(k int) error {

@@ -97,8 +97,9 @@ type Store struct {
 	events       map[v1alpha1.EventType]bool // subscribed event types (events.go)
 	eventsNotify atomic.Pointer[func()]
 
-	ledgerLease time.Duration // WithLedgerLease
-	settleWait  time.Duration // WithSettleWait
+	ledgerLease time.Duration            // WithLedgerLease
+	settleWait  time.Duration            // WithSettleWait
+	ledgerFault func(stage string) error // WithLedgerFault
 
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.
@@ -133,6 +134,14 @@ func WithLedgerLease(d time.Duration) Option { return func(s *Store) { s.ledgerL
 // WithSettleWait sets how long a retry waits for the live holder of its
 // ledger entry before answering ErrInProgress (DefaultSettleWait).
 func WithSettleWait(d time.Duration) Option { return func(s *Store) { s.settleWait = d } }
+
+// WithLedgerFault calls f at each stage of a ledger entry ("adjusted",
+// "debited", "credited", "refunded"), right after the wallet write and
+// before the entry records it; an error from f stops processing there, as a
+// crash would (tests).
+func WithLedgerFault(f func(stage string) error) Option {
+	return func(s *Store) { s.ledgerFault = f }
+}
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }

@@ -80,7 +80,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -275,24 +274,10 @@ func init() {
 	RegisterUserCleanup(deleteWallet)
 }
 
-// ledgerFault lets tests stop a step half-way, as a crash would.
-var ledgerFault atomic.Pointer[func(stage string) error]
-
-// SetLedgerFault installs f, called at each stage ("adjusted", "debited",
-// "credited", "refunded") right after the wallet write and before the entry
-// records it; an error from f stops processing there. For tests only; nil
-// removes it.
-func SetLedgerFault(f func(stage string) error) {
-	if f == nil {
-		ledgerFault.Store(nil)
-		return
-	}
-	ledgerFault.Store(&f)
-}
-
-func fault(stage string) error {
-	if f := ledgerFault.Load(); f != nil {
-		return (*f)(stage)
+// fault is the WithLedgerFault hook at a stage of a ledger entry.
+func (s *Store) fault(stage string) error {
+	if s.ledgerFault != nil {
+		return s.ledgerFault(stage)
 	}
 	return nil
 }

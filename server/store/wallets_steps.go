@@ -287,7 +287,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry, known *Wallet) (
 		case stepNoWallet:
 			return nil, s.dropEntry(ctx, e, ErrNotFound)
 		}
-		if err := fault("adjusted"); err != nil {
+		if err := s.fault("adjusted"); err != nil {
 			return nil, err
 		}
 		if err := s.setState(ctx, e, StateCompleted); err != nil {
@@ -305,7 +305,7 @@ func (s *Store) process(parent context.Context, e *LedgerEntry, known *Wallet) (
 		case stepNoWallet:
 			return nil, s.dropEntry(ctx, e, ErrNotFound)
 		}
-		if err := fault("debited"); err != nil {
+		if err := s.fault("debited"); err != nil {
 			return nil, err
 		}
 		if err := s.setState(ctx, e, StateDebited); err != nil {
@@ -340,11 +340,11 @@ func (s *Store) process(parent context.Context, e *LedgerEntry, known *Wallet) (
 			if _, err := s.applyStep(ctx, e.UserID, e.Account, e.Amount, stepName(e, "r"), false, -e.Amount, false, nil); err != nil {
 				return nil, err
 			}
-			if err := fault("refunded"); err != nil {
+			if err := s.fault("refunded"); err != nil {
 				return nil, err
 			}
 			next = StateRefunded
-		} else if err := fault("credited"); err != nil {
+		} else if err := s.fault("credited"); err != nil {
 			return nil, err
 		}
 		if err := s.setState(ctx, e, next); err != nil {

@@ -6,7 +6,9 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -58,4 +60,24 @@ func HoldExports(s *store.Store, n int) (release func() error) {
 		}
 		return first
 	}
+}
+
+// ErrCrash is what a Crash makes a ledger stage fail with.
+var ErrCrash = errors.New("simulated crash")
+
+// Crash stops a store's ledger processing at one stage while armed, as a
+// crash there would. Give its Fault to store.WithLedgerFault; the zero
+// value is disarmed.
+type Crash struct{ stage atomic.Pointer[string] }
+
+// At arms the crash at stage ("adjusted", "debited", "credited",
+// "refunded"); "" disarms it.
+func (c *Crash) At(stage string) { c.stage.Store(&stage) }
+
+// Fault is the hook for store.WithLedgerFault.
+func (c *Crash) Fault(stage string) error {
+	if at := c.stage.Load(); at != nil && *at == stage {
+		return ErrCrash
+	}
+	return nil
 }
