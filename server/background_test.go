@@ -47,7 +47,7 @@ func TestStartSweepsTheLedgerPeriodically(t *testing.T) {
 	clock := &lockedClock{now: time.Unix(1_600_000_000, 0)}
 	ctx := context.Background()
 	var crash storetest.Crash
-	st, err := store.Open(ctx, mongofixture.URI(t), db, store.WithClock(clock.Now), store.WithLedgerFault(crash.Fault))
+	st, err := store.Open(ctx, mongofixture.URI(t), db, store.WithClock(clock.Now), store.WithFault(crash.Fault))
 	if err != nil {
 		t.Fatal(err)
 	}

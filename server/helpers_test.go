@@ -90,7 +90,7 @@ func newEnvWith(t testing.TB, spec v1alpha1.UserServiceSpec, uri, database strin
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	crash := &storetest.Crash{}
-	st, err := store.Open(ctx, uri, database, store.WithClock(clock.Now), store.WithCustomFieldIndexes(names...), store.WithLedgerFault(crash.Fault))
+	st, err := store.Open(ctx, uri, database, store.WithClock(clock.Now), store.WithCustomFieldIndexes(names...), store.WithFault(crash.Fault))
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}

@@ -174,7 +174,7 @@ func (tn *tenant) replica() *replica {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	storeOpts := []store.Option{store.WithClock(tn.clock.Now), store.WithSettleWait(settleWait), store.WithLedgerFault(tn.crash.Fault)}
+	storeOpts := []store.Option{store.WithClock(tn.clock.Now), store.WithSettleWait(settleWait), store.WithFault(tn.crash.Fault)}
 	if tn.ledgerLease > 0 {
 		storeOpts = append(storeOpts, store.WithLedgerLease(tn.ledgerLease))
 	}

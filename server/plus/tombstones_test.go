@@ -1,7 +1,6 @@
 package plus_test
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -74,14 +73,7 @@ func TestNoTransfersToAUserBeingMerged(t *testing.T) {
 		senders[i] = tok
 		expect(t, rp.call("POST", "/userve/v1/wallet/transactions/", "", map[string]any{"user_id": id, "account": "new_wallet", "amount": 10}, admin), http.StatusCreated)
 	}
-	stop := errors.New("stopped for the test")
-	store.SetMergeFault(func(stage string) error {
-		if stage == "identities" {
-			return stop
-		}
-		return nil
-	})
-	t.Cleanup(func() { store.SetMergeFault(nil) })
+	tn.crash.At("identities")
 	body := map[string]any{"from": from, "into": into}
 	expect(t, rp.call("POST", "/userve/v1/user-merge/", adminToken, body, expectInjected500), http.StatusInternalServerError)
 	var wg sync.WaitGroup
@@ -103,7 +95,7 @@ func TestNoTransfersToAUserBeingMerged(t *testing.T) {
 			t.Fatalf("a transfer to a user being merged: %v", statuses)
 		}
 	}
-	store.SetMergeFault(nil)
+	tn.crash.At("")
 	expect(t, rp.call("POST", "/userve/v1/user-merge/", adminToken, body), http.StatusOK)
 	if w, err := rp.store.GetWallet(t.Context(), into); err != nil || w.NewWallet != 70 {
 		t.Fatalf("into: %+v %v", w, err)

@@ -31,7 +31,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -103,27 +102,6 @@ type MergePlan struct {
 	// city, province, country, language) with from's: a WeChat profile
 	// survives a merge into a phone account that had none.
 	Profile map[string]any `bson:"profile"`
-}
-
-// mergeFault lets tests stop a merge after a stage, as a crash would.
-var mergeFault atomic.Pointer[func(stage string) error]
-
-// SetMergeFault installs f, called after each stage ("from-unset",
-// "identities", "groups", "follows", "wallet", "deleted"); an error from f
-// stops the merge there. For tests only; nil removes it.
-func SetMergeFault(f func(stage string) error) {
-	if f == nil {
-		mergeFault.Store(nil)
-		return
-	}
-	mergeFault.Store(&f)
-}
-
-func mergeStage(stage string) error {
-	if f := mergeFault.Load(); f != nil {
-		return (*f)(stage)
-	}
-	return nil
 }
 
 // MergeKey is the default idempotency key of merging from into into.
@@ -337,7 +315,7 @@ func (s *Store) runMergeSteps(ctx context.Context, m *MergeRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := mergeStage("from-unset"); err != nil {
+	if err := s.fault("from-unset"); err != nil {
 		return err
 	}
 	set := bson.D{{Key: FieldUpdatedAt, Value: s.Now()}}
@@ -360,7 +338,7 @@ func (s *Store) runMergeSteps(ctx context.Context, m *MergeRecord) error {
 	if _, err := s.updateProfile(ctx, m.Into, bson.D{{Key: "$set", Value: set}}); err != nil {
 		return err
 	}
-	if err := mergeStage("identities"); err != nil {
+	if err := s.fault("identities"); err != nil {
 		return err
 	}
 	if len(p.Groups) > 0 {
@@ -368,13 +346,13 @@ func (s *Store) runMergeSteps(ctx context.Context, m *MergeRecord) error {
 			return err
 		}
 	}
-	if err := mergeStage("groups"); err != nil {
+	if err := s.fault("groups"); err != nil {
 		return err
 	}
 	if err := s.moveFollows(ctx, m.From, m.Into); err != nil {
 		return err
 	}
-	if err := mergeStage("follows"); err != nil {
+	if err := s.fault("follows"); err != nil {
 		return err
 	}
 	accounts := make([]string, 0, len(p.Balances))
@@ -393,13 +371,13 @@ func (s *Store) runMergeSteps(ctx context.Context, m *MergeRecord) error {
 	if err := s.setMergeTransfers(ctx, m, transfers); err != nil {
 		return err
 	}
-	if err := mergeStage("wallet"); err != nil {
+	if err := s.fault("wallet"); err != nil {
 		return err
 	}
 	if err := s.DeleteUser(ctx, m.From); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err := mergeStage("deleted"); err != nil {
+	if err := s.fault("deleted"); err != nil {
 		return err
 	}
 	return s.finishMerge(ctx, m)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"userve.dev/userve/server/store"
+	"userve.dev/userve/server/store/storetest"
 )
 
 // mergeFixture: from (WeChat identity, phone, groups 1 and 2, follows,
@@ -121,19 +122,14 @@ func TestMergeMovesEverythingOnce(t *testing.T) {
 func TestMergeInterruptedThenReplayed(t *testing.T) {
 	for _, stage := range []string{"from-unset", "identities", "groups", "follows", "wallet", "deleted"} {
 		t.Run(stage, func(t *testing.T) {
-			s, _ := open(t)
+			var crash storetest.Crash
+			s, _ := open(t, store.WithFault(crash.Fault))
 			ctx := ctxT(t)
 			f := newMergeFixture(t, s)
-			crash := fmt.Errorf("crash after %s", stage)
-			store.SetMergeFault(func(st string) error {
-				if st == stage {
-					return crash
-				}
-				return nil
-			})
+			crash.At(stage)
 			_, started, _, err := s.MergeUsers(ctx, "k1", f.from, f.into)
-			store.SetMergeFault(nil)
-			if !errors.Is(err, crash) || !started {
+			crash.At("")
+			if !errors.Is(err, storetest.ErrCrash) || !started {
 				t.Fatalf("interrupted merge: %v", err)
 			}
 			if stage == "from-unset" {

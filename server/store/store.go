@@ -99,7 +99,7 @@ type Store struct {
 
 	ledgerLease time.Duration            // WithLedgerLease
 	settleWait  time.Duration            // WithSettleWait
-	ledgerFault func(stage string) error // WithLedgerFault
+	faultAt     func(stage string) error // WithFault
 
 	// now is the clock; times are stored at second precision because both
 	// dialects show seconds and filters compare unix seconds.
@@ -135,12 +135,13 @@ func WithLedgerLease(d time.Duration) Option { return func(s *Store) { s.ledgerL
 // ledger entry before answering ErrInProgress (DefaultSettleWait).
 func WithSettleWait(d time.Duration) Option { return func(s *Store) { s.settleWait = d } }
 
-// WithLedgerFault calls f at each stage of a ledger entry ("adjusted",
-// "debited", "credited", "refunded"), right after the wallet write and
-// before the entry records it; an error from f stops processing there, as a
-// crash would (tests).
-func WithLedgerFault(f func(stage string) error) Option {
-	return func(s *Store) { s.ledgerFault = f }
+// WithFault calls f at each stage of a ledger entry ("adjusted",
+// "debited", "credited", "refunded": right after the wallet write, before
+// the entry records it) and after each stage of a merge ("from-unset",
+// "identities", "groups", "follows", "wallet", "deleted"); an error from f
+// stops the work there, as a crash would (tests).
+func WithFault(f func(stage string) error) Option {
+	return func(s *Store) { s.faultAt = f }
 }
 
 // WithClock replaces time.Now (tests).

@@ -274,10 +274,10 @@ func init() {
 	RegisterUserCleanup(deleteWallet)
 }
 
-// fault is the WithLedgerFault hook at a stage of a ledger entry.
+// fault is the WithFault hook at a stage of a ledger entry or a merge.
 func (s *Store) fault(stage string) error {
-	if s.ledgerFault != nil {
-		return s.ledgerFault(stage)
+	if s.faultAt != nil {
+		return s.faultAt(stage)
 	}
 	return nil
 }

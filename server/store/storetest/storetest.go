@@ -62,19 +62,18 @@ func HoldExports(s *store.Store, n int) (release func() error) {
 	}
 }
 
-// ErrCrash is what a Crash makes a ledger stage fail with.
+// ErrCrash is what an armed Crash makes its stage fail with.
 var ErrCrash = errors.New("simulated crash")
 
-// Crash stops a store's ledger processing at one stage while armed, as a
-// crash there would. Give its Fault to store.WithLedgerFault; the zero
-// value is disarmed.
+// Crash stops a store's ledger entry or merge at one stage while armed, as
+// a crash there would. Give its Fault to store.WithFault; the zero value is
+// disarmed.
 type Crash struct{ stage atomic.Pointer[string] }
 
-// At arms the crash at stage ("adjusted", "debited", "credited",
-// "refunded"); "" disarms it.
+// At arms the crash at stage (see store.WithFault); "" disarms it.
 func (c *Crash) At(stage string) { c.stage.Store(&stage) }
 
-// Fault is the hook for store.WithLedgerFault.
+// Fault is the hook for store.WithFault.
 func (c *Crash) Fault(stage string) error {
 	if at := c.stage.Load(); at != nil && *at == stage {
 		return ErrCrash
