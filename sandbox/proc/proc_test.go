@@ -67,11 +67,19 @@ func TestStopEndsTheWholeGroup(t *testing.T) {
 }
 
 func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
-	p, err := Start(exec.Command("sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"))
+	trapped := filepath.Join(t.TempDir(), "trapped")
+	p, err := Start(exec.Command("sh", "-c", "trap '' TERM; : > \"$1\"; while :; do sleep 0.1; done", "sh", trapped))
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // let the trap install
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(trapped); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shell never installed its trap")
+		}
+	}
 	start := time.Now()
 	p.Stop(300 * time.Millisecond)
 	if !p.Exited() {
