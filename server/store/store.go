@@ -144,6 +144,14 @@ func WithFault(f func(stage string) error) Option {
 	return func(s *Store) { s.faultAt = f }
 }
 
+// fault is the WithFault hook at a stage of a ledger entry or a merge.
+func (s *Store) fault(stage string) error {
+	if s.faultAt != nil {
+		return s.faultAt(stage)
+	}
+	return nil
+}
+
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 

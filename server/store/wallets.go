@@ -274,14 +274,6 @@ func init() {
 	RegisterUserCleanup(deleteWallet)
 }
 
-// fault is the WithFault hook at a stage of a ledger entry or a merge.
-func (s *Store) fault(stage string) error {
-	if s.faultAt != nil {
-		return s.faultAt(stage)
-	}
-	return nil
-}
-
 // EnsureWallet opens the user's wallet (version 0, all zero) if needed.
 func (s *Store) EnsureWallet(ctx context.Context, user int64) error {
 	ctx, cancel := s.opContext(ctx)
