@@ -42,27 +42,30 @@ func newCoalescer(interval time.Duration, fire func(key string)) *coalescer {
 
 func (c *coalescer) trigger(key string) {
 	c.mu.Lock()
-	if _, open := c.pending[key]; open {
-		c.pending[key] = true
-		c.mu.Unlock()
-		return
-	}
-	c.pending[key] = false
+	_, open := c.pending[key]
+	c.pending[key] = open // inside a window: answered at its end
 	c.mu.Unlock()
-	c.fire(key)
-	time.AfterFunc(c.interval, func() { c.close(key) })
+	if !open {
+		c.fireAndOpenWindow(key)
+	}
 }
 
 // close ends key's window: a trigger during it fires now and opens the next.
 func (c *coalescer) close(key string) {
 	c.mu.Lock()
-	if !c.pending[key] {
+	again := c.pending[key]
+	if again {
+		c.pending[key] = false
+	} else {
 		delete(c.pending, key)
-		c.mu.Unlock()
-		return
 	}
-	c.pending[key] = false
 	c.mu.Unlock()
+	if again {
+		c.fireAndOpenWindow(key)
+	}
+}
+
+func (c *coalescer) fireAndOpenWindow(key string) {
 	c.fire(key)
 	time.AfterFunc(c.interval, func() { c.close(key) })
 }
